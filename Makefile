@@ -1,0 +1,43 @@
+GO ?= go
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+GOBIN := $(shell $(GO) env GOPATH)/bin
+
+.PHONY: build run test test-unit test-integration proto bench lint fuzz clean
+
+build:
+	$(GO) build -o bin/orrery ./cmd/orrery
+	$(GO) build -o bin/orrery-bench ./cmd/orrery-bench
+
+run: build
+	./bin/orrery -target=all -data.dir=./data
+
+# The whole suite: unit tests, brief fuzzing of the decoders, then the
+# end-to-end tests against real processes.
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=15s ./distributor
+	$(GO) test -count=1 -tags=integration -timeout=20m ./integration/...
+
+test-unit:
+	$(GO) test ./...
+
+proto:
+	GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(GOBIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(GOBIN):$$PATH protoc -I proto \
+		--go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		ingesterpb/ingester.proto ringpb/ring.proto
+
+bench:
+	$(GO) test -run=^$$ -bench=. -benchmem ./...
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.1 ./...
+
+clean:
+	rm -rf bin data
