@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 GO ?= go
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
@@ -18,7 +19,7 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=15s ./distributor
-	$(GO) test -count=1 -tags=integration -timeout=20m ./integration/...
+	eval "$$(scripts/test-deps.sh)" && $(GO) test -count=1 -tags=integration -timeout=20m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
 	$(GO) test ./...

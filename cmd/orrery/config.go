@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/orrery/orrery/distributor"
+	"github.com/orrery/orrery/ingester"
+	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/ring"
+)
+
+// Config is the whole process's configuration: the process-level settings
+// plus each component's own Config, which registers its own flags.
+type Config struct {
+	Target            string `yaml:"target"`
+	HTTPListenAddress string `yaml:"http_listen_address"`
+	GRPCListenAddress string `yaml:"grpc_listen_address"`
+	DataDir           string `yaml:"data_dir"`
+	InstanceID        string `yaml:"instance_id"`
+	InstanceAddr      string `yaml:"instance_addr"`
+	AuthEnabled       bool   `yaml:"auth_enabled"`
+	LogLevel          string `yaml:"log_level"`
+	LogFormat         string `yaml:"log_format"`
+
+	Ring        ring.Config        `yaml:"ring"`
+	Ingester    ingester.Config    `yaml:"ingester"`
+	Distributor distributor.Config `yaml:"distributor"`
+	Querier     querier.Config     `yaml:"querier"`
+}
+
+var targets = map[string][]string{
+	"all":         {"distributor", "ingester", "querier"},
+	"distributor": {"distributor"},
+	"ingester":    {"ingester"},
+	"querier":     {"querier"},
+}
+
+func (c *Config) registerFlags(fs *flag.FlagSet) {
+	host, _ := os.Hostname()
+	fs.StringVar(&c.Target, "target", "all", "Component to run: all, distributor, ingester or querier.")
+	fs.StringVar(&c.HTTPListenAddress, "http.listen-address", ":9009", "Address of the HTTP server (remote write, query API, status pages).")
+	fs.StringVar(&c.GRPCListenAddress, "grpc.listen-address", ":9095", "Address of the gRPC server that ingesters serve.")
+	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the WAL, the store and the ring tokens.")
+	fs.StringVar(&c.InstanceID, "instance.id", host, "This process's name in the ring; unique in the cluster.")
+	fs.StringVar(&c.InstanceAddr, "instance.addr", "", "gRPC host:port other processes dial to reach this one (default: the gRPC listen port on the memberlist advertise host, or 127.0.0.1).")
+	fs.BoolVar(&c.AuthEnabled, "auth.enabled", false, "Require the X-Scope-OrgID header; when false a request without it belongs to tenant \"anonymous\".")
+	fs.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn or error.")
+	fs.StringVar(&c.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	c.Ring.RegisterFlags(fs)
+	c.Ingester.RegisterFlags(fs)
+	c.Distributor.RegisterFlags(fs)
+	c.Querier.RegisterFlags(fs)
+}
+
+func (c *Config) validate() error {
+	if _, ok := targets[c.Target]; !ok {
+		return fmt.Errorf("unknown -target %q (want all, distributor, ingester or querier)", c.Target)
+	}
+	if c.InstanceID == "" {
+		return errors.New("-instance.id must not be empty")
+	}
+	return errors.Join(c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate())
+}
+
+func (c *Config) runs(component string) bool {
+	for _, t := range targets[c.Target] {
+		if t == component {
+			return true
+		}
+	}
+	return false
+}
+
+// advertisedAddr is the gRPC address this process registers in the ring.
+func (c *Config) advertisedAddr() (string, error) {
+	if c.InstanceAddr != "" {
+		return c.InstanceAddr, nil
+	}
+	host, port, err := net.SplitHostPort(c.GRPCListenAddress)
+	if err != nil {
+		return "", fmt.Errorf("-grpc.listen-address: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+		if h, _, err := net.SplitHostPort(c.Ring.AdvertiseAddr); err == nil && h != "" {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// loadConfig parses flags, then the YAML file named by -config.file, then
+// the flags again: defaults < file < command line.
+func loadConfig(args []string) (*Config, map[string]string, error) {
+	cfg := &Config{}
+	fs := flag.NewFlagSet("orrery", flag.ContinueOnError)
+	var file string
+	var printConfig bool
+	fs.StringVar(&file, "config.file", "", "YAML configuration file; every flag can be set there. Flags given on the command line win.")
+	fs.BoolVar(&printConfig, "print.config", false, "Print the effective configuration as YAML and exit.")
+	cfg.registerFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read -config.file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		// io.EOF is an empty file: an empty configuration.
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+			return nil, nil, fmt.Errorf("parse -config.file %s: %w", file, err)
+		}
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	if printConfig {
+		out, err := yaml.Marshal(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Print(string(out))
+		os.Exit(0)
+	}
+	flags := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
+	return cfg, flags, nil
+}
+

@@ -1,0 +1,148 @@
+// Command orrery runs one or all of Orrery's components; see -target.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/orrery/orrery/distributor"
+	"github.com/orrery/orrery/ingester"
+	"github.com/orrery/orrery/ingester/client"
+	"github.com/orrery/orrery/lifecycle"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/ring"
+	"github.com/orrery/orrery/tenant"
+)
+
+// Set at build time with -ldflags "-X main.version=…".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
+
+func main() {
+	cfg, flags, err := loadConfig(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orrery:", err)
+		os.Exit(2)
+	}
+	logger := newLogger(cfg)
+	if err := run(cfg, flags, logger); err != nil {
+		logger.Error("orrery failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(cfg *Config) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.New(h).With("instance", cfg.InstanceID, "target", cfg.Target)
+}
+
+func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	addr, err := cfg.advertisedAddr()
+	if err != nil {
+		return err
+	}
+	mgr := lifecycle.NewManager(logger)
+	mux := http.NewServeMux()
+	pool := client.NewPool()
+
+	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester")}
+	if self.OwnsTokens {
+		self.TokensFile = filepath.Join(cfg.DataDir, "tokens")
+	}
+	member, err := ring.NewMember(cfg.Ring, self, reg, logger.With("component", "ring"))
+	if err != nil {
+		return err
+	}
+	if cfg.runs("ingester") {
+		ing, err := ingester.New(cfg.Ingester, cfg.DataDir, reg, logger.With("component", "ingester"))
+		if err != nil {
+			return err
+		}
+		srv := grpc.NewServer(
+			grpc.MaxRecvMsgSize(client.MaxMsgSize), grpc.MaxSendMsgSize(client.MaxMsgSize),
+			grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(), tenant.UnaryServerInterceptor),
+			grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(), tenant.StreamServerInterceptor),
+		)
+		ingesterpb.RegisterIngesterServer(srv, ing)
+		mgr.Add("ingester", ing)
+		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
+	}
+	mgr.Add("ring", member)
+	if cfg.runs("distributor") {
+		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, reg, logger.With("component", "distributor"))
+		if err != nil {
+			return err
+		}
+		mux.Handle("/api/v1/push", tenant.Middleware(cfg.AuthEnabled, d))
+	}
+	if cfg.runs("querier") {
+		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool)
+		engine := querier.NewEngine(cfg.Querier, reg, logger)
+		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
+		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, reg, logger.With("component", "querier"))
+		mux.Handle(querier.PathPrefix+"/", tenant.Middleware(cfg.AuthEnabled, api))
+	}
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !mgr.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/ring", member.ServeRing)
+	mux.HandleFunc("/memberlist", member.ServeMemberlist)
+	mux.HandleFunc("/{$}", indexPage)
+	mgr.Add("http-server", &httpServer{srv: &http.Server{Addr: cfg.HTTPListenAddress, Handler: mux, ReadHeaderTimeout: 30 * time.Second}, logger: logger})
+	mgr.Add("ingester-clients", lifecycle.Funcs{StopFunc: func(context.Context) error { return pool.Close() }})
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := mgr.Start(ctx); err != nil {
+		return err
+	}
+	logger.Info("orrery ready", "version", version, "grpc_addr", addr)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return mgr.Stop(stopCtx)
+}
+
+func indexPage(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, `<!DOCTYPE html><html><head><title>Orrery</title></head><body><h1>Orrery</h1><ul>
+<li><a href="/ring">Ring</a></li><li><a href="/memberlist">Memberlist</a></li>
+<li><a href="/metrics">Metrics</a></li><li><a href="/ready">Ready</a></li>
+<li>Remote write: POST /api/v1/push</li><li>Prometheus API: /prometheus/api/v1/</li></ul></body></html>`)
+}

@@ -1,0 +1,236 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/ring"
+	"github.com/orrery/orrery/tenant"
+)
+
+// Ring is what the distributor needs of the ring: the replicas of a key.
+type Ring interface {
+	Get(key uint32) (ring.ReplicationSet, error)
+}
+
+// Clients hands out an ingester client by address.
+type Clients interface {
+	Client(addr string) (ingesterpb.IngesterClient, error)
+}
+
+// Distributor validates remote writes and fans them out to ingesters.
+type Distributor struct {
+	cfg     Config
+	scheme  model.ValidationScheme
+	ring    Ring
+	clients Clients
+	logger  *slog.Logger
+
+	received  *prometheus.CounterVec
+	discarded *prometheus.CounterVec
+	duration  prometheus.Histogram
+	failures  *prometheus.CounterVec
+
+	requests sync.Pool
+}
+
+// New returns a distributor.
+func New(cfg Config, r Ring, clients Clients, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	scheme, _ := cfg.scheme()
+	f := promauto.With(reg)
+	return &Distributor{
+		cfg: cfg, scheme: scheme, ring: r, clients: clients, logger: logger,
+		received: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_received_samples_total",
+			Help: "Samples received and accepted by validation, per tenant."}, []string{"tenant"}),
+		discarded: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_samples_total",
+			Help: "Samples discarded by validation, per tenant and reason."}, []string{"tenant", "reason"}),
+		duration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_distributor_push_duration_seconds",
+			Help: "Time to handle one remote-write request.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+		failures: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_ingester_push_failures_total",
+			Help: "Failed pushes to one ingester, by error kind."}, []string{"kind"}),
+		requests: sync.Pool{New: func() any { return &prompb.WriteRequest{} }},
+	}, nil
+}
+
+// ServeHTTP handles POST /api/v1/push: remote write 1.0. Valid series are
+// stored even when others are rejected; the response is then a 400 that
+// names the first problem and how much was dropped.
+func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { d.duration.Observe(time.Since(start).Seconds()) }()
+	err := d.handle(r)
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	code := apierr.HTTPStatus(err)
+	if code >= 500 {
+		d.logger.Warn("push failed", "err", err)
+	}
+	http.Error(w, err.Error(), code)
+}
+
+func (d *Distributor) handle(r *http.Request) error {
+	tenantID, err := tenant.FromContext(r.Context())
+	if err != nil {
+		return apierr.New(apierr.Unauthorized, "%s", err)
+	}
+	if err := checkContentType(r); err != nil {
+		return err
+	}
+	body, err := readBody(r.Body, r.ContentLength, d.cfg.MaxRecvMsgSize)
+	if err != nil {
+		return err
+	}
+	req := d.requests.Get().(*prompb.WriteRequest)
+	defer d.requests.Put(req)
+	req.Timeseries, req.Metadata = req.Timeseries[:0], req.Metadata[:0]
+	if err := unmarshal(body, req); err != nil {
+		return err
+	}
+	return d.Push(r.Context(), tenantID, req)
+}
+
+// Push validates req and writes its valid series. It returns a BadData
+// error when anything was discarded, after storing the rest.
+func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) error {
+	v := validator{scheme: d.scheme}
+	var disc discards
+	valid := v.validate(req, &disc)
+	for reason, n := range disc.byReason {
+		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
+	}
+	if len(valid.series) > 0 {
+		if err := d.send(ctx, tenantID, valid); err != nil {
+			return err
+		}
+		d.received.WithLabelValues(tenantID).Add(float64(valid.samples))
+	}
+	if disc.first != "" {
+		return apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, valid.samples)
+	}
+	return nil
+}
+
+// target is one ingester and the series it should receive.
+type target struct {
+	addr   string
+	series []*ingesterpb.TimeSeries
+	idx    []int
+}
+
+// send pushes each series to its replicas and checks that every series
+// reached a quorum. An ingester's BadData answer means it stored the rest,
+// so it counts towards the quorum and the message is passed on.
+func (d *Distributor) send(ctx context.Context, tenantID string, v validated) error {
+	targets, needed, err := d.plan(tenantID, v.lsets, v.series)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(tenant.WithID(ctx, tenantID), d.cfg.RemoteTimeout)
+	defer cancel()
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for k, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = d.pushTo(ctx, t)
+		}()
+	}
+	wg.Wait()
+	return quorum(targets, errs, needed)
+}
+
+func (d *Distributor) plan(tenantID string, lsets []labels.Labels, series []*ingesterpb.TimeSeries) ([]*target, []int, error) {
+	byAddr := map[string]*target{}
+	var targets []*target
+	needed := make([]int, len(series))
+	for k, lset := range lsets {
+		rs, err := d.ring.Get(ring.ShardKey(tenantID, lset))
+		if err != nil {
+			return nil, nil, apierr.New(apierr.Unavailable, "distributor: no ingesters for series %s: %s", lset, err)
+		}
+		needed[k] = len(rs.Instances) - rs.MaxErrors
+		for _, inst := range rs.Instances {
+			t := byAddr[inst.Addr]
+			if t == nil {
+				t = &target{addr: inst.Addr}
+				byAddr[inst.Addr] = t
+				targets = append(targets, t)
+			}
+			t.series = append(t.series, series[k])
+			t.idx = append(t.idx, k)
+		}
+	}
+	return targets, needed, nil
+}
+
+func (d *Distributor) pushTo(ctx context.Context, t *target) error {
+	c, err := d.clients.Client(t.addr)
+	if err == nil {
+		_, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.series})
+	}
+	if err != nil {
+		err = fmt.Errorf("ingester %s: push: %w", t.addr, apierr.FromGRPC(err))
+		d.failures.WithLabelValues(kindLabel(err)).Inc()
+	}
+	return err
+}
+
+func quorum(targets []*target, errs []error, needed []int) error {
+	ok := make([]int, len(needed))
+	var badData, other error
+	for k, t := range targets {
+		err := errs[k]
+		switch {
+		case err == nil:
+		case apierr.KindOf(err) == apierr.BadData:
+			badData = errors.Join(badData, err)
+		default:
+			other = err
+			continue
+		}
+		for _, i := range t.idx {
+			ok[i]++
+		}
+	}
+	for i := range needed {
+		if ok[i] < needed[i] {
+			// A 5xx, so the client retries: replicas that did take the
+			// samples accept the identical retry silently.
+			return apierr.New(apierr.Unavailable, "write reached %d of the %d replicas needed: %s", ok[i], needed[i], other)
+		}
+	}
+	if badData != nil {
+		return apierr.New(apierr.BadData, "%s", badData)
+	}
+	return nil
+}
+
+func kindLabel(err error) string {
+	switch apierr.KindOf(err) {
+	case apierr.BadData:
+		return "bad_data"
+	case apierr.Unavailable:
+		return "unavailable"
+	default:
+		return "other"
+	}
+}

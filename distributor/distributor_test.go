@@ -1,0 +1,213 @@
+package distributor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/proto/ringpb"
+	"github.com/orrery/orrery/ring"
+	"github.com/orrery/orrery/tenant"
+)
+
+// fakeIngester records pushes; failing makes every push fail with err.
+type fakeIngester struct {
+	ingesterpb.IngesterClient
+	mu     sync.Mutex
+	series []*ingesterpb.TimeSeries
+	err    error
+}
+
+func (f *fakeIngester) Push(_ context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	f.series = append(f.series, req.Series...)
+	return &ingesterpb.PushResponse{}, nil
+}
+
+type fakeClients map[string]*fakeIngester
+
+func (f fakeClients) Client(addr string) (ingesterpb.IngesterClient, error) { return f[addr], nil }
+
+// fixedRing sends every key to the same replicas.
+type fixedRing struct{ rs ring.ReplicationSet }
+
+func (r fixedRing) Get(uint32) (ring.ReplicationSet, error) { return r.rs, nil }
+
+func newTestDistributor(t *testing.T, replicas int) (*Distributor, fakeClients) {
+	t.Helper()
+	clients := fakeClients{}
+	rs := ring.ReplicationSet{MaxErrors: replicas - (replicas/2 + 1)}
+	for k := 0; k < replicas; k++ {
+		addr := fmt.Sprintf("ing-%d", k)
+		clients[addr] = &fakeIngester{}
+		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: addr, Addr: addr})
+	}
+	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 1e9, NameValidationScheme: "legacy"}
+	d, err := New(cfg, fixedRing{rs}, clients, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	return d, clients
+}
+
+func ts(samples []prompb.Sample, kv ...string) prompb.TimeSeries {
+	out := prompb.TimeSeries{Samples: samples}
+	for k := 0; k < len(kv); k += 2 {
+		out.Labels = append(out.Labels, prompb.Label{Name: kv[k], Value: kv[k+1]})
+	}
+	return out
+}
+
+var one = []prompb.Sample{{Timestamp: 1000, Value: 1}}
+
+func encode(t testing.TB, req *prompb.WriteRequest) []byte {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, raw)
+}
+
+func post(d *Distributor, body []byte, header http.Header) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", bytes.NewReader(body))
+	for k, v := range header {
+		r.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	tenant.Middleware(false, d).ServeHTTP(w, r)
+	return w
+}
+
+func TestPushStatusAndPartialWrites(t *testing.T) {
+	valid := ts(one, "__name__", "up", "job", "a")
+	for _, c := range []struct {
+		name   string
+		series prompb.TimeSeries
+		msg    string
+	}{
+		{"no metric name", ts(one, "job", "a"), "has no metric name"},
+		{"invalid metric name", ts(one, "__name__", "1up"), "invalid metric name"},
+		{"invalid label name", ts(one, "__name__", "up", "a-b", "x"), `invalid label name "a-b"`},
+		{"empty label pair", ts(one, "__name__", "up", "", ""), `invalid label name ""`},
+		{"duplicate label", ts(one, "__name__", "up", "job", "a", "job", "b"), `label name "job" more than once`},
+		{"value not utf8", ts(one, "__name__", "up", "job", "\xff"), "not valid UTF-8"},
+		{"out of order in request", ts([]prompb.Sample{{Timestamp: 2000, Value: 1}, {Timestamp: 1000, Value: 2}}, "__name__", "down"), "out of order within the request"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, clients := newTestDistributor(t, 1)
+			w := post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{valid, c.series}}), nil)
+			require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), c.msg)
+			require.Contains(t, w.Body.String(), "err-orrery-")
+			// The valid series of the same request is kept.
+			stored := clients["ing-0"].series
+			require.NotEmpty(t, stored)
+			require.Equal(t, "up", stored[0].Labels[0].Value)
+		})
+	}
+}
+
+func TestPushRejectsBadBodies(t *testing.T) {
+	d, _ := newTestDistributor(t, 1)
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up")}}).Marshal()
+	require.NoError(t, err)
+	// A few bytes that declare a 4 GiB decoded length.
+	bomb := []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00}
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		header http.Header
+		code   int
+		msg    string
+	}{
+		{"empty", nil, nil, 400, "empty request body"},
+		{"not snappy", []byte("hello world, not snappy at all"), nil, 400, "snappy"},
+		{"not protobuf", snappy.Encode(nil, []byte("\xff\xff\xff garbage")), nil, 400, "not a valid prometheus.WriteRequest"},
+		{"uncompressed protobuf", raw, nil, 400, "snappy"},
+		{"snappy bomb", bomb, nil, 413, "decompresses to"},
+		{"over the size limit", bytes.Repeat([]byte{1}, 2<<20), nil, 413, "over the limit"},
+		{"remote write 2.0", snappy.Encode(nil, raw), http.Header{"Content-Type": {"application/x-protobuf;proto=io.prometheus.write.v2.Request"}}, 415, "remote write 1.0"},
+		{"json", []byte("{}"), http.Header{"Content-Type": {"application/json"}}, 415, "application/x-protobuf"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := post(d, c.body, c.header)
+			require.Equal(t, c.code, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), c.msg)
+		})
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up")}}
+	for _, c := range []struct {
+		name   string
+		failed int
+		err    error
+		code   int
+	}{
+		{"all replicas", 0, nil, 204},
+		{"one of three down", 1, apierr.ToGRPC(apierr.New(apierr.Unavailable, "down")), 204},
+		{"two of three down", 2, apierr.ToGRPC(apierr.New(apierr.Unavailable, "down")), 503},
+		{"replicas reject part", 3, apierr.ToGRPC(apierr.New(apierr.BadData, "out of order sample")), 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, clients := newTestDistributor(t, 3)
+			for k := 0; k < c.failed; k++ {
+				clients[fmt.Sprintf("ing-%d", k)].err = c.err
+			}
+			w := post(d, encode(t, req), nil)
+			require.Equal(t, c.code, w.Code, w.Body.String())
+		})
+	}
+}
+
+func TestMissingTenantWhenRequired(t *testing.T) {
+	d, _ := newTestDistributor(t, 1)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", strings.NewReader(""))
+	w := httptest.NewRecorder()
+	tenant.Middleware(true, d).ServeHTTP(w, r)
+	require.Equal(t, http.StatusUnauthorized, w.Code)
+}
+
+// FuzzDecodeWriteRequest feeds arbitrary bodies through decompression,
+// decoding and validation: nothing may panic, and every rejection must be a
+// client error.
+func FuzzDecodeWriteRequest(f *testing.F) {
+	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up", "job", "a")}}))
+	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "job", "a", "job", "b")}}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		raw, err := decompress(body, 1<<20)
+		if err != nil {
+			require.Less(t, apierr.HTTPStatus(err), 500)
+			return
+		}
+		var req prompb.WriteRequest
+		if err := unmarshal(raw, &req); err != nil {
+			require.Equal(t, http.StatusBadRequest, apierr.HTTPStatus(err))
+			return
+		}
+		var d discards
+		v := validator{scheme: 1}
+		out := v.validate(&req, &d)
+		for _, s := range out.series {
+			require.NotEmpty(t, s.Samples)
+		}
+	})
+}

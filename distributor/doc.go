@@ -1,0 +1,7 @@
+// Package distributor accepts Prometheus remote_write, validates each series,
+// and pushes it to the ingesters the ring assigns, acknowledging a write only
+// once a quorum of each series' replicas holds it.
+//
+// It must never store samples, and never hold state that outlives a request
+// other than its configuration and connections.
+package distributor

@@ -1,0 +1,61 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/tenant"
+)
+
+// MaxMsgSize bounds gRPC messages between components; query responses are
+// batched well below it.
+const MaxMsgSize = 256 << 20
+
+// Pool hands out clients by address. It is safe for concurrent use.
+type Pool struct {
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewPool returns an empty pool.
+func NewPool() *Pool {
+	return &Pool{conns: map[string]*grpc.ClientConn{}}
+}
+
+// Client returns a client for the ingester at addr, dialing lazily: the
+// connection is made on first use and re-made by gRPC after failures.
+func (p *Pool) Client(addr string) (ingesterpb.IngesterClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[addr]; ok {
+		return ingesterpb.NewIngesterClient(c), nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMsgSize), grpc.MaxCallSendMsgSize(MaxMsgSize)),
+		grpc.WithChainUnaryInterceptor(tenant.UnaryClientInterceptor),
+		grpc.WithChainStreamInterceptor(tenant.StreamClientInterceptor),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("ingester client %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return ingesterpb.NewIngesterClient(c), nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for addr, c := range p.conns {
+		errs = append(errs, c.Close())
+		delete(p.conns, addr)
+	}
+	return errors.Join(errs...)
+}

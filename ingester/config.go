@@ -1,0 +1,63 @@
+package ingester
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Config is the ingester's configuration. Zero values are invalid except
+// where a field says otherwise; RegisterFlags sets the defaults.
+type Config struct {
+	// MaxChunkSamples cuts a chunk after this many samples; 120 is where
+	// Gorilla compression stops improving (Prometheus uses the same).
+	MaxChunkSamples int `yaml:"max_chunk_samples"`
+	// MaxChunkAge cuts a chunk whose samples span longer than this.
+	MaxChunkAge time.Duration `yaml:"max_chunk_age"`
+	// ChunkIdleTimeout cuts and flushes a head chunk that has received no
+	// sample for this long (wall clock), so quiet series reach the store.
+	ChunkIdleTimeout time.Duration `yaml:"chunk_idle_timeout"`
+	// SeriesIdleTimeout forgets a series held in memory with no chunks left
+	// and no sample for this long.
+	SeriesIdleTimeout time.Duration `yaml:"series_idle_timeout"`
+	// FlushPeriod is how often completed chunks are written to the store.
+	FlushPeriod time.Duration `yaml:"flush_period"`
+	// CheckpointPeriod is how often the in-memory state is checkpointed so
+	// that older WAL segments can be deleted; it bounds replay time.
+	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
+	// Retention deletes stored chunks older than this; 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
+	// QueryBatchSeries is how many series a QueryStream message carries.
+	QueryBatchSeries int `yaml:"query_batch_series"`
+}
+
+// RegisterFlags registers the ingester's flags with their defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MaxChunkSamples, "ingester.max-chunk-samples", 120, "Cut a chunk after this many samples.")
+	fs.DurationVar(&c.MaxChunkAge, "ingester.max-chunk-age", 2*time.Hour, "Cut a chunk whose samples span longer than this.")
+	fs.DurationVar(&c.ChunkIdleTimeout, "ingester.chunk-idle-timeout", 5*time.Minute, "Cut and flush a head chunk that received no sample for this long.")
+	fs.DurationVar(&c.SeriesIdleTimeout, "ingester.series-idle-timeout", time.Hour, "Forget an in-memory series with no unflushed chunks after this long without samples.")
+	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", time.Minute, "How often completed chunks are flushed to the store.")
+	fs.DurationVar(&c.CheckpointPeriod, "ingester.checkpoint-period", 5*time.Minute, "How often memory is checkpointed and older WAL segments deleted.")
+	fs.DurationVar(&c.Retention, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever.")
+	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxChunkSamples < 1 || c.MaxChunkSamples > 65535:
+		return errors.New("ingester.max-chunk-samples must be between 1 and 65535")
+	case c.MaxChunkAge <= 0:
+		return errors.New("ingester.max-chunk-age must be positive")
+	case c.ChunkIdleTimeout <= 0, c.SeriesIdleTimeout <= 0:
+		return errors.New("ingester idle timeouts must be positive")
+	case c.FlushPeriod <= 0 || c.CheckpointPeriod <= 0:
+		return errors.New("ingester.flush-period and ingester.checkpoint-period must be positive")
+	case c.Retention < 0:
+		return errors.New("ingester.retention must not be negative")
+	case c.QueryBatchSeries < 1:
+		return errors.New("ingester.query-batch-series must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,96 @@
+package ingester
+
+import (
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/store"
+)
+
+// flushBatchSeries bounds one store transaction, so that a flush does not
+// hold the store's single writer for long.
+const flushBatchSeries = 4096
+
+// flush writes completed chunks to the store and forgets idle series. With
+// all set (at shutdown) every head chunk is completed first.
+func (i *Ingester) flush(all bool) {
+	now := time.Now()
+	for _, h := range i.allHeads() {
+		start := time.Now()
+		i.flushTenant(h, now, all)
+		i.m.flushDuration.Observe(time.Since(start).Seconds())
+		i.forgetIdle(h, now)
+	}
+}
+
+type flushed struct {
+	s *memSeries
+	n int
+}
+
+func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
+	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
+	var batch []store.SeriesChunks
+	var owners []flushed
+	for _, s := range h.all() {
+		s.mu.Lock()
+		if s.head != nil && (all || s.lastAppend < idleBefore) {
+			s.completeHead()
+		}
+		if len(s.chunks) > 0 {
+			// Completed chunks are immutable, so their bytes are shared
+			// with the store's transaction without a copy.
+			sc := store.SeriesChunks{Labels: s.lset, Chunks: make([]store.Chunk, 0, len(s.chunks))}
+			for _, mc := range s.chunks {
+				sc.Chunks = append(sc.Chunks, store.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: chunkenc.EncXOR, Data: mc.c.Bytes()})
+			}
+			batch = append(batch, sc)
+			owners = append(owners, flushed{s: s, n: len(s.chunks)})
+		}
+		s.mu.Unlock()
+		if len(batch) == flushBatchSeries {
+			i.putAndRelease(h.id, batch, owners)
+			batch, owners = batch[:0], owners[:0]
+		}
+	}
+	if len(batch) > 0 {
+		i.putAndRelease(h.id, batch, owners)
+	}
+}
+
+// putAndRelease stores a batch and only then drops its chunks from memory,
+// so a query that reads memory before the store never misses them.
+func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) {
+	if err := i.store.Put(tenantID, batch); err != nil {
+		i.m.flushFailures.Inc()
+		i.logger.Error("flush failed; chunks stay in memory", "tenant", tenantID, "series", len(batch), "err", err)
+		return
+	}
+	n := 0
+	for _, o := range owners {
+		o.s.mu.Lock()
+		o.s.chunks = o.s.chunks[o.n:]
+		o.s.mu.Unlock()
+		n += o.n
+	}
+	i.m.chunksFlushed.Add(float64(n))
+}
+
+// forgetIdle removes series with nothing left in memory and no sample for
+// SeriesIdleTimeout. It takes appendMu so no push holds a removed series.
+func (i *Ingester) forgetIdle(h *tenantHead, now time.Time) {
+	idleBefore := now.Add(-i.cfg.SeriesIdleTimeout).UnixNano()
+	h.appendMu.Lock()
+	defer h.appendMu.Unlock()
+	var idle []*memSeries
+	for _, s := range h.all() {
+		s.mu.Lock()
+		if s.head == nil && len(s.chunks) == 0 && s.lastAppend < idleBefore {
+			idle = append(idle, s)
+		}
+		s.mu.Unlock()
+	}
+	h.remove(idle)
+	i.m.seriesRemoved.Add(float64(len(idle)))
+}

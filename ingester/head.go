@@ -1,0 +1,152 @@
+package ingester
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/index"
+)
+
+// tenantHead holds one tenant's in-memory series. Tenants share nothing, so
+// one tenant's queries can never see another's series.
+//
+// Locking: appendMu serializes appends (and the removal of idle series), so
+// the appender validates and appends against state nobody else changes. mu
+// guards the maps; readers take it shared.
+type tenantHead struct {
+	id       string
+	appendMu sync.Mutex
+
+	mu       sync.RWMutex
+	byHash   map[uint64][]*memSeries
+	byRef    map[uint64]*memSeries
+	postings *index.MemPostings
+}
+
+func newTenantHead(id string) *tenantHead {
+	return &tenantHead{
+		id:       id,
+		byHash:   map[uint64][]*memSeries{},
+		byRef:    map[uint64]*memSeries{},
+		postings: index.NewMemPostings(),
+	}
+}
+
+// get returns the series with exactly these labels, or nil.
+func (h *tenantHead) get(hash uint64, lset labels.Labels) *memSeries {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, s := range h.byHash[hash] {
+		if labels.Equal(s.lset, lset) {
+			return s
+		}
+	}
+	return nil
+}
+
+// getOrCreate returns the series with these labels, creating it with ref
+// newRef() when absent. created reports whether it did.
+func (h *tenantHead) getOrCreate(lset labels.Labels, newRef func() uint64) (s *memSeries, created bool) {
+	hash := lset.Hash()
+	if s := h.get(hash, lset); s != nil {
+		return s, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.byHash[hash] {
+		if labels.Equal(s.lset, lset) {
+			return s, false
+		}
+	}
+	s = &memSeries{ref: newRef(), lset: lset.Copy()}
+	h.byHash[hash] = append(h.byHash[hash], s)
+	h.byRef[s.ref] = s
+	h.postings.Add(storage.SeriesRef(s.ref), s.lset)
+	return s, true
+}
+
+// remove forgets series. The caller holds appendMu.
+func (h *tenantHead) remove(series []*memSeries) {
+	if len(series) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	deleted := make(map[storage.SeriesRef]struct{}, len(series))
+	affected := map[labels.Label]struct{}{}
+	for _, s := range series {
+		hash := s.lset.Hash()
+		list := slices.DeleteFunc(h.byHash[hash], func(o *memSeries) bool { return o == s })
+		if len(list) == 0 {
+			delete(h.byHash, hash)
+		} else {
+			h.byHash[hash] = list
+		}
+		delete(h.byRef, s.ref)
+		deleted[storage.SeriesRef(s.ref)] = struct{}{}
+		s.lset.Range(func(l labels.Label) { affected[l] = struct{}{} })
+	}
+	h.postings.Delete(deleted, affected)
+}
+
+// all returns every series; the caller must not modify the slice's series
+// outside their locks.
+func (h *tenantHead) all() []*memSeries {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*memSeries, 0, len(h.byRef))
+	for _, s := range h.byRef {
+		out = append(out, s)
+	}
+	return out
+}
+
+// selectSeries returns the series matching every matcher, sorted by labels.
+func (h *tenantHead) selectSeries(ctx context.Context, ms []*labels.Matcher) ([]*memSeries, error) {
+	var its []index.Postings
+	for _, m := range ms {
+		// A matcher that matches "" also matches series without the label,
+		// which postings cannot express; it is applied as a filter below.
+		if m.Matches("") {
+			continue
+		}
+		if m.Type == labels.MatchEqual {
+			its = append(its, h.postings.Postings(ctx, m.Name, m.Value))
+		} else {
+			its = append(its, h.postings.PostingsForLabelMatching(ctx, m.Name, m.Matches))
+		}
+	}
+	var p index.Postings
+	if len(its) == 0 {
+		p = h.postings.All()
+	} else {
+		p = index.Intersect(its...)
+	}
+	refs, err := index.ExpandPostings(p)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.RLock()
+	out := make([]*memSeries, 0, len(refs))
+	for _, ref := range refs {
+		s, ok := h.byRef[uint64(ref)]
+		if ok && matchesAll(s.lset, ms) {
+			out = append(out, s)
+		}
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *memSeries) int { return labels.Compare(a.lset, b.lset) })
+	return out, nil
+}
+
+func matchesAll(lset labels.Labels, ms []*labels.Matcher) bool {
+	for _, m := range ms {
+		if !m.Matches(lset.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}

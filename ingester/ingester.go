@@ -1,0 +1,180 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/util/compression"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/store"
+)
+
+// Ingester owns series in memory, their WAL and their flushed chunks. It
+// implements ingesterpb.IngesterServer and lifecycle.Component.
+type Ingester struct {
+	ingesterpb.UnimplementedIngesterServer
+
+	cfg    Config
+	dir    string
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	m      *metrics
+
+	store *store.Store
+	wal   *wlog.WL
+	// walMu makes cutting a checkpoint's segment atomic with respect to
+	// pushes: a push holds it shared from WAL write to memory append, so
+	// every sample in a segment before the cut is in memory at the cut.
+	walMu sync.RWMutex
+
+	nextRef atomic.Uint64
+
+	mu    sync.RWMutex
+	heads map[string]*tenantHead
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns an ingester that keeps its WAL and store under dir. Nothing
+// is opened until Start.
+func New(cfg Config, dir string, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	i := &Ingester{
+		cfg:    cfg,
+		dir:    dir,
+		logger: logger,
+		reg:    reg,
+		m:      newMetrics(reg),
+		heads:  map[string]*tenantHead{},
+		stop:   make(chan struct{}),
+	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "orrery_ingester_memory_series", Help: "Series held in memory.",
+	}, i.seriesCount)
+	return i, nil
+}
+
+func (i *Ingester) walDir() string { return filepath.Join(i.dir, "wal") }
+
+// Start opens the store and the WAL, replays the WAL into memory and starts
+// the flush, checkpoint and retention loops. It returns when the ingester
+// serves everything acknowledged before the last stop or crash.
+func (i *Ingester) Start(ctx context.Context) error {
+	opts := store.DefaultOptions()
+	opts.Path = filepath.Join(i.dir, "store.db")
+	opts.Retention = i.cfg.Retention
+	st, err := store.Open(opts, i.reg, i.logger)
+	if err != nil {
+		return fmt.Errorf("ingester: open store: %w", err)
+	}
+	i.store = st
+	// Segments are fsynced when complete and at checkpoints; each push is
+	// written to the OS before it is acknowledged (see WAL.md).
+	w, err := wlog.NewSize(i.logger, nil, i.walDir(), wlog.DefaultSegmentSize, compression.None)
+	if err != nil {
+		return errors.Join(fmt.Errorf("ingester: open wal: %w", err), st.Close())
+	}
+	i.wal = w
+	start := time.Now()
+	if err := i.replay(); err != nil {
+		return errors.Join(fmt.Errorf("ingester: replay wal: %w", err), w.Close(), st.Close())
+	}
+	i.m.replayDuration.Set(time.Since(start).Seconds())
+	i.logger.Info("wal replayed", "series", i.seriesCount(), "duration", time.Since(start))
+	i.loop(i.cfg.FlushPeriod, func() { i.flush(false) })
+	i.loop(i.cfg.CheckpointPeriod, func() { i.checkpointAndLog() })
+	i.loop(time.Hour, i.applyRetention)
+	return nil
+}
+
+// Stop flushes every chunk, including the open head chunks, to the store,
+// truncates the WAL behind a final checkpoint and closes everything.
+func (i *Ingester) Stop(context.Context) error {
+	close(i.stop)
+	i.wg.Wait()
+	i.flush(true)
+	errs := []error{i.checkpoint()}
+	errs = append(errs, i.wal.Close(), i.store.Close())
+	return errors.Join(errs...)
+}
+
+// loop runs f every period until Stop.
+func (i *Ingester) loop(period time.Duration, f func()) {
+	i.wg.Add(1)
+	go func() {
+		defer i.wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-i.stop:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+}
+
+func (i *Ingester) newRef() uint64 { return i.nextRef.Add(1) }
+
+// head returns the tenant's head, creating it if create is set; nil otherwise.
+func (i *Ingester) head(tenantID string, create bool) *tenantHead {
+	i.mu.RLock()
+	h := i.heads[tenantID]
+	i.mu.RUnlock()
+	if h != nil || !create {
+		return h
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if h = i.heads[tenantID]; h == nil {
+		h = newTenantHead(tenantID)
+		i.heads[tenantID] = h
+	}
+	return h
+}
+
+func (i *Ingester) allHeads() []*tenantHead {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	out := make([]*tenantHead, 0, len(i.heads))
+	for _, h := range i.heads {
+		out = append(out, h)
+	}
+	return out
+}
+
+func (i *Ingester) seriesCount() float64 {
+	n := 0
+	for _, h := range i.allHeads() {
+		h.mu.RLock()
+		n += len(h.byRef)
+		h.mu.RUnlock()
+	}
+	return float64(n)
+}
+
+func (i *Ingester) applyRetention() {
+	n, err := i.store.ApplyRetention(time.Now())
+	if err != nil {
+		i.logger.Error("retention failed", "err", err)
+		return
+	}
+	if n > 0 {
+		i.logger.Info("retention deleted chunks", "chunks", n)
+	}
+}

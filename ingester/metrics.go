@@ -1,0 +1,41 @@
+package ingester
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	samplesAppended  prometheus.Counter
+	samplesRejected  *prometheus.CounterVec
+	seriesCreated    prometheus.Counter
+	seriesRemoved    prometheus.Counter
+	walWrite         prometheus.Histogram
+	walCorruptions   prometheus.Counter
+	replayDuration   prometheus.Gauge
+	flushDuration    prometheus.Histogram
+	chunksFlushed    prometheus.Counter
+	flushFailures    prometheus.Counter
+	checkpointTime   prometheus.Histogram
+	checkpointFailed prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		samplesAppended: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_samples_appended_total", Help: "Samples appended to memory after being logged to the WAL."}),
+		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_samples_rejected_total", Help: "Samples rejected by the ingester, by reason."}, []string{"reason"}),
+		seriesCreated:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_created_total", Help: "Series created in memory."}),
+		seriesRemoved:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_removed_total", Help: "Idle series removed from memory."}),
+		walWrite: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_wal_write_duration_seconds", Help: "Time to write one push's records to the WAL.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 8)}),
+		walCorruptions: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_wal_corruptions_total", Help: "WAL corruptions found and repaired at replay."}),
+		replayDuration: f.NewGauge(prometheus.GaugeOpts{Name: "orrery_ingester_wal_replay_duration_seconds", Help: "How long the last WAL replay took."}),
+		flushDuration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_flush_duration_seconds", Help: "Time to flush one tenant's completed chunks to the store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
+		chunksFlushed:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_chunks_flushed_total", Help: "Chunks written to the store."}),
+		flushFailures:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_flush_failures_total", Help: "Failed flushes; the chunks stay in memory and are retried."}),
+		checkpointTime:   f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
+		checkpointFailed: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
+	}
+}

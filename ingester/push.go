@@ -1,0 +1,148 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/tenant"
+)
+
+// pushState is the per-push scratch space, pooled so that a push of
+// thousands of samples allocates little.
+type pushState struct {
+	b         labels.ScratchBuilder
+	samples   []refSample
+	series    []*memSeries
+	newSeries []*memSeries
+	buf       []byte
+}
+
+var pushStates = sync.Pool{New: func() any { return &pushState{} }}
+
+// rejections counts rejected samples by reason and keeps the first message,
+// rather than building an error per sample on the hot path.
+type rejections struct {
+	n     int
+	first string
+}
+
+func (r *rejections) add(v verdict, lset labels.Labels, t, lastT int64) {
+	r.n++
+	if r.first != "" {
+		return
+	}
+	switch v {
+	case outOfOrder:
+		r.first = fmt.Sprintf("out of order sample: series %s has a sample at %s, older than its latest at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano), timestamp.Time(lastT).Format(time.RFC3339Nano))
+	case conflicting:
+		r.first = fmt.Sprintf("duplicate sample with a different value: series %s already has another value at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano))
+	}
+}
+
+// Push implements ingesterpb.IngesterServer. Valid samples are stored even
+// when others are rejected; rejections are reported as InvalidArgument.
+func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*ingesterpb.PushResponse, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, apierr.ToGRPC(apierr.New(apierr.Unauthorized, "%s", err))
+	}
+	n, rej, err := i.push(i.head(tenantID, true), req.Series)
+	if err != nil {
+		return nil, apierr.ToGRPC(err)
+	}
+	if rej.n > 0 {
+		return nil, apierr.ToGRPC(apierr.New(apierr.BadData, "%s (%d of %d samples rejected, the rest stored)", rej.first, rej.n, rej.n+n))
+	}
+	return &ingesterpb.PushResponse{SamplesAppended: int64(n)}, nil
+}
+
+func (i *Ingester) push(h *tenantHead, series []*ingesterpb.TimeSeries) (int, rejections, error) {
+	ps := pushStates.Get().(*pushState)
+	defer pushStates.Put(ps)
+	ps.samples, ps.series, ps.newSeries = ps.samples[:0], ps.series[:0], ps.newSeries[:0]
+
+	h.appendMu.Lock()
+	defer h.appendMu.Unlock()
+	var rej rejections
+	for _, ts := range series {
+		lset := ingesterpb.ToLabels(&ps.b, ts.Labels)
+		s, _ := h.getOrCreate(lset, i.newRef)
+		if !s.logged {
+			ps.newSeries = append(ps.newSeries, s)
+		}
+		hasLast, lastT, lastV := s.hasLast, s.lastT, s.lastV
+		for _, smp := range ts.Samples {
+			switch v := check(hasLast, lastT, lastV, smp.TimestampMs, smp.Value); v {
+			case accept:
+				ps.samples = append(ps.samples, refSample{ref: s.ref, t: smp.TimestampMs, v: smp.Value})
+				ps.series = append(ps.series, s)
+				hasLast, lastT, lastV = true, smp.TimestampMs, smp.Value
+			case duplicate:
+			default:
+				rej.add(v, s.lset, smp.TimestampMs, lastT)
+				i.m.samplesRejected.WithLabelValues(reasonOf(v)).Inc()
+			}
+		}
+	}
+	if len(ps.samples) == 0 && len(ps.newSeries) == 0 {
+		return 0, rej, nil
+	}
+	if err := i.logAndAppend(h, ps); err != nil {
+		return 0, rej, err
+	}
+	return len(ps.samples), rej, nil
+}
+
+// logAndAppend writes the push's records to the WAL and then appends the
+// samples to memory; the WAL write comes first so that nothing visible to a
+// query can be lost by a crash.
+func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
+	ps.buf = ps.buf[:0]
+	var recs [][]byte
+	if len(ps.newSeries) > 0 {
+		ps.buf = encodeSeries(ps.buf, h.id, ps.newSeries)
+		recs = append(recs, ps.buf)
+	}
+	if len(ps.samples) > 0 {
+		start := len(ps.buf)
+		ps.buf = encodeSamples(ps.buf, ps.samples)
+		recs = append(recs, ps.buf[start:])
+		if len(recs) == 2 {
+			recs[0] = ps.buf[:start]
+		}
+	}
+	i.walMu.RLock()
+	defer i.walMu.RUnlock()
+	start := time.Now()
+	if err := i.wal.Log(recs...); err != nil {
+		return fmt.Errorf("ingester: write wal: %w", err)
+	}
+	i.m.walWrite.Observe(time.Since(start).Seconds())
+	for _, s := range ps.newSeries {
+		s.logged = true
+		i.m.seriesCreated.Inc()
+	}
+	now := time.Now().UnixNano()
+	for k, smp := range ps.samples {
+		s := ps.series[k]
+		s.mu.Lock()
+		s.append(smp.t, smp.v, &i.cfg, now)
+		s.mu.Unlock()
+	}
+	i.m.samplesAppended.Add(float64(len(ps.samples)))
+	return nil
+}
+
+func reasonOf(v verdict) string {
+	if v == outOfOrder {
+		return "out_of_order"
+	}
+	return "duplicate_timestamp"
+}

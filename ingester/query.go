@@ -1,0 +1,196 @@
+package ingester
+
+import (
+	"context"
+	"math"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/store"
+	"github.com/orrery/orrery/tenant"
+)
+
+const (
+	minTime = math.MinInt64
+	maxTime = math.MaxInt64
+)
+
+// QueryStream implements ingesterpb.IngesterServer: matching series with
+// their chunks from memory and from the store. Memory is read before the
+// store, so a chunk flushed in between is sent twice, never missed; readers
+// de-duplicate.
+func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
+	ctx := stream.Context()
+	tenantID, ms, err := requestScope(ctx, req.Matchers)
+	if err != nil {
+		return apierr.ToGRPC(err)
+	}
+	var mem []store.SeriesChunks
+	if h := i.head(tenantID, false); h != nil {
+		series, err := h.selectSeries(ctx, ms)
+		if err != nil {
+			return apierr.ToGRPC(err)
+		}
+		for _, s := range series {
+			if cs := s.copyChunks(req.StartMs, req.EndMs); len(cs) > 0 {
+				mem = append(mem, store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)})
+			}
+		}
+	}
+	stored, err := i.store.Select(tenantID, req.StartMs, req.EndMs, ms...)
+	if err != nil {
+		return apierr.ToGRPC(err)
+	}
+	resp := &ingesterpb.QueryStreamResponse{}
+	for _, sc := range mergeSeriesChunks(mem, stored) {
+		resp.Series = append(resp.Series, toWire(sc))
+		if len(resp.Series) >= i.cfg.QueryBatchSeries {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			resp = &ingesterpb.QueryStreamResponse{}
+		}
+		if err := ctx.Err(); err != nil {
+			return apierr.ToGRPC(err)
+		}
+	}
+	if len(resp.Series) > 0 {
+		return stream.Send(resp)
+	}
+	return nil
+}
+
+// Series implements ingesterpb.IngesterServer.
+func (i *Ingester) Series(ctx context.Context, req *ingesterpb.SeriesRequest) (*ingesterpb.SeriesResponse, error) {
+	sets, err := i.seriesLabels(ctx, req.Matchers, req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, apierr.ToGRPC(err)
+	}
+	if req.Limit > 0 && int64(len(sets)) > req.Limit {
+		sets = sets[:req.Limit]
+	}
+	resp := &ingesterpb.SeriesResponse{Series: make([]*ingesterpb.Labels, 0, len(sets))}
+	for _, ls := range sets {
+		resp.Series = append(resp.Series, &ingesterpb.Labels{Labels: ingesterpb.FromLabels(ls)})
+	}
+	return resp, nil
+}
+
+// LabelNames implements ingesterpb.IngesterServer.
+func (i *Ingester) LabelNames(ctx context.Context, req *ingesterpb.LabelNamesRequest) (*ingesterpb.LabelNamesResponse, error) {
+	sets, err := i.seriesLabels(ctx, req.Matchers, req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, apierr.ToGRPC(err)
+	}
+	seen := map[string]struct{}{}
+	for _, ls := range sets {
+		ls.Range(func(l labels.Label) { seen[l.Name] = struct{}{} })
+	}
+	return &ingesterpb.LabelNamesResponse{Names: sortedLimited(seen, req.Limit)}, nil
+}
+
+// LabelValues implements ingesterpb.IngesterServer.
+func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesRequest) (*ingesterpb.LabelValuesResponse, error) {
+	sets, err := i.seriesLabels(ctx, req.Matchers, req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, apierr.ToGRPC(err)
+	}
+	seen := map[string]struct{}{}
+	for _, ls := range sets {
+		if v := ls.Get(req.Name); v != "" {
+			seen[v] = struct{}{}
+		}
+	}
+	return &ingesterpb.LabelValuesResponse{Values: sortedLimited(seen, req.Limit)}, nil
+}
+
+// seriesLabels returns the sorted, unique label sets of series with data in
+// [start, end], from memory and store.
+func (i *Ingester) seriesLabels(ctx context.Context, wire []*ingesterpb.LabelMatcher, start, end int64) ([]labels.Labels, error) {
+	tenantID, ms, err := requestScope(ctx, wire)
+	if err != nil {
+		return nil, err
+	}
+	var out []labels.Labels
+	if h := i.head(tenantID, false); h != nil {
+		series, err := h.selectSeries(ctx, ms)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range series {
+			if s.overlaps(start, end) {
+				out = append(out, s.lset)
+			}
+		}
+	}
+	stored, err := i.store.Series(tenantID, start, end, ms...)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, stored...)
+	slices.SortFunc(out, labels.Compare)
+	return slices.CompactFunc(out, labels.Equal), nil
+}
+
+func requestScope(ctx context.Context, wire []*ingesterpb.LabelMatcher) (string, []*labels.Matcher, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return "", nil, apierr.New(apierr.Unauthorized, "%s", err)
+	}
+	ms, err := ingesterpb.ToMatchers(wire)
+	if err != nil {
+		return "", nil, apierr.New(apierr.BadData, "%s", err)
+	}
+	return tenantID, ms, nil
+}
+
+func sortedLimited(set map[string]struct{}, limit int64) []string {
+	out := make([]string, 0, len(set))
+	for v := range set {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	if limit > 0 && int64(len(out)) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+func toStoreChunks(cs []chunkCopy) []store.Chunk {
+	out := make([]store.Chunk, len(cs))
+	for k, c := range cs {
+		out[k] = store.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
+	}
+	return out
+}
+
+// mergeSeriesChunks merges two label-sorted lists, joining the chunks of
+// series present in both.
+func mergeSeriesChunks(a, b []store.SeriesChunks) []store.SeriesChunks {
+	out := make([]store.SeriesChunks, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := labels.Compare(a[0].Labels, b[0].Labels); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			joined := store.SeriesChunks{Labels: a[0].Labels, Chunks: append(b[0].Chunks, a[0].Chunks...)}
+			out, a, b = append(out, joined), a[1:], b[1:]
+		}
+	}
+	out = append(out, a...)
+	return append(out, b...)
+}
+
+func toWire(sc store.SeriesChunks) *ingesterpb.ChunkSeries {
+	cs := &ingesterpb.ChunkSeries{Labels: ingesterpb.FromLabels(sc.Labels), Chunks: make([]*ingesterpb.Chunk, len(sc.Chunks))}
+	for k, c := range sc.Chunks {
+		cs.Chunks[k] = &ingesterpb.Chunk{MinTimeMs: c.MinTime, MaxTimeMs: c.MaxTime, Encoding: uint32(c.Encoding), Data: c.Data}
+	}
+	return cs
+}

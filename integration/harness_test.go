@@ -1,0 +1,207 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var orreryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "orrery-integration")
+	if err != nil {
+		panic(err)
+	}
+	orreryBin = filepath.Join(dir, "orrery")
+	build := exec.Command("go", "build", "-o", orreryBin, "../cmd/orrery")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building orrery:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// process is a child process whose output goes to a log file that is
+// printed when the test fails.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+}
+
+func startProcess(t *testing.T, name, bin string, args ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	require.NoError(t, cmd.Start())
+	p := &process{name: name, cmd: cmd, log: logPath}
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		_ = p.cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("--- %s log (last 4 KiB):\n%s", name, tail(out, 4096))
+		}
+	})
+	return p
+}
+
+func (p *process) signal(s syscall.Signal) {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(s)
+	}
+}
+
+// kill9 kills the process as a crash would, and waits for it to be gone.
+func (p *process) kill9(t *testing.T) {
+	t.Helper()
+	p.signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+}
+
+// stop asks the process to shut down gracefully and waits.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	p.signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("%s did not stop within 90s", p.name)
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after 60s", url)
+}
+
+// orrery is one Orrery process with its addresses.
+type orrery struct {
+	*process
+	http, grpc, gossip int
+	dataDir            string
+}
+
+func (o *orrery) url(path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", o.http, path) }
+
+// startOrrery runs -target=all on fresh ports; args are appended to the
+// defaults so a test can override any flag.
+func startOrrery(t *testing.T, dataDir string, args ...string) *orrery {
+	t.Helper()
+	o := &orrery{http: freePort(t), grpc: freePort(t), gossip: freePort(t), dataDir: dataDir}
+	o.start(t, args...)
+	return o
+}
+
+func (o *orrery) start(t *testing.T, args ...string) {
+	t.Helper()
+	base := []string{
+		"-target=all", "-data.dir=" + o.dataDir, "-instance.id=orrery-test",
+		fmt.Sprintf("-http.listen-address=127.0.0.1:%d", o.http),
+		fmt.Sprintf("-grpc.listen-address=127.0.0.1:%d", o.grpc),
+		fmt.Sprintf("-memberlist.bind-address=127.0.0.1:%d", o.gossip),
+	}
+	o.process = startProcess(t, "orrery", orreryBin, append(base, args...)...)
+	waitReady(t, o.url("/ready"))
+}
+
+// prometheus3 runs the reference Prometheus with the remote-write receiver.
+func startPrometheus3(t *testing.T) (base string) {
+	t.Helper()
+	bin := os.Getenv("ORRERY_PROMETHEUS3")
+	if bin == "" {
+		t.Skip("ORRERY_PROMETHEUS3 is not set: run `make test`, which installs the reference Prometheus")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte("global:\n  scrape_interval: 15s\n"), 0o644))
+	port := freePort(t)
+	startProcess(t, "prometheus3", bin,
+		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--web.enable-remote-write-receiver",
+	)
+	base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, base+"/-/ready")
+	return base
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func httpGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}

@@ -1,0 +1,81 @@
+//go:build integration
+
+package integration
+
+import (
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/loadgen"
+)
+
+const (
+	genSeed      = 42
+	genInstances = 4
+	genSteps     = 120
+	genInterval  = 15 * time.Second
+)
+
+// writeGenerated sends the same generated data to every URL, one request per
+// step, and returns the time range it covers.
+func writeGenerated(t *testing.T, gen *loadgen.Generator, steps int, end time.Time, urls ...string) (start time.Time) {
+	t.Helper()
+	start = end.Add(-time.Duration(steps-1) * genInterval)
+	clients := make([]*loadgen.Client, len(urls))
+	for k, u := range urls {
+		clients[k] = loadgen.NewClient(u, "", 10*time.Second)
+	}
+	var raw, body []byte
+	for step := 0; step < steps; step++ {
+		ts := start.Add(time.Duration(step) * genInterval).UnixMilli()
+		raw = gen.AppendRequest(raw[:0], 0, gen.Len(), step, ts)
+		body = loadgen.Compress(body[:0], raw)
+		for k, c := range clients {
+			require.NoError(t, c.Send(ctxTimeout(t, 10*time.Second), body), "step %d to %s", step, urls[k])
+		}
+	}
+	return start
+}
+
+// TestPromQLMatchesPrometheus3 writes the same data into Orrery and into a
+// real Prometheus 3 and requires every query of testdata/queries.txt to
+// answer identically, instant and range.
+func TestPromQLMatchesPrometheus3(t *testing.T) {
+	prom := startPrometheus3(t)
+	o := startOrrery(t, t.TempDir())
+	gen := loadgen.New(genSeed, genInstances)
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	start := writeGenerated(t, gen, genSteps, end, prom+"/api/v1/write", o.url("/api/v1/push"))
+
+	queries := readLines(t, "testdata/queries.txt")
+	require.GreaterOrEqual(t, len(queries), 50)
+	sec := func(tm time.Time) string { return strconv.FormatFloat(float64(tm.UnixMilli())/1000, 'f', 3, 64) }
+	failures := 0
+	for _, q := range queries {
+		cases := []struct {
+			kind, path string
+			params     url.Values
+		}{
+			{"instant", "/api/v1/query", url.Values{"query": {q}, "time": {sec(end)}}},
+			{"instant-mid", "/api/v1/query", url.Values{"query": {q}, "time": {sec(start.Add(17*time.Minute + 7*time.Second))}}},
+			{"range", "/api/v1/query_range", url.Values{"query": {q}, "start": {sec(start.Add(10 * time.Minute))}, "end": {sec(end.Add(2 * time.Minute))}, "step": {"37"}}},
+		}
+		for _, c := range cases {
+			want, err := get(prom, c.path, c.params)
+			require.NoError(t, err, "prometheus: %s", q)
+			got, err := get(o.url("/prometheus"), c.path, c.params)
+			require.NoError(t, err, "orrery: %s", q)
+			if d := diffResponses(want, got); d != "" {
+				failures++
+				t.Errorf("%s %q: %s", c.kind, q, d)
+			}
+		}
+	}
+	t.Logf("%d queries × 3 evaluations compared, %d differences", len(queries), failures)
+	require.Zero(t, failures)
+
+}

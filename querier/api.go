@@ -1,0 +1,108 @@
+package querier
+
+import (
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// PathPrefix is where the Prometheus HTTP API is served, as in Mimir.
+const PathPrefix = "/prometheus/api/v1"
+
+// BuildInfo is what /status/buildinfo reports.
+type BuildInfo = v1.PrometheusVersion
+
+// served lists the upstream API's endpoints Orrery answers; the rest (targets,
+// rules, admin, remote write into the querier…) belong to a Prometheus
+// server, not to this store, and are 404.
+var served = []string{
+	"/query", "/query_range", "/format_query", "/parse_query",
+	"/labels", "/label/", "/series", "/status/buildinfo",
+}
+
+// API serves the Prometheus HTTP API over a queryable.
+type API struct {
+	handler http.Handler
+	sem     chan struct{}
+}
+
+// NewEngine returns the upstream PromQL engine configured as Prometheus
+// configures it, so results are the same.
+func NewEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:        logger.With("component", "query engine"),
+		Reg:           reg,
+		MaxSamples:    cfg.MaxSamples,
+		Timeout:       cfg.Timeout,
+		LookbackDelta: cfg.LookbackDelta,
+		// Prometheus's default global evaluation interval.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+	})
+}
+
+// NewAPI returns the Prometheus HTTP API under PathPrefix.
+func NewAPI(cfg Config, engine *promql.Engine, q storage.SampleAndChunkQueryable, build BuildInfo, flags map[string]string, reg *prometheus.Registry, logger *slog.Logger) *API {
+	start := time.Now()
+	runtimeInfo := func() (v1.RuntimeInfo, error) {
+		cwd, _ := os.Getwd()
+		host, _ := os.Hostname()
+		return v1.RuntimeInfo{StartTime: start, CWD: cwd, Hostname: host, GoroutineCount: runtime.NumGoroutine(), GOMAXPROCS: runtime.GOMAXPROCS(0), GOGC: os.Getenv("GOGC")}, nil
+	}
+	api := v1.NewAPI(engine, q, nil, nil,
+		nil, nil, nil,
+		func() config.Config { return config.DefaultConfig },
+		flags,
+		v1.GlobalURLOptions{ListenAddress: "", Host: "", Scheme: "http"},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		nil, "", false, false, 0,
+		logger, nil,
+		5e7, 10, 1048576,
+		false, nil, runtimeInfo, &build,
+		nil, nil,
+		reg, reg, nil,
+		false, nil, false, false, false,
+		cfg.LookbackDelta, false, false, nil, nil,
+		v1.OpenAPIOptions{}, parser.NewParser(parser.Options{}), false, cfg.Timeout,
+	)
+	r := route.New().WithPrefix(PathPrefix)
+	api.Register(r)
+	return &API{handler: r, sem: make(chan struct{}, cfg.MaxConcurrent)}
+}
+
+// ServeHTTP serves the endpoints in served, at most MaxConcurrent at once.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, PathPrefix)
+	if !isServed(path) {
+		http.NotFound(w, r)
+		return
+	}
+	select {
+	case a.sem <- struct{}{}:
+		defer func() { <-a.sem }()
+	case <-r.Context().Done():
+		return
+	}
+	a.handler.ServeHTTP(w, r)
+}
+
+func isServed(path string) bool {
+	for _, p := range served {
+		if path == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(path, p)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,38 @@
+package querier
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Config is the querier's configuration.
+type Config struct {
+	Timeout       time.Duration `yaml:"timeout"`
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxSamples    int           `yaml:"max_samples"`
+	LookbackDelta time.Duration `yaml:"lookback_delta"`
+	// IngesterTimeout bounds one select on one ingester; a query still ends
+	// at Timeout.
+	IngesterTimeout time.Duration `yaml:"ingester_timeout"`
+}
+
+// RegisterFlags registers the querier's flags; defaults are Prometheus's.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.Timeout, "querier.timeout", 2*time.Minute, "Maximum time a query may take before being aborted.")
+	fs.IntVar(&c.MaxConcurrent, "querier.max-concurrent", 20, "Maximum number of queries evaluated at once.")
+	fs.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory.")
+	fs.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant selector looks for a sample.")
+	fs.DurationVar(&c.IngesterTimeout, "querier.ingester-timeout", time.Minute, "Timeout of one select on one ingester.")
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.Timeout <= 0 || c.IngesterTimeout <= 0 || c.LookbackDelta <= 0 {
+		return errors.New("querier timeouts and lookback delta must be positive")
+	}
+	if c.MaxConcurrent < 1 || c.MaxSamples < 1 {
+		return errors.New("querier.max-concurrent and querier.max-samples must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package querier
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
+)
+
+// mergedSeries is one series with the chunks every ingester returned for it.
+type mergedSeries struct {
+	lset   labels.Labels
+	chunks []chunkenc.Chunk
+}
+
+func (s *mergedSeries) Labels() labels.Labels { return s.lset }
+
+// Iterator merges the chunks by timestamp and keeps one sample per
+// timestamp: replicas and in-memory/stored copies overlap.
+func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if len(s.chunks) == 1 {
+		return s.chunks[0].Iterator(it)
+	}
+	iterables := make([]chunkenc.Iterable, len(s.chunks))
+	for k, c := range s.chunks {
+		iterables[k] = c
+	}
+	return storage.ChainSampleIteratorFromIterables(it, iterables)
+}
+
+// newChunkSeriesSet decodes and groups wire series by labels.
+func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, warns annotations.Annotations) (*seriesSet, error) {
+	var b labels.ScratchBuilder
+	all := make([]*mergedSeries, 0, len(wire))
+	for _, ws := range wire {
+		ms := &mergedSeries{lset: ingesterpb.ToLabels(&b, ws.Labels)}
+		for _, wc := range ws.Chunks {
+			c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
+			if err != nil {
+				return nil, fmt.Errorf("querier: decode chunk of %s: %w", ms.lset, err)
+			}
+			ms.chunks = append(ms.chunks, c)
+		}
+		all = append(all, ms)
+	}
+	slices.SortStableFunc(all, func(a, b *mergedSeries) int { return labels.Compare(a.lset, b.lset) })
+	out := all[:0]
+	for _, s := range all {
+		if n := len(out); n > 0 && labels.Equal(out[n-1].lset, s.lset) {
+			out[n-1].chunks = append(out[n-1].chunks, s.chunks...)
+			continue
+		}
+		out = append(out, s)
+	}
+	return &seriesSet{series: out, idx: -1, warns: warns}, nil
+}
+
+type seriesSet struct {
+	series []*mergedSeries
+	idx    int
+	warns  annotations.Annotations
+}
+
+func (s *seriesSet) Next() bool                        { s.idx++; return s.idx < len(s.series) }
+func (s *seriesSet) At() storage.Series                { return s.series[s.idx] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return s.warns }
+
+// labelsSeriesSet serves the series API, which needs labels only.
+type labelsSeriesSet struct {
+	sets  []labels.Labels
+	idx   int
+	warns annotations.Annotations
+}
+
+func (s *labelsSeriesSet) Next() bool { s.idx++; return s.idx < len(s.sets) }
+func (s *labelsSeriesSet) At() storage.Series {
+	return &storage.SeriesEntry{Lset: s.sets[s.idx], SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator { return chunkenc.NewNopIterator() }}
+}
+func (s *labelsSeriesSet) Err() error                        { return nil }
+func (s *labelsSeriesSet) Warnings() annotations.Annotations { return s.warns }
+
+func ignoreEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Bucket and key names; FORMAT.md describes every byte stored under them.
+var (
+	bucketMeta           = []byte("meta")
+	bucketTenants        = []byte("tenants")
+	bucketSeries         = []byte("series")
+	bucketSeriesByLabels = []byte("series_by_labels")
+	bucketPostings       = []byte("postings")
+	bucketChunks         = []byte("chunks")
+	keyFormatVersion     = []byte("format_version")
+	keyMaxChunkSpan      = []byte("max_chunk_span")
+)
+
+// formatVersion is bumped on any incompatible change to FORMAT.md, so that
+// an old binary refuses a newer file instead of misreading it.
+const formatVersion uint32 = 1
+
+const (
+	idLen          = 8
+	chunkKeyLen    = idLen + 8
+	chunkHeaderLen = 8 + 1
+)
+
+var errCorrupt = errors.New("corrupt record")
+
+// sortableTime maps int64 to uint64 so that big-endian byte order equals
+// numeric order, negative timestamps included.
+func sortableTime(t int64) uint64 { return uint64(t) ^ (1 << 63) }
+
+func unsortableTime(u uint64) int64 { return int64(u ^ (1 << 63)) }
+
+func idKey(id uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, idLen), id) }
+
+func chunkKey(id uint64, maxTime int64) []byte {
+	k := make([]byte, chunkKeyLen)
+	binary.BigEndian.PutUint64(k, id)
+	binary.BigEndian.PutUint64(k[idLen:], sortableTime(maxTime))
+	return k
+}
+
+// chunkKeyMaxTime returns the MaxTime of a chunk key.
+func chunkKeyMaxTime(k []byte) int64 { return unsortableTime(binary.BigEndian.Uint64(k[idLen:])) }
+
+func encodeChunkValue(c Chunk) []byte {
+	v := make([]byte, chunkHeaderLen, chunkHeaderLen+len(c.Data))
+	binary.BigEndian.PutUint64(v, sortableTime(c.MinTime))
+	v[8] = byte(c.Encoding)
+	return append(v, c.Data...)
+}
+
+func chunkValueMinTime(v []byte) (int64, error) {
+	if len(v) < chunkHeaderLen {
+		return 0, fmt.Errorf("chunk value of %d bytes: %w", len(v), errCorrupt)
+	}
+	return unsortableTime(binary.BigEndian.Uint64(v)), nil
+}
+
+// decodeChunk copies the chunk out of v, which bbolt owns.
+func decodeChunk(k, v []byte) (Chunk, error) {
+	minTime, err := chunkValueMinTime(v)
+	if err != nil {
+		return Chunk{}, err
+	}
+	return Chunk{
+		MinTime:  minTime,
+		MaxTime:  chunkKeyMaxTime(k),
+		Encoding: chunkenc.Encoding(v[8]),
+		Data:     bytes.Clone(v[chunkHeaderLen:]),
+	}, nil
+}
+
+// chunkSpan is MaxTime-MinTime, saturated so that extreme timestamps
+// cannot overflow.
+func chunkSpan(c Chunk) int64 {
+	d := uint64(c.MaxTime) - uint64(c.MinTime)
+	if d > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(d)
+}
+
+// appendLabels encodes sorted labels as uvarint-length-prefixed name and
+// value pairs. Length prefixes keep the encoding injective whatever bytes the
+// names and values hold, so it can serve as the series_by_labels key.
+func appendLabels(buf []byte, ls labels.Labels) []byte {
+	ls.Range(func(l labels.Label) {
+		buf = binary.AppendUvarint(buf, uint64(len(l.Name)))
+		buf = append(buf, l.Name...)
+		buf = binary.AppendUvarint(buf, uint64(len(l.Value)))
+		buf = append(buf, l.Value...)
+	})
+	return buf
+}
+
+// decodeLabels appends the pairs encoded in s to dst. The strings point into
+// s, so they live exactly as long as s does.
+func decodeLabels(dst []labels.Label, s string) ([]labels.Label, error) {
+	for len(s) > 0 {
+		var name, value string
+		var err error
+		if name, s, err = decodeString(s); err != nil {
+			return dst, err
+		}
+		if value, s, err = decodeString(s); err != nil {
+			return dst, err
+		}
+		dst = append(dst, labels.Label{Name: name, Value: value})
+	}
+	return dst, nil
+}
+
+func decodeString(s string) (str, rest string, err error) {
+	n, w := binary.Uvarint(unsafe.Slice(unsafe.StringData(s), len(s)))
+	if w <= 0 || n > uint64(len(s)-w) {
+		return "", "", fmt.Errorf("labels: %w", errCorrupt)
+	}
+	end := w + int(n)
+	return s[w:end], s[end:], nil
+}
+
+// yoloString views b as a string without copying. Only for bbolt memory
+// read inside the same transaction and never retained past it: matching
+// candidates this way avoids copying the labels of series that are dropped.
+func yoloString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// buildLabels turns decoded pairs into Labels. The pairs must point into
+// memory the caller owns (not bbolt's), as some labels implementations keep
+// the strings.
+func buildLabels(b *labels.ScratchBuilder, ls []labels.Label) labels.Labels {
+	b.Reset()
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	return b.Labels()
+}
+
+func getLabel(ls []labels.Label, name string) string {
+	for _, l := range ls {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
+}
+
+// postingNamePrefix is the part of a postings key shared by all values of
+// name. The name is length-prefixed because UTF-8 label names may contain
+// any byte, so no separator could end it unambiguously.
+func postingNamePrefix(name string) []byte {
+	buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(name)), uint64(len(name)))
+	return append(buf, name...)
+}
+
+// postingValuePrefix is the part of a postings key shared by all series
+// with name=value. The 0x00 terminator sorts a value before its extensions,
+// keeping equality scans short; a value that itself contains 0x00 is told
+// apart by the key length (see postingExactValue).
+func postingValuePrefix(name, value string) []byte {
+	buf := append(postingNamePrefix(name), value...)
+	return append(buf, 0)
+}
+
+func postingKey(name, value string, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(postingValuePrefix(name, value), id)
+}
+
+// postingID returns the series ID of a postings key.
+func postingID(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-idLen:]) }
+
+// postingValue returns the value of a postings key that starts with
+// namePrefix.
+func postingValue(k, namePrefix []byte) ([]byte, bool) {
+	end := len(k) - idLen - 1
+	if end < len(namePrefix) || k[end] != 0 {
+		return nil, false
+	}
+	return k[len(namePrefix):end], true
+}
+
+// postingExactValue reports whether k, which starts with valuePrefix, holds
+// exactly that value rather than a longer one containing 0x00.
+func postingExactValue(k, valuePrefix []byte) bool { return len(k) == len(valuePrefix)+idLen }

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.etcd.io/bbolt"
+)
+
+// Put stores chunks of many series of one tenant in one transaction, so one
+// fsync covers the whole batch. Series are added to the index on first
+// sight; series without chunks are skipped. A chunk with the same series and
+// MaxTime as a stored one replaces it, so re-flushing after a crash is
+// harmless. Labels with empty values are dropped, as Prometheus treats them
+// as absent.
+func (s *Store) Put(tenant string, batch []SeriesChunks) error {
+	start := time.Now()
+	defer func() { s.m.putDuration.Observe(time.Since(start).Seconds()) }()
+	if tenant == "" {
+		return errors.New("store: put: empty tenant")
+	}
+	prepared, err := prepareBatch(batch)
+	if err != nil {
+		return fmt.Errorf("store: put tenant %q: %w", tenant, err)
+	}
+	if len(prepared) == 0 {
+		return nil
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		w, err := openTenantWriter(tx, tenant)
+		if err != nil {
+			return err
+		}
+		for _, ps := range prepared {
+			if err := w.put(ps); err != nil {
+				return err
+			}
+		}
+		return w.finish()
+	})
+	if err != nil {
+		return fmt.Errorf("store: put tenant %q: %w", tenant, err)
+	}
+	for _, ps := range prepared {
+		s.m.chunksWritten.Add(float64(len(ps.chunks)))
+		for _, c := range ps.chunks {
+			s.m.bytesWritten.Add(float64(len(c.Data)))
+		}
+	}
+	return nil
+}
+
+// preparedSeries is a validated series with its encoded labels, computed
+// before the write transaction so that it holds bbolt's writer lock only for
+// the writes.
+type preparedSeries struct {
+	key    []byte
+	lbls   labels.Labels
+	chunks []Chunk
+}
+
+// prepareBatch validates the whole batch first, so that bad input never
+// leaves a half-written batch to roll back.
+func prepareBatch(batch []SeriesChunks) ([]preparedSeries, error) {
+	out := make([]preparedSeries, 0, len(batch))
+	for _, sc := range batch {
+		if len(sc.Chunks) == 0 {
+			continue
+		}
+		ls := sc.Labels.WithoutEmpty()
+		if ls.IsEmpty() {
+			return nil, errors.New("series without labels")
+		}
+		if name, dup := ls.HasDuplicateLabelNames(); dup {
+			return nil, fmt.Errorf("series %s: duplicate label name %q", ls, name)
+		}
+		key := appendLabels(nil, ls)
+		// A postings key is at most the encoded labels plus a series ID.
+		if len(key)+idLen > bbolt.MaxKeySize {
+			return nil, fmt.Errorf("series %.200s...: labels take %d bytes encoded, limit is %d", ls, len(key), bbolt.MaxKeySize-idLen)
+		}
+		for _, c := range sc.Chunks {
+			if c.MinTime > c.MaxTime {
+				return nil, fmt.Errorf("series %s: chunk MinTime %d after MaxTime %d", ls, c.MinTime, c.MaxTime)
+			}
+			if len(c.Data) == 0 {
+				return nil, fmt.Errorf("series %s: chunk [%d, %d] without data", ls, c.MinTime, c.MaxTime)
+			}
+		}
+		out = append(out, preparedSeries{key: key, lbls: ls, chunks: sc.Chunks})
+	}
+	return out, nil
+}
+
+// tenantWriter writes into one tenant's buckets within a write transaction.
+type tenantWriter struct {
+	tenant                             *bbolt.Bucket
+	series, byLabels, postings, chunks *bbolt.Bucket
+	maxSpan, storedMaxSpan             int64
+}
+
+func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
+	tb, err := tx.Bucket(bucketTenants).CreateBucketIfNotExists([]byte(tenant))
+	if err != nil {
+		return nil, err
+	}
+	w := &tenantWriter{tenant: tb}
+	for _, sub := range []struct {
+		dst  **bbolt.Bucket
+		name []byte
+	}{{&w.series, bucketSeries}, {&w.byLabels, bucketSeriesByLabels}, {&w.postings, bucketPostings}, {&w.chunks, bucketChunks}} {
+		if *sub.dst, err = tb.CreateBucketIfNotExists(sub.name); err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", sub.name, err)
+		}
+	}
+	w.storedMaxSpan = readMaxSpan(tb)
+	w.maxSpan = w.storedMaxSpan
+	return w, nil
+}
+
+// put writes one series' chunks. bbolt keeps references to keys and values
+// until commit, so every one of them is a fresh slice.
+func (w *tenantWriter) put(ps preparedSeries) error {
+	id, err := w.seriesID(ps)
+	if err != nil {
+		return fmt.Errorf("series %s: %w", ps.lbls, err)
+	}
+	for _, c := range ps.chunks {
+		if err := w.chunks.Put(chunkKey(id, c.MaxTime), encodeChunkValue(c)); err != nil {
+			return fmt.Errorf("series %s: chunk [%d, %d]: %w", ps.lbls, c.MinTime, c.MaxTime, err)
+		}
+		w.maxSpan = max(w.maxSpan, chunkSpan(c))
+	}
+	return nil
+}
+
+// seriesID returns the ID of the series, indexing it if it is new.
+func (w *tenantWriter) seriesID(ps preparedSeries) (uint64, error) {
+	if v := w.byLabels.Get(ps.key); v != nil {
+		if len(v) != idLen {
+			return 0, fmt.Errorf("series ID of %d bytes: %w", len(v), errCorrupt)
+		}
+		return binary.BigEndian.Uint64(v), nil
+	}
+	id, err := w.series.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	idk := idKey(id)
+	if err := w.series.Put(idk, ps.key); err != nil {
+		return 0, err
+	}
+	if err := w.byLabels.Put(ps.key, idk); err != nil {
+		return 0, err
+	}
+	ps.lbls.Range(func(l labels.Label) {
+		if err == nil {
+			err = w.postings.Put(postingKey(l.Name, l.Value, id), []byte{})
+		}
+	})
+	return id, err
+}
+
+// finish records a grown maximum chunk span; it never shrinks, which only
+// costs queries a little extra scanning.
+func (w *tenantWriter) finish() error {
+	if w.maxSpan == w.storedMaxSpan {
+		return nil
+	}
+	return w.tenant.Put(keyMaxChunkSpan, binary.BigEndian.AppendUint64(nil, uint64(w.maxSpan)))
+}
+
+// readMaxSpan returns the largest MaxTime-MinTime of any chunk the tenant
+// has stored: a chunk overlapping [mint, maxt] has a MaxTime within
+// [mint, maxt+span], which bounds the chunk scan of a query. A damaged value
+// yields the widest span, trading speed for never missing a chunk.
+func readMaxSpan(tenant *bbolt.Bucket) int64 {
+	v := tenant.Get(keyMaxChunkSpan)
+	switch {
+	case v == nil:
+		return 0
+	case len(v) != 8:
+		return math.MaxInt64
+	}
+	return int64(min(binary.BigEndian.Uint64(v), math.MaxInt64))
+}

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"go.etcd.io/bbolt"
+)
+
+// reader reads one tenant's buckets within a read transaction.
+type reader struct {
+	series, postings, chunks *bbolt.Bucket
+	maxSpan                  int64
+	chunkCursor              *bbolt.Cursor
+
+	// Scratch space reused across series, to keep allocations per query
+	// rather than per candidate.
+	matchLabels, copyPairs []labels.Label
+	builder                labels.ScratchBuilder
+}
+
+// openReader returns nil, nil for a tenant without data.
+func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
+	tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+	if tb == nil {
+		return nil, nil
+	}
+	r := &reader{
+		series:   tb.Bucket(bucketSeries),
+		postings: tb.Bucket(bucketPostings),
+		chunks:   tb.Bucket(bucketChunks),
+		maxSpan:  readMaxSpan(tb),
+		builder:  labels.NewScratchBuilder(0),
+	}
+	if r.series == nil || r.postings == nil || r.chunks == nil {
+		return nil, fmt.Errorf("tenant bucket without its sub-buckets: %w", errCorrupt)
+	}
+	r.chunkCursor = r.chunks.Cursor()
+	return r, nil
+}
+
+// selectFn receives one selected series. ls and raw point into bbolt memory
+// and are valid only during the call; chunks, collected only when asked
+// for, are the caller's.
+type selectFn func(ls []labels.Label, raw []byte, chunks []Chunk) error
+
+// each calls fn for every series that matches all matchers and has a chunk
+// overlapping [mint, maxt].
+func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, withChunks bool, fn selectFn) error {
+	if mint > maxt {
+		return nil
+	}
+	ids, all, err := r.candidates(matchers)
+	if err != nil {
+		return err
+	}
+	visit := func(id uint64, raw []byte) error {
+		var err error
+		r.matchLabels, err = decodeLabels(r.matchLabels[:0], yoloString(raw))
+		if err != nil {
+			return fmt.Errorf("series %d: %w", id, err)
+		}
+		if !matchesAll(r.matchLabels, matchers) {
+			return nil
+		}
+		chunks, found, err := r.overlapping(id, mint, maxt, withChunks)
+		if err != nil || !found {
+			return err
+		}
+		return fn(r.matchLabels, raw, chunks)
+	}
+	if all {
+		return r.series.ForEach(func(k, v []byte) error {
+			if len(k) != idLen {
+				return fmt.Errorf("series key of %d bytes: %w", len(k), errCorrupt)
+			}
+			return visit(binary.BigEndian.Uint64(k), v)
+		})
+	}
+	for _, id := range ids {
+		raw := r.series.Get(idKey(id))
+		if raw == nil {
+			return fmt.Errorf("postings name missing series %d: %w", id, errCorrupt)
+		}
+		if err := visit(id, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func matchesAll(ls []labels.Label, matchers []*labels.Matcher) bool {
+	for _, m := range matchers {
+		if !m.Matches(getLabel(ls, m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// candidates returns the sorted IDs of series that may match: the
+// intersection of the postings of matchers that reject series lacking their
+// label. Matchers that accept such series cannot use postings; if all are
+// like that, all is set and every series is a candidate.
+func (r *reader) candidates(matchers []*labels.Matcher) (ids []uint64, all bool, err error) {
+	all = true
+	// Equality postings are the cheapest to read and usually the smallest,
+	// so they go first and can end the search early.
+	ordered := make([]*labels.Matcher, 0, len(matchers))
+	for _, m := range matchers {
+		if m.Type == labels.MatchEqual {
+			ordered = append(ordered, m)
+		}
+	}
+	for _, m := range matchers {
+		if m.Type != labels.MatchEqual {
+			ordered = append(ordered, m)
+		}
+	}
+	for _, m := range ordered {
+		if m.Matches("") {
+			continue
+		}
+		p, err := r.postingsFor(m)
+		if err != nil {
+			return nil, false, err
+		}
+		if all {
+			ids, all = p, false
+		} else {
+			ids = intersect(ids, p)
+		}
+		if len(ids) == 0 {
+			return nil, false, nil
+		}
+	}
+	return ids, all, nil
+}
+
+// postingsFor returns the sorted IDs of series whose label m.Name has a
+// value m matches.
+func (r *reader) postingsFor(m *labels.Matcher) ([]uint64, error) {
+	if m.Type == labels.MatchEqual {
+		return r.postingsEqual(m.Name, m.Value, nil), nil
+	}
+	// A regexp that is an alternation of literals is a few equality
+	// lookups rather than a scan of every value of the label.
+	if set := m.SetMatches(); m.Type == labels.MatchRegexp && len(set) > 0 {
+		var ids []uint64
+		for _, v := range set {
+			ids = r.postingsEqual(m.Name, v, ids)
+		}
+		// Compact guards against a set that lists a value twice.
+		slices.Sort(ids)
+		return slices.Compact(ids), nil
+	}
+	return r.postingsScan(m)
+}
+
+// postingsEqual appends the IDs of series with name=value to dst, in ID
+// order.
+func (r *reader) postingsEqual(name, value string, dst []uint64) []uint64 {
+	prefix := postingValuePrefix(name, value)
+	c := r.postings.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if postingExactValue(k, prefix) {
+			dst = append(dst, postingID(k))
+		}
+	}
+	return dst
+}
+
+// postingsScan walks all values of m.Name, from the literal prefix a regexp
+// requires if it has one, testing each distinct value once.
+func (r *reader) postingsScan(m *labels.Matcher) ([]uint64, error) {
+	namePrefix := postingNamePrefix(m.Name)
+	seek := namePrefix
+	if m.Type == labels.MatchRegexp {
+		seek = append(slices.Clip(namePrefix), m.Prefix()...)
+	}
+	var (
+		ids               []uint64
+		last              []byte
+		haveLast, matched bool
+	)
+	c := r.postings.Cursor()
+	for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, seek); k, _ = c.Next() {
+		value, ok := postingValue(k, namePrefix)
+		if !ok {
+			return nil, fmt.Errorf("postings key %q: %w", k, errCorrupt)
+		}
+		if !haveLast || !bytes.Equal(value, last) {
+			matched, last, haveLast = m.Matches(yoloString(value)), value, true
+		}
+		if matched {
+			ids = append(ids, postingID(k))
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// intersect returns the IDs in both sorted lists, reusing a's storage.
+func intersect(a, b []uint64) []uint64 {
+	out := a[:0]
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// overlapping reports whether series id has a chunk overlapping
+// [mint, maxt] and, if collect is set, returns copies of all of them ordered
+// by MinTime. Chunks are keyed by MaxTime, so the scan starts at mint and
+// stops once MaxTime exceeds maxt plus the longest chunk span stored.
+func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk, bool, error) {
+	limit := maxt + r.maxSpan
+	if maxt > math.MaxInt64-r.maxSpan {
+		limit = math.MaxInt64
+	}
+	var out []Chunk
+	for k, v := r.chunkCursor.Seek(chunkKey(id, mint)); k != nil; k, v = r.chunkCursor.Next() {
+		if len(k) != chunkKeyLen {
+			return nil, false, fmt.Errorf("chunk key of %d bytes: %w", len(k), errCorrupt)
+		}
+		if binary.BigEndian.Uint64(k) != id || chunkKeyMaxTime(k) > limit {
+			break
+		}
+		minTime, err := chunkValueMinTime(v)
+		if err != nil {
+			return nil, false, fmt.Errorf("series %d: %w", id, err)
+		}
+		if minTime > maxt {
+			continue
+		}
+		if !collect {
+			return nil, true, nil
+		}
+		c, err := decodeChunk(k, v)
+		if err != nil {
+			return nil, false, fmt.Errorf("series %d: %w", id, err)
+		}
+		out = append(out, c)
+	}
+	// Overlapping chunks, e.g. a head chunk flushed at shutdown and its
+	// completed successor, can make MaxTime order differ from MinTime order.
+	slices.SortStableFunc(out, func(a, b Chunk) int { return cmp.Compare(a.MinTime, b.MinTime) })
+	return out, len(out) > 0, nil
+}
+
+// copyLabels decodes raw into Labels that own their memory.
+func (r *reader) copyLabels(raw []byte) (labels.Labels, error) {
+	var err error
+	r.copyPairs, err = decodeLabels(r.copyPairs[:0], string(raw))
+	if err != nil {
+		return labels.EmptyLabels(), err
+	}
+	return buildLabels(&r.builder, r.copyPairs), nil
+}
