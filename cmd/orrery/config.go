@@ -140,4 +140,3 @@ func loadConfig(args []string) (*Config, map[string]string, error) {
 	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
 	return cfg, flags, nil
 }
-
