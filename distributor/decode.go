@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/orrery/orrery/apierr"
 )
@@ -68,10 +67,3 @@ func decompress(compressed []byte, limit int) ([]byte, error) {
 	return out, nil
 }
 
-// unmarshal decodes a remote-write 1.0 message.
-func unmarshal(body []byte, req *prompb.WriteRequest) error {
-	if err := req.Unmarshal(body); err != nil {
-		return apierr.New(apierr.BadData, "request body is not a valid prometheus.WriteRequest protobuf: %s", err)
-	}
-	return nil
-}

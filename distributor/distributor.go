@@ -12,8 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
@@ -44,7 +42,7 @@ type Distributor struct {
 	duration  prometheus.Histogram
 	failures  *prometheus.CounterVec
 
-	requests sync.Pool
+	states sync.Pool
 }
 
 // New returns a distributor.
@@ -64,7 +62,7 @@ func New(cfg Config, r Ring, clients Clients, reg prometheus.Registerer, logger 
 			Help: "Time to handle one remote-write request.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 		failures: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_ingester_push_failures_total",
 			Help: "Failed pushes to one ingester, by error kind."}, []string{"kind"}),
-		requests: sync.Pool{New: func() any { return &prompb.WriteRequest{} }},
+		states: sync.Pool{New: func() any { return &pushState{} }},
 	}, nil
 }
 
@@ -86,6 +84,15 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, err.Error(), code)
 }
 
+// pushState is the per-request scratch space, pooled: the parsed request
+// and the encoded series alias buffers that live here.
+type pushState struct {
+	req     writeRequest
+	valid   validated
+	v       validator
+	targets map[string]*target
+}
+
 func (d *Distributor) handle(r *http.Request) error {
 	tenantID, err := tenant.FromContext(r.Context())
 	if err != nil {
@@ -98,48 +105,48 @@ func (d *Distributor) handle(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req := d.requests.Get().(*prompb.WriteRequest)
-	defer d.requests.Put(req)
-	req.Timeseries, req.Metadata = req.Timeseries[:0], req.Metadata[:0]
-	if err := unmarshal(body, req); err != nil {
-		return err
+	ps := d.states.Get().(*pushState)
+	defer d.states.Put(ps)
+	if err := ps.req.parse(body); err != nil {
+		return apierr.New(apierr.BadData, "request body is not a valid prometheus.WriteRequest protobuf: %s", err)
 	}
-	return d.Push(r.Context(), tenantID, req)
+	return d.push(r.Context(), tenantID, ps)
 }
 
-// Push validates req and writes its valid series. It returns a BadData
-// error when anything was discarded, after storing the rest.
-func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) error {
-	v := validator{scheme: d.scheme}
+// push validates the parsed request and writes its valid series. It returns
+// a BadData error when anything was discarded, after storing the rest.
+func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState) error {
+	ps.valid.reset()
+	ps.v.scheme = d.scheme
 	var disc discards
-	valid := v.validate(req, &disc)
+	ps.v.validate(tenantID, &ps.req, &disc, &ps.valid)
 	for reason, n := range disc.byReason {
 		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
 	}
-	if len(valid.series) > 0 {
-		if err := d.send(ctx, tenantID, valid); err != nil {
+	if len(ps.valid.series) > 0 {
+		if err := d.send(ctx, tenantID, ps); err != nil {
 			return err
 		}
-		d.received.WithLabelValues(tenantID).Add(float64(valid.samples))
+		d.received.WithLabelValues(tenantID).Add(float64(ps.valid.samples))
 	}
 	if disc.first != "" {
-		return apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, valid.samples)
+		return apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, ps.valid.samples)
 	}
 	return nil
 }
 
 // target is one ingester and the series it should receive.
 type target struct {
-	addr   string
-	series []*ingesterpb.TimeSeries
-	idx    []int
+	addr string
+	enc  []byte
+	idx  []int
 }
 
 // send pushes each series to its replicas and checks that every series
 // reached a quorum. An ingester's BadData answer means it stored the rest,
 // so it counts towards the quorum and the message is passed on.
-func (d *Distributor) send(ctx context.Context, tenantID string, v validated) error {
-	targets, needed, err := d.plan(tenantID, v.lsets, v.series)
+func (d *Distributor) send(ctx context.Context, tenantID string, ps *pushState) error {
+	targets, needed, err := d.plan(ps)
 	if err != nil {
 		return err
 	}
@@ -158,24 +165,31 @@ func (d *Distributor) send(ctx context.Context, tenantID string, v validated) er
 	return quorum(targets, errs, needed)
 }
 
-func (d *Distributor) plan(tenantID string, lsets []labels.Labels, series []*ingesterpb.TimeSeries) ([]*target, []int, error) {
-	byAddr := map[string]*target{}
+func (d *Distributor) plan(ps *pushState) ([]*target, []int, error) {
+	if ps.targets == nil {
+		ps.targets = map[string]*target{}
+	}
+	for _, t := range ps.targets {
+		t.enc, t.idx = t.enc[:0], t.idx[:0]
+	}
 	var targets []*target
-	needed := make([]int, len(series))
-	for k, lset := range lsets {
-		rs, err := d.ring.Get(ring.ShardKey(tenantID, lset))
+	needed := make([]int, len(ps.valid.series))
+	for k, s := range ps.valid.series {
+		rs, err := d.ring.Get(s.key)
 		if err != nil {
-			return nil, nil, apierr.New(apierr.Unavailable, "distributor: no ingesters for series %s: %s", lset, err)
+			return nil, nil, apierr.New(apierr.Unavailable, "distributor: no ingesters for a series: %s", err)
 		}
 		needed[k] = len(rs.Instances) - rs.MaxErrors
 		for _, inst := range rs.Instances {
-			t := byAddr[inst.Addr]
+			t := ps.targets[inst.Addr]
 			if t == nil {
 				t = &target{addr: inst.Addr}
-				byAddr[inst.Addr] = t
+				ps.targets[inst.Addr] = t
+			}
+			if len(t.idx) == 0 {
 				targets = append(targets, t)
 			}
-			t.series = append(t.series, series[k])
+			t.enc = append(t.enc, ps.valid.enc[s.lo:s.hi]...)
 			t.idx = append(t.idx, k)
 		}
 	}
@@ -185,7 +199,7 @@ func (d *Distributor) plan(tenantID string, lsets []labels.Labels, series []*ing
 func (d *Distributor) pushTo(ctx context.Context, t *target) error {
 	c, err := d.clients.Client(t.addr)
 	if err == nil {
-		_, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.series})
+		_, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.enc})
 	}
 	if err != nil {
 		err = fmt.Errorf("ingester %s: push: %w", t.addr, apierr.FromGRPC(err))

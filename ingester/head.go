@@ -1,13 +1,17 @@
 package ingester
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
 // tenantHead holds one tenant's in-memory series. Tenants share nothing, so
@@ -35,37 +39,51 @@ func newTenantHead(id string) *tenantHead {
 	}
 }
 
-// get returns the series with exactly these labels, or nil.
-func (h *tenantHead) get(hash uint64, lset labels.Labels) *memSeries {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+// seriesHash identifies a series by its encoded label set.
+func seriesHash(enc []byte) uint64 { return xxhash.Sum64(enc) }
+
+// lookup returns the series whose encoded labels are enc, or nil. scratch
+// holds the candidates' encodings; hash collisions are resolved by bytes.
+func (h *tenantHead) lookup(hash uint64, enc []byte, scratch *[]byte) *memSeries {
 	for _, s := range h.byHash[hash] {
-		if labels.Equal(s.lset, lset) {
+		*scratch = ingesterpb.AppendLabels((*scratch)[:0], s.lset)
+		if bytes.Equal(*scratch, enc) {
 			return s
 		}
 	}
 	return nil
 }
 
-// getOrCreate returns the series with these labels, creating it with ref
-// newRef() when absent. created reports whether it did.
-func (h *tenantHead) getOrCreate(lset labels.Labels, newRef func() uint64) (s *memSeries, created bool) {
-	hash := lset.Hash()
-	if s := h.get(hash, lset); s != nil {
-		return s, false
+// getOrCreate returns the series whose encoded labels are enc, creating it
+// with ref newRef() when absent. Only creation decodes the labels.
+func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64) (*memSeries, error) {
+	hash := seriesHash(enc)
+	h.mu.RLock()
+	s := h.lookup(hash, enc, &sc.buf)
+	h.mu.RUnlock()
+	if s != nil {
+		return s, nil
+	}
+	lset, err := ingesterpb.DecodeLabels(&sc.b, enc)
+	if err != nil {
+		return nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, s := range h.byHash[hash] {
-		if labels.Equal(s.lset, lset) {
-			return s, false
-		}
+	if s := h.lookup(hash, enc, &sc.buf); s != nil {
+		return s, nil
 	}
-	s = &memSeries{ref: newRef(), lset: lset.Copy()}
+	s = &memSeries{ref: newRef(), lset: lset, hash: hash}
 	h.byHash[hash] = append(h.byHash[hash], s)
 	h.byRef[s.ref] = s
 	h.postings.Add(storage.SeriesRef(s.ref), s.lset)
-	return s, true
+	return s, nil
+}
+
+// scratch is reusable buffer space for series lookups.
+type scratch struct {
+	buf []byte
+	b   labels.ScratchBuilder
 }
 
 // remove forgets series. The caller holds appendMu.
@@ -78,7 +96,7 @@ func (h *tenantHead) remove(series []*memSeries) {
 	deleted := make(map[storage.SeriesRef]struct{}, len(series))
 	affected := map[labels.Label]struct{}{}
 	for _, s := range series {
-		hash := s.lset.Hash()
+		hash := s.hash
 		list := slices.DeleteFunc(h.byHash[hash], func(o *memSeries) bool { return o == s })
 		if len(list) == 0 {
 			delete(h.byHash, hash)

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -76,17 +77,18 @@ func (ti *testIngester) crash(t *testing.T) {
 
 func ctxFor(id string) context.Context { return tenant.WithID(context.Background(), id) }
 
-func series(name string, from, n int) *ingesterpb.TimeSeries {
-	ts := &ingesterpb.TimeSeries{Labels: ingesterpb.FromLabels(labels.FromStrings("__name__", name, "job", "test"))}
+// series encodes samples at seconds from..from+n-1 whose value is the second.
+func series(name string, from, n int) []byte {
+	buf := ingesterpb.AppendSeriesHeader(nil, ingesterpb.AppendLabels(nil, labels.FromStrings("__name__", name, "job", "test")), n)
 	for k := from; k < from+n; k++ {
-		ts.Samples = append(ts.Samples, &ingesterpb.Sample{TimestampMs: int64(k) * 1000, Value: float64(k)})
+		buf = ingesterpb.AppendSample(buf, int64(k)*1000, float64(k))
 	}
-	return ts
+	return buf
 }
 
-func (ti *testIngester) push(t *testing.T, tenantID string, ts ...*ingesterpb.TimeSeries) error {
+func (ti *testIngester) push(t *testing.T, tenantID string, series ...[]byte) error {
 	t.Helper()
-	_, err := ti.client.Push(ctxFor(tenantID), &ingesterpb.PushRequest{Series: ts})
+	_, err := ti.client.Push(ctxFor(tenantID), &ingesterpb.PushRequest{Series: bytes.Join(series, nil)})
 	return err
 }
 
@@ -155,11 +157,11 @@ func TestPushRejectsOutOfOrderAndKeepsTheRest(t *testing.T) {
 	require.NoError(t, ti.push(t, "a", series("x", 10, 1)))
 	for _, c := range []struct {
 		name string
-		in   *ingesterpb.TimeSeries
+		in   []byte
 		msg  string
 	}{
 		{"older", series("x", 5, 1), "out of order sample"},
-		{"same time, other value", &ingesterpb.TimeSeries{Labels: series("x", 0, 0).Labels, Samples: []*ingesterpb.Sample{{TimestampMs: 10000, Value: 99}}}, "duplicate sample with a different value"},
+		{"same time, other value", ingesterpb.AppendSample(ingesterpb.AppendSeriesHeader(nil, ingesterpb.AppendLabels(nil, labels.FromStrings("__name__", "x", "job", "test")), 1), 10000, 99), "duplicate sample with a different value"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			err := ti.push(t, "a", c.in, series("y", 0, 2))

@@ -17,7 +17,7 @@ import (
 // pushState is the per-push scratch space, pooled so that a push of
 // thousands of samples allocates little.
 type pushState struct {
-	b         labels.ScratchBuilder
+	sc        scratch
 	samples   []refSample
 	series    []*memSeries
 	newSeries []*memSeries
@@ -63,7 +63,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	return &ingesterpb.PushResponse{SamplesAppended: int64(n)}, nil
 }
 
-func (i *Ingester) push(h *tenantHead, series []*ingesterpb.TimeSeries) (int, rejections, error) {
+func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) {
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
 	ps.samples, ps.series, ps.newSeries = ps.samples[:0], ps.series[:0], ps.newSeries[:0]
@@ -71,25 +71,33 @@ func (i *Ingester) push(h *tenantHead, series []*ingesterpb.TimeSeries) (int, re
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	var rej rejections
-	for _, ts := range series {
-		lset := ingesterpb.ToLabels(&ps.b, ts.Labels)
-		s, _ := h.getOrCreate(lset, i.newRef)
+	r := ingesterpb.NewSeriesReader(encoded)
+	for r.Next() {
+		s, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef)
+		if err != nil {
+			return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
+		}
+		// A series twice in one push gets two series records; replay maps
+		// both to the same series, so that costs nothing but bytes.
 		if !s.logged {
 			ps.newSeries = append(ps.newSeries, s)
 		}
 		hasLast, lastT, lastV := s.hasLast, s.lastT, s.lastV
-		for _, smp := range ts.Samples {
-			switch v := check(hasLast, lastT, lastV, smp.TimestampMs, smp.Value); v {
+		for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
+			switch verdict := check(hasLast, lastT, lastV, t, v); verdict {
 			case accept:
-				ps.samples = append(ps.samples, refSample{ref: s.ref, t: smp.TimestampMs, v: smp.Value})
+				ps.samples = append(ps.samples, refSample{ref: s.ref, t: t, v: v})
 				ps.series = append(ps.series, s)
-				hasLast, lastT, lastV = true, smp.TimestampMs, smp.Value
+				hasLast, lastT, lastV = true, t, v
 			case duplicate:
 			default:
-				rej.add(v, s.lset, smp.TimestampMs, lastT)
-				i.m.samplesRejected.WithLabelValues(reasonOf(v)).Inc()
+				rej.add(verdict, s.lset, t, lastT)
+				i.m.samplesRejected.WithLabelValues(reasonOf(verdict)).Inc()
 			}
 		}
+	}
+	if err := r.Err(); err != nil {
+		return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
 	}
 	if len(ps.samples) == 0 && len(ps.newSeries) == 0 {
 		return 0, rej, nil

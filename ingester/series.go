@@ -24,6 +24,8 @@ type memChunk struct {
 type memSeries struct {
 	ref  uint64
 	lset labels.Labels
+	// hash is seriesHash of the encoded labels, the key in tenantHead.byHash.
+	hash uint64
 
 	mu     sync.Mutex
 	chunks []*memChunk

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
 const checkpointPrefix = "checkpoint."
@@ -91,11 +93,16 @@ func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
 		return err
 	}
 	h := i.head(tenantID, true)
+	var sc scratch
 	for _, e := range entries {
 		if e.ref >= i.nextRef.Load() {
 			i.nextRef.Store(e.ref)
 		}
-		s, _ := h.getOrCreate(e.lset, func() uint64 { return e.ref })
+		enc := ingesterpb.AppendLabels(nil, e.lset)
+		s, err := h.getOrCreate(enc, &sc, func() uint64 { return e.ref })
+		if err != nil {
+			return err
+		}
 		s.logged = true
 		st.refs[e.ref] = s
 	}

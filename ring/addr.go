@@ -133,6 +133,6 @@ func (w memberlistLogWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
-	w.logger.Log(context.Background(), level, line, "component", "memberlist")
+	w.logger.Log(context.Background(), level, line, "subsystem", "memberlist")
 	return len(p), nil
 }

@@ -19,40 +19,40 @@ type Config struct {
 	// BindAddr is host:port the memberlist listens on for UDP and TCP. An
 	// empty host means all interfaces; port 0 asks the kernel for a free
 	// port (tests), which GossipAddr then reports.
-	BindAddr string
+	BindAddr string `yaml:"bind_address"`
 	// AdvertiseAddr is the host or host:port other members dial. Empty
 	// means: the bind host if it is a specific address, else a private
 	// IPv4 of this machine, else 127.0.0.1. A missing port means the bind
 	// port.
-	AdvertiseAddr string
+	AdvertiseAddr string `yaml:"advertise_address"`
 	// Join is a comma-separated list of host:port of existing members.
 	// Empty starts a new cluster. A join that fails is retried in the
 	// background; it never fails Start.
-	Join string
+	Join string `yaml:"join"`
 	// ClusterLabel is put on every memberlist packet and stream; members
 	// with another label are refused. Empty disables the check (and then
 	// only members without a label are accepted).
-	ClusterLabel string
+	ClusterLabel string `yaml:"cluster_label"`
 	// HeartbeatPeriod is how often this member refreshes its entry. Must
 	// be positive.
-	HeartbeatPeriod time.Duration
+	HeartbeatPeriod time.Duration `yaml:"heartbeat_period"`
 	// HeartbeatTimeout is how old a heartbeat may be before the instance
 	// counts as unhealthy. Must exceed HeartbeatPeriod. Ten times this is
 	// also when a silent instance is forgotten, and how long a LEFT
 	// tombstone is kept.
-	HeartbeatTimeout time.Duration
+	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`
 	// NumTokens is how many tokens a token-owning member claims. Must be
 	// positive.
-	NumTokens int
+	NumTokens int `yaml:"num_tokens"`
 	// ReplicationFactor is how many instances hold each series. Must be
 	// positive.
-	ReplicationFactor int
+	ReplicationFactor int `yaml:"replication_factor"`
 	// ZoneAwareness places the replicas of a series in distinct zones.
-	ZoneAwareness bool
+	ZoneAwareness bool `yaml:"zone_awareness_enabled"`
 	// Zone is this instance's zone. NewMember requires it for a
 	// token-owning instance when ZoneAwareness is set; instances without
 	// tokens (distributors, queriers) may leave it empty.
-	Zone string
+	Zone string `yaml:"zone"`
 }
 
 // RegisterFlags registers the ring flags with their defaults on fs.

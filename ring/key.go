@@ -15,16 +15,38 @@ var sep = []byte{0xff}
 // on-disk and on-wire contract: changing it moves every series, so it
 // never changes.
 func ShardKey(tenant string, ls labels.Labels) uint32 {
-	var d xxhash.Digest
-	d.Reset()
-	_, _ = d.WriteString(tenant)
-	_, _ = d.Write(sep)
+	var h ShardHasher
+	h.Reset(tenant)
 	ls.Range(func(l labels.Label) {
-		_, _ = d.WriteString(l.Name)
-		_, _ = d.Write(sep)
-		_, _ = d.WriteString(l.Value)
-		_, _ = d.Write(sep)
+		_, _ = h.d.WriteString(l.Name)
+		_, _ = h.d.Write(sep)
+		_, _ = h.d.WriteString(l.Value)
+		_, _ = h.d.Write(sep)
 	})
-	h := d.Sum64()
-	return uint32(h) ^ uint32(h>>32)
+	return h.Sum()
+}
+
+// ShardHasher computes ShardKey label by label, for callers that hold labels
+// as byte slices and must not allocate a labels.Labels per series.
+type ShardHasher struct{ d xxhash.Digest }
+
+// Reset starts the key of a series of tenant.
+func (h *ShardHasher) Reset(tenant string) {
+	h.d.Reset()
+	_, _ = h.d.WriteString(tenant)
+	_, _ = h.d.Write(sep)
+}
+
+// Add adds the next label; labels must come sorted by name.
+func (h *ShardHasher) Add(name, value []byte) {
+	_, _ = h.d.Write(name)
+	_, _ = h.d.Write(sep)
+	_, _ = h.d.Write(value)
+	_, _ = h.d.Write(sep)
+}
+
+// Sum is the series' ShardKey.
+func (h *ShardHasher) Sum() uint32 {
+	s := h.d.Sum64()
+	return uint32(s) ^ uint32(s>>32)
 }

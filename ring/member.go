@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orrery/orrery/lifecycle"
 	"github.com/orrery/orrery/proto/ringpb"
 )
 
@@ -75,6 +76,12 @@ func defaultOptions() options {
 	}
 }
 
+var (
+	_ lifecycle.Component      = (*Member)(nil)
+	_ memberlist.Delegate      = (*delegate)(nil)
+	_ memberlist.EventDelegate = eventLogger{}
+)
+
 // Member is this process's membership in the ring: a memberlist, this
 // instance's entry with its heartbeat, and the merged view of everyone
 // else's. It implements lifecycle.Component. All methods are safe for
@@ -94,6 +101,8 @@ type Member struct {
 	numNodes     atomic.Int64
 	ml           atomic.Pointer[memberlist.Memberlist]
 	maxBroadcast int
+	// saver persists replaced tokens; nil without a TokensFile.
+	saver *tokenSaver
 
 	mu       sync.Mutex
 	desc     map[string]*ringpb.Instance // values are never modified in place
@@ -126,12 +135,15 @@ func NewMember(cfg Config, self Self, reg prometheus.Registerer, logger *slog.Lo
 	m := &Member{
 		cfg:    cfg,
 		self:   self,
-		logger: logger.With("component", "ring", "instance", self.ID),
+		logger: logger,
 		opts:   defaultOptions(),
 		exp:    expiry{forgetAfter: 10 * cfg.HeartbeatTimeout, tombstoneTTL: 10 * cfg.HeartbeatTimeout},
 		desc:   map[string]*ringpb.Instance{},
 	}
 	m.ring = newRing(cfg, func() time.Time { return m.opts.now() })
+	if self.TokensFile != "" {
+		m.saver = newTokenSaver(self.TokensFile, m.logger)
+	}
 	m.numNodes.Store(1)
 	m.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(m.numNodes.Load()) },
@@ -206,8 +218,10 @@ func (m *Member) Start(ctx context.Context) error {
 	peers := m.peers(ml)
 	m.initialJoin(ctx, ml, peers)
 	if err := m.register(); err != nil {
+		m.ml.Store(nil)
 		return errors.Join(fmt.Errorf("ring member: register %s: %w", m.self.ID, err), ml.Shutdown())
 	}
+	// The background work lives until Stop, not until ctx ends.
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.wg.Add(1)
@@ -216,6 +230,13 @@ func (m *Member) Start(ctx context.Context) error {
 		m.wg.Add(1)
 		go m.joinLoop(runCtx, peers)
 	}
+	if m.saver != nil {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.saver.run(runCtx) }()
+	}
+	m.mu.Lock()
+	m.phase = phaseRunning
+	m.mu.Unlock()
 	m.logger.Info("ring member started", "gossip_addr", m.GossipAddr(), "members", ml.NumMembers())
 	return nil
 }
@@ -249,7 +270,6 @@ func (m *Member) register() error {
 		Version:      version + 1,
 		OwnsTokens:   m.self.OwnsTokens,
 	})
-	m.phase = phaseRunning
 	return nil
 }
 
@@ -369,12 +389,8 @@ func (m *Member) replaceTokensLocked(lost []uint32, s *snapshot) {
 	own.HeartbeatMs = m.opts.now().UnixMilli()
 	m.metrics.tokenConflicts.Add(float64(len(lost)))
 	m.logger.Warn("tokens also claimed by a lower instance id; replaced them", "tokens", len(lost))
-	if m.self.TokensFile != "" {
-		if err := saveTokens(m.self.TokensFile, own.Tokens); err != nil {
-			// The ring already has the new tokens; after a restart the old
-			// file brings the conflict back and it is resolved again.
-			m.logger.Error("persist replaced tokens", "err", err)
-		}
+	if m.saver != nil {
+		m.saver.save(own.Tokens)
 	}
 	m.setOwnLocked(own)
 }
@@ -396,11 +412,18 @@ func (m *Member) Stop(ctx context.Context) error {
 	m.setOwnLocked(tomb)
 	m.mu.Unlock()
 
-	m.cancel()
-	m.wg.Wait()
-	ml := m.ml.Load()
 	ctx, cancel := context.WithTimeout(ctx, m.opts.leaveTimeout)
 	defer cancel()
+	m.cancel()
+	// The join loop may sit in a join attempt for memberlist's TCP
+	// timeout; Shutdown below makes it fail, so do not wait past ctx.
+	loopsDone := make(chan struct{})
+	go func() { m.wg.Wait(); close(loopsDone) }()
+	select {
+	case <-loopsDone:
+	case <-ctx.Done():
+	}
+	ml := m.ml.Load()
 	m.announceLeft(ctx, ml, encodeUpdate(tomb))
 	leaveTimeout := time.Until(deadlineOf(ctx))
 	if err := ml.Leave(max(leaveTimeout, 10*time.Millisecond)); err != nil {

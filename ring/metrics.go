@@ -93,23 +93,39 @@ func newMetrics(reg prometheus.Registerer, m *Member) (*metrics, error) {
 		Name: "orrery_memberlist_broadcast_queue_length",
 		Help: "Ring updates waiting to be gossiped.",
 	}, func() float64 { return float64(m.queue.NumQueued()) })
-	if reg == nil {
-		return out, nil
-	}
-	var errs []error
-	for _, c := range f.created {
-		if err := reg.Register(c); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("register ring metrics: %w", err)
+	if err := f.register(reg); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // factory creates collectors and remembers them for registration.
 type factory struct{ created []prometheus.Collector }
+
+// register registers everything created; nil reg registers nothing.
+func (f *factory) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	var errs []error
+	var done []prometheus.Collector
+	for _, c := range f.created {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Leave the registry as it was, so a retry does not conflict
+		// with half of this attempt.
+		for _, c := range done {
+			reg.Unregister(c)
+		}
+		return fmt.Errorf("register ring metrics: %w", err)
+	}
+	return nil
+}
 
 func (f *factory) NewGauge(o prometheus.GaugeOpts) prometheus.Gauge {
 	g := prometheus.NewGauge(o)

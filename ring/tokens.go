@@ -1,12 +1,15 @@
 package ring
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // generateTokens returns n distinct tokens, sorted, none of which is in
@@ -105,4 +108,59 @@ func syncDir(dir string) error {
 		return errors.Join(fmt.Errorf("sync tokens directory: %w", err), d.Close())
 	}
 	return d.Close()
+}
+
+// tokenSaver persists the latest tokens off the gossip path: a token
+// conflict is resolved inside a memberlist callback, which must not wait
+// for the disk. Only the newest pending tokens are written.
+type tokenSaver struct {
+	path   string
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	pending []uint32
+	wake    chan struct{}
+}
+
+func newTokenSaver(path string, logger *slog.Logger) *tokenSaver {
+	return &tokenSaver{path: path, logger: logger, wake: make(chan struct{}, 1)}
+}
+
+// save schedules tokens to be written; it never blocks.
+func (s *tokenSaver) save(tokens []uint32) {
+	s.mu.Lock()
+	s.pending = tokens
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run writes scheduled tokens until ctx ends, then writes what is left.
+func (s *tokenSaver) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			s.flush()
+			return
+		case <-s.wake:
+			s.flush()
+		}
+	}
+}
+
+func (s *tokenSaver) flush() {
+	s.mu.Lock()
+	tokens := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if tokens == nil {
+		return
+	}
+	if err := saveTokens(s.path, tokens); err != nil {
+		// The ring already has the new tokens; after a restart the old
+		// file brings the conflict back and it is resolved again.
+		s.logger.Error("persist replaced tokens", "path", s.path, "err", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -122,6 +123,8 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/ring", member.ServeRing)
 	mux.HandleFunc("/memberlist", member.ServeMemberlist)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/{$}", indexPage)
 	mgr.Add("http-server", &httpServer{srv: &http.Server{Addr: cfg.HTTPListenAddress, Handler: mux, ReadHeaderTimeout: 30 * time.Second}, logger: logger})
 	mgr.Add("ingester-clients", lifecycle.Funcs{StopFunc: func(context.Context) error { return pool.Close() }})

@@ -74,7 +74,7 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5, 0}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3, 0}
 }
 
 type LabelPair struct {
@@ -129,122 +129,20 @@ func (x *LabelPair) GetValue() string {
 	return ""
 }
 
-type Sample struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TimestampMs   int64                  `protobuf:"varint,1,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
-	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Sample) Reset() {
-	*x = Sample{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Sample) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Sample) ProtoMessage() {}
-
-func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Sample.ProtoReflect.Descriptor instead.
-func (*Sample) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *Sample) GetTimestampMs() int64 {
-	if x != nil {
-		return x.TimestampMs
-	}
-	return 0
-}
-
-func (x *Sample) GetValue() float64 {
-	if x != nil {
-		return x.Value
-	}
-	return 0
-}
-
-type TimeSeries struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sorted by name, validated by the distributor.
-	Labels []*LabelPair `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
-	// Ascending timestamps.
-	Samples       []*Sample `protobuf:"bytes,2,rep,name=samples,proto3" json:"samples,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TimeSeries) Reset() {
-	*x = TimeSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TimeSeries) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TimeSeries) ProtoMessage() {}
-
-func (x *TimeSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TimeSeries.ProtoReflect.Descriptor instead.
-func (*TimeSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *TimeSeries) GetLabels() []*LabelPair {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
-func (x *TimeSeries) GetSamples() []*Sample {
-	if x != nil {
-		return x.Samples
-	}
-	return nil
-}
-
 type PushRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Series        []*TimeSeries          `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The series, one after another, in the push encoding of
+	// proto/ingesterpb/codec.go (see docs/push-encoding.md): one blob instead
+	// of a message per label and sample, so neither side allocates per sample.
+	// Labels are sorted and validated by the distributor.
+	Series        []byte `protobuf:"bytes,1,opt,name=series,proto3" json:"series,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +154,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,10 +167,10 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *PushRequest) GetSeries() []*TimeSeries {
+func (x *PushRequest) GetSeries() []byte {
 	if x != nil {
 		return x.Series
 	}
@@ -288,7 +186,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +198,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +211,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PushResponse) GetSamplesAppended() int64 {
@@ -334,7 +232,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +244,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +257,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -394,7 +292,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +304,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +317,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -456,7 +354,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +366,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +379,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -523,7 +421,7 @@ type ChunkSeries struct {
 
 func (x *ChunkSeries) Reset() {
 	*x = ChunkSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +433,7 @@ func (x *ChunkSeries) String() string {
 func (*ChunkSeries) ProtoMessage() {}
 
 func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +446,7 @@ func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSeries.ProtoReflect.Descriptor instead.
 func (*ChunkSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ChunkSeries) GetLabels() []*LabelPair {
@@ -574,7 +472,7 @@ type QueryStreamResponse struct {
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +484,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +497,7 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryStreamResponse) GetSeries() []*ChunkSeries {
@@ -621,7 +519,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +531,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +544,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -686,7 +584,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +596,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +609,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -734,7 +632,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +644,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +657,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -806,7 +704,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +716,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +729,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -853,7 +751,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +763,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +776,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -918,7 +816,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +828,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +841,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SeriesResponse) GetSeries() []*Labels {
@@ -962,7 +860,7 @@ type Labels struct {
 
 func (x *Labels) Reset() {
 	*x = Labels{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +872,7 @@ func (x *Labels) String() string {
 func (*Labels) ProtoMessage() {}
 
 func (x *Labels) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +885,7 @@ func (x *Labels) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Labels.ProtoReflect.Descriptor instead.
 func (*Labels) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Labels) GetLabels() []*LabelPair {
@@ -1004,16 +902,9 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x19ingesterpb/ingester.proto\x12\x12orrery.ingester.v1\"5\n" +
 	"\tLabelPair\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"A\n" +
-	"\x06Sample\x12!\n" +
-	"\ftimestamp_ms\x18\x01 \x01(\x03R\vtimestampMs\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value\"y\n" +
-	"\n" +
-	"TimeSeries\x125\n" +
-	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels\x124\n" +
-	"\asamples\x18\x02 \x03(\v2\x1a.orrery.ingester.v1.SampleR\asamples\"E\n" +
-	"\vPushRequest\x126\n" +
-	"\x06series\x18\x01 \x03(\v2\x1e.orrery.ingester.v1.TimeSeriesR\x06series\"9\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"%\n" +
+	"\vPushRequest\x12\x16\n" +
+	"\x06series\x18\x01 \x01(\fR\x06series\"9\n" +
 	"\fPushResponse\x12)\n" +
 	"\x10samples_appended\x18\x01 \x01(\x03R\x0fsamplesAppended\"\x9d\x01\n" +
 	"\fLabelMatcher\x129\n" +
@@ -1084,56 +975,51 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ingesterpb_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),      // 0: orrery.ingester.v1.LabelMatcher.Type
 	(*LabelPair)(nil),           // 1: orrery.ingester.v1.LabelPair
-	(*Sample)(nil),              // 2: orrery.ingester.v1.Sample
-	(*TimeSeries)(nil),          // 3: orrery.ingester.v1.TimeSeries
-	(*PushRequest)(nil),         // 4: orrery.ingester.v1.PushRequest
-	(*PushResponse)(nil),        // 5: orrery.ingester.v1.PushResponse
-	(*LabelMatcher)(nil),        // 6: orrery.ingester.v1.LabelMatcher
-	(*QueryRequest)(nil),        // 7: orrery.ingester.v1.QueryRequest
-	(*Chunk)(nil),               // 8: orrery.ingester.v1.Chunk
-	(*ChunkSeries)(nil),         // 9: orrery.ingester.v1.ChunkSeries
-	(*QueryStreamResponse)(nil), // 10: orrery.ingester.v1.QueryStreamResponse
-	(*LabelNamesRequest)(nil),   // 11: orrery.ingester.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),  // 12: orrery.ingester.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),  // 13: orrery.ingester.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil), // 14: orrery.ingester.v1.LabelValuesResponse
-	(*SeriesRequest)(nil),       // 15: orrery.ingester.v1.SeriesRequest
-	(*SeriesResponse)(nil),      // 16: orrery.ingester.v1.SeriesResponse
-	(*Labels)(nil),              // 17: orrery.ingester.v1.Labels
+	(*PushRequest)(nil),         // 2: orrery.ingester.v1.PushRequest
+	(*PushResponse)(nil),        // 3: orrery.ingester.v1.PushResponse
+	(*LabelMatcher)(nil),        // 4: orrery.ingester.v1.LabelMatcher
+	(*QueryRequest)(nil),        // 5: orrery.ingester.v1.QueryRequest
+	(*Chunk)(nil),               // 6: orrery.ingester.v1.Chunk
+	(*ChunkSeries)(nil),         // 7: orrery.ingester.v1.ChunkSeries
+	(*QueryStreamResponse)(nil), // 8: orrery.ingester.v1.QueryStreamResponse
+	(*LabelNamesRequest)(nil),   // 9: orrery.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),  // 10: orrery.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),  // 11: orrery.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil), // 12: orrery.ingester.v1.LabelValuesResponse
+	(*SeriesRequest)(nil),       // 13: orrery.ingester.v1.SeriesRequest
+	(*SeriesResponse)(nil),      // 14: orrery.ingester.v1.SeriesResponse
+	(*Labels)(nil),              // 15: orrery.ingester.v1.Labels
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
-	1,  // 0: orrery.ingester.v1.TimeSeries.labels:type_name -> orrery.ingester.v1.LabelPair
-	2,  // 1: orrery.ingester.v1.TimeSeries.samples:type_name -> orrery.ingester.v1.Sample
-	3,  // 2: orrery.ingester.v1.PushRequest.series:type_name -> orrery.ingester.v1.TimeSeries
-	0,  // 3: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
-	6,  // 4: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	1,  // 5: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
-	8,  // 6: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
-	9,  // 7: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
-	6,  // 8: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	6,  // 9: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	6,  // 10: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	17, // 11: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
-	1,  // 12: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
-	4,  // 13: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	7,  // 14: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	11, // 15: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	13, // 16: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	15, // 17: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	5,  // 18: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	10, // 19: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	12, // 20: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	14, // 21: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	16, // 22: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 0: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
+	4,  // 1: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	1,  // 2: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
+	6,  // 3: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
+	7,  // 4: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
+	4,  // 5: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	4,  // 6: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	4,  // 7: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	15, // 8: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
+	1,  // 9: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
+	2,  // 10: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	5,  // 11: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	9,  // 12: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	11, // 13: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	13, // 14: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	3,  // 15: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	8,  // 16: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	10, // 17: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	12, // 18: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	14, // 19: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -1147,7 +1033,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,154 @@
+package distributor
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of remote write 1.0 (prometheus/prompb/remote.proto, types.proto).
+const (
+	fieldTimeseries = 1
+	fieldMetadata   = 3
+
+	fieldLabels     = 1
+	fieldSamples    = 2
+	fieldExemplars  = 3
+	fieldHistograms = 4
+
+	fieldName  = 1
+	fieldValue = 2
+
+	fieldSampleValue     = 1
+	fieldSampleTimestamp = 2
+)
+
+// rawLabel is a label whose name and value alias the request body.
+type rawLabel struct{ name, value []byte }
+
+type rawSample struct {
+	t int64
+	v float64
+}
+
+// rawSeries indexes into writeRequest's slabs: a request of thousands of
+// series costs a few slab growths, not allocations per series or label.
+type rawSeries struct {
+	labelsLo, labelsHi   int
+	samplesLo, samplesHi int
+	histograms           int
+	exemplars            int
+}
+
+// writeRequest is a decoded remote-write 1.0 request. It is reused between
+// requests; everything in it aliases the body it was parsed from.
+type writeRequest struct {
+	series   []rawSeries
+	labels   []rawLabel
+	samples  []rawSample
+	metadata int
+}
+
+func (w *writeRequest) reset() {
+	w.series, w.labels, w.samples, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], 0
+}
+
+func (w *writeRequest) seriesLabels(s *rawSeries) []rawLabel   { return w.labels[s.labelsLo:s.labelsHi] }
+func (w *writeRequest) seriesSamples(s *rawSeries) []rawSample { return w.samples[s.samplesLo:s.samplesHi] }
+
+var errTruncated = errors.New("truncated or malformed field")
+
+// parse decodes a prometheus.WriteRequest. Unknown fields are skipped, as
+// protobuf requires.
+func (w *writeRequest) parse(b []byte) error {
+	w.reset()
+	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch {
+		case num == fieldTimeseries && typ == protowire.BytesType:
+			if err := w.parseSeries(v); err != nil {
+				return fmt.Errorf("timeseries %d: %w", len(w.series), err)
+			}
+		case num == fieldMetadata && typ == protowire.BytesType:
+			w.metadata++
+		}
+		return nil
+	})
+}
+
+func (w *writeRequest) parseSeries(b []byte) error {
+	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples)}
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch {
+		case num == fieldLabels && typ == protowire.BytesType:
+			var l rawLabel
+			err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				if typ == protowire.BytesType && num == fieldName {
+					l.name = v
+				} else if typ == protowire.BytesType && num == fieldValue {
+					l.value = v
+				}
+				return nil
+			})
+			w.labels = append(w.labels, l)
+			return err
+		case num == fieldSamples && typ == protowire.BytesType:
+			var smp rawSample
+			err := eachField(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+				if num == fieldSampleValue && typ == protowire.Fixed64Type {
+					smp.v = math.Float64frombits(x)
+				} else if num == fieldSampleTimestamp && typ == protowire.VarintType {
+					smp.t = int64(x)
+				}
+				return nil
+			})
+			w.samples = append(w.samples, smp)
+			return err
+		case num == fieldExemplars:
+			s.exemplars++
+		case num == fieldHistograms:
+			s.histograms++
+		}
+		return nil
+	})
+	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
+	w.series = append(w.series, s)
+	return err
+}
+
+// eachField calls f with every field of a message: v holds the bytes of a
+// length-delimited field, x the value of a varint or fixed field.
+func eachField(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		var v []byte
+		var x uint64
+		switch typ {
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			x, n = protowire.ConsumeVarint(b)
+		case protowire.Fixed64Type:
+			x, n = protowire.ConsumeFixed64(b)
+		case protowire.Fixed32Type:
+			var x32 uint32
+			x32, n = protowire.ConsumeFixed32(b)
+			x = uint64(x32)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if n < 0 {
+			return errTruncated
+		}
+		b = b[n:]
+		if err := f(num, typ, v, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
