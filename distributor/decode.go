@@ -10,8 +10,6 @@ import (
 	"github.com/orrery/orrery/apierr"
 )
 
-const remoteWriteV2Type = "io.prometheus.write.v2.Request"
-
 // checkContentType accepts remote-write 1.0 bodies; other protobuf messages
 // get 415 as the remote-write 2.0 spec asks, so a 2.0 sender falls back.
 func checkContentType(r *http.Request) error {
@@ -66,4 +64,3 @@ func decompress(compressed []byte, limit int) ([]byte, error) {
 	}
 	return out, nil
 }
-

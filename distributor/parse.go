@@ -55,8 +55,10 @@ func (w *writeRequest) reset() {
 	w.series, w.labels, w.samples, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], 0
 }
 
-func (w *writeRequest) seriesLabels(s *rawSeries) []rawLabel   { return w.labels[s.labelsLo:s.labelsHi] }
-func (w *writeRequest) seriesSamples(s *rawSeries) []rawSample { return w.samples[s.samplesLo:s.samplesHi] }
+func (w *writeRequest) seriesLabels(s *rawSeries) []rawLabel { return w.labels[s.labelsLo:s.labelsHi] }
+func (w *writeRequest) seriesSamples(s *rawSeries) []rawSample {
+	return w.samples[s.samplesLo:s.samplesHi]
+}
 
 var errTruncated = errors.New("truncated or malformed field")
 

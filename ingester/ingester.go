@@ -94,6 +94,7 @@ func (i *Ingester) Start(ctx context.Context) error {
 	}
 	i.m.replayDuration.Set(time.Since(start).Seconds())
 	i.logger.Info("wal replayed", "series", i.seriesCount(), "duration", time.Since(start))
+	i.applyRetention()
 	i.loop(i.cfg.FlushPeriod, func() { i.flush(false) })
 	i.loop(i.cfg.CheckpointPeriod, func() { i.checkpointAndLog() })
 	i.loop(time.Hour, i.applyRetention)

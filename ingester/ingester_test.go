@@ -126,14 +126,6 @@ func (ti *testIngester) samples(t *testing.T, tenantID string, ms ...*labels.Mat
 	}
 }
 
-func count(m map[string][]int64) int {
-	n := 0
-	for _, v := range m {
-		n += len(v)
-	}
-	return n
-}
-
 func TestPushQueryAndTenantIsolation(t *testing.T) {
 	ti := newTestIngester(t, t.TempDir(), testConfig())
 	defer ti.stop(t)
