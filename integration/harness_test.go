@@ -155,8 +155,15 @@ func (o *orrery) start(t *testing.T, args ...string) {
 	waitReady(t, o.url("/ready"))
 }
 
-// prometheus3 runs the reference Prometheus with the remote-write receiver.
+// startPrometheus3 runs the reference Prometheus with the remote-write
+// receiver and no scrape jobs.
 func startPrometheus3(t *testing.T) (base string) {
+	t.Helper()
+	return startPrometheus3WithConfig(t, "global:\n  scrape_interval: 15s\n")
+}
+
+// startPrometheus3WithConfig runs the reference Prometheus with a config.
+func startPrometheus3WithConfig(t *testing.T, config string) (base string) {
 	t.Helper()
 	bin := os.Getenv("ORRERY_PROMETHEUS3")
 	if bin == "" {
@@ -164,7 +171,7 @@ func startPrometheus3(t *testing.T) (base string) {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("global:\n  scrape_interval: 15s\n"), 0o644))
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o644))
 	port := freePort(t)
 	startProcess(t, "prometheus3", bin,
 		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),

@@ -28,7 +28,7 @@ type BuildInfo = v1.PrometheusVersion
 // server, not to this store, and are 404.
 var served = []string{
 	"/query", "/query_range", "/format_query", "/parse_query",
-	"/labels", "/label/", "/series", "/status/buildinfo",
+	"/labels", "/label/", "/series", "/status/buildinfo", "/read",
 }
 
 // API serves the Prometheus HTTP API over a queryable.
