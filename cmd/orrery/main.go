@@ -112,6 +112,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
 		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, reg, logger.With("component", "querier"))
 		mux.Handle(querier.PathPrefix+"/", tenant.Middleware(cfg.AuthEnabled, api))
+		mux.Handle(querier.FederatePath, tenant.Middleware(cfg.AuthEnabled, querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
 	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !mgr.Ready() {

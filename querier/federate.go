@@ -1,0 +1,142 @@
+package querier
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"google.golang.org/protobuf/proto"
+)
+
+// FederatePath is where /federate is served, beside the API.
+const FederatePath = "/prometheus/federate"
+
+// Federation serves the latest sample of every series matching match[], in
+// the exposition format, so that a Prometheus can scrape Orrery as it would
+// scrape another Prometheus's /federate (honor_labels, params.match[]).
+type Federation struct {
+	q             storage.Queryable
+	lookbackDelta time.Duration
+	parser        parser.Parser
+	logger        *slog.Logger
+}
+
+// NewFederation returns the /federate handler.
+func NewFederation(cfg Config, q storage.Queryable, logger *slog.Logger) *Federation {
+	return &Federation{q: q, lookbackDelta: cfg.LookbackDelta, parser: parser.NewParser(parser.Options{}), logger: logger}
+}
+
+type federated struct {
+	lset labels.Labels
+	t    int64
+	v    float64
+}
+
+func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, fmt.Sprintf("error parsing form values: %v", err), http.StatusBadRequest)
+		return
+	}
+	sets, err := f.parser.ParseMetricSelectors(r.Form["match[]"])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	now := time.Now()
+	mint, maxt := now.Add(-f.lookbackDelta).UnixMilli(), now.UnixMilli()
+	samples, err := f.latest(r, sets, mint, maxt)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim), expfmt.NewFormat(expfmt.TypeProtoText), expfmt.NewFormat(expfmt.TypeProtoCompact), expfmt.NewFormat(expfmt.TypeTextPlain))
+	w.Header().Set("Content-Type", string(format))
+	if err := encodeFamilies(expfmt.NewEncoder(w, format), samples); err != nil {
+		f.logger.Error("federation failed", "err", err)
+	}
+}
+
+// latest returns, for every series matching any set, its last sample at or
+// before maxt, sorted by metric name. Stale markers are not federated.
+func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, maxt int64) ([]federated, error) {
+	q, err := f.q.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	hints := &storage.SelectHints{Start: mint, End: maxt}
+	selected := make([]storage.SeriesSet, 0, len(sets))
+	for _, ms := range sets {
+		selected = append(selected, q.Select(r.Context(), true, hints, ms...))
+	}
+	set := storage.NewMergeSeriesSet(selected, 0, storage.ChainedSeriesMerge)
+	var out []federated
+	var it chunkenc.Iterator
+	for set.Next() {
+		s := set.At()
+		it = s.Iterator(it)
+		var last federated
+		found := false
+		for it.Next() == chunkenc.ValFloat {
+			t, v := it.At()
+			if t > maxt {
+				break
+			}
+			last, found = federated{t: t, v: v}, true
+		}
+		if found && !value.IsStaleNaN(last.v) {
+			last.lset = s.Labels()
+			out = append(out, last)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b federated) int {
+		return strings.Compare(a.lset.Get(model.MetricNameLabel), b.lset.Get(model.MetricNameLabel))
+	})
+	return out, nil
+}
+
+// encodeFamilies writes one untyped family per metric name. A series
+// without an instance label gets instance="", as Prometheus does, so that
+// the scraper's honor_labels does not attach the target's instance.
+func encodeFamilies(enc expfmt.Encoder, samples []federated) error {
+	var fam *dto.MetricFamily
+	for _, s := range samples {
+		name := s.lset.Get(model.MetricNameLabel)
+		if fam == nil || fam.GetName() != name {
+			if fam != nil {
+				if err := enc.Encode(fam); err != nil {
+					return err
+				}
+			}
+			fam = &dto.MetricFamily{Name: proto.String(name), Type: dto.MetricType_UNTYPED.Enum()}
+		}
+		m := &dto.Metric{TimestampMs: proto.Int64(s.t), Untyped: &dto.Untyped{Value: proto.Float64(s.v)}}
+		s.lset.Range(func(l labels.Label) {
+			if l.Name != model.MetricNameLabel && l.Value != "" {
+				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
+			}
+		})
+		if !s.lset.Has(model.InstanceLabel) {
+			m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(model.InstanceLabel), Value: proto.String("")})
+		}
+		fam.Metric = append(fam.Metric, m)
+	}
+	if fam == nil {
+		return nil
+	}
+	return enc.Encode(fam)
+}
