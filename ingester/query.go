@@ -35,11 +35,19 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		if err != nil {
 			return apierr.ToGRPC(err)
 		}
-		for _, s := range series {
+		for k, s := range series {
+			if k%1024 == 0 && ctx.Err() != nil {
+				i.m.queriesCanceled.Inc()
+				return apierr.ToGRPC(ctx.Err())
+			}
 			if cs := s.copyChunks(req.StartMs, req.EndMs); len(cs) > 0 {
 				mem = append(mem, store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)})
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		i.m.queriesCanceled.Inc()
+		return apierr.ToGRPC(err)
 	}
 	stored, err := i.store.Select(tenantID, req.StartMs, req.EndMs, ms...)
 	if err != nil {
@@ -55,6 +63,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			resp = &ingesterpb.QueryStreamResponse{}
 		}
 		if err := ctx.Err(); err != nil {
+			i.m.queriesCanceled.Inc()
 			return apierr.ToGRPC(err)
 		}
 	}

@@ -35,6 +35,7 @@ var served = []string{
 type API struct {
 	handler http.Handler
 	sem     chan struct{}
+	logger  *slog.Logger
 }
 
 // NewEngine returns the upstream PromQL engine configured as Prometheus
@@ -79,7 +80,7 @@ func NewAPI(cfg Config, engine *promql.Engine, q storage.SampleAndChunkQueryable
 	)
 	r := route.New().WithPrefix(PathPrefix)
 	api.Register(r)
-	return &API{handler: r, sem: make(chan struct{}, cfg.MaxConcurrent)}
+	return &API{handler: r, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
 }
 
 // ServeHTTP serves the endpoints in served, at most MaxConcurrent at once.
@@ -89,13 +90,25 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// Waiting here is the queue: at most MaxConcurrent requests evaluate,
+	// the rest wait until one finishes or their client gives up.
 	select {
 	case a.sem <- struct{}{}:
 		defer func() { <-a.sem }()
 	case <-r.Context().Done():
 		return
 	}
-	a.handler.ServeHTTP(w, r)
+	if path != "/query" && path != "/query_range" {
+		a.handler.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	ctx, st := withFetchStats(r.Context())
+	r = r.WithContext(ctx)
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	a.handler.ServeHTTP(rec, r)
+	_ = r.ParseForm()
+	logQuery(a.logger, r, rec.code, time.Since(start), st)
 }
 
 func isServed(path string) bool {

@@ -86,6 +86,7 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	recordFetched(ctx, all)
 	set, err := newChunkSeriesSet(all, warns)
 	if err != nil {
 		return storage.ErrSeriesSet(err)

@@ -1,0 +1,73 @@
+package querier
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/tenant"
+)
+
+// fetchStats counts what one request fetched from the ingesters.
+type fetchStats struct {
+	series, chunks, samples atomic.Int64
+}
+
+type fetchStatsKey struct{}
+
+func withFetchStats(ctx context.Context) (context.Context, *fetchStats) {
+	st := &fetchStats{}
+	return context.WithValue(ctx, fetchStatsKey{}, st), st
+}
+
+// recordFetched adds fetched series to the request's stats, if it has any.
+// Sample counts come from the chunk headers, without decoding.
+func recordFetched(ctx context.Context, series []*ingesterpb.ChunkSeries) {
+	st, ok := ctx.Value(fetchStatsKey{}).(*fetchStats)
+	if !ok {
+		return
+	}
+	var chunks, samples int64
+	for _, s := range series {
+		for _, c := range s.Chunks {
+			chunks++
+			if chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data); err == nil {
+				samples += int64(chk.NumSamples())
+			}
+		}
+	}
+	st.series.Add(int64(len(series)))
+	st.chunks.Add(chunks)
+	st.samples.Add(samples)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logQuery writes the query log line: who asked what, how long it took and
+// how much it fetched.
+func logQuery(logger *slog.Logger, r *http.Request, code int, took time.Duration, st *fetchStats) {
+	id, _ := tenant.FromContext(r.Context())
+	attrs := []any{
+		"tenant", id, "path", r.URL.Path, "query", r.Form.Get("query"), "status", code,
+		"duration", took, "series_fetched", st.series.Load(), "chunks_fetched", st.chunks.Load(), "samples_fetched", st.samples.Load(),
+	}
+	for _, p := range []string{"time", "start", "end", "step"} {
+		if v := r.Form.Get(p); v != "" {
+			attrs = append(attrs, p, v)
+		}
+	}
+	logger.Info("query", attrs...)
+}
