@@ -60,6 +60,9 @@ func TestAPIMatchesPrometheus3(t *testing.T) {
 		"/api/v1/series?match[]=node_load1&match[]=up%7Bjob%3D%22api%22%7D&start=" + s + "&end=" + e,
 		"/api/v1/series",
 		"/api/v1/format_query?query=sum(rate(x%5B5m%5D))by(job)",
+		"/api/v1/parse_query?query=sum(rate(x%5B5m%5D))by(job)",
+		"/api/v1/query_exemplars?query=up&start=" + s + "&end=" + e,
+		"/api/v1/query_exemplars?query=up(",
 		"/api/v1/query?query=" + url.QueryEscape(`up{job="node"}`) + "&time=" + e,
 	} {
 		wantCode, want := rawGet(t, prom+path)

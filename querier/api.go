@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -27,7 +30,7 @@ type BuildInfo = v1.PrometheusVersion
 // rules, admin, remote write into the querier…) belong to a Prometheus
 // server, not to this store, and are 404.
 var served = []string{
-	"/query", "/query_range", "/format_query", "/parse_query",
+	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
 	"/labels", "/label/", "/series", "/status/buildinfo", "/read",
 }
 
@@ -62,7 +65,7 @@ func NewAPI(cfg Config, engine *promql.Engine, q storage.SampleAndChunkQueryable
 		host, _ := os.Hostname()
 		return v1.RuntimeInfo{StartTime: start, CWD: cwd, Hostname: host, GoroutineCount: runtime.NumGoroutine(), GOMAXPROCS: runtime.GOMAXPROCS(0), GOGC: os.Getenv("GOGC")}, nil
 	}
-	api := v1.NewAPI(engine, q, nil, nil,
+	api := v1.NewAPI(engine, q, nil, noExemplars{},
 		nil, nil, nil,
 		func() config.Config { return config.DefaultConfig },
 		flags,
@@ -81,6 +84,18 @@ func NewAPI(cfg Config, engine *promql.Engine, q storage.SampleAndChunkQueryable
 	r := route.New().WithPrefix(PathPrefix)
 	api.Register(r)
 	return &API{handler: r, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
+}
+
+// noExemplars answers exemplar queries as a Prometheus without exemplar
+// storage does, with nothing: Orrery does not store exemplars yet.
+type noExemplars struct{}
+
+func (noExemplars) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
+	return noExemplars{}, nil
+}
+
+func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
+	return []exemplar.QueryResult{}, nil
 }
 
 // ServeHTTP serves the endpoints in served, at most MaxConcurrent at once.
