@@ -113,6 +113,9 @@ func (b *builder) buildInstance() {
 	api := instanceName(b.inst, 8080)
 	b.up("node", node, false)
 	b.up("prometheus", prom, false)
+	// A quarter of the API targets flap (up=0 for steps k%40 in [30,35)), so
+	// absent/up-based alerts and avg_over_time(up) have something to show
+	// with as few as two instances.
 	b.up("api", api, b.inst%4 == 1)
 	b.nodeSeries(node)
 	b.prometheusSeries(prom)

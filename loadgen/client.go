@@ -53,7 +53,14 @@ func NewClient(url, tenant string, timeout time.Duration) *Client {
 		// would only cost the receiver CPU we are trying to measure.
 		DisableCompression: true,
 	}
-	return &Client{url: url, tenant: tenant, hc: &http.Client{Transport: transport, Timeout: timeout}}
+	hc := &http.Client{
+		Transport: transport,
+		Timeout:   timeout,
+		// A redirect would send the load somewhere the caller did not name;
+		// surface it as a non-2xx status instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Client{url: url, tenant: tenant, hc: hc}
 }
 
 // Send posts one snappy-compressed WriteRequest. It returns a *StatusError

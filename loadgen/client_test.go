@@ -27,6 +27,7 @@ func TestClientSend(t *testing.T) {
 		{"bad request", "t", http.StatusBadRequest, "out of order sample\n", http.StatusBadRequest},
 		{"overloaded", "", http.StatusTooManyRequests, "ingestion rate limit", http.StatusTooManyRequests},
 		{"server error", "", http.StatusServiceUnavailable, "", http.StatusServiceUnavailable},
+		{"redirect not followed", "", http.StatusTemporaryRedirect, "", http.StatusTemporaryRedirect},
 	}
 	g := New(1, 1)
 	raw := g.AppendRequest(nil, 0, 10, 0, 1000)
@@ -46,6 +47,9 @@ func TestClientSend(t *testing.T) {
 				decoded, err := snappy.Decode(nil, compressed)
 				require.NoError(t, err)
 				require.NoError(t, got.Unmarshal(decoded))
+				if tt.status == http.StatusTemporaryRedirect {
+					w.Header().Set("Location", "http://127.0.0.2:1/elsewhere")
+				}
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, tt.reply)
 			}))
@@ -87,12 +91,21 @@ func TestClientTransportError(t *testing.T) {
 }
 
 func TestClientHonoursContext(t *testing.T) {
+	// The handler blocks until the test ends; release is closed before the
+	// server so Close does not wait for a handler that never returns.
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
 	}))
 	defer srv.Close()
+	defer close(release)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
+	start := time.Now()
 	err := NewClient(srv.URL, "", 10*time.Second).Send(ctx, []byte{0})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 5*time.Second)
 }

@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -31,11 +32,12 @@ type Queryable struct {
 	ring    Ring
 	clients Clients
 	cfg     Config
+	logger  *slog.Logger
 }
 
 // NewQueryable returns a queryable that asks the ingesters r names.
-func NewQueryable(cfg Config, r Ring, clients Clients) *Queryable {
-	return &Queryable{ring: r, clients: clients, cfg: cfg}
+func NewQueryable(cfg Config, r Ring, clients Clients, logger *slog.Logger) *Queryable {
+	return &Queryable{ring: r, clients: clients, cfg: cfg, logger: logger}
 }
 
 // Querier implements storage.Queryable.
@@ -68,7 +70,7 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	}
 	var mu sync.Mutex
 	var all []*ingesterpb.ChunkSeries
-	warns, err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
 		stream, err := c.QueryStream(ctx, req)
 		if err != nil {
 			return err
@@ -87,7 +89,7 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 		return storage.ErrSeriesSet(err)
 	}
 	recordFetched(ctx, all)
-	set, err := newChunkSeriesSet(all, warns)
+	set, err := newChunkSeriesSet(all)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
@@ -97,7 +99,7 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 func (qr *querier) selectLabelsOnly(ctx context.Context, req *ingesterpb.SeriesRequest) storage.SeriesSet {
 	var mu sync.Mutex
 	var sets []labels.Labels
-	warns, err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
 		resp, err := c.Series(ctx, req)
 		if err != nil {
 			return err
@@ -115,7 +117,7 @@ func (qr *querier) selectLabelsOnly(ctx context.Context, req *ingesterpb.SeriesR
 	}
 	slices.SortFunc(sets, labels.Compare)
 	sets = slices.CompactFunc(sets, labels.Equal)
-	return &labelsSeriesSet{sets: sets, idx: -1, warns: warns}
+	return &labelsSeriesSet{sets: sets, idx: -1}
 }
 
 // LabelValues implements storage.LabelQuerier.
@@ -145,7 +147,7 @@ func (qr *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 func (qr *querier) unionStrings(ctx context.Context, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, error)) ([]string, annotations.Annotations, error) {
 	var mu sync.Mutex
 	var out []string
-	warns, err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
 		vals, err := call(ctx, c)
 		mu.Lock()
 		out = append(out, vals...)
@@ -153,27 +155,27 @@ func (qr *querier) unionStrings(ctx context.Context, limit int64, call func(cont
 		return err
 	})
 	if err != nil {
-		return nil, warns, err
+		return nil, nil, err
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
 	if limit > 0 && int64(len(out)) > limit {
 		out = out[:limit]
 	}
-	return out, warns, nil
+	return out, nil, nil
 }
 
 // fanout calls every ingester of the read replication set in parallel. Up to
-// MaxErrors failures are tolerated and reported as warnings, since the
-// replicas on other ingesters hold the same series.
-func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingesterpb.IngesterClient) error) (annotations.Annotations, error) {
+// MaxErrors failures are tolerated, since the replicas on other ingesters
+// hold the same series.
+func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingesterpb.IngesterClient) error) error {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return nil, apierr.New(apierr.Unauthorized, "%s", err)
+		return apierr.New(apierr.Unauthorized, "%s", err)
 	}
 	rs, err := qr.q.ring.ForQuery()
 	if err != nil {
-		return nil, apierr.New(apierr.Unavailable, "querier: %s", err)
+		return apierr.New(apierr.Unavailable, "querier: %s", err)
 	}
 	ctx = tenant.WithID(ctx, tenantID)
 	errs := make([]error, len(rs.Instances))
@@ -194,18 +196,21 @@ func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingest
 		}()
 	}
 	wg.Wait()
-	var warns annotations.Annotations
-	failed := 0
+	// Failures within the replication tolerance lose nothing: every series
+	// has a replica on an ingester that answered.
+	var failed []error
 	for _, err := range errs {
 		if err != nil {
-			failed++
-			warns.Add(fmt.Errorf("results may be incomplete: %w", err))
-			if failed > rs.MaxErrors {
-				return nil, err
-			}
+			failed = append(failed, err)
 		}
 	}
-	return warns, nil
+	if len(failed) > rs.MaxErrors {
+		return failed[0]
+	}
+	if len(failed) > 0 {
+		qr.q.logger.Warn("ingesters failed within the replication tolerance", "failed", len(failed), "tolerated", rs.MaxErrors, "first", failed[0])
+	}
+	return nil
 }
 
 func limitOf(h *storage.LabelHints) int64 {

@@ -36,7 +36,7 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 }
 
 // newChunkSeriesSet decodes and groups wire series by labels.
-func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, warns annotations.Annotations) (*seriesSet, error) {
+func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries) (*seriesSet, error) {
 	var b labels.ScratchBuilder
 	all := make([]*mergedSeries, 0, len(wire))
 	for _, ws := range wire {
@@ -59,25 +59,23 @@ func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, warns annotations.Annotat
 		}
 		out = append(out, s)
 	}
-	return &seriesSet{series: out, idx: -1, warns: warns}, nil
+	return &seriesSet{series: out, idx: -1}, nil
 }
 
 type seriesSet struct {
 	series []*mergedSeries
 	idx    int
-	warns  annotations.Annotations
 }
 
 func (s *seriesSet) Next() bool                        { s.idx++; return s.idx < len(s.series) }
 func (s *seriesSet) At() storage.Series                { return s.series[s.idx] }
 func (s *seriesSet) Err() error                        { return nil }
-func (s *seriesSet) Warnings() annotations.Annotations { return s.warns }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
 
 // labelsSeriesSet serves the series API, which needs labels only.
 type labelsSeriesSet struct {
-	sets  []labels.Labels
-	idx   int
-	warns annotations.Annotations
+	sets []labels.Labels
+	idx  int
 }
 
 func (s *labelsSeriesSet) Next() bool { s.idx++; return s.idx < len(s.sets) }
@@ -85,7 +83,7 @@ func (s *labelsSeriesSet) At() storage.Series {
 	return &storage.SeriesEntry{Lset: s.sets[s.idx], SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator { return chunkenc.NewNopIterator() }}
 }
 func (s *labelsSeriesSet) Err() error                        { return nil }
-func (s *labelsSeriesSet) Warnings() annotations.Annotations { return s.warns }
+func (s *labelsSeriesSet) Warnings() annotations.Annotations { return nil }
 
 func ignoreEOF(err error) error {
 	if errors.Is(err, io.EOF) {

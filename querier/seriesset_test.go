@@ -31,7 +31,7 @@ func TestMergeDeduplicatesReplicas(t *testing.T) {
 		{Labels: down, Chunks: []*ingesterpb.Chunk{wireChunk(t, 5)}},
 		{Labels: up, Chunks: []*ingesterpb.Chunk{wireChunk(t, 2, 3, 4), wireChunk(t, 6)}},
 	}
-	set, err := newChunkSeriesSet(wire, nil)
+	set, err := newChunkSeriesSet(wire)
 	require.NoError(t, err)
 	got := map[string][]int64{}
 	var order []string

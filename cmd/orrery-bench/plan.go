@@ -24,10 +24,18 @@ type plan struct {
 	stepMillis  int64
 }
 
+// flatOutCeiling is the most samples per second a flat-out run is expected
+// to reach on the 2-core benchmark machine (VictoriaMetrics peaks near 1.6M
+// there). It bounds pre-generation for short runs and places the start
+// timestamp when no -rate says how many rounds to expect.
+const flatOutCeiling = 4e6
+
 // makePlan derives the plan. roundBytes is the compressed size of one round,
 // measured by the caller, which sizes the pre-generation budget. Without a
-// -rate the number of rounds is unknown, so the budget-sized pool is taken as
-// the expectation: data then ends near now if the target consumes it all.
+// -rate the number of rounds is unknown: it is taken as what flatOutCeiling
+// would send, capped by the budget, so data ends near now if the target
+// keeps up; a slower target leaves the data ending earlier, a faster one
+// (beyond the budget) runs into the future.
 func makePlan(cfg config, now time.Time, roundBytes int) (plan, error) {
 	if cfg.series <= 0 || cfg.batch <= 0 {
 		return plan{}, fmt.Errorf("series (%d) and batch (%d) must be positive", cfg.series, cfg.batch)
@@ -45,10 +53,13 @@ func makePlan(cfg config, now time.Time, roundBytes int) (plan, error) {
 	if cfg.pregenMiB <= 0 {
 		budget = 0
 	}
-	if cfg.rate > 0 {
-		p.rounds = max(1, int(math.Ceil(cfg.rate*cfg.duration.Seconds()/float64(cfg.series))))
-	} else {
-		p.rounds = max(1, budget)
+	offered := cfg.rate
+	if offered <= 0 {
+		offered = flatOutCeiling
+	}
+	p.rounds = max(1, int(math.Ceil(offered*cfg.duration.Seconds()/float64(cfg.series))))
+	if cfg.rate <= 0 && budget > 0 {
+		p.rounds = min(p.rounds, budget)
 	}
 	if cfg.maxRounds > 0 {
 		p.rounds = min(p.rounds, cfg.maxRounds)

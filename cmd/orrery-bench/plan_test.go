@@ -18,9 +18,16 @@ func TestMakePlan(t *testing.T) {
 		wantErr    string
 	}{
 		{
-			name: "flat out: budget sets the rounds", roundBytes: 1 << 16,
+			name: "flat out: budget caps the rounds", roundBytes: 1 << 16,
 			want: plan{series: 10_000, batchSize: 2000, batches: 5, rounds: 16, pregen: 16,
 				startMillis: now.UnixMilli() - 16*15_000, stepMillis: 15_000},
+		},
+		{
+			name: "flat out: the ceiling caps the rounds", roundBytes: 1,
+			mutate: func(c *config) { c.duration = time.Second },
+			// 4M samples/s for 1 s over 10k series is 400 rounds.
+			want: plan{series: 10_000, batchSize: 2000, batches: 5, rounds: 400, pregen: 400,
+				startMillis: now.UnixMilli() - 400*15_000, stepMillis: 15_000},
 		},
 		{
 			name: "rate sets the rounds", mutate: func(c *config) { c.rate = 1000 }, roundBytes: 1 << 16,

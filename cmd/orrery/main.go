@@ -107,7 +107,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mux.Handle("/api/v1/push", tenant.Middleware(cfg.AuthEnabled, d))
 	}
 	if cfg.runs("querier") {
-		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool)
+		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, logger.With("component", "querier"))
 		engine := querier.NewEngine(cfg.Querier, reg, logger)
 		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
 		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, reg, logger.With("component", "querier"))
