@@ -37,7 +37,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxChunkAge, "ingester.max-chunk-age", 2*time.Hour, "Cut a chunk whose samples span longer than this.")
 	fs.DurationVar(&c.ChunkIdleTimeout, "ingester.chunk-idle-timeout", 5*time.Minute, "Cut and flush a head chunk that received no sample for this long.")
 	fs.DurationVar(&c.SeriesIdleTimeout, "ingester.series-idle-timeout", time.Hour, "Forget an in-memory series with no unflushed chunks after this long without samples.")
-	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", time.Minute, "How often completed chunks are flushed to the store.")
+	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", 15*time.Second, "How often completed chunks are flushed to the store; it bounds how long completed chunks wait in memory.")
 	fs.DurationVar(&c.CheckpointPeriod, "ingester.checkpoint-period", 5*time.Minute, "How often memory is checkpointed and older WAL segments deleted.")
 	fs.DurationVar(&c.Retention, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")

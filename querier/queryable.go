@@ -177,6 +177,7 @@ func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingest
 	if err != nil {
 		return apierr.New(apierr.Unavailable, "querier: %s", err)
 	}
+	parent := ctx
 	ctx = tenant.WithID(ctx, tenantID)
 	errs := make([]error, len(rs.Instances))
 	var wg sync.WaitGroup
@@ -184,8 +185,13 @@ func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingest
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(ctx, qr.q.cfg.IngesterTimeout)
+			// The call does not inherit the query's deadline: gRPC would send
+			// it along, and the ingester's copy could expire a moment before
+			// the query's own, turning a timeout into a transport error.
+			// The query's end reaches the ingester as a cancellation instead.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qr.q.cfg.IngesterTimeout)
 			defer cancel()
+			defer context.AfterFunc(parent, cancel)()
 			c, err := qr.q.clients.Client(inst.Addr)
 			if err == nil {
 				err = call(ctx, c)
@@ -196,6 +202,12 @@ func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingest
 		}()
 	}
 	wg.Wait()
+	// When the query itself was cancelled or timed out, that is the error,
+	// not the broken streams it caused: the API maps it to Prometheus's
+	// timeout or canceled error.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("querier: %w", err)
+	}
 	// Failures within the replication tolerance lose nothing: every series
 	// has a replica on an ingester that answered.
 	var failed []error

@@ -15,6 +15,9 @@
 #   BENCH_CONCURRENCY   requests in flight [4]
 #   BENCH_RATE          offered samples/s, 0 = flat out [0]
 #   BENCH_PREGEN_MIB    memory for pre-generated bodies [2048]
+#   BENCH_MAX_ROUNDS    stop after this many rounds over all series, 0 = no
+#                       limit [0]; set it to compare memory and disk on
+#                       identical data
 #   BENCH_TARGETS       which targets, in order [orrery prometheus vm]
 #   BENCH_KEEP          1 keeps the temporary directory with data and logs [0]
 #   ORRERY_BIN          Orrery binary, rebuilt from ./cmd/orrery [./bin/orrery]
@@ -31,6 +34,7 @@ BENCH_BATCH=${BENCH_BATCH:-2000}
 BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-4}
 BENCH_RATE=${BENCH_RATE:-0}
 BENCH_PREGEN_MIB=${BENCH_PREGEN_MIB:-2048}
+BENCH_MAX_ROUNDS=${BENCH_MAX_ROUNDS:-0}
 BENCH_TARGETS=${BENCH_TARGETS:-orrery prometheus vm}
 BENCH_KEEP=${BENCH_KEEP:-0}
 ORRERY_BIN=${ORRERY_BIN:-./bin/orrery}
@@ -176,7 +180,7 @@ run_target() {
 	bench_timeout=$(($(duration_seconds "$BENCH_DURATION") + 180))
 	timeout "$bench_timeout" "$TMP/orrery-bench" -url "$PUSH_URL" -pid "$START_PID" \
 		-series "$BENCH_SERIES" -batch "$BENCH_BATCH" -concurrency "$BENCH_CONCURRENCY" \
-		-rate "$BENCH_RATE" -duration "$BENCH_DURATION" -pregen-mib "$BENCH_PREGEN_MIB" \
+		-rate "$BENCH_RATE" -duration "$BENCH_DURATION" -pregen-mib "$BENCH_PREGEN_MIB" -max-rounds "$BENCH_MAX_ROUNDS" \
 		-json >"$json" 2>"$TMP/$name.bench.log" || rc=$?
 	if [[ $name == prometheus ]]; then
 		BLOCK[$name]=$(prometheus_snapshot || true)
