@@ -120,10 +120,11 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState) 
 	ps.v.scheme = d.scheme
 	var disc discards
 	ps.v.validate(tenantID, &ps.req, &disc, &ps.valid)
+	ps.v.validateMetadata(&ps.req, &disc, &ps.valid)
 	for reason, n := range disc.byReason {
 		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
 	}
-	if len(ps.valid.series) > 0 {
+	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
 		if err := d.send(ctx, tenantID, ps); err != nil {
 			return err
 		}
@@ -135,18 +136,20 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState) 
 	return nil
 }
 
-// target is one ingester and the series it should receive.
+// target is one ingester and what it should receive. idx numbers the
+// series first, then the metadata, for the quorum count.
 type target struct {
-	addr string
-	enc  []byte
-	idx  []int
+	addr     string
+	enc      []byte
+	metadata []*ingesterpb.MetricMetadata
+	idx      []int
 }
 
 // send pushes each series to its replicas and checks that every series
 // reached a quorum. An ingester's BadData answer means it stored the rest,
 // so it counts towards the quorum and the message is passed on.
 func (d *Distributor) send(ctx context.Context, tenantID string, ps *pushState) error {
-	targets, needed, err := d.plan(ps)
+	targets, needed, err := d.plan(tenantID, ps)
 	if err != nil {
 		return err
 	}
@@ -165,17 +168,27 @@ func (d *Distributor) send(ctx context.Context, tenantID string, ps *pushState) 
 	return quorum(targets, errs, needed)
 }
 
-func (d *Distributor) plan(ps *pushState) ([]*target, []int, error) {
+func (d *Distributor) plan(tenantID string, ps *pushState) ([]*target, []int, error) {
 	if ps.targets == nil {
 		ps.targets = map[string]*target{}
 	}
 	for _, t := range ps.targets {
-		t.enc, t.idx = t.enc[:0], t.idx[:0]
+		t.enc, t.metadata, t.idx = t.enc[:0], t.metadata[:0], t.idx[:0]
 	}
 	var targets []*target
-	needed := make([]int, len(ps.valid.series))
-	for k, s := range ps.valid.series {
-		rs, err := d.ring.Get(s.key)
+	series := ps.valid.series
+	needed := make([]int, len(series)+len(ps.valid.metadata))
+	for k := range needed {
+		var key uint32
+		if k < len(series) {
+			key = series[k].key
+		} else {
+			// Metadata lives with its metric name's series of no labels.
+			ps.v.hasher.Reset(tenantID)
+			ps.v.hasher.Add(metricName, []byte(ps.valid.metadata[k-len(series)].MetricFamilyName))
+			key = ps.v.hasher.Sum()
+		}
+		rs, err := d.ring.Get(key)
 		if err != nil {
 			return nil, nil, apierr.New(apierr.Unavailable, "distributor: no ingesters for a series: %s", err)
 		}
@@ -189,7 +202,11 @@ func (d *Distributor) plan(ps *pushState) ([]*target, []int, error) {
 			if len(t.idx) == 0 {
 				targets = append(targets, t)
 			}
-			t.enc = append(t.enc, ps.valid.enc[s.lo:s.hi]...)
+			if k < len(series) {
+				t.enc = append(t.enc, ps.valid.enc[series[k].lo:series[k].hi]...)
+			} else {
+				t.metadata = append(t.metadata, ps.valid.metadata[k-len(series)])
+			}
 			t.idx = append(t.idx, k)
 		}
 	}
@@ -199,7 +216,7 @@ func (d *Distributor) plan(ps *pushState) ([]*target, []int, error) {
 func (d *Distributor) pushTo(ctx context.Context, t *target) error {
 	c, err := d.clients.Client(t.addr)
 	if err == nil {
-		_, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.enc})
+		_, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.enc, Metadata: t.metadata})
 	}
 	if err != nil {
 		err = fmt.Errorf("ingester %s: push: %w", t.addr, apierr.FromGRPC(err))

@@ -31,8 +31,9 @@ import (
 type fakeIngester struct {
 	ingesterpb.IngesterClient
 	mu     sync.Mutex
-	series []labels.Labels
-	err    error
+	series   []labels.Labels
+	metadata []*ingesterpb.MetricMetadata
+	err      error
 }
 
 func (f *fakeIngester) Push(_ context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
@@ -41,6 +42,7 @@ func (f *fakeIngester) Push(_ context.Context, req *ingesterpb.PushRequest, _ ..
 	if f.err != nil {
 		return nil, f.err
 	}
+	f.metadata = append(f.metadata, req.Metadata...)
 	r := ingesterpb.NewSeriesReader(req.Series)
 	var b labels.ScratchBuilder
 	for r.Next() {
@@ -185,6 +187,21 @@ func TestQuorum(t *testing.T) {
 			require.Equal(t, c.code, w.Code, w.Body.String())
 		})
 	}
+}
+
+func TestMetadata(t *testing.T) {
+	d, clients := newTestDistributor(t, 1)
+	req := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{
+		{MetricFamilyName: "http_requests_total", Type: prompb.MetricMetadata_COUNTER, Help: "Requests.", Unit: "requests"},
+		{MetricFamilyName: "bad-name", Type: prompb.MetricMetadata_GAUGE},
+	}}
+	w := post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), `metadata for metric family "bad-name"`)
+	got := clients["ing-0"].metadata
+	require.Len(t, got, 1)
+	require.Equal(t, "counter", got[0].Type)
+	require.Equal(t, "requests", got[0].Unit)
 }
 
 func TestMissingTenantWhenRequired(t *testing.T) {

@@ -23,7 +23,22 @@ const (
 
 	fieldSampleValue     = 1
 	fieldSampleTimestamp = 2
+
+	fieldMetadataType   = 1
+	fieldMetadataFamily = 2
+	fieldMetadataHelp   = 4
+	fieldMetadataUnit   = 5
 )
+
+// metricTypes are remote write's MetricMetadata.MetricType values, by
+// number, as Prometheus's model.MetricType names them.
+var metricTypes = []string{"unknown", "counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset"}
+
+// rawMetadata is one MetricMetadata; the strings alias the body.
+type rawMetadata struct {
+	family, help, unit []byte
+	typ                string
+}
 
 // rawLabel is a label whose name and value alias the request body.
 type rawLabel struct{ name, value []byte }
@@ -48,11 +63,11 @@ type writeRequest struct {
 	series   []rawSeries
 	labels   []rawLabel
 	samples  []rawSample
-	metadata int
+	metadata []rawMetadata
 }
 
 func (w *writeRequest) reset() {
-	w.series, w.labels, w.samples, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], 0
+	w.series, w.labels, w.samples, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], w.metadata[:0]
 }
 
 func (w *writeRequest) seriesLabels(s *rawSeries) []rawLabel { return w.labels[s.labelsLo:s.labelsHi] }
@@ -73,10 +88,33 @@ func (w *writeRequest) parse(b []byte) error {
 				return fmt.Errorf("timeseries %d: %w", len(w.series), err)
 			}
 		case num == fieldMetadata && typ == protowire.BytesType:
-			w.metadata++
+			if err := w.parseMetadata(v); err != nil {
+				return fmt.Errorf("metadata %d: %w", len(w.metadata), err)
+			}
 		}
 		return nil
 	})
+}
+
+func (w *writeRequest) parseMetadata(b []byte) error {
+	md := rawMetadata{typ: metricTypes[0]}
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == fieldMetadataType && typ == protowire.VarintType:
+			if x < uint64(len(metricTypes)) {
+				md.typ = metricTypes[x]
+			}
+		case num == fieldMetadataFamily && typ == protowire.BytesType:
+			md.family = v
+		case num == fieldMetadataHelp && typ == protowire.BytesType:
+			md.help = v
+		case num == fieldMetadataUnit && typ == protowire.BytesType:
+			md.unit = v
+		}
+		return nil
+	})
+	w.metadata = append(w.metadata, md)
+	return err
 }
 
 func (w *writeRequest) parseSeries(b []byte) error {

@@ -26,6 +26,7 @@ const (
 	reasonInvalidValue     = "label-value-invalid"
 	reasonOutOfOrder       = "sample-out-of-order"
 	reasonHistogramsUnsupp = "native-histograms-unsupported"
+	reasonMetadataInvalid  = "metadata-invalid"
 )
 
 var metricName = []byte(model.MetricNameLabel)
@@ -58,12 +59,29 @@ type validSeries struct {
 
 // validated is the part of a request that passed validation, ready to push.
 type validated struct {
-	enc     []byte
-	series  []validSeries
-	samples int
+	enc      []byte
+	series   []validSeries
+	samples  int
+	metadata []*ingesterpb.MetricMetadata
 }
 
-func (v *validated) reset() { v.enc, v.series, v.samples = v.enc[:0], v.series[:0], 0 }
+func (v *validated) reset() {
+	v.enc, v.series, v.samples, v.metadata = v.enc[:0], v.series[:0], 0, v.metadata[:0]
+}
+
+// validateMetadata keeps metadata with a valid metric family name and UTF-8
+// text. Metadata is rare next to samples, so it is copied out of the body.
+func (v *validator) validateMetadata(w *writeRequest, d *discards, out *validated) {
+	for _, md := range w.metadata {
+		if !v.scheme.IsValidMetricName(yolo(md.family)) || !utf8.Valid(md.help) || !utf8.Valid(md.unit) {
+			d.add(reasonMetadataInvalid, 0, "metadata for metric family %q has an invalid name, help or unit", md.family)
+			continue
+		}
+		out.metadata = append(out.metadata, &ingesterpb.MetricMetadata{
+			MetricFamilyName: string(md.family), Type: md.typ, Help: string(md.help), Unit: string(md.unit),
+		})
+	}
+}
 
 // validator checks series against Prometheus's rules for names and order.
 type validator struct {

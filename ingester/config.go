@@ -27,6 +27,8 @@ type Config struct {
 	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
 	// Retention deletes stored chunks older than this; 0 keeps them forever.
 	Retention time.Duration `yaml:"retention"`
+	// MetadataRetainPeriod forgets metric metadata not received for this long.
+	MetadataRetainPeriod time.Duration `yaml:"metadata_retain_period"`
 	// QueryBatchSeries is how many series a QueryStream message carries.
 	QueryBatchSeries int `yaml:"query_batch_series"`
 }
@@ -40,6 +42,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", 15*time.Second, "How often completed chunks are flushed to the store; it bounds how long completed chunks wait in memory.")
 	fs.DurationVar(&c.CheckpointPeriod, "ingester.checkpoint-period", 5*time.Minute, "How often memory is checkpointed and older WAL segments deleted.")
 	fs.DurationVar(&c.Retention, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever.")
+	fs.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "Forget metric metadata not received for this long; senders repeat it every minute.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")
 }
 
@@ -56,6 +59,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingester.flush-period and ingester.checkpoint-period must be positive")
 	case c.Retention < 0:
 		return errors.New("ingester.retention must not be negative")
+	case c.MetadataRetainPeriod <= 0:
+		return errors.New("ingester.metadata-retain-period must be positive")
 	case c.QueryBatchSeries < 1:
 		return errors.New("ingester.query-batch-series must be positive")
 	}

@@ -21,6 +21,7 @@ func (i *Ingester) flush(all bool) {
 		i.flushTenant(h, now, all)
 		i.m.flushDuration.Observe(time.Since(start).Seconds())
 		i.forgetIdle(h, now)
+		h.metadata.expire(now.Add(-i.cfg.MetadataRetainPeriod))
 	}
 }
 

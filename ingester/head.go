@@ -28,6 +28,8 @@ type tenantHead struct {
 	byHash   map[uint64][]*memSeries
 	byRef    map[uint64]*memSeries
 	postings *index.MemPostings
+
+	metadata metadataSet
 }
 
 func newTenantHead(id string) *tenantHead {

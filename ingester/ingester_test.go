@@ -37,7 +37,7 @@ type testIngester struct {
 func testConfig() Config {
 	return Config{
 		MaxChunkSamples: 10, MaxChunkAge: time.Hour, ChunkIdleTimeout: time.Hour, SeriesIdleTimeout: time.Hour,
-		FlushPeriod: time.Hour, CheckpointPeriod: time.Hour, QueryBatchSeries: 2,
+		FlushPeriod: time.Hour, CheckpointPeriod: time.Hour, QueryBatchSeries: 2, MetadataRetainPeriod: time.Hour,
 	}
 }
 
@@ -250,4 +250,29 @@ func lastSegment(t *testing.T, dir string) string {
 	}
 	require.NotEmpty(t, last)
 	return last
+}
+
+func TestMetadata(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	md := []*ingesterpb.MetricMetadata{
+		{MetricFamilyName: "up", Type: "gauge", Help: "Target up."},
+		{MetricFamilyName: "http_requests_total", Type: "counter", Help: "Requests."},
+	}
+	_, err := ti.client.Push(ctxFor("a"), &ingesterpb.PushRequest{Metadata: md})
+	require.NoError(t, err)
+	resp, err := ti.client.MetricsMetadata(ctxFor("a"), &ingesterpb.MetricsMetadataRequest{})
+	require.NoError(t, err)
+	require.Len(t, resp.Metadata, 2)
+	resp, err = ti.client.MetricsMetadata(ctxFor("a"), &ingesterpb.MetricsMetadataRequest{Metric: "up"})
+	require.NoError(t, err)
+	require.Equal(t, "Target up.", resp.Metadata[0].Help)
+	resp, err = ti.client.MetricsMetadata(ctxFor("b"), &ingesterpb.MetricsMetadataRequest{})
+	require.NoError(t, err)
+	require.Empty(t, resp.Metadata, "another tenant's metadata is invisible")
+
+	ti.head("a", false).metadata.expire(time.Now().Add(time.Minute))
+	resp, err = ti.client.MetricsMetadata(ctxFor("a"), &ingesterpb.MetricsMetadataRequest{})
+	require.NoError(t, err)
+	require.Empty(t, resp.Metadata, "expired")
 }

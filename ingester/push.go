@@ -53,7 +53,11 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	if err != nil {
 		return nil, apierr.ToGRPC(apierr.New(apierr.Unauthorized, "%s", err))
 	}
-	n, rej, err := i.push(i.head(tenantID, true), req.Series)
+	h := i.head(tenantID, true)
+	if len(req.Metadata) > 0 {
+		h.metadata.add(req.Metadata, time.Now())
+	}
+	n, rej, err := i.push(h, req.Series)
 	if err != nil {
 		return nil, apierr.ToGRPC(err)
 	}

@@ -37,6 +37,7 @@ var served = []string{
 // API serves the Prometheus HTTP API over a queryable.
 type API struct {
 	handler http.Handler
+	q       *Queryable
 	sem     chan struct{}
 	logger  *slog.Logger
 }
@@ -58,7 +59,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *prom
 }
 
 // NewAPI returns the Prometheus HTTP API under PathPrefix.
-func NewAPI(cfg Config, engine *promql.Engine, q storage.SampleAndChunkQueryable, build BuildInfo, flags map[string]string, reg *prometheus.Registry, logger *slog.Logger) *API {
+func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, flags map[string]string, reg *prometheus.Registry, logger *slog.Logger) *API {
 	start := time.Now()
 	runtimeInfo := func() (v1.RuntimeInfo, error) {
 		cwd, _ := os.Getwd()
@@ -83,7 +84,7 @@ func NewAPI(cfg Config, engine *promql.Engine, q storage.SampleAndChunkQueryable
 	)
 	r := route.New().WithPrefix(PathPrefix)
 	api.Register(r)
-	return &API{handler: r, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
+	return &API{handler: r, q: q, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
 }
 
 // noExemplars answers exemplar queries as a Prometheus without exemplar
@@ -101,6 +102,10 @@ func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryR
 // ServeHTTP serves the endpoints in served, at most MaxConcurrent at once.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, PathPrefix)
+	if path == "/metadata" {
+		a.serveMetadata(w, r)
+		return
+	}
 	if !isServed(path) {
 		http.NotFound(w, r)
 		return

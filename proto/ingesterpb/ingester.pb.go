@@ -74,7 +74,7 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3, 0}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type LabelPair struct {
@@ -135,7 +135,9 @@ type PushRequest struct {
 	// proto/ingesterpb/codec.go (see docs/push-encoding.md): one blob instead
 	// of a message per label and sample, so neither side allocates per sample.
 	// Labels are sorted and validated by the distributor.
-	Series        []byte `protobuf:"bytes,1,opt,name=series,proto3" json:"series,omitempty"`
+	Series []byte `protobuf:"bytes,1,opt,name=series,proto3" json:"series,omitempty"`
+	// Metric metadata, routed by metric family name.
+	Metadata      []*MetricMetadata `protobuf:"bytes,2,rep,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +179,172 @@ func (x *PushRequest) GetSeries() []byte {
 	return nil
 }
 
+func (x *PushRequest) GetMetadata() []*MetricMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type MetricMetadata struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MetricFamilyName string                 `protobuf:"bytes,1,opt,name=metric_family_name,json=metricFamilyName,proto3" json:"metric_family_name,omitempty"`
+	// A Prometheus model.MetricType: counter, gauge, histogram,
+	// gaugehistogram, summary, info, stateset or unknown.
+	Type          string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Help          string `protobuf:"bytes,3,opt,name=help,proto3" json:"help,omitempty"`
+	Unit          string `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricMetadata) Reset() {
+	*x = MetricMetadata{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricMetadata) ProtoMessage() {}
+
+func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
+func (*MetricMetadata) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MetricMetadata) GetMetricFamilyName() string {
+	if x != nil {
+		return x.MetricFamilyName
+	}
+	return ""
+}
+
+func (x *MetricMetadata) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *MetricMetadata) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *MetricMetadata) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+type MetricsMetadataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this metric family when set.
+	Metric        string `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsMetadataRequest) Reset() {
+	*x = MetricsMetadataRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsMetadataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsMetadataRequest) ProtoMessage() {}
+
+func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
+func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MetricsMetadataRequest) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+type MetricsMetadataResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Metadata      []*MetricMetadata      `protobuf:"bytes,1,rep,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsMetadataResponse) Reset() {
+	*x = MetricsMetadataResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsMetadataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsMetadataResponse) ProtoMessage() {}
+
+func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
+func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 type PushResponse struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	SamplesAppended int64                  `protobuf:"varint,1,opt,name=samples_appended,json=samplesAppended,proto3" json:"samples_appended,omitempty"`
@@ -186,7 +354,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -198,7 +366,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -211,7 +379,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PushResponse) GetSamplesAppended() int64 {
@@ -232,7 +400,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +412,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +425,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -292,7 +460,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +472,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +485,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -354,7 +522,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +534,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +547,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -421,7 +589,7 @@ type ChunkSeries struct {
 
 func (x *ChunkSeries) Reset() {
 	*x = ChunkSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +601,7 @@ func (x *ChunkSeries) String() string {
 func (*ChunkSeries) ProtoMessage() {}
 
 func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +614,7 @@ func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSeries.ProtoReflect.Descriptor instead.
 func (*ChunkSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChunkSeries) GetLabels() []*LabelPair {
@@ -472,7 +640,7 @@ type QueryStreamResponse struct {
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +652,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +665,7 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *QueryStreamResponse) GetSeries() []*ChunkSeries {
@@ -519,7 +687,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +699,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +712,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -584,7 +752,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +764,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +777,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -632,7 +800,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +812,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +825,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -704,7 +872,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +884,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +897,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -751,7 +919,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +931,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +944,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -816,7 +984,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +996,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1009,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SeriesResponse) GetSeries() []*Labels {
@@ -860,7 +1028,7 @@ type Labels struct {
 
 func (x *Labels) Reset() {
 	*x = Labels{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1040,7 @@ func (x *Labels) String() string {
 func (*Labels) ProtoMessage() {}
 
 func (x *Labels) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1053,7 @@ func (x *Labels) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Labels.ProtoReflect.Descriptor instead.
 func (*Labels) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Labels) GetLabels() []*LabelPair {
@@ -902,9 +1070,19 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x19ingesterpb/ingester.proto\x12\x12orrery.ingester.v1\"5\n" +
 	"\tLabelPair\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"%\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"e\n" +
 	"\vPushRequest\x12\x16\n" +
-	"\x06series\x18\x01 \x01(\fR\x06series\"9\n" +
+	"\x06series\x18\x01 \x01(\fR\x06series\x12>\n" +
+	"\bmetadata\x18\x02 \x03(\v2\".orrery.ingester.v1.MetricMetadataR\bmetadata\"z\n" +
+	"\x0eMetricMetadata\x12,\n" +
+	"\x12metric_family_name\x18\x01 \x01(\tR\x10metricFamilyName\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04help\x18\x03 \x01(\tR\x04help\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\"0\n" +
+	"\x16MetricsMetadataRequest\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\"Y\n" +
+	"\x17MetricsMetadataResponse\x12>\n" +
+	"\bmetadata\x18\x01 \x03(\v2\".orrery.ingester.v1.MetricMetadataR\bmetadata\"9\n" +
 	"\fPushResponse\x12)\n" +
 	"\x10samples_appended\x18\x01 \x01(\x03R\x0fsamplesAppended\"\x9d\x01\n" +
 	"\fLabelMatcher\x129\n" +
@@ -953,14 +1131,15 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x0eSeriesResponse\x122\n" +
 	"\x06series\x18\x01 \x03(\v2\x1a.orrery.ingester.v1.LabelsR\x06series\"?\n" +
 	"\x06Labels\x125\n" +
-	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels2\xbf\x03\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels2\xab\x04\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.orrery.ingester.v1.PushRequest\x1a .orrery.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .orrery.ingester.v1.QueryRequest\x1a'.orrery.ingester.v1.QueryStreamResponse0\x01\x12[\n" +
 	"\n" +
 	"LabelNames\x12%.orrery.ingester.v1.LabelNamesRequest\x1a&.orrery.ingester.v1.LabelNamesResponse\x12^\n" +
 	"\vLabelValues\x12&.orrery.ingester.v1.LabelValuesRequest\x1a'.orrery.ingester.v1.LabelValuesResponse\x12O\n" +
-	"\x06Series\x12!.orrery.ingester.v1.SeriesRequest\x1a\".orrery.ingester.v1.SeriesResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
+	"\x06Series\x12!.orrery.ingester.v1.SeriesRequest\x1a\".orrery.ingester.v1.SeriesResponse\x12j\n" +
+	"\x0fMetricsMetadata\x12*.orrery.ingester.v1.MetricsMetadataRequest\x1a+.orrery.ingester.v1.MetricsMetadataResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
 
 var (
 	file_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -975,51 +1154,58 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_ingesterpb_ingester_proto_goTypes = []any{
-	(LabelMatcher_Type)(0),      // 0: orrery.ingester.v1.LabelMatcher.Type
-	(*LabelPair)(nil),           // 1: orrery.ingester.v1.LabelPair
-	(*PushRequest)(nil),         // 2: orrery.ingester.v1.PushRequest
-	(*PushResponse)(nil),        // 3: orrery.ingester.v1.PushResponse
-	(*LabelMatcher)(nil),        // 4: orrery.ingester.v1.LabelMatcher
-	(*QueryRequest)(nil),        // 5: orrery.ingester.v1.QueryRequest
-	(*Chunk)(nil),               // 6: orrery.ingester.v1.Chunk
-	(*ChunkSeries)(nil),         // 7: orrery.ingester.v1.ChunkSeries
-	(*QueryStreamResponse)(nil), // 8: orrery.ingester.v1.QueryStreamResponse
-	(*LabelNamesRequest)(nil),   // 9: orrery.ingester.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),  // 10: orrery.ingester.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),  // 11: orrery.ingester.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil), // 12: orrery.ingester.v1.LabelValuesResponse
-	(*SeriesRequest)(nil),       // 13: orrery.ingester.v1.SeriesRequest
-	(*SeriesResponse)(nil),      // 14: orrery.ingester.v1.SeriesResponse
-	(*Labels)(nil),              // 15: orrery.ingester.v1.Labels
+	(LabelMatcher_Type)(0),          // 0: orrery.ingester.v1.LabelMatcher.Type
+	(*LabelPair)(nil),               // 1: orrery.ingester.v1.LabelPair
+	(*PushRequest)(nil),             // 2: orrery.ingester.v1.PushRequest
+	(*MetricMetadata)(nil),          // 3: orrery.ingester.v1.MetricMetadata
+	(*MetricsMetadataRequest)(nil),  // 4: orrery.ingester.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil), // 5: orrery.ingester.v1.MetricsMetadataResponse
+	(*PushResponse)(nil),            // 6: orrery.ingester.v1.PushResponse
+	(*LabelMatcher)(nil),            // 7: orrery.ingester.v1.LabelMatcher
+	(*QueryRequest)(nil),            // 8: orrery.ingester.v1.QueryRequest
+	(*Chunk)(nil),                   // 9: orrery.ingester.v1.Chunk
+	(*ChunkSeries)(nil),             // 10: orrery.ingester.v1.ChunkSeries
+	(*QueryStreamResponse)(nil),     // 11: orrery.ingester.v1.QueryStreamResponse
+	(*LabelNamesRequest)(nil),       // 12: orrery.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),      // 13: orrery.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),      // 14: orrery.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),     // 15: orrery.ingester.v1.LabelValuesResponse
+	(*SeriesRequest)(nil),           // 16: orrery.ingester.v1.SeriesRequest
+	(*SeriesResponse)(nil),          // 17: orrery.ingester.v1.SeriesResponse
+	(*Labels)(nil),                  // 18: orrery.ingester.v1.Labels
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
-	0,  // 0: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
-	4,  // 1: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	1,  // 2: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
-	6,  // 3: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
-	7,  // 4: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
-	4,  // 5: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	4,  // 6: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	4,  // 7: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	15, // 8: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
-	1,  // 9: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
-	2,  // 10: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	5,  // 11: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	9,  // 12: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	11, // 13: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	13, // 14: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	3,  // 15: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	8,  // 16: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	10, // 17: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	12, // 18: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	14, // 19: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 0: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
+	3,  // 1: orrery.ingester.v1.MetricsMetadataResponse.metadata:type_name -> orrery.ingester.v1.MetricMetadata
+	0,  // 2: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
+	7,  // 3: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	1,  // 4: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
+	9,  // 5: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
+	10, // 6: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
+	7,  // 7: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	7,  // 8: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	7,  // 9: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	18, // 10: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
+	1,  // 11: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
+	2,  // 12: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	8,  // 13: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	12, // 14: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	14, // 15: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	16, // 16: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	4,  // 17: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	6,  // 18: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	11, // 19: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	13, // 20: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	15, // 21: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	17, // 22: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	5,  // 23: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -1033,7 +1219,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_Push_FullMethodName        = "/orrery.ingester.v1.Ingester/Push"
-	Ingester_QueryStream_FullMethodName = "/orrery.ingester.v1.Ingester/QueryStream"
-	Ingester_LabelNames_FullMethodName  = "/orrery.ingester.v1.Ingester/LabelNames"
-	Ingester_LabelValues_FullMethodName = "/orrery.ingester.v1.Ingester/LabelValues"
-	Ingester_Series_FullMethodName      = "/orrery.ingester.v1.Ingester/Series"
+	Ingester_Push_FullMethodName            = "/orrery.ingester.v1.Ingester/Push"
+	Ingester_QueryStream_FullMethodName     = "/orrery.ingester.v1.Ingester/QueryStream"
+	Ingester_LabelNames_FullMethodName      = "/orrery.ingester.v1.Ingester/LabelNames"
+	Ingester_LabelValues_FullMethodName     = "/orrery.ingester.v1.Ingester/LabelValues"
+	Ingester_Series_FullMethodName          = "/orrery.ingester.v1.Ingester/Series"
+	Ingester_MetricsMetadata_FullMethodName = "/orrery.ingester.v1.Ingester/MetricsMetadata"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -44,6 +45,8 @@ type IngesterClient interface {
 	LabelValues(ctx context.Context, in *LabelValuesRequest, opts ...grpc.CallOption) (*LabelValuesResponse, error)
 	// Series returns label sets only, for the series API.
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error)
+	// MetricsMetadata returns the metric metadata received recently.
+	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
 }
 
 type ingesterClient struct {
@@ -113,6 +116,16 @@ func (c *ingesterClient) Series(ctx context.Context, in *SeriesRequest, opts ...
 	return out, nil
 }
 
+func (c *ingesterClient) MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsMetadataResponse)
+	err := c.cc.Invoke(ctx, Ingester_MetricsMetadata_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -127,6 +140,8 @@ type IngesterServer interface {
 	LabelValues(context.Context, *LabelValuesRequest) (*LabelValuesResponse, error)
 	// Series returns label sets only, for the series API.
 	Series(context.Context, *SeriesRequest) (*SeriesResponse, error)
+	// MetricsMetadata returns the metric metadata received recently.
+	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -151,6 +166,9 @@ func (UnimplementedIngesterServer) LabelValues(context.Context, *LabelValuesRequ
 }
 func (UnimplementedIngesterServer) Series(context.Context, *SeriesRequest) (*SeriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Series not implemented")
+}
+func (UnimplementedIngesterServer) MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MetricsMetadata not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -256,6 +274,24 @@ func _Ingester_Series_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsMetadataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).MetricsMetadata(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_MetricsMetadata_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).MetricsMetadata(ctx, req.(*MetricsMetadataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -278,6 +314,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Series",
 			Handler:    _Ingester_Series_Handler,
+		},
+		{
+			MethodName: "MetricsMetadata",
+			Handler:    _Ingester_MetricsMetadata_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,98 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+type metadataEntry struct {
+	Type string `json:"type"`
+	Help string `json:"help"`
+	Unit string `json:"unit"`
+}
+
+func metadataOf(t *testing.T, u string) (int, map[string][]metadataEntry, string) {
+	t.Helper()
+	code, body := rawGet(t, u)
+	var resp struct {
+		Data map[string][]metadataEntry `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &resp), body)
+	for _, list := range resp.Data {
+		slices.SortFunc(list, func(a, b metadataEntry) int {
+			return compareStrings(a.Type+a.Help+a.Unit, b.Type+b.Help+b.Unit)
+		})
+	}
+	return code, resp.Data, body
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// TestMetadataFromRemoteWrite: Debian's Prometheus scrapes itself and
+// remote-writes its metadata; Orrery's /metadata then equals that
+// Prometheus's own /api/v1/metadata of its scrape target.
+func TestMetadataFromRemoteWrite(t *testing.T) {
+	bin := os.Getenv("ORRERY_PROMETHEUS2")
+	if bin == "" {
+		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`")
+	}
+	o := startOrrery(t, t.TempDir())
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ['127.0.0.1:%d']
+remote_write:
+  - url: %s
+    queue_config: {batch_send_deadline: 1s}
+    metadata_config: {send: true, send_interval: 1s}
+`, port, o.url("/api/v1/push"))), 0o644))
+	startProcess(t, "prometheus2", bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	prom := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, prom+"/-/ready")
+
+	var want, got map[string][]metadataEntry
+	require.Eventually(t, func() bool {
+		_, want, _ = metadataOf(t, prom+"/api/v1/metadata")
+		_, got, _ = metadataOf(t, o.url("/prometheus/api/v1/metadata"))
+		return len(want) > 50 && len(got) == len(want)
+	}, 30*time.Second, 500*time.Millisecond, "metadata arrives through remote write")
+	require.Equal(t, want, got)
+
+	_, one, _ := metadataOf(t, o.url("/prometheus/api/v1/metadata?metric=prometheus_build_info"))
+	require.Equal(t, map[string][]metadataEntry{"prometheus_build_info": want["prometheus_build_info"]}, one)
+	_, limited, _ := metadataOf(t, o.url("/prometheus/api/v1/metadata?limit=5"))
+	require.Len(t, limited, 5)
+	// Errors are compared with the reference, Prometheus 3 (2.42 ignores a
+	// limit that is not a number).
+	prom3 := startPrometheus3(t)
+	for _, q := range []string{"limit=x", "limit_per_metric=x"} {
+		wantCode, wantBody := rawGet(t, prom3+"/api/v1/metadata?"+q)
+		gotCode, gotBody := rawGet(t, o.url("/prometheus/api/v1/metadata?"+q))
+		require.Equal(t, wantCode, gotCode)
+		require.Equal(t, wantBody, gotBody)
+	}
+}

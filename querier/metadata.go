@@ -1,0 +1,104 @@
+package querier
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/metadata"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/proto/ingesterpb"
+)
+
+// Metadata returns the metric metadata the ingesters received recently,
+// for one metric family or, with metric empty, for all.
+func (q *Queryable) Metadata(ctx context.Context, metric string) ([]*ingesterpb.MetricMetadata, error) {
+	var mu sync.Mutex
+	var out []*ingesterpb.MetricMetadata
+	qr := &querier{q: q}
+	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+		resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		out = append(out, resp.Metadata...)
+		mu.Unlock()
+		return nil
+	})
+	return out, err
+}
+
+// serveMetadata answers /api/v1/metadata as Prometheus does: limit bounds
+// the number of metrics, limit_per_metric the entries per metric.
+func (a *API) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	limit, err := formInt(r, "limit")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", "limit must be a number")
+		return
+	}
+	limitPerMetric, err := formInt(r, "limit_per_metric")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", "limit_per_metric must be a number")
+		return
+	}
+	mds, err := a.q.Metadata(r.Context(), r.FormValue("metric"))
+	if err != nil {
+		writeError(w, apierr.HTTPStatus(err), "internal", err.Error())
+		return
+	}
+	res := map[string][]metadata.Metadata{}
+	type entry struct{ name, typ, help, unit string }
+	seen := map[entry]bool{}
+	for _, md := range mds {
+		key := entry{md.MetricFamilyName, md.Type, md.Help, md.Unit}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		list, known := res[md.MetricFamilyName]
+		if !known && limit >= 0 && len(res) >= limit {
+			continue
+		}
+		if limitPerMetric > 0 && len(list) >= limitPerMetric {
+			continue
+		}
+		res[md.MetricFamilyName] = append(list, metadata.Metadata{Type: model.MetricType(md.Type), Help: md.Help, Unit: md.Unit})
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status string                         `json:"status"`
+		Data   map[string][]metadata.Metadata `json:"data"`
+	}{"success", res})
+}
+
+// formInt reads an optional integer parameter; absent is -1.
+func formInt(r *http.Request, name string) (int, error) {
+	s := r.FormValue(name)
+	if s == "" {
+		return -1, nil
+	}
+	return strconv.Atoi(s)
+}
+
+// writeError writes Prometheus's error envelope, fields in its order.
+func writeError(w http.ResponseWriter, code int, typ, msg string) {
+	writeJSON(w, code, struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}{"error", typ, msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"status":"error","errorType":"internal","error":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
