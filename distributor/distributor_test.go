@@ -30,7 +30,7 @@ import (
 // fail.
 type fakeIngester struct {
 	ingesterpb.IngesterClient
-	mu     sync.Mutex
+	mu       sync.Mutex
 	series   []labels.Labels
 	metadata []*ingesterpb.MetricMetadata
 	err      error
