@@ -78,6 +78,12 @@ func TestAPIMatchesPrometheus3(t *testing.T) {
 	code, body := rawGet(t, o.url("/prometheus/api/v1/status/buildinfo"))
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `"goVersion"`)
+	code, body = rawGet(t, o.url("/prometheus/api/v1/status/config"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `replication_factor: 1`)
+	code, body = rawGet(t, o.url("/prometheus/api/v1/status/flags"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"ingester.max-chunk-samples":"120"`)
 }
 
 func sortedSeries(t *testing.T, body string) string {

@@ -31,13 +31,14 @@ type BuildInfo = v1.PrometheusVersion
 // server, not to this store, and are 404.
 var served = []string{
 	"/query", "/query_range", "/query_exemplars", "/format_query", "/parse_query",
-	"/labels", "/label/", "/series", "/status/buildinfo", "/read",
+	"/labels", "/label/", "/series", "/status/buildinfo", "/status/flags", "/status/runtimeinfo", "/read",
 }
 
 // API serves the Prometheus HTTP API over a queryable.
 type API struct {
-	handler http.Handler
-	q       *Queryable
+	handler    http.Handler
+	configYAML string
+	q          *Queryable
 	sem     chan struct{}
 	logger  *slog.Logger
 }
@@ -59,7 +60,8 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *prom
 }
 
 // NewAPI returns the Prometheus HTTP API under PathPrefix.
-func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, flags map[string]string, reg *prometheus.Registry, logger *slog.Logger) *API {
+// configYAML is Orrery's effective configuration, served by status/config.
+func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, flags map[string]string, configYAML string, reg *prometheus.Registry, logger *slog.Logger) *API {
 	start := time.Now()
 	runtimeInfo := func() (v1.RuntimeInfo, error) {
 		cwd, _ := os.Getwd()
@@ -84,7 +86,7 @@ func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, fl
 	)
 	r := route.New().WithPrefix(PathPrefix)
 	api.Register(r)
-	return &API{handler: r, q: q, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
+	return &API{handler: r, configYAML: configYAML, q: q, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
 }
 
 // noExemplars answers exemplar queries as a Prometheus without exemplar
@@ -102,8 +104,19 @@ func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryR
 // ServeHTTP serves the endpoints in served, at most MaxConcurrent at once.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, PathPrefix)
-	if path == "/metadata" {
+	switch path {
+	case "/metadata":
 		a.serveMetadata(w, r)
+		return
+	case "/status/config":
+		writeJSON(w, http.StatusOK, struct {
+			Status string `json:"status"`
+			Data   struct {
+				YAML string `json:"yaml"`
+			} `json:"data"`
+		}{Status: "success", Data: struct {
+			YAML string `json:"yaml"`
+		}{a.configYAML}})
 		return
 	}
 	if !isServed(path) {

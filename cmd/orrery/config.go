@@ -129,14 +129,20 @@ func loadConfig(args []string) (*Config, map[string]string, error) {
 		return nil, nil, err
 	}
 	if printConfig {
-		out, err := yaml.Marshal(cfg)
+		out, err := cfg.yaml()
 		if err != nil {
 			return nil, nil, err
 		}
-		fmt.Print(string(out))
+		fmt.Print(out)
 		os.Exit(0)
 	}
 	flags := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
 	return cfg, flags, nil
+}
+
+// yaml is the effective configuration as a -config.file would hold it.
+func (c *Config) yaml() (string, error) {
+	out, err := yaml.Marshal(c)
+	return string(out), err
 }

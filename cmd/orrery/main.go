@@ -120,7 +120,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, logger.With("component", "querier"))
 		engine := querier.NewEngine(cfg.Querier, reg, logger)
 		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
-		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, reg, logger.With("component", "querier"))
+		configYAML, err := cfg.yaml()
+		if err != nil {
+			return err
+		}
+		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, configYAML, reg, logger.With("component", "querier"))
 		mux.Handle(querier.PathPrefix+"/", tenant.Middleware(cfg.AuthEnabled, api))
 		mux.Handle(querier.FederatePath, tenant.Middleware(cfg.AuthEnabled, querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
 	}
