@@ -39,8 +39,8 @@ type API struct {
 	handler    http.Handler
 	configYAML string
 	q          *Queryable
-	sem     chan struct{}
-	logger  *slog.Logger
+	sem        chan struct{}
+	logger     *slog.Logger
 }
 
 // NewEngine returns the upstream PromQL engine configured as Prometheus
