@@ -1,0 +1,175 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/loadgen"
+)
+
+// cluster is a set of single-role Orrery processes joined by gossip.
+type cluster struct {
+	t       *testing.T
+	rf      int
+	seed    *orrery
+	members map[string]*orrery
+}
+
+// fastRing makes the ring notice a dead member in seconds, not a minute.
+var fastRing = []string{"-ring.heartbeat-period=500ms", "-ring.heartbeat-timeout=4s"}
+
+func newCluster(t *testing.T, rf int) *cluster {
+	return &cluster{t: t, rf: rf, members: map[string]*orrery{}}
+}
+
+func (c *cluster) add(id string) *orrery {
+	c.t.Helper()
+	o := &orrery{http: freePort(c.t), grpc: freePort(c.t), gossip: freePort(c.t), dataDir: c.t.TempDir()}
+	c.members[id] = o
+	if c.seed == nil {
+		c.seed = o
+	}
+	c.startMember(id)
+	return o
+}
+
+func (c *cluster) startMember(id string) {
+	c.t.Helper()
+	o := c.members[id]
+	o.start(c.t, append([]string{
+		"-target=" + targetOf(id), "-instance.id=" + id,
+		fmt.Sprintf("-replication-factor=%d", c.rf),
+		fmt.Sprintf("-memberlist.join=127.0.0.1:%d", c.seed.gossip),
+	}, fastRing...)...)
+}
+
+func targetOf(id string) string {
+	switch id[:3] {
+	case "ing":
+		return "ingester"
+	case "dis":
+		return "distributor"
+	default:
+		return "querier"
+	}
+}
+
+type ringMember struct {
+	ID      string  `json:"id"`
+	State   string  `json:"state"`
+	Healthy bool    `json:"healthy"`
+	Owned   float64 `json:"owned_percent"`
+}
+
+// ring is the ring as member id sees it.
+func (c *cluster) ring(id string) map[string]ringMember {
+	c.t.Helper()
+	_, body := rawGet(c.t, c.members[id].url("/ring?format=json"))
+	var r struct {
+		Members []ringMember `json:"members"`
+	}
+	require.NoError(c.t, json.Unmarshal([]byte(body), &r), body)
+	out := map[string]ringMember{}
+	for _, m := range r.Members {
+		out[m.ID] = m
+	}
+	return out
+}
+
+// waitRing waits until member id sees exactly the healthy, ACTIVE token
+// owners listed.
+func (c *cluster) waitRing(id string, owners ...string) {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		r := c.ring(id)
+		n := 0
+		for _, m := range r {
+			if m.Owned > 0 && m.State == "ACTIVE" && m.Healthy {
+				n++
+			}
+		}
+		for _, o := range owners {
+			if m := r[o]; m.State != "ACTIVE" || !m.Healthy {
+				return false
+			}
+		}
+		return n == len(owners)
+	}, 30*time.Second, 200*time.Millisecond, "%s sees ring %v", id, owners)
+}
+
+// compareQueries runs every corpus query against both, instant and range.
+func compareQueries(t *testing.T, prom, orreryBase string, start, end time.Time) {
+	t.Helper()
+	sec := func(tm time.Time) string { return strconv.FormatInt(tm.Unix(), 10) }
+	failures := 0
+	queries := readLines(t, "testdata/queries.txt")
+	for _, q := range queries {
+		for _, c := range []struct{ path, kind string }{{"/api/v1/query", "instant"}, {"/api/v1/query_range", "range"}} {
+			params := url.Values{"query": {q}, "time": {sec(end)}}
+			if c.kind == "range" {
+				params = url.Values{"query": {q}, "start": {sec(start.Add(10 * time.Minute))}, "end": {sec(end)}, "step": {"30"}}
+			}
+			want, err := get(prom, c.path, params)
+			require.NoError(t, err)
+			got, err := get(orreryBase, c.path, params)
+			require.NoError(t, err)
+			if d := diffResponses(want, got); d != "" {
+				failures++
+				t.Errorf("%s %q: %s", c.kind, q, d)
+			}
+		}
+	}
+	require.Zero(t, failures, "%d queries compared", len(queries))
+}
+
+// TestClusterRF3SurvivesKill9: three ingesters at RF=3 behind a distributor
+// and a querier. One is killed with -9 during steady writes: no write
+// fails, every query equals Prometheus 3's; restarted on its data dir, it
+// rejoins with its own tokens and takes writes again.
+func TestClusterRF3SurvivesKill9(t *testing.T) {
+	prom := startPrometheus3(t)
+	c := newCluster(t, 3)
+	for _, id := range []string{"ing1", "ing2", "ing3", "dist", "quer"} {
+		c.add(id)
+	}
+	c.waitRing("dist", "ing1", "ing2", "ing3")
+	c.waitRing("quer", "ing1", "ing2", "ing3")
+	ownedBefore := c.ring("dist")["ing2"].Owned
+
+	gen := loadgen.New(genSeed, 2)
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	start := end.Add(-time.Duration(genSteps-1) * genInterval)
+	orreryClient := loadgen.NewClient(c.members["dist"].url("/api/v1/push"), "", 10*time.Second)
+	promClient := loadgen.NewClient(prom+"/api/v1/write", "", 10*time.Second)
+	var raw, body []byte
+	for step := 0; step < genSteps; step++ {
+		switch step {
+		case 40:
+			c.members["ing2"].kill9(t)
+		case 60:
+			require.Eventually(t, func() bool { return !c.ring("dist")["ing2"].Healthy }, 30*time.Second, 200*time.Millisecond, "the ring notices")
+		case 80:
+			c.startMember("ing2")
+			c.waitRing("dist", "ing1", "ing2", "ing3")
+		}
+		raw = gen.AppendRequest(raw[:0], 0, gen.Len(), step, start.Add(time.Duration(step)*genInterval).UnixMilli())
+		body = loadgen.Compress(body[:0], raw)
+		require.NoError(t, promClient.Send(ctxTimeout(t, 10*time.Second), body))
+		require.NoError(t, orreryClient.Send(ctxTimeout(t, 10*time.Second), body), "step %d: a write failed", step)
+	}
+	require.Equal(t, ownedBefore, c.ring("dist")["ing2"].Owned, "ing2 rejoined with its own tokens")
+	compareQueries(t, prom, c.members["quer"].url("/prometheus"), start, end)
+
+	// Every replica holds what it was sent: ing2 misses only its downtime.
+	for _, id := range []string{"ing1", "ing3"} {
+		require.Equal(t, float64(gen.Len()), metricValue(t, c.members[id], "orrery_ingester_memory_series"))
+	}
+}
