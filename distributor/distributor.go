@@ -106,16 +106,19 @@ func (d *Distributor) handle(r *http.Request) error {
 		return err
 	}
 	ps := d.states.Get().(*pushState)
-	defer d.states.Put(ps)
+	// The state goes back to the pool only when the last replica answered,
+	// which may be after this request has been answered.
+	done := func() { d.states.Put(ps) }
 	if err := ps.req.parse(body); err != nil {
+		done()
 		return apierr.New(apierr.BadData, "request body is not a valid prometheus.WriteRequest protobuf: %s", err)
 	}
-	return d.push(r.Context(), tenantID, ps)
+	return d.push(r.Context(), tenantID, ps, done)
 }
 
 // push validates the parsed request and writes its valid series. It returns
 // a BadData error when anything was discarded, after storing the rest.
-func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState) error {
+func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) error {
 	ps.valid.reset()
 	ps.v.scheme = d.scheme
 	var disc discards
@@ -124,14 +127,17 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState) 
 	for reason, n := range disc.byReason {
 		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
 	}
+	samples := ps.valid.samples
 	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
-		if err := d.send(ctx, tenantID, ps); err != nil {
+		if err := d.send(ctx, tenantID, ps, done); err != nil {
 			return err
 		}
-		d.received.WithLabelValues(tenantID).Add(float64(ps.valid.samples))
+		d.received.WithLabelValues(tenantID).Add(float64(samples))
+	} else {
+		done()
 	}
 	if disc.first != "" {
-		return apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, ps.valid.samples)
+		return apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, samples)
 	}
 	return nil
 }
@@ -145,27 +151,108 @@ type target struct {
 	idx      []int
 }
 
-// send pushes each series to its replicas and checks that every series
-// reached a quorum. An ingester's BadData answer means it stored the rest,
-// so it counts towards the quorum and the message is passed on.
-func (d *Distributor) send(ctx context.Context, tenantID string, ps *pushState) error {
+// send pushes each series to its replicas and answers as soon as the
+// outcome is decided: every series reached its quorum, or one cannot any
+// more. Slower replicas finish in the background under RemoteTimeout, so a
+// paused ingester does not slow every write down. An ingester's BadData
+// answer means it stored the rest, so it counts towards the quorum and the
+// message is passed on. done is called once every replica has answered:
+// until then the targets' buffers are in use.
+func (d *Distributor) send(ctx context.Context, tenantID string, ps *pushState, done func()) error {
 	targets, needed, err := d.plan(tenantID, ps)
 	if err != nil {
+		done()
 		return err
 	}
-	ctx, cancel := context.WithTimeout(tenant.WithID(ctx, tenantID), d.cfg.RemoteTimeout)
-	defer cancel()
-	errs := make([]error, len(targets))
-	var wg sync.WaitGroup
-	for k, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[k] = d.pushTo(ctx, t)
-		}()
+	pushCtx, cancel := context.WithTimeout(tenant.WithID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
+	results := make(chan result, len(targets))
+	for _, t := range targets {
+		go func() { results <- result{t: t, err: d.pushTo(pushCtx, t)} }()
 	}
-	wg.Wait()
-	return quorum(targets, errs, needed)
+	q := newQuorum(needed, targets)
+	answered := 0
+	for answered < len(targets) && !q.decided() {
+		r := <-results
+		answered++
+		q.add(r)
+	}
+	go func() {
+		for ; answered < len(targets); answered++ {
+			<-results
+		}
+		cancel()
+		done()
+	}()
+	return q.err()
+}
+
+type result struct {
+	t   *target
+	err error
+}
+
+// quorum tracks, per series and metadata entry, how many replicas took it
+// and how many may still answer.
+type quorum struct {
+	needed, ok, pending []int
+	unmet               int
+	failed              bool
+	badData, other      error
+}
+
+func newQuorum(needed []int, targets []*target) *quorum {
+	q := &quorum{needed: needed, ok: make([]int, len(needed)), pending: make([]int, len(needed)), unmet: len(needed)}
+	for _, n := range needed {
+		if n <= 0 {
+			q.unmet--
+		}
+	}
+	for _, t := range targets {
+		for _, i := range t.idx {
+			q.pending[i]++
+		}
+	}
+	return q
+}
+
+func (q *quorum) decided() bool { return q.failed || q.unmet == 0 }
+
+func (q *quorum) add(r result) {
+	success := r.err == nil || apierr.KindOf(r.err) == apierr.BadData
+	switch {
+	case r.err == nil:
+	case success:
+		q.badData = errors.Join(q.badData, r.err)
+	default:
+		q.other = r.err
+	}
+	for _, i := range r.t.idx {
+		q.pending[i]--
+		if !success {
+			continue
+		}
+		q.ok[i]++
+		if q.ok[i] == q.needed[i] {
+			q.unmet--
+		}
+	}
+	for _, i := range r.t.idx {
+		if q.ok[i]+q.pending[i] < q.needed[i] {
+			q.failed = true
+		}
+	}
+}
+
+func (q *quorum) err() error {
+	if q.failed || q.unmet > 0 {
+		// A 5xx, so the client retries: replicas that did take the samples
+		// accept the identical retry silently.
+		return apierr.New(apierr.Unavailable, "write did not reach the replicas needed for a quorum: %s", q.other)
+	}
+	if q.badData != nil {
+		return apierr.New(apierr.BadData, "%s", q.badData)
+	}
+	return nil
 }
 
 func (d *Distributor) plan(tenantID string, ps *pushState) ([]*target, []int, error) {
@@ -223,36 +310,6 @@ func (d *Distributor) pushTo(ctx context.Context, t *target) error {
 		d.failures.WithLabelValues(kindLabel(err)).Inc()
 	}
 	return err
-}
-
-func quorum(targets []*target, errs []error, needed []int) error {
-	ok := make([]int, len(needed))
-	var badData, other error
-	for k, t := range targets {
-		err := errs[k]
-		switch {
-		case err == nil:
-		case apierr.KindOf(err) == apierr.BadData:
-			badData = errors.Join(badData, err)
-		default:
-			other = err
-			continue
-		}
-		for _, i := range t.idx {
-			ok[i]++
-		}
-	}
-	for i := range needed {
-		if ok[i] < needed[i] {
-			// A 5xx, so the client retries: replicas that did take the
-			// samples accept the identical retry silently.
-			return apierr.New(apierr.Unavailable, "write reached %d of the %d replicas needed: %s", ok[i], needed[i], other)
-		}
-	}
-	if badData != nil {
-		return apierr.New(apierr.BadData, "%s", badData)
-	}
-	return nil
 }
 
 func kindLabel(err error) string {

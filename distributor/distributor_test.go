@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,9 +35,19 @@ type fakeIngester struct {
 	series   []labels.Labels
 	metadata []*ingesterpb.MetricMetadata
 	err      error
+	// block, when set, holds every push until it is closed or the push's
+	// context ends: a paused ingester.
+	block chan struct{}
 }
 
-func (f *fakeIngester) Push(_ context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -73,7 +84,7 @@ func newTestDistributor(t *testing.T, replicas int) (*Distributor, fakeClients) 
 		clients[addr] = &fakeIngester{}
 		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: addr, Addr: addr})
 	}
-	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 1e9, NameValidationScheme: "legacy"}
+	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy"}
 	d, err := New(cfg, fixedRing{rs}, clients, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return d, clients
@@ -187,6 +198,24 @@ func TestQuorum(t *testing.T) {
 			require.Equal(t, c.code, w.Code, w.Body.String())
 		})
 	}
+}
+
+// A paused replica must not hold up a write that already has its quorum.
+func TestQuorumDoesNotWaitForSlowReplica(t *testing.T) {
+	d, clients := newTestDistributor(t, 3)
+	release := make(chan struct{})
+	defer close(release)
+	clients["ing-2"].block = release
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up")}}
+	start := time.Now()
+	w := post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Less(t, time.Since(start), d.cfg.RemoteTimeout/2, "answered at quorum")
+
+	// Two paused replicas: no quorum, a 5xx once the timeout passes.
+	clients["ing-1"].block = release
+	w = post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code, w.Body.String())
 }
 
 func TestMetadata(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,4 +173,51 @@ func TestClusterRF3SurvivesKill9(t *testing.T) {
 	for _, id := range []string{"ing1", "ing3"} {
 		require.Equal(t, float64(gen.Len()), metricValue(t, c.members[id], "orrery_ingester_memory_series"))
 	}
+}
+
+// TestClusterRF3SurvivesPausedIngester: one ingester is frozen with
+// SIGSTOP (its gossip and gRPC stop answering, its connections stay open)
+// while writes go on: quorum writes succeed without waiting for it; after
+// SIGCONT the ring converges and no acknowledged sample is lost.
+func TestClusterRF3SurvivesPausedIngester(t *testing.T) {
+	prom := startPrometheus3(t)
+	c := newCluster(t, 3)
+	for _, id := range []string{"ing1", "ing2", "ing3", "dist", "quer"} {
+		c.add(id)
+	}
+	c.waitRing("dist", "ing1", "ing2", "ing3")
+	c.waitRing("quer", "ing1", "ing2", "ing3")
+
+	gen := loadgen.New(genSeed, 2)
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	start := end.Add(-time.Duration(genSteps-1) * genInterval)
+	orreryClient := loadgen.NewClient(c.members["dist"].url("/api/v1/push"), "", 10*time.Second)
+	promClient := loadgen.NewClient(prom+"/api/v1/write", "", 10*time.Second)
+	var raw, body []byte
+	var slowest time.Duration
+	for step := 0; step < genSteps; step++ {
+		switch step {
+		case 30:
+			c.members["ing3"].signal(syscall.SIGSTOP)
+		case 60:
+			began := time.Now()
+			resp, err := get(c.members["quer"].url("/prometheus"), "/api/v1/query", url.Values{"query": {"count(up)"}})
+			require.NoError(t, err)
+			require.Equal(t, "success", resp.Status, resp.Error)
+			require.Less(t, time.Since(began), 2*time.Second, "a query does not wait for the paused ingester")
+		case 90:
+			c.members["ing3"].signal(syscall.SIGCONT)
+		}
+		raw = gen.AppendRequest(raw[:0], 0, gen.Len(), step, start.Add(time.Duration(step)*genInterval).UnixMilli())
+		body = loadgen.Compress(body[:0], raw)
+		require.NoError(t, promClient.Send(ctxTimeout(t, 10*time.Second), body))
+		began := time.Now()
+		require.NoError(t, orreryClient.Send(ctxTimeout(t, 10*time.Second), body), "step %d: a write failed", step)
+		slowest = max(slowest, time.Since(began))
+	}
+	t.Logf("slowest write while an ingester was paused: %v", slowest)
+	require.Less(t, slowest, 2*time.Second, "writes do not wait for the paused replica")
+	c.waitRing("dist", "ing1", "ing2", "ing3")
+	c.waitRing("quer", "ing1", "ing2", "ing3")
+	compareQueries(t, prom, c.members["quer"].url("/prometheus"), start, end)
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -17,20 +17,11 @@ import (
 // Metadata returns the metric metadata the ingesters received recently,
 // for one metric family or, with metric empty, for all.
 func (q *Queryable) Metadata(ctx context.Context, metric string) ([]*ingesterpb.MetricMetadata, error) {
-	var mu sync.Mutex
-	var out []*ingesterpb.MetricMetadata
-	qr := &querier{q: q}
-	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+	perIngester, err := fanout(ctx, q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
 		resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		out = append(out, resp.Metadata...)
-		mu.Unlock()
-		return nil
+		return resp.GetMetadata(), err
 	})
-	return out, err
+	return slices.Concat(perIngester...), err
 }
 
 // serveMetadata answers /api/v1/metadata as Prometheus does: limit bounds

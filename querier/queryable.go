@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -68,26 +67,24 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if hints != nil && hints.Func == "series" {
 		return qr.selectLabelsOnly(ctx, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: req.Matchers, Limit: int64(hints.Limit)})
 	}
-	var mu sync.Mutex
-	var all []*ingesterpb.ChunkSeries
-	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+	perIngester, err := fanout(ctx, qr.q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.ChunkSeries, error) {
 		stream, err := c.QueryStream(ctx, req)
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var out []*ingesterpb.ChunkSeries
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
-				return ignoreEOF(err)
+				return out, ignoreEOF(err)
 			}
-			mu.Lock()
-			all = append(all, resp.Series...)
-			mu.Unlock()
+			out = append(out, resp.Series...)
 		}
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	all := slices.Concat(perIngester...)
 	recordFetched(ctx, all)
 	set, err := newChunkSeriesSet(all)
 	if err != nil {
@@ -97,66 +94,50 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 }
 
 func (qr *querier) selectLabelsOnly(ctx context.Context, req *ingesterpb.SeriesRequest) storage.SeriesSet {
-	var mu sync.Mutex
-	var sets []labels.Labels
-	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
+	perIngester, err := fanout(ctx, qr.q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]labels.Labels, error) {
 		resp, err := c.Series(ctx, req)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var b labels.ScratchBuilder
-		mu.Lock()
-		defer mu.Unlock()
+		out := make([]labels.Labels, 0, len(resp.Series))
 		for _, s := range resp.Series {
-			sets = append(sets, ingesterpb.ToLabels(&b, s.Labels))
+			out = append(out, ingesterpb.ToLabels(&b, s.Labels))
 		}
-		return nil
+		return out, nil
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	sets := slices.Concat(perIngester...)
 	slices.SortFunc(sets, labels.Compare)
-	sets = slices.CompactFunc(sets, labels.Equal)
-	return &labelsSeriesSet{sets: sets, idx: -1}
+	return &labelsSeriesSet{sets: slices.CompactFunc(sets, labels.Equal), idx: -1}
 }
 
 // LabelValues implements storage.LabelQuerier.
 func (qr *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: qr.mint, EndMs: qr.maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: limitOf(hints)}
-	return qr.unionStrings(ctx, limitOf(hints), func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
+	return unionStrings(ctx, qr.q, limitOf(hints), func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
 		resp, err := c.LabelValues(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		return resp.Values, nil
+		return resp.GetValues(), err
 	})
 }
 
 // LabelNames implements storage.LabelQuerier.
 func (qr *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	req := &ingesterpb.LabelNamesRequest{StartMs: qr.mint, EndMs: qr.maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: limitOf(hints)}
-	return qr.unionStrings(ctx, limitOf(hints), func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
+	return unionStrings(ctx, qr.q, limitOf(hints), func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
 		resp, err := c.LabelNames(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		return resp.Names, nil
+		return resp.GetNames(), err
 	})
 }
 
-func (qr *querier) unionStrings(ctx context.Context, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, error)) ([]string, annotations.Annotations, error) {
-	var mu sync.Mutex
-	var out []string
-	err := qr.fanout(ctx, func(ctx context.Context, c ingesterpb.IngesterClient) error {
-		vals, err := call(ctx, c)
-		mu.Lock()
-		out = append(out, vals...)
-		mu.Unlock()
-		return err
-	})
+func unionStrings(ctx context.Context, q *Queryable, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, error)) ([]string, annotations.Annotations, error) {
+	perIngester, err := fanout(ctx, q, call)
 	if err != nil {
 		return nil, nil, err
 	}
+	out := slices.Concat(perIngester...)
 	slices.Sort(out)
 	out = slices.Compact(out)
 	if limit > 0 && int64(len(out)) > limit {
@@ -165,64 +146,71 @@ func (qr *querier) unionStrings(ctx context.Context, limit int64, call func(cont
 	return out, nil, nil
 }
 
-// fanout calls every ingester of the read replication set in parallel. Up to
-// MaxErrors failures are tolerated, since the replicas on other ingesters
-// hold the same series.
-func (qr *querier) fanout(ctx context.Context, call func(context.Context, ingesterpb.IngesterClient) error) error {
+type answer[T any] struct {
+	val T
+	err error
+}
+
+// fanout calls the ingesters of the read replication set in parallel and
+// returns the results of those that answered. It returns as soon as all but
+// MaxErrors have answered: every series then has a replica among them, so
+// a paused or slow ingester does not hold the query up; the calls still
+// running are cancelled and their results dropped. More than MaxErrors
+// failures fail the query.
+func fanout[T any](ctx context.Context, q *Queryable, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return apierr.New(apierr.Unauthorized, "%s", err)
+		return nil, apierr.New(apierr.Unauthorized, "%s", err)
 	}
-	rs, err := qr.q.ring.ForQuery()
+	rs, err := q.ring.ForQuery()
 	if err != nil {
-		return apierr.New(apierr.Unavailable, "querier: %s", err)
+		return nil, apierr.New(apierr.Unavailable, "querier: %s", err)
 	}
-	parent := ctx
-	ctx = tenant.WithID(ctx, tenantID)
-	errs := make([]error, len(rs.Instances))
-	var wg sync.WaitGroup
-	for k, inst := range rs.Instances {
-		wg.Add(1)
+	// The calls do not inherit the query's deadline: gRPC would send it
+	// along, and the ingester's copy could expire a moment before the
+	// query's own, turning a timeout into a transport error. The query's end
+	// reaches the ingesters as a cancellation instead.
+	callCtx, cancel := context.WithTimeout(tenant.WithID(context.WithoutCancel(ctx), tenantID), q.cfg.IngesterTimeout)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	answers := make(chan answer[T], len(rs.Instances))
+	for _, inst := range rs.Instances {
 		go func() {
-			defer wg.Done()
-			// The call does not inherit the query's deadline: gRPC would send
-			// it along, and the ingester's copy could expire a moment before
-			// the query's own, turning a timeout into a transport error.
-			// The query's end reaches the ingester as a cancellation instead.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), qr.q.cfg.IngesterTimeout)
-			defer cancel()
-			defer context.AfterFunc(parent, cancel)()
-			c, err := qr.q.clients.Client(inst.Addr)
+			c, err := q.clients.Client(inst.Addr)
+			var val T
 			if err == nil {
-				err = call(ctx, c)
+				val, err = call(callCtx, c)
 			}
 			if err != nil {
-				errs[k] = fmt.Errorf("ingester %s: %w", inst.Id, apierr.FromGRPC(err))
+				err = fmt.Errorf("ingester %s: %w", inst.Id, apierr.FromGRPC(err))
 			}
+			answers <- answer[T]{val: val, err: err}
 		}()
 	}
-	wg.Wait()
+	need := len(rs.Instances) - rs.MaxErrors
+	var out []T
+	var failed []error
+	for len(out) < need && len(failed) <= rs.MaxErrors {
+		a := <-answers
+		if a.err != nil {
+			failed = append(failed, a.err)
+			continue
+		}
+		out = append(out, a.val)
+	}
 	// When the query itself was cancelled or timed out, that is the error,
 	// not the broken streams it caused: the API maps it to Prometheus's
 	// timeout or canceled error.
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("querier: %w", err)
-	}
-	// Failures within the replication tolerance lose nothing: every series
-	// has a replica on an ingester that answered.
-	var failed []error
-	for _, err := range errs {
-		if err != nil {
-			failed = append(failed, err)
-		}
+		return nil, fmt.Errorf("querier: %w", err)
 	}
 	if len(failed) > rs.MaxErrors {
-		return failed[0]
+		return nil, failed[0]
 	}
 	if len(failed) > 0 {
-		qr.q.logger.Warn("ingesters failed within the replication tolerance", "failed", len(failed), "tolerated", rs.MaxErrors, "first", failed[0])
+		q.logger.Warn("ingesters failed within the replication tolerance", "failed", len(failed), "tolerated", rs.MaxErrors, "first", failed[0])
 	}
-	return nil
+	return out, nil
 }
 
 func limitOf(h *storage.LabelHints) int64 {
