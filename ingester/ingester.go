@@ -38,6 +38,8 @@ type Ingester struct {
 	walMu sync.RWMutex
 
 	nextRef atomic.Uint64
+	// lastPush is the unix nanoseconds of the last push that appended.
+	lastPush atomic.Int64
 
 	mu    sync.RWMutex
 	heads map[string]*tenantHead

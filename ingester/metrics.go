@@ -19,6 +19,7 @@ type metrics struct {
 	checkpointTime   prometheus.Histogram
 	checkpointFailed prometheus.Counter
 	queriesCanceled  prometheus.Counter
+	chunksReceived   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,6 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		flushFailures:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_flush_failures_total", Help: "Failed flushes; the chunks stay in memory and are retried."}),
 		checkpointTime:   f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
 		checkpointFailed: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
+		chunksReceived:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
 		queriesCanceled:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
 	}
 }

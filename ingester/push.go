@@ -149,6 +149,7 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 		s.mu.Unlock()
 	}
 	i.m.samplesAppended.Add(float64(len(ps.samples)))
+	i.lastPush.Store(now)
 	return nil
 }
 

@@ -85,6 +85,10 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mgr := lifecycle.NewManager(logger)
 	mux := http.NewServeMux()
 	pool := client.NewPool()
+	// Added first so that it closes last: handover still dials ingesters.
+	mgr.Add("ingester-clients", lifecycle.Funcs{StopFunc: func(context.Context) error { return pool.Close() }})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 
 	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester")}
 	if self.OwnsTokens {
@@ -94,8 +98,9 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var ing *ingester.Ingester
 	if cfg.runs("ingester") {
-		ing, err := ingester.New(cfg.Ingester, cfg.DataDir, reg, logger.With("component", "ingester"))
+		ing, err = ingester.New(cfg.Ingester, cfg.DataDir, reg, logger.With("component", "ingester"))
 		if err != nil {
 			return err
 		}
@@ -109,6 +114,14 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
 	}
 	mgr.Add("ring", member)
+	if ing != nil {
+		mgr.Add("handover", &handover{ing: ing, member: member, clients: pool, self: addr, logger: logger.With("component", "handover")})
+		mux.HandleFunc("POST /ingester/shutdown", func(w http.ResponseWriter, _ *http.Request) {
+			logger.Info("shutdown requested over HTTP: leaving the ring with handover")
+			fmt.Fprintln(w, "leaving: handing series over, then shutting down")
+			stop()
+		})
+	}
 	if cfg.runs("distributor") {
 		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, reg, logger.With("component", "distributor"))
 		if err != nil {
@@ -142,10 +155,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/{$}", indexPage)
 	mgr.Add("http-server", &httpServer{srv: &http.Server{Addr: cfg.HTTPListenAddress, Handler: mux, ReadHeaderTimeout: 30 * time.Second}, logger: logger})
-	mgr.Add("ingester-clients", lifecycle.Funcs{StopFunc: func(context.Context) error { return pool.Close() }})
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := mgr.Start(ctx); err != nil {
 		return err
 	}

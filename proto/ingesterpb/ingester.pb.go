@@ -1063,6 +1063,102 @@ func (x *Labels) GetLabels() []*LabelPair {
 	return nil
 }
 
+type TransferChunksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*ChunkSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferChunksRequest) Reset() {
+	*x = TransferChunksRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferChunksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferChunksRequest) ProtoMessage() {}
+
+func (x *TransferChunksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferChunksRequest.ProtoReflect.Descriptor instead.
+func (*TransferChunksRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TransferChunksRequest) GetSeries() []*ChunkSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+type TransferChunksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        int64                  `protobuf:"varint,1,opt,name=series,proto3" json:"series,omitempty"`
+	Chunks        int64                  `protobuf:"varint,2,opt,name=chunks,proto3" json:"chunks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferChunksResponse) Reset() {
+	*x = TransferChunksResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferChunksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferChunksResponse) ProtoMessage() {}
+
+func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferChunksResponse.ProtoReflect.Descriptor instead.
+func (*TransferChunksResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TransferChunksResponse) GetSeries() int64 {
+	if x != nil {
+		return x.Series
+	}
+	return 0
+}
+
+func (x *TransferChunksResponse) GetChunks() int64 {
+	if x != nil {
+		return x.Chunks
+	}
+	return 0
+}
+
 var File_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingesterpb_ingester_proto_rawDesc = "" +
@@ -1131,7 +1227,12 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x0eSeriesResponse\x122\n" +
 	"\x06series\x18\x01 \x03(\v2\x1a.orrery.ingester.v1.LabelsR\x06series\"?\n" +
 	"\x06Labels\x125\n" +
-	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels2\xab\x04\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels\"P\n" +
+	"\x15TransferChunksRequest\x127\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.ChunkSeriesR\x06series\"H\n" +
+	"\x16TransferChunksResponse\x12\x16\n" +
+	"\x06series\x18\x01 \x01(\x03R\x06series\x12\x16\n" +
+	"\x06chunks\x18\x02 \x01(\x03R\x06chunks2\x96\x05\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.orrery.ingester.v1.PushRequest\x1a .orrery.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .orrery.ingester.v1.QueryRequest\x1a'.orrery.ingester.v1.QueryStreamResponse0\x01\x12[\n" +
@@ -1139,7 +1240,8 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"LabelNames\x12%.orrery.ingester.v1.LabelNamesRequest\x1a&.orrery.ingester.v1.LabelNamesResponse\x12^\n" +
 	"\vLabelValues\x12&.orrery.ingester.v1.LabelValuesRequest\x1a'.orrery.ingester.v1.LabelValuesResponse\x12O\n" +
 	"\x06Series\x12!.orrery.ingester.v1.SeriesRequest\x1a\".orrery.ingester.v1.SeriesResponse\x12j\n" +
-	"\x0fMetricsMetadata\x12*.orrery.ingester.v1.MetricsMetadataRequest\x1a+.orrery.ingester.v1.MetricsMetadataResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
+	"\x0fMetricsMetadata\x12*.orrery.ingester.v1.MetricsMetadataRequest\x1a+.orrery.ingester.v1.MetricsMetadataResponse\x12i\n" +
+	"\x0eTransferChunks\x12).orrery.ingester.v1.TransferChunksRequest\x1a*.orrery.ingester.v1.TransferChunksResponse(\x01B+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
 
 var (
 	file_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -1154,7 +1256,7 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_ingesterpb_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),          // 0: orrery.ingester.v1.LabelMatcher.Type
 	(*LabelPair)(nil),               // 1: orrery.ingester.v1.LabelPair
@@ -1175,6 +1277,8 @@ var file_ingesterpb_ingester_proto_goTypes = []any{
 	(*SeriesRequest)(nil),           // 16: orrery.ingester.v1.SeriesRequest
 	(*SeriesResponse)(nil),          // 17: orrery.ingester.v1.SeriesResponse
 	(*Labels)(nil),                  // 18: orrery.ingester.v1.Labels
+	(*TransferChunksRequest)(nil),   // 19: orrery.ingester.v1.TransferChunksRequest
+	(*TransferChunksResponse)(nil),  // 20: orrery.ingester.v1.TransferChunksResponse
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	3,  // 0: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
@@ -1189,23 +1293,26 @@ var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	7,  // 9: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
 	18, // 10: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
 	1,  // 11: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
-	2,  // 12: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	8,  // 13: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	12, // 14: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	14, // 15: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	16, // 16: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	4,  // 17: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
-	6,  // 18: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	11, // 19: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	13, // 20: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	15, // 21: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	17, // 22: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	5,  // 23: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 12: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
+	2,  // 13: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	8,  // 14: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	12, // 15: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	14, // 16: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	16, // 17: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	4,  // 18: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	19, // 19: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
+	6,  // 20: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	11, // 21: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	13, // 22: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	15, // 23: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	17, // 24: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	5,  // 25: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	20, // 26: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -1219,7 +1326,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

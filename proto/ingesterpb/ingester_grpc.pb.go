@@ -29,6 +29,7 @@ const (
 	Ingester_LabelValues_FullMethodName     = "/orrery.ingester.v1.Ingester/LabelValues"
 	Ingester_Series_FullMethodName          = "/orrery.ingester.v1.Ingester/Series"
 	Ingester_MetricsMetadata_FullMethodName = "/orrery.ingester.v1.Ingester/MetricsMetadata"
+	Ingester_TransferChunks_FullMethodName  = "/orrery.ingester.v1.Ingester/TransferChunks"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -47,6 +48,9 @@ type IngesterClient interface {
 	Series(ctx context.Context, in *SeriesRequest, opts ...grpc.CallOption) (*SeriesResponse, error)
 	// MetricsMetadata returns the metric metadata received recently.
 	MetricsMetadata(ctx context.Context, in *MetricsMetadataRequest, opts ...grpc.CallOption) (*MetricsMetadataResponse, error)
+	// TransferChunks receives the chunks of a leaving ingester's series,
+	// one tenant per stream, and stores them.
+	TransferChunks(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[TransferChunksRequest, TransferChunksResponse], error)
 }
 
 type ingesterClient struct {
@@ -126,6 +130,19 @@ func (c *ingesterClient) MetricsMetadata(ctx context.Context, in *MetricsMetadat
 	return out, nil
 }
 
+func (c *ingesterClient) TransferChunks(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[TransferChunksRequest, TransferChunksResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Ingester_ServiceDesc.Streams[1], Ingester_TransferChunks_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TransferChunksRequest, TransferChunksResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_TransferChunksClient = grpc.ClientStreamingClient[TransferChunksRequest, TransferChunksResponse]
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -142,6 +159,9 @@ type IngesterServer interface {
 	Series(context.Context, *SeriesRequest) (*SeriesResponse, error)
 	// MetricsMetadata returns the metric metadata received recently.
 	MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error)
+	// TransferChunks receives the chunks of a leaving ingester's series,
+	// one tenant per stream, and stores them.
+	TransferChunks(grpc.ClientStreamingServer[TransferChunksRequest, TransferChunksResponse]) error
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -169,6 +189,9 @@ func (UnimplementedIngesterServer) Series(context.Context, *SeriesRequest) (*Ser
 }
 func (UnimplementedIngesterServer) MetricsMetadata(context.Context, *MetricsMetadataRequest) (*MetricsMetadataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method MetricsMetadata not implemented")
+}
+func (UnimplementedIngesterServer) TransferChunks(grpc.ClientStreamingServer[TransferChunksRequest, TransferChunksResponse]) error {
+	return status.Error(codes.Unimplemented, "method TransferChunks not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -292,6 +315,13 @@ func _Ingester_MetricsMetadata_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_TransferChunks_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(IngesterServer).TransferChunks(&grpc.GenericServerStream[TransferChunksRequest, TransferChunksResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Ingester_TransferChunksServer = grpc.ClientStreamingServer[TransferChunksRequest, TransferChunksResponse]
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -325,6 +355,11 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "QueryStream",
 			Handler:       _Ingester_QueryStream_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "TransferChunks",
+			Handler:       _Ingester_TransferChunks_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "ingesterpb/ingester.proto",
