@@ -297,7 +297,7 @@ func (m *Member) claimTokensLocked() ([]uint32, error) {
 		for _, t := range tokens {
 			taken[t] = struct{}{}
 		}
-		tokens = sortedUnique(append(tokens, generateTokens(missing, taken, m.opts.rand)...))
+		tokens = sortedUnique(append(tokens, chooseTokens(missing, m.othersTokensLocked(), taken, m.opts.rand)...))
 		fromFile = false
 	}
 	if m.self.TokensFile != "" && !fromFile {
@@ -320,6 +320,18 @@ func (m *Member) takenTokensLocked() map[uint32]struct{} {
 		}
 	}
 	return taken
+}
+
+// othersTokensLocked returns the tokens of every other token owner in the
+// ring. The caller holds m.mu.
+func (m *Member) othersTokensLocked() map[string][]uint32 {
+	out := map[string][]uint32{}
+	for id, inst := range m.desc {
+		if id != m.self.ID && inst.GetOwnsTokens() && inRing(inst) {
+			out[id] = inst.GetTokens()
+		}
+	}
+	return out
 }
 
 // SetState changes this instance's state (for example LEAVING before a

@@ -244,8 +244,10 @@ func TestSpread(t *testing.T) {
 	r := rand.New(rand.NewPCG(42, 42))
 	var instances []*ringpb.Instance
 	taken := map[uint32]struct{}{}
+	others := map[string][]uint32{}
 	for i := range 4 {
-		tokens := generateTokens(128, taken, r.Uint32)
+		tokens := chooseTokens(128, others, taken, r.Uint32)
+		others[fmt.Sprint(i)] = tokens
 		for _, tk := range tokens {
 			taken[tk] = struct{}{}
 		}
@@ -269,7 +271,7 @@ func TestSpread(t *testing.T) {
 	for _, f := range ring.OwnedFraction() {
 		maxOwned = max(maxOwned, f*4)
 	}
-	t.Logf("spread: 4 instances x 128 random tokens, %d series: max/fair = %.3f (token space max/fair = %.3f), loads %.3f",
+	t.Logf("spread: 4 instances x 128 chosen tokens, %d series: max/fair = %.3f (token space max/fair = %.3f), loads %.3f",
 		series, slices.Max(loads), maxOwned, loads)
 	require.Len(t, counts, 4)
 	require.Less(t, slices.Max(loads), 1.25)

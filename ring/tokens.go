@@ -12,12 +12,8 @@ import (
 	"sync"
 )
 
-// generateTokens returns n distinct tokens, sorted, none of which is in
-// taken. Tokens are uniformly random: two instances joining at the same
-// moment then draw independent tokens and each takes its fair share in
-// expectation, which a "split the largest ranges" scheme cannot promise
-// (both joiners would pick the same ranges). See DESIGN.md for the
-// measured spread.
+// generateTokens returns n distinct, uniformly random tokens, sorted, none
+// of which is in taken: one candidate for chooseTokens.
 func generateTokens(n int, taken map[uint32]struct{}, rnd func() uint32) []uint32 {
 	out := make([]uint32, 0, n)
 	mine := make(map[uint32]struct{}, n)
