@@ -131,6 +131,33 @@ func compareQueries(t *testing.T, prom, orreryBase string, start, end time.Time)
 	require.Zero(t, failures, "%d queries compared", len(queries))
 }
 
+// dualWriter sends the same generated step to the reference Prometheus
+// and to Orrery's distributor, one request each.
+type dualWriter struct {
+	gen          *loadgen.Generator
+	start, end   time.Time
+	prom, orrery *loadgen.Client
+	raw, body    []byte
+}
+
+func newDualWriter(prom, distributor string) *dualWriter {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	return &dualWriter{
+		gen: loadgen.New(genSeed, 2), end: end, start: end.Add(-time.Duration(genSteps-1) * genInterval),
+		prom:   loadgen.NewClient(prom+"/api/v1/write", "", 10*time.Second),
+		orrery: loadgen.NewClient(distributor+"/api/v1/push", "", 10*time.Second),
+	}
+}
+
+// write sends one step; a failed write to Orrery fails the test.
+func (w *dualWriter) write(t *testing.T, step int) {
+	t.Helper()
+	w.raw = w.gen.AppendRequest(w.raw[:0], 0, w.gen.Len(), step, w.start.Add(time.Duration(step)*genInterval).UnixMilli())
+	w.body = loadgen.Compress(w.body[:0], w.raw)
+	require.NoError(t, w.prom.Send(ctxTimeout(t, 10*time.Second), w.body))
+	require.NoError(t, w.orrery.Send(ctxTimeout(t, 10*time.Second), w.body), "step %d: a write failed", step)
+}
+
 // TestClusterRF3SurvivesKill9: three ingesters at RF=3 behind a distributor
 // and a querier. One is killed with -9 during steady writes: no write
 // fails, every query equals Prometheus 3's; restarted on its data dir, it
@@ -145,12 +172,7 @@ func TestClusterRF3SurvivesKill9(t *testing.T) {
 	c.waitRing("quer", "ing1", "ing2", "ing3")
 	ownedBefore := c.ring("dist")["ing2"].Owned
 
-	gen := loadgen.New(genSeed, 2)
-	end := time.Now().Add(-time.Minute).Truncate(time.Second)
-	start := end.Add(-time.Duration(genSteps-1) * genInterval)
-	orreryClient := loadgen.NewClient(c.members["dist"].url("/api/v1/push"), "", 10*time.Second)
-	promClient := loadgen.NewClient(prom+"/api/v1/write", "", 10*time.Second)
-	var raw, body []byte
+	w := newDualWriter(prom, c.members["dist"].url(""))
 	for step := 0; step < genSteps; step++ {
 		switch step {
 		case 40:
@@ -161,17 +183,14 @@ func TestClusterRF3SurvivesKill9(t *testing.T) {
 			c.startMember("ing2")
 			c.waitRing("dist", "ing1", "ing2", "ing3")
 		}
-		raw = gen.AppendRequest(raw[:0], 0, gen.Len(), step, start.Add(time.Duration(step)*genInterval).UnixMilli())
-		body = loadgen.Compress(body[:0], raw)
-		require.NoError(t, promClient.Send(ctxTimeout(t, 10*time.Second), body))
-		require.NoError(t, orreryClient.Send(ctxTimeout(t, 10*time.Second), body), "step %d: a write failed", step)
+		w.write(t, step)
 	}
 	require.Equal(t, ownedBefore, c.ring("dist")["ing2"].Owned, "ing2 rejoined with its own tokens")
-	compareQueries(t, prom, c.members["quer"].url("/prometheus"), start, end)
+	compareQueries(t, prom, c.members["quer"].url("/prometheus"), w.start, w.end)
 
 	// Every replica holds what it was sent: ing2 misses only its downtime.
 	for _, id := range []string{"ing1", "ing3"} {
-		require.Equal(t, float64(gen.Len()), metricValue(t, c.members[id], "orrery_ingester_memory_series"))
+		require.Equal(t, float64(w.gen.Len()), metricValue(t, c.members[id], "orrery_ingester_memory_series"))
 	}
 }
 
@@ -188,12 +207,7 @@ func TestClusterRF3SurvivesPausedIngester(t *testing.T) {
 	c.waitRing("dist", "ing1", "ing2", "ing3")
 	c.waitRing("quer", "ing1", "ing2", "ing3")
 
-	gen := loadgen.New(genSeed, 2)
-	end := time.Now().Add(-time.Minute).Truncate(time.Second)
-	start := end.Add(-time.Duration(genSteps-1) * genInterval)
-	orreryClient := loadgen.NewClient(c.members["dist"].url("/api/v1/push"), "", 10*time.Second)
-	promClient := loadgen.NewClient(prom+"/api/v1/write", "", 10*time.Second)
-	var raw, body []byte
+	w := newDualWriter(prom, c.members["dist"].url(""))
 	var slowest time.Duration
 	for step := 0; step < genSteps; step++ {
 		switch step {
@@ -208,18 +222,15 @@ func TestClusterRF3SurvivesPausedIngester(t *testing.T) {
 		case 90:
 			c.members["ing3"].signal(syscall.SIGCONT)
 		}
-		raw = gen.AppendRequest(raw[:0], 0, gen.Len(), step, start.Add(time.Duration(step)*genInterval).UnixMilli())
-		body = loadgen.Compress(body[:0], raw)
-		require.NoError(t, promClient.Send(ctxTimeout(t, 10*time.Second), body))
 		began := time.Now()
-		require.NoError(t, orreryClient.Send(ctxTimeout(t, 10*time.Second), body), "step %d: a write failed", step)
+		w.write(t, step)
 		slowest = max(slowest, time.Since(began))
 	}
 	t.Logf("slowest write while an ingester was paused: %v", slowest)
 	require.Less(t, slowest, 2*time.Second, "writes do not wait for the paused replica")
 	c.waitRing("dist", "ing1", "ing2", "ing3")
 	c.waitRing("quer", "ing1", "ing2", "ing3")
-	compareQueries(t, prom, c.members["quer"].url("/prometheus"), start, end)
+	compareQueries(t, prom, c.members["quer"].url("/prometheus"), w.start, w.end)
 }
 
 // TestClusterScaleOutAndIn: 3 → 4 ingesters under steady writes, then
@@ -236,13 +247,8 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 			}
 			c.waitRing("dist", "ing1", "ing2", "ing3")
 
-			gen := loadgen.New(genSeed, 2)
-			end := time.Now().Add(-time.Minute).Truncate(time.Second)
-			start := end.Add(-time.Duration(genSteps-1) * genInterval)
-			orreryClient := loadgen.NewClient(c.members["dist"].url("/api/v1/push"), "", 10*time.Second)
-			promClient := loadgen.NewClient(prom+"/api/v1/write", "", 10*time.Second)
+			w := newDualWriter(prom, c.members["dist"].url(""))
 			left := make(chan struct{})
-			var raw, body []byte
 			for step := 0; step < genSteps; step++ {
 				switch step {
 				case 40:
@@ -255,10 +261,7 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 						close(left)
 					}()
 				}
-				raw = gen.AppendRequest(raw[:0], 0, gen.Len(), step, start.Add(time.Duration(step)*genInterval).UnixMilli())
-				body = loadgen.Compress(body[:0], raw)
-				require.NoError(t, promClient.Send(ctxTimeout(t, 10*time.Second), body))
-				require.NoError(t, orreryClient.Send(ctxTimeout(t, 10*time.Second), body), "step %d: a write failed", step)
+				w.write(t, step)
 				// Steady load, not a burst: the leaving ingester must see
 				// writes stop because the ring changed, not because they ended.
 				time.Sleep(20 * time.Millisecond)
@@ -273,8 +276,8 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 			require.Positive(t, metricValue(t, c.members["ing1"], "orrery_ingester_handover_chunks_received_total")+
 				metricValue(t, c.members["ing2"], "orrery_ingester_handover_chunks_received_total")+
 				metricValue(t, c.members["ing3"], "orrery_ingester_handover_chunks_received_total"), "ing4 handed its chunks over")
-			compareQueries(t, prom, c.members["quer"].url("/prometheus"), start, end)
-			counts := url.Values{"query": {`count_over_time({__name__=~".+"}[2h])`}, "time": {strconv.FormatInt(end.Unix(), 10)}}
+			compareQueries(t, prom, c.members["quer"].url("/prometheus"), w.start, w.end)
+			counts := url.Values{"query": {`count_over_time({__name__=~".+"}[2h])`}, "time": {strconv.FormatInt(w.end.Unix(), 10)}}
 			want, err := get(prom, "/api/v1/query", counts)
 			require.NoError(t, err)
 			got, err := get(c.members["quer"].url("/prometheus"), "/api/v1/query", counts)

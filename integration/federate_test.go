@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,19 +63,14 @@ func TestFederateMatchesPrometheus3(t *testing.T) {
 // TestPrometheusFederatesFromOrrery runs seed 000's federation job, adapted
 // to the test's ports, in Debian's Prometheus against Orrery.
 func TestPrometheusFederatesFromOrrery(t *testing.T) {
-	bin := os.Getenv("ORRERY_PROMETHEUS2")
-	if bin == "" {
-		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`, which installs Debian's prometheus")
-	}
 	o := startOrrery(t, t.TempDir())
 	end := time.Now().Add(-10 * time.Second).Truncate(time.Second)
 	writeGenerated(t, loadgen.New(genSeed, 2), 10, end, o.url("/api/v1/push"))
 
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
 	// Seed 000's job: honor_labels, /federate, params.match[]; the blackbox
 	// job has no data here, the other two do.
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	base := startPrometheus2(t, func(int) string {
+		return fmt.Sprintf(`
 scrape_configs:
   - job_name: 'federate'
     scrape_interval: 1s
@@ -91,12 +84,8 @@ scrape_configs:
     static_configs:
       - targets:
         - '127.0.0.1:%d'
-`, o.http)), 0o644))
-	port := freePort(t)
-	startProcess(t, "prometheus2", bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, base+"/-/ready")
+`, o.http)
+	})
 
 	count := func(u string) string {
 		resp, err := get(u, "/api/v1/query", url.Values{"query": {`count({job=~"node|prometheus"})`}})

@@ -212,3 +212,42 @@ func httpGet(url string) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
+
+// startPrometheus2 runs Debian's Prometheus with the config that config
+// returns for its listen port (so it can scrape itself), and returns its
+// base URL. It skips the test when that Prometheus is not installed.
+func startPrometheus2(t *testing.T, config func(port int) string) string {
+	t.Helper()
+	bin := os.Getenv("ORRERY_PROMETHEUS2")
+	if bin == "" {
+		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`, which installs Debian's prometheus")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(config(port)), 0o644))
+	startProcess(t, "prometheus2", bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, base+"/-/ready")
+	return base
+}
+
+// selfScrapeRemoteWrite is a Prometheus config that scrapes itself every
+// second and remote-writes to url, with extra remote_write settings.
+func selfScrapeRemoteWrite(url, extra string) func(port int) string {
+	return func(port int) string {
+		return fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ['127.0.0.1:%d']
+remote_write:
+  - url: %s
+    queue_config: {batch_send_deadline: 1s}
+%s
+`, port, url, extra)
+	}
+}

@@ -4,9 +4,6 @@ package integration
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -49,30 +46,8 @@ func compareStrings(a, b string) int {
 // remote-writes its metadata; Orrery's /metadata then equals that
 // Prometheus's own /api/v1/metadata of its scrape target.
 func TestMetadataFromRemoteWrite(t *testing.T) {
-	bin := os.Getenv("ORRERY_PROMETHEUS2")
-	if bin == "" {
-		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`")
-	}
 	o := startOrrery(t, t.TempDir())
-	dir := t.TempDir()
-	port := freePort(t)
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: prometheus
-    static_configs:
-      - targets: ['127.0.0.1:%d']
-remote_write:
-  - url: %s
-    queue_config: {batch_send_deadline: 1s}
-    metadata_config: {send: true, send_interval: 1s}
-`, port, o.url("/api/v1/push"))), 0o644))
-	startProcess(t, "prometheus2", bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	prom := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, prom+"/-/ready")
+	prom := startPrometheus2(t, selfScrapeRemoteWrite(o.url("/api/v1/push"), "    metadata_config: {send: true, send_interval: 1s}"))
 
 	var want, got map[string][]metadataEntry
 	require.Eventually(t, func() bool {
