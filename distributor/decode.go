@@ -10,24 +10,35 @@ import (
 	"github.com/orrery/orrery/apierr"
 )
 
-// checkContentType accepts remote-write 1.0 bodies; other protobuf messages
-// get 415 as the remote-write 2.0 spec asks, so a 2.0 sender falls back.
-func checkContentType(r *http.Request) error {
+// Remote-write protocol versions, by the message they carry.
+const (
+	v1 = 1
+	v2 = 2
+)
+
+// protocolOf negotiates the message from the Content-Type: 1.0's
+// prometheus.WriteRequest (also when no proto parameter or no Content-Type
+// is given, as 1.0 senders do) or 2.0's io.prometheus.write.v2.Request.
+// Anything else gets 415, as the 2.0 spec asks, so a sender can fall back.
+func protocolOf(r *http.Request) (int, error) {
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		return nil
+		return v1, nil
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return apierr.New(apierr.UnsupportedMediaType, "unparseable Content-Type %q: %s", ct, err)
+		return 0, apierr.New(apierr.UnsupportedMediaType, "unparseable Content-Type %q: %s", ct, err)
 	}
 	if mt != "application/x-protobuf" {
-		return apierr.New(apierr.UnsupportedMediaType, "unsupported Content-Type %q: remote write needs application/x-protobuf", ct)
+		return 0, apierr.New(apierr.UnsupportedMediaType, "unsupported Content-Type %q: remote write needs application/x-protobuf", ct)
 	}
-	if p := params["proto"]; p != "" && p != "prometheus.WriteRequest" {
-		return apierr.New(apierr.UnsupportedMediaType, "unsupported remote write message %q: this endpoint accepts prometheus.WriteRequest (remote write 1.0)", p)
+	switch params["proto"] {
+	case "", "prometheus.WriteRequest":
+		return v1, nil
+	case "io.prometheus.write.v2.Request":
+		return v2, nil
 	}
-	return nil
+	return 0, apierr.New(apierr.UnsupportedMediaType, "unsupported remote write message %q: this endpoint accepts prometheus.WriteRequest (1.0) and io.prometheus.write.v2.Request (2.0)", params["proto"])
 }
 
 // readBody reads a snappy-compressed body of at most limit bytes, and checks

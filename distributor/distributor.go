@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -66,13 +67,19 @@ func New(cfg Config, r Ring, clients Clients, reg prometheus.Registerer, logger 
 	}, nil
 }
 
-// ServeHTTP handles POST /api/v1/push: remote write 1.0. Valid series are
-// stored even when others are rejected; the response is then a 400 that
-// names the first problem and how much was dropped.
+// ServeHTTP handles POST /api/v1/push: remote write 1.0 and 2.0. Valid
+// series are stored even when others are rejected; the response is then a
+// 400 that names the first problem and how much was dropped. A 2.0 sender
+// learns what was written from the X-Prometheus-Remote-Write-*-Written
+// headers, on every response.
 func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { d.duration.Observe(time.Since(start).Seconds()) }()
-	err := d.handle(r)
+	written, err := d.handle(r)
+	h := w.Header()
+	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written))
+	h.Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+	h.Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -93,32 +100,41 @@ type pushState struct {
 	targets map[string]*target
 }
 
-func (d *Distributor) handle(r *http.Request) error {
+// handle returns how many samples were written, which a partial 400 also
+// reports.
+func (d *Distributor) handle(r *http.Request) (int, error) {
 	tenantID, err := tenant.FromContext(r.Context())
 	if err != nil {
-		return apierr.New(apierr.Unauthorized, "%s", err)
+		return 0, apierr.New(apierr.Unauthorized, "%s", err)
 	}
-	if err := checkContentType(r); err != nil {
-		return err
+	version, err := protocolOf(r)
+	if err != nil {
+		return 0, err
 	}
 	body, err := readBody(r.Body, r.ContentLength, d.cfg.MaxRecvMsgSize)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ps := d.states.Get().(*pushState)
 	// The state goes back to the pool only when the last replica answered,
 	// which may be after this request has been answered.
 	done := func() { d.states.Put(ps) }
-	if err := ps.req.parse(body); err != nil {
+	if version == v2 {
+		err = ps.req.parseV2(body)
+	} else {
+		err = ps.req.parse(body)
+	}
+	if err != nil {
 		done()
-		return apierr.New(apierr.BadData, "request body is not a valid prometheus.WriteRequest protobuf: %s", err)
+		msg := map[int]string{v1: "prometheus.WriteRequest", v2: "io.prometheus.write.v2.Request"}[version]
+		return 0, apierr.New(apierr.BadData, "request body is not a valid %s protobuf: %s", msg, err)
 	}
 	return d.push(r.Context(), tenantID, ps, done)
 }
 
 // push validates the parsed request and writes its valid series. It returns
 // a BadData error when anything was discarded, after storing the rest.
-func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) error {
+func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) (int, error) {
 	ps.valid.reset()
 	ps.v.scheme = d.scheme
 	var disc discards
@@ -130,16 +146,16 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	samples := ps.valid.samples
 	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
 		if err := d.send(ctx, tenantID, ps, done); err != nil {
-			return err
+			return 0, err
 		}
 		d.received.WithLabelValues(tenantID).Add(float64(samples))
 	} else {
 		done()
 	}
 	if disc.first != "" {
-		return apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, samples)
+		return samples, apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, samples)
 	}
-	return nil
+	return samples, nil
 }
 
 // target is one ingester and what it should receive. idx numbers the

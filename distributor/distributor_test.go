@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
@@ -165,7 +166,7 @@ func TestPushRejectsBadBodies(t *testing.T) {
 		{"uncompressed protobuf", raw, nil, 400, "snappy"},
 		{"snappy bomb", bomb, nil, 413, "decompresses to"},
 		{"over the size limit", bytes.Repeat([]byte{1}, 2<<20), nil, 413, "over the limit"},
-		{"remote write 2.0", snappy.Encode(nil, raw), http.Header{"Content-Type": {"application/x-protobuf;proto=io.prometheus.write.v2.Request"}}, 415, "remote write 1.0"},
+		{"unknown message", snappy.Encode(nil, raw), http.Header{"Content-Type": {"application/x-protobuf;proto=io.prometheus.write.v3.Request"}}, 415, "io.prometheus.write.v2.Request (2.0)"},
 		{"json", []byte("{}"), http.Header{"Content-Type": {"application/json"}}, 415, "application/x-protobuf"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -233,6 +234,69 @@ func TestMetadata(t *testing.T) {
 	require.Equal(t, "requests", got[0].Unit)
 }
 
+func encodeV2(t testing.TB, req *writev2.Request) []byte {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	return snappy.Encode(nil, raw)
+}
+
+var v2Header = http.Header{"Content-Type": {"application/x-protobuf;proto=io.prometheus.write.v2.Request"}}
+
+func TestRemoteWrite2(t *testing.T) {
+	st := writev2.NewSymbolTable()
+	up := labels.FromStrings("__name__", "up", "job", "node")
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(up, nil),
+		Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000}, {Value: 0, Timestamp: 2000}},
+		Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_GAUGE, HelpRef: st.Symbolize("Target up."), UnitRef: st.Symbolize("")},
+	}}}
+	req.Symbols = st.Symbols()
+
+	d, clients := newTestDistributor(t, 1)
+	w := post(d, encodeV2(t, req), v2Header)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Equal(t, "2", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
+	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Histograms-Written"))
+	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Exemplars-Written"))
+	got := clients["ing-0"]
+	require.Equal(t, []labels.Labels{up}, got.series)
+	require.Len(t, got.metadata, 1)
+	require.Equal(t, "up", got.metadata[0].MetricFamilyName)
+	require.Equal(t, "gauge", got.metadata[0].Type)
+	require.Equal(t, "Target up.", got.metadata[0].Help)
+
+	// A partial write: the invalid series is a 400 that still reports what was written.
+	bad := labels.FromStrings("job", "no-name")
+	req.Timeseries = append(req.Timeseries, writev2.TimeSeries{LabelsRefs: st.SymbolizeLabels(bad, nil), Samples: []writev2.Sample{{Value: 1, Timestamp: 3000}}})
+	req.Symbols = st.Symbols()
+	req.Timeseries[0].Samples = []writev2.Sample{{Value: 1, Timestamp: 5000}}
+	w = post(d, encodeV2(t, req), v2Header)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), "no metric name")
+	require.Equal(t, "1", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
+
+	// A label that refers past the symbol table rejects the request.
+	req.Timeseries[0].LabelsRefs = []uint32{0, 999}
+	w = post(d, encodeV2(t, req), v2Header)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), "symbol")
+	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
+}
+
+func TestFamilyOf(t *testing.T) {
+	for _, c := range []struct{ name, typ, want string }{
+		{"http_request_duration_seconds_bucket", "histogram", "http_request_duration_seconds"},
+		{"http_request_duration_seconds_sum", "histogram", "http_request_duration_seconds"},
+		{"rpc_seconds_count", "summary", "rpc_seconds"},
+		{"rpc_seconds", "summary", "rpc_seconds"},
+		{"requests_total", "counter", "requests_total"},
+		{"odd_bucket", "gauge", "odd_bucket"},
+	} {
+		require.Equal(t, c.want, string(familyOf([]byte(c.name), c.typ)), c.name)
+	}
+}
+
 func TestMissingTenantWhenRequired(t *testing.T) {
 	d, _ := newTestDistributor(t, 1)
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", strings.NewReader(""))
@@ -256,7 +320,8 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 			return
 		}
 		var req writeRequest
-		if err := req.parse(raw); err != nil {
+		// The same bytes as 1.0 and as 2.0: both parsers must hold.
+		if req.parseV2(raw) != nil || req.parse(raw) != nil {
 			return
 		}
 		var d discards

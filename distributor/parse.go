@@ -60,6 +60,8 @@ type rawSeries struct {
 // writeRequest is a decoded remote-write 1.0 request. It is reused between
 // requests; everything in it aliases the body it was parsed from.
 type writeRequest struct {
+	symbols  [][]byte
+	refs     []uint32
 	series   []rawSeries
 	labels   []rawLabel
 	samples  []rawSample

@@ -159,11 +159,12 @@ func (o *orrery) start(t *testing.T, args ...string) {
 // receiver and no scrape jobs.
 func startPrometheus3(t *testing.T) (base string) {
 	t.Helper()
-	return startPrometheus3WithConfig(t, "global:\n  scrape_interval: 15s\n")
+	return startPrometheus3WithConfig(t, func(int) string { return "global:\n  scrape_interval: 15s\n" })
 }
 
-// startPrometheus3WithConfig runs the reference Prometheus with a config.
-func startPrometheus3WithConfig(t *testing.T, config string) (base string) {
+// startPrometheus3WithConfig runs the reference Prometheus with the config
+// that config returns for its listen port, and extra flags.
+func startPrometheus3WithConfig(t *testing.T, config func(port int) string, flags ...string) (base string) {
 	t.Helper()
 	bin := os.Getenv("ORRERY_PROMETHEUS3")
 	if bin == "" {
@@ -171,13 +172,13 @@ func startPrometheus3WithConfig(t *testing.T, config string) (base string) {
 	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o644))
 	port := freePort(t)
-	startProcess(t, "prometheus3", bin,
-		"--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
-		"--web.enable-remote-write-receiver",
-	)
+	require.NoError(t, os.WriteFile(cfg, []byte(config(port)), 0o644))
+	args := []string{
+		"--config.file=" + cfg, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.enable-remote-write-receiver",
+	}
+	startProcess(t, "prometheus3", bin, append(args, flags...)...)
 	base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, base+"/-/ready")
 	return base

@@ -71,3 +71,36 @@ func TestMetadataFromRemoteWrite(t *testing.T) {
 		require.Equal(t, wantBody, gotBody)
 	}
 }
+
+// TestPrometheus3RemoteWrite2: Prometheus 3 scrapes itself and sends remote
+// write 2.0, its native protocol; Orrery answers up, rejects nothing, and
+// serves the metadata that arrived inside the series, equal to that
+// Prometheus's own /api/v1/metadata.
+func TestPrometheus3RemoteWrite2(t *testing.T) {
+	o := startOrrery(t, t.TempDir())
+	// Prometheus 3 puts metadata into 2.0 requests only with this feature.
+	prom := startPrometheus3WithConfig(t, selfScrapeRemoteWrite(o.url("/api/v1/push"), "    protobuf_message: io.prometheus.write.v2.Request"),
+		"--enable-feature=metadata-wal-records")
+	// 2.0 also carries the metadata of the series Prometheus makes itself
+	// (up, scrape_*), which its own /metadata, built from scrape targets,
+	// does not list: Orrery may know more, never less or different.
+	synthetic := map[string]bool{"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true,
+		"scrape_samples_post_metric_relabeling": true, "scrape_series_added": true}
+	var want, got map[string][]metadataEntry
+	require.Eventually(t, func() bool {
+		_, want, _ = metadataOf(t, prom+"/api/v1/metadata")
+		_, got, _ = metadataOf(t, o.url("/prometheus/api/v1/metadata"))
+		return len(want) > 50 && len(got) >= len(want)
+	}, 30*time.Second, 500*time.Millisecond, "metadata arrives inside remote write 2.0 series")
+	for name, entries := range got {
+		if synthetic[name] {
+			continue
+		}
+		require.Equal(t, want[name], entries, name)
+	}
+	require.Len(t, got, len(want)+len(synthetic))
+	_, body := rawGet(t, o.url("/prometheus/api/v1/query?query=up"))
+	require.Contains(t, body, `"job":"prometheus"`)
+	require.Zero(t, metricValue(t, o, "orrery_distributor_discarded_samples_total"))
+	require.Positive(t, metricValue(t, o, `orrery_distributor_received_samples_total{tenant="anonymous"}`))
+}

@@ -26,12 +26,14 @@ func TestPrometheusRemoteReadsOrrery(t *testing.T) {
 	o := startOrrery(t, t.TempDir())
 	end := time.Now().Add(-time.Minute).Truncate(time.Second)
 	writeGenerated(t, loadgen.New(genSeed, 2), 40, end, o.url("/api/v1/push"))
-	prom := startPrometheus3WithConfig(t, fmt.Sprintf(`
+	prom := startPrometheus3WithConfig(t, func(int) string {
+		return fmt.Sprintf(`
 remote_read:
   - url: %s
     read_recent: true
     remote_timeout: 10s
-`, o.url("/prometheus/api/v1/read")))
+`, o.url("/prometheus/api/v1/read"))
+	})
 	for _, q := range []string{
 		"node_load1", `sum by (mode) (rate(node_cpu_seconds_total[5m]))`,
 		`histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[5m])))`,

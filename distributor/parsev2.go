@@ -1,0 +1,183 @@
+package distributor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of remote write 2.0 (io.prometheus.write.v2.Request in
+// prometheus/prompb/io/prometheus/write/v2/types.proto).
+const (
+	fieldV2Symbols    = 4
+	fieldV2Timeseries = 5
+
+	fieldV2LabelsRefs = 1
+	fieldV2Samples    = 2
+	fieldV2Histograms = 3
+	fieldV2Exemplars  = 4
+	fieldV2Metadata   = 5
+
+	fieldV2MetadataType = 1
+	fieldV2MetadataHelp = 3
+	fieldV2MetadataUnit = 4
+)
+
+var errSymbolRef = errors.New("label or metadata refers to a symbol that is not in the symbol table")
+
+// parseV2 decodes an io.prometheus.write.v2.Request into the same form as
+// a 1.0 request: labels are resolved through the symbol table into slices
+// of the body. Metadata travels per series in 2.0 and is named by the
+// series' metric name.
+func (w *writeRequest) parseV2(b []byte) error {
+	w.reset()
+	w.symbols = w.symbols[:0]
+	// Symbols first: protobuf does not promise they precede the series.
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num == fieldV2Symbols && typ == protowire.BytesType {
+			w.symbols = append(w.symbols, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(w.symbols) > 0 && len(w.symbols[0]) != 0 {
+		return errors.New("the first symbol must be the empty string")
+	}
+	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num == fieldV2Timeseries && typ == protowire.BytesType {
+			if err := w.parseSeriesV2(v); err != nil {
+				return fmt.Errorf("timeseries %d: %w", len(w.series), err)
+			}
+		}
+		return nil
+	})
+}
+
+func (w *writeRequest) parseSeriesV2(b []byte) error {
+	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples)}
+	w.refs = w.refs[:0]
+	var md *rawMetadata
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == fieldV2LabelsRefs && typ == protowire.BytesType:
+			return appendPackedRefs(&w.refs, v)
+		case num == fieldV2LabelsRefs && typ == protowire.VarintType:
+			w.refs = append(w.refs, uint32(x))
+		case num == fieldV2Samples && typ == protowire.BytesType:
+			var smp rawSample
+			err := eachField(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+				if num == fieldSampleValue && typ == protowire.Fixed64Type {
+					smp.v = math.Float64frombits(x)
+				} else if num == fieldSampleTimestamp && typ == protowire.VarintType {
+					smp.t = int64(x)
+				}
+				return nil
+			})
+			w.samples = append(w.samples, smp)
+			return err
+		case num == fieldV2Histograms:
+			s.histograms++
+		case num == fieldV2Exemplars:
+			s.exemplars++
+		case num == fieldV2Metadata && typ == protowire.BytesType:
+			m, err := w.parseMetadataV2(v)
+			md = m
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	refs := w.refs
+	if len(refs)%2 != 0 {
+		return errors.New("labels_refs has an odd number of entries")
+	}
+	for k := 0; k < len(refs); k += 2 {
+		if int(refs[k]) >= len(w.symbols) || int(refs[k+1]) >= len(w.symbols) {
+			return errSymbolRef
+		}
+		w.labels = append(w.labels, rawLabel{name: w.symbols[refs[k]], value: w.symbols[refs[k+1]]})
+	}
+	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
+	w.series = append(w.series, s)
+	if md != nil {
+		for _, l := range w.labels[s.labelsLo:s.labelsHi] {
+			if bytes.Equal(l.name, metricName) {
+				md.family = familyOf(l.value, md.typ)
+				w.metadata = append(w.metadata, *md)
+			}
+		}
+	}
+	return nil
+}
+
+// familyOf names the metric family of a series from its metric name: 2.0
+// sends a classic histogram's _bucket, _count and _sum series (a summary's
+// _count and _sum) each with the family's metadata, and metadata is kept,
+// as Prometheus serves it, per family.
+func familyOf(name []byte, typ string) []byte {
+	var suffixes []string
+	switch typ {
+	case "histogram", "gaugehistogram":
+		suffixes = []string{"_bucket", "_count", "_sum"}
+	case "summary":
+		suffixes = []string{"_count", "_sum"}
+	}
+	for _, suffix := range suffixes {
+		if base, ok := bytes.CutSuffix(name, []byte(suffix)); ok {
+			return base
+		}
+	}
+	return name
+}
+
+// parseMetadataV2 returns the series' metadata, or nil when it says nothing.
+func (w *writeRequest) parseMetadataV2(b []byte) (*rawMetadata, error) {
+	md := rawMetadata{typ: metricTypes[0]}
+	var help, unit uint64
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+		if typ != protowire.VarintType {
+			return nil
+		}
+		switch num {
+		case fieldV2MetadataType:
+			if x < uint64(len(metricTypes)) {
+				md.typ = metricTypes[x]
+			}
+		case fieldV2MetadataHelp:
+			help = x
+		case fieldV2MetadataUnit:
+			unit = x
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if help >= uint64(len(w.symbols)) || unit >= uint64(len(w.symbols)) {
+		return nil, errSymbolRef
+	}
+	if md.typ == metricTypes[0] && help == 0 && unit == 0 {
+		return nil, nil
+	}
+	md.help, md.unit = w.symbols[help], w.symbols[unit]
+	return &md, nil
+}
+
+func appendPackedRefs(refs *[]uint32, v []byte) error {
+	for len(v) > 0 {
+		x, n := protowire.ConsumeVarint(v)
+		if n < 0 {
+			return errTruncated
+		}
+		*refs = append(*refs, uint32(x))
+		v = v[n:]
+	}
+	return nil
+}
