@@ -2,10 +2,12 @@ package distributor
 
 import (
 	"testing"
+	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/common/model"
 
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/loadgen"
 )
 
@@ -22,6 +24,7 @@ func BenchmarkDecodeValidate(b *testing.B) {
 	var req writeRequest
 	var out validated
 	v := validator{scheme: model.LegacyValidation}
+	v.setLimits(&limits.Limits{MaxLabelNamesPerSeries: 30, MaxLabelNameLength: 1024, MaxLabelValueLength: 2048}, time.Now())
 	for i := 0; i < b.N; i++ {
 		raw, err := decompress(body, 100<<20)
 		if err != nil {

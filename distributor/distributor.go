@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
+	"golang.org/x/time/rate"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/tenant"
@@ -30,13 +32,22 @@ type Clients interface {
 	Client(addr string) (ingesterpb.IngesterClient, error)
 }
 
+// Limits gives a tenant's limits.
+type Limits interface {
+	For(tenant string) *limits.Limits
+}
+
 // Distributor validates remote writes and fans them out to ingesters.
 type Distributor struct {
 	cfg     Config
 	scheme  model.ValidationScheme
 	ring    Ring
 	clients Clients
+	limits  Limits
 	logger  *slog.Logger
+
+	ratesMu sync.Mutex
+	rates   map[string]*rate.Limiter
 
 	received  *prometheus.CounterVec
 	discarded *prometheus.CounterVec
@@ -47,14 +58,14 @@ type Distributor struct {
 }
 
 // New returns a distributor.
-func New(cfg Config, r Ring, clients Clients, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+func New(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	scheme, _ := cfg.scheme()
 	f := promauto.With(reg)
 	return &Distributor{
-		cfg: cfg, scheme: scheme, ring: r, clients: clients, logger: logger,
+		cfg: cfg, scheme: scheme, ring: r, clients: clients, limits: l, logger: logger, rates: map[string]*rate.Limiter{},
 		received: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_received_samples_total",
 			Help: "Samples received and accepted by validation, per tenant."}, []string{"tenant"}),
 		discarded: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_samples_total",
@@ -137,6 +148,9 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) (int, error) {
 	ps.valid.reset()
 	ps.v.scheme = d.scheme
+	lim := d.limits.For(tenantID)
+	now := time.Now()
+	ps.v.setLimits(lim, now)
 	var disc discards
 	ps.v.validate(tenantID, &ps.req, &disc, &ps.valid)
 	ps.v.validateMetadata(&ps.req, &disc, &ps.valid)
@@ -144,6 +158,12 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
 	}
 	samples := ps.valid.samples
+	if !d.allow(tenantID, lim, now, samples) {
+		done()
+		d.discarded.WithLabelValues(tenantID, reasonRateLimited).Add(float64(samples))
+		return 0, apierr.New(apierr.TooManyRequests, "the request's %d samples would exceed the tenant's ingestion rate limit of %g samples/s with a burst of %d (err-orrery-%s: raise the tenant's ingestion_rate and ingestion_burst_size, or -distributor.ingestion-rate-limit)",
+			samples, lim.IngestionRate, lim.IngestionBurstSize, reasonRateLimited)
+	}
 	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
 		if err := d.send(ctx, tenantID, ps, done); err != nil {
 			return 0, err
@@ -156,6 +176,29 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 		return samples, apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, samples)
 	}
 	return samples, nil
+}
+
+// allow takes n samples from the tenant's token bucket, which follows the
+// tenant's current limits. The bucket is this distributor's: with several
+// distributors the cluster-wide rate is their sum.
+func (d *Distributor) allow(tenantID string, l *limits.Limits, now time.Time, n int) bool {
+	if l.IngestionRate <= 0 {
+		return true
+	}
+	d.ratesMu.Lock()
+	defer d.ratesMu.Unlock()
+	lim := d.rates[tenantID]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurstSize)
+		d.rates[tenantID] = lim
+	}
+	if lim.Limit() != rate.Limit(l.IngestionRate) {
+		lim.SetLimitAt(now, rate.Limit(l.IngestionRate))
+	}
+	if lim.Burst() != l.IngestionBurstSize {
+		lim.SetBurstAt(now, l.IngestionBurstSize)
+	}
+	return lim.AllowN(now, n)
 }
 
 // target is one ingester and what it should receive. idx numbers the

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
 	"github.com/orrery/orrery/ring"
@@ -76,7 +79,16 @@ type fixedRing struct{ rs ring.ReplicationSet }
 
 func (r fixedRing) Get(uint32) (ring.ReplicationSet, error) { return r.rs, nil }
 
+// fixedLimits gives every tenant the same limits.
+type fixedLimits struct{ l limits.Limits }
+
+func (f *fixedLimits) For(string) *limits.Limits { return &f.l }
+
 func newTestDistributor(t *testing.T, replicas int) (*Distributor, fakeClients) {
+	return newLimitedDistributor(t, replicas, &fixedLimits{})
+}
+
+func newLimitedDistributor(t *testing.T, replicas int, l Limits) (*Distributor, fakeClients) {
 	t.Helper()
 	clients := fakeClients{}
 	rs := ring.ReplicationSet{MaxErrors: replicas - (replicas/2 + 1)}
@@ -86,7 +98,7 @@ func newTestDistributor(t *testing.T, replicas int) (*Distributor, fakeClients) 
 		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: addr, Addr: addr})
 	}
 	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy"}
-	d, err := New(cfg, fixedRing{rs}, clients, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	d, err := New(cfg, fixedRing{rs}, clients, l, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return d, clients
 }
@@ -297,6 +309,61 @@ func TestFamilyOf(t *testing.T) {
 	}
 }
 
+func TestLimits(t *testing.T) {
+	now := time.Now().UnixMilli()
+	at := func(ms int64) []prompb.Sample { return []prompb.Sample{{Timestamp: ms, Value: 1}} }
+	for _, c := range []struct {
+		name   string
+		limits limits.Limits
+		series prompb.TimeSeries
+		code   int
+		msg    string
+	}{
+		{"too many labels", limits.Limits{MaxLabelNamesPerSeries: 2}, ts(at(now), "__name__", "up", "a", "1", "b", "2"), 400, "max_label_names_per_series"},
+		{"label name too long", limits.Limits{MaxLabelNameLength: 4}, ts(at(now), "__name__", "up", "longname", "1"), 400, "max_label_name_length"},
+		{"label value too long", limits.Limits{MaxLabelValueLength: 4}, ts(at(now), "__name__", "up", "a", "longvalue"), 400, "max_label_value_length"},
+		{"too far in the future", limits.Limits{CreationGracePeriod: time.Minute}, ts(at(now+3600_000), "__name__", "up"), 400, "creation_grace_period"},
+		{"too old", limits.Limits{PastGracePeriod: time.Hour}, ts(at(now-7200_000), "__name__", "up"), 400, "past_grace_period"},
+		{"within every limit", limits.Limits{MaxLabelNamesPerSeries: 2, CreationGracePeriod: time.Minute, PastGracePeriod: time.Hour}, ts(at(now), "__name__", "up"), 204, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, _ := newLimitedDistributor(t, 1, &fixedLimits{c.limits})
+			w := post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{c.series}}), nil)
+			require.Equal(t, c.code, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), c.msg)
+		})
+	}
+}
+
+// The ingestion rate is a token bucket per tenant: over it, 429 with the
+// limit to raise; another tenant is unaffected; raising the limit in the
+// overrides file takes effect without a restart.
+func TestIngestionRateFollowsOverrides(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  noisy:\n    ingestion_rate: 1\n    ingestion_burst_size: 2\n"), 0o644))
+	o, err := limits.NewOverrides(limits.Config{OverridesFile: file, ReloadInterval: 10 * time.Millisecond},
+		limits.Limits{IngestionRate: 1000, IngestionBurstSize: 1000}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, o.Start(context.Background()))
+	defer func() { require.NoError(t, o.Stop(context.Background())) }()
+	d, _ := newLimitedDistributor(t, 1, o)
+
+	three := func(name string) []byte {
+		return encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			ts(one, "__name__", name, "i", "1"), ts(one, "__name__", name, "i", "2"), ts(one, "__name__", name, "i", "3"),
+		}})
+	}
+	w := post(d, three("a"), http.Header{"X-Scope-Orgid": {"noisy"}})
+	require.Equal(t, http.StatusTooManyRequests, w.Code, w.Body.String())
+	require.Contains(t, w.Body.String(), "ingestion_rate")
+	require.Equal(t, http.StatusNoContent, post(d, three("b"), http.Header{"X-Scope-Orgid": {"quiet"}}).Code)
+
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  noisy:\n    ingestion_rate: 100\n    ingestion_burst_size: 100\n"), 0o644))
+	require.Eventually(t, func() bool {
+		return post(d, three("c"), http.Header{"X-Scope-Orgid": {"noisy"}}).Code == http.StatusNoContent
+	}, 5*time.Second, 20*time.Millisecond)
+}
+
 func TestMissingTenantWhenRequired(t *testing.T) {
 	d, _ := newTestDistributor(t, 1)
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", strings.NewReader(""))
@@ -327,6 +394,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		var d discards
 		var out validated
 		v := validator{scheme: model.LegacyValidation}
+		v.setLimits(&limits.Limits{MaxLabelNamesPerSeries: 30, MaxLabelValueLength: 2048}, time.Now())
 		v.validate("fuzz", &req, &d, &out)
 		// What validation lets through must decode as the ingester decodes it.
 		r := ingesterpb.NewSeriesReader(out.enc)

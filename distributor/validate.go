@@ -3,6 +3,7 @@ package distributor
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/timestamp"
 
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/ring"
 )
@@ -27,6 +29,12 @@ const (
 	reasonOutOfOrder       = "sample-out-of-order"
 	reasonHistogramsUnsupp = "native-histograms-unsupported"
 	reasonMetadataInvalid  = "metadata-invalid"
+	reasonTooManyLabels    = "max-label-names-per-series"
+	reasonNameTooLong      = "label-name-too-long"
+	reasonValueTooLong     = "label-value-too-long"
+	reasonTooFarInFuture   = "too-far-in-future"
+	reasonTooOld           = "sample-too-old"
+	reasonRateLimited      = "tenant-max-ingestion-rate"
 )
 
 var metricName = []byte(model.MetricNameLabel)
@@ -86,8 +94,24 @@ func (v *validator) validateMetadata(w *writeRequest, d *discards, out *validate
 // validator checks series against Prometheus's rules for names and order.
 type validator struct {
 	scheme model.ValidationScheme
-	hasher ring.ShardHasher
-	lbuf   []byte
+	limits *limits.Limits
+	// minT and maxT bound the accepted timestamps, from the tenant's grace
+	// periods.
+	minT, maxT int64
+	hasher     ring.ShardHasher
+	lbuf       []byte
+}
+
+// setLimits applies a tenant's limits as of now.
+func (v *validator) setLimits(l *limits.Limits, now time.Time) {
+	v.limits = l
+	v.minT, v.maxT = math.MinInt64, math.MaxInt64
+	if l.PastGracePeriod > 0 {
+		v.minT = now.Add(-l.PastGracePeriod).UnixMilli()
+	}
+	if l.CreationGracePeriod > 0 {
+		v.maxT = now.Add(l.CreationGracePeriod).UnixMilli()
+	}
 }
 
 // validate appends every valid series of w, with its valid samples, to out.
@@ -111,7 +135,19 @@ func (v *validator) validate(tenantID string, w *writeRequest, d *discards, out 
 // checkLabels returns the series' labels sorted, without empty values, or
 // false when the series is invalid.
 func (v *validator) checkLabels(ls []rawLabel, samples int, d *discards) ([]rawLabel, bool) {
+	if n := v.limits.MaxLabelNamesPerSeries; n > 0 && len(ls) > n {
+		d.add(reasonTooManyLabels, samples, "series %s has %d labels, more than the limit of %d (raise the tenant's max_label_names_per_series or -validation.max-label-names-per-series)", seriesString(ls), len(ls), n)
+		return nil, false
+	}
 	for _, l := range ls {
+		if n := v.limits.MaxLabelNameLength; n > 0 && len(l.name) > n {
+			d.add(reasonNameTooLong, samples, "series %s has a label name of %d bytes, longer than the limit of %d (raise the tenant's max_label_name_length or -validation.max-length-label-name)", seriesString(ls), len(l.name), n)
+			return nil, false
+		}
+		if n := v.limits.MaxLabelValueLength; n > 0 && len(l.value) > n {
+			d.add(reasonValueTooLong, samples, "series %s has a value of %d bytes for label %q, longer than the limit of %d (raise the tenant's max_label_value_length or -validation.max-length-label-value)", seriesString(ls), len(l.value), l.name, n)
+			return nil, false
+		}
 		if !v.scheme.IsValidLabelName(yolo(l.name)) {
 			d.add(reasonInvalidLabel, samples, "series %s has an invalid label name %q", seriesString(ls), l.name)
 			return nil, false
@@ -151,11 +187,16 @@ func (v *validator) checkLabels(ls []rawLabel, samples int, d *discards) ([]rawL
 func (v *validator) appendSeries(tenantID string, ls []rawLabel, samples []rawSample, d *discards, out *validated) {
 	n := 0
 	for k, last := 0, int64(0); k < len(samples); k++ {
-		if n == 0 || samples[k].t > last {
+		if v.inBounds(samples[k].t) && (n == 0 || samples[k].t > last) {
 			n, last = n+1, samples[k].t
 		}
 	}
 	if n == 0 {
+		for _, s := range samples {
+			if !v.inBounds(s.t) {
+				v.discardOutOfBounds(ls, s.t, d)
+			}
+		}
 		return
 	}
 	v.hasher.Reset(tenantID)
@@ -166,18 +207,34 @@ func (v *validator) appendSeries(tenantID string, ls []rawLabel, samples []rawSa
 	}
 	lo := len(out.enc)
 	out.enc = ingesterpb.AppendSeriesHeader(out.enc, v.lbuf, n)
+	first := true
 	for k, last := 0, int64(0); k < len(samples); k++ {
 		s := samples[k]
-		if k > 0 && s.t <= last {
+		if !v.inBounds(s.t) {
+			v.discardOutOfBounds(ls, s.t, d)
+			continue
+		}
+		if !first && s.t <= last {
 			d.add(reasonOutOfOrder, 1, "series %s has samples out of order within the request: %s after %s", seriesString(ls),
 				timestamp.Time(s.t).Format(time.RFC3339Nano), timestamp.Time(last).Format(time.RFC3339Nano))
 			continue
 		}
 		out.enc = ingesterpb.AppendSample(out.enc, s.t, s.v)
-		last = s.t
+		last, first = s.t, false
 	}
 	out.series = append(out.series, validSeries{lo: lo, hi: len(out.enc), key: v.hasher.Sum()})
 	out.samples += n
+}
+
+func (v *validator) inBounds(t int64) bool { return t >= v.minT && t <= v.maxT }
+
+func (v *validator) discardOutOfBounds(ls []rawLabel, t int64, d *discards) {
+	at := timestamp.Time(t).Format(time.RFC3339Nano)
+	if t > v.maxT {
+		d.add(reasonTooFarInFuture, 1, "series %s has a sample at %s, more than %s in the future (raise the tenant's creation_grace_period or -validation.create-grace-period)", seriesString(ls), at, v.limits.CreationGracePeriod)
+		return
+	}
+	d.add(reasonTooOld, 1, "series %s has a sample at %s, older than %s (raise the tenant's past_grace_period or -validation.past-grace-period)", seriesString(ls), at, v.limits.PastGracePeriod)
 }
 
 func cmpName(a, b rawLabel) int { return bytes.Compare(a.name, b.name) }

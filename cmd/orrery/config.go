@@ -13,6 +13,7 @@ import (
 
 	"github.com/orrery/orrery/distributor"
 	"github.com/orrery/orrery/ingester"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
 )
@@ -34,6 +35,10 @@ type Config struct {
 	Ingester    ingester.Config    `yaml:"ingester"`
 	Distributor distributor.Config `yaml:"distributor"`
 	Querier     querier.Config     `yaml:"querier"`
+	// Limits are every tenant's defaults; RuntimeConfig names the file of
+	// per-tenant overrides.
+	Limits        limits.Limits `yaml:"limits"`
+	RuntimeConfig limits.Config `yaml:"runtime_config"`
 }
 
 var targets = map[string][]string{
@@ -58,6 +63,8 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Ingester.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
+	c.Limits.RegisterFlags(fs)
+	c.RuntimeConfig.RegisterFlags(fs)
 }
 
 func (c *Config) validate() error {
@@ -67,7 +74,7 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate())
+	return errors.Join(c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.Limits.Validate())
 }
 
 func (c *Config) runs(component string) bool {

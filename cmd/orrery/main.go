@@ -25,6 +25,7 @@ import (
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/ingester/client"
 	"github.com/orrery/orrery/lifecycle"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
@@ -123,7 +124,12 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		})
 	}
 	if cfg.runs("distributor") {
-		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, reg, logger.With("component", "distributor"))
+		overrides, err := limits.NewOverrides(cfg.RuntimeConfig, cfg.Limits, reg, logger.With("component", "limits"))
+		if err != nil {
+			return err
+		}
+		mgr.Add("overrides", overrides)
+		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, overrides, reg, logger.With("component", "distributor"))
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,190 @@
+package limits
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.yaml.in/yaml/v3"
+)
+
+// Limits are one tenant's limits. Zero means unlimited for every field.
+// The YAML names are those of the overrides file.
+type Limits struct {
+	// IngestionRate is samples per second a tenant may write through one
+	// distributor, with bursts of IngestionBurstSize.
+	IngestionRate      float64 `yaml:"ingestion_rate"`
+	IngestionBurstSize int     `yaml:"ingestion_burst_size"`
+
+	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
+	MaxLabelNameLength     int `yaml:"max_label_name_length"`
+	MaxLabelValueLength    int `yaml:"max_label_value_length"`
+
+	// CreationGracePeriod rejects samples further than this in the future.
+	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
+	// PastGracePeriod rejects samples older than this.
+	PastGracePeriod time.Duration `yaml:"past_grace_period"`
+}
+
+// RegisterFlags registers the defaults every tenant gets unless the
+// overrides file says otherwise. Label and time limits follow Mimir's
+// defaults; the ingestion rate is unlimited by default, since a single
+// team's Prometheus easily sends more than Mimir's 10k samples/s.
+func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
+	fs.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 0, "Per-tenant samples per second through one distributor; 0 is unlimited (set it, or per tenant in the overrides file, when hosting many tenants).")
+	fs.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 200000, "Per-tenant burst of samples above the rate.")
+	fs.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Most labels a series may have; 0 is unlimited.")
+	fs.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name, in bytes; 0 is unlimited.")
+	fs.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value, in bytes; 0 is unlimited.")
+	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples further than this in the future; 0 is unlimited.")
+	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 is unlimited.")
+}
+
+// Validate reports a negative limit.
+func (l *Limits) Validate() error {
+	if l.IngestionRate < 0 || l.IngestionBurstSize < 0 || l.MaxLabelNamesPerSeries < 0 || l.MaxLabelNameLength < 0 ||
+		l.MaxLabelValueLength < 0 || l.CreationGracePeriod < 0 || l.PastGracePeriod < 0 {
+		return errors.New("limits must not be negative")
+	}
+	return nil
+}
+
+// Config is where overrides come from.
+type Config struct {
+	OverridesFile  string        `yaml:"overrides_file"`
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// RegisterFlags registers the overrides flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.OverridesFile, "runtime-config.file", "", "YAML file of per-tenant limit overrides, reloaded while running.")
+	fs.DurationVar(&c.ReloadInterval, "runtime-config.reload-period", 10*time.Second, "How often the overrides file is re-read.")
+}
+
+// Overrides hands out each tenant's limits: the defaults, with the fields
+// the overrides file sets for that tenant. Safe for concurrent use.
+type Overrides struct {
+	cfg      Config
+	defaults Limits
+	logger   *slog.Logger
+
+	mu      sync.RWMutex
+	tenants map[string]*Limits
+	loaded  []byte
+
+	reloads *prometheus.CounterVec
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// NewOverrides reads the overrides file, if any; a bad file is an error.
+func NewOverrides(cfg Config, defaults Limits, reg prometheus.Registerer, logger *slog.Logger) (*Overrides, error) {
+	if err := defaults.Validate(); err != nil {
+		return nil, err
+	}
+	o := &Overrides{
+		cfg: cfg, defaults: defaults, logger: logger, tenants: map[string]*Limits{},
+		reloads: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_limits_overrides_reloads_total",
+			Help: "Reloads of the overrides file, by result."}, []string{"result"}),
+	}
+	if err := o.reload(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// For returns tenant's limits. The caller must not modify them.
+func (o *Overrides) For(tenant string) *Limits {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if l, ok := o.tenants[tenant]; ok {
+		return l
+	}
+	return &o.defaults
+}
+
+// overridesFile is the file's shape: per tenant, only the fields to change.
+type overridesFile struct {
+	Overrides map[string]yaml.Node `yaml:"overrides"`
+}
+
+func (o *Overrides) reload() error {
+	if o.cfg.OverridesFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(o.cfg.OverridesFile)
+	if err != nil {
+		return fmt.Errorf("limits: read overrides: %w", err)
+	}
+	o.mu.RLock()
+	same := bytes.Equal(data, o.loaded)
+	o.mu.RUnlock()
+	if same {
+		return nil
+	}
+	var f overridesFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return fmt.Errorf("limits: parse overrides %s: %w", o.cfg.OverridesFile, err)
+	}
+	tenants := make(map[string]*Limits, len(f.Overrides))
+	for tenant, node := range f.Overrides {
+		l := o.defaults
+		if err := node.Decode(&l); err != nil {
+			return fmt.Errorf("limits: overrides of tenant %q: %w", tenant, err)
+		}
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("limits: overrides of tenant %q: %w", tenant, err)
+		}
+		tenants[tenant] = &l
+	}
+	o.mu.Lock()
+	o.tenants, o.loaded = tenants, data
+	o.mu.Unlock()
+	o.logger.Info("overrides loaded", "file", o.cfg.OverridesFile, "tenants", len(tenants))
+	return nil
+}
+
+// Start re-reads the overrides file every ReloadInterval. A file that
+// fails to load keeps the previous limits and is counted.
+func (o *Overrides) Start(context.Context) error {
+	if o.cfg.OverridesFile == "" || o.cfg.ReloadInterval <= 0 {
+		return nil
+	}
+	o.stop, o.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(o.done)
+		t := time.NewTicker(o.cfg.ReloadInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-o.stop:
+				return
+			case <-t.C:
+				if err := o.reload(); err != nil {
+					o.reloads.WithLabelValues("failure").Inc()
+					o.logger.Error("overrides not reloaded; keeping the previous limits", "err", err)
+					continue
+				}
+				o.reloads.WithLabelValues("success").Inc()
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends the reload loop.
+func (o *Overrides) Stop(context.Context) error {
+	if o.stop != nil {
+		close(o.stop)
+		<-o.done
+	}
+	return nil
+}
