@@ -126,7 +126,7 @@ func post(d *Distributor, body []byte, header http.Header) *httptest.ResponseRec
 		r.Header[k] = v
 	}
 	w := httptest.NewRecorder()
-	tenant.Middleware(false, d).ServeHTTP(w, r)
+	tenant.Middleware(false, nil, d).ServeHTTP(w, r)
 	return w
 }
 
@@ -368,7 +368,7 @@ func TestMissingTenantWhenRequired(t *testing.T) {
 	d, _ := newTestDistributor(t, 1)
 	r := httptest.NewRequest(http.MethodPost, "/api/v1/push", strings.NewReader(""))
 	w := httptest.NewRecorder()
-	tenant.Middleware(true, d).ServeHTTP(w, r)
+	tenant.Middleware(true, nil, d).ServeHTTP(w, r)
 	require.Equal(t, http.StatusUnauthorized, w.Code)
 }
 

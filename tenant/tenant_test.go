@@ -3,6 +3,8 @@ package tenant
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,8 +45,76 @@ func TestMiddleware(t *testing.T) {
 			r.Header.Set(HeaderName, c.header)
 		}
 		w := httptest.NewRecorder()
-		Middleware(c.required, http.HandlerFunc(h)).ServeHTTP(w, r)
+		Middleware(c.required, nil, http.HandlerFunc(h)).ServeHTTP(w, r)
 		require.Equal(t, c.code, w.Code)
 		require.Equal(t, c.tenant, seen)
 	}
+}
+
+func TestCredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`
+tokens:
+  - {token: s3cr3t, tenant: team-a}
+users:
+  - {username: grafana, password: pw, tenant: team-b}
+`), 0o644))
+	creds, err := LoadCredentials(file)
+	require.NoError(t, err)
+	var seen string
+	h := Middleware(true, creds, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen, _ = FromContext(r.Context()) }))
+	for _, c := range []struct {
+		name   string
+		set    func(r *http.Request)
+		code   int
+		tenant string
+	}{
+		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer s3cr3t") }, 200, "team-a"},
+		{"basic", func(r *http.Request) { r.SetBasicAuth("grafana", "pw") }, 200, "team-b"},
+		{"header agrees", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer s3cr3t")
+			r.Header.Set(HeaderName, "team-a")
+		}, 200, "team-a"},
+		{"header names another tenant", func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer s3cr3t")
+			r.Header.Set(HeaderName, "team-b")
+		}, 401, ""},
+		{"unknown token", func(r *http.Request) { r.Header.Set("Authorization", "Bearer nope") }, 401, ""},
+		{"wrong password", func(r *http.Request) { r.SetBasicAuth("grafana", "x") }, 401, ""},
+		{"header alone", func(r *http.Request) { r.Header.Set(HeaderName, "team-a") }, 401, ""},
+		{"nothing", func(*http.Request) {}, 401, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			seen = ""
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			c.set(r)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			require.Equal(t, c.code, w.Code)
+			require.Equal(t, c.tenant, seen, "the handler is reached only with a tenant")
+		})
+	}
+	for _, bad := range []string{"tokens: [{token: x, tenant: ../etc}]", "tokens: [{token: '', tenant: a}]", "nonsense: 1"} {
+		require.NoError(t, os.WriteFile(file, []byte(bad), 0o644))
+		_, err := LoadCredentials(file)
+		require.Error(t, err, bad)
+	}
+}
+
+// FuzzValidate: whatever Validate accepts can be neither a path nor a
+// path component that leaves its directory.
+func FuzzValidate(f *testing.F) {
+	for _, s := range []string{"team-a", ".", "..", "../x", "a/b", "%2e%2e", "a|b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if Validate(id) != nil {
+			return
+		}
+		require.NotContains(t, id, "/")
+		require.NotContains(t, id, "\x00")
+		require.NotEqual(t, ".", id)
+		require.NotEqual(t, "..", id)
+		require.LessOrEqual(t, len(id), MaxLength)
+	})
 }

@@ -28,6 +28,7 @@ type Config struct {
 	InstanceID        string `yaml:"instance_id"`
 	InstanceAddr      string `yaml:"instance_addr"`
 	AuthEnabled       bool   `yaml:"auth_enabled"`
+	AuthTokensFile    string `yaml:"auth_tokens_file"`
 	LogLevel          string `yaml:"log_level"`
 	LogFormat         string `yaml:"log_format"`
 
@@ -57,6 +58,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.InstanceID, "instance.id", host, "This process's name in the ring; unique in the cluster.")
 	fs.StringVar(&c.InstanceAddr, "instance.addr", "", "gRPC host:port other processes dial to reach this one (default: the gRPC listen port on the memberlist advertise host, or 127.0.0.1).")
 	fs.BoolVar(&c.AuthEnabled, "auth.enabled", false, "Require the X-Scope-OrgID header; when false a request without it belongs to tenant \"anonymous\".")
+	fs.StringVar(&c.AuthTokensFile, "auth.tokens-file", "", "YAML file mapping bearer tokens and basic-auth users to tenants (docs/tenancy.md); needs -auth.enabled.")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	c.Ring.RegisterFlags(fs)
@@ -70,6 +72,9 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 func (c *Config) validate() error {
 	if _, ok := targets[c.Target]; !ok {
 		return fmt.Errorf("unknown -target %q (want all, distributor, ingester or querier)", c.Target)
+	}
+	if c.AuthTokensFile != "" && !c.AuthEnabled {
+		return errors.New("-auth.tokens-file needs -auth.enabled=true")
 	}
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")

@@ -83,6 +83,13 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var creds *tenant.Credentials
+	if cfg.AuthTokensFile != "" {
+		if creds, err = tenant.LoadCredentials(cfg.AuthTokensFile); err != nil {
+			return err
+		}
+	}
+	authenticate := func(h http.Handler) http.Handler { return tenant.Middleware(cfg.AuthEnabled, creds, h) }
 	mgr := lifecycle.NewManager(logger)
 	mux := http.NewServeMux()
 	pool := client.NewPool()
@@ -133,7 +140,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		mux.Handle("/api/v1/push", tenant.Middleware(cfg.AuthEnabled, d))
+		mux.Handle("/api/v1/push", authenticate(d))
 	}
 	if cfg.runs("querier") {
 		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, logger.With("component", "querier"))
@@ -144,8 +151,8 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			return err
 		}
 		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, configYAML, reg, logger.With("component", "querier"))
-		mux.Handle(querier.PathPrefix+"/", tenant.Middleware(cfg.AuthEnabled, api))
-		mux.Handle(querier.FederatePath, tenant.Middleware(cfg.AuthEnabled, querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
+		mux.Handle(querier.PathPrefix+"/", authenticate(api))
+		mux.Handle(querier.FederatePath, authenticate(querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
 	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !mgr.Ready() {

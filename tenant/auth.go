@@ -1,0 +1,99 @@
+package tenant
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Credentials maps bearer tokens and basic-auth users to tenants: the
+// simple case of hosting Orrery without a gateway in front. See
+// docs/tenancy.md for the file format.
+type Credentials struct {
+	tokens map[[32]byte]string
+	users  map[string]user
+}
+
+type user struct {
+	password [32]byte
+	tenant   string
+}
+
+type credentialsFile struct {
+	Tokens []struct {
+		Token  string `yaml:"token"`
+		Tenant string `yaml:"tenant"`
+	} `yaml:"tokens"`
+	Users []struct {
+		Username string `yaml:"username"`
+		Password string `yaml:"password"`
+		Tenant   string `yaml:"tenant"`
+	} `yaml:"users"`
+}
+
+// LoadCredentials reads a tokens file. Every tenant in it must be valid.
+func LoadCredentials(path string) (*Credentials, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read tokens file: %w", err)
+	}
+	var f credentialsFile
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("auth: parse tokens file %s: %w", path, err)
+	}
+	c := &Credentials{tokens: map[[32]byte]string{}, users: map[string]user{}}
+	for _, t := range f.Tokens {
+		if t.Token == "" {
+			return nil, errors.New("auth: tokens file: a token is empty")
+		}
+		if err := Validate(t.Tenant); err != nil {
+			return nil, fmt.Errorf("auth: tokens file: %w", err)
+		}
+		c.tokens[sha256.Sum256([]byte(t.Token))] = t.Tenant
+	}
+	for _, u := range f.Users {
+		if u.Username == "" || u.Password == "" {
+			return nil, errors.New("auth: tokens file: a user has no username or password")
+		}
+		if err := Validate(u.Tenant); err != nil {
+			return nil, fmt.Errorf("auth: tokens file: user %q: %w", u.Username, err)
+		}
+		c.users[u.Username] = user{password: sha256.Sum256([]byte(u.Password)), tenant: u.Tenant}
+	}
+	return c, nil
+}
+
+// errBadCredentials says nothing about which part was wrong.
+var errBadCredentials = errors.New("missing or invalid credentials: send Authorization: Bearer <token> or basic auth")
+
+// tenantOf returns the tenant of the request's credential. Secrets are
+// compared as hashes in constant time, so timing tells nothing about them.
+func (c *Credentials) tenantOf(r *http.Request) (string, error) {
+	if user, pass, ok := r.BasicAuth(); ok {
+		u, known := c.users[user]
+		h := sha256.Sum256([]byte(pass))
+		if !known || subtle.ConstantTimeCompare(h[:], u.password[:]) != 1 {
+			return "", errBadCredentials
+		}
+		return u.tenant, nil
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		return "", errBadCredentials
+	}
+	h := sha256.Sum256([]byte(token))
+	for known, tenant := range c.tokens {
+		if subtle.ConstantTimeCompare(h[:], known[:]) == 1 {
+			return tenant, nil
+		}
+	}
+	return "", errBadCredentials
+}
