@@ -136,17 +136,7 @@ func (w *writeRequest) parseSeries(b []byte) error {
 			w.labels = append(w.labels, l)
 			return err
 		case num == fieldSamples && typ == protowire.BytesType:
-			var smp rawSample
-			err := eachField(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
-				if num == fieldSampleValue && typ == protowire.Fixed64Type {
-					smp.v = math.Float64frombits(x)
-				} else if num == fieldSampleTimestamp && typ == protowire.VarintType {
-					smp.t = int64(x)
-				}
-				return nil
-			})
-			w.samples = append(w.samples, smp)
-			return err
+			return w.parseSample(v)
 		case num == fieldExemplars:
 			s.exemplars++
 		case num == fieldHistograms:
@@ -156,6 +146,21 @@ func (w *writeRequest) parseSeries(b []byte) error {
 	})
 	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
 	w.series = append(w.series, s)
+	return err
+}
+
+// parseSample appends one Sample message; 1.0 and 2.0 share its layout.
+func (w *writeRequest) parseSample(b []byte) error {
+	var smp rawSample
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+		if num == fieldSampleValue && typ == protowire.Fixed64Type {
+			smp.v = math.Float64frombits(x)
+		} else if num == fieldSampleTimestamp && typ == protowire.VarintType {
+			smp.t = int64(x)
+		}
+		return nil
+	})
+	w.samples = append(w.samples, smp)
 	return err
 }
 

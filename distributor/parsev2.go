@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -69,17 +68,7 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 		case num == fieldV2LabelsRefs && typ == protowire.VarintType:
 			w.refs = append(w.refs, uint32(x))
 		case num == fieldV2Samples && typ == protowire.BytesType:
-			var smp rawSample
-			err := eachField(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
-				if num == fieldSampleValue && typ == protowire.Fixed64Type {
-					smp.v = math.Float64frombits(x)
-				} else if num == fieldSampleTimestamp && typ == protowire.VarintType {
-					smp.t = int64(x)
-				}
-				return nil
-			})
-			w.samples = append(w.samples, smp)
-			return err
+			return w.parseSample(v)
 		case num == fieldV2Histograms:
 			s.histograms++
 		case num == fieldV2Exemplars:
