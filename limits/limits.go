@@ -137,7 +137,7 @@ func (o *Overrides) reload() error {
 	tenants := make(map[string]*Limits, len(f.Overrides))
 	for tenant, node := range f.Overrides {
 		l := o.defaults
-		if err := node.Decode(&l); err != nil {
+		if err := decodeStrict(&node, &l); err != nil {
 			return fmt.Errorf("limits: overrides of tenant %q: %w", tenant, err)
 		}
 		if err := l.Validate(); err != nil {
@@ -150,6 +150,20 @@ func (o *Overrides) reload() error {
 	o.mu.Unlock()
 	o.logger.Info("overrides loaded", "file", o.cfg.OverridesFile, "tenants", len(tenants))
 	return nil
+}
+
+// decodeStrict decodes node over l, refusing keys Limits does not have:
+// a misspelt limit must fail the reload, not silently keep the default.
+// yaml.Node.Decode cannot refuse unknown keys, so the node takes a round
+// trip through a strict decoder.
+func decodeStrict(node *yaml.Node, l *Limits) error {
+	raw, err := yaml.Marshal(node)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	return dec.Decode(l)
 }
 
 // Start re-reads the overrides file every ReloadInterval. A file that

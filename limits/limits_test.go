@@ -25,14 +25,31 @@ func TestOverridesReloadWithoutRestart(t *testing.T) {
 	require.Equal(t, 30, o.For("team-a").MaxLabelNamesPerSeries, "unset fields keep the default")
 	require.Equal(t, 100.0, o.For("team-b").IngestionRate)
 
-	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  team-a:\n    ingestion_rate: 7\n  team-b:\n    max_label_names_per_series: 3\n"), 0o644))
+	replaceFile(t, file, "overrides:\n  team-a:\n    ingestion_rate: 7\n  team-b:\n    max_label_names_per_series: 3\n")
 	require.Eventually(t, func() bool { return o.For("team-a").IngestionRate == 7 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, 3, o.For("team-b").MaxLabelNamesPerSeries)
 
 	// A broken file keeps the limits in force.
-	require.NoError(t, os.WriteFile(file, []byte("overrides: [not, a, map"), 0o644))
+	replaceFile(t, file, "overrides: [not, a, map")
 	time.Sleep(50 * time.Millisecond)
 	require.Equal(t, 7.0, o.For("team-a").IngestionRate)
+}
+
+// replaceFile swaps content in with a rename, as a Kubernetes ConfigMap
+// update does: a reader sees the old file or the new one, never a
+// truncated one in between.
+func replaceFile(t *testing.T, file, content string) {
+	t.Helper()
+	tmp := file + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o644))
+	require.NoError(t, os.Rename(tmp, file))
+}
+
+func TestOverridesRejectsUnknownKeys(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  a:\n    ingestion_rat: 5\n"), 0o644))
+	_, err := NewOverrides(Config{OverridesFile: file}, Limits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.ErrorContains(t, err, "ingestion_rat")
 }
 
 func TestOverridesRejectsBadFileAtStart(t *testing.T) {
