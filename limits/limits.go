@@ -19,10 +19,17 @@ import (
 // Limits are one tenant's limits. Zero means unlimited for every field.
 // The YAML names are those of the overrides file.
 type Limits struct {
-	// IngestionRate is samples per second a tenant may write through one
-	// distributor, with bursts of IngestionBurstSize.
+	// IngestionRate is samples per second a tenant may write across the
+	// cluster, with bursts of IngestionBurstSize; each distributor
+	// enforces its share (see the distributor package).
 	IngestionRate      float64 `yaml:"ingestion_rate"`
 	IngestionBurstSize int     `yaml:"ingestion_burst_size"`
+
+	// MaxGlobalSeriesPerUser and MaxGlobalSeriesPerMetric bound a tenant's
+	// in-memory series across the cluster (before replication); each
+	// ingester enforces its share.
+	MaxGlobalSeriesPerUser   int `yaml:"max_global_series_per_user"`
+	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
 
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int `yaml:"max_label_name_length"`
@@ -32,6 +39,29 @@ type Limits struct {
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
 	// PastGracePeriod rejects samples older than this.
 	PastGracePeriod time.Duration `yaml:"past_grace_period"`
+
+	// AcceptHASamples de-duplicates HA pairs: of the series carrying both
+	// HAClusterLabel and HAReplicaLabel, only the elected replica's are
+	// kept, without the replica label.
+	AcceptHASamples bool   `yaml:"accept_ha_samples"`
+	HAClusterLabel  string `yaml:"ha_cluster_label"`
+	HAReplicaLabel  string `yaml:"ha_replica_label"`
+	// HAMaxClusters bounds the HA clusters a tenant may have tracked.
+	HAMaxClusters int `yaml:"ha_max_clusters"`
+
+	// MaxFetchedSeriesPerQuery and MaxFetchedSamplesPerQuery bound what
+	// one query may read from the ingesters and the store.
+	MaxFetchedSeriesPerQuery  int `yaml:"max_fetched_series_per_query"`
+	MaxFetchedSamplesPerQuery int `yaml:"max_fetched_samples_per_query"`
+	// MaxQueryLength bounds end minus start of a range query (and of the
+	// series, labels and label values calls).
+	MaxQueryLength time.Duration `yaml:"max_query_length"`
+	// MaxQueryLookback is how far back from now a query may read; older
+	// parts of a query's range are not read.
+	MaxQueryLookback time.Duration `yaml:"max_query_lookback"`
+	// QueryTimeout bounds one query's evaluation; 0 keeps the querier's
+	// -querier.timeout.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
 
 // RegisterFlags registers the defaults every tenant gets unless the
@@ -46,13 +76,30 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value, in bytes; 0 is unlimited.")
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples further than this in the future; 0 is unlimited.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 is unlimited.")
+	fs.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 0, "Most in-memory series a tenant may have across the cluster, before replication; 0 is unlimited.")
+	fs.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0, "Most in-memory series one metric name of a tenant may have across the cluster, before replication; 0 is unlimited.")
+	fs.BoolVar(&l.AcceptHASamples, "distributor.ha-tracker.enable-for-all-users", false, "De-duplicate HA Prometheus pairs for every tenant (per tenant: accept_ha_samples).")
+	fs.StringVar(&l.HAClusterLabel, "distributor.ha-tracker.cluster", "cluster", "Label naming the HA cluster a series comes from.")
+	fs.StringVar(&l.HAReplicaLabel, "distributor.ha-tracker.replica", "__replica__", "Label naming the replica within an HA cluster; dropped from accepted series.")
+	fs.IntVar(&l.HAMaxClusters, "distributor.ha-tracker.max-clusters", 100, "Most HA clusters tracked per tenant; 0 is unlimited.")
+	fs.IntVar(&l.MaxFetchedSeriesPerQuery, "querier.max-fetched-series-per-query", 0, "Most series one query may fetch; 0 is unlimited.")
+	fs.IntVar(&l.MaxFetchedSamplesPerQuery, "querier.max-fetched-samples-per-query", 0, "Most samples one query may fetch; 0 is unlimited.")
+	fs.DurationVar(&l.MaxQueryLength, "querier.max-query-length", 0, "Longest time range one query may cover; 0 is unlimited.")
+	fs.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back from now queries may read; 0 is unlimited.")
+	fs.DurationVar(&l.QueryTimeout, "querier.tenant-query-timeout", 0, "Per-tenant query timeout; 0 uses -querier.timeout.")
 }
 
 // Validate reports a negative limit.
 func (l *Limits) Validate() error {
 	if l.IngestionRate < 0 || l.IngestionBurstSize < 0 || l.MaxLabelNamesPerSeries < 0 || l.MaxLabelNameLength < 0 ||
-		l.MaxLabelValueLength < 0 || l.CreationGracePeriod < 0 || l.PastGracePeriod < 0 {
+		l.MaxLabelValueLength < 0 || l.CreationGracePeriod < 0 || l.PastGracePeriod < 0 ||
+		l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.HAMaxClusters < 0 ||
+		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
+		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 {
 		return errors.New("limits must not be negative")
+	}
+	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
+		return errors.New("accept_ha_samples needs distinct, non-empty ha_cluster_label and ha_replica_label")
 	}
 	return nil
 }
