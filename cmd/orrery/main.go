@@ -106,6 +106,13 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Every component enforces its own tenants' limits, so every target
+	// reads the overrides.
+	overrides, err := limits.NewOverrides(cfg.RuntimeConfig, cfg.Limits, reg, logger.With("component", "limits"))
+	if err != nil {
+		return err
+	}
+	mgr.Add("overrides", overrides)
 	var ing *ingester.Ingester
 	if cfg.runs("ingester") {
 		ing, err = ingester.New(cfg.Ingester, cfg.DataDir, reg, logger.With("component", "ingester"))
@@ -131,11 +138,6 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		})
 	}
 	if cfg.runs("distributor") {
-		overrides, err := limits.NewOverrides(cfg.RuntimeConfig, cfg.Limits, reg, logger.With("component", "limits"))
-		if err != nil {
-			return err
-		}
-		mgr.Add("overrides", overrides)
 		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, overrides, reg, logger.With("component", "distributor"))
 		if err != nil {
 			return err
