@@ -30,7 +30,7 @@ proto:
 	PATH=$(GOBIN):$$PATH protoc -I proto \
 		--go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
-		ingesterpb/ingester.proto ringpb/ring.proto
+		ingesterpb/ingester.proto ringpb/ring.proto hapb/ha.proto
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

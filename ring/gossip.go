@@ -183,7 +183,11 @@ func (u *update) Finished()       {}
 
 // encodeUpdate encodes a Desc holding one instance: the unit of gossip.
 func encodeUpdate(in *ringpb.Instance) []byte {
-	b, err := proto.Marshal(&ringpb.Desc{Instances: map[string]*ringpb.Instance{in.GetId(): in}})
+	return encodeDesc(&ringpb.Desc{Instances: map[string]*ringpb.Instance{in.GetId(): in}})
+}
+
+func encodeDesc(d *ringpb.Desc) []byte {
+	b, err := proto.Marshal(d)
 	if err != nil {
 		return nil // cannot happen for a valid message; nothing is sent
 	}
@@ -213,7 +217,10 @@ func (m *Member) receive(buf []byte, kind string, rebroadcast bool) {
 		return
 	}
 	m.metrics.received.WithLabelValues(kind).Inc()
-	m.applyRemote(d.GetInstances(), rebroadcast)
+	if len(d.GetInstances()) > 0 {
+		m.applyRemote(d.GetInstances(), rebroadcast)
+	}
+	m.mergeShared(d.GetShared(), rebroadcast)
 }
 
 // applyRemote merges entries from a peer. Each entry is normalized and
@@ -338,7 +345,7 @@ func (d *delegate) LocalState(bool) []byte {
 	d.mu.Lock()
 	instances := maps.Clone(d.desc)
 	d.mu.Unlock()
-	b, err := proto.Marshal(&ringpb.Desc{Instances: instances})
+	b, err := proto.Marshal(&ringpb.Desc{Instances: instances, Shared: (*Member)(d).sharedStates()})
 	if err != nil {
 		d.logger.Error("encode ring state", "err", err)
 		return nil

@@ -27,6 +27,9 @@ type Self struct {
 	Addr string
 	// OwnsTokens is true for instances that hold series (ingesters).
 	OwnsTokens bool
+	// Components are what this process runs ("distributor", "ingester",
+	// "querier"), so that peers can count each other by role.
+	Components []string
 	// TokensFile is where the tokens persist across restarts; "" means
 	// they are not persisted (a restart then draws new tokens, unless the
 	// ring still holds this instance's previous entry).
@@ -112,6 +115,10 @@ type Member struct {
 
 	subsMu sync.Mutex
 	subs   []chan struct{}
+
+	// shared is state other packages gossip with the ring's, by name;
+	// registered before Start, read-only afterwards.
+	shared map[string]Shared
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -269,6 +276,7 @@ func (m *Member) register() error {
 		RegisteredMs: now,
 		Version:      version + 1,
 		OwnsTokens:   m.self.OwnsTokens,
+		Components:   slices.Sorted(slices.Values(m.self.Components)),
 	})
 	return nil
 }

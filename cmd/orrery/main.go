@@ -98,7 +98,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester")}
+	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester"), Components: targets[cfg.Target]}
 	if self.OwnsTokens {
 		self.TokensFile = filepath.Join(cfg.DataDir, "tokens")
 	}

@@ -94,7 +94,10 @@ type Instance struct {
 	// Bumped by the owner on every change; the higher version wins a merge.
 	Version uint64 `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
 	// Components that hold no tokens (distributor, querier) still gossip.
-	OwnsTokens    bool `protobuf:"varint,9,opt,name=owns_tokens,json=ownsTokens,proto3" json:"owns_tokens,omitempty"`
+	OwnsTokens bool `protobuf:"varint,9,opt,name=owns_tokens,json=ownsTokens,proto3" json:"owns_tokens,omitempty"`
+	// The components this process runs (distributor, ingester, querier),
+	// sorted: distributors divide a tenant's ingestion rate by their count.
+	Components    []string `protobuf:"bytes,10,rep,name=components,proto3" json:"components,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -192,9 +195,19 @@ func (x *Instance) GetOwnsTokens() bool {
 	return false
 }
 
+func (x *Instance) GetComponents() []string {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
 type Desc struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instances     map[string]*Instance   `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Instances map[string]*Instance   `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// State other components gossip alongside the ring, by name (see
+	// ring.Shared); each value is opaque to the ring.
+	Shared        map[string][]byte `protobuf:"bytes,2,rep,name=shared,proto3" json:"shared,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -236,11 +249,18 @@ func (x *Desc) GetInstances() map[string]*Instance {
 	return nil
 }
 
+func (x *Desc) GetShared() map[string][]byte {
+	if x != nil {
+		return x.Shared
+	}
+	return nil
+}
+
 var File_ringpb_ring_proto protoreflect.FileDescriptor
 
 const file_ringpb_ring_proto_rawDesc = "" +
 	"\n" +
-	"\x11ringpb/ring.proto\x12\x0eorrery.ring.v1\"\x8e\x02\n" +
+	"\x11ringpb/ring.proto\x12\x0eorrery.ring.v1\"\xae\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -251,12 +271,20 @@ const file_ringpb_ring_proto_rawDesc = "" +
 	"\rregistered_ms\x18\a \x01(\x03R\fregisteredMs\x12\x18\n" +
 	"\aversion\x18\b \x01(\x04R\aversion\x12\x1f\n" +
 	"\vowns_tokens\x18\t \x01(\bR\n" +
-	"ownsTokens\"\xa1\x01\n" +
+	"ownsTokens\x12\x1e\n" +
+	"\n" +
+	"components\x18\n" +
+	" \x03(\tR\n" +
+	"components\"\x96\x02\n" +
 	"\x04Desc\x12A\n" +
-	"\tinstances\x18\x01 \x03(\v2#.orrery.ring.v1.Desc.InstancesEntryR\tinstances\x1aV\n" +
+	"\tinstances\x18\x01 \x03(\v2#.orrery.ring.v1.Desc.InstancesEntryR\tinstances\x128\n" +
+	"\x06shared\x18\x02 \x03(\v2 .orrery.ring.v1.Desc.SharedEntryR\x06shared\x1aV\n" +
 	"\x0eInstancesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
-	"\x05value\x18\x02 \x01(\v2\x18.orrery.ring.v1.InstanceR\x05value:\x028\x01*D\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.orrery.ring.v1.InstanceR\x05value:\x028\x01\x1a9\n" +
+	"\vSharedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01*D\n" +
 	"\x05State\x12\v\n" +
 	"\aPENDING\x10\x00\x12\v\n" +
 	"\aJOINING\x10\x01\x12\n" +
@@ -278,22 +306,24 @@ func file_ringpb_ring_proto_rawDescGZIP() []byte {
 }
 
 var file_ringpb_ring_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ringpb_ring_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_ringpb_ring_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_ringpb_ring_proto_goTypes = []any{
 	(State)(0),       // 0: orrery.ring.v1.State
 	(*Instance)(nil), // 1: orrery.ring.v1.Instance
 	(*Desc)(nil),     // 2: orrery.ring.v1.Desc
 	nil,              // 3: orrery.ring.v1.Desc.InstancesEntry
+	nil,              // 4: orrery.ring.v1.Desc.SharedEntry
 }
 var file_ringpb_ring_proto_depIdxs = []int32{
 	0, // 0: orrery.ring.v1.Instance.state:type_name -> orrery.ring.v1.State
 	3, // 1: orrery.ring.v1.Desc.instances:type_name -> orrery.ring.v1.Desc.InstancesEntry
-	1, // 2: orrery.ring.v1.Desc.InstancesEntry.value:type_name -> orrery.ring.v1.Instance
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 2: orrery.ring.v1.Desc.shared:type_name -> orrery.ring.v1.Desc.SharedEntry
+	1, // 3: orrery.ring.v1.Desc.InstancesEntry.value:type_name -> orrery.ring.v1.Instance
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_ringpb_ring_proto_init() }
@@ -307,7 +337,7 @@ func file_ringpb_ring_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringpb_ring_proto_rawDesc), len(file_ringpb_ring_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
