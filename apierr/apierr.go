@@ -31,6 +31,10 @@ const (
 	Unavailable
 	// Canceled means the client went away.
 	Canceled
+	// Deduplicated is a request dropped on purpose because another copy of
+	// it is stored (the standby replica of an HA pair): 202, so that the
+	// sender counts it delivered and does not retry.
+	Deduplicated
 )
 
 // Error is an error with a Kind. Its message is safe to show to the client.
@@ -80,6 +84,8 @@ func HTTPStatus(err error) int {
 		return http.StatusUnauthorized
 	case Unavailable:
 		return http.StatusServiceUnavailable
+	case Deduplicated:
+		return http.StatusAccepted
 	case Canceled:
 		// 499 is nginx's "client closed request"; nobody reads it, but logs do.
 		return 499
@@ -128,6 +134,8 @@ func codeOfKind(k Kind) codes.Code {
 		return codes.Unavailable
 	case Canceled:
 		return codes.Canceled
+	case Deduplicated:
+		return codes.AlreadyExists
 	default:
 		return codes.Internal
 	}
@@ -149,6 +157,8 @@ func kindOfCode(c codes.Code) Kind {
 		return Unavailable
 	case codes.Canceled:
 		return Canceled
+	case codes.AlreadyExists:
+		return Deduplicated
 	default:
 		return Internal
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func TestRoundTripThroughGRPC(t *testing.T) {
-	for _, k := range []Kind{Internal, BadData, TooLarge, UnsupportedMediaType, TooManyRequests, Unauthorized, Unavailable, Canceled} {
+	for _, k := range []Kind{Internal, BadData, TooLarge, UnsupportedMediaType, TooManyRequests, Unauthorized, Unavailable, Canceled, Deduplicated} {
 		err := fmt.Errorf("push: %w", New(k, "kind %d", k))
 		back := FromGRPC(ToGRPC(err))
 		require.Equal(t, k, KindOf(back))
@@ -29,6 +29,7 @@ func TestHTTPStatus(t *testing.T) {
 		{New(TooManyRequests, "x"), http.StatusTooManyRequests},
 		{New(Unauthorized, "x"), http.StatusUnauthorized},
 		{New(Unavailable, "x"), http.StatusServiceUnavailable},
+		{New(Deduplicated, "x"), http.StatusAccepted},
 		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), http.StatusServiceUnavailable},
 		{errors.New("plain"), http.StatusInternalServerError},
 	} {

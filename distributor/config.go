@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/orrery/orrery/distributor/hatracker"
 )
 
 // Config is the distributor's configuration.
@@ -19,6 +21,8 @@ type Config struct {
 	// Cortex and Mimir accept by default) or "utf8" (any valid UTF-8, as
 	// Prometheus 3 accepts).
 	NameValidationScheme string `yaml:"name_validation_scheme"`
+
+	HATracker hatracker.Config `yaml:"ha_tracker"`
 }
 
 // RegisterFlags registers the distributor's flags with their defaults.
@@ -26,6 +30,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRecvMsgSize, "distributor.max-recv-msg-size", 100<<20, "Largest remote-write body accepted, compressed and decompressed, in bytes.")
 	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Timeout of one push to the ingesters.")
 	fs.StringVar(&c.NameValidationScheme, "validation.name-validation-scheme", "legacy", "Which metric and label names are valid: legacy or utf8.")
+	c.HATracker.RegisterFlags(fs)
 }
 
 // Validate reports the first invalid field.
@@ -39,7 +44,7 @@ func (c *Config) Validate() error {
 	if _, err := c.scheme(); err != nil {
 		return err
 	}
-	return nil
+	return c.HATracker.Validate()
 }
 
 func (c *Config) scheme() (model.ValidationScheme, error) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,9 +23,16 @@ import (
 	"github.com/orrery/orrery/tenant"
 )
 
-// Ring is what the distributor needs of the ring: the replicas of a key.
+// Ring is what the distributor needs of the ring: the replicas of a key,
+// and how many distributors share a tenant's ingestion rate.
 type Ring interface {
 	Get(key uint32) (ring.ReplicationSet, error)
+	CountHealthy(component string) int
+}
+
+// HATracker elects the replica of an HA pair whose samples are kept.
+type HATracker interface {
+	Check(tenant, cluster, replica string, maxClusters int) error
 }
 
 // Clients hands out an ingester client by address.
@@ -44,6 +52,7 @@ type Distributor struct {
 	ring    Ring
 	clients Clients
 	limits  Limits
+	ha      HATracker
 	logger  *slog.Logger
 
 	ratesMu sync.Mutex
@@ -53,19 +62,21 @@ type Distributor struct {
 	discarded *prometheus.CounterVec
 	duration  prometheus.Histogram
 	failures  *prometheus.CounterVec
+	deduped   *prometheus.CounterVec
 
 	states sync.Pool
 }
 
-// New returns a distributor.
-func New(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
+// New returns a distributor. ha may be nil: then no tenant's HA pairs are
+// de-duplicated.
+func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg prometheus.Registerer, logger *slog.Logger) (*Distributor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	scheme, _ := cfg.scheme()
 	f := promauto.With(reg)
 	return &Distributor{
-		cfg: cfg, scheme: scheme, ring: r, clients: clients, limits: l, logger: logger, rates: map[string]*rate.Limiter{},
+		cfg: cfg, scheme: scheme, ring: r, clients: clients, limits: l, ha: ha, logger: logger, rates: map[string]*rate.Limiter{},
 		received: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_received_samples_total",
 			Help: "Samples received and accepted by validation, per tenant."}, []string{"tenant"}),
 		discarded: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_samples_total",
@@ -74,6 +85,8 @@ func New(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.Registere
 			Help: "Time to handle one remote-write request.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 		failures: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_ingester_push_failures_total",
 			Help: "Failed pushes to one ingester, by error kind."}, []string{"kind"}),
+		deduped: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_deduped_samples_total",
+			Help: "Samples dropped because they came from the standby replica of an HA pair, per tenant and cluster."}, []string{"tenant", "cluster"}),
 		states: sync.Pool{New: func() any { return &pushState{} }},
 	}, nil
 }
@@ -151,6 +164,10 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	lim := d.limits.For(tenantID)
 	now := time.Now()
 	ps.v.setLimits(lim, now)
+	if err := d.checkHA(tenantID, lim, ps); err != nil {
+		done()
+		return 0, err
+	}
 	var disc discards
 	ps.v.validate(tenantID, &ps.req, &disc, &ps.valid)
 	ps.v.validateMetadata(&ps.req, &disc, &ps.valid)
@@ -178,22 +195,56 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	return samples, nil
 }
 
-// allow takes n samples from the tenant's token bucket, which follows the
-// tenant's current limits. The bucket is this distributor's: with several
-// distributors the cluster-wide rate is their sum.
+// checkHA applies HA de-duplication to a request whose first series
+// carries both the cluster and the replica label, as Mimir does: a request
+// from the standby replica is dropped whole with a 202, and the elected
+// replica's series lose the replica label, so both replicas' series are
+// one series.
+func (d *Distributor) checkHA(tenantID string, lim *limits.Limits, ps *pushState) error {
+	if d.ha == nil || !lim.AcceptHASamples || len(ps.req.series) == 0 {
+		return nil
+	}
+	var cluster, replica string
+	for _, l := range ps.req.seriesLabels(&ps.req.series[0]) {
+		switch yolo(l.name) {
+		case lim.HAClusterLabel:
+			cluster = yolo(l.value)
+		case lim.HAReplicaLabel:
+			replica = yolo(l.value)
+		}
+	}
+	if cluster == "" || replica == "" {
+		return nil
+	}
+	if err := d.ha.Check(tenantID, cluster, replica, lim.HAMaxClusters); err != nil {
+		if apierr.KindOf(err) == apierr.Deduplicated {
+			d.deduped.WithLabelValues(tenantID, strings.Clone(cluster)).Add(float64(len(ps.req.samples)))
+		}
+		return err
+	}
+	ps.v.dropLabel = lim.HAReplicaLabel
+	return nil
+}
+
+// allow takes n samples from the tenant's token bucket. The tenant's rate
+// is cluster-wide: each distributor allows its share, the rate divided by
+// the healthy distributors in the ring (Mimir's "global" strategy, which
+// assumes the load balancer spreads a tenant's writes evenly). The burst
+// is not divided, so a single request as large as the burst always fits.
 func (d *Distributor) allow(tenantID string, l *limits.Limits, now time.Time, n int) bool {
 	if l.IngestionRate <= 0 {
 		return true
 	}
+	share := rate.Limit(l.IngestionRate / float64(max(1, d.ring.CountHealthy("distributor"))))
 	d.ratesMu.Lock()
 	defer d.ratesMu.Unlock()
 	lim := d.rates[tenantID]
 	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(l.IngestionRate), l.IngestionBurstSize)
+		lim = rate.NewLimiter(share, l.IngestionBurstSize)
 		d.rates[tenantID] = lim
 	}
-	if lim.Limit() != rate.Limit(l.IngestionRate) {
-		lim.SetLimitAt(now, rate.Limit(l.IngestionRate))
+	if lim.Limit() != share {
+		lim.SetLimitAt(now, share)
 	}
 	if lim.Burst() != l.IngestionBurstSize {
 		lim.SetBurstAt(now, l.IngestionBurstSize)

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/distributor/hatracker"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
@@ -75,9 +76,13 @@ type fakeClients map[string]*fakeIngester
 func (f fakeClients) Client(addr string) (ingesterpb.IngesterClient, error) { return f[addr], nil }
 
 // fixedRing sends every key to the same replicas.
-type fixedRing struct{ rs ring.ReplicationSet }
+type fixedRing struct {
+	rs           ring.ReplicationSet
+	distributors int
+}
 
 func (r fixedRing) Get(uint32) (ring.ReplicationSet, error) { return r.rs, nil }
+func (r fixedRing) CountHealthy(string) int                 { return r.distributors }
 
 // fixedLimits gives every tenant the same limits.
 type fixedLimits struct{ l limits.Limits }
@@ -97,8 +102,9 @@ func newLimitedDistributor(t *testing.T, replicas int, l Limits) (*Distributor, 
 		clients[addr] = &fakeIngester{}
 		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: addr, Addr: addr})
 	}
-	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy"}
-	d, err := New(cfg, fixedRing{rs}, clients, l, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy",
+		HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
+	d, err := New(cfg, fixedRing{rs: rs}, clients, l, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return d, clients
 }
@@ -409,4 +415,53 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		require.NoError(t, r.Err())
 		require.Equal(t, len(out.series), n)
 	})
+}
+
+// An HA pair: the first replica heard is elected and stored without its
+// replica label; the other replica's requests get 202 and store nothing;
+// tenants without accept_ha_samples keep both replicas' series.
+func TestHAPairDeduplication(t *testing.T) {
+	lim := &fixedLimits{limits.Limits{AcceptHASamples: true, HAClusterLabel: "cluster", HAReplicaLabel: "__replica__"}}
+	d, clients := newLimitedDistributor(t, 1, lim)
+	tr, err := hatracker.New(hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: time.Hour}, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	d.ha = tr
+	from := func(replica string) []byte {
+		return encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+			ts(one, "__name__", "up", "__replica__", replica, "cluster", "prom", "job", "a"),
+			ts(one, "__name__", "up", "__replica__", replica, "cluster", "prom", "job", "b"),
+		}})
+	}
+	require.Equal(t, http.StatusNoContent, post(d, from("r1"), nil).Code)
+	w := post(d, from("r2"), nil)
+	require.Equal(t, http.StatusAccepted, w.Code)
+	require.Contains(t, w.Body.String(), "replica=r2, elected=r1")
+	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
+	stored := clients["ing-0"].series
+	require.Len(t, stored, 2)
+	for _, ls := range stored {
+		require.False(t, ls.Has("__replica__"), ls.String())
+		require.Equal(t, "prom", ls.Get("cluster"))
+	}
+
+	// A request without the cluster label is not an HA pair's: kept whole.
+	w = post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up", "__replica__", "r2")}}), nil)
+	require.Equal(t, http.StatusNoContent, w.Code)
+	require.True(t, clients["ing-0"].series[2].Has("__replica__"))
+
+	lim.l.AcceptHASamples = false
+	require.Equal(t, http.StatusNoContent, post(d, from("r2"), nil).Code)
+	require.Equal(t, "r2", clients["ing-0"].series[3].Get("__replica__"))
+}
+
+// With two healthy distributors each allows half the tenant's rate, and
+// the whole burst.
+func TestIngestionRateSharedAcrossDistributors(t *testing.T) {
+	d, _ := newTestDistributor(t, 1)
+	d.ring = fixedRing{distributors: 2}
+	l := &limits.Limits{IngestionRate: 10, IngestionBurstSize: 10}
+	now := time.Unix(1000, 0)
+	require.True(t, d.allow("t", l, now, 10), "the whole burst")
+	require.False(t, d.allow("t", l, now.Add(time.Second), 6), "one second refills 5 of the 10/s, not 10")
+	require.True(t, d.allow("t", l, now.Add(time.Second), 5))
 }

@@ -3,5 +3,6 @@
 // once a quorum of each series' replicas holds it.
 //
 // It must never store samples, and never hold state that outlives a request
-// other than its configuration and connections.
+// other than its configuration, connections and per-tenant rate buckets;
+// HA elections belong to the hatracker package.
 package distributor

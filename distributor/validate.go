@@ -100,11 +100,15 @@ type validator struct {
 	minT, maxT int64
 	hasher     ring.ShardHasher
 	lbuf       []byte
+	// dropLabel is removed from every series: the replica label of an
+	// accepted HA pair's request.
+	dropLabel string
 }
 
 // setLimits applies a tenant's limits as of now.
 func (v *validator) setLimits(l *limits.Limits, now time.Time) {
 	v.limits = l
+	v.dropLabel = ""
 	v.minT, v.maxT = math.MinInt64, math.MaxInt64
 	if l.PastGracePeriod > 0 {
 		v.minT = now.Add(-l.PastGracePeriod).UnixMilli()
@@ -157,7 +161,9 @@ func (v *validator) checkLabels(ls []rawLabel, samples int, d *discards) ([]rawL
 			return nil, false
 		}
 	}
-	kept := slices.DeleteFunc(ls, func(l rawLabel) bool { return len(l.value) == 0 })
+	kept := slices.DeleteFunc(ls, func(l rawLabel) bool {
+		return len(l.value) == 0 || (v.dropLabel != "" && yolo(l.name) == v.dropLabel)
+	})
 	if !slices.IsSortedFunc(kept, cmpName) {
 		slices.SortFunc(kept, cmpName)
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/orrery/orrery/distributor"
+	"github.com/orrery/orrery/distributor/hatracker"
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/ingester/client"
 	"github.com/orrery/orrery/lifecycle"
@@ -138,7 +139,14 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		})
 	}
 	if cfg.runs("distributor") {
-		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, overrides, reg, logger.With("component", "distributor"))
+		ha, err := hatracker.New(cfg.Distributor.HATracker, func(key string, msg []byte) { member.Publish(hatracker.SharedName, key, msg) }, reg)
+		if err != nil {
+			return err
+		}
+		if err := member.Share(hatracker.SharedName, ha); err != nil {
+			return err
+		}
+		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, overrides, ha, reg, logger.With("component", "distributor"))
 		if err != nil {
 			return err
 		}
