@@ -219,6 +219,14 @@ func httpGet(url string) (string, error) {
 // base URL. It skips the test when that Prometheus is not installed.
 func startPrometheus2(t *testing.T, config func(port int) string) string {
 	t.Helper()
+	_, base := startPrometheus2Process(t, "prometheus2", config)
+	return base
+}
+
+// startPrometheus2Process is startPrometheus2 for a test that needs the
+// process, to kill it.
+func startPrometheus2Process(t *testing.T, name string, config func(port int) string) (*process, string) {
+	t.Helper()
 	bin := os.Getenv("ORRERY_PROMETHEUS2")
 	if bin == "" {
 		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`, which installs Debian's prometheus")
@@ -227,11 +235,11 @@ func startPrometheus2(t *testing.T, config func(port int) string) string {
 	port := freePort(t)
 	cfg := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte(config(port)), 0o644))
-	startProcess(t, "prometheus2", bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	p := startProcess(t, name, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	waitReady(t, base+"/-/ready")
-	return base
+	return p, base
 }
 
 // selfScrapeRemoteWrite is a Prometheus config that scrapes itself every
