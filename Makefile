@@ -19,6 +19,7 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=15s ./distributor
+	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=10s ./ingester
 	eval "$$(scripts/test-deps.sh)" && $(GO) test -count=1 -tags=integration -timeout=20m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
@@ -31,6 +32,14 @@ proto:
 		--go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
 		ingesterpb/ingester.proto ringpb/ring.proto hapb/ha.proto
+
+# Longer fuzzing of every fuzz target, one at a time: FUZZTIME each.
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=$(FUZZTIME) ./distributor
+	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=$(FUZZTIME) ./ingester
+	$(GO) test -run=^$$ -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./tenant
+	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=$(FUZZTIME) ./proto/ingesterpb
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

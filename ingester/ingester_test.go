@@ -41,7 +41,7 @@ func testConfig() Config {
 	}
 }
 
-func newTestIngester(t *testing.T, dir string, cfg Config) *testIngester {
+func newTestIngester(t testing.TB, dir string, cfg Config) *testIngester {
 	t.Helper()
 	ing, err := New(cfg, dir, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -58,7 +58,7 @@ func newTestIngester(t *testing.T, dir string, cfg Config) *testIngester {
 }
 
 // stop shuts down gracefully: flush, checkpoint, close.
-func (ti *testIngester) stop(t *testing.T) {
+func (ti *testIngester) stop(t testing.TB) {
 	ti.srv.Stop()
 	require.NoError(t, ti.pool.Close())
 	require.NoError(t, ti.Stop(context.Background()))
