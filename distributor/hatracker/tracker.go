@@ -19,6 +19,13 @@ import (
 // SharedName is the name the elections are gossiped under.
 const SharedName = "ha-tracker"
 
+// forgetAfter is how long an election is kept after its replica's last
+// push, as Mimir's tracker cleans up: a cluster that stopped sending stops
+// counting against ha_max_clusters. Every distributor applies the same
+// rule to the same fields, so a forgotten election that comes back from a
+// peer is forgotten again, not resurrected.
+const forgetAfter = 30 * time.Minute
+
 // Config holds the timeouts, the same for every tenant, as in Mimir.
 type Config struct {
 	// UpdateTimeout is how often the elected replica's last push time is
@@ -88,8 +95,15 @@ func (t *Tracker) Check(tenant, cluster, replica string, maxClusters int) error 
 	t.mu.Lock()
 	cur := t.elections[k]
 	var next *hapb.Election
+	if cur != nil && t.expired(cur, now) {
+		t.deleteLocked(k)
+		cur = nil
+	}
 	switch {
 	case cur == nil:
+		if maxClusters > 0 && t.clusters[tenant] >= maxClusters {
+			t.sweepLocked(now)
+		}
 		if maxClusters > 0 && t.clusters[tenant] >= maxClusters {
 			t.mu.Unlock()
 			return apierr.New(apierr.BadData, "too many HA clusters for this tenant (limit: %d); cluster %q not accepted (err-orrery-too-many-ha-clusters: raise the tenant's ha_max_clusters)", maxClusters, cluster)
@@ -127,6 +141,25 @@ func (t *Tracker) elect(tenant, cluster, replica string, now int64) *hapb.Electi
 	}
 }
 
+func (t *Tracker) expired(e *hapb.Election, now int64) bool {
+	return now-e.GetReceivedMs() > forgetAfter.Milliseconds()
+}
+
+func (t *Tracker) sweepLocked(now int64) {
+	for k, e := range t.elections {
+		if t.expired(e, now) {
+			t.deleteLocked(k)
+		}
+	}
+}
+
+func (t *Tracker) deleteLocked(k key) {
+	delete(t.elections, k)
+	if t.clusters[k.tenant]--; t.clusters[k.tenant] <= 0 {
+		delete(t.clusters, k.tenant)
+	}
+}
+
 func (t *Tracker) storeLocked(k key, e *hapb.Election) {
 	if _, ok := t.elections[k]; !ok {
 		t.clusters[e.GetTenant()]++
@@ -155,10 +188,11 @@ func (t *Tracker) Merge(buf []byte) (bool, error) {
 		return false, fmt.Errorf("ha tracker: decode elections: %w", err)
 	}
 	changed := false
+	now := t.now().UnixMilli()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, e := range in.GetElections() {
-		if e.GetTenant() == "" || e.GetCluster() == "" || e.GetReplica() == "" {
+		if e.GetTenant() == "" || e.GetCluster() == "" || e.GetReplica() == "" || t.expired(e, now) {
 			continue
 		}
 		k := key{e.GetTenant(), e.GetCluster()}
@@ -175,9 +209,12 @@ func (t *Tracker) Merge(buf []byte) (bool, error) {
 	return changed, nil
 }
 
-// State encodes every election.
+// State encodes every election, forgetting expired ones first; the ring
+// asks for it at every push/pull, which makes it the tracker's sweep.
 func (t *Tracker) State() []byte {
+	now := t.now().UnixMilli()
 	t.mu.Lock()
+	t.sweepLocked(now)
 	all := make([]*hapb.Election, 0, len(t.elections))
 	for _, e := range t.elections {
 		all = append(all, e)

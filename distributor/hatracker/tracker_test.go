@@ -69,6 +69,19 @@ func TestMaxClusters(t *testing.T) {
 	require.Equal(t, apierr.BadData, apierr.KindOf(err))
 	require.ErrorContains(t, err, "err-orrery-too-many-ha-clusters")
 	require.NoError(t, tr.Check("t", "c1", "a", 2), "an existing cluster is not refused")
+
+	// Clusters silent for forgetAfter are forgotten and free their place;
+	// a peer's stale copy does not bring them back.
+	stale := tr.State()
+	now = now.Add(forgetAfter + time.Second)
+	require.NoError(t, tr.Check("t", "c3", "a", 2))
+	var st hapb.Elections
+	require.NoError(t, proto.Unmarshal(tr.State(), &st))
+	require.Len(t, st.Elections, 1, "only c3 is left")
+	changed, err := tr.Merge(stale)
+	require.NoError(t, err)
+	require.False(t, changed)
+	require.Empty(t, tr.Elected("t", "c1"))
 }
 
 // TestMergeConverges: distributors that elected different replicas at once
