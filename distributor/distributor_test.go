@@ -219,6 +219,39 @@ func TestQuorum(t *testing.T) {
 	}
 }
 
+// An ingester refusing a series over the tenant's series limit answers
+// InvalidArgument having stored the rest: at RF=3 that is a 400 with its
+// message whenever a quorum answered, never a 5xx the client would retry.
+func TestQuorumWithSeriesLimits(t *testing.T) {
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up")}}
+	const msg = "per-user series limit of 1000 exceeded (err-orrery-max-series-per-user: raise the tenant's max_global_series_per_user or -ingester.max-global-series-per-user) (1 of 1 samples rejected, the rest stored)"
+	limited := apierr.ToGRPC(apierr.New(apierr.BadData, "%s", msg))
+	down := apierr.ToGRPC(apierr.New(apierr.Unavailable, "down"))
+	for _, c := range []struct {
+		name string
+		errs []error
+		code int
+	}{
+		{"two replicas over the limit", []error{limited, limited, nil}, 400},
+		{"two over the limit, one down", []error{limited, limited, down}, 400},
+		{"one over the limit, one down", []error{limited, nil, down}, 400},
+		{"all three over the limit", []error{limited, limited, limited}, 400},
+		{"one over the limit, two down: no quorum", []error{limited, down, down}, 503},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, clients := newTestDistributor(t, 3)
+			for k, err := range c.errs {
+				clients[fmt.Sprintf("ing-%d", k)].err = err
+			}
+			w := post(d, encode(t, req), nil)
+			require.Equal(t, c.code, w.Code, w.Body.String())
+			if c.code == 400 {
+				require.Contains(t, w.Body.String(), msg)
+			}
+		})
+	}
+}
+
 // A paused replica must not hold up a write that already has its quorum.
 func TestQuorumDoesNotWaitForSlowReplica(t *testing.T) {
 	d, clients := newTestDistributor(t, 3)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/loadgen"
 	"github.com/orrery/orrery/proto/ingesterpb"
 )
@@ -13,9 +14,21 @@ import (
 // BenchmarkPush measures an ingester push of 2000 series with one sample
 // each (WAL write included, on a real file), the steady state of a scrape.
 func BenchmarkPush(b *testing.B) {
+	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1})
+}
+
+// BenchmarkPushSeriesLimits is BenchmarkPush with series limits set but not
+// reached, against a ring of 30 ingesters: what enforcing them costs a push.
+func BenchmarkPushSeriesLimits(b *testing.B) {
+	o := newTestOverrides()
+	o.set("bench", limits.Limits{MaxGlobalSeriesPerUser: 1_000_000, MaxGlobalSeriesPerMetric: 100_000})
+	benchPush(b, o, staticRing(30, 3))
+}
+
+func benchPush(b *testing.B, lim Limits, rc RingCount) {
 	cfg := testConfig()
 	cfg.MaxChunkSamples = 120
-	ing, err := New(cfg, b.TempDir(), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	ing, err := New(cfg, b.TempDir(), lim, rc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -34,8 +34,9 @@ const transferBatchSeries = 256
 
 // TransferChunks implements ingesterpb.IngesterServer: it stores the chunks
 // a leaving ingester hands over. They go to the store, not to memory, so
-// they never meet this ingester's out-of-order checks; where they overlap
-// what it holds, queries de-duplicate.
+// they never meet this ingester's out-of-order checks nor its series
+// limits (they were acknowledged once already); where they overlap what it
+// holds, queries de-duplicate.
 func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServer) error {
 	tenantID, err := tenant.FromContext(stream.Context())
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/index"
@@ -28,16 +30,21 @@ type tenantHead struct {
 	byHash   map[uint64][]*memSeries
 	byRef    map[uint64]*memSeries
 	postings *index.MemPostings
+	// perMetric counts the series of each metric name, for the per-metric
+	// series limit: kept up to date on creation and removal, so that a
+	// push never counts postings.
+	perMetric map[string]int
 
 	metadata metadataSet
 }
 
 func newTenantHead(id string) *tenantHead {
 	return &tenantHead{
-		id:       id,
-		byHash:   map[uint64][]*memSeries{},
-		byRef:    map[uint64]*memSeries{},
-		postings: index.NewMemPostings(),
+		id:        id,
+		byHash:    map[uint64][]*memSeries{},
+		byRef:     map[uint64]*memSeries{},
+		postings:  index.NewMemPostings(),
+		perMetric: map[string]int{},
 	}
 }
 
@@ -57,8 +64,10 @@ func (h *tenantHead) lookup(hash uint64, enc []byte, scratch *[]byte) *memSeries
 }
 
 // getOrCreate returns the series whose encoded labels are enc, creating it
-// with ref newRef() when absent. Only creation decodes the labels.
-func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64) (*memSeries, error) {
+// with ref newRef() when absent and lim allows; otherwise it returns
+// errPerUserSeriesLimit or errPerMetricSeriesLimit. Only creation decodes
+// the labels.
+func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64, lim seriesLimits) (*memSeries, error) {
 	hash := seriesHash(enc)
 	h.mu.RLock()
 	s := h.lookup(hash, enc, &sc.buf)
@@ -75,6 +84,16 @@ func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64) 
 	if s := h.lookup(hash, enc, &sc.buf); s != nil {
 		return s, nil
 	}
+	name := lset.Get(model.MetricNameLabel)
+	n, ok := h.perMetric[name]
+	if err := lim.check(len(h.byRef), n); err != nil {
+		return nil, err
+	}
+	if !ok {
+		// The key must not keep this series' labels alive after it is gone.
+		name = strings.Clone(name)
+	}
+	h.perMetric[name] = n + 1
 	s = &memSeries{ref: newRef(), lset: lset, hash: hash}
 	h.byHash[hash] = append(h.byHash[hash], s)
 	h.byRef[s.ref] = s
@@ -106,6 +125,11 @@ func (h *tenantHead) remove(series []*memSeries) {
 			h.byHash[hash] = list
 		}
 		delete(h.byRef, s.ref)
+		if name := s.lset.Get(model.MetricNameLabel); h.perMetric[name] > 1 {
+			h.perMetric[name]--
+		} else {
+			delete(h.perMetric, name)
+		}
 		deleted[storage.SeriesRef(s.ref)] = struct{}{}
 		s.lset.Range(func(l labels.Label) { affected[l] = struct{}{} })
 	}

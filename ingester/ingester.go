@@ -26,6 +26,8 @@ type Ingester struct {
 
 	cfg    Config
 	dir    string
+	limits Limits
+	ring   RingCount
 	logger *slog.Logger
 	reg    prometheus.Registerer
 	m      *metrics
@@ -48,15 +50,18 @@ type Ingester struct {
 	wg   sync.WaitGroup
 }
 
-// New returns an ingester that keeps its WAL and store under dir. Nothing
-// is opened until Start.
-func New(cfg Config, dir string, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+// New returns an ingester that keeps its WAL and store under dir, and
+// enforces each tenant's series limits from lim, its share computed with
+// ring. Nothing is opened until Start.
+func New(cfg Config, dir string, lim Limits, ring RingCount, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	i := &Ingester{
 		cfg:    cfg,
 		dir:    dir,
+		limits: lim,
+		ring:   ring,
 		logger: logger,
 		reg:    reg,
 		m:      newMetrics(reg),
@@ -66,6 +71,9 @@ func New(cfg Config, dir string, reg prometheus.Registerer, logger *slog.Logger)
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orrery_ingester_memory_series", Help: "Series held in memory.",
 	}, i.seriesCount)
+	if err := reg.Register(newActiveSeries(i)); err != nil {
+		return nil, fmt.Errorf("ingester: register metrics: %w", err)
+	}
 	return i, nil
 }
 

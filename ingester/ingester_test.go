@@ -29,9 +29,11 @@ import (
 // testIngester is an ingester served over real gRPC on loopback.
 type testIngester struct {
 	*Ingester
-	client ingesterpb.IngesterClient
-	srv    *grpc.Server
-	pool   *client.Pool
+	client    ingesterpb.IngesterClient
+	srv       *grpc.Server
+	pool      *client.Pool
+	reg       *prometheus.Registry
+	overrides *testOverrides
 }
 
 func testConfig() Config {
@@ -41,9 +43,33 @@ func testConfig() Config {
 	}
 }
 
-func newTestIngester(t testing.TB, dir string, cfg Config) *testIngester {
+// testDeps are what newTestIngester builds the ingester with.
+type testDeps struct {
+	overrides *testOverrides
+	ring      RingCount
+}
+
+type testOption func(*testDeps)
+
+// withOverrides gives the ingester limits set before it starts, so that
+// they are in force during WAL replay.
+func withOverrides(o *testOverrides) testOption { return func(d *testDeps) { d.overrides = o } }
+
+// withRing makes the ingester see healthy ingesters at replication factor rf.
+func withRing(healthy, rf int) testOption {
+	return func(d *testDeps) { d.ring = fixedRing{healthy: healthy, rf: rf} }
+}
+
+// newTestIngester starts an ingester alone in its ring at replication
+// factor 1, without limits unless opts say otherwise.
+func newTestIngester(t testing.TB, dir string, cfg Config, opts ...testOption) *testIngester {
 	t.Helper()
-	ing, err := New(cfg, dir, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	deps := testDeps{overrides: newTestOverrides(), ring: fixedRing{healthy: 1, rf: 1}}
+	for _, o := range opts {
+		o(&deps)
+	}
+	ti := &testIngester{reg: prometheus.NewRegistry(), overrides: deps.overrides}
+	ing, err := New(cfg, dir, deps.overrides, deps.ring, ti.reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, ing.Start(context.Background()))
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(tenant.UnaryServerInterceptor), grpc.ChainStreamInterceptor(tenant.StreamServerInterceptor))
@@ -54,7 +80,8 @@ func newTestIngester(t testing.TB, dir string, cfg Config) *testIngester {
 	pool := client.NewPool()
 	c, err := pool.Client(ln.Addr().String())
 	require.NoError(t, err)
-	return &testIngester{Ingester: ing, client: c, srv: srv, pool: pool}
+	ti.Ingester, ti.client, ti.srv, ti.pool = ing, c, srv, pool
+	return ti
 }
 
 // stop shuts down gracefully: flush, checkpoint, close.

@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		samplesAppended: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_samples_appended_total", Help: "Samples appended to memory after being logged to the WAL."}),
-		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_samples_rejected_total", Help: "Samples rejected by the ingester, by reason."}, []string{"reason"}),
+		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_samples_rejected_total", Help: "Samples rejected by the ingester, per tenant and reason."}, []string{"tenant", "reason"}),
 		seriesCreated:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_created_total", Help: "Series created in memory."}),
 		seriesRemoved:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_removed_total", Help: "Idle series removed from memory."}),
 		walWrite: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_wal_write_duration_seconds", Help: "Time to write one push's records to the WAL.",
@@ -41,5 +41,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpointFailed: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
 		chunksReceived:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
 		queriesCanceled:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
+	}
+}
+
+// activeSeries reports each tenant's in-memory series, what the series
+// limits count. It is read at scrape time so that pushes pay nothing for it.
+type activeSeries struct {
+	i    *Ingester
+	desc *prometheus.Desc
+}
+
+func newActiveSeries(i *Ingester) activeSeries {
+	return activeSeries{i: i, desc: prometheus.NewDesc("orrery_ingester_active_series",
+		"Series in memory per tenant, which the series limits count; a series leaves memory once flushed and idle for -ingester.series-idle-timeout.",
+		[]string{"tenant"}, nil)}
+}
+
+func (c activeSeries) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c activeSeries) Collect(ch chan<- prometheus.Metric) {
+	for _, h := range c.i.allHeads() {
+		h.mu.RLock()
+		n := len(h.byRef)
+		h.mu.RUnlock()
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), h.id)
 	}
 }

@@ -2,14 +2,17 @@ package ingester
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/tenant"
 )
@@ -26,23 +29,60 @@ type pushState struct {
 
 var pushStates = sync.Pool{New: func() any { return &pushState{} }}
 
+// reason is why samples were rejected: the reason label of
+// orrery_ingester_samples_rejected_total.
+type reason uint8
+
+const (
+	reasonOutOfOrder reason = iota
+	reasonDuplicateTimestamp
+	reasonPerUserSeriesLimit
+	reasonPerMetricSeriesLimit
+	numReasons
+)
+
+var reasonLabels = [numReasons]string{"out_of_order", "duplicate_timestamp", "per_user_series_limit", "per_metric_series_limit"}
+
 // rejections counts rejected samples by reason and keeps the first message,
 // rather than building an error per sample on the hot path.
 type rejections struct {
-	n     int
-	first string
+	n        int
+	byReason [numReasons]int
+	first    string
 }
 
-func (r *rejections) add(v verdict, lset labels.Labels, t, lastT int64) {
-	r.n++
-	if r.first != "" {
+// count adds samples rejected for why and reports whether they are the
+// first rejection, whose message the caller then sets.
+func (r *rejections) count(why reason, samples int) (first bool) {
+	r.n += samples
+	r.byReason[why] += samples
+	return r.first == ""
+}
+
+func (r *rejections) sample(v verdict, lset labels.Labels, t, lastT int64) {
+	if v == outOfOrder {
+		if r.count(reasonOutOfOrder, 1) {
+			r.first = fmt.Sprintf("out of order sample: series %s has a sample at %s, older than its latest at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano), timestamp.Time(lastT).Format(time.RFC3339Nano))
+		}
 		return
 	}
-	switch v {
-	case outOfOrder:
-		r.first = fmt.Sprintf("out of order sample: series %s has a sample at %s, older than its latest at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano), timestamp.Time(lastT).Format(time.RFC3339Nano))
-	case conflicting:
+	if r.count(reasonDuplicateTimestamp, 1) {
 		r.first = fmt.Sprintf("duplicate sample with a different value: series %s already has another value at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano))
+	}
+}
+
+// series counts the samples of a series that a limit refused to create.
+// Only the first refusal decodes the labels, for its message.
+func (r *rejections) series(err error, samples int, l *limits.Limits, enc []byte, b *labels.ScratchBuilder) {
+	why := reasonPerUserSeriesLimit
+	if errors.Is(err, errPerMetricSeriesLimit) {
+		why = reasonPerMetricSeriesLimit
+	}
+	if r.count(why, samples) {
+		// Decoded again, once per push at most: getOrCreate decoded them
+		// but keeps no labels of a series it refused.
+		lset, _ := ingesterpb.DecodeLabels(b, enc)
+		r.first = seriesLimitMessage(err, l, lset.Get(model.MetricNameLabel))
 	}
 }
 
@@ -67,19 +107,28 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	return &ingesterpb.PushResponse{SamplesAppended: int64(n)}, nil
 }
 
+// push appends a push's samples. Samples of existing series are judged
+// only against those series; a new series is created only within the
+// tenant's series limits, else its samples are rejected and the rest of
+// the push goes on.
 func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) {
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
 	ps.samples, ps.series, ps.newSeries = ps.samples[:0], ps.series[:0], ps.newSeries[:0]
+	l, lim := i.seriesLimitsFor(h.id)
 
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	var rej rejections
 	r := ingesterpb.NewSeriesReader(encoded)
 	for r.Next() {
-		s, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef)
+		s, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef, lim)
 		if err != nil {
-			return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
+			if !errors.Is(err, errPerUserSeriesLimit) && !errors.Is(err, errPerMetricSeriesLimit) {
+				return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
+			}
+			rej.series(err, r.Len(), l, r.Labels(), &ps.sc.b)
+			continue
 		}
 		// A series twice in one push gets two series records; replay maps
 		// both to the same series, so that costs nothing but bytes.
@@ -95,8 +144,14 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				hasLast, lastT, lastV = true, t, v
 			case duplicate:
 			default:
-				rej.add(verdict, s.lset, t, lastT)
-				i.m.samplesRejected.WithLabelValues(reasonOf(verdict)).Inc()
+				rej.sample(verdict, s.lset, t, lastT)
+			}
+		}
+	}
+	if rej.n > 0 {
+		for why, n := range rej.byReason {
+			if n > 0 {
+				i.m.samplesRejected.WithLabelValues(h.id, reasonLabels[why]).Add(float64(n))
 			}
 		}
 	}
@@ -151,11 +206,4 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	i.m.samplesAppended.Add(float64(len(ps.samples)))
 	i.lastPush.Store(now)
 	return nil
-}
-
-func reasonOf(v verdict) string {
-	if v == outOfOrder {
-		return "out_of_order"
-	}
-	return "duplicate_timestamp"
 }

@@ -99,7 +99,8 @@ func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
 			i.nextRef.Store(e.ref)
 		}
 		enc := ingesterpb.AppendLabels(nil, e.lset)
-		s, err := h.getOrCreate(enc, &sc, func() uint64 { return e.ref })
+		// No limits: the series was acknowledged before the crash.
+		s, err := h.getOrCreate(enc, &sc, func() uint64 { return e.ref }, seriesLimits{})
 		if err != nil {
 			return err
 		}

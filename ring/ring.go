@@ -258,18 +258,6 @@ func (r *Ring) ForQuery() (ReplicationSet, error) {
 	return ReplicationSet{Instances: healthy, MaxErrors: budget - failed}, nil
 }
 
-// CountHealthy returns how many ACTIVE, healthy instances run component.
-func (r *Ring) CountHealthy(component string) int {
-	s, now := r.load(), r.now()
-	n := 0
-	for _, in := range s.instances {
-		if in.GetState() == ringpb.State_ACTIVE && r.IsHealthy(in, now) && slices.Contains(in.GetComponents(), component) {
-			n++
-		}
-	}
-	return n
-}
-
 // Instances returns every known instance, LEFT tombstones included, sorted
 // by id. The caller owns the slice but must not modify the instances.
 func (r *Ring) Instances() []*ringpb.Instance {

@@ -116,7 +116,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mgr.Add("overrides", overrides)
 	var ing *ingester.Ingester
 	if cfg.runs("ingester") {
-		ing, err = ingester.New(cfg.Ingester, cfg.DataDir, reg, logger.With("component", "ingester"))
+		ing, err = ingester.New(cfg.Ingester, cfg.DataDir, overrides, member.Ring(), reg, logger.With("component", "ingester"))
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,38 @@
+package ring
+
+import (
+	"slices"
+
+	"github.com/orrery/orrery/proto/ringpb"
+)
+
+// HealthyIngesters returns how many instances own tokens in the lookup
+// table, are ACTIVE and have a heartbeat within HeartbeatTimeout: the
+// ingesters that share the writes right now. An ingester divides its
+// tenants' cluster-wide limits by it. JOINING and LEAVING instances are
+// left out because Get passes over them, so they take no new series.
+func (r *Ring) HealthyIngesters() int {
+	s, now := r.load(), r.now()
+	n := 0
+	for _, in := range s.instances {
+		if _, owns := s.owned[in.GetId()]; owns && in.GetState() == ringpb.State_ACTIVE && r.IsHealthy(in, now) {
+			n++
+		}
+	}
+	return n
+}
+
+// ReplicationFactor is how many instances each series is written to.
+func (r *Ring) ReplicationFactor() int { return r.replicationFactor }
+
+// CountHealthy returns how many ACTIVE, healthy instances run component.
+func (r *Ring) CountHealthy(component string) int {
+	s, now := r.load(), r.now()
+	n := 0
+	for _, in := range s.instances {
+		if in.GetState() == ringpb.State_ACTIVE && r.IsHealthy(in, now) && slices.Contains(in.GetComponents(), component) {
+			n++
+		}
+	}
+	return n
+}
