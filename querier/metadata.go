@@ -12,12 +12,17 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/tenant"
 )
 
 // Metadata returns the metric metadata the ingesters received recently,
 // for one metric family or, with metric empty, for all.
 func (q *Queryable) Metadata(ctx context.Context, metric string) ([]*ingesterpb.MetricMetadata, error) {
-	perIngester, err := fanout(ctx, q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
+	id, err := tenant.FromContext(ctx)
+	if err != nil {
+		return nil, apierr.New(apierr.Unauthorized, "%s", err)
+	}
+	perIngester, err := fanout(ctx, q, id, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
 		resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
 		return resp.GetMetadata(), err
 	})
@@ -39,7 +44,7 @@ func (a *API) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	mds, err := a.q.Metadata(r.Context(), r.FormValue("metric"))
 	if err != nil {
-		writeError(w, apierr.HTTPStatus(err), "internal", err.Error())
+		writeError(w, httpStatus(err), "internal", err.Error())
 		return
 	}
 	res := map[string][]metadata.Metadata{}

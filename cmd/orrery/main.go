@@ -145,7 +145,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mux.Handle("/api/v1/push", authenticate(d))
 	}
 	if cfg.runs("querier") {
-		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, logger.With("component", "querier"))
+		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, overrides, reg, logger.With("component", "querier"))
 		engine := querier.NewEngine(cfg.Querier, reg, logger)
 		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
 		configYAML, err := cfg.yaml()
