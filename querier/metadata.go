@@ -16,17 +16,21 @@ import (
 )
 
 // Metadata returns the metric metadata the ingesters received recently,
-// for one metric family or, with metric empty, for all.
+// for one metric family or, with metric empty, for all; for a cross-tenant
+// read, every tenant's.
 func (q *Queryable) Metadata(ctx context.Context, metric string) ([]*ingesterpb.MetricMetadata, error) {
-	id, err := tenant.FromContext(ctx)
+	ids, err := tenant.IDsFromContext(ctx)
 	if err != nil {
 		return nil, apierr.New(apierr.Unauthorized, "%s", err)
 	}
-	perIngester, err := fanout(ctx, q, id, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
-		resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
-		return resp.GetMetadata(), err
+	perTenant, err := eachTenant(ids, func(id string) ([]*ingesterpb.MetricMetadata, error) {
+		perIngester, err := fanout(ctx, q, id, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
+			resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
+			return resp.GetMetadata(), err
+		})
+		return slices.Concat(perIngester...), err
 	})
-	return slices.Concat(perIngester...), err
+	return slices.Concat(perTenant...), err
 }
 
 // serveMetadata answers /api/v1/metadata as Prometheus does: limit bounds

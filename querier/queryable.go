@@ -121,6 +121,9 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	if !ok {
 		return storage.EmptySeriesSet()
 	}
+	if len(sc.ids) > 1 {
+		return qr.selectTenants(ctx, sc, start, end, hints, ms)
+	}
 	return qr.selectTenant(ctx, sc, sc.ids[0], start, end, hints, ms)
 }
 
@@ -198,6 +201,9 @@ func (qr *querier) LabelValues(ctx context.Context, name string, hints *storage.
 	if !ok {
 		return nil, nil, nil
 	}
+	if len(sc.ids) > 1 {
+		return qr.labelValuesOfTenants(ctx, sc.ids, name, mint, maxt, limitOf(hints), ms)
+	}
 	return qr.labelValues(ctx, sc.ids[0], name, mint, maxt, limitOf(hints), ms)
 }
 
@@ -218,6 +224,9 @@ func (qr *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms
 	mint, maxt, ok := sc.window(qr.mint, qr.maxt)
 	if !ok {
 		return nil, nil, nil
+	}
+	if len(sc.ids) > 1 {
+		return qr.labelNamesOfTenants(ctx, sc.ids, mint, maxt, limitOf(hints), ms)
 	}
 	return qr.labelNames(ctx, sc.ids[0], mint, maxt, limitOf(hints), ms)
 }
@@ -263,6 +272,9 @@ type answer[T any] struct {
 // failures fail the query. A query limit error fails it at once, whatever
 // the tolerance: the query is over its limit, not the ingester broken, and
 // returning cancels the other calls, so fetching stops.
+//
+// Every call is for tenantID alone: a cross-tenant read fans out once per
+// tenant.
 func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, error) {
 	rs, err := q.ring.ForQuery()
 	if err != nil {
