@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,8 @@ func (f *fakeIngester) wait(ctx context.Context) error {
 	}
 }
 
-// matching returns tenant's series matching ms with a sample in [mint, maxt].
+// matching returns tenant's series matching ms with a sample in [mint,
+// maxt], with all their samples: an ingester sends whole chunks.
 func (f *fakeIngester) matching(ctx context.Context, wire []*ingesterpb.LabelMatcher, mint, maxt int64) ([]fakeSeries, error) {
 	id, err := tenant.FromContext(ctx)
 	if err != nil {
@@ -79,14 +81,8 @@ func (f *fakeIngester) matching(ctx context.Context, wire []*ingesterpb.LabelMat
 		for _, m := range ms {
 			ok = ok && m.Matches(s.lset.Get(m.Name))
 		}
-		var ts []int64
-		for _, t := range s.ts {
-			if t >= mint && t <= maxt {
-				ts = append(ts, t)
-			}
-		}
-		if ok && len(ts) > 0 {
-			out = append(out, fakeSeries{lset: s.lset, ts: ts})
+		if ok && slices.ContainsFunc(s.ts, func(t int64) bool { return t >= mint && t <= maxt }) {
+			out = append(out, s)
 		}
 	}
 	return out, nil

@@ -160,7 +160,7 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 	}
 	all := slices.Concat(perIngester...)
 	recordFetched(ctx, all)
-	set, err := newChunkSeriesSet(all)
+	set, err := newChunkSeriesSet(all, sc.minT)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
