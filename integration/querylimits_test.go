@@ -43,11 +43,10 @@ func pushSeries(t *testing.T, o *orrery, tenantID, name string, n int, from, to 
 	require.NoError(t, c.Send(ctxTimeout(t, 10*time.Second), snappy.Encode(nil, raw)))
 }
 
-// queryAs calls the Prometheus API (path with its query string) as the
-// tenant org and decodes the envelope.
-func queryAs(t *testing.T, o *orrery, org, path string, params url.Values) (int, apiResponse) {
+// getAs requests u as the tenant org (X-Scope-OrgID).
+func getAs(t *testing.T, u, org string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, o.url("/prometheus/api/v1"+path+"?"+params.Encode()), nil)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
 	require.NoError(t, err)
 	req.Header.Set("X-Scope-OrgID", org)
 	resp, err := http.DefaultClient.Do(req)
@@ -55,9 +54,17 @@ func queryAs(t *testing.T, o *orrery, org, path string, params url.Values) (int,
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// queryAs calls the Prometheus API (path with its query string) as the
+// tenant org and decodes the envelope.
+func queryAs(t *testing.T, o *orrery, org, path string, params url.Values) (int, apiResponse) {
+	t.Helper()
+	code, body := getAs(t, o.url("/prometheus/api/v1"+path+"?"+params.Encode()), org)
 	var out apiResponse
-	require.NoError(t, json.Unmarshal(body, &out), "status %d: %s", resp.StatusCode, body)
-	return resp.StatusCode, out
+	require.NoError(t, json.Unmarshal([]byte(body), &out), "status %d: %s", code, body)
+	return code, out
 }
 
 // replaceFile swaps content in with a rename, as a ConfigMap update does,
