@@ -1,17 +1,22 @@
 package querier
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/tenant"
 )
 
 func TestForTenants(t *testing.T) {
@@ -148,6 +153,43 @@ func TestCrossTenantReads(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	contains(t, body, `up{__tenant_id__="a",instance="i0",job="x"}`, `up{__tenant_id__="b",instance="i0",job="y"}`)
 	require.NotContains(t, body, `"c"`)
+}
+
+// Remote read goes through the same queryable: a Prometheus reading
+// Orrery as team-a|team-b gets both tenants, labelled.
+func TestCrossTenantRemoteRead(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	data := map[string][]fakeSeries{"a": series("up", 1, now.Add(-time.Minute), now), "b": series("up", 1, now.Add(-time.Minute), now)}
+	tq := newTestQuerier(t, testConfig(), 1, data, true)
+	req := &prompb.ReadRequest{
+		Queries: []*prompb.Query{{
+			StartTimestampMs: now.Add(-time.Minute).UnixMilli(), EndTimestampMs: now.UnixMilli(),
+			Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: "up"}},
+		}},
+		AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{prompb.ReadRequest_SAMPLES},
+	}
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, PathPrefix+"/read", bytes.NewReader(snappy.Encode(nil, raw)))
+	r.Header.Set(tenant.HeaderName, "a|b")
+	w := httptest.NewRecorder()
+	tq.handler.ServeHTTP(w, r)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	decoded, err := snappy.Decode(nil, w.Body.Bytes())
+	require.NoError(t, err)
+	var resp prompb.ReadResponse
+	require.NoError(t, resp.Unmarshal(decoded))
+	require.Len(t, resp.Results, 1)
+	var tenants []string
+	for _, ts := range resp.Results[0].Timeseries {
+		for _, l := range ts.Labels {
+			if l.Name == TenantLabel {
+				tenants = append(tenants, l.Value)
+			}
+		}
+		require.Len(t, ts.Samples, 5)
+	}
+	require.Equal(t, []string{"a", "b"}, tenants)
 }
 
 // resultMetrics is the part of an API response a test compares: the
