@@ -54,9 +54,9 @@ func withTenant(lset labels.Labels, id string) labels.Labels {
 	return b.Set(TenantLabel, id).Labels()
 }
 
-// eachTenant calls f for every tenant at once and returns the results in
-// the order of ids, or the first error. The calls share ctx; each makes its
-// own ingester calls for its tenant.
+// eachTenant calls f for every tenant concurrently and returns the results
+// in the order of ids, or the error of the first tenant in that order that
+// failed. f makes its own ingester calls for its one tenant.
 func eachTenant[T any](ids []string, f func(id string) (T, error)) ([]T, error) {
 	out := make([]T, len(ids))
 	errs := make([]error, len(ids))

@@ -221,7 +221,9 @@ func (f *selectFetch) addChunks(batch []*ingesterpb.ChunkSeries) error {
 	}
 	for _, s := range batch {
 		h := l.hash(f.tenant, s.Labels)
-		l.series[h] = struct{}{}
+		if l.maxSeries > 0 {
+			l.series[h] = struct{}{}
+		}
 		if l.maxSamples > 0 {
 			if n := chunkSamples(s.Chunks); n > f.samples[h] {
 				l.samples += n - f.samples[h]
@@ -243,8 +245,10 @@ func (f *selectFetch) addLabels(batch []*ingesterpb.Labels) error {
 	if l.err != nil {
 		return l.err
 	}
-	for _, s := range batch {
-		l.series[l.hash(f.tenant, s.Labels)] = struct{}{}
+	if l.maxSeries > 0 {
+		for _, s := range batch {
+			l.series[l.hash(f.tenant, s.Labels)] = struct{}{}
+		}
 	}
 	return l.check()
 }
