@@ -2,7 +2,9 @@ package querier
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -18,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/orrery/orrery/tenant"
 )
 
 // PathPrefix is where the Prometheus HTTP API is served, as in Mimir.
@@ -45,12 +49,17 @@ type API struct {
 
 // NewEngine returns the upstream PromQL engine configured as Prometheus
 // configures it, so results are the same.
+//
+// Its own timeout is unbounded: the API puts each query's deadline in its
+// context, the tenant's query_timeout or -querier.timeout, and a tenant's
+// may be longer than the flag. The engine reports an expired context as
+// Prometheus's timeout error all the same.
 func NewEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *promql.Engine {
 	return promql.NewEngine(promql.EngineOpts{
 		Logger:        logger.With("component", "query engine"),
 		Reg:           reg,
 		MaxSamples:    cfg.MaxSamples,
-		Timeout:       cfg.Timeout,
+		Timeout:       time.Duration(math.MaxInt64),
 		LookbackDelta: cfg.LookbackDelta,
 		// Prometheus's default global evaluation interval.
 		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
@@ -123,6 +132,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	// The limits are read on every request, so a reloaded overrides file
+	// applies from the next one. A request without a tenant gets none
+	// here and is refused by the queryable.
+	ids, _ := tenant.IDsFromContext(r.Context())
+	lim := a.q.limitsOf(ids)
+	if err := checkQueryLength(r, path, lim.maxLength); err != nil {
+		a.q.rejected.WithLabelValues(tenant.JoinIDs(ids), reasonMaxLength).Inc()
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
 	// Waiting here is the queue: at most MaxConcurrent requests evaluate,
 	// the rest wait until one finishes or their client gives up.
 	select {
@@ -136,10 +155,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	ctx, st := withFetchStats(r.Context())
+	// The query's deadline, which the engine turns into Prometheus's
+	// timeout error and fanout into cancelled ingester streams.
+	ctx, cancel := context.WithTimeout(r.Context(), lim.timeout)
+	defer cancel()
+	ctx, st := withFetchStats(ctx)
 	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	a.handler.ServeHTTP(rec, r)
+	if rec.code == http.StatusServiceUnavailable && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		a.q.rejected.WithLabelValues(tenant.JoinIDs(ids), reasonTimeout).Inc()
+	}
 	_ = r.ParseForm()
 	logQuery(a.logger, r, rec.code, time.Since(start), st)
 }

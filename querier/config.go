@@ -36,3 +36,17 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// TenantFederationConfig enables cross-tenant reads. It is wired in front
+// of the read endpoints: with it off, a header naming several tenants is
+// an invalid tenant ID, as it always is for writes.
+type TenantFederationConfig struct {
+	// Enabled lets a read name several tenants, joined by "|"; each series
+	// then carries a __tenant_id__ label (docs/tenancy.md).
+	Enabled bool `yaml:"enabled"`
+}
+
+// RegisterFlags registers the tenant federation flag, named as Mimir's.
+func (c *TenantFederationConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.Enabled, "tenant-federation.enabled", false, "Let reads name several tenants in X-Scope-OrgID, joined by | (a|b), each series labelled __tenant_id__; writes always belong to one tenant.")
+}

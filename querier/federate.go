@@ -57,7 +57,7 @@ func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mint, maxt := now.Add(-f.lookbackDelta).UnixMilli(), now.UnixMilli()
 	samples, err := f.latest(r, sets, mint, maxt)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), httpStatus(err))
 		return
 	}
 	format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim), expfmt.NewFormat(expfmt.TypeProtoText), expfmt.NewFormat(expfmt.TypeProtoCompact), expfmt.NewFormat(expfmt.TypeTextPlain))

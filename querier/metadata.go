@@ -12,16 +12,25 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/tenant"
 )
 
 // Metadata returns the metric metadata the ingesters received recently,
-// for one metric family or, with metric empty, for all.
+// for one metric family or, with metric empty, for all; for a cross-tenant
+// read, every tenant's.
 func (q *Queryable) Metadata(ctx context.Context, metric string) ([]*ingesterpb.MetricMetadata, error) {
-	perIngester, err := fanout(ctx, q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
-		resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
-		return resp.GetMetadata(), err
+	ids, err := tenant.IDsFromContext(ctx)
+	if err != nil {
+		return nil, apierr.New(apierr.Unauthorized, "%s", err)
+	}
+	perTenant, err := eachTenant(ids, func(id string) ([]*ingesterpb.MetricMetadata, error) {
+		perIngester, err := fanout(ctx, q, id, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
+			resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
+			return resp.GetMetadata(), err
+		})
+		return slices.Concat(perIngester...), err
 	})
-	return slices.Concat(perIngester...), err
+	return slices.Concat(perTenant...), err
 }
 
 // serveMetadata answers /api/v1/metadata as Prometheus does: limit bounds
@@ -39,7 +48,7 @@ func (a *API) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	mds, err := a.q.Metadata(r.Context(), r.FormValue("metric"))
 	if err != nil {
-		writeError(w, apierr.HTTPStatus(err), "internal", err.Error())
+		writeError(w, httpStatus(err), "internal", err.Error())
 		return
 	}
 	res := map[string][]metadata.Metadata{}

@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -28,30 +32,76 @@ type Clients interface {
 
 // Queryable is a storage.SampleAndChunkQueryable over the ingesters.
 type Queryable struct {
-	ring    Ring
-	clients Clients
-	cfg     Config
-	logger  *slog.Logger
+	ring     Ring
+	clients  Clients
+	limits   Limits
+	cfg      Config
+	rejected *prometheus.CounterVec
+	logger   *slog.Logger
 }
 
-// NewQueryable returns a queryable that asks the ingesters r names.
-func NewQueryable(cfg Config, r Ring, clients Clients, logger *slog.Logger) *Queryable {
-	return &Queryable{ring: r, clients: clients, cfg: cfg, logger: logger}
+// NewQueryable returns a queryable that asks the ingesters r names, under
+// each tenant's query limits l.
+func NewQueryable(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.Registerer, logger *slog.Logger) *Queryable {
+	return &Queryable{
+		ring: r, clients: clients, limits: l, cfg: cfg, logger: logger,
+		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_queries_rejected_total",
+			Help: "Queries rejected or stopped by a per-tenant query limit, per tenant (a|b for a cross-tenant query) and reason."}, []string{"tenant", "reason"}),
+	}
 }
 
 // Querier implements storage.Queryable.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{q: q, mint: mint, maxt: maxt}, nil
+	return &querier{q: q, mint: mint, maxt: maxt, created: time.Now()}, nil
 }
 
 // ChunkQuerier implements storage.ChunkQueryable, for remote read.
 func (q *Queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return &chunkQuerier{querier{q: q, mint: mint, maxt: maxt}}, nil
+	return &chunkQuerier{querier{q: q, mint: mint, maxt: maxt, created: time.Now()}}, nil
 }
 
+// querier serves one query: the engine, the series API, federation and
+// remote read each take one per request. It is what holds the query to
+// its limits across its selects.
 type querier struct {
 	q          *Queryable
 	mint, maxt int64
+	created    time.Time
+
+	once     sync.Once
+	scope    queryScope
+	scopeErr error
+}
+
+// queryScope is what a query knows of its tenants. The querier is created
+// before any context exists, so the scope is resolved at the first call.
+type queryScope struct {
+	ids     []string
+	minT    int64 // nothing older is read: max_query_lookback
+	fetched *fetchLimiter
+}
+
+func (qr *querier) scopeOf(ctx context.Context) (queryScope, error) {
+	qr.once.Do(func() {
+		ids, err := tenant.IDsFromContext(ctx)
+		if err != nil {
+			qr.scopeErr = apierr.New(apierr.Unauthorized, "%s", err)
+			return
+		}
+		lim := qr.q.limitsOf(ids)
+		org := tenant.JoinIDs(ids)
+		qr.scope = queryScope{ids: ids, minT: lim.minTime(qr.created), fetched: newFetchLimiter(lim, func(reason string) {
+			qr.q.rejected.WithLabelValues(org, reason).Inc()
+		})}
+	})
+	return qr.scope, qr.scopeErr
+}
+
+// window is the time range a call may read: [mint, maxt] with mint
+// clamped by max_query_lookback; ok is false when nothing is left.
+func (sc queryScope) window(mint, maxt int64) (int64, int64, bool) {
+	mint = max(mint, sc.minT)
+	return mint, maxt, mint <= maxt
 }
 
 func (*querier) Close() error { return nil }
@@ -59,15 +109,36 @@ func (*querier) Close() error { return nil }
 // Select implements storage.Querier. Series come back sorted whatever
 // sortSeries says: the merge needs them sorted anyway.
 func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	sc, err := qr.scopeOf(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
 	start, end := qr.mint, qr.maxt
 	if hints != nil {
 		start, end = hints.Start, hints.End
 	}
-	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: ingesterpb.FromMatchers(ms)}
-	if hints != nil && hints.Func == "series" {
-		return qr.selectLabelsOnly(ctx, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: req.Matchers, Limit: int64(hints.Limit)})
+	start, end, ok := sc.window(start, end)
+	if !ok {
+		return storage.EmptySeriesSet()
 	}
-	perIngester, err := fanout(ctx, qr.q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.ChunkSeries, error) {
+	if len(sc.ids) > 1 {
+		return qr.selectTenants(ctx, sc, start, end, hints, ms)
+	}
+	return qr.selectTenant(ctx, sc, sc.ids[0], start, end, hints, ms)
+}
+
+// selectTenant is Select of one tenant's series.
+func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID string, start, end int64, hints *storage.SelectHints, ms []*labels.Matcher) storage.SeriesSet {
+	fetch, err := sc.fetched.newSelect(tenantID)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	matchers := ingesterpb.FromMatchers(ms)
+	if hints != nil && hints.Func == "series" {
+		return qr.selectLabelsOnly(ctx, tenantID, fetch, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: matchers, Limit: int64(hints.Limit)})
+	}
+	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers}
+	perIngester, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.ChunkSeries, error) {
 		stream, err := c.QueryStream(ctx, req)
 		if err != nil {
 			return nil, err
@@ -78,6 +149,9 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 			if err != nil {
 				return out, ignoreEOF(err)
 			}
+			if err := fetch.addChunks(resp.Series); err != nil {
+				return nil, err
+			}
 			out = append(out, resp.Series...)
 		}
 	})
@@ -86,17 +160,20 @@ func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHint
 	}
 	all := slices.Concat(perIngester...)
 	recordFetched(ctx, all)
-	set, err := newChunkSeriesSet(all)
+	set, err := newChunkSeriesSet(all, sc.minT)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	return set
 }
 
-func (qr *querier) selectLabelsOnly(ctx context.Context, req *ingesterpb.SeriesRequest) storage.SeriesSet {
-	perIngester, err := fanout(ctx, qr.q, func(ctx context.Context, c ingesterpb.IngesterClient) ([]labels.Labels, error) {
+func (qr *querier) selectLabelsOnly(ctx context.Context, tenantID string, fetch *selectFetch, req *ingesterpb.SeriesRequest) storage.SeriesSet {
+	perIngester, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]labels.Labels, error) {
 		resp, err := c.Series(ctx, req)
 		if err != nil {
+			return nil, err
+		}
+		if err := fetch.addLabels(resp.Series); err != nil {
 			return nil, err
 		}
 		var b labels.ScratchBuilder
@@ -116,8 +193,23 @@ func (qr *querier) selectLabelsOnly(ctx context.Context, req *ingesterpb.SeriesR
 
 // LabelValues implements storage.LabelQuerier.
 func (qr *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: qr.mint, EndMs: qr.maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: limitOf(hints)}
-	return unionStrings(ctx, qr.q, limitOf(hints), func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
+	sc, err := qr.scopeOf(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	mint, maxt, ok := sc.window(qr.mint, qr.maxt)
+	if !ok {
+		return nil, nil, nil
+	}
+	if len(sc.ids) > 1 {
+		return qr.labelValuesOfTenants(ctx, sc.ids, name, mint, maxt, limitOf(hints), ms)
+	}
+	return qr.labelValues(ctx, sc.ids[0], name, mint, maxt, limitOf(hints), ms)
+}
+
+func (qr *querier) labelValues(ctx context.Context, tenantID, name string, mint, maxt, limit int64, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+	req := &ingesterpb.LabelValuesRequest{Name: name, StartMs: mint, EndMs: maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: limit}
+	return unionStrings(ctx, qr.q, tenantID, limit, func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
 		resp, err := c.LabelValues(ctx, req)
 		return resp.GetValues(), err
 	})
@@ -125,25 +217,46 @@ func (qr *querier) LabelValues(ctx context.Context, name string, hints *storage.
 
 // LabelNames implements storage.LabelQuerier.
 func (qr *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	req := &ingesterpb.LabelNamesRequest{StartMs: qr.mint, EndMs: qr.maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: limitOf(hints)}
-	return unionStrings(ctx, qr.q, limitOf(hints), func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
+	sc, err := qr.scopeOf(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	mint, maxt, ok := sc.window(qr.mint, qr.maxt)
+	if !ok {
+		return nil, nil, nil
+	}
+	if len(sc.ids) > 1 {
+		return qr.labelNamesOfTenants(ctx, sc.ids, mint, maxt, limitOf(hints), ms)
+	}
+	return qr.labelNames(ctx, sc.ids[0], mint, maxt, limitOf(hints), ms)
+}
+
+func (qr *querier) labelNames(ctx context.Context, tenantID string, mint, maxt, limit int64, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+	req := &ingesterpb.LabelNamesRequest{StartMs: mint, EndMs: maxt, Matchers: ingesterpb.FromMatchers(ms), Limit: limit}
+	return unionStrings(ctx, qr.q, tenantID, limit, func(ctx context.Context, c ingesterpb.IngesterClient) ([]string, error) {
 		resp, err := c.LabelNames(ctx, req)
 		return resp.GetNames(), err
 	})
 }
 
-func unionStrings(ctx context.Context, q *Queryable, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, error)) ([]string, annotations.Annotations, error) {
-	perIngester, err := fanout(ctx, q, call)
+func unionStrings(ctx context.Context, q *Queryable, tenantID string, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, error)) ([]string, annotations.Annotations, error) {
+	perIngester, err := fanout(ctx, q, tenantID, call)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := slices.Concat(perIngester...)
+	return sortedUnion(perIngester, limit), nil, nil
+}
+
+// sortedUnion merges string lists into one sorted list without
+// duplicates, cut to limit when positive.
+func sortedUnion(lists [][]string, limit int64) []string {
+	out := slices.Concat(lists...)
 	slices.Sort(out)
 	out = slices.Compact(out)
 	if limit > 0 && int64(len(out)) > limit {
 		out = out[:limit]
 	}
-	return out, nil, nil
+	return out
 }
 
 type answer[T any] struct {
@@ -156,12 +269,13 @@ type answer[T any] struct {
 // MaxErrors have answered: every series then has a replica among them, so
 // a paused or slow ingester does not hold the query up; the calls still
 // running are cancelled and their results dropped. More than MaxErrors
-// failures fail the query.
-func fanout[T any](ctx context.Context, q *Queryable, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, error) {
-	tenantID, err := tenant.FromContext(ctx)
-	if err != nil {
-		return nil, apierr.New(apierr.Unauthorized, "%s", err)
-	}
+// failures fail the query. A query limit error fails it at once, whatever
+// the tolerance: the query is over its limit, not the ingester broken, and
+// returning cancels the other calls, so fetching stops.
+//
+// Every call is for tenantID alone: a cross-tenant read fans out once per
+// tenant.
+func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, error) {
 	rs, err := q.ring.ForQuery()
 	if err != nil {
 		return nil, apierr.New(apierr.Unavailable, "querier: %s", err)
@@ -181,7 +295,7 @@ func fanout[T any](ctx context.Context, q *Queryable, call func(context.Context,
 			if err == nil {
 				val, err = call(callCtx, c)
 			}
-			if err != nil {
+			if err != nil && !isLimitError(err) {
 				err = fmt.Errorf("ingester %s: %w", inst.Id, apierr.FromGRPC(err))
 			}
 			answers <- answer[T]{val: val, err: err}
@@ -192,6 +306,9 @@ func fanout[T any](ctx context.Context, q *Queryable, call func(context.Context,
 	var failed []error
 	for len(out) < need && len(failed) <= rs.MaxErrors {
 		a := <-answers
+		if isLimitError(a.err) {
+			return nil, a.err
+		}
 		if a.err != nil {
 			failed = append(failed, a.err)
 			continue

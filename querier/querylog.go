@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/tenant"
 )
@@ -34,12 +32,8 @@ func recordFetched(ctx context.Context, series []*ingesterpb.ChunkSeries) {
 	}
 	var chunks, samples int64
 	for _, s := range series {
-		for _, c := range s.Chunks {
-			chunks++
-			if chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data); err == nil {
-				samples += int64(chk.NumSamples())
-			}
-		}
+		chunks += int64(len(s.Chunks))
+		samples += chunkSamples(s.Chunks)
 	}
 	st.series.Add(int64(len(series)))
 	st.chunks.Add(chunks)
@@ -59,9 +53,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 // logQuery writes the query log line: who asked what, how long it took and
 // how much it fetched.
 func logQuery(logger *slog.Logger, r *http.Request, code int, took time.Duration, st *fetchStats) {
-	id, _ := tenant.FromContext(r.Context())
+	ids, _ := tenant.IDsFromContext(r.Context())
 	attrs := []any{
-		"tenant", id, "path", r.URL.Path, "query", r.Form.Get("query"), "status", code,
+		"tenant", tenant.JoinIDs(ids), "path", r.URL.Path, "query", r.Form.Get("query"), "status", code,
 		"duration", took, "series_fetched", st.series.Load(), "chunks_fetched", st.chunks.Load(), "samples_fetched", st.samples.Load(),
 	}
 	for _, p := range []string{"time", "start", "end", "step"} {

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/orrery/orrery/proto/ingesterpb"
@@ -18,6 +21,10 @@ import (
 type mergedSeries struct {
 	lset   labels.Labels
 	chunks []chunkenc.Chunk
+	// mint hides older samples. Ingesters send whole chunks, and under
+	// max_query_lookback a chunk can reach back further than the query may
+	// read; PromQL would read all of it. math.MinInt64 hides nothing.
+	mint int64
 }
 
 func (s *mergedSeries) Labels() labels.Labels { return s.lset }
@@ -25,22 +32,37 @@ func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 // Iterator merges the chunks by timestamp and keeps one sample per
 // timestamp: replicas and in-memory/stored copies overlap.
 func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	hide, _ := it.(*tsdb.DeletedIterator)
+	if hide != nil {
+		it = hide.Iter
+	}
 	if len(s.chunks) == 1 {
-		return s.chunks[0].Iterator(it)
+		it = s.chunks[0].Iterator(it)
+	} else {
+		iterables := make([]chunkenc.Iterable, len(s.chunks))
+		for k, c := range s.chunks {
+			iterables[k] = c
+		}
+		it = storage.ChainSampleIteratorFromIterables(it, iterables)
 	}
-	iterables := make([]chunkenc.Iterable, len(s.chunks))
-	for k, c := range s.chunks {
-		iterables[k] = c
+	if s.mint == math.MinInt64 {
+		return it
 	}
-	return storage.ChainSampleIteratorFromIterables(it, iterables)
+	// Upstream's iterator over deleted ranges hides everything before mint.
+	if hide == nil {
+		hide = &tsdb.DeletedIterator{}
+	}
+	hide.Iter, hide.Intervals = it, tombstones.Intervals{{Mint: math.MinInt64, Maxt: s.mint - 1}}
+	return hide
 }
 
-// newChunkSeriesSet decodes and groups wire series by labels.
-func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries) (*seriesSet, error) {
+// newChunkSeriesSet decodes and groups wire series by labels; the series
+// show no sample before mint.
+func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, mint int64) (*seriesSet, error) {
 	var b labels.ScratchBuilder
 	all := make([]*mergedSeries, 0, len(wire))
 	for _, ws := range wire {
-		ms := &mergedSeries{lset: ingesterpb.ToLabels(&b, ws.Labels)}
+		ms := &mergedSeries{lset: ingesterpb.ToLabels(&b, ws.Labels), mint: mint}
 		for _, wc := range ws.Chunks {
 			c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
 			if err != nil {

@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"math"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -31,7 +32,7 @@ func TestMergeDeduplicatesReplicas(t *testing.T) {
 		{Labels: down, Chunks: []*ingesterpb.Chunk{wireChunk(t, 5)}},
 		{Labels: up, Chunks: []*ingesterpb.Chunk{wireChunk(t, 2, 3, 4), wireChunk(t, 6)}},
 	}
-	set, err := newChunkSeriesSet(wire)
+	set, err := newChunkSeriesSet(wire, math.MinInt64)
 	require.NoError(t, err)
 	got := map[string][]int64{}
 	var order []string
@@ -50,4 +51,43 @@ func TestMergeDeduplicatesReplicas(t *testing.T) {
 	require.Equal(t, []string{"down", "up"}, order, "sorted by labels")
 	require.Equal(t, []int64{1, 2, 3, 4, 6}, got["up"])
 	require.Equal(t, []int64{5}, got["down"])
+}
+
+// Under max_query_lookback a whole chunk may reach back past the oldest
+// time the query may read; its older samples stay hidden, whether the
+// reader steps or seeks, and whether one chunk or several are merged.
+func TestMergedSeriesHidesSamplesBeforeMint(t *testing.T) {
+	up := ingesterpb.FromLabels(labels.FromStrings("__name__", "up"))
+	for _, c := range []struct {
+		name   string
+		chunks []*ingesterpb.Chunk
+		seek   int64 // 0: step from the start
+		want   []int64
+	}{
+		{"one chunk", []*ingesterpb.Chunk{wireChunk(t, 1, 2, 3, 4, 5)}, 0, []int64{3, 4, 5}},
+		{"replicas", []*ingesterpb.Chunk{wireChunk(t, 1, 2, 3), wireChunk(t, 2, 3, 4)}, 0, []int64{3, 4}},
+		{"seek before mint", []*ingesterpb.Chunk{wireChunk(t, 1, 2, 3, 4, 5)}, 1, []int64{3, 4, 5}},
+		{"seek after mint", []*ingesterpb.Chunk{wireChunk(t, 1, 2, 3, 4, 5)}, 4, []int64{4, 5}},
+		{"all older", []*ingesterpb.Chunk{wireChunk(t, 1, 2)}, 0, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			set, err := newChunkSeriesSet([]*ingesterpb.ChunkSeries{{Labels: up, Chunks: c.chunks}}, 3)
+			require.NoError(t, err)
+			require.True(t, set.Next())
+			var got []int64
+			it := set.At().Iterator(nil)
+			vt := chunkenc.ValNone
+			if c.seek != 0 {
+				vt = it.Seek(c.seek)
+			} else {
+				vt = it.Next()
+			}
+			for ; vt == chunkenc.ValFloat; vt = it.Next() {
+				ts, _ := it.At()
+				got = append(got, ts)
+			}
+			require.NoError(t, it.Err())
+			require.Equal(t, c.want, got)
+		})
+	}
 }

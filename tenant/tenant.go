@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 const (
@@ -15,10 +17,19 @@ const (
 	Anonymous = "anonymous"
 	// MaxLength is the longest tenant ID accepted, in bytes.
 	MaxLength = 150
+	// Separator joins the tenants of a cross-tenant read in the header, as
+	// in Mimir's tenant federation: "team-a|team-b". Validate refuses it in
+	// a tenant ID, so a joined value can never be mistaken for one tenant.
+	Separator = "|"
 )
 
-// ErrNoTenant means a request carried no tenant where one was required.
-var ErrNoTenant = errors.New("no tenant ID in request (set the " + HeaderName + " header)")
+var (
+	// ErrNoTenant means a request carried no tenant where one was required.
+	ErrNoTenant = errors.New("no tenant ID in request (set the " + HeaderName + " header)")
+	// ErrSeveralTenants means a request spanning several tenants reached
+	// code that serves one tenant: writes, and every call to an ingester.
+	ErrSeveralTenants = errors.New("the request names several tenants; only reads, with -tenant-federation.enabled, may span tenants")
+)
 
 type ctxKey struct{}
 
@@ -27,13 +38,59 @@ func WithID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
 }
 
-// FromContext returns the tenant of ctx, or ErrNoTenant.
+// WithIDs returns a context that carries the tenants ids, as ParseIDs
+// returns them: valid, sorted and unique. With one tenant it is WithID.
+func WithIDs(ctx context.Context, ids []string) context.Context {
+	return WithID(ctx, JoinIDs(ids))
+}
+
+// FromContext returns the one tenant of ctx: ErrNoTenant if it has none,
+// ErrSeveralTenants if it spans several. Code that serves one tenant calls
+// it, so that a cross-tenant context fails there instead of being taken
+// for a tenant called "a|b".
 func FromContext(ctx context.Context) (string, error) {
 	id, ok := ctx.Value(ctxKey{}).(string)
 	if !ok || id == "" {
 		return "", ErrNoTenant
 	}
+	if strings.Contains(id, Separator) {
+		return "", ErrSeveralTenants
+	}
 	return id, nil
+}
+
+// IDsFromContext returns the tenants of ctx, sorted and unique: one, or
+// several for a cross-tenant read. The caller owns the returned slice.
+func IDsFromContext(ctx context.Context) ([]string, error) {
+	id, ok := ctx.Value(ctxKey{}).(string)
+	if !ok || id == "" {
+		return nil, ErrNoTenant
+	}
+	return strings.Split(id, Separator), nil
+}
+
+// ParseIDs parses a header naming one tenant or several joined by
+// Separator. Each must pass Validate; the result is sorted and without
+// duplicates, so "b|a|b" and "a|b" are the same read.
+func ParseIDs(header string) ([]string, error) {
+	ids := strings.Split(header, Separator)
+	for _, id := range ids {
+		if id == "" && len(ids) > 1 {
+			return nil, fmt.Errorf("tenant IDs %q: an empty tenant ID between or around %q", header, Separator)
+		}
+		if err := Validate(id); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// JoinIDs is the inverse of ParseIDs: the canonical form of a set of
+// tenants, used in logs and as the tenant label of a cross-tenant read's
+// metrics.
+func JoinIDs(ids []string) string {
+	return strings.Join(ids, Separator)
 }
 
 // Validate reports whether id is a safe tenant ID: 1 to MaxLength bytes of

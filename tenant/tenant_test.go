@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,6 +49,97 @@ func TestMiddleware(t *testing.T) {
 		Middleware(c.required, nil, http.HandlerFunc(h)).ServeHTTP(w, r)
 		require.Equal(t, c.code, w.Code)
 		require.Equal(t, c.tenant, seen)
+	}
+}
+
+func TestParseIDs(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   []string // nil: refused
+	}{
+		{"team-a", []string{"team-a"}},
+		{"b|a", []string{"a", "b"}},
+		{"b|a|b", []string{"a", "b"}},
+		{"a|a", []string{"a"}},
+		{"a|", nil}, {"|a", nil}, {"a||b", nil}, {"|", nil}, {"", nil},
+		{"a|../etc", nil}, {"a|b c", nil}, {"a|" + strings.Repeat("x", MaxLength+1), nil},
+	} {
+		got, err := ParseIDs(c.header)
+		if c.want == nil {
+			require.Error(t, err, "%q", c.header)
+			continue
+		}
+		require.NoError(t, err, "%q", c.header)
+		require.Equal(t, c.want, got, "%q", c.header)
+		require.Equal(t, JoinIDs(c.want), JoinIDs(got))
+	}
+}
+
+// A cross-tenant context must never pass for one tenant: FromContext is
+// what writes and ingester calls use.
+func TestSeveralTenantsInContext(t *testing.T) {
+	ctx := WithIDs(context.Background(), []string{"a", "b"})
+	_, err := FromContext(ctx)
+	require.ErrorIs(t, err, ErrSeveralTenants)
+	ids, err := IDsFromContext(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, ids)
+
+	one := WithIDs(context.Background(), []string{"a"})
+	id, err := FromContext(one)
+	require.NoError(t, err)
+	require.Equal(t, "a", id)
+	ids, err = IDsFromContext(one)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, ids)
+
+	_, err = IDsFromContext(context.Background())
+	require.ErrorIs(t, err, ErrNoTenant)
+}
+
+func TestFederatedMiddleware(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("tokens: [{token: s3cr3t, tenant: team-a}]\n"), 0o644))
+	creds, err := LoadCredentials(file)
+	require.NoError(t, err)
+	var seen []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen, _ = IDsFromContext(r.Context()) })
+	for _, c := range []struct {
+		name      string
+		federated bool
+		creds     *Credentials
+		header    string
+		token     string
+		code      int
+		tenants   []string
+	}{
+		{"one tenant", true, nil, "team-a", "", 200, []string{"team-a"}},
+		{"several tenants", true, nil, "team-b|team-a", "", 200, []string{"team-a", "team-b"}},
+		{"duplicates collapse", true, nil, "team-a|team-a", "", 200, []string{"team-a"}},
+		{"no header", true, nil, "", "", 401, nil},
+		{"an invalid tenant among several", true, nil, "team-a|../x", "", 401, nil},
+		{"federation off refuses several", false, nil, "team-a|team-b", "", 401, nil},
+		{"a credential grants its own tenant", true, creds, "", "s3cr3t", 200, []string{"team-a"}},
+		{"a credential grants no other tenant", true, creds, "team-a|team-b", "s3cr3t", 401, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			seen = nil
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if c.header != "" {
+				r.Header.Set(HeaderName, c.header)
+			}
+			if c.token != "" {
+				r.Header.Set("Authorization", "Bearer "+c.token)
+			}
+			w := httptest.NewRecorder()
+			mw := Middleware
+			if c.federated {
+				mw = FederatedMiddleware
+			}
+			mw(true, c.creds, h).ServeHTTP(w, r)
+			require.Equal(t, c.code, w.Code, w.Body.String())
+			require.Equal(t, c.tenants, seen)
+		})
 	}
 }
 

@@ -36,6 +36,8 @@ type Config struct {
 	Ingester    ingester.Config    `yaml:"ingester"`
 	Distributor distributor.Config `yaml:"distributor"`
 	Querier     querier.Config     `yaml:"querier"`
+	// TenantFederation enables cross-tenant reads.
+	TenantFederation querier.TenantFederationConfig `yaml:"tenant_federation"`
 	// Limits are every tenant's defaults; RuntimeConfig names the file of
 	// per-tenant overrides.
 	Limits        limits.Limits `yaml:"limits"`
@@ -65,6 +67,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Ingester.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
+	c.TenantFederation.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
 }

@@ -18,6 +18,8 @@ ingester:
   flush_period: 30s
 querier:
   timeout: 1m
+tenant_federation:
+  enabled: true
 `), 0o644))
 	cfg, flags, err := loadConfig([]string{"-config.file=" + file, "-data.dir=/from/flag"})
 	require.NoError(t, err)
@@ -25,6 +27,8 @@ querier:
 	require.Equal(t, "/from/flag", cfg.DataDir, "flag overrides file")
 	require.Equal(t, 30*time.Second, cfg.Ingester.FlushPeriod)
 	require.Equal(t, time.Minute, cfg.Querier.Timeout)
+	require.True(t, cfg.TenantFederation.Enabled)
+	require.Equal(t, "true", flags["tenant-federation.enabled"])
 	require.Equal(t, 2*time.Hour, cfg.Ingester.MaxChunkAge, "untouched default")
 	require.Equal(t, ":9009", flags["http.listen-address"])
 }

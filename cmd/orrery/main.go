@@ -91,6 +91,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		}
 	}
 	authenticate := func(h http.Handler) http.Handler { return tenant.Middleware(cfg.AuthEnabled, creds, h) }
+	// Reads may span tenants only when enabled; writes never do.
+	authenticateRead := authenticate
+	if cfg.TenantFederation.Enabled {
+		authenticateRead = func(h http.Handler) http.Handler { return tenant.FederatedMiddleware(cfg.AuthEnabled, creds, h) }
+	}
 	mgr := lifecycle.NewManager(logger)
 	mux := http.NewServeMux()
 	pool := client.NewPool()
@@ -153,7 +158,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mux.Handle("/api/v1/push", authenticate(d))
 	}
 	if cfg.runs("querier") {
-		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, logger.With("component", "querier"))
+		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, overrides, reg, logger.With("component", "querier"))
 		engine := querier.NewEngine(cfg.Querier, reg, logger)
 		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
 		configYAML, err := cfg.yaml()
@@ -161,8 +166,8 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			return err
 		}
 		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, configYAML, reg, logger.With("component", "querier"))
-		mux.Handle(querier.PathPrefix+"/", authenticate(api))
-		mux.Handle(querier.FederatePath, authenticate(querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
+		mux.Handle(querier.PathPrefix+"/", authenticateRead(api))
+		mux.Handle(querier.FederatePath, authenticateRead(querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
 	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !mgr.Ready() {

@@ -1,0 +1,297 @@
+package querier
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/limits"
+	"github.com/orrery/orrery/proto/ingesterpb"
+)
+
+// Limits gives a tenant's limits. The querier asks on every query, so a
+// reloaded overrides file applies from the next query on.
+type Limits interface {
+	For(tenant string) *limits.Limits
+}
+
+// Reasons a query is rejected: the reason label of
+// orrery_querier_queries_rejected_total and, as err-orrery-<reason>, the
+// stable ID in the message the client sees.
+const (
+	reasonMaxSeries  = "max-series-per-query"
+	reasonMaxSamples = "max-samples-per-query"
+	reasonMaxLength  = "max-query-length"
+	reasonTimeout    = "query-timeout"
+)
+
+// queryLimits are the limits one query runs under; zero is unlimited,
+// except timeout, which is always set.
+type queryLimits struct {
+	maxSeries, maxSamples  int64
+	maxLength, maxLookback time.Duration
+	timeout                time.Duration
+}
+
+// limitsOf returns the limits of a query of the tenants ids. A cross-tenant
+// query gets the smallest of its tenants' limits, as in Mimir: reading
+// several tenants at once must not take any of them past its own limits.
+// A tenant without query_timeout has -querier.timeout.
+func (q *Queryable) limitsOf(ids []string) queryLimits {
+	var out queryLimits
+	for _, id := range ids {
+		l := q.limits.For(id)
+		out.maxSeries = smallestPositive(out.maxSeries, int64(l.MaxFetchedSeriesPerQuery))
+		out.maxSamples = smallestPositive(out.maxSamples, int64(l.MaxFetchedSamplesPerQuery))
+		out.maxLength = smallestPositive(out.maxLength, l.MaxQueryLength)
+		out.maxLookback = smallestPositive(out.maxLookback, l.MaxQueryLookback)
+		timeout := l.QueryTimeout
+		if timeout == 0 {
+			timeout = q.cfg.Timeout
+		}
+		out.timeout = smallestPositive(out.timeout, timeout)
+	}
+	if out.timeout == 0 {
+		out.timeout = q.cfg.Timeout
+	}
+	return out
+}
+
+// smallestPositive is the smaller of two limits where zero means unlimited.
+func smallestPositive[T int64 | time.Duration](a, b T) T {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
+}
+
+// minTime is the oldest timestamp a query may read under max_query_lookback:
+// the start of every select is clamped to it, as Mimir does, so PromQL
+// evaluates as if nothing older existed.
+func (l queryLimits) minTime(now time.Time) int64 {
+	if l.maxLookback <= 0 {
+		return math.MinInt64
+	}
+	return now.Add(-l.maxLookback).UnixMilli()
+}
+
+// limitError is a query over a limit while it fetches. The Prometheus API
+// answers it as it answers any error of a query's execution: 422, error
+// type "execution", with this message.
+type limitError struct{ msg string }
+
+func (e *limitError) Error() string { return e.msg }
+
+func isLimitError(err error) bool {
+	var le *limitError
+	return errors.As(err, &le)
+}
+
+// httpStatus is the status of a failed read answered outside the upstream
+// API handler (federate, metadata): a query limit is 422 there too.
+func httpStatus(err error) int {
+	if isLimitError(err) {
+		return http.StatusUnprocessableEntity
+	}
+	return apierr.HTTPStatus(err)
+}
+
+// checkQueryLength enforces max_query_length on the calls that take a time
+// range: query_range, and series, labels and label values when both start
+// and end are given (without them Prometheus reads all time, which Orrery
+// leaves to the other limits). A missing or unparsable time is left to the
+// upstream handler, whose error names it.
+func checkQueryLength(r *http.Request, path string, limit time.Duration) error {
+	if limit <= 0 {
+		return nil
+	}
+	if path != "/query_range" && path != "/series" && path != "/labels" && !strings.HasPrefix(path, "/label/") {
+		return nil
+	}
+	start, ok := formTime(r, "start")
+	if !ok {
+		return nil
+	}
+	end, ok := formTime(r, "end")
+	if !ok {
+		return nil
+	}
+	if length := end.Sub(start); length > limit {
+		return apierr.New(apierr.BadData, "the query time range exceeds the limit (query length: %s, limit: %s) (err-orrery-%s: raise the tenant's max_query_length, or -querier.max-query-length)",
+			length, limit, reasonMaxLength)
+	}
+	return nil
+}
+
+// formTime parses a time parameter as Prometheus does (web/api/v1
+// parseTime); false when it is absent, invalid, or one of the boundary
+// times that clients send to mean "unbounded".
+func formTime(r *http.Request, name string) (time.Time, bool) {
+	s := r.FormValue(name)
+	if s == "" {
+		return time.Time{}, false
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(f)
+		frac = math.Round(frac*1000) / 1000
+		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), true
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Equal(v1.MinTime) || t.Equal(v1.MaxTime) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// fetchLimiter holds one query to its tenants' max_fetched_series_per_query
+// and max_fetched_samples_per_query while the ingesters stream to it. A
+// series counts once however many ingesters (replicas) and selects return
+// it; its samples count as the most that one ingester returned for it in
+// one select. Neither count then depends on the replication factor or on
+// which replica answered first. Once over a limit, every further batch gets
+// the same error, so all streams of the query stop. A nil *fetchLimiter
+// (no limit set) accepts everything. Safe for concurrent use.
+type fetchLimiter struct {
+	maxSeries, maxSamples int64
+	seed                  maphash.Seed
+	rejected              func(reason string)
+
+	mu      sync.Mutex
+	series  map[uint64]struct{}
+	samples int64
+	err     error
+}
+
+// newFetchLimiter returns nil when neither limit is set: the common case
+// then costs nothing. rejected is called once, when the query goes over.
+func newFetchLimiter(l queryLimits, rejected func(reason string)) *fetchLimiter {
+	if l.maxSeries <= 0 && l.maxSamples <= 0 {
+		return nil
+	}
+	return &fetchLimiter{maxSeries: l.maxSeries, maxSamples: l.maxSamples, seed: maphash.MakeSeed(), rejected: rejected, series: map[uint64]struct{}{}}
+}
+
+// selectFetch is one select's account with its query's fetchLimiter.
+type selectFetch struct {
+	l      *fetchLimiter
+	tenant string
+	// samples is, per series, the most samples one ingester returned for
+	// it; guarded by l.mu.
+	samples map[uint64]int64
+}
+
+// newSelect opens the account of one select of tenant's data, or returns
+// the error that already stopped the query.
+func (l *fetchLimiter) newSelect(tenant string) (*selectFetch, error) {
+	if l == nil {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return nil, l.err
+	}
+	return &selectFetch{l: l, tenant: tenant, samples: map[uint64]int64{}}, nil
+}
+
+// addChunks accounts one batch of series with chunks from one ingester and
+// returns the limit error once the query is over a limit.
+func (f *selectFetch) addChunks(batch []*ingesterpb.ChunkSeries) error {
+	if f == nil {
+		return nil
+	}
+	l := f.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	for _, s := range batch {
+		h := l.hash(f.tenant, s.Labels)
+		if l.maxSeries > 0 {
+			l.series[h] = struct{}{}
+		}
+		if l.maxSamples > 0 {
+			if n := chunkSamples(s.Chunks); n > f.samples[h] {
+				l.samples += n - f.samples[h]
+				f.samples[h] = n
+			}
+		}
+	}
+	return l.check()
+}
+
+// addLabels accounts series fetched without chunks, for the series API.
+func (f *selectFetch) addLabels(batch []*ingesterpb.Labels) error {
+	if f == nil {
+		return nil
+	}
+	l := f.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	if l.maxSeries > 0 {
+		for _, s := range batch {
+			l.series[l.hash(f.tenant, s.Labels)] = struct{}{}
+		}
+	}
+	return l.check()
+}
+
+// check records the first limit the query went over. Called with l.mu held.
+func (l *fetchLimiter) check() error {
+	switch {
+	case l.maxSeries > 0 && int64(len(l.series)) > l.maxSeries:
+		l.err = &limitError{fmt.Sprintf("the query exceeded the maximum number of series fetched (limit: %d) (err-orrery-%s: raise the tenant's max_fetched_series_per_query, or -querier.max-fetched-series-per-query)",
+			l.maxSeries, reasonMaxSeries)}
+		l.rejected(reasonMaxSeries)
+	case l.maxSamples > 0 && l.samples > l.maxSamples:
+		l.err = &limitError{fmt.Sprintf("the query exceeded the maximum number of samples fetched (limit: %d) (err-orrery-%s: raise the tenant's max_fetched_samples_per_query, or -querier.max-fetched-samples-per-query)",
+			l.maxSamples, reasonMaxSamples)}
+		l.rejected(reasonMaxSamples)
+	}
+	return l.err
+}
+
+// hash identifies a series of a tenant. 0xff cannot occur in a valid UTF-8
+// name or value, so the separators make the encoding unambiguous.
+func (l *fetchLimiter) hash(tenant string, ls []*ingesterpb.LabelPair) uint64 {
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	_, _ = h.WriteString(tenant)
+	for _, p := range ls {
+		_ = h.WriteByte(0xff)
+		_, _ = h.WriteString(p.Name)
+		_ = h.WriteByte(0xff)
+		_, _ = h.WriteString(p.Value)
+	}
+	return h.Sum64()
+}
+
+// chunkSamples counts the samples in chunks from their headers, without
+// decoding them. A chunk that does not parse counts nothing here; decoding
+// it reports the error.
+func chunkSamples(chunks []*ingesterpb.Chunk) int64 {
+	var n int64
+	for _, c := range chunks {
+		if chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data); err == nil {
+			n += int64(chk.NumSamples())
+		}
+	}
+	return n
+}
