@@ -18,8 +18,7 @@ run: build
 # of executions, not a duration: Go 1.26's fuzz coordinator can fail a
 # target with "context deadline exceeded" when a -fuzztime duration runs out
 # (go.dev/issue/75804, fixed in Go 1.27).
-test: build
-	$(GO) vet ./...
+test: build lint
 	$(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
@@ -51,6 +50,7 @@ bench:
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
+	$(GO) vet -tags=integration ./integration/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 clean:

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 )
@@ -25,7 +26,7 @@ func TestCatalogueFamilies(t *testing.T) {
 		seen[key] = true
 		require.NotEmpty(t, ls.Get("job"), key)
 		require.NotEmpty(t, ls.Get("instance"), key)
-		counts[ls.Get(labels.MetricName)]++
+		counts[ls.Get(model.MetricNameLabel)]++
 	}
 	// Per instance, times two instances.
 	tests := []struct {
@@ -81,7 +82,7 @@ func TestDeterminism(t *testing.T) {
 // isCounter tells counters from gauges by the naming conventions the
 // catalogue follows.
 func isCounter(ls labels.Labels) bool {
-	name := ls.Get(labels.MetricName)
+	name := ls.Get(model.MetricNameLabel)
 	for _, suffix := range []string{"_total", "_bucket", "_count", "_sum"} {
 		if strings.HasSuffix(name, suffix) {
 			return true
@@ -126,7 +127,7 @@ func TestCountersMonotonicExceptOneReset(t *testing.T) {
 			}
 			require.Equal(t, []int{resetSeries, resetStep}, drops)
 			require.Equal(t, tt.wantReset, resetStep)
-			require.Equal(t, "http_requests_total", g.Series()[resetSeries].Get(labels.MetricName))
+			require.Equal(t, "http_requests_total", g.Series()[resetSeries].Get(model.MetricNameLabel))
 		})
 	}
 }
@@ -135,7 +136,7 @@ func TestHistogramsCumulative(t *testing.T) {
 	g := New(5, 2)
 	series := g.Series()
 	for i := 0; i < len(series); i++ {
-		if !strings.HasSuffix(series[i].Get(labels.MetricName), "_bucket") || series[i].Get("le") == "+Inf" {
+		if !strings.HasSuffix(series[i].Get(model.MetricNameLabel), "_bucket") || series[i].Get("le") == "+Inf" {
 			continue
 		}
 		// Buckets of one child are adjacent and end with +Inf, _sum, _count.
@@ -143,8 +144,8 @@ func TestHistogramsCumulative(t *testing.T) {
 			require.LessOrEqual(t, g.Value(i, step), g.Value(i+1, step), "%s step %d", series[i], step)
 		}
 		if series[i+1].Get("le") == "+Inf" {
-			name := strings.TrimSuffix(series[i+1].Get(labels.MetricName), "_bucket")
-			require.Equal(t, name+"_count", series[i+3].Get(labels.MetricName))
+			name := strings.TrimSuffix(series[i+1].Get(model.MetricNameLabel), "_bucket")
+			require.Equal(t, name+"_count", series[i+3].Get(model.MetricNameLabel))
 			for step := 0; step < 100; step += 7 {
 				require.Equal(t, g.Value(i+1, step), g.Value(i+3, step))
 				require.Positive(t, g.Value(i+2, step), "_sum")

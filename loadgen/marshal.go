@@ -17,7 +17,7 @@ const (
 	tagLabelName              = 1<<3 | 2
 	tagLabelValue             = 2<<3 | 2
 	tagSampleValue            = 1<<3 | 1 // fixed64 double
-	tagSampleTimestamp        = 2<<3 | 0 // varint
+	tagSampleTimestamp        = 2 << 3   // wire type 0: varint
 )
 
 // encodeLabels pre-encodes every series' label fields once, so building a
