@@ -31,6 +31,11 @@ type Config struct {
 	MetadataRetainPeriod time.Duration `yaml:"metadata_retain_period"`
 	// QueryBatchSeries is how many series a QueryStream message carries.
 	QueryBatchSeries int `yaml:"query_batch_series"`
+	// HandoverOnShutdown makes SIGTERM hand every series to its new owners
+	// and leave the ring (scale-in); off, SIGTERM keeps the series on disk
+	// and the tokens in the ring for a restart. POST /ingester/shutdown
+	// always hands over.
+	HandoverOnShutdown bool `yaml:"handover_on_shutdown"`
 }
 
 // RegisterFlags registers the ingester's flags with their defaults.
@@ -44,6 +49,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever.")
 	fs.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "Forget metric metadata not received for this long; senders repeat it every minute.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")
+	fs.BoolVar(&c.HandoverOnShutdown, "ingester.handover-on-shutdown", true, "On SIGTERM, hand series to their new owners and leave the ring; false keeps them on this ingester's disk and its tokens in the ring, for restarts with a persistent data dir. POST /ingester/shutdown always hands over.")
 }
 
 // Validate reports the first invalid field.

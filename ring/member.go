@@ -112,6 +112,9 @@ type Member struct {
 	own      *ringpb.Instance            // this instance's entry; nil until registered
 	selfSeen uint64                      // highest version of our id seen before registering
 	phase    phase
+	// keepEntry makes Stop leave this instance's entry in the ring, tokens
+	// and all, instead of replacing it with a LEFT tombstone: a restart.
+	keepEntry bool
 
 	subsMu sync.Mutex
 	subs   []chan struct{}
@@ -365,6 +368,17 @@ func (m *Member) SetState(s ringpb.State) error {
 	return nil
 }
 
+// KeepEntryOnStop makes Stop leave this instance in the ring, in whatever
+// state it was last given, with its tokens, instead of marking it LEFT: for
+// a restart that comes back on the same data dir and tokens. Peers see the
+// entry's heartbeat stop; after -ring.heartbeat-timeout it is unhealthy,
+// and it is forgotten if the instance stays away ten times that long.
+func (m *Member) KeepEntryOnStop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keepEntry = true
+}
+
 // setOwnLocked stores a new version of this instance's entry, queues it
 // for gossip and publishes the change.
 func (m *Member) setOwnLocked(own *ringpb.Instance) {
@@ -424,12 +438,15 @@ func (m *Member) Stop(ctx context.Context) error {
 		return fmt.Errorf("ring member: stop: member is not running")
 	}
 	m.phase = phaseStopping
-	tomb := cloneInstance(m.own)
-	tomb.State = ringpb.State_LEFT
-	tomb.Tokens = nil
-	tomb.Version++
-	tomb.HeartbeatMs = m.opts.now().UnixMilli()
-	m.setOwnLocked(tomb)
+	var tomb *ringpb.Instance
+	if !m.keepEntry {
+		tomb = cloneInstance(m.own)
+		tomb.State = ringpb.State_LEFT
+		tomb.Tokens = nil
+		tomb.Version++
+		tomb.HeartbeatMs = m.opts.now().UnixMilli()
+		m.setOwnLocked(tomb)
+	}
 	m.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, m.opts.leaveTimeout)
@@ -444,7 +461,9 @@ func (m *Member) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	ml := m.ml.Load()
-	m.announceLeft(ctx, ml, encodeUpdate(tomb))
+	if tomb != nil {
+		m.announceLeft(ctx, ml, encodeUpdate(tomb))
+	}
 	leaveTimeout := time.Until(deadlineOf(ctx))
 	if err := ml.Leave(max(leaveTimeout, 10*time.Millisecond)); err != nil {
 		// Peers notice the missing probes instead; the ring already has

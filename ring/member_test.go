@@ -527,3 +527,29 @@ func TestOversizedUpdateLeftToPushPull(t *testing.T) {
 	m.broadcastLocked(inst("big", "zone-a", active, 0, generateTokens(512, nil, r.Uint32)...))
 	require.Equal(t, float64(1), testutil.ToFloat64(m.metrics.tooLarge))
 }
+
+// TestKeepEntryOnStop: a member stopped for a restart stays in its peers'
+// ring, LEAVING with its tokens, and comes back ACTIVE with the same tokens
+// from its tokens file.
+func TestKeepEntryOnStop(t *testing.T) {
+	t.Parallel()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	m1 := startMember(t, "ingester-1", "", nil)
+	withFile := func(_ *Config, s *Self) { s.TokensFile = tokens }
+	m2 := startMember(t, "ingester-2", m1.GossipAddr(), withFile)
+	requireConverged(t, []string{"ingester-1", "ingester-2"}, m1, m2)
+	before := ownEntry(m2).Tokens
+
+	require.NoError(t, m2.SetState(ringpb.State_LEAVING))
+	m2.KeepEntryOnStop()
+	require.Eventually(t, func() bool { return entry(m1, "ingester-2").GetState() == ringpb.State_LEAVING }, 5*time.Second, 20*time.Millisecond)
+	stopMember(t, m2)
+	time.Sleep(200 * time.Millisecond)
+	e := entry(m1, "ingester-2")
+	require.Equal(t, ringpb.State_LEAVING, e.GetState(), "no LEFT tombstone")
+	require.Equal(t, before, e.GetTokens())
+
+	m2again := startMember(t, "ingester-2", m1.GossipAddr(), withFile)
+	requireConverged(t, []string{"ingester-1", "ingester-2"}, m1, m2again)
+	require.Equal(t, before, ownEntry(m2again).Tokens)
+}

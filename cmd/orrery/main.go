@@ -136,9 +136,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	}
 	mgr.Add("ring", member)
 	if ing != nil {
-		mgr.Add("handover", &handover{ing: ing, member: member, clients: pool, self: addr, logger: logger.With("component", "handover")})
+		ho := &handover{ing: ing, member: member, clients: pool, self: addr, onShutdown: cfg.Ingester.HandoverOnShutdown, logger: logger.With("component", "handover")}
+		mgr.Add("handover", ho)
 		mux.HandleFunc("POST /ingester/shutdown", func(w http.ResponseWriter, _ *http.Request) {
 			logger.Info("shutdown requested over HTTP: leaving the ring with handover")
+			ho.request()
 			fmt.Fprintln(w, "leaving: handing series over, then shutting down")
 			stop()
 		})
