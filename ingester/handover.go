@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -13,15 +14,17 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/proto/ringpb"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/store"
 	"github.com/orrery/orrery/tenant"
 )
 
 // Owners is what handover needs of the ring: a series' owners once this
-// ingester no longer takes writes.
+// ingester no longer takes writes, and its owners before.
 type Owners interface {
 	Get(key uint32) (ring.ReplicationSet, error)
+	GetAsIfActive(key uint32, addr string) (ring.ReplicationSet, error)
 }
 
 // Clients hands out a client of another ingester by address.
@@ -109,13 +112,20 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 	pending := map[string]*ingesterpb.TransferChunksRequest{}
 	sent := 0
 	for _, sc := range series {
-		rs, err := owners.Get(ring.ShardKey(tenantID, sc.Labels))
+		key := ring.ShardKey(tenantID, sc.Labels)
+		rs, err := owners.Get(key)
+		if err != nil {
+			return sent, err
+		}
+		// Replicas that owned the series alongside this ingester were sent
+		// the same samples and hold them already: only new owners need it.
+		before, err := owners.GetAsIfActive(key, self)
 		if err != nil {
 			return sent, err
 		}
 		wire := toWire(sc)
 		for _, inst := range rs.Instances {
-			if inst.Addr == self {
+			if inst.Addr == self || slices.ContainsFunc(before.Instances, func(b *ringpb.Instance) bool { return b.Addr == inst.Addr }) {
 				continue
 			}
 			req := pending[inst.Addr]

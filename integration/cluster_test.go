@@ -275,9 +275,11 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 			}
 			c.waitRing("dist", "ing1", "ing2", "ing3")
 			c.waitRing("quer", "ing1", "ing2", "ing3")
-			require.Positive(t, metricValue(t, c.members["ing1"], "orrery_ingester_handover_chunks_received_total")+
-				metricValue(t, c.members["ing2"], "orrery_ingester_handover_chunks_received_total")+
-				metricValue(t, c.members["ing3"], "orrery_ingester_handover_chunks_received_total"), "ing4 handed its chunks over")
+			received := metricValue(t, c.members["ing1"], "orrery_ingester_handover_chunks_received_total") +
+				metricValue(t, c.members["ing2"], "orrery_ingester_handover_chunks_received_total") +
+				metricValue(t, c.members["ing3"], "orrery_ingester_handover_chunks_received_total")
+			require.Positive(t, received, "ing4 handed its chunks over")
+			t.Logf("chunks handed over: %v", received)
 			compareQueries(t, prom, c.members["quer"].url("/prometheus"), w.start, w.end)
 			counts := url.Values{"query": {`count_over_time({__name__=~".+"}[2h])`}, "time": {strconv.FormatInt(w.end.Unix(), 10)}}
 			want, err := get(prom, "/api/v1/query", counts)
