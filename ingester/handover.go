@@ -83,8 +83,12 @@ func (i *Ingester) LastPush() time.Time {
 // own store, then streams each stored series to those owners. self is this
 // ingester's address, never a target. With no other owner (a single
 // ingester) there is nobody to hand to: the data stays in the local store
-// and is served again on restart.
+// and is served again on restart. From the start of Handover the ingester
+// refuses pushes, so every acknowledged sample is in what it streams.
 func (i *Ingester) Handover(ctx context.Context, self string, owners Owners, clients Clients) error {
+	i.pushGate.Lock()
+	i.handingOver = true
+	i.pushGate.Unlock()
 	i.flush(true)
 	tenants, err := i.store.Tenants()
 	if err != nil {

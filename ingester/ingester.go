@@ -42,6 +42,12 @@ type Ingester struct {
 	nextRef atomic.Uint64
 	// lastPush is the unix nanoseconds of the last push that appended.
 	lastPush atomic.Int64
+	// handingOver is set once Handover starts: later pushes are refused,
+	// so nothing lands after the flush that the handover streams from.
+	// Pushes hold pushGate for reading while they append; Handover takes
+	// it for writing to wait out those in flight.
+	handingOver bool
+	pushGate    sync.RWMutex
 
 	mu    sync.RWMutex
 	heads map[string]*tenantHead

@@ -34,6 +34,7 @@ type testIngester struct {
 	pool      *client.Pool
 	reg       *prometheus.Registry
 	overrides *testOverrides
+	addr      string
 }
 
 func testConfig() Config {
@@ -80,7 +81,7 @@ func newTestIngester(t testing.TB, dir string, cfg Config, opts ...testOption) *
 	pool := client.NewPool()
 	c, err := pool.Client(ln.Addr().String())
 	require.NoError(t, err)
-	ti.Ingester, ti.client, ti.srv, ti.pool = ing, c, srv, pool
+	ti.Ingester, ti.client, ti.srv, ti.pool, ti.addr = ing, c, srv, pool, ln.Addr().String()
 	return ti
 }
 

@@ -93,6 +93,14 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	if err != nil {
 		return nil, apierr.ToGRPC(apierr.New(apierr.Unauthorized, "%s", err))
 	}
+	i.pushGate.RLock()
+	defer i.pushGate.RUnlock()
+	if i.handingOver {
+		// A distributor that has not yet heard this ingester is LEAVING:
+		// Unavailable makes it count a failed replica (or the client
+		// retry), and the retry goes to the new owner.
+		return nil, apierr.ToGRPC(apierr.New(apierr.Unavailable, "ingester is leaving and handing its series over: write to the series' new owner"))
+	}
 	h := i.head(tenantID, true)
 	if len(req.Metadata) > 0 {
 		h.metadata.add(req.Metadata, time.Now())
