@@ -96,6 +96,14 @@ func prepareBatch(batch []SeriesChunks) ([]preparedSeries, error) {
 	return out, nil
 }
 
+// fillPercent is how full bbolt fills a page before it splits one while
+// writing. bbolt's default, 0.5, suits random inserts, but the chunks
+// bucket takes one new key at the end of each series' range per flush, and
+// at 0.5 its pages stayed 41% full: measured with 6 hours of 15s data
+// (BENCHMARKS.md), 0.9 cuts the store from 8.71 to 4.43 bytes per sample.
+// The index buckets gain a little too.
+const fillPercent = 0.9
+
 // tenantWriter writes into one tenant's buckets within a write transaction.
 type tenantWriter struct {
 	tenant                             *bbolt.Bucket
@@ -116,6 +124,9 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 		if *sub.dst, err = tb.CreateBucketIfNotExists(sub.name); err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", sub.name, err)
 		}
+	}
+	for _, b := range []*bbolt.Bucket{w.series, w.byLabels, w.postings, w.chunks} {
+		b.FillPercent = fillPercent
 	}
 	w.storedMaxSpan = readMaxSpan(tb)
 	w.maxSpan = w.storedMaxSpan
