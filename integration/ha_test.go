@@ -5,7 +5,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,12 +28,8 @@ type haSample struct {
 // last 10 minutes, read as tenantID (whose bearer token is its name).
 func rawRange(t *testing.T, o *orrery, tenantID, query string) []haSample {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, o.url("/prometheus/api/v1/query?query="+url.QueryEscape(query+"[10m]")), nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+tenantID)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	code, body := authed(t, http.MethodGet, o.url("/prometheus/api/v1/query?query="+url.QueryEscape(query+"[10m]")), tenantID, nil)
+	require.Equal(t, http.StatusOK, code, body)
 	var out struct {
 		Data struct {
 			Result []struct {
@@ -43,7 +38,7 @@ func rawRange(t *testing.T, o *orrery, tenantID, query string) []haSample {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.NoError(t, json.Unmarshal([]byte(body), &out))
 	if len(out.Data.Result) == 0 {
 		return nil
 	}
@@ -142,7 +137,7 @@ remote_write:
 		}
 	}
 	require.Len(t, ha, len(since), "every sample of %s in the window is stored once", elected)
-	_, body := rawGetTenant(t, o.url("/prometheus/api/v1/query?query="+url.QueryEscape(`count({__replica__!=""})`)), "ha")
+	_, body := authed(t, http.MethodGet, o.url("/prometheus/api/v1/query?query="+url.QueryEscape(`count({__replica__!=""})`)), "ha", nil)
 	require.Contains(t, body, `"result":[]`, "no series keeps the replica label")
 	require.Positive(t, labelledMetric(t, o, "orrery_distributor_deduped_samples_total", `tenant="ha"`), "the standby's samples were dropped")
 
@@ -172,20 +167,6 @@ remote_write:
 	longest := slices.Max(gaps)
 	t.Logf("longest gap in the de-duplicated series: %s (failover timeout %s)", longest, failover)
 	require.LessOrEqual(t, longest, failover+time.Second)
-}
-
-// rawGetTenant GETs u as tenantID (whose bearer token is its name).
-func rawGetTenant(t *testing.T, u, tenantID string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+tenantID)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
 }
 
 // labelledMetric sums the samples of metric name whose labels contain match.

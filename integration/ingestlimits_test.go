@@ -136,7 +136,7 @@ func TestIngestLimitsAsDocumented(t *testing.T) {
 			require.Equal(t, doc.status, code, body)
 			require.Contains(t, body, doc.errID)
 			if c.body == nil {
-				_, got := rawGetTenantHeader(t, o.url("/prometheus/api/v1/query?query="+url.QueryEscape("count("+valid+")")), c.tenant)
+				_, got := getAs(t, o.url("/prometheus/api/v1/query?query="+url.QueryEscape("count("+valid+")")), c.tenant)
 				require.Contains(t, got, `"1"]`, "the valid series of the request is stored")
 			}
 		})
@@ -158,18 +158,4 @@ func TestIngestLimitsAsDocumented(t *testing.T) {
 			return code == http.StatusNoContent
 		}, 10*time.Second, 100*time.Millisecond, "a raised max_label_names_per_series applies without a restart")
 	})
-}
-
-// rawGetTenantHeader GETs u with X-Scope-OrgID: tenantID.
-func rawGetTenantHeader(t *testing.T, u, tenantID string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	require.NoError(t, err)
-	req.Header.Set("X-Scope-OrgID", tenantID)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b)
 }
