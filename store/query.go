@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -122,4 +123,85 @@ func (s *Store) view(tenant string, fn func(r *reader) error) error {
 		}
 		return fn(r)
 	})
+}
+
+// SelectBatches calls fn with the series Select would return, at most
+// batchSeries at a time, so that a caller streaming a whole tenant (a
+// handover, a query over many series) holds one batch in memory, not the
+// answer. Each batch is read in its own read transaction, in series-ID
+// order, and sorted by labels within itself only: a long stream never pins
+// one bbolt transaction (which would block the file's growth, and so
+// writers, for its whole length). A series written during the stream may be
+// missed, and one deleted by retention is skipped; fn owns each batch.
+// fn's error ends the stream and is returned unwrapped.
+func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, fn func([]SeriesChunks) error, matchers ...*labels.Matcher) error {
+	if batchSeries < 1 {
+		return fmt.Errorf("store: select batches: batch size %d is not positive", batchSeries)
+	}
+	var (
+		ids  []uint64 // candidates, when the matchers narrow them by postings
+		all  bool
+		next uint64 // the first series ID of the next batch, when all
+		done = true // an unknown tenant runs no view: nothing to select
+	)
+	err := s.view(tenant, func(r *reader) error {
+		var err error
+		ids, all, err = r.candidates(matchers)
+		done = !all && len(ids) == 0
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: select tenant %q: %w", tenant, err)
+	}
+	for !done {
+		var batch []SeriesChunks
+		// A tenant deleted since the last batch runs no view: done.
+		done = true
+		err := s.view(tenant, func(r *reader) error {
+			add := func(id uint64, raw []byte) error {
+				ls, chunks, ok, err := r.selectOne(id, raw, mint, maxt, matchers)
+				if ok {
+					batch = append(batch, SeriesChunks{Labels: ls, Chunks: chunks})
+				}
+				return err
+			}
+			if !all {
+				for len(ids) > 0 && len(batch) < batchSeries {
+					id := ids[0]
+					ids = ids[1:]
+					if raw := r.series.Get(idKey(id)); raw != nil {
+						if err := add(id, raw); err != nil {
+							return err
+						}
+					}
+				}
+				done = len(ids) == 0
+				return nil
+			}
+			c := r.series.Cursor()
+			k, v := c.Seek(idKey(next))
+			for ; k != nil && len(batch) < batchSeries; k, v = c.Next() {
+				if len(k) != idLen {
+					return fmt.Errorf("series key of %d bytes: %w", len(k), errCorrupt)
+				}
+				id := binary.BigEndian.Uint64(k)
+				next = id + 1
+				if err := add(id, v); err != nil {
+					return err
+				}
+			}
+			done = k == nil
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: select tenant %q: %w", tenant, err)
+		}
+		if len(batch) > 0 {
+			slices.SortFunc(batch, func(a, b SeriesChunks) int { return labels.Compare(a.Labels, b.Labels) })
+			if err := fn(batch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -271,3 +271,22 @@ func (r *reader) copyLabels(raw []byte) (labels.Labels, error) {
 	}
 	return buildLabels(&r.builder, r.copyPairs), nil
 }
+
+// selectOne returns series id's labels (a copy) and its chunks overlapping
+// [mint, maxt] if it matches all matchers and has such a chunk.
+func (r *reader) selectOne(id uint64, raw []byte, mint, maxt int64, matchers []*labels.Matcher) (labels.Labels, []Chunk, bool, error) {
+	var err error
+	r.matchLabels, err = decodeLabels(r.matchLabels[:0], yoloString(raw))
+	if err != nil {
+		return labels.EmptyLabels(), nil, false, fmt.Errorf("series %d: %w", id, err)
+	}
+	if mint > maxt || !matchesAll(r.matchLabels, matchers) {
+		return labels.EmptyLabels(), nil, false, nil
+	}
+	chunks, found, err := r.overlapping(id, mint, maxt, true)
+	if err != nil || !found {
+		return labels.EmptyLabels(), nil, false, err
+	}
+	ls, err := r.copyLabels(raw)
+	return ls, chunks, err == nil, err
+}

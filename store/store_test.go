@@ -1,9 +1,11 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -181,8 +183,44 @@ func TestSelectMatchers(t *testing.T) {
 				require.Equal(t, series[i], sc.Labels)
 				require.Len(t, sc.Chunks, 1)
 			}
+
+			// Batches, put together and sorted, are what Select returns,
+			// each within the size asked for.
+			for _, size := range []int{1, 3, 100} {
+				var got []SeriesChunks
+				require.NoError(t, s.SelectBatches("t1", 0, 10, size, func(b []SeriesChunks) error {
+					require.LessOrEqual(t, len(b), size)
+					require.True(t, slices.IsSortedFunc(b, func(x, y SeriesChunks) int { return labels.Compare(x.Labels, y.Labels) }))
+					got = append(got, b...)
+					return nil
+				}, tc.matchers...))
+				slices.SortFunc(got, func(x, y SeriesChunks) int { return labels.Compare(x.Labels, y.Labels) })
+				require.Equal(t, nilIfEmptySeries(selected), nilIfEmptySeries(got), "batch size %d", size)
+			}
 		})
 	}
+}
+
+func nilIfEmptySeries(s []SeriesChunks) []SeriesChunks {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func TestSelectBatchesEdges(t *testing.T) {
+	s := matcherFixture(t)
+	calls := 0
+	count := func([]SeriesChunks) error { calls++; return nil }
+	require.NoError(t, s.SelectBatches("unknown", 0, 10, 2, count))
+	require.NoError(t, s.SelectBatches("t1", 11, 20, 2, count), "no chunk in range")
+	require.NoError(t, s.SelectBatches("t1", 10, 0, 2, count), "empty range")
+	require.Zero(t, calls)
+	require.Error(t, s.SelectBatches("t1", 0, 10, 0, count))
+
+	stop := errors.New("stop")
+	require.ErrorIs(t, s.SelectBatches("t1", 0, 10, 2, func([]SeriesChunks) error { calls++; return stop }), stop)
+	require.Equal(t, 1, calls, "fn's error ends the stream")
 }
 
 func nilIfEmpty(s []string) []string {
