@@ -119,7 +119,7 @@ func TestAdminEndpointsNeedAdminCredential(t *testing.T) {
 // over TLS without a client certificate, and with a certificate from
 // another CA, whether it pushes or hands chunks over in another tenant's
 // name; nothing it sent is stored. The same push with the cluster's
-// certificate goes through.
+// certificate goes through, and so does a handover between ingesters.
 func TestGRPCMutualTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := newTestCA(t, "orrery-test-ca")
@@ -136,6 +136,8 @@ func TestGRPCMutualTLS(t *testing.T) {
 			"-grpc.tls-cert-path=" + good.cert, "-grpc.tls-key-path=" + good.key, "-grpc.tls-client-ca-path=" + caPath,
 			"-ingester.client.tls-enabled=true", "-ingester.client.tls-ca-path=" + caPath,
 			"-ingester.client.tls-cert-path=" + good.cert, "-ingester.client.tls-key-path=" + good.key,
+			// As in deploy/kubernetes: one name for every ingester, dialed by IP.
+			"-ingester.client.tls-server-name=orrery-ingester",
 		}
 	}
 	for _, id := range ids {
@@ -202,6 +204,15 @@ func TestGRPCMutualTLS(t *testing.T) {
 	for _, id := range []string{"ing1", "ing2"} {
 		require.Zero(t, metricValue(t, c.members[id], "orrery_ingester_handover_chunks_received_total"), id)
 	}
+
+	// Ingesters dial each other too: a leaving one hands its series over
+	// through mutual TLS, and every series stays readable.
+	c.members["ing2"].stop(t)
+	c.waitRing("quer", "ing1")
+	require.Positive(t, metricValue(t, c.members["ing1"], "orrery_ingester_handover_chunks_received_total"), "ing2 handed its chunks over")
+	code, body = getAs(t, c.members["quer"].url(countQuery), "anonymous")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, fmt.Sprintf(`"%d"]`, gen.Len()), "every series is readable after the handover")
 }
 
 // TestGossipKeyKeepsStrangersOut: members sharing -memberlist.key-file form
@@ -359,7 +370,7 @@ func newTestCA(t *testing.T, name string) *testCA {
 
 type certFiles struct{ cert, key string }
 
-// issue writes a certificate for 127.0.0.1 and localhost, good for both
+// issue writes a certificate for 127.0.0.1, localhost and orrery-ingester, good for both
 // server and client authentication, and its key, into dir.
 func (ca *testCA) issue(t *testing.T, dir, name string) certFiles {
 	t.Helper()
@@ -370,7 +381,7 @@ func (ca *testCA) issue(t *testing.T, dir, name string) certFiles {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost", "orrery-ingester"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	require.NoError(t, err)
