@@ -132,15 +132,16 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		tlsOpts, err := cfg.Security.GRPCTLS.serverOptions()
+		tlsOpt, err := cfg.Security.GRPCTLS.serverOption()
 		if err != nil {
 			return err
 		}
-		srv := grpc.NewServer(append([]grpc.ServerOption{
+		srv := grpc.NewServer(
 			grpc.MaxRecvMsgSize(client.MaxMsgSize), grpc.MaxSendMsgSize(client.MaxMsgSize),
 			grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(), tenant.UnaryServerInterceptor),
 			grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(), tenant.StreamServerInterceptor),
-		}, tlsOpts...)...)
+			tlsOpt,
+		)
 		ingesterpb.RegisterIngesterServer(srv, ing)
 		mgr.Add("ingester", ing)
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})

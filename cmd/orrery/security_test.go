@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
 )
 
 func TestSecurityConfig(t *testing.T) {
@@ -37,11 +38,11 @@ func TestTLSFilesFailLoudly(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.pem")
 	require.NoError(t, os.WriteFile(junk, []byte("not PEM"), 0o600))
-	_, err := (&grpcTLSConfig{CertPath: junk, KeyPath: junk}).serverOptions()
+	_, err := (&grpcTLSConfig{CertPath: junk, KeyPath: junk}).serverOption()
 	require.ErrorContains(t, err, "-grpc.tls-cert-path")
-	_, err = (&grpcTLSConfig{CertPath: filepath.Join(dir, "missing"), KeyPath: junk}).serverOptions()
+	_, err = (&grpcTLSConfig{CertPath: filepath.Join(dir, "missing"), KeyPath: junk}).serverOption()
 	require.Error(t, err)
-	opts, err := (&grpcTLSConfig{}).serverOptions()
+	opt, err := (&grpcTLSConfig{}).serverOption()
 	require.NoError(t, err)
-	require.Empty(t, opts, "no certificate: plaintext")
+	require.Equal(t, grpc.EmptyServerOption{}, opt, "no certificate: plaintext")
 }

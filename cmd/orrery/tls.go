@@ -43,11 +43,11 @@ func (c *grpcTLSConfig) validate() error {
 	return nil
 }
 
-// serverOptions returns the gRPC server options for this TLS: none for
-// plaintext. Files are read once; a rotated certificate takes a restart.
-func (c *grpcTLSConfig) serverOptions() ([]grpc.ServerOption, error) {
+// serverOption returns the gRPC server option for this TLS: an empty one
+// for plaintext. Files are read once; a rotated certificate takes a restart.
+func (c *grpcTLSConfig) serverOption() (grpc.ServerOption, error) {
 	if c.CertPath == "" {
-		return nil, nil
+		return grpc.EmptyServerOption{}, nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.CertPath, c.KeyPath)
 	if err != nil {
@@ -62,5 +62,5 @@ func (c *grpcTLSConfig) serverOptions() ([]grpc.ServerOption, error) {
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}, nil
+	return grpc.Creds(credentials.NewTLS(cfg)), nil
 }
