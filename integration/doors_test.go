@@ -72,32 +72,32 @@ func TestAdminEndpointsNeedAdminCredential(t *testing.T) {
 			"a made-up token":    func(r *http.Request) { r.Header.Set("Authorization", "Bearer op-secret2") },
 			"admin token as pwd": func(r *http.Request) { r.SetBasicAuth("admin", "op-secret") },
 		} {
-			code, body := request(t, http.MethodPost, o.url("/ingester/shutdown"), set)
+			code, body := requestWith(t, http.MethodPost, o.url("/ingester/shutdown"), set)
 			require.Equal(t, http.StatusUnauthorized, code, "%s: %s", name, body)
 			push() // still running and taking writes
 		}
-		code, _ := request(t, http.MethodGet, o.url("/ready"), func(*http.Request) {})
+		code, _ := requestWith(t, http.MethodGet, o.url("/ready"), func(*http.Request) {})
 		require.Equal(t, http.StatusOK, code, "a refused shutdown left the process ready")
-		require.Equal(t, "ACTIVE", ringState(t, o, "orrery-test"), "a refused shutdown left the ring untouched")
+		require.Equal(t, "ACTIVE", ringStateOf(t, o, "orrery-test"), "a refused shutdown left the ring untouched")
 		for _, path := range []string{"/debug/pprof/", "/debug/pprof/profile?seconds=1", "/debug/pprof/heap"} {
-			code, _ := request(t, http.MethodGet, o.url(path), bearer("op-secret"))
+			code, _ := requestWith(t, http.MethodGet, o.url(path), bearerAuth("op-secret"))
 			require.Equal(t, http.StatusNotFound, code, "%s without -http.pprof-enabled", path)
 		}
 
-		code, body := request(t, http.MethodPost, o.url("/ingester/shutdown"), bearer("op-secret"))
+		code, body := requestWith(t, http.MethodPost, o.url("/ingester/shutdown"), bearerAuth("op-secret"))
 		require.Equal(t, http.StatusOK, code, body)
-		waitExit(t, o.process, 60*time.Second)
+		waitProcessExit(t, o.process, 60*time.Second)
 	})
 
 	t.Run("no admin file closes admin endpoints", func(t *testing.T) {
 		o := startOrrery(t, t.TempDir(), append(auth, "-http.pprof-enabled=true")...)
 		for _, tok := range []string{"", "token-a"} {
-			code, body := request(t, http.MethodPost, o.url("/ingester/shutdown"), bearer(tok))
+			code, body := requestWith(t, http.MethodPost, o.url("/ingester/shutdown"), bearerAuth(tok))
 			require.Equal(t, http.StatusUnauthorized, code, body)
-			code, body = request(t, http.MethodGet, o.url("/debug/pprof/"), bearer(tok))
+			code, body = requestWith(t, http.MethodGet, o.url("/debug/pprof/"), bearerAuth(tok))
 			require.Equal(t, http.StatusUnauthorized, code, body)
 		}
-		code, _ := request(t, http.MethodGet, o.url("/ready"), func(*http.Request) {})
+		code, _ := requestWith(t, http.MethodGet, o.url("/ready"), func(*http.Request) {})
 		require.Equal(t, http.StatusOK, code)
 	})
 
@@ -105,10 +105,10 @@ func TestAdminEndpointsNeedAdminCredential(t *testing.T) {
 		o := startOrrery(t, t.TempDir(), append(auth, "-auth.admin-tokens-file="+admins, "-http.pprof-enabled=true")...)
 		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
 			for _, tok := range []string{"", "token-a"} {
-				code, _ := request(t, http.MethodGet, o.url(path), bearer(tok))
+				code, _ := requestWith(t, http.MethodGet, o.url(path), bearerAuth(tok))
 				require.Equal(t, http.StatusUnauthorized, code, "%s with %q", path, tok)
 			}
-			code, _ := request(t, http.MethodGet, o.url(path), bearer("op-secret"))
+			code, _ := requestWith(t, http.MethodGet, o.url(path), bearerAuth("op-secret"))
 			require.Equal(t, http.StatusOK, code, path)
 		}
 	})
@@ -122,9 +122,9 @@ func TestAdminEndpointsNeedAdminCredential(t *testing.T) {
 // certificate goes through, and so does a handover between ingesters.
 func TestGRPCMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "orrery-test-ca")
+	ca := newThrowawayCA(t, "orrery-test-ca")
 	good := ca.issue(t, dir, "orrery-node")
-	other := newTestCA(t, "another-ca")
+	other := newThrowawayCA(t, "another-ca")
 	rogue := other.issue(t, dir, "rogue")
 	caPath := filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(caPath, ca.certPEM, 0o600))
@@ -172,11 +172,11 @@ func TestGRPCMutualTLS(t *testing.T) {
 		"a certificate of another CA": credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{rogueCert}}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			cl := dialIngester(t, ing, creds)
-			_, err := cl.Push(asTenant(t, "victim"), &ingesterpb.PushRequest{Series: oneSeries(end.UnixMilli())})
+			cl := dialIngesterWith(t, ing, creds)
+			_, err := cl.Push(grpcAsTenant(t, "victim"), &ingesterpb.PushRequest{Series: onePushSeries(end.UnixMilli())})
 			require.Error(t, err, "push refused")
 			t.Logf("push: %v", err)
-			stream, err := cl.TransferChunks(asTenant(t, "victim"))
+			stream, err := cl.TransferChunks(grpcAsTenant(t, "victim"))
 			if err == nil {
 				err = stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{{
 					Labels: []*ingesterpb.LabelPair{{Name: "__name__", Value: "injected"}},
@@ -191,8 +191,8 @@ func TestGRPCMutualTLS(t *testing.T) {
 	}
 	// The same call with the cluster's certificate goes through: the
 	// refusals above are about the certificate, not the request.
-	cl := dialIngester(t, ing, credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{goodCert}}))
-	_, err = cl.Push(asTenant(t, "control"), &ingesterpb.PushRequest{Series: oneSeries(end.UnixMilli())})
+	cl := dialIngesterWith(t, ing, credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{goodCert}}))
+	_, err = cl.Push(grpcAsTenant(t, "control"), &ingesterpb.PushRequest{Series: onePushSeries(end.UnixMilli())})
 	require.NoError(t, err)
 
 	code, body = getAs(t, c.members["quer"].url(countQuery), "control")
@@ -244,7 +244,7 @@ func TestGossipKeyKeepsStrangersOut(t *testing.T) {
 		c.add(id)
 	}
 	for _, id := range []string{"ing8", "ing9"} {
-		waitLog(t, c.members[id].process, "join failed, retrying", 30*time.Second)
+		waitLogLine(t, c.members[id].process, "join failed, retrying", 30*time.Second)
 	}
 	c.add("quer")
 	c.waitRing("quer", "ing1", "ing2")
@@ -267,7 +267,7 @@ func TestGossipKeyKeepsStrangersOut(t *testing.T) {
 	}
 }
 
-func bearer(token string) func(*http.Request) {
+func bearerAuth(token string) func(*http.Request) {
 	return func(r *http.Request) {
 		if token != "" {
 			r.Header.Set("Authorization", "Bearer "+token)
@@ -275,7 +275,7 @@ func bearer(token string) func(*http.Request) {
 	}
 }
 
-func request(t *testing.T, method, u string, set func(*http.Request)) (int, string) {
+func requestWith(t *testing.T, method, u string, set func(*http.Request)) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, nil)
 	require.NoError(t, err)
@@ -288,7 +288,7 @@ func request(t *testing.T, method, u string, set func(*http.Request)) (int, stri
 	return resp.StatusCode, string(body)
 }
 
-func ringState(t *testing.T, o *orrery, id string) string {
+func ringStateOf(t *testing.T, o *orrery, id string) string {
 	t.Helper()
 	_, body := rawGet(t, o.url("/ring?format=json"))
 	var r struct {
@@ -303,8 +303,8 @@ func ringState(t *testing.T, o *orrery, id string) string {
 	return ""
 }
 
-// waitExit waits for p to exit by itself.
-func waitExit(t *testing.T, p *process, d time.Duration) {
+// waitProcessExit waits for p to exit by itself.
+func waitProcessExit(t *testing.T, p *process, d time.Duration) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
@@ -316,8 +316,8 @@ func waitExit(t *testing.T, p *process, d time.Duration) {
 	}
 }
 
-// waitLog waits until p's log holds s.
-func waitLog(t *testing.T, p *process, s string, d time.Duration) {
+// waitLogLine waits until p's log holds s.
+func waitLogLine(t *testing.T, p *process, s string, d time.Duration) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		b, err := os.ReadFile(p.log)
@@ -325,7 +325,7 @@ func waitLog(t *testing.T, p *process, s string, d time.Duration) {
 	}, d, 100*time.Millisecond, "%s logs %q", p.name, s)
 }
 
-func dialIngester(t *testing.T, addr string, creds credentials.TransportCredentials) ingesterpb.IngesterClient {
+func dialIngesterWith(t *testing.T, addr string, creds credentials.TransportCredentials) ingesterpb.IngesterClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	require.NoError(t, err)
@@ -333,31 +333,31 @@ func dialIngester(t *testing.T, addr string, creds credentials.TransportCredenti
 	return ingesterpb.NewIngesterClient(conn)
 }
 
-func asTenant(t *testing.T, tenant string) context.Context {
+func grpcAsTenant(t *testing.T, tenant string) context.Context {
 	return metadata.AppendToOutgoingContext(ctxTimeout(t, 10*time.Second), "x-scope-orgid", tenant)
 }
 
-// oneSeries is a push body of one series with one sample at ts.
-func oneSeries(ts int64) []byte {
+// onePushSeries is a push body of one series with one sample at ts.
+func onePushSeries(ts int64) []byte {
 	ls := labels.FromStrings("__name__", "injected", "job", "doors")
 	buf := ingesterpb.AppendSeriesHeader(nil, ingesterpb.AppendLabels(nil, ls), 1)
 	return ingesterpb.AppendSample(buf, ts, 1)
 }
 
-// testCA is a throwaway certificate authority, made fresh for each test so
+// throwawayCA is a throwaway certificate authority, made fresh for each test so
 // that no private key is ever committed.
-type testCA struct {
+type throwawayCA struct {
 	cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
 	certPEM []byte
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newThrowawayCA(t *testing.T, name string) *throwawayCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
+		SerialNumber: randomSerial(t), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
@@ -365,19 +365,19 @@ func newTestCA(t *testing.T, name string) *testCA {
 	require.NoError(t, err)
 	cert, err := x509.ParseCertificate(der)
 	require.NoError(t, err)
-	return &testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &throwawayCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-type certFiles struct{ cert, key string }
+type certPaths struct{ cert, key string }
 
 // issue writes a certificate for 127.0.0.1, localhost and orrery-ingester, good for both
 // server and client authentication, and its key, into dir.
-func (ca *testCA) issue(t *testing.T, dir, name string) certFiles {
+func (ca *throwawayCA) issue(t *testing.T, dir, name string) certPaths {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(t), Subject: pkix.Name{CommonName: name},
+		SerialNumber: randomSerial(t), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
@@ -387,13 +387,13 @@ func (ca *testCA) issue(t *testing.T, dir, name string) certFiles {
 	require.NoError(t, err)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	require.NoError(t, err)
-	files := certFiles{cert: filepath.Join(dir, name+".pem"), key: filepath.Join(dir, name+"-key.pem")}
+	files := certPaths{cert: filepath.Join(dir, name+".pem"), key: filepath.Join(dir, name+"-key.pem")}
 	require.NoError(t, os.WriteFile(files.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
 	require.NoError(t, os.WriteFile(files.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
 	return files
 }
 
-func serial(t *testing.T) *big.Int {
+func randomSerial(t *testing.T) *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	require.NoError(t, err)
 	return n
