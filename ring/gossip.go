@@ -15,10 +15,14 @@ import (
 	"github.com/orrery/orrery/proto/ringpb"
 )
 
+// encryptOverhead is the most that memberlist's encryption adds to a
+// packet (its version 0: version byte, nonce, padding, tag).
+const encryptOverhead = 1 + 12 + 16 + 16
+
 // memberlistConfig builds memberlist's configuration: LAN defaults, our
-// addresses, the cluster label, a short push/pull interval, and the
-// delegate that carries the ring state.
-func (m *Member) memberlistConfig(a gossipAddrs) *memberlist.Config {
+// addresses, the cluster label, the keyring, a short push/pull interval,
+// and the delegate that carries the ring state.
+func (m *Member) memberlistConfig(a gossipAddrs) (*memberlist.Config, error) {
 	c := memberlist.DefaultLANConfig()
 	c.Name = m.self.ID
 	c.BindAddr, c.BindPort = a.bindIP, a.bindPort
@@ -27,6 +31,17 @@ func (m *Member) memberlistConfig(a gossipAddrs) *memberlist.Config {
 	// member of another cluster (a reused pod IP) can neither join nor be
 	// joined.
 	c.Label = m.cfg.ClusterLabel
+	if m.cfg.KeyFile != "" {
+		keyring, err := loadKeyring(m.cfg.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		// With a keyring memberlist encrypts everything it sends and, as
+		// GossipVerifyIncoming is on, drops whatever it cannot decrypt with
+		// one of the keys: plaintext and other keys alike.
+		c.Keyring = keyring
+		c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
+	}
 	c.PushPullInterval = m.opts.pushPullInterval
 	c.GossipInterval = m.opts.gossipInterval
 	c.ProbeInterval = m.opts.probeInterval
@@ -39,7 +54,10 @@ func (m *Member) memberlistConfig(a gossipAddrs) *memberlist.Config {
 	if c.Label != "" {
 		m.maxBroadcast -= 2 + len(c.Label)
 	}
-	return c
+	if c.EncryptionEnabled() {
+		m.maxBroadcast -= encryptOverhead
+	}
+	return c, nil
 }
 
 // peers returns the join list without this member's own address.

@@ -220,7 +220,11 @@ func (m *Member) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ring member: %w", err)
 	}
-	ml, err := memberlist.Create(m.memberlistConfig(addrs))
+	mlCfg, err := m.memberlistConfig(addrs)
+	if err != nil {
+		return fmt.Errorf("ring member: %w", err)
+	}
+	ml, err := memberlist.Create(mlCfg)
 	if err != nil {
 		return fmt.Errorf("ring member: create memberlist on %s: %w", m.cfg.BindAddr, err)
 	}

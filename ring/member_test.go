@@ -518,7 +518,8 @@ func flagSet(cfg *Config) *flag.FlagSet {
 
 func TestOversizedUpdateLeftToPushPull(t *testing.T) {
 	m := newTestMember(t, "big", "", nil)
-	m.memberlistConfig(gossipAddrs{bindIP: "127.0.0.1"}) // sets the size limit
+	_, err := m.memberlistConfig(gossipAddrs{bindIP: "127.0.0.1"}) // sets the size limit
+	require.NoError(t, err)
 	r := rand.New(rand.NewPCG(5, 5))
 	m.mu.Lock()
 	defer m.mu.Unlock()

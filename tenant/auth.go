@@ -57,7 +57,7 @@ func LoadCredentials(path string) (*Credentials, error) {
 		if err := Validate(t.Tenant); err != nil {
 			return nil, fmt.Errorf("auth: tokens file: %w", err)
 		}
-		c.tokens[sha256.Sum256([]byte(t.Token))] = t.Tenant
+		c.tokens[hash(t.Token)] = t.Tenant
 	}
 	for _, u := range f.Users {
 		if u.Username == "" || u.Password == "" {
@@ -66,7 +66,7 @@ func LoadCredentials(path string) (*Credentials, error) {
 		if err := Validate(u.Tenant); err != nil {
 			return nil, fmt.Errorf("auth: tokens file: user %q: %w", u.Username, err)
 		}
-		c.users[u.Username] = user{password: sha256.Sum256([]byte(u.Password)), tenant: u.Tenant}
+		c.users[u.Username] = user{password: hash(u.Password), tenant: u.Tenant}
 	}
 	return c, nil
 }
@@ -79,7 +79,7 @@ var errBadCredentials = errors.New("missing or invalid credentials: send Authori
 func (c *Credentials) tenantOf(r *http.Request) (string, error) {
 	if user, pass, ok := r.BasicAuth(); ok {
 		u, known := c.users[user]
-		h := sha256.Sum256([]byte(pass))
+		h := hash(pass)
 		if !known || subtle.ConstantTimeCompare(h[:], u.password[:]) != 1 {
 			return "", errBadCredentials
 		}
@@ -89,7 +89,7 @@ func (c *Credentials) tenantOf(r *http.Request) (string, error) {
 	if !ok || token == "" {
 		return "", errBadCredentials
 	}
-	h := sha256.Sum256([]byte(token))
+	h := hash(token)
 	for known, tenant := range c.tokens {
 		if subtle.ConstantTimeCompare(h[:], known[:]) == 1 {
 			return tenant, nil
@@ -97,3 +97,6 @@ func (c *Credentials) tenantOf(r *http.Request) (string, error) {
 	}
 	return "", errBadCredentials
 }
+
+// hash is how secrets are kept and compared: never in the clear.
+func hash(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }

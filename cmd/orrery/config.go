@@ -42,6 +42,8 @@ type Config struct {
 	// per-tenant overrides.
 	Limits        limits.Limits `yaml:"limits"`
 	RuntimeConfig limits.Config `yaml:"runtime_config"`
+	// Security is the admin credential, pprof and gRPC TLS (security.go).
+	Security securityConfig `yaml:",inline"`
 }
 
 var targets = map[string][]string{
@@ -70,6 +72,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.TenantFederation.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
+	c.Security.registerFlags(fs)
 }
 
 func (c *Config) validate() error {
@@ -82,7 +85,8 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.Limits.Validate())
+	return errors.Join(c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.Limits.Validate(),
+		c.Security.validate(c.runs("ingester")))
 }
 
 func (c *Config) runs(component string) bool {

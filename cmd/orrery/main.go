@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -96,9 +95,17 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if cfg.TenantFederation.Enabled {
 		authenticateRead = func(h http.Handler) http.Handler { return tenant.FederatedMiddleware(cfg.AuthEnabled, creds, h) }
 	}
+	admin, err := adminGate(cfg)
+	if err != nil {
+		return err
+	}
 	mgr := lifecycle.NewManager(logger)
 	mux := http.NewServeMux()
-	pool := client.NewPool()
+	dialOpts, err := cfg.Security.IngesterClient.DialOptions()
+	if err != nil {
+		return err
+	}
+	pool := client.NewPool(dialOpts...)
 	// Added first so that it closes last: handover still dials ingesters.
 	mgr.Add("ingester-clients", lifecycle.Funcs{StopFunc: func(context.Context) error { return pool.Close() }})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -125,10 +132,15 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		tlsOpt, err := cfg.Security.GRPCTLS.serverOption()
+		if err != nil {
+			return err
+		}
 		srv := grpc.NewServer(
 			grpc.MaxRecvMsgSize(client.MaxMsgSize), grpc.MaxSendMsgSize(client.MaxMsgSize),
 			grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(), tenant.UnaryServerInterceptor),
 			grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(), tenant.StreamServerInterceptor),
+			tlsOpt,
 		)
 		ingesterpb.RegisterIngesterServer(srv, ing)
 		mgr.Add("ingester", ing)
@@ -138,12 +150,12 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if ing != nil {
 		ho := &handover{ing: ing, member: member, clients: pool, self: addr, onShutdown: cfg.Ingester.HandoverOnShutdown, logger: logger.With("component", "handover")}
 		mgr.Add("handover", ho)
-		mux.HandleFunc("POST /ingester/shutdown", func(w http.ResponseWriter, _ *http.Request) {
+		mux.Handle("POST /ingester/shutdown", admin(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			logger.Info("shutdown requested over HTTP: leaving the ring with handover")
 			ho.request()
 			fmt.Fprintln(w, "leaving: handing series over, then shutting down")
 			stop()
-		})
+		})))
 	}
 	if cfg.runs("distributor") {
 		ha, err := hatracker.New(cfg.Distributor.HATracker, func(key string, msg []byte) { member.Publish(hatracker.SharedName, key, msg) }, reg)
@@ -181,8 +193,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/ring", member.ServeRing)
 	mux.HandleFunc("/memberlist", member.ServeMemberlist)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	registerPprof(mux, cfg.Security.PprofEnabled, admin)
 	mux.HandleFunc("/{$}", indexPage)
 	mgr.Add("http-server", &httpServer{srv: &http.Server{Addr: cfg.HTTPListenAddress, Handler: mux, ReadHeaderTimeout: 30 * time.Second}, logger: logger})
 

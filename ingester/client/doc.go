@@ -1,5 +1,6 @@
 // Package client keeps one gRPC connection per ingester address, with the
-// tenant and panic-recovery interceptors every caller needs.
+// tenant and panic-recovery interceptors every caller needs, and dials with
+// TLS and a client certificate when TLSConfig says so.
 //
 // It must never choose which ingester to call; callers ask the ring.
 package client

@@ -20,11 +20,13 @@ const MaxMsgSize = 256 << 20
 type Pool struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+	opts  []grpc.DialOption
 }
 
-// NewPool returns an empty pool.
-func NewPool() *Pool {
-	return &Pool{conns: map[string]*grpc.ClientConn{}}
+// NewPool returns an empty pool. Without options it dials in plaintext;
+// opts come after the defaults and so win over them (TLSConfig.DialOptions).
+func NewPool(opts ...grpc.DialOption) *Pool {
+	return &Pool{conns: map[string]*grpc.ClientConn{}, opts: opts}
 }
 
 // Client returns a client for the ingester at addr, dialing lazily: the
@@ -35,12 +37,13 @@ func (p *Pool) Client(addr string) (ingesterpb.IngesterClient, error) {
 	if c, ok := p.conns[addr]; ok {
 		return ingesterpb.NewIngesterClient(c), nil
 	}
-	c, err := grpc.NewClient(addr,
+	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMsgSize), grpc.MaxCallSendMsgSize(MaxMsgSize)),
 		grpc.WithChainUnaryInterceptor(tenant.UnaryClientInterceptor),
 		grpc.WithChainStreamInterceptor(tenant.StreamClientInterceptor),
-	)
+	}, p.opts...)
+	c, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ingester client %s: %w", addr, err)
 	}
