@@ -122,8 +122,8 @@ func seriesID(byLabels *bbolt.Bucket, ls labels.Labels) (uint64, bool, error) {
 // holds its newest sample. bbolt memory is not copied: the chunk is valid
 // only within the transaction.
 func (r *reader) lastChunk(id uint64) (Chunk, bool, error) {
-	k, v := r.chunkCursor.Seek(idKey(id + 1))
-	if k == nil {
+	var k, v []byte
+	if next, _ := r.chunkCursor.Seek(idKey(id + 1)); next == nil {
 		k, v = r.chunkCursor.Last()
 	} else {
 		k, v = r.chunkCursor.Prev()
