@@ -172,7 +172,10 @@ func (s *memSeries) restoreChunk(mc *memChunk) error {
 	for it.Next() == chunkenc.ValFloat {
 		t, v := it.At()
 		app.Append(0, t, v)
-		s.hasLast, s.lastT, s.lastV = true, t, v
+		// Never lower the last sample a last-samples record restored.
+		if !s.hasLast || t > s.lastT {
+			s.hasLast, s.lastT, s.lastV = true, t, v
+		}
 	}
 	s.head, s.app = &memChunk{c: c, minT: mc.minT, maxT: mc.maxT}, app
 	return it.Err()

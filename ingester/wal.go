@@ -191,6 +191,11 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 		s := st.refs[smp.ref]
 		if s == nil {
 			dropped++
+			// The lost series' ref is never given to a new series, which
+			// would otherwise inherit these samples at the next replay.
+			if smp.ref >= i.nextRef.Load() {
+				i.nextRef.Store(smp.ref)
+			}
 			continue
 		}
 		if check(s.hasLast, s.lastT, s.lastV, smp.t, smp.v) != accept {
@@ -219,6 +224,9 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 	}
 	s := st.refs[ref]
 	if s == nil {
+		if ref >= i.nextRef.Load() {
+			i.nextRef.Store(ref)
+		}
 		for _, c := range chunks {
 			i.m.walDropped.Add(float64(c.c.NumSamples()))
 		}
