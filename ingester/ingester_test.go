@@ -94,7 +94,7 @@ func (ti *testIngester) stop(t testing.TB) {
 
 // crash releases files without flushing or checkpointing, as kill -9 would:
 // the OS keeps what was written, nothing else happens.
-func (ti *testIngester) crash(t *testing.T) {
+func (ti *testIngester) crash(t testing.TB) {
 	ti.srv.Stop()
 	require.NoError(t, ti.pool.Close())
 	close(ti.Ingester.stop)
@@ -120,7 +120,7 @@ func sample(name string, tMs int64, v float64) []byte {
 	return ingesterpb.AppendSample(buf, tMs, v)
 }
 
-func (ti *testIngester) push(t *testing.T, tenantID string, series ...[]byte) error {
+func (ti *testIngester) push(t testing.TB, tenantID string, series ...[]byte) error {
 	t.Helper()
 	_, err := ti.client.Push(ctxFor(tenantID), &ingesterpb.PushRequest{Series: bytes.Join(series, nil)})
 	return err
@@ -272,7 +272,7 @@ func TestCorruptWALKeepsWhatPrecedesDamage(t *testing.T) {
 	require.NoError(t, ti.push(t, "a", series("up", 10, 1)))
 }
 
-func lastSegment(t *testing.T, dir string) string {
+func lastSegment(t testing.TB, dir string) string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

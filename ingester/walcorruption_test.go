@@ -44,7 +44,7 @@ func (ti *testIngester) corruptions(t *testing.T, kind string) float64 {
 
 // cutSegment starts a new WAL segment, as a checkpoint or a full segment
 // would, and returns the path of the one it completed.
-func (ti *testIngester) cutSegment(t *testing.T) string {
+func (ti *testIngester) cutSegment(t testing.TB) string {
 	t.Helper()
 	seg := lastSegment(t, filepath.Join(ti.dir, "wal"))
 	ti.walMu.Lock()
@@ -224,4 +224,83 @@ func TestUndecodableRecordIsSkippedAlone(t *testing.T) {
 	require.Zero(t, ti.corruptions(t, damageSegment))
 	require.Equal(t, 1.0, metricSum(t, ti.reg, "orrery_ingester_wal_replay_dropped_samples_total"))
 	require.Equal(t, seconds(0, 20), ti.samples(t, "a")["up"])
+}
+
+// copyTree copies the regular files under src to dst.
+func copyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	require.NoError(t, filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o750)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+	}))
+}
+
+// FuzzWALDamage damages one byte of, or truncates, any file of a WAL with a
+// checkpoint and two segments: the ingester must start, answer queries and
+// take writes whatever the damage.
+func FuzzWALDamage(f *testing.F) {
+	template := f.TempDir()
+	ti := newTestIngester(f, template, testConfig())
+	for k := 0; k < 3; k++ {
+		require.NoError(f, ti.push(f, "a", series("a", k*10, 10), series("b", k*10, 10)))
+		if k == 0 {
+			require.NoError(f, ti.checkpoint())
+		}
+		if k == 1 {
+			ti.cutSegment(f)
+		}
+	}
+	ti.crash(f)
+	var files []string
+	require.NoError(f, filepath.WalkDir(filepath.Join(template, "wal"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	}))
+	require.GreaterOrEqual(f, len(files), 3)
+	for k := range files {
+		for _, off := range []uint32{0, 7, 40, 200, 1000} {
+			f.Add(uint8(k), off, byte(0xff), false)
+		}
+		f.Add(uint8(k), uint32(100), byte(0), true)
+	}
+
+	f.Fuzz(func(t *testing.T, file uint8, off uint32, mask byte, truncate bool) {
+		dir := t.TempDir()
+		copyTree(t, template, dir)
+		rel, err := filepath.Rel(template, files[int(file)%len(files)])
+		require.NoError(t, err)
+		path := filepath.Join(dir, rel)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		if len(b) == 0 {
+			return
+		}
+		at := int(off) % len(b)
+		if truncate {
+			b = b[:at]
+		} else {
+			b[at] ^= mask
+		}
+		require.NoError(t, os.WriteFile(path, b, 0o600))
+
+		ti := newTestIngester(t, dir, testConfig())
+		defer ti.stop(t)
+		ti.samples(t, "a")
+		require.NoError(t, ti.push(t, "a", series("a", 1000, 1)))
+	})
 }
