@@ -129,6 +129,9 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	var rej rejections
+	// storeErr is the first failure to read the store for an old sample,
+	// logged once per push rather than once per sample.
+	var storeErr error
 	r := ingesterpb.NewSeriesReader(encoded)
 	for r.Next() {
 		s, created, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef, lim)
@@ -153,7 +156,10 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
 			verdict := check(hasLast, lastT, lastV, t, v)
 			if verdict == outOfOrder {
-				verdict = i.judgeOld(h, s, t, v, ps.samples)
+				var err error
+				if verdict, err = i.judgeOld(h, s, t, v, ps.samples); err != nil && storeErr == nil {
+					storeErr = err
+				}
 			}
 			switch verdict {
 			case accept:
@@ -165,6 +171,9 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				rej.sample(verdict, s.lset, t, lastT)
 			}
 		}
+	}
+	if storeErr != nil {
+		i.logger.Error("cannot read stored samples to tell retries from out-of-order samples; judged out of order", "tenant", h.id, "err", storeErr)
 	}
 	if rej.n > 0 {
 		for why, n := range rej.byReason {
@@ -191,9 +200,10 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 // value at a held timestamp conflicts, and anything else is out of order.
 // It looks in the push's pending samples, then memory, then the store: off
 // the hot path, since only samples that would otherwise be rejected get
-// here. A sample the store cannot be read for is judged out of order (and
-// the error logged): retrying a 5xx would not repair the store.
-func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, pending []refSample) verdict {
+// here. A sample the store cannot be read for is judged out of order, with
+// the error for the caller to log: retrying a 5xx would not repair the
+// store.
+func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, pending []refSample) (verdict, error) {
 	held, found := 0.0, false
 	// This series' samples accepted so far in this push are the tail of
 	// pending, not yet in memory.
@@ -205,19 +215,17 @@ func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, pen
 	if !found {
 		held, found = s.valueAt(t)
 	}
+	var err error
 	if !found {
-		var err error
-		if held, found, err = i.store.SampleAt(h.id, s.lset, t); err != nil {
-			i.logger.Error("cannot read a stored sample to tell a retry from an out-of-order sample", "tenant", h.id, "series", s.lset, "err", err)
-		}
+		held, found, err = i.store.SampleAt(h.id, s.lset, t)
 	}
 	switch {
 	case !found:
-		return outOfOrder
+		return outOfOrder, err
 	case math.Float64bits(held) == math.Float64bits(v):
-		return duplicate
+		return duplicate, nil
 	default:
-		return conflicting
+		return conflicting, nil
 	}
 }
 
