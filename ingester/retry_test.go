@@ -81,3 +81,33 @@ func TestDuplicateRulesHoldWhereverTheSamplesAre(t *testing.T) {
 		})
 	}
 }
+
+// TestRetriesRacingFlushes retries a batch while flushes move its chunks
+// from memory to the store and forget the series: a retry is judged
+// against memory and then the store, and a chunk is stored before memory
+// lets it go, so no retry can fall between the two and be refused.
+func TestRetriesRacingFlushes(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("x", 0, 30)))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ti.flush(true)
+			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour))
+		}
+	}()
+	for k := 0; k < 200; k++ {
+		require.NoError(t, ti.push(t, "a", series("x", k%25, 5)), "retry %d", k)
+	}
+	close(stop)
+	<-done
+	require.Equal(t, seconds(0, 30), ti.samples(t, "a")["x"])
+}
