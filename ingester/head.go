@@ -64,30 +64,30 @@ func (h *tenantHead) lookup(hash uint64, enc []byte, scratch *[]byte) *memSeries
 }
 
 // getOrCreate returns the series whose encoded labels are enc, creating it
-// with ref newRef() when absent and lim allows; otherwise it returns
-// errPerUserSeriesLimit or errPerMetricSeriesLimit. Only creation decodes
-// the labels.
-func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64, lim seriesLimits) (*memSeries, error) {
+// with ref newRef() when absent and lim allows (created is then set);
+// otherwise it returns errPerUserSeriesLimit or errPerMetricSeriesLimit.
+// Only creation decodes the labels.
+func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64, lim seriesLimits) (s *memSeries, created bool, err error) {
 	hash := seriesHash(enc)
 	h.mu.RLock()
-	s := h.lookup(hash, enc, &sc.buf)
+	s = h.lookup(hash, enc, &sc.buf)
 	h.mu.RUnlock()
 	if s != nil {
-		return s, nil
+		return s, false, nil
 	}
 	lset, err := ingesterpb.DecodeLabels(&sc.b, enc)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s := h.lookup(hash, enc, &sc.buf); s != nil {
-		return s, nil
+		return s, false, nil
 	}
 	name := lset.Get(model.MetricNameLabel)
 	n, ok := h.perMetric[name]
 	if err := lim.check(len(h.byRef), n); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !ok {
 		// The key must not keep this series' labels alive after it is gone.
@@ -98,7 +98,7 @@ func (h *tenantHead) getOrCreate(enc []byte, sc *scratch, newRef func() uint64, 
 	h.byHash[hash] = append(h.byHash[hash], s)
 	h.byRef[s.ref] = s
 	h.postings.Add(storage.SeriesRef(s.ref), s.lset)
-	return s, nil
+	return s, true, nil
 }
 
 // scratch is reusable buffer space for series lookups.

@@ -94,7 +94,7 @@ func (ti *testIngester) stop(t testing.TB) {
 
 // crash releases files without flushing or checkpointing, as kill -9 would:
 // the OS keeps what was written, nothing else happens.
-func (ti *testIngester) crash(t *testing.T) {
+func (ti *testIngester) crash(t testing.TB) {
 	ti.srv.Stop()
 	require.NoError(t, ti.pool.Close())
 	close(ti.Ingester.stop)
@@ -114,7 +114,13 @@ func series(name string, from, n int) []byte {
 	return buf
 }
 
-func (ti *testIngester) push(t *testing.T, tenantID string, series ...[]byte) error {
+// sample encodes one sample of series name at tMs.
+func sample(name string, tMs int64, v float64) []byte {
+	buf := ingesterpb.AppendSeriesHeader(nil, ingesterpb.AppendLabels(nil, labels.FromStrings("__name__", name, "job", "test")), 1)
+	return ingesterpb.AppendSample(buf, tMs, v)
+}
+
+func (ti *testIngester) push(t testing.TB, tenantID string, series ...[]byte) error {
 	t.Helper()
 	_, err := ti.client.Push(ctxFor(tenantID), &ingesterpb.PushRequest{Series: bytes.Join(series, nil)})
 	return err
@@ -220,7 +226,7 @@ func TestCrashReplaysWAL(t *testing.T) {
 	require.Len(t, ti.samples(t, "b")["up"], 1)
 	// Appends continue after replay, and out-of-order detection survived it.
 	require.NoError(t, ti.push(t, "a", series("up", 25, 1)))
-	require.Error(t, ti.push(t, "a", series("up", 3, 1)))
+	require.Error(t, ti.push(t, "a", sample("up", 3500, 3.5)))
 }
 
 func TestFlushServesFromStoreAfterRestart(t *testing.T) {
@@ -261,12 +267,12 @@ func TestCorruptWALKeepsWhatPrecedesDamage(t *testing.T) {
 
 	ti = newTestIngester(t, dir, testConfig())
 	defer ti.stop(t)
-	require.Equal(t, 1.0, testutil.ToFloat64(ti.m.walCorruptions))
+	require.Equal(t, 1.0, testutil.ToFloat64(ti.m.walCorruptions.WithLabelValues(damageSegment)))
 	require.Len(t, ti.samples(t, "a")["up"], 10)
 	require.NoError(t, ti.push(t, "a", series("up", 10, 1)))
 }
 
-func lastSegment(t *testing.T, dir string) string {
+func lastSegment(t testing.TB, dir string) string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)

@@ -11,7 +11,8 @@ type metrics struct {
 	seriesCreated    prometheus.Counter
 	seriesRemoved    prometheus.Counter
 	walWrite         prometheus.Histogram
-	walCorruptions   prometheus.Counter
+	walCorruptions   *prometheus.CounterVec
+	walDropped       prometheus.Counter
 	replayDuration   prometheus.Gauge
 	flushDuration    prometheus.Histogram
 	chunksFlushed    prometheus.Counter
@@ -24,14 +25,15 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		samplesAppended: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_samples_appended_total", Help: "Samples appended to memory after being logged to the WAL."}),
 		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_samples_rejected_total", Help: "Samples rejected by the ingester, per tenant and reason."}, []string{"tenant", "reason"}),
 		seriesCreated:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_created_total", Help: "Series created in memory."}),
 		seriesRemoved:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_removed_total", Help: "Idle series removed from memory."}),
 		walWrite: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_wal_write_duration_seconds", Help: "Time to write one push's records to the WAL.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 8)}),
-		walCorruptions: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_wal_corruptions_total", Help: "WAL corruptions found and repaired at replay."}),
+		walCorruptions: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_wal_corruptions_total", Help: "Damage found at WAL replay, by kind: segment or checkpoint (unreadable from there to the end of that file), record (one record that does not decode). See ingester/WAL.md for what each loses."}, []string{"kind"}),
+		walDropped:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_wal_replay_dropped_samples_total", Help: "Samples read at WAL replay and dropped because the record naming their series was lost to damage."}),
 		replayDuration: f.NewGauge(prometheus.GaugeOpts{Name: "orrery_ingester_wal_replay_duration_seconds", Help: "How long the last WAL replay took."}),
 		flushDuration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_flush_duration_seconds", Help: "Time to flush one tenant's completed chunks to the store.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
@@ -42,6 +44,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		chunksReceived:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
 		queriesCanceled:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
 	}
+	// Every kind reads 0 until it happens, so a query or an alert on it
+	// tells "no damage" from "not measured".
+	for _, k := range damageKinds {
+		m.walCorruptions.WithLabelValues(k)
+	}
+	return m
 }
 
 // activeSeries reports each tenant's in-memory series, what the series

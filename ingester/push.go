@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -128,15 +129,23 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
 	var rej rejections
+	// storeErr is the first failure to read the store for an old sample,
+	// logged once per push rather than once per sample.
+	var storeErr error
 	r := ingesterpb.NewSeriesReader(encoded)
 	for r.Next() {
-		s, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef, lim)
+		s, created, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef, lim)
 		if err != nil {
 			if !errors.Is(err, errPerUserSeriesLimit) && !errors.Is(err, errPerMetricSeriesLimit) {
 				return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
 			}
 			rej.series(err, r.Len(), l, r.Labels(), &ps.sc.b)
 			continue
+		}
+		if created {
+			// New in memory, not necessarily new: it may have been
+			// forgotten after its chunks were flushed.
+			i.restoreLastFromStore(h, []*memSeries{s})
 		}
 		// A series twice in one push gets two series records; replay maps
 		// both to the same series, so that costs nothing but bytes.
@@ -145,7 +154,14 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		}
 		hasLast, lastT, lastV := s.hasLast, s.lastT, s.lastV
 		for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
-			switch verdict := check(hasLast, lastT, lastV, t, v); verdict {
+			verdict := check(hasLast, lastT, lastV, t, v)
+			if verdict == outOfOrder {
+				var err error
+				if verdict, err = i.judgeOld(h, s, t, v, ps.samples); err != nil && storeErr == nil {
+					storeErr = err
+				}
+			}
+			switch verdict {
 			case accept:
 				ps.samples = append(ps.samples, refSample{ref: s.ref, t: t, v: v})
 				ps.series = append(ps.series, s)
@@ -155,6 +171,9 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				rej.sample(verdict, s.lset, t, lastT)
 			}
 		}
+	}
+	if storeErr != nil {
+		i.logger.Error("cannot read stored samples to tell retries from out-of-order samples; judged out of order", "tenant", h.id, "err", storeErr)
 	}
 	if rej.n > 0 {
 		for why, n := range rej.byReason {
@@ -173,6 +192,58 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		return 0, rej, err
 	}
 	return len(ps.samples), rej, nil
+}
+
+// judgeOld decides a sample older than its series' last one: an exact
+// repeat of a sample the series holds is a duplicate (a client's retry,
+// perhaps of a request some replicas took and others did not), another
+// value at a held timestamp conflicts, and anything else is out of order.
+// It looks in the push's pending samples, then memory, then the store: off
+// the hot path, since only samples that would otherwise be rejected get
+// here. A sample the store cannot be read for is judged out of order, with
+// the error for the caller to log: retrying a 5xx would not repair the
+// store.
+func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, pending []refSample) (verdict, error) {
+	held, found := 0.0, false
+	// This series' samples accepted so far in this push are the tail of
+	// pending, not yet in memory.
+	for k := len(pending) - 1; k >= 0 && pending[k].ref == s.ref && !found; k-- {
+		if pending[k].t == t {
+			held, found = pending[k].v, true
+		}
+	}
+	if !found {
+		held, found = s.valueAt(t)
+	}
+	var err error
+	if !found {
+		held, found, err = i.store.SampleAt(h.id, s.lset, t)
+	}
+	switch {
+	case !found:
+		return outOfOrder, err
+	case math.Float64bits(held) == math.Float64bits(v):
+		return duplicate, nil
+	default:
+		return conflicting, nil
+	}
+}
+
+// restoreLastFromStore gives series created in memory the newest sample the
+// store holds of them, so that a series forgotten after its flush keeps its
+// order and duplicate checks. A store that cannot be read is logged and
+// leaves them without: a write is not refused for it.
+func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
+	lsets := make([]labels.Labels, len(series))
+	for k, s := range series {
+		lsets[k] = s.lset
+	}
+	err := i.store.LastSamples(h.id, lsets, func(k int, t int64, v float64) {
+		series[k].restoreLast(t, v)
+	})
+	if err != nil {
+		i.logger.Error("cannot read the last stored samples of series; their older samples are not checked against the store", "tenant", h.id, "series", len(series), "err", err)
+	}
 }
 
 // logAndAppend writes the push's records to the WAL and then appends the

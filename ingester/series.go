@@ -32,6 +32,10 @@ type memSeries struct {
 	head   *memChunk
 	app    chunkenc.Appender
 
+	// hasLast, lastT and lastV are the newest sample the series ever had,
+	// in memory or in the store: a series created in memory restores them
+	// from the store, and checkpoints keep them once its chunks are
+	// flushed, so order and duplicate checks survive both.
 	hasLast bool
 	lastT   int64
 	lastV   float64
@@ -46,14 +50,19 @@ type verdict int
 
 const (
 	accept verdict = iota
-	// duplicate is an exact repeat of the last sample: dropped silently, so
+	// duplicate is an exact repeat of a stored sample: dropped silently, so
 	// that a retried request is idempotent.
 	duplicate
+	// outOfOrder is older than the last sample and not stored: rejected.
 	outOfOrder
+	// conflicting has the timestamp of a stored sample but another value:
+	// rejected.
 	conflicting
 )
 
-// check decides a sample against the series' last accepted one.
+// check decides a sample against the series' last accepted one. A sample
+// it calls outOfOrder may still be an exact repeat of an older stored
+// sample: push looks that up (Ingester.judgeOld) before rejecting it.
 func check(hasLast bool, lastT int64, lastV float64, t int64, v float64) verdict {
 	switch {
 	case !hasLast || t > lastT:
@@ -65,6 +74,51 @@ func check(hasLast bool, lastT int64, lastV float64, t int64, v float64) verdict
 	default:
 		return conflicting
 	}
+}
+
+// valueAt returns the value the series holds in memory at t.
+func (s *memSeries) valueAt(t int64) (float64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, mc := range s.chunks {
+		if v, ok := chunkValueAt(mc, t); ok {
+			return v, true
+		}
+	}
+	if s.head != nil {
+		return chunkValueAt(s.head, t)
+	}
+	return 0, false
+}
+
+func chunkValueAt(mc *memChunk, t int64) (float64, bool) {
+	if t < mc.minT || t > mc.maxT {
+		return 0, false
+	}
+	it := mc.c.Iterator(nil)
+	if it.Seek(t) != chunkenc.ValFloat {
+		return 0, false
+	}
+	ct, v := it.At()
+	return v, ct == t
+}
+
+// restoreLast makes (t, v) the series' last sample unless it has a newer
+// one: what a checkpoint or the store remembers of a series whose chunks
+// left memory.
+func (s *memSeries) restoreLast(t int64, v float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.hasLast || t > s.lastT {
+		s.hasLast, s.lastT, s.lastV = true, t, v
+	}
+}
+
+// last returns the series' last sample.
+func (s *memSeries) last() (t int64, v float64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastT, s.lastV, s.hasLast
 }
 
 // append adds an accepted sample. The caller holds s.mu.
@@ -118,7 +172,10 @@ func (s *memSeries) restoreChunk(mc *memChunk) error {
 	for it.Next() == chunkenc.ValFloat {
 		t, v := it.At()
 		app.Append(0, t, v)
-		s.hasLast, s.lastT, s.lastV = true, t, v
+		// Never lower the last sample a last-samples record restored.
+		if !s.hasLast || t > s.lastT {
+			s.hasLast, s.lastT, s.lastV = true, t, v
+		}
 	}
 	s.head, s.app = &memChunk{c: c, minT: mc.minT, maxT: mc.maxT}, app
 	return it.Err()

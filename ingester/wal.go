@@ -18,15 +18,34 @@ import (
 
 const checkpointPrefix = "checkpoint."
 
+// Kinds of damage, the kind label of orrery_ingester_wal_corruptions_total.
+const (
+	damageSegment    = "segment"
+	damageCheckpoint = "checkpoint"
+	damageRecord     = "record"
+)
+
+var damageKinds = []string{damageSegment, damageCheckpoint, damageRecord}
+
+// lastBatchSeries bounds a checkpoint's last-sample records and the store
+// lookups of one read transaction at replay.
+const lastBatchSeries = 4096
+
 // replayState maps the refs found in the log to series in memory. A series
 // may appear under several refs (created again after being forgotten).
 type replayState struct {
-	refs map[uint64]*memSeries
+	refs    map[uint64]*memSeries
+	samples []refSample
+	damaged bool
 }
 
 // replay loads the newest checkpoint and then every WAL segment from the
-// checkpoint's index on. A corrupt record ends the replay: the log is cut
-// there (wlog.Repair) and everything before it is kept.
+// checkpoint's index on, each file on its own: damage ends the reading of
+// the file it is in, never of the files after it, and a record that does
+// not decode is skipped alone (WAL.md says what each loses and why). Series
+// left without a last sample get it from the store. After damage, a
+// checkpoint of what was recovered replaces the damaged files, so that the
+// next start neither meets nor counts the damage again.
 func (i *Ingester) replay() error {
 	st := &replayState{refs: map[uint64]*memSeries{}}
 	cpDir, cpIndex, err := lastCheckpoint(i.walDir())
@@ -34,33 +53,76 @@ func (i *Ingester) replay() error {
 		return err
 	}
 	if cpDir != "" {
-		r, err := wlog.NewSegmentsReader(cpDir)
-		if err != nil {
-			return fmt.Errorf("open checkpoint %s: %w", cpDir, err)
-		}
-		err = i.replayRecords(st, wlog.NewReader(r))
-		r.Close()
-		if err != nil {
-			return fmt.Errorf("checkpoint %s: %w", cpDir, err)
+		if err := i.replayDir(st, cpDir, 0, damageCheckpoint); err != nil {
+			// A checkpoint that cannot even be listed is lost whole.
+			i.damage(st, damageCheckpoint, "checkpoint unreadable, replaying the WAL without it", "dir", cpDir, "err", err)
 		}
 	}
-	r, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: i.walDir(), First: cpIndex, Last: -1})
-	if err != nil {
+	if err := i.replayDir(st, i.walDir(), cpIndex, damageSegment); err != nil {
 		return err
 	}
-	defer r.Close()
-	err = i.replayRecords(st, wlog.NewReader(r))
-	var cerr *wlog.CorruptionErr
-	if errors.As(err, &cerr) {
-		i.m.walCorruptions.Inc()
-		i.logger.Warn("wal corrupted, keeping what precedes the damage", "segment", cerr.Segment, "offset", cerr.Offset, "err", err)
-		return i.wal.Repair(err)
+	i.restoreLastAfterReplay()
+	if st.damaged {
+		if err := i.checkpoint(); err != nil {
+			i.logger.Error("checkpoint after wal damage failed; the next start meets the same damage", "err", err)
+		}
 	}
-	return err
+	return nil
 }
 
-func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader) error {
-	var samples []refSample
+// damage counts and logs one damage of kind.
+func (i *Ingester) damage(st *replayState, kind, msg string, args ...any) {
+	st.damaged = true
+	i.m.walCorruptions.WithLabelValues(kind).Inc()
+	i.logger.Warn(msg, append([]any{"kind", kind}, args...)...)
+}
+
+// replayDir replays the numbered segment files of dir from first on. It
+// fails only when dir cannot be listed.
+func (i *Ingester) replayDir(st *replayState, dir string, first int, kind string) error {
+	segs, err := segmentIndexes(dir)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	for _, k := range segs {
+		if k < first {
+			continue
+		}
+		name := wlog.SegmentName(dir, k)
+		seg, err := wlog.OpenReadSegment(name)
+		if err != nil {
+			i.damage(st, kind, "wal file unreadable, skipped", "file", name, "err", err)
+			continue
+		}
+		r := wlog.NewSegmentBufReader(seg)
+		i.replayRecords(st, wlog.NewReader(r), name, kind)
+		if err := r.Close(); err != nil {
+			i.logger.Warn("close wal file", "file", name, "err", err)
+		}
+	}
+	return nil
+}
+
+// segmentIndexes returns the indexes of dir's segment files, sorted. Unlike
+// wlog's listing it accepts gaps: a missing file loses only itself.
+func segmentIndexes(dir string) ([]int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		if k, err := strconv.Atoi(e.Name()); err == nil && !e.IsDir() {
+			out = append(out, k)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// replayRecords replays one file's records up to its end or its first
+// damaged page.
+func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader, name, kind string) {
 	for r.Next() {
 		rec := r.Record()
 		if len(rec) == 0 {
@@ -71,20 +133,29 @@ func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader) error {
 		case recSeries:
 			err = i.replaySeries(st, rec)
 		case recSamples:
-			samples, err = decodeSamples(rec, samples[:0])
+			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
-				i.replaySamples(st, samples)
+				i.replaySamples(st, st.samples)
 			}
 		case recChunks:
 			err = i.replayChunks(st, rec)
+		case recLast:
+			st.samples, err = decodeSamples(rec, st.samples[:0])
+			if err == nil {
+				i.replayLast(st, st.samples)
+			}
 		default:
 			err = fmt.Errorf("unknown record type %d", rec[0])
 		}
 		if err != nil {
-			return &wlog.CorruptionErr{Dir: "", Segment: r.Segment(), Offset: r.Offset(), Err: err}
+			// The record passed its checksum: it is ours and undecodable
+			// (a bug or a newer format), not a damaged disk. Only it is lost.
+			i.damage(st, damageRecord, "wal record skipped", "file", name, "offset", r.Offset(), "err", err)
 		}
 	}
-	return r.Err()
+	if err := r.Err(); err != nil {
+		i.damage(st, kind, "wal file damaged, the rest of it is lost", "file", name, "err", err)
+	}
 }
 
 func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
@@ -100,7 +171,7 @@ func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
 		}
 		enc := ingesterpb.AppendLabels(nil, e.lset)
 		// No limits: the series was acknowledged before the crash.
-		s, err := h.getOrCreate(enc, &sc, func() uint64 { return e.ref }, seriesLimits{})
+		s, _, err := h.getOrCreate(enc, &sc, func() uint64 { return e.ref }, seriesLimits{})
 		if err != nil {
 			return err
 		}
@@ -111,17 +182,38 @@ func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
 }
 
 // replaySamples appends samples; ones at or before a series' last sample are
-// already in memory (from the checkpoint) and are skipped.
+// already in memory (from the checkpoint) and are skipped. Samples of a
+// series whose record was lost are counted and dropped.
 func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 	now := time.Now().UnixNano()
+	dropped := 0
 	for _, smp := range samples {
 		s := st.refs[smp.ref]
-		if s == nil || check(s.hasLast, s.lastT, s.lastV, smp.t, smp.v) != accept {
+		if s == nil {
+			dropped++
+			// The lost series' ref is never given to a new series, which
+			// would otherwise inherit these samples at the next replay.
+			if smp.ref >= i.nextRef.Load() {
+				i.nextRef.Store(smp.ref)
+			}
+			continue
+		}
+		if check(s.hasLast, s.lastT, s.lastV, smp.t, smp.v) != accept {
 			continue
 		}
 		s.mu.Lock()
 		s.append(smp.t, smp.v, &i.cfg, now)
 		s.mu.Unlock()
+	}
+	i.m.walDropped.Add(float64(dropped))
+}
+
+// replayLast restores the last samples a checkpoint kept.
+func (i *Ingester) replayLast(st *replayState, last []refSample) {
+	for _, smp := range last {
+		if s := st.refs[smp.ref]; s != nil {
+			s.restoreLast(smp.t, smp.v)
+		}
 	}
 }
 
@@ -132,7 +224,13 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 	}
 	s := st.refs[ref]
 	if s == nil {
-		return fmt.Errorf("chunks for unknown series ref %d", ref)
+		if ref >= i.nextRef.Load() {
+			i.nextRef.Store(ref)
+		}
+		for _, c := range chunks {
+			i.m.walDropped.Add(float64(c.c.NumSamples()))
+		}
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -143,6 +241,27 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 	}
 	s.lastAppend = time.Now().UnixNano()
 	return nil
+}
+
+// restoreLastAfterReplay gives series that replay left without a last
+// sample (every chunk flushed before a checkpoint that did not record it,
+// or the record lost to damage) the newest one the store holds.
+func (i *Ingester) restoreLastAfterReplay() {
+	for _, h := range i.allHeads() {
+		var batch []*memSeries
+		for _, s := range h.all() {
+			if _, _, ok := s.last(); !ok {
+				batch = append(batch, s)
+			}
+			if len(batch) == lastBatchSeries {
+				i.restoreLastFromStore(h, batch)
+				batch = batch[:0]
+			}
+		}
+		if len(batch) > 0 {
+			i.restoreLastFromStore(h, batch)
+		}
+	}
 }
 
 // checkpoint writes every in-memory series and its chunks to a new
@@ -192,19 +311,38 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 		return err
 	}
 	var buf []byte
+	var last []refSample
 	for _, h := range i.allHeads() {
-		for _, s := range h.all() {
-			// Every series is written, even one whose chunks are all flushed:
-			// samples logged after the cut refer to it by ref.
-			buf = encodeSeries(buf[:0], h.id, []*memSeries{s})
+		series := h.all()
+		// Series records first, then last samples, then chunks: damage in
+		// the bulky chunks loses only chunks, while every series keeps its
+		// ref (samples logged after the cut refer to it, even one whose
+		// chunks are all flushed) and its last sample.
+		for k := 0; k < len(series); k += lastBatchSeries {
+			batch := series[k:min(k+lastBatchSeries, len(series))]
+			buf = encodeSeries(buf[:0], h.id, batch)
+			last = last[:0]
+			for _, s := range batch {
+				if t, v, ok := s.last(); ok {
+					last = append(last, refSample{ref: s.ref, t: t, v: v})
+				}
+			}
 			recs := [][]byte{buf}
-			if chunks := s.copyChunks(minTime, maxTime); len(chunks) > 0 {
+			if len(last) > 0 {
 				n := len(buf)
-				buf = encodeChunks(buf, s.ref, chunks)
+				buf = encodeLast(buf, last)
 				recs = [][]byte{buf[:n], buf[n:]}
 			}
 			if err := w.Log(recs...); err != nil {
 				return errors.Join(err, w.Close())
+			}
+		}
+		for _, s := range series {
+			if chunks := s.copyChunks(minTime, maxTime); len(chunks) > 0 {
+				buf = encodeChunks(buf[:0], s.ref, chunks)
+				if err := w.Log(buf); err != nil {
+					return errors.Join(err, w.Close())
+				}
 			}
 		}
 	}

@@ -15,6 +15,7 @@ const (
 	recSeries  byte = 1
 	recSamples byte = 2
 	recChunks  byte = 3
+	recLast    byte = 4
 )
 
 var errShortRecord = errors.New("record truncated")
@@ -49,6 +50,16 @@ func encodeSamples(buf []byte, samples []refSample) []byte {
 		buf = binary.AppendVarint(buf, s.t)
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.v))
 	}
+	return buf
+}
+
+// encodeLast appends a checkpoint record with the last sample of series,
+// laid out as a samples record: the newest sample each series ever had,
+// which its chunks may no longer hold once flushed.
+func encodeLast(buf []byte, last []refSample) []byte {
+	start := len(buf)
+	buf = encodeSamples(buf, last)
+	buf[start] = recLast
 	return buf
 }
 

@@ -21,8 +21,11 @@ import (
 // ackWriter writes one sample per series per step, one step per request,
 // and records which steps Orrery acknowledged with a 2xx.
 type ackWriter struct {
-	gen   *loadgen.Generator
-	base  time.Time
+	gen  *loadgen.Generator
+	base time.Time
+	// pace, if set, is the pause between two writes of run: steady load
+	// rather than as fast as possible.
+	pace  time.Duration
 	mu    sync.Mutex
 	acked []int
 }
@@ -49,6 +52,7 @@ func (w *ackWriter) run(t *testing.T, pushURL string, first int, stop <-chan str
 		w.mu.Lock()
 		w.acked = append(w.acked, step)
 		w.mu.Unlock()
+		time.Sleep(w.pace)
 	}
 }
 

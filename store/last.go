@@ -1,0 +1,174 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.etcd.io/bbolt"
+)
+
+// LastSamples calls fn with the newest stored sample of each series that
+// has one, k being its index in series; series without stored chunks are
+// skipped. One read transaction covers the whole slice, so that a caller
+// with many series (an ingester restoring what it forgot) pays for one.
+// Empty label values are ignored, as Put ignores them.
+func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int, t int64, v float64)) error {
+	err := s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
+		for k, ls := range series {
+			id, ok, err := seriesID(byLabels, ls)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			c, ok, err := r.lastChunk(id)
+			if err != nil {
+				return fmt.Errorf("series %s: %w", ls, err)
+			}
+			if !ok {
+				continue
+			}
+			t, v, ok, err := newestSample(c)
+			if err != nil {
+				return fmt.Errorf("series %s: %w", ls, err)
+			}
+			if ok {
+				fn(k, t, v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: last samples tenant %q: %w", tenant, err)
+	}
+	return nil
+}
+
+// SampleAt returns the value series ls has stored at timestamp t. Where
+// overlapping chunks disagree, the chunk with the smallest MaxTime wins.
+func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (v float64, found bool, err error) {
+	err = s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
+		id, ok, err := seriesID(byLabels, ls)
+		if err != nil || !ok {
+			return err
+		}
+		limit := t + r.maxSpan
+		if t > math.MaxInt64-r.maxSpan {
+			limit = math.MaxInt64
+		}
+		for k, val := r.chunkCursor.Seek(chunkKey(id, t)); k != nil; k, val = r.chunkCursor.Next() {
+			if len(k) != chunkKeyLen {
+				return fmt.Errorf("chunk key of %d bytes: %w", len(k), errCorrupt)
+			}
+			if binary.BigEndian.Uint64(k) != id || chunkKeyMaxTime(k) > limit {
+				return nil
+			}
+			minTime, err := chunkValueMinTime(val)
+			if err != nil {
+				return fmt.Errorf("series %d: %w", id, err)
+			}
+			if minTime > t {
+				continue
+			}
+			c, err := chunkInTx(k, val)
+			if err != nil {
+				return fmt.Errorf("series %d: %w", id, err)
+			}
+			if v, found, err = valueAt(c, t); found || err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("store: sample at %d tenant %q: %w", t, tenant, err)
+	}
+	return v, found, nil
+}
+
+// viewByLabels is view with the tenant's series_by_labels bucket, which
+// queries by matchers do not need.
+func (s *Store) viewByLabels(tenant string, fn func(r *reader, byLabels *bbolt.Bucket) error) error {
+	return s.db.View(func(tx *bbolt.Tx) error {
+		r, err := openReader(tx, tenant)
+		if err != nil || r == nil {
+			return err
+		}
+		byLabels := tx.Bucket(bucketTenants).Bucket([]byte(tenant)).Bucket(bucketSeriesByLabels)
+		if byLabels == nil {
+			return fmt.Errorf("tenant bucket without %s: %w", bucketSeriesByLabels, errCorrupt)
+		}
+		return fn(r, byLabels)
+	})
+}
+
+// seriesID looks a series up by its labels.
+func seriesID(byLabels *bbolt.Bucket, ls labels.Labels) (uint64, bool, error) {
+	v := byLabels.Get(appendLabels(nil, ls.WithoutEmpty()))
+	if v == nil {
+		return 0, false, nil
+	}
+	if len(v) != idLen {
+		return 0, false, fmt.Errorf("series ID of %d bytes: %w", len(v), errCorrupt)
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// lastChunk returns the chunk of series id with the greatest MaxTime, which
+// holds its newest sample. bbolt memory is not copied: the chunk is valid
+// only within the transaction.
+func (r *reader) lastChunk(id uint64) (Chunk, bool, error) {
+	var k, v []byte
+	if next, _ := r.chunkCursor.Seek(idKey(id + 1)); next == nil {
+		k, v = r.chunkCursor.Last()
+	} else {
+		k, v = r.chunkCursor.Prev()
+	}
+	if k == nil || len(k) != chunkKeyLen || binary.BigEndian.Uint64(k) != id {
+		return Chunk{}, false, nil
+	}
+	c, err := chunkInTx(k, v)
+	return c, err == nil, err
+}
+
+// chunkInTx is decodeChunk without the copy: valid only within the
+// transaction, for a caller that only reads samples out of it.
+func chunkInTx(k, v []byte) (Chunk, error) {
+	minTime, err := chunkValueMinTime(v)
+	if err != nil {
+		return Chunk{}, err
+	}
+	return Chunk{MinTime: minTime, MaxTime: chunkKeyMaxTime(k), Encoding: chunkenc.Encoding(v[8]), Data: v[chunkHeaderLen:]}, nil
+}
+
+func newestSample(c Chunk) (t int64, v float64, ok bool, err error) {
+	chk, err := chunkenc.FromData(c.Encoding, c.Data)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	it := chk.Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		if st, sv := it.At(); !ok || st >= t {
+			t, v, ok = st, sv, true
+		}
+	}
+	return t, v, ok, it.Err()
+}
+
+func valueAt(c Chunk, t int64) (float64, bool, error) {
+	chk, err := chunkenc.FromData(c.Encoding, c.Data)
+	if err != nil {
+		return 0, false, err
+	}
+	it := chk.Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		if st, sv := it.At(); st == t {
+			return sv, true, nil
+		}
+	}
+	return 0, false, it.Err()
+}
