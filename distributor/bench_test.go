@@ -26,7 +26,7 @@ func BenchmarkDecodeValidate(b *testing.B) {
 	v := validator{scheme: model.LegacyValidation}
 	v.setLimits(&limits.Limits{MaxLabelNamesPerSeries: 30, MaxLabelNameLength: 1024, MaxLabelValueLength: 2048}, time.Now())
 	for i := 0; i < b.N; i++ {
-		raw, err := decompress(body, 100<<20)
+		raw, err := decompress(body, 100<<20, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -95,6 +95,11 @@ func newTestDistributor(t *testing.T, replicas int) (*Distributor, fakeClients) 
 
 func newLimitedDistributor(t *testing.T, replicas int, l Limits) (*Distributor, fakeClients) {
 	t.Helper()
+	return newConfiguredDistributor(t, replicas, l, func(*Config) {})
+}
+
+func newConfiguredDistributor(t *testing.T, replicas int, l Limits, configure func(*Config)) (*Distributor, fakeClients) {
+	t.Helper()
 	clients := fakeClients{}
 	rs := ring.ReplicationSet{MaxErrors: replicas - (replicas/2 + 1)}
 	for k := 0; k < replicas; k++ {
@@ -104,6 +109,7 @@ func newLimitedDistributor(t *testing.T, replicas int, l Limits) (*Distributor, 
 	}
 	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy",
 		HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
+	configure(&cfg)
 	d, err := New(cfg, fixedRing{rs: rs}, clients, l, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return d, clients
@@ -420,7 +426,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		raw, err := decompress(body, 1<<20)
+		raw, err := decompress(body, 1<<20, nil)
 		if err != nil {
 			require.Less(t, apierr.HTTPStatus(err), 500)
 			return
