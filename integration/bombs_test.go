@@ -318,4 +318,3 @@ func firstLine(b []byte) string {
 	line, _, _ := bytes.Cut(b, []byte("\r\n"))
 	return string(line)
 }
-

@@ -108,4 +108,3 @@ func storedOffsets(t *testing.T, o *orrery, name string, from, to int64) map[int
 	}
 	return out
 }
-
