@@ -150,7 +150,8 @@ func TestInflightBytesLimit(t *testing.T) {
 		resp := post(d, body, nil)
 		require.Equal(t, http.StatusNoContent, resp.Code, resp.Body.String())
 	}()
-	require.Eventually(t, func() bool { return d.inflight.used.Load() > 0 && d.requests.Load() == 1 }, 5*time.Second, time.Millisecond)
+	// Once its push reached the ingester, the first request took all it will.
+	require.Eventually(t, func() bool { return clients["ing-0"].entered.Load() == 1 }, 5*time.Second, time.Millisecond)
 	// The first request holds about 400 KiB of the 1.25 MiB budget; a
 	// second and third arrive while it is held.
 	var refused *httptest.ResponseRecorder

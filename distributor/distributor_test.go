@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,9 +44,12 @@ type fakeIngester struct {
 	// block, when set, holds every push until it is closed or the push's
 	// context ends: a paused ingester.
 	block chan struct{}
+	// entered counts the pushes that arrived, held or not.
+	entered atomic.Int32
 }
 
 func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	f.entered.Add(1)
 	if f.block != nil {
 		select {
 		case <-f.block:
