@@ -79,7 +79,7 @@ func (m *meter) hold(n int) error {
 	chunk := max(m.used-m.held, inflightChunk)
 	if !m.pool.take(chunk) {
 		m.used -= int64(n)
-		return overloaded{apierr.New(apierr.Unavailable, "the distributor holds %d bytes of requests in flight, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests-bytes, or add distributors)", m.pool.limit, errIDInflightBytes)}
+		return overloaded{apierr.New(apierr.Unavailable, "the distributor holds %d bytes of requests in flight, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests-bytes, or add distributors)", m.pool.limit, errIDInflightBytes), "max_inflight_push_requests_bytes"}
 	}
 	m.held += chunk
 	return nil
@@ -110,7 +110,10 @@ func (m *meter) release() {
 // overloaded is the error of an instance limit: the distributor as a whole
 // is full, whatever the tenant, so the answer is a 503 with Retry-After, as
 // Mimir answers its instance limits, and not a tenant's 429.
-type overloaded struct{ error }
+type overloaded struct {
+	error
+	limit string // the metric label of the limit
+}
 
 func (o overloaded) Unwrap() error { return o.error }
 

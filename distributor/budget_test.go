@@ -166,6 +166,7 @@ func TestInflightBytesLimit(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, refused.Code, refused.Body.String())
 	require.Equal(t, retryAfter, refused.Header().Get("Retry-After"))
 	require.Contains(t, refused.Body.String(), errIDInflightBytes)
+	require.GreaterOrEqual(t, testutil.ToFloat64(d.rejected.WithLabelValues("max_inflight_push_requests_bytes")), 1.0)
 	close(block)
 	wg.Wait()
 	require.Eventually(t, func() bool { return d.inflight.used.Load() == 0 }, 5*time.Second, time.Millisecond,

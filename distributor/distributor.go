@@ -122,7 +122,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Counted before the body is read: a slow upload holds its place.
 	n := d.requests.Add(1)
 	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
-		err = overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests)}
+		err = overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
 	} else {
 		written, err = d.handle(r)
 	}
@@ -138,11 +138,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var full overloaded
 	if errors.As(err, &full) {
 		h.Set("Retry-After", retryAfter)
-		limit := "max_inflight_push_requests_bytes"
-		if strings.Contains(err.Error(), errIDInflightRequests) {
-			limit = "max_inflight_push_requests"
-		}
-		d.rejected.WithLabelValues(limit).Inc()
+		d.rejected.WithLabelValues(full.limit).Inc()
 	}
 	code := apierr.HTTPStatus(err)
 	if code >= 500 {
