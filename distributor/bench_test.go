@@ -21,12 +21,15 @@ func BenchmarkDecodeValidate(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
-	var req writeRequest
+	// Charged as the handler charges it.
+	pool := &inflight{limit: 1 << 30}
+	m := &meter{limit: 64 << 20, pool: pool}
+	req := writeRequest{m: m}
 	var out validated
 	v := validator{scheme: model.LegacyValidation}
 	v.setLimits(&limits.Limits{MaxLabelNamesPerSeries: 30, MaxLabelNameLength: 1024, MaxLabelValueLength: 2048}, time.Now())
 	for i := 0; i < b.N; i++ {
-		raw, err := decompress(body, 100<<20)
+		raw, err := decompress(body, 100<<20, m)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,6 +42,7 @@ func BenchmarkDecodeValidate(b *testing.B) {
 		if len(out.series) != gen.Len() {
 			b.Fatalf("validated %d series: %s", len(out.series), d.first)
 		}
+		m.release()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*gen.Len()), "ns/sample")
 }

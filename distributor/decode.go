@@ -43,22 +43,45 @@ func protocolOf(r *http.Request) (int, error) {
 
 // readBody reads a snappy-compressed body of at most limit bytes, and checks
 // the length the body declares before decoding it: a few bytes can declare
-// gigabytes (a real memory bomb against Prometheus).
-func readBody(r io.Reader, contentLength int64, limit int) ([]byte, error) {
+// gigabytes (a real memory bomb against Prometheus). A body without a
+// Content-Length, or with a false one, is cut at the limit while it is read.
+// The buffer grows as bytes arrive, each growth charged to m before it is
+// allocated: a client that declares 100 MiB and sends nothing holds nothing.
+func readBody(r io.Reader, contentLength int64, limit int, m *meter) ([]byte, error) {
 	if contentLength > int64(limit) {
 		return nil, apierr.New(apierr.TooLarge, "request body is %d bytes, over the limit of %d bytes (err-orrery-request-too-large: raise -distributor.max-recv-msg-size)", contentLength, limit)
 	}
-	compressed, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, apierr.New(apierr.BadData, "reading request body: %s", err)
+	buf := make([]byte, 0, min(limit+1, 4096))
+	if err := m.hold(cap(buf)); err != nil {
+		return nil, err
 	}
-	if len(compressed) > limit {
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return nil, apierr.New(apierr.TooLarge, "request body is over the limit of %d bytes (err-orrery-request-too-large: raise -distributor.max-recv-msg-size)", limit)
+			}
+			grown := min(2*cap(buf), limit+1)
+			if err := m.hold(grown); err != nil {
+				return nil, err
+			}
+			buf = append(make([]byte, 0, grown), buf...)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, apierr.New(apierr.BadData, "reading request body: %s", err)
+		}
+	}
+	if len(buf) > limit {
 		return nil, apierr.New(apierr.TooLarge, "request body is over the limit of %d bytes (err-orrery-request-too-large: raise -distributor.max-recv-msg-size)", limit)
 	}
-	return decompress(compressed, limit)
+	return decompress(buf, limit, m)
 }
 
-func decompress(compressed []byte, limit int) ([]byte, error) {
+func decompress(compressed []byte, limit int, m *meter) ([]byte, error) {
 	if len(compressed) == 0 {
 		return nil, apierr.New(apierr.BadData, "empty request body: expected a snappy-compressed remote write request")
 	}
@@ -68,6 +91,9 @@ func decompress(compressed []byte, limit int) ([]byte, error) {
 	}
 	if n > limit {
 		return nil, apierr.New(apierr.TooLarge, "request decompresses to %d bytes, over the limit of %d bytes (err-orrery-request-too-large: raise -distributor.max-recv-msg-size)", n, limit)
+	}
+	if err := m.hold(n); err != nil {
+		return nil, err
 	}
 	out, err := snappy.Decode(nil, compressed)
 	if err != nil {

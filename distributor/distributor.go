@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,8 +59,14 @@ type Distributor struct {
 	ratesMu sync.Mutex
 	rates   map[string]*rate.Limiter
 
+	// requests in flight, and the memory they hold.
+	requests atomic.Int64
+	inflight inflight
+
 	received  *prometheus.CounterVec
 	discarded *prometheus.CounterVec
+	exemplars *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
 	duration  prometheus.Histogram
 	failures  *prometheus.CounterVec
 	deduped   *prometheus.CounterVec
@@ -75,8 +82,13 @@ func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg promet
 	}
 	scheme, _ := cfg.scheme()
 	f := promauto.With(reg)
-	return &Distributor{
+	d := &Distributor{
 		cfg: cfg, scheme: scheme, ring: r, clients: clients, limits: l, ha: ha, logger: logger, rates: map[string]*rate.Limiter{},
+		inflight: inflight{limit: cfg.InstanceLimits.MaxInflightPushRequestsBytes},
+		exemplars: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_exemplars_total",
+			Help: "Exemplars received and not stored (Orrery does not store exemplars), per tenant."}, []string{"tenant"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_instance_limit_rejections_total",
+			Help: "Requests refused because the distributor was full, by limit."}, []string{"limit"}),
 		received: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_received_samples_total",
 			Help: "Samples received and accepted by validation, per tenant."}, []string{"tenant"}),
 		discarded: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_samples_total",
@@ -88,7 +100,13 @@ func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg promet
 		deduped: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_deduped_samples_total",
 			Help: "Samples dropped because they came from the standby replica of an HA pair, per tenant and cluster."}, []string{"tenant", "cluster"}),
 		states: sync.Pool{New: func() any { return &pushState{} }},
-	}, nil
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "orrery_distributor_inflight_push_requests",
+		Help: "Remote-write requests being handled."}, func() float64 { return float64(d.requests.Load()) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{Name: "orrery_distributor_inflight_push_requests_bytes",
+		Help: "Memory held by remote-write requests in flight, as charged against -distributor.instance-limits.max-inflight-push-requests-bytes."},
+		func() float64 { return float64(d.inflight.used.Load()) })
+	return d, nil
 }
 
 // ServeHTTP handles POST /api/v1/push: remote write 1.0 and 2.0. Valid
@@ -99,7 +117,16 @@ func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg promet
 func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { d.duration.Observe(time.Since(start).Seconds()) }()
-	written, err := d.handle(r)
+	var written int
+	var err error
+	// Counted before the body is read: a slow upload holds its place.
+	n := d.requests.Add(1)
+	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
+		err = overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
+	} else {
+		written, err = d.handle(r)
+	}
+	d.requests.Add(-1)
 	h := w.Header()
 	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written))
 	h.Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
@@ -107,6 +134,11 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
+	}
+	var full overloaded
+	if errors.As(err, &full) {
+		h.Set("Retry-After", retryAfter)
+		d.rejected.WithLabelValues(full.limit).Inc()
 	}
 	code := apierr.HTTPStatus(err)
 	if code >= 500 {
@@ -122,6 +154,10 @@ type pushState struct {
 	valid   validated
 	v       validator
 	targets map[string]*target
+	// m charges everything above to the request's limit and the
+	// distributor's in-flight budget, until the state returns to the pool.
+	m       meter
+	version int
 }
 
 // handle returns how many samples were written, which a partial 400 also
@@ -135,14 +171,22 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	body, err := readBody(r.Body, r.ContentLength, d.cfg.MaxRecvMsgSize)
+	ps := d.states.Get().(*pushState)
+	ps.version = version
+	ps.m = meter{limit: d.cfg.MaxRequestDecodedBytes, pool: &d.inflight}
+	ps.req.m = &ps.m
+	// The state goes back to the pool only when the last replica answered,
+	// which may be after this request has been answered; so does the
+	// memory it was charged.
+	done := func() {
+		ps.m.release()
+		d.states.Put(ps)
+	}
+	body, err := readBody(r.Body, r.ContentLength, d.cfg.MaxRecvMsgSize, &ps.m)
 	if err != nil {
+		done()
 		return 0, err
 	}
-	ps := d.states.Get().(*pushState)
-	// The state goes back to the pool only when the last replica answered,
-	// which may be after this request has been answered.
-	done := func() { d.states.Put(ps) }
 	if version == v2 {
 		err = ps.req.parseV2(body)
 	} else {
@@ -150,6 +194,10 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 	}
 	if err != nil {
 		done()
+		var limited *apierr.Error
+		if errors.As(err, &limited) {
+			return 0, err
+		}
 		msg := map[int]string{v1: "prometheus.WriteRequest", v2: "io.prometheus.write.v2.Request"}[version]
 		return 0, apierr.New(apierr.BadData, "request body is not a valid %s protobuf: %s", msg, err)
 	}
@@ -174,23 +222,54 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	for reason, n := range disc.byReason {
 		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
 	}
+	exemplars := 0
+	for k := range ps.req.series {
+		exemplars += ps.req.series[k].exemplars
+	}
+	if exemplars > 0 {
+		d.exemplars.WithLabelValues(tenantID).Add(float64(exemplars))
+	}
 	samples := ps.valid.samples
+	var targets []*target
+	var needed []int
+	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
+		var err error
+		if targets, needed, err = d.plan(tenantID, ps); err != nil {
+			done()
+			return 0, err
+		}
+	}
 	if !d.allow(tenantID, lim, now, samples) {
 		done()
 		d.discarded.WithLabelValues(tenantID, reasonRateLimited).Add(float64(samples))
 		return 0, apierr.New(apierr.TooManyRequests, "the request's %d samples would exceed the tenant's ingestion rate limit of %g samples/s with a burst of %d (err-orrery-%s: raise the tenant's ingestion_rate and ingestion_burst_size, or -distributor.ingestion-rate-limit)",
 			samples, lim.IngestionRate, lim.IngestionBurstSize, reasonRateLimited)
 	}
-	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
-		if err := d.send(ctx, tenantID, ps, done); err != nil {
+	if len(targets) > 0 {
+		if err := d.send(ctx, tenantID, targets, needed, done); err != nil {
 			return 0, err
 		}
 		d.received.WithLabelValues(tenantID).Add(float64(samples))
 	} else {
 		done()
 	}
+	var problems []string
 	if disc.first != "" {
-		return samples, apierr.New(apierr.BadData, "%s; %d samples discarded, %d stored", disc.first, disc.samples, samples)
+		problems = append(problems, fmt.Sprintf("%s; %d samples discarded, %d stored", disc.first, disc.samples, samples))
+	}
+	// Remote write 2.0: "Receivers MUST NOT return a 2xx HTTP status code
+	// if any of the pieces of sent data known to the Receiver (e.g.
+	// Samples, Histograms, Exemplars) were NOT written successfully", with
+	// a human-readable message. Exemplars are not stored, so a 2.0 request
+	// that carries any is a 400 once its samples are stored, and its
+	// X-Prometheus-Remote-Write-Exemplars-Written header says 0. 1.0 has
+	// no such rule: its exemplars are dropped and counted, as a Prometheus
+	// without exemplar storage does.
+	if exemplars > 0 && ps.version == v2 {
+		problems = append(problems, fmt.Sprintf("%d exemplars were not written: Orrery does not store exemplars; the samples were stored (err-orrery-%s: send 2.0 requests without exemplars, e.g. send_exemplars: false)", exemplars, reasonExemplarsUnsupp))
+	}
+	if len(problems) > 0 {
+		return samples, apierr.New(apierr.BadData, "%s", strings.Join(problems, "; "))
 	}
 	return samples, nil
 }
@@ -268,12 +347,7 @@ type target struct {
 // answer means it stored the rest, so it counts towards the quorum and the
 // message is passed on. done is called once every replica has answered:
 // until then the targets' buffers are in use.
-func (d *Distributor) send(ctx context.Context, tenantID string, ps *pushState, done func()) error {
-	targets, needed, err := d.plan(tenantID, ps)
-	if err != nil {
-		done()
-		return err
-	}
+func (d *Distributor) send(ctx context.Context, tenantID string, targets []*target, needed []int, done func()) error {
 	pushCtx, cancel := context.WithTimeout(tenant.WithID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
 	results := make(chan result, len(targets))
 	for _, t := range targets {
@@ -400,6 +474,11 @@ func (d *Distributor) plan(tenantID string, ps *pushState) ([]*target, []int, er
 				targets = append(targets, t)
 			}
 			if k < len(series) {
+				// Each replica's copy counts against the request's limit,
+				// before it is made.
+				if err := ps.m.add(series[k].hi - series[k].lo); err != nil {
+					return nil, nil, err
+				}
 				t.enc = append(t.enc, ps.valid.enc[series[k].lo:series[k].hi]...)
 			} else {
 				t.metadata = append(t.metadata, ps.valid.metadata[k-len(series)])

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,9 +44,12 @@ type fakeIngester struct {
 	// block, when set, holds every push until it is closed or the push's
 	// context ends: a paused ingester.
 	block chan struct{}
+	// entered counts the pushes that arrived, held or not.
+	entered atomic.Int32
 }
 
 func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
+	f.entered.Add(1)
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -95,6 +99,11 @@ func newTestDistributor(t *testing.T, replicas int) (*Distributor, fakeClients) 
 
 func newLimitedDistributor(t *testing.T, replicas int, l Limits) (*Distributor, fakeClients) {
 	t.Helper()
+	return newConfiguredDistributor(t, replicas, l, func(*Config) {})
+}
+
+func newConfiguredDistributor(t *testing.T, replicas int, l Limits, configure func(*Config)) (*Distributor, fakeClients) {
+	t.Helper()
 	clients := fakeClients{}
 	rs := ring.ReplicationSet{MaxErrors: replicas - (replicas/2 + 1)}
 	for k := 0; k < replicas; k++ {
@@ -104,6 +113,7 @@ func newLimitedDistributor(t *testing.T, replicas int, l Limits) (*Distributor, 
 	}
 	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy",
 		HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
+	configure(&cfg)
 	d, err := New(cfg, fixedRing{rs: rs}, clients, l, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return d, clients
@@ -420,7 +430,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		raw, err := decompress(body, 1<<20)
+		raw, err := decompress(body, 1<<20, nil)
 		if err != nil {
 			require.Less(t, apierr.HTTPStatus(err), 500)
 			return

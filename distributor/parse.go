@@ -66,6 +66,8 @@ type writeRequest struct {
 	labels   []rawLabel
 	samples  []rawSample
 	metadata []rawMetadata
+	// m is charged for the decoded form as it grows; nil charges nothing.
+	m *meter
 }
 
 func (w *writeRequest) reset() {
@@ -115,8 +117,14 @@ func (w *writeRequest) parseMetadata(b []byte) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := w.m.add(metadataCost + len(md.family) + len(md.help) + len(md.unit)); err != nil {
+		return err
+	}
 	w.metadata = append(w.metadata, md)
-	return err
+	return nil
 }
 
 func (w *writeRequest) parseSeries(b []byte) error {
@@ -133,8 +141,14 @@ func (w *writeRequest) parseSeries(b []byte) error {
 				}
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			if err := w.m.add(labelCost + len(l.name) + len(l.value)); err != nil {
+				return err
+			}
 			w.labels = append(w.labels, l)
-			return err
+			return nil
 		case num == fieldSamples && typ == protowire.BytesType:
 			return w.parseSample(v)
 		case num == fieldExemplars:
@@ -144,9 +158,15 @@ func (w *writeRequest) parseSeries(b []byte) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := w.m.add(seriesCost); err != nil {
+		return err
+	}
 	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
 	w.series = append(w.series, s)
-	return err
+	return nil
 }
 
 // parseSample appends one Sample message; 1.0 and 2.0 share its layout.
@@ -160,8 +180,14 @@ func (w *writeRequest) parseSample(b []byte) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := w.m.add(sampleCost); err != nil {
+		return err
+	}
 	w.samples = append(w.samples, smp)
-	return err
+	return nil
 }
 
 // eachField calls f with every field of a message: v holds the bytes of a

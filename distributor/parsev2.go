@@ -37,6 +37,9 @@ func (w *writeRequest) parseV2(b []byte) error {
 	// Symbols first: protobuf does not promise they precede the series.
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if num == fieldV2Symbols && typ == protowire.BytesType {
+			if err := w.m.add(symbolCost); err != nil {
+				return err
+			}
 			w.symbols = append(w.symbols, v)
 		}
 		return nil
@@ -64,8 +67,11 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
 		case num == fieldV2LabelsRefs && typ == protowire.BytesType:
-			return appendPackedRefs(&w.refs, v)
+			return w.appendPackedRefs(v)
 		case num == fieldV2LabelsRefs && typ == protowire.VarintType:
+			if err := w.m.add(refCost); err != nil {
+				return err
+			}
 			w.refs = append(w.refs, uint32(x))
 		case num == fieldV2Samples && typ == protowire.BytesType:
 			return w.parseSample(v)
@@ -91,7 +97,17 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 		if int(refs[k]) >= len(w.symbols) || int(refs[k+1]) >= len(w.symbols) {
 			return errSymbolRef
 		}
-		w.labels = append(w.labels, rawLabel{name: w.symbols[refs[k]], value: w.symbols[refs[k+1]]})
+		l := rawLabel{name: w.symbols[refs[k]], value: w.symbols[refs[k+1]]}
+		// A reference of a byte or two names a symbol of any length, and
+		// every series may name the same long symbols: this is where a
+		// small 2.0 request grows, so it is charged before it is kept.
+		if err := w.m.add(labelCost + len(l.name) + len(l.value)); err != nil {
+			return err
+		}
+		w.labels = append(w.labels, l)
+	}
+	if err := w.m.add(seriesCost); err != nil {
+		return err
 	}
 	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
 	w.series = append(w.series, s)
@@ -99,6 +115,9 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 		for _, l := range w.labels[s.labelsLo:s.labelsHi] {
 			if bytes.Equal(l.name, metricName) {
 				md.family = familyOf(l.value, md.typ)
+				if err := w.m.add(metadataCost + len(md.family) + len(md.help) + len(md.unit)); err != nil {
+					return err
+				}
 				w.metadata = append(w.metadata, *md)
 			}
 		}
@@ -159,13 +178,16 @@ func (w *writeRequest) parseMetadataV2(b []byte) (*rawMetadata, error) {
 	return &md, nil
 }
 
-func appendPackedRefs(refs *[]uint32, v []byte) error {
+func (w *writeRequest) appendPackedRefs(v []byte) error {
 	for len(v) > 0 {
 		x, n := protowire.ConsumeVarint(v)
 		if n < 0 {
 			return errTruncated
 		}
-		*refs = append(*refs, uint32(x))
+		if err := w.m.add(refCost); err != nil {
+			return err
+		}
+		w.refs = append(w.refs, uint32(x))
 		v = v[n:]
 	}
 	return nil

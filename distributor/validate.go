@@ -35,6 +35,7 @@ const (
 	reasonTooFarInFuture   = "too-far-in-future"
 	reasonTooOld           = "sample-too-old"
 	reasonRateLimited      = "tenant-max-ingestion-rate"
+	reasonExemplarsUnsupp  = "exemplars-unsupported"
 )
 
 var metricName = []byte(model.MetricNameLabel)

@@ -32,6 +32,7 @@ type Config struct {
 	LogLevel          string `yaml:"log_level"`
 	LogFormat         string `yaml:"log_format"`
 
+	Server      HTTPConfig         `yaml:"server"`
 	Ring        ring.Config        `yaml:"ring"`
 	Ingester    ingester.Config    `yaml:"ingester"`
 	Distributor distributor.Config `yaml:"distributor"`
@@ -65,6 +66,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AuthTokensFile, "auth.tokens-file", "", "YAML file mapping bearer tokens and basic-auth users to tenants (docs/tenancy.md); needs -auth.enabled.")
 	fs.StringVar(&c.LogLevel, "log.level", "info", "Log level: debug, info, warn or error.")
 	fs.StringVar(&c.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	c.Server.RegisterFlags(fs)
 	c.Ring.RegisterFlags(fs)
 	c.Ingester.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
@@ -85,7 +87,7 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.Limits.Validate(),
+	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.Limits.Validate(),
 		c.Security.validate(c.runs("ingester")))
 }
 

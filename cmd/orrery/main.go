@@ -195,7 +195,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mux.HandleFunc("/memberlist", member.ServeMemberlist)
 	registerPprof(mux, cfg.Security.PprofEnabled, admin)
 	mux.HandleFunc("/{$}", indexPage)
-	mgr.Add("http-server", &httpServer{srv: &http.Server{Addr: cfg.HTTPListenAddress, Handler: mux, ReadHeaderTimeout: 30 * time.Second}, logger: logger})
+	mgr.Add("http-server", &httpServer{srv: newHTTPServer(cfg.Server, cfg.HTTPListenAddress, mux), logger: logger})
 
 	if err := mgr.Start(ctx); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,6 +12,39 @@ import (
 
 	"google.golang.org/grpc"
 )
+
+// HTTPConfig bounds how long a client may hold a connection without
+// finishing a request. Zero disables a timeout.
+type HTTPConfig struct {
+	ReadTimeout       time.Duration `yaml:"http_read_timeout"`
+	ReadHeaderTimeout time.Duration `yaml:"http_read_header_timeout"`
+	IdleTimeout       time.Duration `yaml:"http_idle_timeout"`
+}
+
+// RegisterFlags registers the HTTP server's flags, named as dskit names them.
+func (c *HTTPConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.ReadTimeout, "server.http-read-timeout", 30*time.Second, "Longest time to read a request, headers and body; a slower upload is cut off and its connection closed.")
+	fs.DurationVar(&c.ReadHeaderTimeout, "server.http-read-header-timeout", 10*time.Second, "Longest time to read a request's headers.")
+	fs.DurationVar(&c.IdleTimeout, "server.http-idle-timeout", 2*time.Minute, "Longest time an idle keep-alive connection stays open.")
+}
+
+// Validate reports a negative timeout.
+func (c *HTTPConfig) Validate() error {
+	if c.ReadTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
+		return errors.New("server.http-*-timeout must not be negative")
+	}
+	return nil
+}
+
+// newHTTPServer returns the process's HTTP server with cfg's timeouts. The
+// read timeout covers a request's headers and body; once the body is read,
+// net/http lifts it, so a query that runs longer keeps its context.
+func newHTTPServer(cfg HTTPConfig, addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr: addr, Handler: h,
+		ReadTimeout: cfg.ReadTimeout, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout,
+	}
+}
 
 // httpServer is the process's HTTP server as a lifecycle component.
 type httpServer struct {
