@@ -143,13 +143,16 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 		if err != nil {
 			return nil, err
 		}
+		// A series may come in several messages (its in-memory and its
+		// stored part); newChunkSeriesSet merges them by labels.
 		var out []*ingesterpb.ChunkSeries
+		account := fetch.fromIngester()
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
 				return out, ignoreEOF(err)
 			}
-			if err := fetch.addChunks(resp.Series); err != nil {
+			if err := account.addChunks(resp.Series); err != nil {
 				return nil, err
 			}
 			out = append(out, resp.Series...)
