@@ -26,14 +26,15 @@ const FederatePath = "/prometheus/federate"
 // the exposition format, so that a Prometheus can scrape Orrery as it would
 // scrape another Prometheus's /federate (honor_labels, params.match[]).
 type Federation struct {
-	q             storage.Queryable
+	q             *Queryable
 	lookbackDelta time.Duration
 	parser        parser.Parser
 	logger        *slog.Logger
 }
 
-// NewFederation returns the /federate handler.
-func NewFederation(cfg Config, q storage.Queryable, logger *slog.Logger) *Federation {
+// NewFederation returns the /federate handler. It shares q's queue with the
+// query API: a federation scrape reads as much as a query.
+func NewFederation(cfg Config, q *Queryable, logger *slog.Logger) *Federation {
 	return &Federation{q: q, lookbackDelta: cfg.LookbackDelta, parser: parser.NewParser(parser.Options{}), logger: logger}
 }
 
@@ -53,6 +54,11 @@ func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	release, ok := f.q.admit(r.Context())
+	if !ok {
+		return
+	}
+	defer release()
 	now := time.Now()
 	mint, maxt := now.Add(-f.lookbackDelta).UnixMilli(), now.UnixMilli()
 	samples, err := f.latest(r, sets, mint, maxt)

@@ -38,15 +38,30 @@ type Queryable struct {
 	cfg      Config
 	rejected *prometheus.CounterVec
 	logger   *slog.Logger
+	// queue admits at most cfg.MaxConcurrent reads at once, whatever their
+	// entry point: the query API, /federate and metadata.
+	queue chan struct{}
 }
 
 // NewQueryable returns a queryable that asks the ingesters r names, under
 // each tenant's query limits l.
 func NewQueryable(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.Registerer, logger *slog.Logger) *Queryable {
 	return &Queryable{
-		ring: r, clients: clients, limits: l, cfg: cfg, logger: logger,
+		ring: r, clients: clients, limits: l, cfg: cfg, logger: logger, queue: make(chan struct{}, cfg.MaxConcurrent),
 		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_queries_rejected_total",
 			Help: "Queries rejected or stopped by a per-tenant query limit, per tenant (a|b for a cross-tenant query) and reason."}, []string{"tenant", "reason"}),
+	}
+}
+
+// admit waits for a place among the MaxConcurrent reads that evaluate at
+// once and returns its release; false when ctx ended first. Waiting here
+// is the queue: the rest wait until one finishes or their client gives up.
+func (q *Queryable) admit(ctx context.Context) (func(), bool) {
+	select {
+	case q.queue <- struct{}{}:
+		return func() { <-q.queue }, true
+	case <-ctx.Done():
+		return nil, false
 	}
 }
 
