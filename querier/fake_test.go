@@ -200,9 +200,15 @@ func (f *fakeIngester) MetricsMetadata(ctx context.Context, _ *ingesterpb.Metric
 // per two replicas.
 type fakeCluster struct {
 	ingesters []*fakeIngester
+	// ring, when set, is asked instead: its instances' addresses are the
+	// indexes of ingesters.
+	ring *ring.Ring
 }
 
 func (c *fakeCluster) ForQuery() (ring.ReplicationSet, error) {
+	if c.ring != nil {
+		return c.ring.ForQuery()
+	}
 	rs := ring.ReplicationSet{MaxErrors: (len(c.ingesters) - 1) / 2}
 	for k := range c.ingesters {
 		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: fmt.Sprint("ingester-", k), Addr: fmt.Sprint(k)})
