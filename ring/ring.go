@@ -302,8 +302,8 @@ func (r *Ring) ForQuery() (ReplicationSet, error) {
 	rs := ReplicationSet{Instances: healthy, MaxErrors: budget - lost, Changing: changing}
 	if lost > budget {
 		rs.MaxErrors = 0
-		rs.Incomplete = fmt.Sprintf("ingesters %s were forgotten without leaving the ring and %d are unhealthy, more than the %d tolerated at replication factor %d: data only they held is missing; once it is restored or known lost, forget them (POST /ring/forget?id=…)",
-			strings.Join(forgotten, ", "), unhealthy, budget, r.replicationFactor)
+		rs.Incomplete = fmt.Sprintf("%d ingesters are missing from reads, more than the %d tolerated at replication factor %d: %s forgotten without leaving the ring, %d unhealthy; data only they held is missing; once it is restored or known lost, forget them (POST /ring/forget?id=…)",
+			lost, budget, r.replicationFactor, strings.Join(forgotten, ", "), unhealthy)
 	}
 	return rs, nil
 }
