@@ -70,8 +70,8 @@ func sampleCount(t *testing.T, resp *apiResponse) int {
 
 // ringView is a member's /ring?format=json.
 type ringView struct {
-	Self         string `json:"self"`
-	OwnersDigest string `json:"owners_digest"`
+	Self         string           `json:"self"`
+	OwnersDigest string           `json:"owners_digest"`
 	Members      []ringViewMember `json:"members"`
 }
 
