@@ -24,6 +24,7 @@ func randomInstance(r *rand.Rand, id string) *ringpb.Instance {
 		Version:     uint64(r.IntN(4)),
 		OwnsTokens:  r.IntN(2) == 0,
 	}
+	in.Forgotten = in.State == ringpb.State_LEFT && r.IntN(2) == 0
 	for range r.IntN(3) {
 		in.Tokens = append(in.Tokens, uint32(r.IntN(4)))
 	}
