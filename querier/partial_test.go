@@ -111,3 +111,16 @@ func TestReadsWarnWhenAnIngesterIsMissingDuringARingChange(t *testing.T) {
 		require.Contains(t, w[0], "1 of 3 ingesters did not answer while the ring is changing")
 	}
 }
+
+// A cross-tenant read carries the warnings of each tenant's reads.
+func TestCrossTenantReadsKeepWarnings(t *testing.T) {
+	now := time.Now()
+	data := map[string][]fakeSeries{"a": series("up", 1, now.Add(-time.Minute), now), "b": series("up", 1, now.Add(-time.Minute), now)}
+	tq := newTestQuerier(t, testConfig(), 1, data, true)
+	tq.cluster.ring = staticRing(1, []ringpb.State{ringpb.State_ACTIVE}, "ingester-gone")
+	for _, path := range []string{"/query", "/labels", "/label/instance/values", "/label/__tenant_id__/values"} {
+		code, body := tq.get(t, "a|b", PathPrefix+path, url.Values{"query": {"up"}, "time": {unix(now)}})
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, "ingester-gone", path)
+	}
+}
