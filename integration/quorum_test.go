@@ -178,3 +178,48 @@ func TestQuorumRF3ZonesTwoDown(t *testing.T) {
 	t.Logf("warning: %s", resp.Warnings[0])
 	require.Positive(t, metricValue(t, c.members["quer"], fmt.Sprintf(`orrery_querier_partial_reads_total{tenant=%q}`, "anonymous")))
 }
+
+// TestForgottenIngesterReadsWarnAtRF1 is defect 5 at RF=1: an ingester
+// killed with -9 makes reads fail while it is unhealthy; once it is
+// auto-forgotten, writes resume on its neighbours and reads answer with a
+// warning naming it, never silently without its data. Restarted on its
+// data, it returns, the warning goes, and every acknowledged sample is
+// read back.
+func TestForgottenIngesterReadsWarnAtRF1(t *testing.T) {
+	c := newCluster(t, 1)
+	for _, id := range []string{"ing1", "ing2", "dist", "quer"} {
+		c.add(id)
+	}
+	c.waitRing("dist", "ing1", "ing2")
+	c.waitRing("quer", "ing1", "ing2")
+	quer := c.members["quer"].url("/prometheus")
+	w := newCountingWriter(c.members["dist"].url(""))
+	for range 5 {
+		require.NoError(t, w.write(t))
+	}
+
+	c.members["ing2"].kill9(t)
+	require.Eventually(t, func() bool { return !c.ring("quer")["ing2"].Healthy }, 30*time.Second, 200*time.Millisecond)
+	resp, err := get(quer, "/api/v1/query", samplesQuery())
+	require.NoError(t, err)
+	require.Equal(t, "error", resp.Status, "unhealthy at RF=1: reads fail")
+
+	require.Eventually(t, func() bool { return ringViewOf(t, c.members["quer"]).byID()["ing2"].Forgotten }, 90*time.Second, 500*time.Millisecond)
+	require.Eventually(t, func() bool { return w.write(t) == nil }, 30*time.Second, 200*time.Millisecond, "writes resume once ing2 is forgotten")
+	resp, err = get(quer, "/api/v1/query", samplesQuery())
+	require.NoError(t, err)
+	require.Equal(t, "success", resp.Status, resp.Error)
+	require.Len(t, resp.Warnings, 1, "forgotten at RF=1: the answer says it may miss data")
+	require.Contains(t, resp.Warnings[0], "ing2")
+	require.Less(t, sampleCount(t, resp), w.acked, "and it does miss ing2's data")
+
+	c.startMember("ing2")
+	c.waitRing("quer", "ing1", "ing2")
+	require.NoError(t, w.write(t))
+	resp, err = get(quer, "/api/v1/query", samplesQuery())
+	require.NoError(t, err)
+	require.Equal(t, "success", resp.Status, resp.Error)
+	require.Empty(t, resp.Warnings, "ing2 is back")
+	require.False(t, ringViewOf(t, c.members["quer"]).byID()["ing2"].Forgotten)
+	require.Equal(t, w.acked, sampleCount(t, resp), "every acknowledged sample is read back")
+}
