@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -457,10 +458,26 @@ func TestHTTPPages(t *testing.T) {
 	require.Equal(t, 128, st.Members[0].Tokens)
 	require.InDelta(t, 100, st.Members[0].OwnedPercent, 1e-9)
 
+	require.NotEmpty(t, st.OwnersDigest)
+	require.Equal(t, m.Ring().OwnersDigest(), st.OwnersDigest)
+
 	rec = httptest.NewRecorder()
 	m.ServeMemberlist(rec, httptest.NewRequest("GET", "/memberlist", nil))
 	require.Contains(t, rec.Body.String(), m.GossipAddr())
 	require.Contains(t, rec.Body.String(), "alive")
+
+	for _, tc := range []struct {
+		method, id string
+		code       int
+	}{
+		{"GET", "x", http.StatusMethodNotAllowed},
+		{"POST", "solo", http.StatusBadRequest},
+		{"POST", "unknown", http.StatusBadRequest},
+	} {
+		rec = httptest.NewRecorder()
+		m.ServeForget(rec, httptest.NewRequest(tc.method, "/ring/forget?id="+tc.id, nil))
+		require.Equal(t, tc.code, rec.Code, "%s %s", tc.method, tc.id)
+	}
 }
 
 func TestMetricsRegistered(t *testing.T) {
