@@ -147,8 +147,10 @@ func forgottenTombstone(in *ringpb.Instance, forgetAfter time.Duration) *ringpb.
 }
 
 // forgetTombstone is the tombstone an operator's Forget writes over a
-// forgotten or unhealthy instance at now: a plain LEFT entry above its
-// version, which expires as any other.
+// forgotten or unhealthy instance at now: a plain LEFT entry, which expires
+// as any other. Its version is two above in's: over a live entry, the
+// auto-forget tombstone that other members may derive from that entry
+// later takes version + 1, and must not win over the operator's word.
 func forgetTombstone(in *ringpb.Instance, now time.Time) *ringpb.Instance {
 	return &ringpb.Instance{
 		Id:           in.GetId(),
@@ -157,7 +159,7 @@ func forgetTombstone(in *ringpb.Instance, now time.Time) *ringpb.Instance {
 		State:        ringpb.State_LEFT,
 		HeartbeatMs:  now.UnixMilli(),
 		RegisteredMs: in.GetRegisteredMs(),
-		Version:      in.GetVersion() + 1,
+		Version:      in.GetVersion() + 2,
 		OwnsTokens:   in.GetOwnsTokens(),
 	}
 }

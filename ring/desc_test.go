@@ -137,6 +137,9 @@ func TestExpiry(t *testing.T) {
 	require.False(t, forgot.Forgotten)
 	require.Same(t, forgot, e.apply(forgot, t0.Add(40*time.Minute)), "kept for its TTL")
 	require.Nil(t, e.apply(forgot, t0.Add(40*time.Minute+time.Second)), "then dropped")
+	early := forgetTombstone(live, t0.Add(2*time.Minute))
+	require.Equal(t, 1, compareInstances(early, e.apply(live, t0.Add(time.Hour))),
+		"forgetting an unhealthy entry beats the auto-forget tombstone others derive from it later")
 
 	left := &ringpb.Instance{Id: "y", State: ringpb.State_LEFT, HeartbeatMs: t0.UnixMilli(), Version: 3}
 	require.Same(t, left, e.apply(left, t0.Add(10*time.Minute)))

@@ -387,7 +387,7 @@ func TestAutoForgetAndNoResurrection(t *testing.T) {
 	got = entry(m, "dead")
 	require.Equal(t, ringpb.State_LEFT, got.State)
 	require.False(t, got.Forgotten)
-	require.Equal(t, uint64(6), got.Version)
+	require.Equal(t, uint64(7), got.Version)
 	now = now.Add(forget + time.Second)
 	m.heartbeat()
 	require.Nil(t, entry(m, "dead"), "the operator's tombstone expires")
