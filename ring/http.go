@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/orrery/orrery/apierr"
 )
 
 // memberStatus is one row of the ring page and of its JSON form.
@@ -107,13 +109,12 @@ func (m *Member) ServeForget(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use POST", http.StatusMethodNotAllowed)
 		return
 	}
-	id := r.FormValue("id")
-	if err := m.Forget(id); err != nil {
-		code := http.StatusServiceUnavailable
+	if err := m.Forget(r.FormValue("id")); err != nil {
+		kind := apierr.Unavailable
 		if errors.Is(err, ErrNotForgettable) {
-			code = http.StatusBadRequest
+			kind = apierr.BadData
 		}
-		http.Error(w, err.Error(), code)
+		http.Error(w, err.Error(), apierr.HTTPStatus(apierr.New(kind, "%s", err)))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
