@@ -20,16 +20,23 @@ const (
 )
 
 // QueryStream implements ingesterpb.IngesterServer: matching series with
-// their chunks from memory and from the store. Memory is read before the
-// store, so a chunk flushed in between is sent twice, never missed; readers
-// de-duplicate.
+// their chunks, first from memory, then from the store, each part streamed
+// in messages of at most QueryBatchSeries series, so an answer never sits
+// whole in the ingester: it holds the matching series' handles and one
+// message's chunk copies (and one store batch) at a time.
+//
+// Memory is read before the store, so a chunk flushed in between is sent
+// twice, never missed. A series with data in both is therefore sent in
+// two messages (or more, if a store batch boundary falls between its
+// copies); readers merge by labels and de-duplicate samples. Each part is
+// sorted by labels, the answer as a whole is not.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
 	tenantID, ms, err := requestScope(ctx, req.Matchers)
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
-	var mem []store.SeriesChunks
+	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries}
 	if h := i.head(tenantID, false); h != nil {
 		series, err := h.selectSeries(ctx, ms)
 		if err != nil {
@@ -37,40 +44,66 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		}
 		for k, s := range series {
 			if k%1024 == 0 && ctx.Err() != nil {
-				i.m.queriesCanceled.Inc()
-				return apierr.ToGRPC(ctx.Err())
+				return i.queryCanceled(ctx)
 			}
 			if cs := s.copyChunks(req.StartMs, req.EndMs); len(cs) > 0 {
-				mem = append(mem, store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)})
+				if err := out.add(store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)}); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		i.m.queriesCanceled.Inc()
-		return apierr.ToGRPC(err)
+		return i.queryCanceled(ctx)
 	}
-	stored, err := i.store.Select(tenantID, req.StartMs, req.EndMs, ms...)
+	err = i.store.SelectBatches(tenantID, req.StartMs, req.EndMs, i.cfg.QueryBatchSeries, func(batch []store.SeriesChunks) error {
+		if ctx.Err() != nil {
+			return i.queryCanceled(ctx)
+		}
+		for _, sc := range batch {
+			if err := out.add(sc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, ms...)
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
-	resp := &ingesterpb.QueryStreamResponse{}
-	for _, sc := range mergeSeriesChunks(mem, stored) {
-		resp.Series = append(resp.Series, toWire(sc))
-		if len(resp.Series) >= i.cfg.QueryBatchSeries {
-			if err := stream.Send(resp); err != nil {
-				return err
-			}
-			resp = &ingesterpb.QueryStreamResponse{}
-		}
-		if err := ctx.Err(); err != nil {
-			i.m.queriesCanceled.Inc()
-			return apierr.ToGRPC(err)
-		}
+	return out.flush()
+}
+
+// queryCanceled counts a query abandoned mid-stream and returns its error.
+func (i *Ingester) queryCanceled(ctx context.Context) error {
+	i.m.queriesCanceled.Inc()
+	return apierr.ToGRPC(ctx.Err())
+}
+
+// queryBatcher sends series in messages of at most size series.
+type queryBatcher struct {
+	stream ingesterpb.Ingester_QueryStreamServer
+	size   int
+	resp   *ingesterpb.QueryStreamResponse
+}
+
+func (b *queryBatcher) add(sc store.SeriesChunks) error {
+	if b.resp == nil {
+		b.resp = &ingesterpb.QueryStreamResponse{Series: make([]*ingesterpb.ChunkSeries, 0, b.size)}
 	}
-	if len(resp.Series) > 0 {
-		return stream.Send(resp)
+	b.resp.Series = append(b.resp.Series, toWire(sc))
+	if len(b.resp.Series) >= b.size {
+		return b.flush()
 	}
 	return nil
+}
+
+func (b *queryBatcher) flush() error {
+	if b.resp == nil || len(b.resp.Series) == 0 {
+		return nil
+	}
+	resp := b.resp
+	b.resp = nil
+	return b.stream.Send(resp)
 }
 
 // Series implements ingesterpb.IngesterServer.
@@ -175,25 +208,6 @@ func toStoreChunks(cs []chunkCopy) []store.Chunk {
 		out[k] = store.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
 	}
 	return out
-}
-
-// mergeSeriesChunks merges two label-sorted lists, joining the chunks of
-// series present in both.
-func mergeSeriesChunks(a, b []store.SeriesChunks) []store.SeriesChunks {
-	out := make([]store.SeriesChunks, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		switch c := labels.Compare(a[0].Labels, b[0].Labels); {
-		case c < 0:
-			out, a = append(out, a[0]), a[1:]
-		case c > 0:
-			out, b = append(out, b[0]), b[1:]
-		default:
-			joined := store.SeriesChunks{Labels: a[0].Labels, Chunks: append(b[0].Chunks, a[0].Chunks...)}
-			out, a, b = append(out, joined), a[1:], b[1:]
-		}
-	}
-	out = append(out, a...)
-	return append(out, b...)
 }
 
 func toWire(sc store.SeriesChunks) *ingesterpb.ChunkSeries {

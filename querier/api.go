@@ -43,7 +43,6 @@ type API struct {
 	handler    http.Handler
 	configYAML string
 	q          *Queryable
-	sem        chan struct{}
 	logger     *slog.Logger
 }
 
@@ -95,7 +94,7 @@ func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, fl
 	)
 	r := route.New().WithPrefix(PathPrefix)
 	api.Register(r)
-	return &API{handler: r, configYAML: configYAML, q: q, sem: make(chan struct{}, cfg.MaxConcurrent), logger: logger}
+	return &API{handler: r, configYAML: configYAML, q: q, logger: logger}
 }
 
 // noExemplars answers exemplar queries as a Prometheus without exemplar
@@ -110,11 +109,17 @@ func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryR
 	return []exemplar.QueryResult{}, nil
 }
 
-// ServeHTTP serves the endpoints in served, at most MaxConcurrent at once.
+// ServeHTTP serves the endpoints in served and metadata, at most
+// MaxConcurrent reads at once (with /federate).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, PathPrefix)
 	switch path {
 	case "/metadata":
+		release, ok := a.q.admit(r.Context())
+		if !ok {
+			return
+		}
+		defer release()
 		a.serveMetadata(w, r)
 		return
 	case "/status/config":
@@ -142,14 +147,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
-	// Waiting here is the queue: at most MaxConcurrent requests evaluate,
-	// the rest wait until one finishes or their client gives up.
-	select {
-	case a.sem <- struct{}{}:
-		defer func() { <-a.sem }()
-	case <-r.Context().Done():
+	release, ok := a.q.admit(r.Context())
+	if !ok {
 		return
 	}
+	defer release()
 	if path != "/query" && path != "/query_range" {
 		a.handler.ServeHTTP(w, r)
 		return

@@ -132,8 +132,10 @@ func (s *sliceSeriesSet) Warnings() annotations.Annotations { return s.warns }
 // read carries. A tenant's own TenantLabel is listed as originalTenantLabel.
 func (qr *querier) labelNamesOfTenants(ctx context.Context, ids []string, mint, maxt, limit int64, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 	ids, rest := forTenants(ids, ms)
+	var warns syncAnnotations
 	perTenant, err := eachTenant(ids, func(id string) ([]string, error) {
-		names, _, err := qr.labelNames(ctx, id, mint, maxt, 0, rest)
+		names, w, err := qr.labelNames(ctx, id, mint, maxt, 0, rest)
+		warns.merge(w)
 		return names, err
 	})
 	if err != nil {
@@ -141,7 +143,7 @@ func (qr *querier) labelNamesOfTenants(ctx context.Context, ids []string, mint, 
 	}
 	names := sortedUnion(perTenant, 0)
 	if len(names) == 0 {
-		return nil, nil, nil
+		return nil, warns.a, nil
 	}
 	for k, n := range names {
 		if n == TenantLabel {
@@ -149,7 +151,19 @@ func (qr *querier) labelNamesOfTenants(ctx context.Context, ids []string, mint, 
 		}
 	}
 	names = append(names, TenantLabel)
-	return sortedUnion([][]string{names}, limit), nil, nil
+	return sortedUnion([][]string{names}, limit), warns.a, nil
+}
+
+// syncAnnotations gathers the warnings of tenants read concurrently.
+type syncAnnotations struct {
+	mu sync.Mutex
+	a  annotations.Annotations
+}
+
+func (s *syncAnnotations) merge(a annotations.Annotations) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.a.Merge(a)
 }
 
 // labelValuesOfTenants is LabelValues over several tenants. The values of
@@ -157,9 +171,11 @@ func (qr *querier) labelNamesOfTenants(ctx context.Context, ids []string, mint, 
 // other matchers.
 func (qr *querier) labelValuesOfTenants(ctx context.Context, ids []string, name string, mint, maxt, limit int64, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 	ids, rest := forTenants(ids, ms)
+	var warns syncAnnotations
 	if name == TenantLabel {
 		present, err := eachTenant(ids, func(id string) (bool, error) {
-			names, _, err := qr.labelNames(ctx, id, mint, maxt, 1, rest)
+			names, w, err := qr.labelNames(ctx, id, mint, maxt, 1, rest)
+			warns.merge(w)
 			return len(names) > 0, err
 		})
 		if err != nil {
@@ -171,17 +187,18 @@ func (qr *querier) labelValuesOfTenants(ctx context.Context, ids []string, name 
 				out = append(out, id)
 			}
 		}
-		return sortedUnion([][]string{out}, limit), nil, nil
+		return sortedUnion([][]string{out}, limit), warns.a, nil
 	}
 	if name == originalTenantLabel {
 		name = TenantLabel
 	}
 	perTenant, err := eachTenant(ids, func(id string) ([]string, error) {
-		values, _, err := qr.labelValues(ctx, id, name, mint, maxt, limit, rest)
+		values, w, err := qr.labelValues(ctx, id, name, mint, maxt, limit, rest)
+		warns.merge(w)
 		return values, err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return sortedUnion(perTenant, limit), nil, nil
+	return sortedUnion(perTenant, limit), warns.a, nil
 }

@@ -47,11 +47,13 @@ type fakeIngester struct {
 	// delay holds every call until it passes or the call is cancelled.
 	delay time.Duration
 
+	calls     atomic.Int64 // calls of QueryStream and MetricsMetadata
 	sent      atomic.Int64 // QueryStream messages sent
 	cancelled atomic.Int64 // calls that saw their context end
 }
 
 func (f *fakeIngester) wait(ctx context.Context) error {
+	f.calls.Add(1)
 	if f.delay == 0 {
 		return nil
 	}
@@ -186,6 +188,9 @@ func (f *fakeIngester) LabelValues(ctx context.Context, req *ingesterpb.LabelVal
 }
 
 func (f *fakeIngester) MetricsMetadata(ctx context.Context, _ *ingesterpb.MetricsMetadataRequest, _ ...grpc.CallOption) (*ingesterpb.MetricsMetadataResponse, error) {
+	if err := f.wait(ctx); err != nil {
+		return nil, err
+	}
 	id, err := tenant.FromContext(ctx)
 	return &ingesterpb.MetricsMetadataResponse{Metadata: f.meta[id]}, err
 }
@@ -195,9 +200,15 @@ func (f *fakeIngester) MetricsMetadata(ctx context.Context, _ *ingesterpb.Metric
 // per two replicas.
 type fakeCluster struct {
 	ingesters []*fakeIngester
+	// ring, when set, is asked instead: its instances' addresses are the
+	// indexes of ingesters.
+	ring *ring.Ring
 }
 
 func (c *fakeCluster) ForQuery() (ring.ReplicationSet, error) {
+	if c.ring != nil {
+		return c.ring.ForQuery()
+	}
 	rs := ring.ReplicationSet{MaxErrors: (len(c.ingesters) - 1) / 2}
 	for k := range c.ingesters {
 		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: fmt.Sprint("ingester-", k), Addr: fmt.Sprint(k)})

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -26,14 +27,15 @@ const FederatePath = "/prometheus/federate"
 // the exposition format, so that a Prometheus can scrape Orrery as it would
 // scrape another Prometheus's /federate (honor_labels, params.match[]).
 type Federation struct {
-	q             storage.Queryable
+	q             *Queryable
 	lookbackDelta time.Duration
 	parser        parser.Parser
 	logger        *slog.Logger
 }
 
-// NewFederation returns the /federate handler.
-func NewFederation(cfg Config, q storage.Queryable, logger *slog.Logger) *Federation {
+// NewFederation returns the /federate handler. It shares q's queue with the
+// query API: a federation scrape reads as much as a query.
+func NewFederation(cfg Config, q *Queryable, logger *slog.Logger) *Federation {
 	return &Federation{q: q, lookbackDelta: cfg.LookbackDelta, parser: parser.NewParser(parser.Options{}), logger: logger}
 }
 
@@ -53,12 +55,24 @@ func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	release, ok := f.q.admit(r.Context())
+	if !ok {
+		return
+	}
+	defer release()
 	now := time.Now()
 	mint, maxt := now.Add(-f.lookbackDelta).UnixMilli(), now.UnixMilli()
-	samples, err := f.latest(r, sets, mint, maxt)
+	samples, warns, err := f.latest(r, sets, mint, maxt)
 	if err != nil {
 		http.Error(w, err.Error(), httpStatus(err))
 		return
+	}
+	// The exposition format has no place for warnings: an answer that may
+	// be incomplete says so in HTTP Warning headers (RFC 9111 §5.5) and
+	// in the log, as Prometheus's own /federate logs them.
+	for _, warn := range warns.AsErrors() {
+		w.Header().Add("Warning", fmt.Sprintf("199 orrery %q", warn.Error()))
+		f.logger.Warn("federation answer may be incomplete", "warning", warn)
 	}
 	format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim), expfmt.NewFormat(expfmt.TypeProtoText), expfmt.NewFormat(expfmt.TypeProtoCompact), expfmt.NewFormat(expfmt.TypeTextPlain))
 	w.Header().Set("Content-Type", string(format))
@@ -68,11 +82,12 @@ func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // latest returns, for every series matching any set, its last sample at or
-// before maxt, sorted by metric name. Stale markers are not federated.
-func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, maxt int64) ([]federated, error) {
+// before maxt, sorted by metric name, and the selects' warnings. Stale
+// markers are not federated.
+func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, maxt int64) ([]federated, annotations.Annotations, error) {
 	q, err := f.q.Querier(mint, maxt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer q.Close()
 	hints := &storage.SelectHints{Start: mint, End: maxt}
@@ -101,12 +116,12 @@ func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, max
 		}
 	}
 	if err := set.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	slices.SortStableFunc(out, func(a, b federated) int {
 		return strings.Compare(a.lset.Get(model.MetricNameLabel), b.lset.Get(model.MetricNameLabel))
 	})
-	return out, nil
+	return out, set.Warnings(), nil
 }
 
 // encodeFamilies writes one untyped family per metric name. A series

@@ -160,10 +160,12 @@ func formTime(r *http.Request, name string) (time.Time, bool) {
 // and max_fetched_samples_per_query while the ingesters stream to it. A
 // series counts once however many ingesters (replicas) and selects return
 // it; its samples count as the most that one ingester returned for it in
-// one select. Neither count then depends on the replication factor or on
-// which replica answered first. Once over a limit, every further batch gets
-// the same error, so all streams of the query stop. A nil *fetchLimiter
-// (no limit set) accepts everything. Safe for concurrent use.
+// one select, summed over the messages that ingester sent it in (an
+// ingester sends the in-memory and the stored part of a series apart).
+// Neither count then depends on the replication factor or on which replica
+// answered first. Once over a limit, every further batch gets the same
+// error, so all streams of the query stop. A nil *fetchLimiter (no limit
+// set) accepts everything. Safe for concurrent use.
 type fetchLimiter struct {
 	maxSeries, maxSamples int64
 	seed                  maphash.Seed
@@ -207,13 +209,30 @@ func (l *fetchLimiter) newSelect(tenant string) (*selectFetch, error) {
 	return &selectFetch{l: l, tenant: tenant, samples: map[uint64]int64{}}, nil
 }
 
-// addChunks accounts one batch of series with chunks from one ingester and
-// returns the limit error once the query is over a limit.
-func (f *selectFetch) addChunks(batch []*ingesterpb.ChunkSeries) error {
+// ingesterFetch is the part of a select's account that one ingester's
+// stream fills.
+type ingesterFetch struct {
+	f *selectFetch
+	// sums is, per series, the samples this ingester sent so far; guarded
+	// by f.l.mu.
+	sums map[uint64]int64
+}
+
+// fromIngester opens the account of one ingester's answer to the select.
+func (f *selectFetch) fromIngester() *ingesterFetch {
 	if f == nil {
 		return nil
 	}
-	l := f.l
+	return &ingesterFetch{f: f, sums: map[uint64]int64{}}
+}
+
+// addChunks accounts one message of series with chunks from the ingester
+// and returns the limit error once the query is over a limit.
+func (g *ingesterFetch) addChunks(batch []*ingesterpb.ChunkSeries) error {
+	if g == nil {
+		return nil
+	}
+	f, l := g.f, g.f.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
@@ -225,7 +244,8 @@ func (f *selectFetch) addChunks(batch []*ingesterpb.ChunkSeries) error {
 			l.series[h] = struct{}{}
 		}
 		if l.maxSamples > 0 {
-			if n := chunkSamples(s.Chunks); n > f.samples[h] {
+			g.sums[h] += chunkSamples(s.Chunks)
+			if n := g.sums[h]; n > f.samples[h] {
 				l.samples += n - f.samples[h]
 				f.samples[h] = n
 			}

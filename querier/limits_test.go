@@ -299,7 +299,8 @@ func TestLimitsOfSeveralTenants(t *testing.T) {
 }
 
 // The limiter counts a series once across replicas and selects, and its
-// samples as the most one replica returned in one select.
+// samples as the most one replica returned in one select, over all the
+// messages that replica sent it in.
 func TestFetchLimiterCounts(t *testing.T) {
 	ls := labels.FromStrings("__name__", "m")
 	chunk := func(ts ...int64) fakeSeries { return fakeSeries{lset: ls, ts: ts} }
@@ -307,13 +308,17 @@ func TestFetchLimiterCounts(t *testing.T) {
 	l := newFetchLimiter(queryLimits{maxSeries: 1, maxSamples: 5}, func(r string) { rejected = append(rejected, r) })
 	s1, err := l.newSelect("t")
 	require.NoError(t, err)
-	require.NoError(t, s1.addChunks(wireSeries(t, chunk(1, 2, 3))))
-	require.NoError(t, s1.addChunks(wireSeries(t, chunk(1, 2))), "a replica with fewer samples adds nothing")
-	require.NoError(t, s1.addChunks(wireSeries(t, chunk(1, 2, 3, 4))), "one with more adds the difference")
+	require.NoError(t, s1.fromIngester().addChunks(wireSeries(t, chunk(1, 2, 3))))
+	require.NoError(t, s1.fromIngester().addChunks(wireSeries(t, chunk(1, 2))), "a replica with fewer samples adds nothing")
+	require.NoError(t, s1.fromIngester().addChunks(wireSeries(t, chunk(1, 2, 3, 4))), "one with more adds the difference")
 	require.Equal(t, int64(4), l.samples)
+	split := s1.fromIngester()
+	require.NoError(t, split.addChunks(wireSeries(t, chunk(1, 2, 3))))
+	require.NoError(t, split.addChunks(wireSeries(t, chunk(4, 5))), "a series in two messages of one replica counts both")
+	require.Equal(t, int64(5), l.samples)
 	s2, err := l.newSelect("t")
 	require.NoError(t, err)
-	require.ErrorContains(t, s2.addChunks(wireSeries(t, chunk(5, 6))), "maximum number of samples", "another select of the same series counts again")
+	require.ErrorContains(t, s2.fromIngester().addChunks(wireSeries(t, chunk(5, 6))), "maximum number of samples", "another select of the same series counts again")
 	_, err = l.newSelect("t")
 	require.ErrorContains(t, err, "maximum number of samples", "the query stays stopped")
 	require.Equal(t, []string{reasonMaxSamples}, rejected)
@@ -322,5 +327,5 @@ func TestFetchLimiterCounts(t *testing.T) {
 	var none *fetchLimiter
 	s, err := none.newSelect("t")
 	require.NoError(t, err)
-	require.NoError(t, s.addChunks(wireSeries(t, chunk(1))))
+	require.NoError(t, s.fromIngester().addChunks(wireSeries(t, chunk(1))))
 }

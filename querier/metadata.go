@@ -24,7 +24,9 @@ func (q *Queryable) Metadata(ctx context.Context, metric string) ([]*ingesterpb.
 		return nil, apierr.New(apierr.Unauthorized, "%s", err)
 	}
 	perTenant, err := eachTenant(ids, func(id string) ([]*ingesterpb.MetricMetadata, error) {
-		perIngester, err := fanout(ctx, q, id, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
+		// Metadata is a hint, not data: an answer that may miss some is
+		// served without a warning, which the metadata API cannot carry.
+		perIngester, _, err := fanout(ctx, q, id, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.MetricMetadata, error) {
 			resp, err := c.MetricsMetadata(ctx, &ingesterpb.MetricsMetadataRequest{Metric: metric})
 			return resp.GetMetadata(), err
 		})

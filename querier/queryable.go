@@ -37,16 +37,34 @@ type Queryable struct {
 	limits   Limits
 	cfg      Config
 	rejected *prometheus.CounterVec
+	partial  *prometheus.CounterVec
 	logger   *slog.Logger
+	// queue admits at most cfg.MaxConcurrent reads at once, whatever their
+	// entry point: the query API, /federate and metadata.
+	queue chan struct{}
 }
 
 // NewQueryable returns a queryable that asks the ingesters r names, under
 // each tenant's query limits l.
 func NewQueryable(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.Registerer, logger *slog.Logger) *Queryable {
 	return &Queryable{
-		ring: r, clients: clients, limits: l, cfg: cfg, logger: logger,
+		ring: r, clients: clients, limits: l, cfg: cfg, logger: logger, queue: make(chan struct{}, cfg.MaxConcurrent),
 		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_queries_rejected_total",
 			Help: "Queries rejected or stopped by a per-tenant query limit, per tenant (a|b for a cross-tenant query) and reason."}, []string{"tenant", "reason"}),
+		partial: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_partial_reads_total",
+			Help: "Reads of the ingesters answered with a warning that they may be incomplete (an owner forgotten, or an ingester missing while the ring changes), per tenant."}, []string{"tenant"}),
+	}
+}
+
+// admit waits for a place among the MaxConcurrent reads that evaluate at
+// once and returns its release; false when ctx ended first. Waiting here
+// is the queue: the rest wait until one finishes or their client gives up.
+func (q *Queryable) admit(ctx context.Context) (func(), bool) {
+	select {
+	case q.queue <- struct{}{}:
+		return func() { <-q.queue }, true
+	case <-ctx.Done():
+		return nil, false
 	}
 }
 
@@ -138,18 +156,21 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 		return qr.selectLabelsOnly(ctx, tenantID, fetch, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: matchers, Limit: int64(hints.Limit)})
 	}
 	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers}
-	perIngester, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.ChunkSeries, error) {
+	perIngester, warns, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.ChunkSeries, error) {
 		stream, err := c.QueryStream(ctx, req)
 		if err != nil {
 			return nil, err
 		}
+		// A series may come in several messages (its in-memory and its
+		// stored part); newChunkSeriesSet merges them by labels.
 		var out []*ingesterpb.ChunkSeries
+		account := fetch.fromIngester()
 		for {
 			resp, err := stream.Recv()
 			if err != nil {
 				return out, ignoreEOF(err)
 			}
-			if err := fetch.addChunks(resp.Series); err != nil {
+			if err := account.addChunks(resp.Series); err != nil {
 				return nil, err
 			}
 			out = append(out, resp.Series...)
@@ -164,11 +185,12 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
+	set.warns = warns
 	return set
 }
 
 func (qr *querier) selectLabelsOnly(ctx context.Context, tenantID string, fetch *selectFetch, req *ingesterpb.SeriesRequest) storage.SeriesSet {
-	perIngester, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]labels.Labels, error) {
+	perIngester, warns, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]labels.Labels, error) {
 		resp, err := c.Series(ctx, req)
 		if err != nil {
 			return nil, err
@@ -188,7 +210,7 @@ func (qr *querier) selectLabelsOnly(ctx context.Context, tenantID string, fetch 
 	}
 	sets := slices.Concat(perIngester...)
 	slices.SortFunc(sets, labels.Compare)
-	return &labelsSeriesSet{sets: slices.CompactFunc(sets, labels.Equal), idx: -1}
+	return &labelsSeriesSet{sets: slices.CompactFunc(sets, labels.Equal), idx: -1, warns: warns}
 }
 
 // LabelValues implements storage.LabelQuerier.
@@ -240,11 +262,11 @@ func (qr *querier) labelNames(ctx context.Context, tenantID string, mint, maxt, 
 }
 
 func unionStrings(ctx context.Context, q *Queryable, tenantID string, limit int64, call func(context.Context, ingesterpb.IngesterClient) ([]string, error)) ([]string, annotations.Annotations, error) {
-	perIngester, err := fanout(ctx, q, tenantID, call)
+	perIngester, warns, err := fanout(ctx, q, tenantID, call)
 	if err != nil {
 		return nil, nil, err
 	}
-	return sortedUnion(perIngester, limit), nil, nil
+	return sortedUnion(perIngester, limit), warns, nil
 }
 
 // sortedUnion merges string lists into one sorted list without
@@ -266,19 +288,30 @@ type answer[T any] struct {
 
 // fanout calls the ingesters of the read replication set in parallel and
 // returns the results of those that answered. It returns as soon as all but
-// MaxErrors have answered: every series then has a replica among them, so
-// a paused or slow ingester does not hold the query up; the calls still
-// running are cancelled and their results dropped. More than MaxErrors
-// failures fail the query. A query limit error fails it at once, whatever
-// the tolerance: the query is over its limit, not the ingester broken, and
-// returning cancels the other calls, so fetching stops.
+// MaxErrors have answered: a write reached a quorum of its replicas and the
+// ring's budget MaxErrors leaves at least one of them among those that
+// answered (ring.ForQuery), so a paused or slow ingester does not hold the
+// query up; the calls still running are cancelled and their results
+// dropped. More than MaxErrors failures fail the query. A query limit error
+// fails it at once, whatever the tolerance: the query is over its limit,
+// not the ingester broken, and returning cancels the other calls, so
+// fetching stops.
+//
+// That reasoning holds only while data sits where the ring says, so the
+// answer carries a warning (the API's warnings field) when it may miss
+// data: the ring names forgotten owners beyond the budget (Incomplete), or
+// an instance did not answer while the ring is changing (an owner JOINING
+// or LEAVING, its data possibly on its way). Waiting for every instance
+// during a change instead would stall every query on one slow replica for
+// the whole handover; a fast answer that says it may be partial is the
+// better trade, and a settled ring keeps both speed and completeness.
 //
 // Every call is for tenantID alone: a cross-tenant read fans out once per
 // tenant.
-func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, error) {
+func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, annotations.Annotations, error) {
 	rs, err := q.ring.ForQuery()
 	if err != nil {
-		return nil, apierr.New(apierr.Unavailable, "querier: %s", err)
+		return nil, nil, apierr.New(apierr.Unavailable, "querier: %s", err)
 	}
 	// The calls do not inherit the query's deadline: gRPC would send it
 	// along, and the ingester's copy could expire a moment before the
@@ -307,7 +340,7 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	for len(out) < need && len(failed) <= rs.MaxErrors {
 		a := <-answers
 		if isLimitError(a.err) {
-			return nil, a.err
+			return nil, nil, a.err
 		}
 		if a.err != nil {
 			failed = append(failed, a.err)
@@ -319,15 +352,25 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	// not the broken streams it caused: the API maps it to Prometheus's
 	// timeout or canceled error.
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("querier: %w", err)
+		return nil, nil, fmt.Errorf("querier: %w", err)
 	}
 	if len(failed) > rs.MaxErrors {
-		return nil, failed[0]
+		return nil, nil, failed[0]
 	}
 	if len(failed) > 0 {
 		q.logger.Warn("ingesters failed within the replication tolerance", "failed", len(failed), "tolerated", rs.MaxErrors, "first", failed[0])
 	}
-	return out, nil
+	var warns annotations.Annotations
+	if rs.Incomplete != "" {
+		warns.Add(fmt.Errorf("orrery: results may be incomplete: %s", rs.Incomplete))
+	}
+	if missing := len(rs.Instances) - len(out); missing > 0 && rs.Changing {
+		warns.Add(fmt.Errorf("orrery: results may be incomplete: %d of %d ingesters did not answer while the ring is changing (an ingester is joining or leaving)", missing, len(rs.Instances)))
+	}
+	if len(warns) > 0 {
+		q.partial.WithLabelValues(tenantID).Inc()
+	}
+	return out, warns, nil
 }
 
 func limitOf(h *storage.LabelHints) int64 {

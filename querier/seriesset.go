@@ -87,17 +87,19 @@ func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, mint int64) (*seriesSet, 
 type seriesSet struct {
 	series []*mergedSeries
 	idx    int
+	warns  annotations.Annotations
 }
 
 func (s *seriesSet) Next() bool                        { s.idx++; return s.idx < len(s.series) }
 func (s *seriesSet) At() storage.Series                { return s.series[s.idx] }
 func (s *seriesSet) Err() error                        { return nil }
-func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return s.warns }
 
 // labelsSeriesSet serves the series API, which needs labels only.
 type labelsSeriesSet struct {
-	sets []labels.Labels
-	idx  int
+	sets  []labels.Labels
+	idx   int
+	warns annotations.Annotations
 }
 
 func (s *labelsSeriesSet) Next() bool { s.idx++; return s.idx < len(s.sets) }
@@ -105,7 +107,7 @@ func (s *labelsSeriesSet) At() storage.Series {
 	return &storage.SeriesEntry{Lset: s.sets[s.idx], SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator { return chunkenc.NewNopIterator() }}
 }
 func (s *labelsSeriesSet) Err() error                        { return nil }
-func (s *labelsSeriesSet) Warnings() annotations.Annotations { return nil }
+func (s *labelsSeriesSet) Warnings() annotations.Annotations { return s.warns }
 
 func ignoreEOF(err error) error {
 	if errors.Is(err, io.EOF) {

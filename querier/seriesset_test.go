@@ -91,3 +91,32 @@ func TestMergedSeriesHidesSamplesBeforeMint(t *testing.T) {
 		})
 	}
 }
+
+// An ingester streams the in-memory and the stored part of a series in
+// messages of their own, memory first, and a chunk flushed while it
+// streams comes in both: the querier must join the parts by labels,
+// whatever their order, and keep each sample once.
+func TestMergeJoinsASeriesSentInParts(t *testing.T) {
+	up := ingesterpb.FromLabels(labels.FromStrings("__name__", "up"))
+	other := ingesterpb.FromLabels(labels.FromStrings("__name__", "zz"))
+	wire := []*ingesterpb.ChunkSeries{
+		{Labels: up, Chunks: []*ingesterpb.Chunk{wireChunk(t, 7, 8), wireChunk(t, 9)}},
+		{Labels: other, Chunks: []*ingesterpb.Chunk{wireChunk(t, 1)}},
+		{Labels: up, Chunks: []*ingesterpb.Chunk{wireChunk(t, 1, 2, 3)}},
+		{Labels: up, Chunks: []*ingesterpb.Chunk{wireChunk(t, 4, 5, 6), wireChunk(t, 7, 8)}},
+	}
+	set, err := newChunkSeriesSet(wire, math.MinInt64)
+	require.NoError(t, err)
+	require.True(t, set.Next())
+	require.Equal(t, "up", set.At().Labels().Get("__name__"))
+	var got []int64
+	it := set.At().Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		ts, _ := it.At()
+		got = append(got, ts)
+	}
+	require.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}, got)
+	require.True(t, set.Next())
+	require.Equal(t, "zz", set.At().Labels().Get("__name__"))
+	require.False(t, set.Next())
+}

@@ -105,7 +105,10 @@ type expiry struct {
 	// forgetAfter: a non-LEFT entry whose heartbeat is older is replaced by
 	// its tombstone (auto-forget of dead members).
 	forgetAfter time.Duration
-	// tombstoneTTL: a LEFT entry whose heartbeat is older is dropped.
+	// tombstoneTTL: a LEFT entry whose heartbeat is older is dropped,
+	// unless it is the forgotten tombstone of a token owner: that one stays
+	// until the instance returns or an operator forgets it (Forget), so
+	// that reads keep saying they may be incomplete.
 	tombstoneTTL time.Duration
 }
 
@@ -118,7 +121,7 @@ func (e expiry) apply(in *ringpb.Instance, now time.Time) *ringpb.Instance {
 	if in.GetState() != ringpb.State_LEFT && nowMs-in.GetHeartbeatMs() > e.forgetAfter.Milliseconds() {
 		in = forgottenTombstone(in, e.forgetAfter)
 	}
-	if in.GetState() == ringpb.State_LEFT && nowMs-in.GetHeartbeatMs() > e.tombstoneTTL.Milliseconds() {
+	if in.GetState() == ringpb.State_LEFT && !in.GetForgotten() && nowMs-in.GetHeartbeatMs() > e.tombstoneTTL.Milliseconds() {
 		return nil
 	}
 	return in
@@ -127,7 +130,8 @@ func (e expiry) apply(in *ringpb.Instance, now time.Time) *ringpb.Instance {
 // forgottenTombstone is the tombstone any member writes for an instance
 // silent for forgetAfter. Its heartbeat is the moment the instance became
 // forgettable, not "now", so that all members write the same bytes and the
-// tombstone's own expiry is the same everywhere.
+// tombstone's own expiry is the same everywhere. It is marked Forgotten
+// when the instance held tokens: it left without handing its data over.
 func forgottenTombstone(in *ringpb.Instance, forgetAfter time.Duration) *ringpb.Instance {
 	return &ringpb.Instance{
 		Id:           in.GetId(),
@@ -137,6 +141,25 @@ func forgottenTombstone(in *ringpb.Instance, forgetAfter time.Duration) *ringpb.
 		HeartbeatMs:  in.GetHeartbeatMs() + forgetAfter.Milliseconds(),
 		RegisteredMs: in.GetRegisteredMs(),
 		Version:      in.GetVersion() + 1,
+		OwnsTokens:   in.GetOwnsTokens(),
+		Forgotten:    inRing(in),
+	}
+}
+
+// forgetTombstone is the tombstone an operator's Forget writes over a
+// forgotten or unhealthy instance at now: a plain LEFT entry, which expires
+// as any other. Its version is two above in's: over a live entry, the
+// auto-forget tombstone that other members may derive from that entry
+// later takes version + 1, and must not win over the operator's word.
+func forgetTombstone(in *ringpb.Instance, now time.Time) *ringpb.Instance {
+	return &ringpb.Instance{
+		Id:           in.GetId(),
+		Addr:         in.GetAddr(),
+		Zone:         in.GetZone(),
+		State:        ringpb.State_LEFT,
+		HeartbeatMs:  now.UnixMilli(),
+		RegisteredMs: in.GetRegisteredMs(),
+		Version:      in.GetVersion() + 2,
 		OwnsTokens:   in.GetOwnsTokens(),
 	}
 }

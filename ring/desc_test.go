@@ -24,6 +24,7 @@ func randomInstance(r *rand.Rand, id string) *ringpb.Instance {
 		Version:     uint64(r.IntN(4)),
 		OwnsTokens:  r.IntN(2) == 0,
 	}
+	in.Forgotten = in.State == ringpb.State_LEFT && r.IntN(2) == 0
 	for range r.IntN(3) {
 		in.Tokens = append(in.Tokens, uint32(r.IntN(4)))
 	}
@@ -126,10 +127,19 @@ func TestExpiry(t *testing.T) {
 	require.Equal(t, t0.Add(10*time.Minute).UnixMilli(), a.HeartbeatMs)
 	require.Equal(t, 1, compareInstances(a, live))
 
-	require.Same(t, a, e.apply(a, t0.Add(20*time.Minute)), "tombstone kept for its TTL")
-	require.Nil(t, e.apply(a, t0.Add(20*time.Minute+time.Second)), "tombstone dropped after its TTL")
-	require.Nil(t, e.apply(live, t0.Add(21*time.Minute)),
-		"a long-dead entry arriving from a peer that never dropped it does not come back")
+	require.True(t, a.Forgotten, "a token owner's tombstone marks reads incomplete")
+	require.Same(t, a, e.apply(a, t0.Add(20*time.Minute+time.Second)), "a forgotten tombstone does not expire")
+	require.True(t, proto.Equal(a, e.apply(live, t0.Add(21*time.Minute))),
+		"a long-dead entry arriving from a peer comes back as the same tombstone, never as a member")
+
+	forgot := forgetTombstone(a, t0.Add(30*time.Minute))
+	require.Equal(t, 1, compareInstances(forgot, a), "an operator's forget beats the forgotten tombstone")
+	require.False(t, forgot.Forgotten)
+	require.Same(t, forgot, e.apply(forgot, t0.Add(40*time.Minute)), "kept for its TTL")
+	require.Nil(t, e.apply(forgot, t0.Add(40*time.Minute+time.Second)), "then dropped")
+	early := forgetTombstone(live, t0.Add(2*time.Minute))
+	require.Equal(t, 1, compareInstances(early, e.apply(live, t0.Add(time.Hour))),
+		"forgetting an unhealthy entry beats the auto-forget tombstone others derive from it later")
 
 	left := &ringpb.Instance{Id: "y", State: ringpb.State_LEFT, HeartbeatMs: t0.UnixMilli(), Version: 3}
 	require.Same(t, left, e.apply(left, t0.Add(10*time.Minute)))

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/orrery/orrery/apierr"
 )
 
 // memberStatus is one row of the ring page and of its JSON form.
@@ -24,19 +27,26 @@ type memberStatus struct {
 	Healthy             bool      `json:"healthy"`
 	Version             uint64    `json:"version"`
 	Registered          time.Time `json:"registered"`
+	// Forgotten marks the tombstone of a token owner forgotten without
+	// leaving: reads may miss its data until it returns or is forgotten
+	// by an operator (POST /ring/forget).
+	Forgotten bool `json:"forgotten"`
 }
 
 type ringStatus struct {
-	Self              string         `json:"self"`
-	ReplicationFactor int            `json:"replication_factor"`
-	ZoneAwareness     bool           `json:"zone_awareness"`
-	Members           []memberStatus `json:"members"`
+	Self              string `json:"self"`
+	ReplicationFactor int    `json:"replication_factor"`
+	ZoneAwareness     bool   `json:"zone_awareness"`
+	// OwnersDigest hashes the token table lookups use: members that show
+	// the same digest place every series alike.
+	OwnersDigest string         `json:"owners_digest"`
+	Members      []memberStatus `json:"members"`
 }
 
 func (m *Member) ringStatus() ringStatus {
 	now := m.opts.now()
 	owned := m.ring.OwnedFraction()
-	st := ringStatus{Self: m.self.ID, ReplicationFactor: m.cfg.ReplicationFactor, ZoneAwareness: m.cfg.ZoneAwareness}
+	st := ringStatus{Self: m.self.ID, ReplicationFactor: m.cfg.ReplicationFactor, ZoneAwareness: m.cfg.ZoneAwareness, OwnersDigest: m.ring.OwnersDigest()}
 	for _, in := range m.ring.Instances() {
 		st.Members = append(st.Members, memberStatus{
 			ID:                  in.GetId(),
@@ -50,6 +60,7 @@ func (m *Member) ringStatus() ringStatus {
 			Healthy:             m.ring.IsHealthy(in, now),
 			Version:             in.GetVersion(),
 			Registered:          time.UnixMilli(in.GetRegisteredMs()).UTC(),
+			Forgotten:           in.GetForgotten(),
 		})
 	}
 	return st
@@ -64,7 +75,7 @@ var ringPage = template.Must(template.New("ring").Parse(`<!DOCTYPE html>
 <table>
 <tr><th>ID</th><th>Address</th><th>Zone</th><th>State</th><th>Tokens</th><th>Owns</th><th>Last heartbeat</th><th>Healthy</th><th>Version</th><th>Registered</th></tr>
 {{range .Members}}<tr{{if not .Healthy}} class="bad"{{end}}>
-<td>{{.ID}}</td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.State}}</td>
+<td>{{.ID}}</td><td>{{.Addr}}</td><td>{{.Zone}}</td><td>{{.State}}{{if .Forgotten}} (forgotten: reads may miss its data){{end}}</td>
 <td>{{if .OwnsTokens}}{{.Tokens}}{{else}}-{{end}}</td><td>{{if .OwnsTokens}}{{printf "%.1f%%" .OwnedPercent}}{{else}}-{{end}}</td>
 <td>{{printf "%.1fs ago" .HeartbeatAgeSeconds}}</td><td>{{if .Healthy}}yes{{else}}no{{end}}</td>
 <td>{{.Version}}</td><td>{{.Registered.Format "2006-01-02 15:04:05Z07:00"}}</td>
@@ -88,6 +99,25 @@ func (m *Member) ServeRing(w http.ResponseWriter, r *http.Request) {
 	if err := ringPage.Execute(w, st); err != nil {
 		m.logger.Debug("write ring page", "err", err)
 	}
+}
+
+// ServeForget forgets the instance named by the id parameter (Forget):
+// POST only. 400 for an instance that cannot be forgotten.
+func (m *Member) ServeForget(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "use POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if err := m.Forget(r.FormValue("id")); err != nil {
+		kind := apierr.Unavailable
+		if errors.Is(err, ErrNotForgettable) {
+			kind = apierr.BadData
+		}
+		http.Error(w, err.Error(), apierr.HTTPStatus(apierr.New(kind, "%s", err)))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 type memberlistNode struct {

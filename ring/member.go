@@ -383,6 +383,43 @@ func (m *Member) KeepEntryOnStop() {
 	m.keepEntry = true
 }
 
+// ErrNotForgettable means Forget was asked to remove an instance that is
+// this one, healthy, or unknown.
+var ErrNotForgettable = errors.New("instance cannot be forgotten")
+
+// Forget removes instance id from the ring on an operator's word: its
+// forgotten tombstone (or, for an instance that is unhealthy but not yet
+// forgotten, its entry) is replaced by a plain LEFT tombstone above its
+// version, gossiped to everyone, which expires as any other. Reads then
+// stop saying they may be incomplete because of it. Only this instance's
+// own entry and healthy instances are refused: an operator forgets a
+// member once its data is known to be restored elsewhere or lost.
+func (m *Member) Forget(id string) error {
+	now := m.opts.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.phase != phaseRunning {
+		return fmt.Errorf("ring member: forget %q: member is not running", id)
+	}
+	in, ok := m.desc[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %q is not in the ring", ErrNotForgettable, id)
+	case id == m.self.ID:
+		return fmt.Errorf("%w: %q is this instance", ErrNotForgettable, id)
+	case in.GetState() == ringpb.State_LEFT && !in.GetForgotten():
+		return nil
+	case in.GetState() != ringpb.State_LEFT && m.ring.IsHealthy(in, now):
+		return fmt.Errorf("%w: %q is healthy", ErrNotForgettable, id)
+	}
+	tomb := forgetTombstone(in, now)
+	m.desc[id] = tomb
+	m.broadcastLocked(tomb)
+	m.changedLocked()
+	m.logger.Warn("forgot instance on request", "forgotten", id, "state", in.GetState(), "was_forgotten", in.GetForgotten())
+	return nil
+}
+
 // setOwnLocked stores a new version of this instance's entry, queues it
 // for gossip and publishes the change.
 func (m *Member) setOwnLocked(own *ringpb.Instance) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -374,16 +375,42 @@ func TestAutoForgetAndNoResurrection(t *testing.T) {
 	got := entry(m, "dead")
 	require.Equal(t, ringpb.State_LEFT, got.State)
 	require.Equal(t, uint64(5), got.Version)
+	require.True(t, got.Forgotten, "a token owner forgotten without leaving is marked")
 	require.Equal(t, float64(1), testutil.ToFloat64(m.metrics.forgotten))
 
 	now = now.Add(forget)
 	m.heartbeat()
-	require.Nil(t, entry(m, "dead"), "tombstone dropped")
+	require.True(t, entry(m, "dead").GetForgotten(), "the forgotten tombstone stays until an operator forgets it")
 
-	// A peer that missed all of this sends the old entry again.
+	require.ErrorIs(t, m.Forget("self"), ErrNotForgettable)
+	require.NoError(t, m.Forget("dead"))
+	got = entry(m, "dead")
+	require.Equal(t, ringpb.State_LEFT, got.State)
+	require.False(t, got.Forgotten)
+	require.Equal(t, uint64(7), got.Version)
+	now = now.Add(forget + time.Second)
+	m.heartbeat()
+	require.Nil(t, entry(m, "dead"), "the operator's tombstone expires")
+
+	// A peer that missed all of this sends the old entry again: it never
+	// comes back into the ring. Every member derives its forgotten
+	// tombstone from it, so the marker may come back (DESIGN.md), which
+	// errs on the side of warning.
 	m.applyRemote(map[string]*ringpb.Instance{"dead": cloneInstance(dead)}, false)
-	require.Nil(t, entry(m, "dead"), "a forgotten instance does not come back")
+	got = entry(m, "dead")
+	require.Equal(t, ringpb.State_LEFT, got.GetState(), "a forgotten instance does not come back")
+	require.Empty(t, got.GetTokens())
 	require.Equal(t, ringpb.State_ACTIVE, entry(m, "self").State, "own entry never expires")
+
+	// A distributor or querier (no tokens) forgotten leaves no marker.
+	stateless := &ringpb.Instance{Id: "q", State: ringpb.State_ACTIVE, HeartbeatMs: now.UnixMilli(), Version: 1}
+	m.applyRemote(map[string]*ringpb.Instance{"q": stateless}, false)
+	now = now.Add(forget + time.Second)
+	m.heartbeat()
+	require.False(t, entry(m, "q").GetForgotten())
+	now = now.Add(forget + time.Second)
+	m.heartbeat()
+	require.Nil(t, entry(m, "q"))
 }
 
 func TestNewerRemoteSelfIsOvertaken(t *testing.T) {
@@ -431,10 +458,26 @@ func TestHTTPPages(t *testing.T) {
 	require.Equal(t, 128, st.Members[0].Tokens)
 	require.InDelta(t, 100, st.Members[0].OwnedPercent, 1e-9)
 
+	require.NotEmpty(t, st.OwnersDigest)
+	require.Equal(t, m.Ring().OwnersDigest(), st.OwnersDigest)
+
 	rec = httptest.NewRecorder()
 	m.ServeMemberlist(rec, httptest.NewRequest("GET", "/memberlist", nil))
 	require.Contains(t, rec.Body.String(), m.GossipAddr())
 	require.Contains(t, rec.Body.String(), "alive")
+
+	for _, tc := range []struct {
+		method, id string
+		code       int
+	}{
+		{"GET", "x", http.StatusMethodNotAllowed},
+		{"POST", "solo", http.StatusBadRequest},
+		{"POST", "unknown", http.StatusBadRequest},
+	} {
+		rec = httptest.NewRecorder()
+		m.ServeForget(rec, httptest.NewRequest(tc.method, "/ring/forget?id="+tc.id, nil))
+		require.Equal(t, tc.code, rec.Code, "%s %s", tc.method, tc.id)
+	}
 }
 
 func TestMetricsRegistered(t *testing.T) {

@@ -2,8 +2,11 @@ package ring
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +31,14 @@ var (
 type ReplicationSet struct {
 	Instances []*ringpb.Instance
 	MaxErrors int
+	// Incomplete, set by ForQuery only, says why a read may miss data even
+	// when every instance answers: token owners were forgotten without
+	// leaving, more of them than the error budget covers. Empty otherwise.
+	Incomplete string
+	// Changing, set by ForQuery only, means a token owner is JOINING or
+	// LEAVING: data may be on its way between instances, so a read that
+	// did not hear from every instance may be partial.
+	Changing bool
 }
 
 // Ring is the read side of the ring: a handle on an immutable snapshot that
@@ -236,20 +247,39 @@ func (r *Ring) get(key uint32, active string) (ReplicationSet, error) {
 // ForQuery returns every instance that may hold data: token-owning and
 // JOINING, ACTIVE or LEAVING. Unhealthy ones are left out and spend the
 // error budget RF - quorum; with zone awareness a whole zone may be left
-// out per unit of budget. When the budget is overspent, ErrTooFewHealthy.
+// out per unit of budget. When unhealthy instances overspend it,
+// ErrTooFewHealthy.
+//
+// A token owner forgotten without leaving (its tombstone is Forgotten)
+// spends the budget too, as it did while it was unhealthy: the copies it
+// held are gone from every read. Its zone is not left out (its healthy
+// members own its ranges now). When forgotten and unhealthy instances
+// together overspend the budget, the read goes on with no failure
+// tolerated and Incomplete says which data may be missing: auto-forget
+// exists so that a dead member stops blocking the cluster, and the read
+// must then say what it cannot see rather than fail for ever.
 func (r *Ring) ForQuery() (ReplicationSet, error) {
 	s, now := r.load(), r.now()
 	var healthy []*ringpb.Instance
 	var unhealthy int
-	unhealthyZones := map[string]bool{}
+	var forgotten []string
+	var changing bool
+	unhealthyZones, lostZones := map[string]bool{}, map[string]bool{}
 	for _, in := range s.instances {
 		st := in.GetState()
+		if st == ringpb.State_LEFT && in.GetForgotten() {
+			forgotten = append(forgotten, in.GetId())
+			lostZones[in.GetZone()] = true
+			continue
+		}
 		if !inRing(in) || (st != ringpb.State_JOINING && st != ringpb.State_ACTIVE && st != ringpb.State_LEAVING) {
 			continue
 		}
+		changing = changing || st != ringpb.State_ACTIVE
 		if !r.IsHealthy(in, now) {
 			unhealthy++
 			unhealthyZones[in.GetZone()] = true
+			lostZones[in.GetZone()] = true
 			continue
 		}
 		healthy = append(healthy, in)
@@ -258,9 +288,9 @@ func (r *Ring) ForQuery() (ReplicationSet, error) {
 		return ReplicationSet{}, ErrEmptyRing
 	}
 	budget := r.replicationFactor - r.quorum()
-	failed := unhealthy
+	failed, lost := unhealthy, unhealthy+len(forgotten)
 	if r.zoneAwareness {
-		failed = len(unhealthyZones)
+		failed, lost = len(unhealthyZones), len(lostZones)
 		// A zone with any unhealthy instance is left out entirely: the
 		// other zones hold a replica of everything it holds.
 		healthy = slices.DeleteFunc(healthy, func(in *ringpb.Instance) bool { return unhealthyZones[in.GetZone()] })
@@ -269,7 +299,13 @@ func (r *Ring) ForQuery() (ReplicationSet, error) {
 		return ReplicationSet{}, fmt.Errorf("%w: %d unhealthy instances in %d zones, at most %d tolerated at replication factor %d",
 			ErrTooFewHealthy, unhealthy, len(unhealthyZones), budget, r.replicationFactor)
 	}
-	return ReplicationSet{Instances: healthy, MaxErrors: budget - failed}, nil
+	rs := ReplicationSet{Instances: healthy, MaxErrors: budget - lost, Changing: changing}
+	if lost > budget {
+		rs.MaxErrors = 0
+		rs.Incomplete = fmt.Sprintf("%d ingesters are missing from reads, more than the %d tolerated at replication factor %d: %s forgotten without leaving the ring, %d unhealthy; data only they held is missing; once it is restored or known lost, forget them (POST /ring/forget?id=…)",
+			lost, budget, r.replicationFactor, strings.Join(forgotten, ", "), unhealthy)
+	}
+	return rs, nil
 }
 
 // Instances returns every known instance, LEFT tombstones included, sorted
@@ -288,6 +324,22 @@ func (r *Ring) OwnedFraction() map[string]float64 {
 		out[id] = f
 	}
 	return out
+}
+
+// OwnersDigest is a hash of the token table as lookups use it: every token
+// with the id that owns it, after conflicts are resolved. Two members with
+// the same digest compute the same owners for every key.
+func (r *Ring) OwnersDigest() string {
+	s := r.load()
+	h := fnv.New64a()
+	var buf [4]byte
+	for i, t := range s.tokens {
+		binary.BigEndian.PutUint32(buf[:], t)
+		_, _ = h.Write(buf[:])
+		_, _ = io.WriteString(h, s.instances[s.owners[i]].GetId())
+		_, _ = h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
 }
 
 // tokensOwned returns how many tokens id holds in the lookup table, that is

@@ -134,15 +134,31 @@ func TestForQuery(t *testing.T) {
 		want      []string
 		maxErrors int
 		err       error
+		// incomplete and changing are the read warnings expected.
+		incomplete, changing bool
 	}{
 		{name: "empty", rf: 1, err: ErrEmptyRing},
 		{name: "rf1 all healthy", rf: 1, instances: []*ringpb.Instance{inst("b", "", active, 0, 1), inst("a", "", active, 0, 2)}, want: []string{"a", "b"}},
 		{name: "rf1 one unhealthy", rf: 1, instances: []*ringpb.Instance{inst("a", "", active, 0, 1), inst("b", "", active, dead, 2)}, err: ErrTooFewHealthy},
-		{name: "states that may hold data", rf: 1,
+		{name: "states that may hold data", rf: 1, changing: true,
 			instances: []*ringpb.Instance{
 				inst("a", "", active, 0, 1), inst("b", "", leaving, 0, 2), inst("c", "", joining, 0, 3),
 				inst("d", "", pending, 0, 4), inst("e", "", left, 0), {Id: "dist", State: active, HeartbeatMs: testNow.UnixMilli()},
 			}, want: []string{"a", "b", "c"}},
+		{name: "rf1 one forgotten: answer, but incomplete", rf: 1, incomplete: true,
+			instances: []*ringpb.Instance{inst("a", "", active, 0, 1), forgottenInst("b", "")}, want: []string{"a"}},
+		{name: "rf3 one forgotten spends the budget", rf: 3,
+			instances: []*ringpb.Instance{inst("a", "", active, 0, 1), inst("b", "", active, 0, 2), inst("c", "", active, 0, 3), forgottenInst("d", "")},
+			want:      []string{"a", "b", "c"}},
+		{name: "rf3 one forgotten, one unhealthy", rf: 3, incomplete: true,
+			instances: []*ringpb.Instance{inst("a", "", active, 0, 1), inst("b", "", active, dead, 2), inst("c", "", active, 0, 3), forgottenInst("d", "")},
+			want:      []string{"a", "c"}},
+		{name: "zones: a forgotten member's zone stays", rf: 3, zones: true,
+			instances: []*ringpb.Instance{inst("a1", "a", active, 0, 1), forgottenInst("a2", "a"), inst("b1", "b", active, 0, 4), inst("c1", "c", active, 0, 5)},
+			want:      []string{"a1", "b1", "c1"}},
+		{name: "zones: forgotten in two zones", rf: 3, zones: true, incomplete: true,
+			instances: []*ringpb.Instance{inst("a1", "a", active, 0, 1), forgottenInst("a2", "a"), forgottenInst("b2", "b"), inst("b1", "b", active, 0, 4), inst("c1", "c", active, 0, 5)},
+			want:      []string{"a1", "b1", "c1"}},
 		{name: "rf3 all healthy", rf: 3, instances: []*ringpb.Instance{inst("a", "", active, 0, 1), inst("b", "", active, 0, 2), inst("c", "", active, 0, 3)}, want: []string{"a", "b", "c"}, maxErrors: 1},
 		{name: "rf3 one unhealthy", rf: 3, instances: []*ringpb.Instance{inst("a", "", active, 0, 1), inst("b", "", active, dead, 2), inst("c", "", active, 0, 3)}, want: []string{"a", "c"}},
 		{name: "rf3 two unhealthy", rf: 3, instances: []*ringpb.Instance{inst("a", "", active, 0, 1), inst("b", "", active, dead, 2), inst("c", "", active, dead, 3)}, err: ErrTooFewHealthy},
@@ -163,8 +179,15 @@ func TestForQuery(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.want, ids(set))
 			require.Equal(t, tc.maxErrors, set.MaxErrors)
+			require.Equal(t, tc.incomplete, set.Incomplete != "", set.Incomplete)
+			require.Equal(t, tc.changing, set.Changing)
 		})
 	}
+}
+
+// forgottenInst is the tombstone of a token owner auto-forgotten in zone.
+func forgottenInst(id, zone string) *ringpb.Instance {
+	return &ringpb.Instance{Id: id, Zone: zone, State: left, HeartbeatMs: testNow.UnixMilli(), OwnsTokens: true, Forgotten: true}
 }
 
 func TestOwnedFractionAndInstances(t *testing.T) {

@@ -16,6 +16,18 @@ if [ ! -x /usr/bin/prometheus ]; then
   fi
 fi
 
+# ip (iproute2) and iptables: the partition tests put an ingester in its own
+# network namespace and filter its gossip there, never on the host.
+if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq iproute2 iptables >&2
+  else
+    echo "test-deps: ip or iptables missing; run: sudo apt-get install iproute2 iptables" >&2
+  fi
+fi
+
 # The reference for query results: Prometheus 3 built from the same module
 # version as the engine Orrery links, cached by version. The first build
 # takes minutes.

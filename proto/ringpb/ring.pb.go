@@ -97,7 +97,12 @@ type Instance struct {
 	OwnsTokens bool `protobuf:"varint,9,opt,name=owns_tokens,json=ownsTokens,proto3" json:"owns_tokens,omitempty"`
 	// The components this process runs (distributor, ingester, querier),
 	// sorted: distributors divide a tenant's ingestion rate by their count.
-	Components    []string `protobuf:"bytes,10,rep,name=components,proto3" json:"components,omitempty"`
+	Components []string `protobuf:"bytes,10,rep,name=components,proto3" json:"components,omitempty"`
+	// Set on the tombstone every member writes for a token-owning instance
+	// silent for too long (auto-forget): it left without handing over, so
+	// its data may be missing from reads. Such a tombstone does not expire;
+	// it goes when the instance returns or an operator forgets it.
+	Forgotten     bool `protobuf:"varint,11,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +207,13 @@ func (x *Instance) GetComponents() []string {
 	return nil
 }
 
+func (x *Instance) GetForgotten() bool {
+	if x != nil {
+		return x.Forgotten
+	}
+	return false
+}
+
 type Desc struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Instances map[string]*Instance   `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -260,7 +272,7 @@ var File_ringpb_ring_proto protoreflect.FileDescriptor
 
 const file_ringpb_ring_proto_rawDesc = "" +
 	"\n" +
-	"\x11ringpb/ring.proto\x12\x0eorrery.ring.v1\"\xae\x02\n" +
+	"\x11ringpb/ring.proto\x12\x0eorrery.ring.v1\"\xcc\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -275,7 +287,8 @@ const file_ringpb_ring_proto_rawDesc = "" +
 	"\n" +
 	"components\x18\n" +
 	" \x03(\tR\n" +
-	"components\"\x96\x02\n" +
+	"components\x12\x1c\n" +
+	"\tforgotten\x18\v \x01(\bR\tforgotten\"\x96\x02\n" +
 	"\x04Desc\x12A\n" +
 	"\tinstances\x18\x01 \x03(\v2#.orrery.ring.v1.Desc.InstancesEntryR\tinstances\x128\n" +
 	"\x06shared\x18\x02 \x03(\v2 .orrery.ring.v1.Desc.SharedEntryR\x06shared\x1aV\n" +

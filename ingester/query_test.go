@@ -1,0 +1,113 @@
+package ingester
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
+)
+
+// recordingStream is a QueryStream server stream that keeps every message
+// and calls onSend, if set, before keeping one.
+type recordingStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	onSend func(n int)
+	msgs   []*ingesterpb.QueryStreamResponse
+}
+
+func (s *recordingStream) Context() context.Context { return s.ctx }
+
+func (s *recordingStream) Send(resp *ingesterpb.QueryStreamResponse) error {
+	if s.onSend != nil {
+		s.onSend(len(s.msgs))
+	}
+	s.msgs = append(s.msgs, resp)
+	return nil
+}
+
+// query runs QueryStream over all time for tenant "a" into a
+// recordingStream.
+func query(t *testing.T, ti *testIngester, onSend func(n int)) *recordingStream {
+	t.Helper()
+	rs := &recordingStream{ctx: ctxFor("a"), onSend: onSend}
+	require.NoError(t, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64}, rs))
+	return rs
+}
+
+// timestamps decodes every sample of ws, in chunk order, duplicates kept.
+func timestamps(t *testing.T, ws *ingesterpb.ChunkSeries) []int64 {
+	t.Helper()
+	var out []int64
+	for _, c := range ws.Chunks {
+		chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
+		require.NoError(t, err)
+		it := chk.Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			ts, _ := it.At()
+			out = append(out, ts)
+		}
+		require.NoError(t, it.Err())
+	}
+	return out
+}
+
+// The answer is streamed, not built whole: a message carries at most
+// QueryBatchSeries series, the in-memory part of a series and its stored
+// part come in messages of their own (memory first), and together they
+// hold every sample once.
+func TestQueryStreamSendsMemoryThenStoreInBatches(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	names := []string{"m0", "m1", "m2", "m3", "m4"}
+	for _, n := range names {
+		require.NoError(t, ti.push(t, "a", series(n, 0, 25)))
+	}
+	// Chunks hold 10 samples: two complete chunks per series go to the
+	// store, the head chunk of 5 stays in memory.
+	ti.flush(false)
+
+	rs := query(t, ti, nil)
+	parts := map[string][][]int64{}
+	for _, m := range rs.msgs {
+		require.LessOrEqual(t, len(m.Series), testConfig().QueryBatchSeries)
+		for _, ws := range m.Series {
+			var b labels.ScratchBuilder
+			name := ingesterpb.ToLabels(&b, ws.Labels).Get("__name__")
+			parts[name] = append(parts[name], timestamps(t, ws))
+		}
+	}
+	for _, n := range names {
+		require.Len(t, parts[n], 2, "%s: memory part and stored part", n)
+		require.Equal(t, []int64{20000, 21000, 22000, 23000, 24000}, parts[n][0], "%s: memory first", n)
+		require.Len(t, parts[n][1], 20, "%s: then the two stored chunks", n)
+		require.Equal(t, int64(0), parts[n][1][0])
+	}
+}
+
+// Chunks are copied as messages go out, not all before the first: a sample
+// appended, while the first message is being sent, to a series not sent yet
+// is in the answer. Building the whole answer before sending (what
+// QueryStream did) misses it.
+func TestQueryStreamCopiesChunksAsItSends(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	for _, n := range []string{"m0", "m1", "m2"} {
+		require.NoError(t, ti.push(t, "a", series(n, 0, 3)))
+	}
+	rs := query(t, ti, func(n int) {
+		if n == 0 {
+			require.NoError(t, ti.push(t, "a", series("m2", 3, 1)))
+		}
+	})
+	require.Len(t, rs.msgs, 2)
+	last := rs.msgs[1].Series
+	require.Len(t, last, 1)
+	require.Equal(t, []int64{0, 1000, 2000, 3000}, timestamps(t, last[0]))
+}
