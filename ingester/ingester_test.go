@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,17 +133,27 @@ func (ti *testIngester) samples(t *testing.T, tenantID string, ms ...*labels.Mat
 	t.Helper()
 	stream, err := ti.client.QueryStream(ctxFor(tenantID), &ingesterpb.QueryRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64, Matchers: ingesterpb.FromMatchers(ms)})
 	require.NoError(t, err)
+	// A series may come in several messages (memory, then store), so
+	// samples are de-duplicated per series across the stream and sorted.
 	out := map[string][]int64{}
+	seenBy := map[string]map[int64]bool{}
 	for {
 		resp, err := stream.Recv()
 		if err == io.EOF {
+			for _, ts := range out {
+				slices.Sort(ts)
+			}
 			return out
 		}
 		require.NoError(t, err)
 		for _, s := range resp.Series {
 			var b labels.ScratchBuilder
 			key := ingesterpb.ToLabels(&b, s.Labels).Get("__name__")
-			seen := map[int64]bool{}
+			seen := seenBy[key]
+			if seen == nil {
+				seen = map[int64]bool{}
+				seenBy[key] = seen
+			}
 			for _, c := range s.Chunks {
 				chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data)
 				require.NoError(t, err)

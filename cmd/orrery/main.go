@@ -193,7 +193,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/ring", member.ServeRing)
 	// An admin endpoint, like POST /ingester/shutdown.
-	mux.HandleFunc("POST /ring/forget", member.ServeForget)
+	mux.Handle("POST /ring/forget", admin(http.HandlerFunc(member.ServeForget)))
 	mux.HandleFunc("/memberlist", member.ServeMemberlist)
 	registerPprof(mux, cfg.Security.PprofEnabled, admin)
 	mux.HandleFunc("/{$}", indexPage)
