@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -13,8 +14,12 @@ import (
 const flushBatchSeries = 4096
 
 // flush writes completed chunks to the store and forgets idle series. With
-// all set (at shutdown) every head chunk is completed first.
+// all set (at shutdown) every head chunk is completed first. One flush runs
+// at a time: a shutdown flush racing the periodic one would collect the
+// same chunks twice.
 func (i *Ingester) flush(all bool) {
+	i.flushMu.Lock()
+	defer i.flushMu.Unlock()
 	now := time.Now()
 	for _, h := range i.allHeads() {
 		start := time.Now()
@@ -25,9 +30,10 @@ func (i *Ingester) flush(all bool) {
 	}
 }
 
+// flushed are the chunks of one series in a batch being stored.
 type flushed struct {
-	s *memSeries
-	n int
+	s      *memSeries
+	chunks []*memChunk
 }
 
 func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
@@ -47,7 +53,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
 				sc.Chunks = append(sc.Chunks, store.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: chunkenc.EncXOR, Data: mc.c.Bytes()})
 			}
 			batch = append(batch, sc)
-			owners = append(owners, flushed{s: s, n: len(s.chunks)})
+			owners = append(owners, flushed{s: s, chunks: slices.Clone(s.chunks)})
 		}
 		s.mu.Unlock()
 		if len(batch) == flushBatchSeries {
@@ -61,7 +67,8 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
 }
 
 // putAndRelease stores a batch and only then drops its chunks from memory,
-// so a query that reads memory before the store never misses them.
+// so a query that reads memory before the store never misses them. It drops
+// exactly the chunks it stored, by identity: never one cut since.
 func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) {
 	if err := i.store.Put(tenantID, batch); err != nil {
 		i.m.flushFailures.Inc()
@@ -71,9 +78,9 @@ func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, ow
 	n := 0
 	for _, o := range owners {
 		o.s.mu.Lock()
-		o.s.chunks = o.s.chunks[o.n:]
+		o.s.chunks = slices.DeleteFunc(o.s.chunks, func(mc *memChunk) bool { return slices.Contains(o.chunks, mc) })
 		o.s.mu.Unlock()
-		n += o.n
+		n += len(o.chunks)
 	}
 	i.m.chunksFlushed.Add(float64(n))
 }
