@@ -135,9 +135,9 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
 	}
 	mgr.Add("ring", member)
+	var ho *handover
 	if ing != nil {
-		ho := &handover{ing: ing, member: member, clients: pool, self: addr, onShutdown: cfg.Ingester.HandoverOnShutdown, logger: logger.With("component", "handover")}
-		mgr.Add("handover", ho)
+		ho = newHandover(ing, member, pool, addr, cfg.Ingester.HandoverOnShutdown, reg, logger.With("component", "handover"))
 		mux.HandleFunc("POST /ingester/shutdown", func(w http.ResponseWriter, _ *http.Request) {
 			logger.Info("shutdown requested over HTTP: leaving the ring with handover")
 			ho.request()
@@ -185,6 +185,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/{$}", indexPage)
 	mgr.Add("http-server", &httpServer{srv: &http.Server{Addr: cfg.HTTPListenAddress, Handler: mux, ReadHeaderTimeout: 30 * time.Second}, logger: logger})
+	if ho != nil {
+		// Stopped first, while HTTP still serves /metrics and /ring: a
+		// handover that fails stays visible while it retries.
+		mgr.Add("handover", ho)
+	}
 
 	if err := mgr.Start(ctx); err != nil {
 		return err
@@ -192,7 +197,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	logger.Info("orrery ready", "version", version, "grpc_addr", addr)
 	<-ctx.Done()
 	logger.Info("shutting down")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Ingester.ShutdownTimeout)
 	defer cancel()
 	return mgr.Stop(stopCtx)
 }
