@@ -16,18 +16,21 @@ const flushBatchSeries = 4096
 // flush writes completed chunks to the store and forgets idle series. With
 // all set (at shutdown) every head chunk is completed first. One flush runs
 // at a time: a shutdown flush racing the periodic one would collect the
-// same chunks twice.
-func (i *Ingester) flush(all bool) {
+// same chunks twice. It returns whether every batch reached the store; a
+// failed one is logged and counted, and its chunks stay in memory.
+func (i *Ingester) flush(all bool) bool {
 	i.flushMu.Lock()
 	defer i.flushMu.Unlock()
 	now := time.Now()
+	ok := true
 	for _, h := range i.allHeads() {
 		start := time.Now()
-		i.flushTenant(h, now, all)
+		ok = i.flushTenant(h, now, all) && ok
 		i.m.flushDuration.Observe(time.Since(start).Seconds())
 		i.forgetIdle(h, now)
 		h.metadata.expire(now.Add(-i.cfg.MetadataRetainPeriod))
 	}
+	return ok
 }
 
 // flushed are the chunks of one series in a batch being stored.
@@ -36,7 +39,8 @@ type flushed struct {
 	chunks []*memChunk
 }
 
-func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
+func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
+	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
 	var batch []store.SeriesChunks
 	var owners []flushed
@@ -57,23 +61,24 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
 		}
 		s.mu.Unlock()
 		if len(batch) == flushBatchSeries {
-			i.putAndRelease(h.id, batch, owners)
+			ok = i.putAndRelease(h.id, batch, owners) && ok
 			batch, owners = batch[:0], owners[:0]
 		}
 	}
 	if len(batch) > 0 {
-		i.putAndRelease(h.id, batch, owners)
+		ok = i.putAndRelease(h.id, batch, owners) && ok
 	}
+	return ok
 }
 
 // putAndRelease stores a batch and only then drops its chunks from memory,
 // so a query that reads memory before the store never misses them. It drops
 // exactly the chunks it stored, by identity: never one cut since.
-func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) {
+func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) bool {
 	if err := i.store.Put(tenantID, batch); err != nil {
 		i.m.flushFailures.Inc()
 		i.logger.Error("flush failed; chunks stay in memory", "tenant", tenantID, "series", len(batch), "err", err)
-		return
+		return false
 	}
 	n := 0
 	for _, o := range owners {
@@ -83,6 +88,7 @@ func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, ow
 		n += len(o.chunks)
 	}
 	i.m.chunksFlushed.Add(float64(n))
+	return true
 }
 
 // forgetIdle removes series with nothing left in memory and no sample for

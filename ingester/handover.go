@@ -121,7 +121,10 @@ func (i *Ingester) Handover(ctx context.Context, self string, owners Owners, cli
 	if err := i.waitTransfers(ctx); err != nil {
 		return fmt.Errorf("ingester: handover: wait for transfers in flight: %w", err)
 	}
-	i.flush(true)
+	if !i.flush(true) {
+		// Handover streams the store: chunks left in memory would be lost.
+		return errors.New("ingester: handover: flushing memory to the store failed (see orrery_ingester_flush_failures_total)")
+	}
 	targets, err := healthyTargets(owners, self)
 	if err != nil {
 		return fmt.Errorf("ingester: handover: %w", err)
