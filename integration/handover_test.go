@@ -144,7 +144,8 @@ func TestFailedHandoverStaysInRing(t *testing.T) {
 	prom := startPrometheus3(t)
 	c := newCluster(t, 1)
 	c.extra["ing1"] = []string{"-ingester.shutdown-timeout=15s"}
-	for _, id := range []string{"ing1", "ing2", "dist", "quer"} {
+	// The distributor is the gossip seed: both ingesters go down here.
+	for _, id := range []string{"dist", "quer", "ing1", "ing2"} {
 		c.add(id)
 	}
 	c.waitRing("dist", "ing1", "ing2")
