@@ -36,6 +36,11 @@ type Config struct {
 	// and the tokens in the ring for a restart. POST /ingester/shutdown
 	// always hands over.
 	HandoverOnShutdown bool `yaml:"handover_on_shutdown"`
+	// ShutdownTimeout bounds a process's shutdown, an ingester's handover
+	// retries included; past it a leaving ingester exits keeping its ring
+	// entry. Kubernetes' terminationGracePeriodSeconds must exceed it. Zero
+	// gives no time: a leaving ingester exits at once, keeping its entry.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
 // RegisterFlags registers the ingester's flags with their defaults.
@@ -49,6 +54,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Retention, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever.")
 	fs.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "Forget metric metadata not received for this long; senders repeat it every minute.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")
+	fs.DurationVar(&c.ShutdownTimeout, "ingester.shutdown-timeout", 5*time.Minute, "How long shutting down may take: a leaving ingester retries a failed handover until then, then exits keeping its place in the ring (its data stays on its disk). Keep Kubernetes' terminationGracePeriodSeconds above it.")
 	fs.BoolVar(&c.HandoverOnShutdown, "ingester.handover-on-shutdown", true, "On SIGTERM, hand series to their new owners and leave the ring; false keeps them on this ingester's disk and its tokens in the ring, for restarts with a persistent data dir. POST /ingester/shutdown always hands over.")
 }
 

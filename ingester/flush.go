@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -13,24 +14,33 @@ import (
 const flushBatchSeries = 4096
 
 // flush writes completed chunks to the store and forgets idle series. With
-// all set (at shutdown) every head chunk is completed first.
-func (i *Ingester) flush(all bool) {
+// all set (at shutdown) every head chunk is completed first. One flush runs
+// at a time: a shutdown flush racing the periodic one would collect the
+// same chunks twice. It returns whether every batch reached the store; a
+// failed one is logged and counted, and its chunks stay in memory.
+func (i *Ingester) flush(all bool) bool {
+	i.flushMu.Lock()
+	defer i.flushMu.Unlock()
 	now := time.Now()
+	ok := true
 	for _, h := range i.allHeads() {
 		start := time.Now()
-		i.flushTenant(h, now, all)
+		ok = i.flushTenant(h, now, all) && ok
 		i.m.flushDuration.Observe(time.Since(start).Seconds())
 		i.forgetIdle(h, now)
 		h.metadata.expire(now.Add(-i.cfg.MetadataRetainPeriod))
 	}
+	return ok
 }
 
+// flushed are the chunks of one series in a batch being stored.
 type flushed struct {
-	s *memSeries
-	n int
+	s      *memSeries
+	chunks []*memChunk
 }
 
-func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
+func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
+	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
 	var batch []store.SeriesChunks
 	var owners []flushed
@@ -47,35 +57,38 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) {
 				sc.Chunks = append(sc.Chunks, store.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: chunkenc.EncXOR, Data: mc.c.Bytes()})
 			}
 			batch = append(batch, sc)
-			owners = append(owners, flushed{s: s, n: len(s.chunks)})
+			owners = append(owners, flushed{s: s, chunks: slices.Clone(s.chunks)})
 		}
 		s.mu.Unlock()
 		if len(batch) == flushBatchSeries {
-			i.putAndRelease(h.id, batch, owners)
+			ok = i.putAndRelease(h.id, batch, owners) && ok
 			batch, owners = batch[:0], owners[:0]
 		}
 	}
 	if len(batch) > 0 {
-		i.putAndRelease(h.id, batch, owners)
+		ok = i.putAndRelease(h.id, batch, owners) && ok
 	}
+	return ok
 }
 
 // putAndRelease stores a batch and only then drops its chunks from memory,
-// so a query that reads memory before the store never misses them.
-func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) {
+// so a query that reads memory before the store never misses them. It drops
+// exactly the chunks it stored, by identity: never one cut since.
+func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) bool {
 	if err := i.store.Put(tenantID, batch); err != nil {
 		i.m.flushFailures.Inc()
 		i.logger.Error("flush failed; chunks stay in memory", "tenant", tenantID, "series", len(batch), "err", err)
-		return
+		return false
 	}
 	n := 0
 	for _, o := range owners {
 		o.s.mu.Lock()
-		o.s.chunks = o.s.chunks[o.n:]
+		o.s.chunks = slices.DeleteFunc(o.s.chunks, func(mc *memChunk) bool { return slices.Contains(o.chunks, mc) })
 		o.s.mu.Unlock()
-		n += o.n
+		n += len(o.chunks)
 	}
 	i.m.chunksFlushed.Add(float64(n))
+	return true
 }
 
 // forgetIdle removes series with nothing left in memory and no sample for

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -20,11 +19,14 @@ import (
 	"github.com/orrery/orrery/tenant"
 )
 
-// Owners is what handover needs of the ring: a series' owners once this
-// ingester no longer takes writes, and its owners before.
+// Owners is what handover needs of the ring: a series' owners now (Get
+// passes over JOINING and LEAVING instances, this one included, and leaves
+// out unhealthy ones), and every instance with its health, to refuse
+// handing over while a possible target is unhealthy.
 type Owners interface {
 	Get(key uint32) (ring.ReplicationSet, error)
-	GetAsIfActive(key uint32, addr string) (ring.ReplicationSet, error)
+	Instances() []*ringpb.Instance
+	IsHealthy(inst *ringpb.Instance, now time.Time) bool
 }
 
 // Clients hands out a client of another ingester by address.
@@ -32,43 +34,64 @@ type Clients interface {
 	Client(addr string) (ingesterpb.IngesterClient, error)
 }
 
-// transferBatchSeries bounds one TransferChunks message.
-const transferBatchSeries = 256
+// transferBatchSeries bounds how many series a handover reads from the
+// store at once, and so one TransferChunks message; transferBatchBytes
+// bounds a message's chunk bytes, for series with long histories.
+const (
+	transferBatchSeries = 256
+	transferBatchBytes  = 8 << 20
+)
 
 // TransferChunks implements ingesterpb.IngesterServer: it stores the chunks
 // a leaving ingester hands over. They go to the store, not to memory, so
 // they never meet this ingester's out-of-order checks nor its series
-// limits (they were acknowledged once already); where they overlap what it
-// holds, queries de-duplicate.
+// limits (they were acknowledged once already). A chunk this ingester
+// holds already is a no-op, and one ending when a stored chunk does is
+// merged with it (store.Put); where they overlap what is in memory,
+// queries de-duplicate. An ingester handing over itself refuses transfers
+// (Unavailable): its own handover streams its store once, after every
+// transfer it accepted has ended, so nothing may arrive later.
 func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServer) error {
 	tenantID, err := tenant.FromContext(stream.Context())
 	if err != nil {
 		return apierr.ToGRPC(apierr.New(apierr.Unauthorized, "%s", err))
 	}
+	i.pushGate.RLock()
+	leaving := i.handingOver
+	if !leaving {
+		i.transfers.Add(1)
+	}
+	i.pushGate.RUnlock()
+	if leaving {
+		return apierr.ToGRPC(apierr.New(apierr.Unavailable, "ingester is leaving and handing its own series over: hand over to another owner"))
+	}
+	defer i.transfers.Done()
 	resp := &ingesterpb.TransferChunksResponse{}
 	var b labels.ScratchBuilder
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			i.m.chunksReceived.Add(float64(resp.Chunks))
 			return stream.SendAndClose(resp)
 		}
 		if err != nil {
 			return err
 		}
 		batch := make([]store.SeriesChunks, 0, len(req.Series))
+		chunks := 0
 		for _, s := range req.Series {
 			sc := store.SeriesChunks{Labels: ingesterpb.ToLabels(&b, s.Labels)}
 			for _, c := range s.Chunks {
 				sc.Chunks = append(sc.Chunks, store.Chunk{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Encoding: chunkenc.Encoding(c.Encoding), Data: c.Data})
 			}
 			batch = append(batch, sc)
-			resp.Series++
-			resp.Chunks += int64(len(s.Chunks))
+			chunks += len(s.Chunks)
 		}
 		if err := i.store.Put(tenantID, batch); err != nil {
 			return apierr.ToGRPC(fmt.Errorf("ingester: store transferred chunks: %w", err))
 		}
+		resp.Series += int64(len(batch))
+		resp.Chunks += int64(chunks)
+		i.m.chunksReceived.Add(float64(chunks))
 	}
 }
 
@@ -78,18 +101,34 @@ func (i *Ingester) LastPush() time.Time {
 	return time.Unix(0, i.lastPush.Load())
 }
 
-// Handover gives every series this ingester holds to the owners the ring
-// names for it now that this ingester is LEAVING: it flushes memory to its
-// own store, then streams each stored series to those owners. self is this
-// ingester's address, never a target. With no other owner (a single
-// ingester) there is nobody to hand to: the data stays in the local store
-// and is served again on restart. From the start of Handover the ingester
-// refuses pushes, so every acknowledged sample is in what it streams.
+// Handover gives every series this ingester holds to every owner the ring
+// names for it now, this ingester excluded: it stops taking pushes and
+// transfers, waits out the transfers in flight, flushes memory to its own
+// store, then streams the store to those owners in bounded batches. It
+// never assumes an owner holds a series already: data written before the
+// ring last changed (an ingester joined since, a replica restarted or left)
+// may be only here. An owner that has it receives a no-op (store.Put).
+//
+// It fails, handing over nothing for sure, unless at least one other
+// ingester is ACTIVE and every ACTIVE one is healthy, and still is at the
+// end: an unhealthy owner is left out of the ring's answer, and would miss
+// its copy. Once called, the ingester refuses pushes and transfers for
+// good; a failed Handover may be called again, and sends everything again.
 func (i *Ingester) Handover(ctx context.Context, self string, owners Owners, clients Clients) error {
 	i.pushGate.Lock()
 	i.handingOver = true
 	i.pushGate.Unlock()
-	i.flush(true)
+	if err := i.waitTransfers(ctx); err != nil {
+		return fmt.Errorf("ingester: handover: wait for transfers in flight: %w", err)
+	}
+	if !i.flush(true) {
+		// Handover streams the store: chunks left in memory would be lost.
+		return errors.New("ingester: handover: flushing memory to the store failed (see orrery_ingester_flush_failures_total)")
+	}
+	targets, err := healthyTargets(owners, self)
+	if err != nil {
+		return fmt.Errorf("ingester: handover: %w", err)
+	}
 	tenants, err := i.store.Tenants()
 	if err != nil {
 		return fmt.Errorf("ingester: handover: %w", err)
@@ -97,62 +136,127 @@ func (i *Ingester) Handover(ctx context.Context, self string, owners Owners, cli
 	start, sent := time.Now(), 0
 	for _, tenantID := range tenants {
 		n, err := i.handoverTenant(tenant.WithID(ctx, tenantID), tenantID, self, owners, clients)
+		sent += n
 		if err != nil {
 			return fmt.Errorf("ingester: handover of tenant %s: %w", tenantID, err)
 		}
-		sent += n
+	}
+	if err := stillHealthy(owners, targets); err != nil {
+		return fmt.Errorf("ingester: handover: the ring changed while handing over: %w", err)
 	}
 	i.logger.Info("handover done", "tenants", len(tenants), "series_sent", sent, "duration", time.Since(start))
 	return nil
 }
 
-// handoverTenant streams one tenant's series, batched per target.
+// waitTransfers waits until no transfer into this ingester is in flight.
+// The caller has set handingOver, so no new one starts.
+func (i *Ingester) waitTransfers(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		i.transfers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errNoTarget means no other ingester can take the series now.
+var errNoTarget = errors.New("no other ACTIVE ingester to hand over to")
+
+// healthyTargets returns the ids of the ACTIVE token owners other than
+// self, the only instances Get may name, if every one is healthy.
+func healthyTargets(owners Owners, self string) (map[string]bool, error) {
+	now := time.Now()
+	out := map[string]bool{}
+	for _, inst := range owners.Instances() {
+		if !inst.GetOwnsTokens() || len(inst.GetTokens()) == 0 || inst.GetAddr() == self || inst.GetState() != ringpb.State_ACTIVE {
+			continue
+		}
+		if !owners.IsHealthy(inst, now) {
+			return nil, fmt.Errorf("ACTIVE ingester %s (%s) is unhealthy: it would miss the series it owns", inst.GetId(), inst.GetAddr())
+		}
+		out[inst.GetId()] = true
+	}
+	if len(out) == 0 {
+		return nil, errNoTarget
+	}
+	return out, nil
+}
+
+// stillHealthy checks that every target is still ACTIVE and healthy: one
+// that was left out of Get's answers for a while, or started leaving
+// itself, may lack series it owns.
+func stillHealthy(owners Owners, targets map[string]bool) error {
+	now := time.Now()
+	found := 0
+	for _, inst := range owners.Instances() {
+		if !targets[inst.GetId()] {
+			continue
+		}
+		found++
+		if inst.GetState() != ringpb.State_ACTIVE || !owners.IsHealthy(inst, now) {
+			return fmt.Errorf("ingester %s is now %s, healthy %v", inst.GetId(), inst.GetState(), owners.IsHealthy(inst, now))
+		}
+	}
+	if found != len(targets) {
+		return errors.New("an ingester handed to is no longer in the ring")
+	}
+	return nil
+}
+
+// handoverTenant streams one tenant's stored series to their owners, one
+// store batch at a time, and returns how many series it sent (counting
+// each owner).
 func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, owners Owners, clients Clients) (int, error) {
-	series, err := i.store.Select(tenantID, math.MinInt64, math.MaxInt64)
-	if err != nil {
-		return 0, err
-	}
+	// Canceling ends the streams a failure leaves open; what their
+	// receivers stored already stays, and a retry sends it as a no-op.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	streams := map[string]ingesterpb.Ingester_TransferChunksClient{}
-	pending := map[string]*ingesterpb.TransferChunksRequest{}
 	sent := 0
-	for _, sc := range series {
-		key := ring.ShardKey(tenantID, sc.Labels)
-		rs, err := owners.Get(key)
-		if err != nil {
-			return sent, err
-		}
-		// Replicas that owned the series alongside this ingester were sent
-		// the same samples and hold them already: only new owners need it.
-		before, err := owners.GetAsIfActive(key, self)
-		if err != nil {
-			return sent, err
-		}
-		wire := toWire(sc)
-		for _, inst := range rs.Instances {
-			if inst.Addr == self || slices.ContainsFunc(before.Instances, func(b *ringpb.Instance) bool { return b.Addr == inst.Addr }) {
-				continue
+	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, func(batch []store.SeriesChunks) error {
+		pending := map[string]*ingesterpb.TransferChunksRequest{}
+		size := map[string]int{}
+		for _, sc := range batch {
+			rs, err := owners.Get(ring.ShardKey(tenantID, sc.Labels))
+			if err != nil {
+				return err
 			}
-			req := pending[inst.Addr]
-			if req == nil {
-				req = &ingesterpb.TransferChunksRequest{}
-				pending[inst.Addr] = req
-			}
-			req.Series = append(req.Series, wire)
-			if len(req.Series) >= transferBatchSeries {
-				if err := sendTransfer(ctx, streams, inst.Addr, req, clients); err != nil {
-					return sent, err
+			wire, n := toWire(sc), chunkBytes(sc)
+			for _, inst := range rs.Instances {
+				if inst.GetAddr() == self {
+					continue
 				}
-				pending[inst.Addr] = nil
+				req := pending[inst.GetAddr()]
+				if req == nil {
+					req = &ingesterpb.TransferChunksRequest{}
+					pending[inst.GetAddr()] = req
+				}
+				req.Series = append(req.Series, wire)
+				size[inst.GetAddr()] += n
+				sent++
+				if size[inst.GetAddr()] >= transferBatchBytes {
+					if err := sendTransfer(ctx, streams, inst.GetAddr(), req, clients); err != nil {
+						return err
+					}
+					delete(pending, inst.GetAddr())
+					delete(size, inst.GetAddr())
+				}
 			}
-			sent++
 		}
-	}
-	for addr, req := range pending {
-		if req != nil {
+		for addr, req := range pending {
 			if err := sendTransfer(ctx, streams, addr, req, clients); err != nil {
-				return sent, err
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return sent, err
 	}
 	for addr, s := range streams {
 		if _, err := s.CloseAndRecv(); err != nil {
@@ -160,6 +264,14 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 		}
 	}
 	return sent, nil
+}
+
+func chunkBytes(sc store.SeriesChunks) int {
+	n := 0
+	for _, c := range sc.Chunks {
+		n += len(c.Data)
+	}
+	return n
 }
 
 func sendTransfer(ctx context.Context, streams map[string]ingesterpb.Ingester_TransferChunksClient, addr string, req *ingesterpb.TransferChunksRequest, clients Clients) error {
@@ -175,6 +287,10 @@ func sendTransfer(ctx context.Context, streams map[string]ingesterpb.Ingester_Tr
 		streams[addr] = s
 	}
 	if err := s.Send(req); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The receiver ended the stream: its status says why.
+			_, err = s.CloseAndRecv()
+		}
 		return fmt.Errorf("transfer to %s: %w", addr, err)
 	}
 	return nil

@@ -42,12 +42,18 @@ type Ingester struct {
 	nextRef atomic.Uint64
 	// lastPush is the unix nanoseconds of the last push that appended.
 	lastPush atomic.Int64
-	// handingOver is set once Handover starts: later pushes are refused,
-	// so nothing lands after the flush that the handover streams from.
-	// Pushes hold pushGate for reading while they append; Handover takes
-	// it for writing to wait out those in flight.
+	// handingOver is set once Handover starts: later pushes and transfers
+	// are refused, so nothing lands after the flush and the store that the
+	// handover streams. Pushes hold pushGate for reading while they append;
+	// Handover takes it for writing to wait out those in flight. A transfer
+	// lasts too long to hold it: it joins transfers under pushGate, and
+	// Handover waits for transfers (with a deadline) after setting the flag.
 	handingOver bool
 	pushGate    sync.RWMutex
+	transfers   sync.WaitGroup
+
+	// flushMu makes flushes take turns (see flush).
+	flushMu sync.Mutex
 
 	mu    sync.RWMutex
 	heads map[string]*tenantHead

@@ -193,18 +193,6 @@ func (r *Ring) IsHealthy(inst *ringpb.Instance, now time.Time) bool {
 // the set: the write needs a quorum of the healthy rest, else
 // ErrTooFewHealthy. MaxErrors is len(Instances) - quorum.
 func (r *Ring) Get(key uint32) (ReplicationSet, error) {
-	return r.get(key, "")
-}
-
-// GetAsIfActive is Get with the instance at addr counted as ACTIVE and
-// healthy whatever its state: the replicas key had before that instance
-// started LEAVING. Handover compares it with Get to send each series only
-// to owners that did not hold it already.
-func (r *Ring) GetAsIfActive(key uint32, addr string) (ReplicationSet, error) {
-	return r.get(key, addr)
-}
-
-func (r *Ring) get(key uint32, active string) (ReplicationSet, error) {
 	s := r.load()
 	if len(s.tokens) == 0 {
 		return ReplicationSet{}, ErrEmptyRing
@@ -222,7 +210,7 @@ func (r *Ring) get(key uint32, active string) (ReplicationSet, error) {
 		}
 		seen = append(seen, o)
 		in := s.instances[o]
-		if in.GetState() != ringpb.State_ACTIVE && (active == "" || in.GetAddr() != active) {
+		if in.GetState() != ringpb.State_ACTIVE {
 			continue
 		}
 		if r.zoneAwareness {
@@ -234,9 +222,7 @@ func (r *Ring) get(key uint32, active string) (ReplicationSet, error) {
 		picked = append(picked, in)
 	}
 	replicas := len(picked)
-	healthy := slices.DeleteFunc(picked, func(in *ringpb.Instance) bool {
-		return !r.IsHealthy(in, now) && (active == "" || in.GetAddr() != active)
-	})
+	healthy := slices.DeleteFunc(picked, func(in *ringpb.Instance) bool { return !r.IsHealthy(in, now) })
 	if len(healthy) < r.quorum() {
 		return ReplicationSet{}, fmt.Errorf("%w: key %d: %d of %d replicas found are healthy and ACTIVE, need %d (replication factor %d)",
 			ErrTooFewHealthy, key, len(healthy), replicas, r.quorum(), r.replicationFactor)

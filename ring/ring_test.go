@@ -332,20 +332,3 @@ func TestShardHasherMatchesShardKey(t *testing.T) {
 	ls.Range(func(l labels.Label) { h.Add([]byte(l.Name), []byte(l.Value)) })
 	require.Equal(t, ShardKey("tenant", ls), h.Sum())
 }
-
-// GetAsIfActive gives the replicas a key had before an instance started
-// LEAVING, healthy or not: handover sends only to the difference.
-func TestGetAsIfActive(t *testing.T) {
-	r := staticRing(3, false,
-		inst("a", "", active, 0, 100, 1100), inst("b", "", leaving, 2*time.Minute, 200, 1200),
-		inst("c", "", active, 0, 300, 1300), inst("d", "", active, 0, 400, 1400))
-	now, err := r.Get(150)
-	require.NoError(t, err)
-	require.Equal(t, []string{"c", "d", "a"}, ids(now))
-	before, err := r.GetAsIfActive(150, "b:9095")
-	require.NoError(t, err)
-	require.Equal(t, []string{"b", "c", "d"}, ids(before), "b counts as ACTIVE and healthy")
-	other, err := r.GetAsIfActive(150, "nobody:1")
-	require.NoError(t, err)
-	require.Equal(t, ids(now), ids(other))
-}

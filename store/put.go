@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,14 +9,17 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
 )
 
 // Put stores chunks of many series of one tenant in one transaction, so one
 // fsync covers the whole batch. Series are added to the index on first
-// sight; series without chunks are skipped. A chunk with the same series and
-// MaxTime as a stored one replaces it, so re-flushing after a crash is
-// harmless. Labels with empty values are dropped, as Prometheus treats them
+// sight; series without chunks are skipped. A chunk is keyed by its series
+// and MaxTime, and Put never loses a sample already stored under that key:
+// the same bytes again are a no-op (re-flushing after a crash, a replica's
+// identical copy handed over), and a different chunk there is merged with
+// the stored one (see mergeChunk). Labels with empty values are dropped, as Prometheus treats them
 // as absent.
 func (s *Store) Put(tenant string, batch []SeriesChunks) error {
 	start := time.Now()
@@ -141,12 +145,106 @@ func (w *tenantWriter) put(ps preparedSeries) error {
 		return fmt.Errorf("series %s: %w", ps.lbls, err)
 	}
 	for _, c := range ps.chunks {
-		if err := w.chunks.Put(chunkKey(id, c.MaxTime), encodeChunkValue(c)); err != nil {
+		key, value := chunkKey(id, c.MaxTime), encodeChunkValue(c)
+		if old := w.chunks.Get(key); old != nil {
+			if bytes.Equal(old, value) {
+				continue
+			}
+			merged, changed, err := mergeChunk(old, c)
+			if err != nil {
+				return fmt.Errorf("series %s: chunk [%d, %d]: %w", ps.lbls, c.MinTime, c.MaxTime, err)
+			}
+			if !changed {
+				continue
+			}
+			c, value = merged, encodeChunkValue(merged)
+		}
+		if err := w.chunks.Put(key, value); err != nil {
 			return fmt.Errorf("series %s: chunk [%d, %d]: %w", ps.lbls, c.MinTime, c.MaxTime, err)
 		}
 		w.maxSpan = max(w.maxSpan, chunkSpan(c))
 	}
 	return nil
+}
+
+// mergeChunk combines the stored chunk value old with c, which has the same
+// series and MaxTime but other bytes: a replica's copy handed over, or a
+// re-flush after a crash cut at another start. Neither may replace the
+// other, as each can hold samples the other lacks. The result holds the
+// union of their samples by timestamp, the stored value winning where both
+// have one, in one XOR chunk. changed is false when c adds nothing, so the
+// stored chunk stays as it is. A stored chunk that no longer decodes keeps
+// the samples before the damage; a c that does not decode is an error.
+func mergeChunk(old []byte, c Chunk) (merged Chunk, changed bool, err error) {
+	storedMin, err := chunkValueMinTime(old)
+	if err != nil {
+		return Chunk{}, false, err
+	}
+	have, _ := chunkSamples(Chunk{MinTime: storedMin, MaxTime: c.MaxTime, Encoding: chunkenc.Encoding(old[8]), Data: old[chunkHeaderLen:]})
+	add, err := chunkSamples(c)
+	if err != nil {
+		return Chunk{}, false, fmt.Errorf("decode chunk to merge: %w", err)
+	}
+	out := make([]floatSample, 0, len(have)+len(add))
+	i, j := 0, 0
+	for i < len(have) || j < len(add) {
+		switch {
+		case j == len(add) || (i < len(have) && have[i].t < add[j].t):
+			out = append(out, have[i])
+			i++
+		case i == len(have) || add[j].t < have[i].t:
+			out = append(out, add[j])
+			changed = true
+			j++
+		default: // the same timestamp: the stored sample stays
+			out = append(out, have[i])
+			i, j = i+1, j+1
+		}
+	}
+	if !changed {
+		return Chunk{}, false, nil
+	}
+	xc := chunkenc.NewXORChunk()
+	app, err := xc.Appender()
+	if err != nil {
+		return Chunk{}, false, err
+	}
+	for _, s := range out {
+		app.Append(0, s.t, s.v)
+	}
+	xc.Compact()
+	return Chunk{MinTime: min(storedMin, c.MinTime), MaxTime: c.MaxTime, Encoding: chunkenc.EncXOR, Data: xc.Bytes()}, true, nil
+}
+
+type floatSample struct {
+	t int64
+	v float64
+}
+
+// chunkSamples decodes a chunk's float samples. Damaged bytes often still
+// decode, into nonsense: samples must rise strictly in time within
+// [MinTime, MaxTime]. On an error it returns the samples before it.
+func chunkSamples(c Chunk) ([]floatSample, error) {
+	chk, err := chunkenc.FromData(c.Encoding, c.Data)
+	if err != nil {
+		return nil, err
+	}
+	var out []floatSample
+	it := chk.Iterator(nil)
+	for {
+		switch vt := it.Next(); vt {
+		case chunkenc.ValNone:
+			return out, it.Err()
+		case chunkenc.ValFloat:
+			t, v := it.At()
+			if t < c.MinTime || t > c.MaxTime || (len(out) > 0 && t <= out[len(out)-1].t) {
+				return out, fmt.Errorf("sample at %d out of order or outside [%d, %d]: %w", t, c.MinTime, c.MaxTime, errCorrupt)
+			}
+			out = append(out, floatSample{t, v})
+		default:
+			return out, fmt.Errorf("%s samples cannot be merged", vt)
+		}
+	}
 }
 
 // seriesID returns the ID of the series, indexing it if it is new.

@@ -319,22 +319,16 @@ func TestTimeRangeEdges(t *testing.T) {
 	}
 }
 
-func TestPutOverwriteIsIdempotent(t *testing.T) {
+func TestPutSameChunkAgainIsANoOp(t *testing.T) {
 	s := openTest(t, testOptions(t))
 	ls := labels.FromStrings("__name__", "up")
 	first := xorChunk(t, 0, 10, 10)
 	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, first)}))
 	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, first)}))
-
-	// A re-flush after a crash may cut the chunk at another MinTime.
-	second := xorChunk(t, 30, 7, 10)
-	require.Equal(t, first.MaxTime, second.MaxTime)
-	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, second)}))
-
 	got, err := s.Select("t1", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
-	require.Equal(t, []Chunk{second}, got[0].Chunks)
+	require.Equal(t, []Chunk{first}, got[0].Chunks)
 
 	// The same series in one batch twice is one series.
 	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, first), seriesOf(ls, xorChunk(t, 100, 3, 10))}))
@@ -342,6 +336,96 @@ func TestPutOverwriteIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Len(t, got[0].Chunks, 2)
+}
+
+// chunkOf builds an XOR chunk of the given samples.
+func chunkOf(tb testing.TB, samples ...sample) Chunk {
+	tb.Helper()
+	c := chunkenc.NewXORChunk()
+	app, err := c.Appender()
+	require.NoError(tb, err)
+	for _, s := range samples {
+		app.Append(0, s.T, s.V)
+	}
+	return Chunk{MinTime: samples[0].T, MaxTime: samples[len(samples)-1].T, Encoding: c.Encoding(), Data: c.Bytes()}
+}
+
+// TestPutMergesChunksWithTheSameMaxTime: a chunk that ends when a stored
+// one does (a replica's copy handed over, a re-flush after a crash cut at
+// another start) never replaces it: the store keeps the union of both
+// chunks' samples, the stored value winning at a timestamp both hold.
+func TestPutMergesChunksWithTheSameMaxTime(t *testing.T) {
+	ls := labels.FromStrings("__name__", "up")
+	samples := func(ts ...int64) []sample {
+		out := make([]sample, 0, len(ts))
+		for _, t := range ts {
+			out = append(out, sample{t, float64(t)})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name          string
+		stored, added []sample
+		want          []sample
+	}{
+		{"fuller chunk stored, a shorter one arrives", samples(0, 10, 20, 30, 40), samples(30, 40), samples(0, 10, 20, 30, 40)},
+		{"shorter chunk stored, a fuller one arrives", samples(30, 40), samples(0, 10, 20, 30, 40), samples(0, 10, 20, 30, 40)},
+		{"interleaved", samples(0, 20, 40), samples(10, 30, 40), samples(0, 10, 20, 30, 40)},
+		{"the stored value wins a conflict", samples(0, 20, 40), []sample{{20, -1}, {30, 30}, {40, -1}}, samples(0, 20, 30, 40)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openTest(t, testOptions(t))
+			require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, chunkOf(t, tc.stored...))}))
+			require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, chunkOf(t, tc.added...))}))
+			// From the first wanted sample on: a merged chunk may start
+			// earlier than the stored one did, and queries still find it.
+			got, err := s.Select("t1", tc.want[0].T, tc.want[0].T)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			require.Len(t, got[0].Chunks, 1, "one chunk per (series, MaxTime)")
+			c := got[0].Chunks[0]
+			require.Equal(t, tc.want, decodeSamples(t, c))
+			require.Equal(t, tc.want[0].T, c.MinTime)
+			require.Equal(t, tc.want[len(tc.want)-1].T, c.MaxTime)
+		})
+	}
+}
+
+// TestPutMergeKeepsStoredBytesWhenNothingIsNew: a chunk whose samples the
+// stored one already holds leaves it byte for byte.
+func TestPutMergeKeepsStoredBytesWhenNothingIsNew(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ls := labels.FromStrings("__name__", "up")
+	full := xorChunk(t, 0, 10, 10)
+	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, full)}))
+	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, xorChunk(t, 0, 10, 10)), seriesOf(ls, chunkOf(t, sample{50, 0}, sample{90, 1}))}))
+	got, err := s.Select("t1", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, []Chunk{full}, got[0].Chunks)
+}
+
+// TestPutMergeRefusesUndecodableChunk: a chunk to merge must decode; a
+// stored one that no longer does keeps what still decodes and takes every
+// new sample.
+func TestPutMergeRefusesUndecodableChunk(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ls := labels.FromStrings("__name__", "up")
+	good := xorChunk(t, 0, 10, 10)
+	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(ls, good)}))
+	require.Error(t, s.Put("t1", []SeriesChunks{seriesOf(ls, rawChunk(0, good.MaxTime, "garbage"))}))
+	got, err := s.Select("t1", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, []Chunk{good}, got[0].Chunks, "a refused batch changes nothing")
+
+	other := labels.FromStrings("__name__", "other")
+	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(other, rawChunk(0, good.MaxTime, "garbage"))}))
+	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(other, good)}))
+	got, err = s.Select("t1", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "__name__", "other"))
+	require.NoError(t, err)
+	merged := decodeSamples(t, got[0].Chunks[0])
+	for _, want := range decodeSamples(t, good) {
+		require.Contains(t, merged, want)
+	}
 }
 
 func TestPutValidation(t *testing.T) {

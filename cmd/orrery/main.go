@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,9 +146,9 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
 	}
 	mgr.Add("ring", member)
+	var ho *handover
 	if ing != nil {
-		ho := &handover{ing: ing, member: member, clients: pool, self: addr, onShutdown: cfg.Ingester.HandoverOnShutdown, logger: logger.With("component", "handover")}
-		mgr.Add("handover", ho)
+		ho = newHandover(ing, member, pool, addr, cfg.Ingester.HandoverOnShutdown, reg, logger.With("component", "handover"))
 		mux.Handle("POST /ingester/shutdown", admin(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			logger.Info("shutdown requested over HTTP: leaving the ring with handover")
 			ho.request()
@@ -198,6 +197,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	registerPprof(mux, cfg.Security.PprofEnabled, admin)
 	mux.HandleFunc("/{$}", indexPage)
 	mgr.Add("http-server", &httpServer{srv: newHTTPServer(cfg.Server, cfg.HTTPListenAddress, mux), logger: logger})
+	if ho != nil {
+		// Stopped first, while HTTP still serves /metrics and /ring: a
+		// handover that fails stays visible while it retries.
+		mgr.Add("handover", ho)
+	}
 
 	if err := mgr.Start(ctx); err != nil {
 		return err
@@ -205,7 +209,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	logger.Info("orrery ready", "version", version, "grpc_addr", addr)
 	<-ctx.Done()
 	logger.Info("shutting down")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Ingester.ShutdownTimeout)
 	defer cancel()
 	return mgr.Stop(stopCtx)
 }
