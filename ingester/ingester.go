@@ -105,6 +105,9 @@ func (i *Ingester) Start(ctx context.Context) error {
 	i.store = st
 	// Segments are fsynced when complete and at checkpoints; each push is
 	// written to the OS before it is acknowledged (see WAL.md).
+	if err := i.fillSegmentGaps(); err != nil {
+		return errors.Join(fmt.Errorf("ingester: open wal: %w", err), st.Close())
+	}
 	w, err := wlog.NewSize(i.logger, nil, i.walDir(), wlog.DefaultSegmentSize, compression.None)
 	if err != nil {
 		return errors.Join(fmt.Errorf("ingester: open wal: %w", err), st.Close())

@@ -3,6 +3,7 @@ package ingester
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -118,6 +119,42 @@ func segmentIndexes(dir string) ([]int, error) {
 	}
 	sort.Ints(out)
 	return out, nil
+}
+
+// fillSegmentGaps replaces each segment file missing between the first and
+// the last with an empty one, counted as a damaged segment: wlog refuses to
+// open a WAL whose segments are not sequential, and a lost file should cost
+// only its own records, not the start-up.
+func (i *Ingester) fillSegmentGaps() error {
+	segs, err := segmentIndexes(i.walDir())
+	if errors.Is(err, fs.ErrNotExist) || len(segs) == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list wal segments: %w", err)
+	}
+	filled := 0
+	for k, next := segs[0], 0; k <= segs[len(segs)-1]; k++ {
+		if segs[next] == k {
+			next++
+			continue
+		}
+		name := wlog.SegmentName(i.walDir(), k)
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err != nil {
+			return fmt.Errorf("fill missing wal segment: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("fill missing wal segment: %w", err)
+		}
+		i.m.walCorruptions.WithLabelValues(damageSegment).Inc()
+		i.logger.Warn("wal segment missing: replaced by an empty one, its records are lost", "kind", damageSegment, "file", name)
+		filled++
+	}
+	if filled > 0 {
+		return syncDir(i.walDir())
+	}
+	return nil
 }
 
 // replayRecords replays one file's records up to its end or its first

@@ -304,3 +304,24 @@ func FuzzWALDamage(f *testing.F) {
 		require.NoError(t, ti.push(t, "a", series("a", 1000, 1)))
 	})
 }
+
+// TestWALMissingMiddleSegment deletes a whole segment between two others:
+// the ingester starts (wlog alone refuses a WAL with a gap), counts one
+// damaged segment, and keeps the samples of the segments around it.
+func TestWALMissingMiddleSegment(t *testing.T) {
+	dir := t.TempDir()
+	ti := newTestIngester(t, dir, testConfig())
+	require.NoError(t, ti.push(t, "a", series("up", 0, 10)))
+	ti.cutSegment(t)
+	require.NoError(t, ti.push(t, "a", series("up", 10, 10)))
+	middle := ti.cutSegment(t)
+	require.NoError(t, ti.push(t, "a", series("up", 20, 10)))
+	ti.crash(t)
+	require.NoError(t, os.Remove(middle))
+
+	ti = newTestIngester(t, dir, testConfig())
+	defer ti.stop(t)
+	require.Equal(t, 1.0, ti.corruptions(t, damageSegment))
+	require.Equal(t, append(seconds(0, 10), seconds(20, 30)...), ti.samples(t, "a")["up"])
+	require.NoError(t, ti.push(t, "a", series("up", 30, 1)), "the WAL takes writes again")
+}
