@@ -50,7 +50,9 @@ func (wr *writer) run(ctx context.Context) {
 
 // send writes batch b of round k, retrying what a remote-write client
 // retries (5xx, 429, transport errors) with backoff for at most retryFor,
-// each attempt to the next write URL.
+// each attempt to the next write URL. Once ctx ends it retries no more,
+// but an attempt under way runs to its answer (or -write.timeout): cutting
+// it would only turn an acknowledgement into an unknown.
 func (wr *writer) send(ctx context.Context, k, b int) outcome {
 	body, err := wr.w.request(b, k)
 	if err != nil {
@@ -61,11 +63,7 @@ func (wr *writer) send(ctx context.Context, k, b int) outcome {
 	backoff := firstBackoff
 	for attempt := 0; ; attempt++ {
 		began := time.Now()
-		err := wr.clients[(b+attempt)%len(wr.clients)].Send(ctx, body)
-		if err != nil && ctx.Err() != nil {
-			// Cut short by our own stop: the receiver may have stored it.
-			return uncertain
-		}
+		err := wr.clients[(b+attempt)%len(wr.clients)].Send(context.WithoutCancel(ctx), body)
 		status := statusClass(err)
 		wr.l.attempt(b, status, began)
 		switch status {
