@@ -131,15 +131,18 @@ random_running() {
   echo "${names[RANDOM % ${#names[@]}]}"
 }
 
-# One fault at a time, so that at RF=3 quorum always holds; the gaps are
-# random with a mean that fits $faults faults into the run, and the last
-# fault ends at least 60 s before the writes do.
-gap=$(( total / (faults + 1) ))
+# One fault at a time, so that at RF=3 quorum always holds. Fault n
+# happens at a random moment of the n-th of $faults equal slots (at once
+# when the previous fault ran past it), and the last slot ends 60 s before
+# the writes do, so the cluster has settled when the final read runs.
+slot=$(( (total - 60) / faults ))
+if [ "$slot" -lt 1 ]; then slot=1; fi
 n=0
-while :; do
-  sleep $(( gap / 2 + RANDOM % (gap + 1) ))
-  elapsed=$(( $(date +%s) - began ))
-  [ $((elapsed + 60)) -lt "$total" ] || break
+while [ "$n" -lt "$faults" ]; do
+  at=$(( began + n * slot + RANDOM % slot ))
+  now=$(date +%s)
+  if [ "$at" -gt "$now" ]; then sleep $((at - now)); fi
+  if [ $(( $(date +%s) - began + 60 )) -gt "$total" ]; then break; fi
   for name in "${!running[@]}"; do
     if ! kill -0 "${pid[$name]}" 2>/dev/null; then
       fault "ERROR: $name died on its own (see $dir/$name.log); starting it again"
