@@ -112,7 +112,8 @@ func (c *checkerRun) wait(t *testing.T) (checkerReport, bool) {
 	return r, err == nil
 }
 
-// steps waits until the checker has written n more steps, from its log.
+// waitSteps waits until the checker has finished n more read-back passes,
+// from its log.
 func (c *checkerRun) waitSteps(t *testing.T, n int) {
 	t.Helper()
 	count := func() int {
