@@ -14,6 +14,9 @@
 # (default 21000: ports from there on, ten per process). Logs stay in the
 # directory, printed at the start.
 set -euo pipefail
+# All of it is one function, parsed before it runs: editing this file while
+# a soak runs must not change what the running soak does next.
+main() {
 cd "$(dirname "$0")/.."
 
 duration=${SOAK_DURATION:-15m}
@@ -60,7 +63,7 @@ go build -o "$dir/orrery-check" ./cmd/orrery-check
 log "dir $dir, rf=$rf, $initial ingesters, $duration, seed $seed"
 : >"$dir/faults.txt"
 
-declare -A pid=() http=() running=()
+declare -gA pid=() http=() running=()
 next_ingester=1
 
 # start NAME TARGET OFFSET: run one process on ports port_base+OFFSET..+2.
@@ -120,9 +123,9 @@ done
 for name in "${!running[@]}"; do wait_ready "$name"; done
 sleep 3 # a few heartbeats: every member sees every ingester ACTIVE
 
-"$dir/orrery-check" -json -duration="${total}s" -write.retry-for=5m -final.timeout=3m \
+"$dir/orrery-check" -report.json="$dir/report.json" -duration="${total}s" -write.retry-for=5m -final.timeout=3m \
   -write.url="http://127.0.0.1:${http[dist]}/api/v1/push" -read.url="http://127.0.0.1:${http[quer]}/prometheus" \
-  >"$dir/report.json" 2>"$dir/orrery-check.log" &
+  >"$dir/report.txt" 2>"$dir/orrery-check.log" &
 checker=$!
 began=$(date +%s)
 
@@ -197,8 +200,8 @@ log "$n faults injected; waiting for the checker's final read"
 status=0
 wait "$checker" || status=$?
 
-echo "== orrery-check report ($dir/report.json)"
-cat "$dir/report.json"
+echo "== orrery-check report (also $dir/report.json)"
+cat "$dir/report.txt"
 echo "== WAL replays (every ingester start; from the logs)"
 grep -h 'msg="wal replayed"' "$dir"/ing*.log | sed -E 's/.*instance=([^ ]+).* series=([0-9]+) duration=([^ ]+).*/\1 series=\2 duration=\3/' || true
 echo "== orrery_ingester_wal_replay_duration_seconds of the running ingesters"
@@ -209,4 +212,7 @@ done
 echo "== faults ($n)"
 cat "$dir/faults.txt"
 echo "== checker exit status $status; logs in $dir"
-exit "$status"
+return "$status"
+}
+
+main "$@"

@@ -33,6 +33,7 @@ type config struct {
 	readTimeout   time.Duration
 	finalTimeout  time.Duration
 	jsonOut       bool
+	jsonFile      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -56,6 +57,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.readTimeout, "read.timeout", 30*time.Second, "timeout of one query")
 	fs.DurationVar(&cfg.finalTimeout, "final.timeout", 2*time.Minute, "how long the final read may retry before the report says it is incomplete")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the report as one JSON object")
+	fs.StringVar(&cfg.jsonFile, "report.json", "", "also write the report as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -113,6 +115,9 @@ func main() {
 		err = rep.writeJSON(os.Stdout)
 	} else {
 		rep.writeText(os.Stdout)
+	}
+	if err == nil && cfg.jsonFile != "" {
+		err = writeJSONFile(cfg.jsonFile, rep)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orrery-check: writing report:", err)

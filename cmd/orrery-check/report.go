@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -88,6 +90,14 @@ func (r *report) verdict() string {
 
 func (r *report) writeJSON(w io.Writer) error {
 	return json.NewEncoder(w).Encode(r)
+}
+
+func writeJSONFile(path string, r *report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(r.writeJSON(f), f.Close())
 }
 
 func (r *report) writeText(w io.Writer) {
