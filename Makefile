@@ -4,7 +4,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: build run test test-unit test-integration proto bench lint fuzz clean
+.PHONY: build run test test-unit test-integration proto bench lint fuzz soak clean
 
 build:
 	$(GO) build -o bin/orrery ./cmd/orrery
@@ -46,6 +46,14 @@ fuzz:
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...
+
+# A loopback cluster under the read-back checker while ingesters are killed,
+# paused, restarted and scaled at random (docs/operations.md, "Soak").
+# Minutes long, not part of test. SOAK_RF=1 for the single-copy variant.
+SOAK_DURATION ?= 15m
+SOAK_RF ?= 3
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_RF=$(SOAK_RF) scripts/soak.sh
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)

@@ -59,9 +59,7 @@ func rawRange(t *testing.T, o *orrery, tenantID, query string) []haSample {
 // replica's samples, without the replica label; killing the elected
 // replica fails over to the other within the failover timeout.
 func TestHAPairDeduplication(t *testing.T) {
-	if os.Getenv("ORRERY_PROMETHEUS2") == "" {
-		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`, which installs Debian's prometheus")
-	}
+	dependency(t, "ORRERY_PROMETHEUS2", "Debian's prometheus package")
 	const failover = 5 * time.Second
 	overrides := filepath.Join(t.TempDir(), "overrides.yaml")
 	require.NoError(t, os.WriteFile(overrides, []byte("overrides:\n  ha:\n    accept_ha_samples: true\n"), 0o644))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,6 +156,33 @@ func (o *orrery) start(t *testing.T, args ...string) {
 	waitReady(t, o.url("/ready"))
 }
 
+// dependency returns the executable that environment variable env names,
+// something a test needs (what says which). When env is unset or names no
+// executable file the test is skipped on a developer's machine but fails
+// under CI=true: a CI run must never turn green without testing.
+func dependency(t *testing.T, env, what string) string {
+	t.Helper()
+	path := os.Getenv(env)
+	problem := env + " is not set"
+	if path != "" {
+		info, err := os.Stat(path)
+		switch {
+		case err != nil:
+			problem = fmt.Sprintf("%s=%s: %v", env, path, err)
+		case info.IsDir() || info.Mode().Perm()&0o111 == 0:
+			problem = fmt.Sprintf("%s=%s is not an executable file", env, path)
+		default:
+			return path
+		}
+	}
+	msg := fmt.Sprintf("%s (%s): install it with `eval \"$(scripts/test-deps.sh)\"`, which `make test` runs", problem, what)
+	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // startPrometheus3 runs the reference Prometheus with the remote-write
 // receiver and no scrape jobs.
 func startPrometheus3(t *testing.T) (base string) {
@@ -166,10 +194,7 @@ func startPrometheus3(t *testing.T) (base string) {
 // that config returns for its listen port, and extra flags.
 func startPrometheus3WithConfig(t *testing.T, config func(port int) string, flags ...string) (base string) {
 	t.Helper()
-	bin := os.Getenv("ORRERY_PROMETHEUS3")
-	if bin == "" {
-		t.Skip("ORRERY_PROMETHEUS3 is not set: run `make test`, which installs the reference Prometheus")
-	}
+	bin := dependency(t, "ORRERY_PROMETHEUS3", "the reference Prometheus 3")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	port := freePort(t)
@@ -216,7 +241,8 @@ func httpGet(url string) (string, error) {
 
 // startPrometheus2 runs Debian's Prometheus with the config that config
 // returns for its listen port (so it can scrape itself), and returns its
-// base URL. It skips the test when that Prometheus is not installed.
+// base URL. Without that Prometheus the test is skipped, or fails under
+// CI=true (see dependency).
 func startPrometheus2(t *testing.T, config func(port int) string) string {
 	t.Helper()
 	_, base := startPrometheus2Process(t, "prometheus2", config)
@@ -227,10 +253,7 @@ func startPrometheus2(t *testing.T, config func(port int) string) string {
 // process, to kill it.
 func startPrometheus2Process(t *testing.T, name string, config func(port int) string) (*process, string) {
 	t.Helper()
-	bin := os.Getenv("ORRERY_PROMETHEUS2")
-	if bin == "" {
-		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`, which installs Debian's prometheus")
-	}
+	bin := dependency(t, "ORRERY_PROMETHEUS2", "Debian's prometheus package")
 	dir := t.TempDir()
 	port := freePort(t)
 	cfg := filepath.Join(dir, "prometheus.yml")

@@ -18,10 +18,7 @@ import (
 // evaluates against both Orrery and Prometheus 3.
 func TestSeedAlertRules(t *testing.T) {
 	const file = "testdata/seed000-alert.rules"
-	prom := os.Getenv("ORRERY_PROMETHEUS2")
-	if prom == "" {
-		t.Skip("ORRERY_PROMETHEUS2 is not set: run `make test`")
-	}
+	prom := dependency(t, "ORRERY_PROMETHEUS2", "Debian's prometheus package, for its promtool")
 	promtool := filepath.Join(filepath.Dir(prom), "promtool")
 	out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput()
 	require.NoError(t, err, string(out))

@@ -39,7 +39,8 @@ func authed(t *testing.T, method, u, token string, body []byte) (int, string) {
 
 // TestTenantsAreIsolated: two tenants behind built-in auth write the same
 // metric names; every read API answers each with its own data only, and a
-// request without a valid credential gets 401 and changes nothing.
+// request without a valid credential (none, unknown, or naming another
+// tenant in X-Scope-OrgID) gets 401 and changes nothing in any tenant.
 func TestTenantsAreIsolated(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens.yaml")
 	require.NoError(t, os.WriteFile(tokens, []byte("tokens:\n  - {token: token-a, tenant: team-a}\n  - {token: token-b, tenant: team-b}\n"), 0o644))
@@ -86,14 +87,49 @@ func TestTenantsAreIsolated(t *testing.T) {
 	require.Contains(t, a, `"instance"`)
 	require.Equal(t, `{"status":"success","data":[]}`, b)
 
-	before := count("token-a")
-	raw := genA.AppendRequest(nil, 0, genA.Len(), 10, end.Add(genInterval).UnixMilli())
-	for _, token := range []string{"", "token-unknown"} {
-		code, _ := authed(t, http.MethodPost, o.url("/api/v1/push"), token, loadgen.Compress(nil, raw))
-		require.Equal(t, http.StatusUnauthorized, code)
-		code, _ = authed(t, http.MethodGet, o.url("/prometheus/api/v1/query?query=up"), token, nil)
-		require.Equal(t, http.StatusUnauthorized, code)
+	// Refused writes carry a series no tenant has, stamped at the time the
+	// checks below look at, so wherever one of them lands (either tenant,
+	// anonymous, or the tenant a bare header names) something changes.
+	seriesBefore := metricValue(t, o, "orrery_ingester_memory_series")
+	beforeA, beforeB := count("token-a"), count("token-b")
+	canary := writeRequest(t, seriesAt(end.UnixMilli(), "__name__", "refused_write_canary"))
+	for _, c := range []struct{ token, orgID string }{
+		{"", ""}, {"token-unknown", ""}, {"", "team-a"}, {"token-unknown", "team-a"}, {"token-b", "team-a"},
+	} {
+		require.Equal(t, http.StatusUnauthorized, refusedPush(t, o.url("/api/v1/push"), c.token, c.orgID, canary), "token %q, X-Scope-OrgID %q", c.token, c.orgID)
+		if c.orgID == "" {
+			code, _ := authed(t, http.MethodGet, o.url("/prometheus/api/v1/query?query=up"), c.token, nil)
+			require.Equal(t, http.StatusUnauthorized, code)
+		}
 	}
-	require.Equal(t, before, count("token-a"), "a refused write touched nothing")
+	require.Equal(t, beforeA, count("token-a"), "a refused write touched team-a")
+	require.Equal(t, beforeB, count("token-b"), "a refused write touched team-b")
+	for _, token := range []string{"token-a", "token-b"} {
+		code, body := authed(t, http.MethodGet, o.url("/prometheus/api/v1/query?query="+url.QueryEscape("count_over_time(refused_write_canary[1h])")+"&time="+at), token, nil)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Equal(t, `{"status":"success","data":{"resultType":"vector","result":[]}}`, body, "a refused write landed in %s's data", token)
+	}
+	require.Equal(t, seriesBefore, metricValue(t, o, "orrery_ingester_memory_series"), "a refused write created a series in some tenant")
 	require.True(t, strings.Contains(count("token-a"), "success"))
+}
+
+// refusedPush posts a remote-write body with the given bearer token and
+// X-Scope-OrgID header (each omitted when empty) and returns the status.
+func refusedPush(t *testing.T, u, token, orgID string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if orgID != "" {
+		req.Header.Set("X-Scope-OrgID", orgID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
 }
