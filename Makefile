@@ -9,6 +9,7 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 build:
 	$(GO) build -o bin/orrery ./cmd/orrery
 	$(GO) build -o bin/orrery-bench ./cmd/orrery-bench
+	$(GO) build -o bin/orrery-check ./cmd/orrery-check
 
 run: build
 	./bin/orrery -target=all -data.dir=./data
@@ -21,8 +22,9 @@ run: build
 test: build lint
 	$(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
-	eval "$$(scripts/test-deps.sh)" && $(GO) test -count=1 -tags=integration -timeout=20m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=20m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
 	$(GO) test ./...
@@ -43,6 +45,8 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=$(FUZZTIME) ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./tenant
 	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=$(FUZZTIME) ./proto/ingesterpb
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=$(FUZZTIME) ./distributor
+	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

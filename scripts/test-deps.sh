@@ -49,6 +49,7 @@ version=$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
 prom3="$GOBIN_DIR/prometheus3-$version"
 if [ ! -x "$prom3" ]; then
   tmp=$(mktemp -d)
+  mkdir -p "$GOBIN_DIR"
   echo "test-deps: building Prometheus $version (minutes, once)" >&2
   if GOBIN="$tmp" go install "github.com/prometheus/prometheus/cmd/prometheus@$version" >&2; then
     mv "$tmp/prometheus" "$prom3"
