@@ -81,10 +81,21 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 		for _, s := range req.Series {
 			sc := store.SeriesChunks{Labels: ingesterpb.ToLabels(&b, s.Labels)}
 			for _, c := range s.Chunks {
-				sc.Chunks = append(sc.Chunks, store.Chunk{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Encoding: chunkenc.Encoding(c.Encoding), Data: c.Data})
+				chk := store.Chunk{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Encoding: chunkenc.Encoding(c.Encoding), Data: c.Data}
+				// A damaged chunk would fail the whole batch's merge, and
+				// every retry of the handover with it: it is dropped and
+				// counted, as no query could read it either.
+				if err := store.CheckChunk(chk); err != nil {
+					i.m.chunksRefused.Inc()
+					i.logger.Error("transferred chunk dropped: it does not decode", "tenant", tenantID, "series", sc.Labels.String(), "min_time", c.MinTimeMs, "max_time", c.MaxTimeMs, "err", err)
+					continue
+				}
+				sc.Chunks = append(sc.Chunks, chk)
 			}
-			batch = append(batch, sc)
-			chunks += len(s.Chunks)
+			if len(sc.Chunks) > 0 {
+				batch = append(batch, sc)
+			}
+			chunks += len(sc.Chunks)
 		}
 		if err := i.store.Put(tenantID, batch); err != nil {
 			return apierr.ToGRPC(fmt.Errorf("ingester: store transferred chunks: %w", err))

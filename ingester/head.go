@@ -25,6 +25,8 @@ import (
 type tenantHead struct {
 	id       string
 	appendMu sync.Mutex
+	// pushes numbers the pushes, under appendMu, for memSeries.pendingPush.
+	pushes uint64
 
 	mu       sync.RWMutex
 	byHash   map[uint64][]*memSeries

@@ -21,6 +21,7 @@ type metrics struct {
 	checkpointFailed prometheus.Counter
 	queriesCanceled  prometheus.Counter
 	chunksReceived   prometheus.Counter
+	chunksRefused    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -42,6 +43,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpointTime:   f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
 		checkpointFailed: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
 		chunksReceived:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
+		chunksRefused:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_refused_total", Help: "Chunks received from leaving ingesters that do not decode into ordered float samples, dropped so that they cannot block the handover."}),
 		queriesCanceled:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
 	}
 	// Every kind reads 0 until it happens, so a query or an alert on it

@@ -26,6 +26,30 @@ type pushState struct {
 	series    []*memSeries
 	newSeries []*memSeries
 	buf       []byte
+	// accepted indexes samples by series and timestamp, built only when a
+	// push has an older sample to judge, and kept up to date from then on
+	// (indexed counts the samples in it).
+	accepted map[refTime]float64
+	indexed  int
+}
+
+type refTime struct {
+	ref uint64
+	t   int64
+}
+
+// acceptedAt returns the value this push already accepted for series ref
+// at t.
+func (ps *pushState) acceptedAt(ref uint64, t int64) (float64, bool) {
+	if ps.accepted == nil {
+		ps.accepted = map[refTime]float64{}
+	}
+	for ; ps.indexed < len(ps.samples); ps.indexed++ {
+		smp := ps.samples[ps.indexed]
+		ps.accepted[refTime{smp.ref, smp.t}] = smp.v
+	}
+	v, ok := ps.accepted[refTime{ref, t}]
+	return v, ok
 }
 
 var pushStates = sync.Pool{New: func() any { return &pushState{} }}
@@ -124,10 +148,19 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
 	ps.samples, ps.series, ps.newSeries = ps.samples[:0], ps.series[:0], ps.newSeries[:0]
+	// A push of many old samples leaves a large index: let it go rather
+	// than keep it pooled.
+	if len(ps.accepted) > 1<<16 {
+		ps.accepted = nil
+	}
+	clear(ps.accepted)
+	ps.indexed = 0
 	l, lim := i.seriesLimitsFor(h.id)
 
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
+	h.pushes++
+	push := h.pushes
 	var rej rejections
 	// storeErr is the first failure to read the store for an old sample,
 	// logged once per push rather than once per sample.
@@ -153,11 +186,15 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 			ps.newSeries = append(ps.newSeries, s)
 		}
 		hasLast, lastT, lastV := s.hasLast, s.lastT, s.lastV
+		if s.pendingPush == push {
+			// Seen earlier in this push: its accepted samples are newer.
+			hasLast, lastT, lastV = true, s.pendingT, s.pendingV
+		}
 		for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
 			verdict := check(hasLast, lastT, lastV, t, v)
 			if verdict == outOfOrder {
 				var err error
-				if verdict, err = i.judgeOld(h, s, t, v, ps.samples); err != nil && storeErr == nil {
+				if verdict, err = i.judgeOld(h, s, t, v, ps); err != nil && storeErr == nil {
 					storeErr = err
 				}
 			}
@@ -166,6 +203,7 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				ps.samples = append(ps.samples, refSample{ref: s.ref, t: t, v: v})
 				ps.series = append(ps.series, s)
 				hasLast, lastT, lastV = true, t, v
+				s.pendingPush, s.pendingT, s.pendingV = push, t, v
 			case duplicate:
 			default:
 				rej.sample(verdict, s.lset, t, lastT)
@@ -198,20 +236,14 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 // repeat of a sample the series holds is a duplicate (a client's retry,
 // perhaps of a request some replicas took and others did not), another
 // value at a held timestamp conflicts, and anything else is out of order.
-// It looks in the push's pending samples, then memory, then the store: off
+// It looks in the push's accepted samples, then memory, then the store: off
 // the hot path, since only samples that would otherwise be rejected get
 // here. A sample the store cannot be read for is judged out of order, with
 // the error for the caller to log: retrying a 5xx would not repair the
 // store.
-func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, pending []refSample) (verdict, error) {
-	held, found := 0.0, false
-	// This series' samples accepted so far in this push are the tail of
-	// pending, not yet in memory.
-	for k := len(pending) - 1; k >= 0 && pending[k].ref == s.ref && !found; k-- {
-		if pending[k].t == t {
-			held, found = pending[k].v, true
-		}
-	}
+func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, ps *pushState) (verdict, error) {
+	// Samples accepted earlier in this push are not in memory yet.
+	held, found := ps.acceptedAt(s.ref, t)
 	if !found {
 		held, found = s.valueAt(t)
 	}

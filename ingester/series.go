@@ -39,6 +39,16 @@ type memSeries struct {
 	hasLast bool
 	lastT   int64
 	lastV   float64
+	// pendingPush, pendingT and pendingV are the newest sample the push
+	// numbered pendingPush accepted for this series and has not appended
+	// yet: a series may come several times in one push (Prometheus sends a
+	// sample per time series entry), and each later occurrence is judged
+	// against what the earlier ones accepted. Only the appender, under
+	// appendMu, reads or writes them; a push that fails before appending
+	// leaves them behind under a number no later push uses.
+	pendingPush uint64
+	pendingT    int64
+	pendingV    float64
 	// lastAppend is the wall-clock unix nanoseconds of the last append.
 	lastAppend int64
 	// logged is set once the series record is in the WAL.

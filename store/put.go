@@ -221,6 +221,14 @@ type floatSample struct {
 	v float64
 }
 
+// CheckChunk reports why c could not be merged with a stored chunk of the
+// same key: it must decode into float samples rising strictly within
+// [MinTime, MaxTime].
+func CheckChunk(c Chunk) error {
+	_, err := chunkSamples(c)
+	return err
+}
+
 // chunkSamples decodes a chunk's float samples. Damaged bytes often still
 // decode, into nonsense: samples must rise strictly in time within
 // [MinTime, MaxTime]. On an error it returns the samples before it.
