@@ -112,6 +112,9 @@ type Member struct {
 	own      *ringpb.Instance            // this instance's entry; nil until registered
 	selfSeen uint64                      // highest version of our id seen before registering
 	phase    phase
+	// leave makes Stop of a token owner replace its entry with a LEFT
+	// tombstone: only once its series are safe elsewhere (LeaveOnStop).
+	leave bool
 	// keepEntry makes Stop leave this instance's entry in the ring, tokens
 	// and all, instead of replacing it with a LEFT tombstone: a restart.
 	keepEntry bool
@@ -383,6 +386,18 @@ func (m *Member) KeepEntryOnStop() {
 	m.keepEntry = true
 }
 
+// LeaveOnStop lets Stop of a token-owning instance mark it LEFT and drop
+// its tokens: call it once its series are held elsewhere (a handover
+// succeeded). Without it a token owner's entry stays, whatever stopped the
+// process (a failed start rolled back, a failed handover, a restart), so
+// that queriers keep counting it rather than silently missing its data.
+// Instances without tokens always leave.
+func (m *Member) LeaveOnStop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leave = true
+}
+
 // ErrNotForgettable means Forget was asked to remove an instance that is
 // this one, healthy, or unknown.
 var ErrNotForgettable = errors.New("instance cannot be forgotten")
@@ -470,8 +485,9 @@ func (m *Member) replaceTokensLocked(lost []uint32, s *snapshot) {
 	m.setOwnLocked(own)
 }
 
-// Stop marks this instance LEFT, spreads the tombstone (bounded by ctx and
-// a couple of seconds), then leaves and shuts down the memberlist.
+// Stop marks this instance LEFT (a token owner only after LeaveOnStop),
+// spreads the tombstone (bounded by ctx and a couple of seconds), then
+// leaves and shuts down the memberlist.
 func (m *Member) Stop(ctx context.Context) error {
 	m.mu.Lock()
 	if m.phase != phaseRunning {
@@ -480,7 +496,7 @@ func (m *Member) Stop(ctx context.Context) error {
 	}
 	m.phase = phaseStopping
 	var tomb *ringpb.Instance
-	if !m.keepEntry {
+	if !m.keepEntry && (!m.self.OwnsTokens || m.leave) {
 		tomb = cloneInstance(m.own)
 		tomb.State = ringpb.State_LEFT
 		tomb.Tokens = nil

@@ -175,6 +175,7 @@ func TestSingleMember(t *testing.T) {
 	require.Equal(t, []string{"solo"}, ids(set))
 	require.InDelta(t, 1.0, m.Ring().OwnedFraction()["solo"], 1e-9)
 
+	m.LeaveOnStop()
 	stopMember(t, m)
 	require.Error(t, m.Stop(context.Background()), "second Stop")
 	require.Equal(t, ringpb.State_LEFT, entry(m, "solo").State)
@@ -206,6 +207,7 @@ func TestThreeMembersConvergeAndOneLeaves(t *testing.T) {
 	}
 	require.InDelta(t, 1.0, sum, 1e-9)
 
+	m3.LeaveOnStop()
 	stopMember(t, m3)
 	for _, m := range []*Member{m1, m2} {
 		require.Eventually(t, func() bool {
@@ -282,6 +284,7 @@ func TestRestartOverOwnTombstone(t *testing.T) {
 	m2 := startMember(t, "ingester-2", m1.GossipAddr(), func(_ *Config, s *Self) { s.TokensFile = path })
 	requireConverged(t, []string{"ingester-1", "ingester-2"}, m1, m2)
 	tokens := ownEntry(m2).Tokens
+	m2.LeaveOnStop()
 	stopMember(t, m2)
 	require.Eventually(t, func() bool { return entry(m1, "ingester-2").GetState() == ringpb.State_LEFT },
 		5*time.Second, 20*time.Millisecond)
@@ -596,4 +599,23 @@ func TestKeepEntryOnStop(t *testing.T) {
 	m2again := startMember(t, "ingester-2", m1.GossipAddr(), withFile)
 	requireConverged(t, []string{"ingester-1", "ingester-2"}, m1, m2again)
 	require.Equal(t, before, ownEntry(m2again).Tokens)
+}
+
+// A token owner stopped without LeaveOnStop (a start rolled back, a failed
+// handover) keeps its entry and tokens: its data is still only on its disk,
+// and queriers must keep counting it. One without tokens always leaves.
+func TestStopKeepsATokenOwnersEntryUnlessItLeaves(t *testing.T) {
+	t.Parallel()
+	m1 := startMember(t, "ingester-1", "", nil)
+	m2 := startMember(t, "ingester-2", m1.GossipAddr(), nil)
+	q := startMember(t, "querier-1", m1.GossipAddr(), func(_ *Config, s *Self) { s.OwnsTokens = false })
+	requireConverged(t, []string{"ingester-1", "ingester-2", "querier-1"}, m1, m2, q)
+	tokens := ownEntry(m2).Tokens
+	stopMember(t, m2)
+	stopMember(t, q)
+	require.Eventually(t, func() bool { return entry(m1, "querier-1").GetState() == ringpb.State_LEFT },
+		5*time.Second, 20*time.Millisecond, "an instance without tokens leaves")
+	e := entry(m1, "ingester-2")
+	require.Equal(t, ringpb.State_ACTIVE, e.GetState())
+	require.Equal(t, tokens, e.GetTokens())
 }

@@ -92,6 +92,7 @@ func (h *handover) Stop(ctx context.Context) error {
 		err := h.ing.Handover(ctx, h.self, h.member.Ring(), h.clients)
 		if err == nil {
 			h.failing.Set(0)
+			h.member.LeaveOnStop()
 			return nil
 		}
 		h.failures.Inc()
