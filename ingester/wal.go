@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,9 +55,11 @@ func (i *Ingester) replay() error {
 		return err
 	}
 	if cpDir != "" {
+		// Damage inside the checkpoint's files costs their tails; a file
+		// system that refuses to list or open them fails the start, since
+		// the checkpoint after a damaged replay would delete them.
 		if err := i.replayDir(st, cpDir, 0, damageCheckpoint); err != nil {
-			// A checkpoint that cannot even be listed is lost whole.
-			i.damage(st, damageCheckpoint, "checkpoint unreadable, replaying the WAL without it", "dir", cpDir, "err", err)
+			return err
 		}
 	}
 	if err := i.replayDir(st, i.walDir(), cpIndex, damageSegment); err != nil {
@@ -92,8 +95,10 @@ func (i *Ingester) replayDir(st *replayState, dir string, first int, kind string
 		name := wlog.SegmentName(dir, k)
 		seg, err := wlog.OpenReadSegment(name)
 		if err != nil {
-			i.damage(st, kind, "wal file unreadable, skipped", "file", name, "err", err)
-			continue
+			// Not damage but the file system refusing (permissions, I/O):
+			// skipping it would let the checkpoint after replay delete an
+			// intact file. The start fails instead, and can be retried.
+			return fmt.Errorf("open %s: %w", name, err)
 		}
 		r := wlog.NewSegmentBufReader(seg)
 		i.replayRecords(st, wlog.NewReader(r), name, kind)
@@ -121,22 +126,35 @@ func segmentIndexes(dir string) ([]int, error) {
 	return out, nil
 }
 
-// fillSegmentGaps replaces each segment file missing between the first and
-// the last with an empty one, counted as a damaged segment: wlog refuses to
-// open a WAL whose segments are not sequential, and a lost file should cost
-// only its own records, not the start-up.
+// fillSegmentGaps replaces each segment file missing from the WAL with an
+// empty one, counted as a damaged segment: between the newest checkpoint's
+// index (the first segment it does not cover; 0 without one) and the last
+// segment. wlog refuses to open a WAL whose segments are not sequential,
+// and would start writing below the checkpoint's index if every segment
+// from it on were gone (writes replay would then skip): a lost file should
+// cost only its own records, not the start-up nor later writes.
 func (i *Ingester) fillSegmentGaps() error {
 	segs, err := segmentIndexes(i.walDir())
-	if errors.Is(err, fs.ErrNotExist) || len(segs) == 0 {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("list wal segments: %w", err)
 	}
+	cpDir, first, err := lastCheckpoint(i.walDir())
+	if err != nil {
+		return fmt.Errorf("list wal checkpoints: %w", err)
+	}
+	if cpDir == "" && len(segs) == 0 {
+		return nil
+	}
+	last := first
+	if len(segs) > 0 {
+		last = max(last, segs[len(segs)-1])
+	}
 	filled := 0
-	for k, next := segs[0], 0; k <= segs[len(segs)-1]; k++ {
-		if segs[next] == k {
-			next++
+	for k := first; k <= last; k++ {
+		if _, found := slices.BinarySearch(segs, k); found {
 			continue
 		}
 		name := wlog.SegmentName(i.walDir(), k)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/stretchr/testify/require"
 )
 
@@ -324,4 +325,51 @@ func TestWALMissingMiddleSegment(t *testing.T) {
 	require.Equal(t, 1.0, ti.corruptions(t, damageSegment))
 	require.Equal(t, append(seconds(0, 10), seconds(20, 30)...), ti.samples(t, "a")["up"])
 	require.NoError(t, ti.push(t, "a", series("up", 30, 1)), "the WAL takes writes again")
+}
+
+// TestWALMissingFirstSegment deletes the first segment (no checkpoint yet):
+// the loss is counted, and the ingester starts and takes writes.
+func TestWALMissingFirstSegment(t *testing.T) {
+	dir := t.TempDir()
+	ti := newTestIngester(t, dir, testConfig())
+	require.NoError(t, ti.push(t, "a", series("up", 0, 10)))
+	first := ti.cutSegment(t)
+	require.NoError(t, ti.push(t, "a", series("up", 10, 10)))
+	ti.crash(t)
+	require.NoError(t, os.Remove(first))
+
+	ti = newTestIngester(t, dir, testConfig())
+	defer ti.stop(t)
+	require.Equal(t, 1.0, ti.corruptions(t, damageSegment))
+	require.NoError(t, ti.push(t, "a", series("other", 0, 1)))
+}
+
+// TestWALSegmentsAfterCheckpointMissing deletes every segment from the
+// checkpoint on: the checkpoint's data is served, the loss counted, and
+// samples written after the restart survive the next crash (wlog alone
+// would start writing at segment 0, below the checkpoint, where replay
+// never looks).
+func TestWALSegmentsAfterCheckpointMissing(t *testing.T) {
+	dir := t.TempDir()
+	ti := newTestIngester(t, dir, testConfig())
+	require.NoError(t, ti.push(t, "a", series("up", 0, 10)))
+	require.NoError(t, ti.checkpoint())
+	require.NoError(t, ti.push(t, "a", series("up", 10, 10)))
+	ti.crash(t)
+	segs, err := segmentIndexes(filepath.Join(dir, "wal"))
+	require.NoError(t, err)
+	require.NotEmpty(t, segs)
+	for _, k := range segs {
+		require.NoError(t, os.Remove(wlog.SegmentName(filepath.Join(dir, "wal"), k)))
+	}
+
+	ti = newTestIngester(t, dir, testConfig())
+	require.GreaterOrEqual(t, ti.corruptions(t, damageSegment), 1.0)
+	require.Equal(t, seconds(0, 10), ti.samples(t, "a")["up"], "the checkpoint's samples")
+	require.NoError(t, ti.push(t, "a", series("up", 30, 5)))
+	ti.crash(t)
+
+	ti = newTestIngester(t, dir, testConfig())
+	defer ti.stop(t)
+	require.Equal(t, append(seconds(0, 10), seconds(30, 35)...), ti.samples(t, "a")["up"], "written after the damage, acknowledged, kept")
 }
