@@ -245,7 +245,10 @@ func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, ps 
 	// Samples accepted earlier in this push are not in memory yet.
 	held, found := ps.acceptedAt(s.ref, t)
 	if !found {
-		held, found = s.valueAt(t)
+		var covered bool
+		if held, found, covered = s.valueAt(t); !found && covered {
+			return outOfOrder, nil
+		}
 	}
 	var err error
 	if !found {

@@ -86,19 +86,28 @@ func check(hasLast bool, lastT int64, lastV float64, t int64, v float64) verdict
 	}
 }
 
-// valueAt returns the value the series holds in memory at t.
-func (s *memSeries) valueAt(t int64) (float64, bool) {
+// valueAt returns the value the series holds in memory at t, and whether
+// memory covers t at all: every sample this ingester accepted from its
+// oldest chunk in memory on is in memory, so a t it covers that is not
+// there was never accepted, and the store need not be asked.
+func (s *memSeries) valueAt(t int64) (v float64, found, covered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case len(s.chunks) > 0:
+		covered = t >= s.chunks[0].minT
+	case s.head != nil:
+		covered = t >= s.head.minT
+	}
 	for _, mc := range s.chunks {
 		if v, ok := chunkValueAt(mc, t); ok {
-			return v, true
+			return v, true, true
 		}
 	}
 	if s.head != nil {
-		return chunkValueAt(s.head, t)
+		v, found = chunkValueAt(s.head, t)
 	}
-	return 0, false
+	return v, found, covered
 }
 
 func chunkValueAt(mc *memChunk, t int64) (float64, bool) {
