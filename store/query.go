@@ -125,8 +125,14 @@ func (s *Store) view(tenant string, fn func(r *reader) error) error {
 	})
 }
 
+// selectBatchBytes ends a SelectBatches batch early once its chunks hold
+// this many bytes: series with long histories would otherwise make a batch
+// of batchSeries arbitrarily large.
+const selectBatchBytes = 16 << 20
+
 // SelectBatches calls fn with the series Select would return, at most
-// batchSeries at a time, so that a caller streaming a whole tenant (a
+// batchSeries (or about selectBatchBytes of chunks, but at least one
+// series) at a time, so that a caller streaming a whole tenant (a
 // handover, a query over many series) holds one batch in memory, not the
 // answer. Each batch is read in its own read transaction, in series-ID
 // order, and sorted by labels within itself only: a long stream never pins
@@ -155,6 +161,8 @@ func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, 
 	}
 	for !done {
 		var batch []SeriesChunks
+		bytes := 0
+		full := func() bool { return len(batch) >= batchSeries || bytes >= selectBatchBytes }
 		// A tenant deleted since the last batch runs no view: done.
 		done = true
 		err := s.view(tenant, func(r *reader) error {
@@ -162,11 +170,14 @@ func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, 
 				ls, chunks, ok, err := r.selectOne(id, raw, mint, maxt, matchers)
 				if ok {
 					batch = append(batch, SeriesChunks{Labels: ls, Chunks: chunks})
+					for _, c := range chunks {
+						bytes += len(c.Data)
+					}
 				}
 				return err
 			}
 			if !all {
-				for len(ids) > 0 && len(batch) < batchSeries {
+				for len(ids) > 0 && !full() {
 					id := ids[0]
 					ids = ids[1:]
 					if raw := r.series.Get(idKey(id)); raw != nil {
@@ -180,7 +191,7 @@ func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, 
 			}
 			c := r.series.Cursor()
 			k, v := c.Seek(idKey(next))
-			for ; k != nil && len(batch) < batchSeries; k, v = c.Next() {
+			for ; k != nil && !full(); k, v = c.Next() {
 				if len(k) != idLen {
 					return fmt.Errorf("series key of %d bytes: %w", len(k), errCorrupt)
 				}

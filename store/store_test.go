@@ -743,3 +743,21 @@ func TestRegexpSetWithRepeatedValue(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 }
+
+// A batch ends once its chunks pass selectBatchBytes, whatever batchSeries
+// allows, so that long histories cannot make one batch unbounded.
+func TestSelectBatchesBoundsBytes(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	big := string(make([]byte, selectBatchBytes/2+1))
+	var batch []SeriesChunks
+	for k := range 5 {
+		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), rawChunk(0, 10, big)))
+	}
+	require.NoError(t, s.Put("t1", batch))
+	var sizes []int
+	require.NoError(t, s.SelectBatches("t1", 0, 10, 100, func(b []SeriesChunks) error {
+		sizes = append(sizes, len(b))
+		return nil
+	}))
+	require.Equal(t, []int{2, 2, 1}, sizes)
+}
