@@ -53,6 +53,9 @@ func main() {
 		os.Exit(2)
 	}
 	logger := newLogger(cfg)
+	for _, door := range cfg.openDoors() {
+		logger.Warn("-auth.enabled, but "+door, "docs", "docs/operations.md, Securing a cluster")
+	}
 	if err := run(cfg, flags, logger); err != nil {
 		logger.Error("orrery failed", "err", err)
 		os.Exit(1)

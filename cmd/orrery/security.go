@@ -42,3 +42,20 @@ func (c *securityConfig) validate(runsIngester bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+// openDoors lists what the settings leave open although -auth.enabled asks
+// for tenants to be authenticated: a door that is open by mistake should
+// be said at start-up, not found by an attacker.
+func (c *Config) openDoors() []string {
+	if !c.AuthEnabled {
+		return nil
+	}
+	var open []string
+	if c.runs("ingester") && c.Security.GRPCTLS.ClientCAPath == "" {
+		open = append(open, "gRPC accepts any caller, who may read or write any tenant (set -grpc.tls-cert-path, -grpc.tls-key-path and -grpc.tls-client-ca-path)")
+	}
+	if c.Ring.KeyFile == "" {
+		open = append(open, "gossip is neither encrypted nor authenticated: anyone who reaches it can change the ring (set -memberlist.key-file)")
+	}
+	return open
+}

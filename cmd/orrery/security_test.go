@@ -46,3 +46,15 @@ func TestTLSFilesFailLoudly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, grpc.EmptyServerOption{}, opt, "no certificate: plaintext")
 }
+
+func TestOpenDoorsAreNamed(t *testing.T) {
+	cfg := &Config{Target: "all", AuthEnabled: true}
+	require.Len(t, cfg.openDoors(), 2, "plaintext gRPC and unkeyed gossip")
+	cfg.Security.GRPCTLS = grpcTLSConfig{CertPath: "c", KeyPath: "k"}
+	require.Len(t, cfg.openDoors(), 2, "TLS without client certificates still lets anyone in")
+	cfg.Security.GRPCTLS.ClientCAPath = "ca"
+	cfg.Ring.KeyFile = "key"
+	require.Empty(t, cfg.openDoors())
+	cfg = &Config{Target: "ingester"}
+	require.Empty(t, cfg.openDoors(), "without -auth.enabled nothing was asked for")
+}
