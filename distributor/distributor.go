@@ -121,12 +121,22 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	// Counted before the body is read: a slow upload holds its place.
 	n := d.requests.Add(1)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			d.requests.Add(-1)
+		}
+	}
+	// Deferred too: a panic in handle, recovered by net/http, must not
+	// keep the slot forever.
+	defer release()
 	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
 		err = overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
 	} else {
 		written, err = d.handle(r)
 	}
-	d.requests.Add(-1)
+	release()
 	h := w.Header()
 	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written))
 	h.Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
