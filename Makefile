@@ -24,7 +24,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
-	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=20m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=30m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
 	$(GO) test ./...
