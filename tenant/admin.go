@@ -4,10 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/orrery/orrery/apierr"
 )
@@ -37,15 +33,9 @@ const adminMark = "|admin|"
 // LoadAdmins reads an admin tokens file. It must hold at least one
 // credential: an empty file would lock every admin endpoint by accident.
 func LoadAdmins(path string) (*Admins, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("auth: read admin tokens file: %w", err)
-	}
 	var f adminsFile
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("auth: parse admin tokens file %s: %w", path, err)
+	if err := readStrictYAML(path, "admin tokens file", &f); err != nil {
+		return nil, err
 	}
 	c := &Credentials{tokens: map[[32]byte]string{}, users: map[string]user{}}
 	for _, t := range f.Tokens {

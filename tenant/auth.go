@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -39,15 +40,9 @@ type credentialsFile struct {
 
 // LoadCredentials reads a tokens file. Every tenant in it must be valid.
 func LoadCredentials(path string) (*Credentials, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("auth: read tokens file: %w", err)
-	}
 	var f credentialsFile
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("auth: parse tokens file %s: %w", path, err)
+	if err := readStrictYAML(path, "tokens file", &f); err != nil {
+		return nil, err
 	}
 	c := &Credentials{tokens: map[[32]byte]string{}, users: map[string]user{}}
 	for _, t := range f.Tokens {
@@ -69,6 +64,22 @@ func LoadCredentials(path string) (*Credentials, error) {
 		c.users[u.Username] = user{password: hash(u.Password), tenant: u.Tenant}
 	}
 	return c, nil
+}
+
+// readStrictYAML decodes the YAML file at path into v, refusing unknown
+// keys: a misspelt key in a credentials file must not silently drop a
+// credential. what names the file in errors.
+func readStrictYAML(path, what string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("auth: read %s: %w", what, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("auth: parse %s %s: %w", what, path, err)
+	}
+	return nil
 }
 
 // errBadCredentials says nothing about which part was wrong.
