@@ -25,6 +25,7 @@ import (
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
+	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/tenant"
 )
@@ -77,9 +78,14 @@ func (f *fakeIngester) matching(ctx context.Context, wire []*ingesterpb.LabelMat
 	if err != nil {
 		return nil, err
 	}
+	// A query shard is applied as an ingester applies it.
+	ms, si, sn, sharded, err := shard.Strip(ms)
+	if err != nil {
+		return nil, err
+	}
 	var out []fakeSeries
 	for _, s := range f.data[id] {
-		ok := true
+		ok := !sharded || shard.Owns(s.lset, si, sn)
 		for _, m := range ms {
 			ok = ok && m.Matches(s.lset.Get(m.Name))
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/tenant"
 )
@@ -125,11 +126,16 @@ func (sc queryScope) window(mint, maxt int64) (int64, int64, bool) {
 func (*querier) Close() error { return nil }
 
 // Select implements storage.Querier. Series come back sorted whatever
-// sortSeries says: the merge needs them sorted anyway.
+// sortSeries says: the merge needs them sorted anyway. When ctx carries a
+// query shard (shard.WithShard), only that shard's series are read: the
+// ingesters apply its matcher.
 func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sc, err := qr.scopeOf(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
+	}
+	if i, n, ok := shard.FromContext(ctx); ok {
+		ms = append(slices.Clip(ms), shard.Matcher(i, n))
 	}
 	start, end := qr.mint, qr.maxt
 	if hints != nil {
