@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
@@ -47,6 +48,8 @@ type fakeIngester struct {
 	meta map[string][]*ingesterpb.MetricMetadata
 	// delay holds every call until it passes or the call is cancelled.
 	delay time.Duration
+	// down fails every call, as an unreachable ingester does.
+	down atomic.Bool
 
 	calls     atomic.Int64 // calls of QueryStream and MetricsMetadata
 	sent      atomic.Int64 // QueryStream messages sent
@@ -55,6 +58,9 @@ type fakeIngester struct {
 
 func (f *fakeIngester) wait(ctx context.Context) error {
 	f.calls.Add(1)
+	if f.down.Load() {
+		return apierr.ToGRPC(apierr.New(apierr.Unavailable, "connection refused"))
+	}
 	if f.delay == 0 {
 		return nil
 	}
@@ -273,7 +279,8 @@ type testQuerier struct {
 }
 
 func testConfig() Config {
-	return Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e6, LookbackDelta: 5 * time.Minute, IngesterTimeout: 10 * time.Second}
+	return Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e6, LookbackDelta: 5 * time.Minute, IngesterTimeout: 10 * time.Second,
+		MinimizeIngesterRequests: true, HedgeDelay: 50 * time.Millisecond}
 }
 
 // newTestQuerier serves data (by tenant) from replicas identical
