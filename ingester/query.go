@@ -33,6 +33,7 @@ const (
 // sorted by labels, the answer as a whole is not.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
+	i.m.queries.Inc()
 	tenantID, ms, keep, err := requestScope(ctx, req.Matchers)
 	if err != nil {
 		return apierr.ToGRPC(err)
