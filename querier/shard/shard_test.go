@@ -97,3 +97,20 @@ func TestContext(t *testing.T) {
 	require.Panics(t, func() { WithShard(context.Background(), 0, 8) })
 	require.Panics(t, func() { Matcher(9, 8) })
 }
+
+// Whatever a header or matcher carries, Parse accepts only a valid shard
+// in its one spelling.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"1_of_1", "3_of_16", "0_of_2", "01_of_2", "1_of_", "-1_of_-1", "9223372036854775807_of_9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		i, n, err := Parse(s)
+		if err != nil {
+			return
+		}
+		if i < 1 || i > n || Value(i, n) != s {
+			t.Fatalf("Parse(%q) = %d, %d", s, i, n)
+		}
+	})
+}
