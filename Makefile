@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=$(FUZZTIME) ./proto/ingesterpb
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=$(FUZZTIME) ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
+	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./querier/shard
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

@@ -229,7 +229,7 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 	defer cancel()
 	streams := map[string]ingesterpb.Ingester_TransferChunksClient{}
 	sent := 0
-	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, func(batch []store.SeriesChunks) error {
+	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, nil, func(batch []store.SeriesChunks) error {
 		pending := map[string]*ingesterpb.TransferChunksRequest{}
 		size := map[string]int{}
 		for _, sc := range batch {

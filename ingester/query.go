@@ -10,6 +10,7 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/store"
 	"github.com/orrery/orrery/tenant"
 )
@@ -32,7 +33,8 @@ const (
 // sorted by labels, the answer as a whole is not.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
-	tenantID, ms, err := requestScope(ctx, req.Matchers)
+	i.m.queries.Inc()
+	tenantID, ms, keep, err := requestScope(ctx, req.Matchers)
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
@@ -46,6 +48,9 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 			if k%1024 == 0 && ctx.Err() != nil {
 				return i.queryCanceled(ctx)
 			}
+			if keep != nil && !keep(s.lset) {
+				continue
+			}
 			if cs := s.copyChunks(req.StartMs, req.EndMs); len(cs) > 0 {
 				if err := out.add(store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)}); err != nil {
 					return err
@@ -56,7 +61,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err := ctx.Err(); err != nil {
 		return i.queryCanceled(ctx)
 	}
-	err = i.store.SelectBatches(tenantID, req.StartMs, req.EndMs, i.cfg.QueryBatchSeries, func(batch []store.SeriesChunks) error {
+	err = i.store.SelectBatches(tenantID, req.StartMs, req.EndMs, i.cfg.QueryBatchSeries, keep, func(batch []store.SeriesChunks) error {
 		if ctx.Err() != nil {
 			return i.queryCanceled(ctx)
 		}
@@ -153,7 +158,7 @@ func (i *Ingester) LabelValues(ctx context.Context, req *ingesterpb.LabelValuesR
 // seriesLabels returns the sorted, unique label sets of series with data in
 // [start, end], from memory and store.
 func (i *Ingester) seriesLabels(ctx context.Context, wire []*ingesterpb.LabelMatcher, start, end int64) ([]labels.Labels, error) {
-	tenantID, ms, err := requestScope(ctx, wire)
+	tenantID, ms, keep, err := requestScope(ctx, wire)
 	if err != nil {
 		return nil, err
 	}
@@ -164,12 +169,12 @@ func (i *Ingester) seriesLabels(ctx context.Context, wire []*ingesterpb.LabelMat
 			return nil, err
 		}
 		for _, s := range series {
-			if s.overlaps(start, end) {
+			if s.overlaps(start, end) && (keep == nil || keep(s.lset)) {
 				out = append(out, s.lset)
 			}
 		}
 	}
-	stored, err := i.store.Series(tenantID, start, end, ms...)
+	stored, err := i.store.Series(tenantID, start, end, keep, ms...)
 	if err != nil {
 		return nil, err
 	}
@@ -178,16 +183,27 @@ func (i *Ingester) seriesLabels(ctx context.Context, wire []*ingesterpb.LabelMat
 	return slices.CompactFunc(out, labels.Equal), nil
 }
 
-func requestScope(ctx context.Context, wire []*ingesterpb.LabelMatcher) (string, []*labels.Matcher, error) {
+// requestScope returns a read's tenant, its matchers and, when it carries
+// a query shard matcher (querier/shard), the shard as keep, with the shard
+// matcher removed from ms: no series has the label, so matching it would
+// select nothing. keep is nil for an unsharded read.
+func requestScope(ctx context.Context, wire []*ingesterpb.LabelMatcher) (string, []*labels.Matcher, store.Keep, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return "", nil, apierr.New(apierr.Unauthorized, "%s", err)
+		return "", nil, nil, apierr.New(apierr.Unauthorized, "%s", err)
 	}
 	ms, err := ingesterpb.ToMatchers(wire)
 	if err != nil {
-		return "", nil, apierr.New(apierr.BadData, "%s", err)
+		return "", nil, nil, apierr.New(apierr.BadData, "%s", err)
 	}
-	return tenantID, ms, nil
+	ms, si, sn, sharded, err := shard.Strip(ms)
+	if err != nil {
+		return "", nil, nil, apierr.New(apierr.BadData, "ingester: %s", err)
+	}
+	if !sharded {
+		return tenantID, ms, nil, nil
+	}
+	return tenantID, ms, func(ls labels.Labels) bool { return shard.Owns(ls, si, sn) }, nil
 }
 
 func sortedLimited(set map[string]struct{}, limit int64) []string {

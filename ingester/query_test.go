@@ -2,7 +2,9 @@ package ingester
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -10,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/querier/shard"
 )
 
 // recordingStream is a QueryStream server stream that keeps every message
@@ -110,4 +114,81 @@ func TestQueryStreamCopiesChunksAsItSends(t *testing.T) {
 	last := rs.msgs[1].Series
 	require.Len(t, last, 1)
 	require.Equal(t, []int64{0, 1000, 2000, 3000}, timestamps(t, last[0]))
+}
+
+// A query shard matcher selects the series the shard owns, memory and
+// store alike, in QueryStream, Series, LabelNames and LabelValues: the
+// shards of one n together answer exactly the unsharded read, each series
+// whole in exactly one of them.
+func TestQueryShardsPartitionMemoryAndStore(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	var names []string
+	for k := range 40 {
+		names = append(names, fmt.Sprint("m", k))
+		require.NoError(t, ti.push(t, "a", series(names[k], 0, 25)))
+	}
+	// Two chunks of each series go to the store, the head stays in memory.
+	ti.flush(false)
+	whole := ti.samples(t, "a")
+	require.Len(t, whole, 40)
+	ctx := ctxFor("a")
+	for _, n := range []int{1, 2, 3, 7} {
+		union := map[string][]int64{}
+		var unionSeries, unionValues []string
+		for i := 1; i <= n; i++ {
+			part := ti.samples(t, "a", shard.Matcher(i, n))
+			for name, ts := range part {
+				require.NotContains(t, union, name, "%s in two shards of %d", name, n)
+				require.True(t, shard.Owns(labels.FromStrings("__name__", name, "job", "test"), i, n))
+				union[name] = ts
+			}
+			wire := ingesterpb.FromMatchers([]*labels.Matcher{shard.Matcher(i, n)})
+			sr, err := ti.client.Series(ctx, &ingesterpb.SeriesRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64, Matchers: wire})
+			require.NoError(t, err)
+			for _, s := range sr.Series {
+				var b labels.ScratchBuilder
+				unionSeries = append(unionSeries, ingesterpb.ToLabels(&b, s.Labels).Get("__name__"))
+			}
+			lv, err := ti.client.LabelValues(ctx, &ingesterpb.LabelValuesRequest{Name: "__name__", StartMs: math.MinInt64, EndMs: math.MaxInt64, Matchers: wire})
+			require.NoError(t, err)
+			unionValues = append(unionValues, lv.Values...)
+			ln, err := ti.client.LabelNames(ctx, &ingesterpb.LabelNamesRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64, Matchers: wire})
+			require.NoError(t, err)
+			if len(lv.Values) > 0 {
+				require.Equal(t, []string{"__name__", "job"}, ln.Names, "the shard label is no series' label")
+			}
+		}
+		require.Equal(t, whole, union, "%d shards", n)
+		slices.Sort(names)
+		slices.Sort(unionSeries)
+		slices.Sort(unionValues)
+		require.Equal(t, names, unionSeries)
+		require.Equal(t, names, unionValues)
+	}
+}
+
+// A shard the ingester cannot honour is the client's error (400), never
+// an answer as if the read were unsharded.
+func TestQueryShardBadValuesAreBadData(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("m", 0, 3)))
+	for _, ms := range [][]*labels.Matcher{
+		{labels.MustNewMatcher(labels.MatchEqual, shard.Label, "4_of_3")},
+		{labels.MustNewMatcher(labels.MatchEqual, shard.Label, "")},
+		{labels.MustNewMatcher(labels.MatchRegexp, shard.Label, "1_of_3")},
+		{shard.Matcher(1, 2), shard.Matcher(2, 2)},
+	} {
+		wire := ingesterpb.FromMatchers(ms)
+		stream, err := ti.client.QueryStream(ctxFor("a"), &ingesterpb.QueryRequest{StartMs: 0, EndMs: math.MaxInt64, Matchers: wire})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		require.Equal(t, apierr.BadData, apierr.KindOf(apierr.FromGRPC(err)), "%v: %v", ms, err)
+		_, err = ti.client.Series(ctxFor("a"), &ingesterpb.SeriesRequest{StartMs: 0, EndMs: math.MaxInt64, Matchers: wire})
+		require.Equal(t, apierr.BadData, apierr.KindOf(apierr.FromGRPC(err)), "%v: %v", ms, err)
+		_, err = ti.client.LabelNames(ctxFor("a"), &ingesterpb.LabelNamesRequest{StartMs: 0, EndMs: math.MaxInt64, Matchers: wire})
+		require.Equal(t, apierr.BadData, apierr.KindOf(apierr.FromGRPC(err)), "%v: %v", ms, err)
+	}
 }

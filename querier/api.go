@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -136,6 +138,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isServed(path) {
 		http.NotFound(w, r)
 		return
+	}
+	if v := r.Header.Get(shard.Header); v != "" {
+		// One shard of a query the frontend split: every select of it
+		// reads only the series of that shard (querier.Select).
+		i, n, err := shard.Parse(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("header %s: %s", shard.Header, err))
+			return
+		}
+		r = r.WithContext(shard.WithShard(r.Context(), i, n))
 	}
 	// The limits are read on every request, so a reloaded overrides file
 	// applies from the next one. A request without a tenant gets none

@@ -15,6 +15,14 @@ type Config struct {
 	// IngesterTimeout bounds one select on one ingester; a query still ends
 	// at Timeout.
 	IngesterTimeout time.Duration `yaml:"ingester_timeout"`
+	// MinimizeIngesterRequests asks, while the ring is settled, only as
+	// many ingesters as a complete answer needs (all but the ring's
+	// MaxErrors), rotating which are left out; false asks every one.
+	MinimizeIngesterRequests bool `yaml:"minimize_ingester_requests"`
+	// HedgeDelay is how long after the first answer a minimized read waits
+	// for the other ingesters it asked before asking a spare in the place
+	// of each one still out. 0 asks the spares as soon as one answer came.
+	HedgeDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
 }
 
 // RegisterFlags registers the querier's flags; defaults are Prometheus's.
@@ -24,12 +32,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxSamples, "querier.max-samples", 50000000, "Maximum number of samples a single query can load into memory.")
 	fs.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant selector looks for a sample.")
 	fs.DurationVar(&c.IngesterTimeout, "querier.ingester-timeout", time.Minute, "Timeout of one select on one ingester.")
+	fs.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "While the ring is settled, ask only as many ingesters as a complete answer needs (all but the replication tolerance), rotating which are left out; a failed or late one is replaced by a spare.")
+	fs.DurationVar(&c.HedgeDelay, "querier.minimize-ingester-requests-hedging-delay", 500*time.Millisecond, "With -querier.minimize-ingester-requests, how long after the first ingester answered to wait for the others before asking a spare ingester in the place of each one still out.")
 }
 
 // Validate reports the first invalid field.
 func (c *Config) Validate() error {
 	if c.Timeout <= 0 || c.IngesterTimeout <= 0 || c.LookbackDelta <= 0 {
 		return errors.New("querier timeouts and lookback delta must be positive")
+	}
+	if c.HedgeDelay < 0 {
+		return errors.New("querier.minimize-ingester-requests-hedging-delay must not be negative")
 	}
 	if c.MaxConcurrent < 1 || c.MaxSamples < 1 {
 		return errors.New("querier.max-concurrent and querier.max-samples must be positive")

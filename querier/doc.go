@@ -1,8 +1,9 @@
 // Package querier evaluates PromQL with the upstream engine over a
 // storage.Queryable that fans each select out to the ingesters the ring
-// names, merges their chunks and de-duplicates replicas sample by sample. It
-// serves the Prometheus HTTP API with Prometheus's own handler, so that
-// response shapes and error types are Prometheus's to the byte.
+// names and merges their chunks: replicas' identical chunks are kept once,
+// and only chunks that differ are merged sample by sample. It serves the
+// Prometheus HTTP API with Prometheus's own handler, so that response
+// shapes and error types are Prometheus's to the byte.
 //
 // It must never write data and never read an ingester's internals: all it
 // knows of an ingester is the gRPC contract.

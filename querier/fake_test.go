@@ -22,9 +22,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
+	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/tenant"
 )
@@ -46,6 +48,8 @@ type fakeIngester struct {
 	meta map[string][]*ingesterpb.MetricMetadata
 	// delay holds every call until it passes or the call is cancelled.
 	delay time.Duration
+	// down fails every call, as an unreachable ingester does.
+	down atomic.Bool
 
 	calls     atomic.Int64 // calls of QueryStream and MetricsMetadata
 	sent      atomic.Int64 // QueryStream messages sent
@@ -54,6 +58,9 @@ type fakeIngester struct {
 
 func (f *fakeIngester) wait(ctx context.Context) error {
 	f.calls.Add(1)
+	if f.down.Load() {
+		return apierr.ToGRPC(apierr.New(apierr.Unavailable, "connection refused"))
+	}
 	if f.delay == 0 {
 		return nil
 	}
@@ -77,9 +84,14 @@ func (f *fakeIngester) matching(ctx context.Context, wire []*ingesterpb.LabelMat
 	if err != nil {
 		return nil, err
 	}
+	// A query shard is applied as an ingester applies it.
+	ms, si, sn, sharded, err := shard.Strip(ms)
+	if err != nil {
+		return nil, err
+	}
 	var out []fakeSeries
 	for _, s := range f.data[id] {
-		ok := true
+		ok := !sharded || shard.Owns(s.lset, si, sn)
 		for _, m := range ms {
 			ok = ok && m.Matches(s.lset.Get(m.Name))
 		}
@@ -267,7 +279,8 @@ type testQuerier struct {
 }
 
 func testConfig() Config {
-	return Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e6, LookbackDelta: 5 * time.Minute, IngesterTimeout: 10 * time.Second}
+	return Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e6, LookbackDelta: 5 * time.Minute, IngesterTimeout: 10 * time.Second,
+		MinimizeIngesterRequests: true, HedgeDelay: 50 * time.Millisecond}
 }
 
 // newTestQuerier serves data (by tenant) from replicas identical

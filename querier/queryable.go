@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/proto/ringpb"
+	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/tenant"
 )
@@ -38,7 +41,10 @@ type Queryable struct {
 	cfg      Config
 	rejected *prometheus.CounterVec
 	partial  *prometheus.CounterVec
+	hedged   *prometheus.CounterVec
 	logger   *slog.Logger
+	// rotation picks which ingesters a minimized read leaves out (rotate).
+	rotation atomic.Uint64
 	// queue admits at most cfg.MaxConcurrent reads at once, whatever their
 	// entry point: the query API, /federate and metadata.
 	queue chan struct{}
@@ -53,6 +59,8 @@ func NewQueryable(cfg Config, r Ring, clients Clients, l Limits, reg prometheus.
 			Help: "Queries rejected or stopped by a per-tenant query limit, per tenant (a|b for a cross-tenant query) and reason."}, []string{"tenant", "reason"}),
 		partial: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_partial_reads_total",
 			Help: "Reads of the ingesters answered with a warning that they may be incomplete (an owner forgotten, or an ingester missing while the ring changes), per tenant."}, []string{"tenant"}),
+		hedged: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_ingester_spare_calls_total",
+			Help: "Spare ingesters asked by minimized reads (-querier.minimize-ingester-requests) in the place of one that failed or was slow to answer, per reason."}, []string{"reason"}),
 	}
 }
 
@@ -125,11 +133,16 @@ func (sc queryScope) window(mint, maxt int64) (int64, int64, bool) {
 func (*querier) Close() error { return nil }
 
 // Select implements storage.Querier. Series come back sorted whatever
-// sortSeries says: the merge needs them sorted anyway.
+// sortSeries says: the merge needs them sorted anyway. When ctx carries a
+// query shard (shard.WithShard), only that shard's series are read: the
+// ingesters apply its matcher.
 func (qr *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	sc, err := qr.scopeOf(ctx)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
+	}
+	if i, n, ok := shard.FromContext(ctx); ok {
+		ms = append(slices.Clip(ms), shard.Matcher(i, n))
 	}
 	start, end := qr.mint, qr.maxt
 	if hints != nil {
@@ -287,15 +300,28 @@ type answer[T any] struct {
 }
 
 // fanout calls the ingesters of the read replication set in parallel and
-// returns the results of those that answered. It returns as soon as all but
-// MaxErrors have answered: a write reached a quorum of its replicas and the
-// ring's budget MaxErrors leaves at least one of them among those that
-// answered (ring.ForQuery), so a paused or slow ingester does not hold the
-// query up; the calls still running are cancelled and their results
-// dropped. More than MaxErrors failures fail the query. A query limit error
-// fails it at once, whatever the tolerance: the query is over its limit,
-// not the ingester broken, and returning cancels the other calls, so
-// fetching stops.
+// returns the results of those that answered. A write reached a quorum of
+// its replicas, and the ring's budget MaxErrors is small enough that any
+// all-but-MaxErrors subset of the instances still holds one of those
+// replicas of every acknowledged sample (ring.ForQuery; the argument is in
+// docs/architecture.md, "The read path"). So fanout needs answers from all
+// but MaxErrors ingesters, and:
+//
+//   - while the ring is settled (no owner JOINING or LEAVING, none
+//     forgotten beyond the budget) and MinimizeIngesterRequests is on, it
+//     asks only that many, leaving out MaxErrors of them in rotation so
+//     the load spreads; each one that fails is replaced at once by a
+//     spare (one left out), and HedgeDelay after the first answer each
+//     one still out gets a spare too, so a paused or slow ingester
+//     neither fails nor holds up the query;
+//   - otherwise it asks them all and returns as soon as all but MaxErrors
+//     answered.
+//
+// Either way the calls still running at the end are cancelled and their
+// results dropped, and more than MaxErrors failures fail the query. A
+// query limit error fails it at once, whatever the tolerance: the query is
+// over its limit, not the ingester broken, and returning cancels the
+// other calls, so fetching stops.
 //
 // That reasoning holds only while data sits where the ring says, so the
 // answer carries a warning (the API's warnings field) when it may miss
@@ -321,7 +347,7 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	defer cancel()
 	defer context.AfterFunc(ctx, cancel)()
 	answers := make(chan answer[T], len(rs.Instances))
-	for _, inst := range rs.Instances {
+	launch := func(inst *ringpb.Instance) {
 		go func() {
 			c, err := q.clients.Client(inst.Addr)
 			var val T
@@ -335,18 +361,54 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 		}()
 	}
 	need := len(rs.Instances) - rs.MaxErrors
-	var out []T
+	asked, spares := rs.Instances, []*ringpb.Instance(nil)
+	if q.cfg.MinimizeIngesterRequests && !rs.Changing && rs.Incomplete == "" && rs.MaxErrors > 0 {
+		asked, spares = q.rotate(rs.Instances, need)
+	}
+	for _, inst := range asked {
+		launch(inst)
+	}
+	out := len(asked) // calls not answered yet
+	// spare asks the next spare in the place of a call that failed or is
+	// late; false when none is left.
+	spare := func(reason string) bool {
+		if len(spares) == 0 {
+			return false
+		}
+		launch(spares[0])
+		spares = spares[1:]
+		out++
+		q.hedged.WithLabelValues(reason).Inc()
+		return true
+	}
+	var late <-chan time.Time
+	var answered []T
 	var failed []error
-	for len(out) < need && len(failed) <= rs.MaxErrors {
-		a := <-answers
-		if isLimitError(a.err) {
-			return nil, nil, a.err
+	for len(answered) < need && len(failed) <= rs.MaxErrors {
+		select {
+		case a := <-answers:
+			out--
+			if isLimitError(a.err) {
+				return nil, nil, a.err
+			}
+			if a.err != nil {
+				failed = append(failed, a.err)
+				spare("failed")
+				continue
+			}
+			answered = append(answered, a.val)
+			if late == nil && len(spares) > 0 && out > 0 {
+				t := time.NewTimer(q.cfg.HedgeDelay)
+				defer t.Stop()
+				late = t.C
+			}
+		case <-late:
+			for range out {
+				if !spare("slow") {
+					break
+				}
+			}
 		}
-		if a.err != nil {
-			failed = append(failed, a.err)
-			continue
-		}
-		out = append(out, a.val)
 	}
 	// When the query itself was cancelled or timed out, that is the error,
 	// not the broken streams it caused: the API maps it to Prometheus's
@@ -364,13 +426,23 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	if rs.Incomplete != "" {
 		warns.Add(fmt.Errorf("orrery: results may be incomplete: %s", rs.Incomplete))
 	}
-	if missing := len(rs.Instances) - len(out); missing > 0 && rs.Changing {
+	if missing := len(rs.Instances) - len(answered); missing > 0 && rs.Changing {
 		warns.Add(fmt.Errorf("orrery: results may be incomplete: %d of %d ingesters did not answer while the ring is changing (an ingester is joining or leaving)", missing, len(rs.Instances)))
 	}
 	if len(warns) > 0 {
 		q.partial.WithLabelValues(tenantID).Inc()
 	}
-	return out, warns, nil
+	return answered, warns, nil
+}
+
+// rotate splits instances into the need to ask and the spares, starting
+// one further along the list at each call, so that every instance is left
+// out in turn and a settled cluster's read load spreads evenly. The
+// caller owns both slices.
+func (q *Queryable) rotate(instances []*ringpb.Instance, need int) (asked, spares []*ringpb.Instance) {
+	off := int(q.rotation.Add(1) % uint64(len(instances)))
+	order := append(slices.Clone(instances[off:]), instances[:off]...)
+	return order[:need], order[need:]
 }
 
 func limitOf(h *storage.LabelHints) int64 {

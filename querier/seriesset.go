@@ -1,6 +1,8 @@
 package querier
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +19,8 @@ import (
 	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
-// mergedSeries is one series with the chunks every ingester returned for it.
+// mergedSeries is one series with the distinct chunks every ingester
+// returned for it, in time order.
 type mergedSeries struct {
 	lset   labels.Labels
 	chunks []chunkenc.Chunk
@@ -30,7 +33,11 @@ type mergedSeries struct {
 func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 
 // Iterator merges the chunks by timestamp and keeps one sample per
-// timestamp: replicas and in-memory/stored copies overlap.
+// timestamp: different chunks of replicas (cut at other times, one missing
+// samples) and in-memory/stored copies overlap. Upstream's merge reads
+// chunks that follow each other in turn at the cost of one timestamp
+// comparison per sample; identical copies, which newChunkSeriesSet drops,
+// are what would make it slow.
 func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	hide, _ := it.(*tsdb.DeletedIterator)
 	if hide != nil {
@@ -56,32 +63,56 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	return hide
 }
 
-// newChunkSeriesSet decodes and groups wire series by labels; the series
-// show no sample before mint.
+// newChunkSeriesSet groups wire series by labels and decodes their
+// chunks, each distinct chunk once; the series show no sample before mint.
 func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, mint int64) (*seriesSet, error) {
+	// Series are sorted by index, so that the wire slice stays the
+	// caller's and a series' parts keep their order of arrival.
 	var b labels.ScratchBuilder
-	all := make([]*mergedSeries, 0, len(wire))
-	for _, ws := range wire {
-		ms := &mergedSeries{lset: ingesterpb.ToLabels(&b, ws.Labels), mint: mint}
-		for _, wc := range ws.Chunks {
+	decoded := make([]labels.Labels, len(wire))
+	for k, ws := range wire {
+		decoded[k] = ingesterpb.ToLabels(&b, ws.Labels)
+	}
+	order := make([]int, len(wire))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return labels.Compare(decoded[x], decoded[y]) })
+	out := make([]*mergedSeries, 0, len(wire))
+	var group []*ingesterpb.Chunk
+	for n := 0; n < len(order); {
+		lset := decoded[order[n]]
+		group = group[:0]
+		for ; n < len(order) && labels.Equal(decoded[order[n]], lset); n++ {
+			group = append(group, wire[order[n]].Chunks...)
+		}
+		ms := &mergedSeries{lset: lset, mint: mint}
+		distinct := distinctChunks(group)
+		ms.chunks = make([]chunkenc.Chunk, 0, len(distinct))
+		for _, wc := range distinct {
 			c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
 			if err != nil {
-				return nil, fmt.Errorf("querier: decode chunk of %s: %w", ms.lset, err)
+				return nil, fmt.Errorf("querier: decode chunk of %s: %w", lset, err)
 			}
 			ms.chunks = append(ms.chunks, c)
 		}
-		all = append(all, ms)
-	}
-	slices.SortStableFunc(all, func(a, b *mergedSeries) int { return labels.Compare(a.lset, b.lset) })
-	out := all[:0]
-	for _, s := range all {
-		if n := len(out); n > 0 && labels.Equal(out[n-1].lset, s.lset) {
-			out[n-1].chunks = append(out[n-1].chunks, s.chunks...)
-			continue
-		}
-		out = append(out, s)
+		out = append(out, ms)
 	}
 	return &seriesSet{series: out, idx: -1}, nil
+}
+
+// distinctChunks sorts one series' chunks by time and keeps one of each set
+// of identical ones (same time range, encoding and bytes): the copies
+// replicas, or an ingester's memory and store, send of the same chunk. Only
+// the chunks left are merged sample by sample. It reorders cs in place.
+func distinctChunks(cs []*ingesterpb.Chunk) []*ingesterpb.Chunk {
+	slices.SortFunc(cs, func(a, b *ingesterpb.Chunk) int {
+		return cmp.Or(cmp.Compare(a.MinTimeMs, b.MinTimeMs), cmp.Compare(a.MaxTimeMs, b.MaxTimeMs),
+			cmp.Compare(a.Encoding, b.Encoding), bytes.Compare(a.Data, b.Data))
+	})
+	return slices.CompactFunc(cs, func(a, b *ingesterpb.Chunk) bool {
+		return a.MinTimeMs == b.MinTimeMs && a.MaxTimeMs == b.MaxTimeMs && a.Encoding == b.Encoding && bytes.Equal(a.Data, b.Data)
+	})
 }
 
 type seriesSet struct {

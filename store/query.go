@@ -12,6 +12,12 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// Keep decides from a series' labels alone whether a read wants it; a
+// series it rejects is skipped before any of its chunks is read (a query
+// shard, for one). ls is valid only during the call and must not be
+// kept. nil keeps every series.
+type Keep func(ls labels.Labels) bool
+
 // Select returns the series of tenant that match all matchers and have a
 // chunk overlapping [mint, maxt] (inclusive), each with only those chunks in
 // time order, sorted by labels. The result is the caller's: nothing in it
@@ -20,7 +26,7 @@ func (s *Store) Select(tenant string, mint, maxt int64, matchers ...*labels.Matc
 	defer s.observeSelect("select", time.Now())
 	var out []SeriesChunks
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, true, func(_ []labels.Label, raw []byte, chunks []Chunk) error {
+		return r.each(mint, maxt, matchers, nil, true, func(_ []labels.Label, raw []byte, chunks []Chunk) error {
 			ls, err := r.copyLabels(raw)
 			out = append(out, SeriesChunks{Labels: ls, Chunks: chunks})
 			return err
@@ -33,12 +39,13 @@ func (s *Store) Select(tenant string, mint, maxt int64, matchers ...*labels.Matc
 	return out, nil
 }
 
-// Series returns the labels of the series Select would return, sorted.
-func (s *Store) Series(tenant string, mint, maxt int64, matchers ...*labels.Matcher) ([]labels.Labels, error) {
+// Series returns the labels of the series Select would return that keep
+// keeps (nil keeps all), sorted.
+func (s *Store) Series(tenant string, mint, maxt int64, keep Keep, matchers ...*labels.Matcher) ([]labels.Labels, error) {
 	defer s.observeSelect("series", time.Now())
 	var out []labels.Labels
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, false, func(_ []labels.Label, raw []byte, _ []Chunk) error {
+		return r.each(mint, maxt, matchers, keep, false, func(_ []labels.Label, raw []byte, _ []Chunk) error {
 			ls, err := r.copyLabels(raw)
 			out = append(out, ls)
 			return err
@@ -57,7 +64,7 @@ func (s *Store) LabelNames(tenant string, mint, maxt int64, matchers ...*labels.
 	defer s.observeSelect("label_names", time.Now())
 	set := map[string]struct{}{}
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, false, func(ls []labels.Label, _ []byte, _ []Chunk) error {
+		return r.each(mint, maxt, matchers, nil, false, func(ls []labels.Label, _ []byte, _ []Chunk) error {
 			for _, l := range ls {
 				addClone(set, l.Name)
 			}
@@ -83,7 +90,7 @@ func (s *Store) LabelValues(tenant, name string, mint, maxt int64, matchers ...*
 	all := append(slices.Clip(matchers), hasName)
 	set := map[string]struct{}{}
 	err = s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, all, false, func(ls []labels.Label, _ []byte, _ []Chunk) error {
+		return r.each(mint, maxt, all, nil, false, func(ls []labels.Label, _ []byte, _ []Chunk) error {
 			addClone(set, getLabel(ls, name))
 			return nil
 		})
@@ -130,7 +137,8 @@ func (s *Store) view(tenant string, fn func(r *reader) error) error {
 // of batchSeries arbitrarily large.
 const selectBatchBytes = 16 << 20
 
-// SelectBatches calls fn with the series Select would return, at most
+// SelectBatches calls fn with the series Select would return that keep
+// keeps (nil keeps all; a rejected series' chunks are not read), at most
 // batchSeries (or about selectBatchBytes of chunks, but at least one
 // series) at a time, so that a caller streaming a whole tenant (a
 // handover, a query over many series) holds one batch in memory, not the
@@ -140,7 +148,7 @@ const selectBatchBytes = 16 << 20
 // writers, for its whole length). A series written during the stream may be
 // missed, and one deleted by retention is skipped; fn owns each batch.
 // fn's error ends the stream and is returned unwrapped.
-func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, fn func([]SeriesChunks) error, matchers ...*labels.Matcher) error {
+func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, keep Keep, fn func([]SeriesChunks) error, matchers ...*labels.Matcher) error {
 	if batchSeries < 1 {
 		return fmt.Errorf("store: select batches: batch size %d is not positive", batchSeries)
 	}
@@ -167,7 +175,7 @@ func (s *Store) SelectBatches(tenant string, mint, maxt int64, batchSeries int, 
 		done = true
 		err := s.view(tenant, func(r *reader) error {
 			add := func(id uint64, raw []byte) error {
-				ls, chunks, ok, err := r.selectOne(id, raw, mint, maxt, matchers)
+				ls, chunks, ok, err := r.selectOne(id, raw, mint, maxt, matchers, keep)
 				if ok {
 					batch = append(batch, SeriesChunks{Labels: ls, Chunks: chunks})
 					for _, c := range chunks {

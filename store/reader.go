@@ -22,6 +22,10 @@ type reader struct {
 	// rather than per candidate.
 	matchLabels, copyPairs []labels.Label
 	builder                labels.ScratchBuilder
+	// keepBuilder and keepLabels hold the labels a Keep sees, rebuilt in
+	// place for each candidate.
+	keepBuilder labels.ScratchBuilder
+	keepLabels  labels.Labels
 }
 
 // openReader returns nil, nil for a tenant without data.
@@ -31,11 +35,12 @@ func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
 		return nil, nil
 	}
 	r := &reader{
-		series:   tb.Bucket(bucketSeries),
-		postings: tb.Bucket(bucketPostings),
-		chunks:   tb.Bucket(bucketChunks),
-		maxSpan:  readMaxSpan(tb),
-		builder:  labels.NewScratchBuilder(0),
+		series:      tb.Bucket(bucketSeries),
+		postings:    tb.Bucket(bucketPostings),
+		chunks:      tb.Bucket(bucketChunks),
+		maxSpan:     readMaxSpan(tb),
+		builder:     labels.NewScratchBuilder(0),
+		keepBuilder: labels.NewScratchBuilder(0),
 	}
 	if r.series == nil || r.postings == nil || r.chunks == nil {
 		return nil, fmt.Errorf("tenant bucket without its sub-buckets: %w", errCorrupt)
@@ -49,9 +54,9 @@ func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
 // for, are the caller's.
 type selectFn func(ls []labels.Label, raw []byte, chunks []Chunk) error
 
-// each calls fn for every series that matches all matchers and has a chunk
-// overlapping [mint, maxt].
-func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, withChunks bool, fn selectFn) error {
+// each calls fn for every series that matches all matchers, is kept by
+// keep (nil keeps all) and has a chunk overlapping [mint, maxt].
+func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, withChunks bool, fn selectFn) error {
 	if mint > maxt {
 		return nil
 	}
@@ -65,7 +70,7 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, withChunks b
 		if err != nil {
 			return fmt.Errorf("series %d: %w", id, err)
 		}
-		if !matchesAll(r.matchLabels, matchers) {
+		if !matchesAll(r.matchLabels, matchers) || !r.keeps(keep) {
 			return nil
 		}
 		chunks, found, err := r.overlapping(id, mint, maxt, withChunks)
@@ -92,6 +97,20 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, withChunks b
 		}
 	}
 	return nil
+}
+
+// keeps asks keep about the series in r.matchLabels, before any of its
+// chunks is read.
+func (r *reader) keeps(keep Keep) bool {
+	if keep == nil {
+		return true
+	}
+	r.keepBuilder.Reset()
+	for _, l := range r.matchLabels {
+		r.keepBuilder.Add(l.Name, l.Value)
+	}
+	r.keepBuilder.Overwrite(&r.keepLabels)
+	return keep(r.keepLabels)
 }
 
 func matchesAll(ls []labels.Label, matchers []*labels.Matcher) bool {
@@ -273,14 +292,15 @@ func (r *reader) copyLabels(raw []byte) (labels.Labels, error) {
 }
 
 // selectOne returns series id's labels (a copy) and its chunks overlapping
-// [mint, maxt] if it matches all matchers and has such a chunk.
-func (r *reader) selectOne(id uint64, raw []byte, mint, maxt int64, matchers []*labels.Matcher) (labels.Labels, []Chunk, bool, error) {
+// [mint, maxt] if it matches all matchers, keep keeps it and it has such a
+// chunk.
+func (r *reader) selectOne(id uint64, raw []byte, mint, maxt int64, matchers []*labels.Matcher, keep Keep) (labels.Labels, []Chunk, bool, error) {
 	var err error
 	r.matchLabels, err = decodeLabels(r.matchLabels[:0], yoloString(raw))
 	if err != nil {
 		return labels.EmptyLabels(), nil, false, fmt.Errorf("series %d: %w", id, err)
 	}
-	if mint > maxt || !matchesAll(r.matchLabels, matchers) {
+	if mint > maxt || !matchesAll(r.matchLabels, matchers) || !r.keeps(keep) {
 		return labels.EmptyLabels(), nil, false, nil
 	}
 	chunks, found, err := r.overlapping(id, mint, maxt, true)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -172,7 +173,7 @@ func TestSelectMatchers(t *testing.T) {
 		{"contradiction", []*labels.Matcher{m(labels.MatchEqual, "job", "api"), m(labels.MatchEqual, "job", "db")}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			series, err := s.Series("t1", 0, 10, tc.matchers...)
+			series, err := s.Series("t1", 0, 10, nil, tc.matchers...)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, nilIfEmpty(labelStrings(series)))
 
@@ -188,7 +189,7 @@ func TestSelectMatchers(t *testing.T) {
 			// each within the size asked for.
 			for _, size := range []int{1, 3, 100} {
 				var got []SeriesChunks
-				require.NoError(t, s.SelectBatches("t1", 0, 10, size, func(b []SeriesChunks) error {
+				require.NoError(t, s.SelectBatches("t1", 0, 10, size, nil, func(b []SeriesChunks) error {
 					require.LessOrEqual(t, len(b), size)
 					require.True(t, slices.IsSortedFunc(b, func(x, y SeriesChunks) int { return labels.Compare(x.Labels, y.Labels) }))
 					got = append(got, b...)
@@ -212,14 +213,14 @@ func TestSelectBatchesEdges(t *testing.T) {
 	s := matcherFixture(t)
 	calls := 0
 	count := func([]SeriesChunks) error { calls++; return nil }
-	require.NoError(t, s.SelectBatches("unknown", 0, 10, 2, count))
-	require.NoError(t, s.SelectBatches("t1", 11, 20, 2, count), "no chunk in range")
-	require.NoError(t, s.SelectBatches("t1", 10, 0, 2, count), "empty range")
+	require.NoError(t, s.SelectBatches("unknown", 0, 10, 2, nil, count))
+	require.NoError(t, s.SelectBatches("t1", 11, 20, 2, nil, count), "no chunk in range")
+	require.NoError(t, s.SelectBatches("t1", 10, 0, 2, nil, count), "empty range")
 	require.Zero(t, calls)
-	require.Error(t, s.SelectBatches("t1", 0, 10, 0, count))
+	require.Error(t, s.SelectBatches("t1", 0, 10, 0, nil, count))
 
 	stop := errors.New("stop")
-	require.ErrorIs(t, s.SelectBatches("t1", 0, 10, 2, func([]SeriesChunks) error { calls++; return stop }), stop)
+	require.ErrorIs(t, s.SelectBatches("t1", 0, 10, 2, nil, func([]SeriesChunks) error { calls++; return stop }), stop)
 	require.Equal(t, 1, calls, "fn's error ends the stream")
 }
 
@@ -312,7 +313,7 @@ func TestTimeRangeEdges(t *testing.T) {
 			}
 			require.Equal(t, tc.want, data, "chunks in MinTime order")
 
-			series, err := s.Series("t1", tc.mint, tc.maxt, labels.MustNewMatcher(labels.MatchEqual, "s", tc.series.Get("s")))
+			series, err := s.Series("t1", tc.mint, tc.maxt, nil, labels.MustNewMatcher(labels.MatchEqual, "s", tc.series.Get("s")))
 			require.NoError(t, err)
 			require.Equal(t, len(tc.want) > 0, len(series) == 1)
 		})
@@ -461,7 +462,7 @@ func TestPutValidation(t *testing.T) {
 		seriesOf(labels.FromStrings("a", "nochunks")),
 		seriesOf(labels.FromStrings("a", "b", "empty", ""), ok),
 	}))
-	series, err := s.Series("t1", math.MinInt64, math.MaxInt64)
+	series, err := s.Series("t1", math.MinInt64, math.MaxInt64, nil)
 	require.NoError(t, err)
 	require.Equal(t, []string{`{a="b"}`}, labelStrings(series))
 	require.NoError(t, s.Put("t1", nil))
@@ -497,7 +498,7 @@ func TestTenantsAreIsolated(t *testing.T) {
 		sel, err := s.Select(tenant, math.MinInt64, math.MaxInt64)
 		require.NoError(t, err)
 		require.Empty(t, sel)
-		series, err := s.Series(tenant, math.MinInt64, math.MaxInt64)
+		series, err := s.Series(tenant, math.MinInt64, math.MaxInt64, nil)
 		require.NoError(t, err)
 		require.Empty(t, series)
 		names, err := s.LabelNames(tenant, math.MinInt64, math.MaxInt64)
@@ -529,7 +530,7 @@ func TestReopenServesSameData(t *testing.T) {
 	// collide with an old one.
 	b := labels.FromStrings("__name__", "up", "job", "b")
 	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(b, rawChunk(0, 10, "b"))}))
-	series, err := s.Series("t1", math.MinInt64, math.MaxInt64)
+	series, err := s.Series("t1", math.MinInt64, math.MaxInt64, nil)
 	require.NoError(t, err)
 	require.Equal(t, []labels.Labels{a, b}, series)
 }
@@ -598,7 +599,7 @@ func TestRetention(t *testing.T) {
 
 	// The series comes back under a new ID when written again.
 	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(old, rawChunk(cutoff, cutoff+1, "new"))}))
-	series, err := s.Series("t1", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "kind", "old"))
+	series, err := s.Series("t1", math.MinInt64, math.MaxInt64, nil, labels.MustNewMatcher(labels.MatchEqual, "kind", "old"))
 	require.NoError(t, err)
 	require.Equal(t, []labels.Labels{old}, series)
 
@@ -696,7 +697,7 @@ func TestConcurrentSelectDuringPut(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	got, err := s.Series("t1", math.MinInt64, math.MaxInt64)
+	got, err := s.Series("t1", math.MinInt64, math.MaxInt64, nil)
 	require.NoError(t, err)
 	require.Len(t, got, batches*perBatch)
 }
@@ -739,7 +740,7 @@ func TestPostingsEqualIsExact(t *testing.T) {
 
 func TestRegexpSetWithRepeatedValue(t *testing.T) {
 	s := matcherFixture(t)
-	got, err := s.Series("t1", 0, 10, labels.MustNewMatcher(labels.MatchRegexp, "instance", "b|b|c"))
+	got, err := s.Series("t1", 0, 10, nil, labels.MustNewMatcher(labels.MatchRegexp, "instance", "b|b|c"))
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 }
@@ -755,9 +756,66 @@ func TestSelectBatchesBoundsBytes(t *testing.T) {
 	}
 	require.NoError(t, s.Put("t1", batch))
 	var sizes []int
-	require.NoError(t, s.SelectBatches("t1", 0, 10, 100, func(b []SeriesChunks) error {
+	require.NoError(t, s.SelectBatches("t1", 0, 10, 100, nil, func(b []SeriesChunks) error {
 		sizes = append(sizes, len(b))
 		return nil
 	}))
 	require.Equal(t, []int{2, 2, 1}, sizes)
+}
+
+// Keep sees each matching series' whole labels and decides before its
+// chunks are read: the chunks of the series it rejects are corrupted here,
+// and reading them would fail the read.
+func TestKeepSkipsSeriesBeforeTheirChunks(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	var batch []SeriesChunks
+	for k := range 6 {
+		job := []string{"api", "db"}[k%2]
+		batch = append(batch, seriesOf(labels.FromStrings("__name__", "up", "job", job, "k", fmt.Sprint(k)), xorChunk(t, 0, 3, 5)))
+	}
+	require.NoError(t, s.Put("t1", batch))
+	require.NoError(t, s.db.Update(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte("t1"))
+		return tb.Bucket(bucketSeries).ForEach(func(k, v []byte) error {
+			ls, err := decodeLabels(nil, string(v))
+			if err != nil || getLabel(ls, "job") != "db" {
+				return err
+			}
+			c := tb.Bucket(bucketChunks).Cursor()
+			for ck, _ := c.Seek(k); ck != nil && bytes.HasPrefix(ck, k); ck, _ = c.Next() {
+				if err := tb.Bucket(bucketChunks).Put(slices.Clone(ck), []byte{1}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}))
+	var seen []string
+	keep := func(ls labels.Labels) bool {
+		seen = append(seen, ls.String())
+		return ls.Get("job") == "api"
+	}
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+	var got []string
+	require.NoError(t, s.SelectBatches("t1", 0, 100, 2, keep, func(b []SeriesChunks) error {
+		for _, sc := range b {
+			got = append(got, sc.Labels.String())
+			require.Len(t, sc.Chunks, 1)
+		}
+		return nil
+	}, up))
+	want := []string{`{__name__="up", job="api", k="0"}`, `{__name__="up", job="api", k="2"}`, `{__name__="up", job="api", k="4"}`}
+	require.Equal(t, want, got)
+	slices.Sort(seen)
+	require.Len(t, seen, 6, "keep saw every matching series")
+	require.Contains(t, seen, `{__name__="up", job="db", k="5"}`)
+
+	series, err := s.Series("t1", 0, 100, keep, up)
+	require.NoError(t, err)
+	require.Equal(t, want, labelStrings(series))
+
+	require.ErrorIs(t, s.SelectBatches("t1", 0, 100, 2, nil, func([]SeriesChunks) error { return nil }, up), errCorrupt,
+		"without keep the corrupted chunks are read")
+	_, err = s.Series("t1", 0, 100, nil, up)
+	require.ErrorIs(t, err, errCorrupt)
 }
