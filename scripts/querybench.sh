@@ -415,7 +415,7 @@ print_tables() {
 	echo
 	echo "Dashboard range queries ($(grep -cv '^\s*\(#\|$\)' "$QB_QUERIES") in $QB_QUERIES), $QB_HISTORY at a $QB_STEP step," \
 		"$QB_SERIES series every $QB_INTERVAL, median of $QB_RUNS after $QB_WARMUP warm-up;" \
-		"$(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), load average before the run: $LOAD_BEFORE."
+		"$(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), load average before the run $LOAD_BEFORE, after it $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)."
 	for pass in $(passes); do
 		echo
 		echo "### Cache $pass"
