@@ -10,9 +10,28 @@ cd "$(dirname "$0")/.."
 GOBIN_DIR="$(go env GOPATH)/bin"
 missing=()
 
-# Debian's Prometheus 2.x (and its promtool): a real remote_write and
-# federation client.
-if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+# Debian packages, each named with the executables that prove it installed:
+# Prometheus 2.x and promtool (a real remote_write and federation client),
+# memcached (the query frontend's results cache), VictoriaMetrics (a
+# reference in scripts/querybench.sh), and ip (iproute2) and iptables (the
+# partition tests put an ingester in its own network namespace and filter
+# its gossip there, never on the host).
+debian=(
+  "prometheus /usr/bin/prometheus /usr/bin/promtool"
+  "memcached /usr/bin/memcached"
+  "victoria-metrics /usr/bin/victoria-metrics"
+  "iproute2 ip"
+  "iptables iptables"
+)
+have() { [ -x "$1" ] || command -v "$1" >/dev/null; }
+absent=()
+for entry in "${debian[@]}"; do
+  read -r pkg bins <<<"$entry"
+  for bin in $bins; do
+    have "$bin" || { absent+=("$pkg"); break; }
+  done
+done
+if [ ${#absent[@]} -gt 0 ]; then
   sudo=()
   if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
     sudo=(sudo -n)
@@ -21,25 +40,16 @@ if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
     # An install failure is reported below, with how to fix it, instead of
     # ending the script before Prometheus 3 is built.
     if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-           "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; } >&2; then
-      echo "test-deps: apt-get install prometheus failed" >&2
+           "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${absent[@]}"; } >&2; then
+      echo "test-deps: apt-get install ${absent[*]} failed" >&2
     fi
   fi
-  for bin in /usr/bin/prometheus /usr/bin/promtool; do
-    [ -x "$bin" ] || missing+=("$bin (Debian's prometheus package): run: sudo apt-get install prometheus")
+  for entry in "${debian[@]}"; do
+    read -r pkg bins <<<"$entry"
+    for bin in $bins; do
+      have "$bin" || missing+=("$bin (Debian's $pkg package): run: sudo apt-get install $pkg")
+    done
   done
-fi
-
-# ip (iproute2) and iptables: the partition tests put an ingester in its own
-# network namespace and filter its gossip there, never on the host.
-if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq iproute2 iptables >&2
-  else
-    echo "test-deps: ip or iptables missing; run: sudo apt-get install iproute2 iptables" >&2
-  fi
 fi
 
 # The reference for query results: Prometheus 3 built from the same module
@@ -61,6 +71,8 @@ fi
 
 [ -x "$prom3" ] && echo "export ORRERY_PROMETHEUS3=$prom3"
 [ -x /usr/bin/prometheus ] && echo "export ORRERY_PROMETHEUS2=/usr/bin/prometheus"
+[ -x /usr/bin/memcached ] && echo "export ORRERY_MEMCACHED=/usr/bin/memcached"
+[ -x /usr/bin/victoria-metrics ] && echo "export ORRERY_VICTORIA_METRICS=/usr/bin/victoria-metrics"
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'test-deps: missing %s\n' "${missing[@]}" >&2
   exit 1

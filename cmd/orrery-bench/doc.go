@@ -11,4 +11,12 @@
 // It must never send to any address but the -url it is given (no proxies, no
 // redirects), never run longer than -duration plus one request timeout, and
 // never retry: a rejected request is counted, not resent.
+//
+// Two subcommands time the read side. "orrery-bench query" sends each range
+// query of a file to one Prometheus-compatible API, checks every answer is a
+// successful matrix (and stops at the first that is not), and reports the
+// median latency of -runs runs after -warmup untimed ones, per query and as
+// a geometric mean. "orrery-bench query-report" turns several such reports
+// into markdown tables with ratios against the first. They send queries one
+// at a time to the -url they are given and nowhere else.
 package main
