@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"github.com/orrery/orrery/proto/frontendpb"
 )
+
+// localQuerier names the process's own querier among the workers.
+const localQuerier = "local"
 
 // LocalWorkers serve the scheduler's requests with a handler in the same
 // process, as many at once as there are workers: the querier of a
@@ -33,12 +37,11 @@ func NewLocalWorkers(s *Scheduler, n int, h http.Handler, logger *slog.Logger) *
 func (w *LocalWorkers) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
-	for i := range w.n {
+	for range w.n {
 		w.stopped.Add(1)
-		name := fmt.Sprintf("local-%d", i)
 		go func() {
 			defer w.stopped.Done()
-			_ = w.s.work(ctx, name, func(req *request) (*frontendpb.HTTPResponse, error) {
+			_ = w.s.work(ctx, localQuerier, runtime.GOMAXPROCS(0), func(req *request) (*frontendpb.HTTPResponse, error) {
 				return serveHTTP(req.ctx, w.h, req.http, w.logger), nil
 			})
 		}()

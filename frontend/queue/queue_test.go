@@ -388,3 +388,62 @@ func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 		require.Zero(t, queueLen(s, org))
 	}
 }
+
+// A tenant runs at most MaxRunningPerTenant requests at once even with
+// workers free, so another tenant's request starts at once.
+func TestMaxRunningPerTenant(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := NewScheduler(Config{MaxOutstandingPerTenant: 100, MaxRunningPerTenant: 2}, reg, logger)
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	var mu sync.Mutex
+	running, most := map[string]int{}, 0
+	release := make(chan struct{})
+	startLocal(t, s, 4, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		org := r.Header.Get(tenant.HeaderName)
+		mu.Lock()
+		running[org]++
+		if org == "a" {
+			most = max(most, running[org])
+		}
+		mu.Unlock()
+		if org == "a" {
+			<-release
+		}
+		mu.Lock()
+		running[org]--
+		mu.Unlock()
+	}))
+	var errs []<-chan error
+	for range 6 {
+		errs = append(errs, roundTrip(s, newRequest(t, context.Background(), "a", "x")))
+	}
+	waitQueued(t, s, "a", 4)
+	require.NoError(t, <-roundTrip(s, newRequest(t, context.Background(), "b", "y")), "b runs while a waits")
+	require.Equal(t, 4.0, queueLen(s, "a"), "a's requests wait with workers free")
+	close(release)
+	for _, e := range errs {
+		require.NoError(t, <-e)
+	}
+	require.Equal(t, 2, most)
+}
+
+// Without a configured bound a tenant runs up to half the cores the
+// connected queriers report, at least one.
+func TestRunningBoundFollowsQuerierCores(t *testing.T) {
+	s, _ := newScheduler(t, 100)
+	for _, c := range []struct {
+		querier     string
+		cores, want int
+	}{{"q1", 1, 1}, {"q1", 1, 1}, {"q2", 6, 3}, {"q3", 8, 7}} {
+		s.connect(c.querier, c.cores)
+		s.mu.Lock()
+		limit := s.runningLimitLocked()
+		s.mu.Unlock()
+		require.Equal(t, c.want, limit, "%+v", c)
+	}
+	s.disconnect("q3")
+	s.disconnect("q1")
+	require.Equal(t, 7, s.cores, "q1 has a worker left")
+	s.disconnect("q1")
+	require.Equal(t, 6, s.cores)
+}

@@ -25,17 +25,28 @@ type Config struct {
 	// MaxOutstandingPerTenant bounds the requests a tenant may have queued
 	// (waiting for a worker, not running); one more is refused with 429.
 	MaxOutstandingPerTenant int `yaml:"max_outstanding_requests_per_tenant"`
+	// MaxRunningPerTenant bounds the requests of one tenant that workers
+	// run at once; the rest wait their turn even when workers are free, so
+	// that those workers, and the CPU under them, stay free for other
+	// tenants: a request is never preempted, so the room a newcomer finds
+	// is the room left before it came. Zero: half the cores of the
+	// connected queriers, at least one.
+	MaxRunningPerTenant int `yaml:"max_running_requests_per_tenant"`
 }
 
 // RegisterFlags registers the queue's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Maximum number of requests a tenant may have waiting in the query frontend's queue; more are refused with 429.")
+	fs.IntVar(&c.MaxRunningPerTenant, "frontend.max-running-requests-per-tenant", 0, "Maximum number of a tenant's requests the query frontend's workers run at once; the rest wait even while workers are free, which keeps queriers' CPU for other tenants. 0: half the CPU cores of the connected queriers, at least 1.")
 }
 
 // Validate reports a bound that would refuse everything.
 func (c *Config) Validate() error {
 	if c.MaxOutstandingPerTenant < 1 {
 		return errors.New("-frontend.max-outstanding-requests-per-tenant must be positive")
+	}
+	if c.MaxRunningPerTenant < 0 {
+		return errors.New("-frontend.max-running-requests-per-tenant must not be negative")
 	}
 	return nil
 }
@@ -87,15 +98,20 @@ type request struct {
 	attempts int
 }
 
+type querierCores struct {
+	workers, cores int
+}
+
 type result struct {
 	resp *frontendpb.HTTPResponse
 	err  error
 }
 
 type tenantQueue struct {
-	name   string
-	reqs   list.List
-	active bool // in Scheduler.active
+	name    string
+	reqs    list.List
+	active  bool // in Scheduler.active
+	running int  // requests taken by workers and not released
 }
 
 // Scheduler is the frontend's fair queue; see the package doc. It is safe
@@ -115,6 +131,10 @@ type Scheduler struct {
 	next    int
 	wake    chan struct{} // closed and replaced when a request is queued
 	stopped bool
+	// queriers are the connected queriers' cores by querier ID, with how
+	// many of its workers are connected; cores is their sum.
+	queriers map[string]*querierCores
+	cores    int
 
 	queueLength *prometheus.GaugeVec
 	queueWait   *prometheus.HistogramVec
@@ -127,7 +147,7 @@ type Scheduler struct {
 func NewScheduler(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Scheduler {
 	f := promauto.With(reg)
 	return &Scheduler{
-		cfg: cfg, logger: logger, queues: map[string]*tenantQueue{}, wake: make(chan struct{}),
+		cfg: cfg, logger: logger, queues: map[string]*tenantQueue{}, wake: make(chan struct{}), queriers: map[string]*querierCores{},
 		queueLength: f.NewGaugeVec(prometheus.GaugeOpts{Name: "orrery_frontend_queue_length",
 			Help: "Requests waiting in the query frontend's queue for a worker, per tenant (a|b for a cross-tenant read)."}, []string{"tenant"}),
 		// Per tenant, as the queue length: tenants are few and named by
@@ -214,8 +234,7 @@ func (s *Scheduler) pushLocked(q *tenantQueue, req *request, front bool) {
 		s.active = append(s.active, q)
 	}
 	s.queueLength.WithLabelValues(q.name).Set(float64(q.reqs.Len()))
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.wakeLocked()
 }
 
 // abandon drops req, whose caller went away: a queued request leaves the
@@ -263,20 +282,37 @@ func (s *Scheduler) deactivateLocked(q *tenantQueue) {
 // popLocked takes the oldest request of the next tenant in the round, or
 // nil when nothing is queued.
 func (s *Scheduler) popLocked() *request {
-	if len(s.active) == 0 {
+	limit := s.runningLimitLocked()
+	var q *tenantQueue
+	for i := range s.active {
+		k := (s.next + i) % len(s.active)
+		if c := s.active[k]; c.running < limit {
+			q, s.next = c, k
+			break
+		}
+	}
+	if q == nil {
 		return nil
 	}
-	q := s.active[s.next]
 	req := q.reqs.Front().Value.(*request)
 	s.next++
 	s.removeLocked(req)
 	if s.next >= len(s.active) {
 		s.next = 0
 	}
+	q.running++
 	req.state = running
 	req.attempts++
 	s.queueWait.WithLabelValues(q.name).Observe(time.Since(req.since).Seconds())
 	return req
+}
+
+// runningLimitLocked is how many requests one tenant may run at once.
+func (s *Scheduler) runningLimitLocked() int {
+	if s.cfg.MaxRunningPerTenant > 0 {
+		return s.cfg.MaxRunningPerTenant
+	}
+	return max(1, s.cores/2)
 }
 
 // take blocks until a request is queued and returns it, running; it fails
@@ -300,6 +336,20 @@ func (s *Scheduler) take(ctx context.Context) (*request, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// release ends a worker's hold on req, whatever became of it: its tenant
+// may run another.
+func (s *Scheduler) release(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queues[req.tenant].running--
+	s.wakeLocked()
+}
+
+func (s *Scheduler) wakeLocked() {
+	close(s.wake)
+	s.wake = make(chan struct{})
 }
 
 // finish hands a worker's answer to the caller, unless it went away.
@@ -349,9 +399,9 @@ func (s *Scheduler) lost(req *request, worker string, cause error) {
 // answer, errCanceled when the request's caller went away (the worker
 // must then be cut off, which is what cancels the request there), or
 // another error when the worker is lost.
-func (s *Scheduler) work(ctx context.Context, worker string, run func(*request) (*frontendpb.HTTPResponse, error)) error {
-	s.workers.Inc()
-	defer s.workers.Dec()
+func (s *Scheduler) work(ctx context.Context, worker string, cores int, run func(*request) (*frontendpb.HTTPResponse, error)) error {
+	s.connect(worker, cores)
+	defer s.disconnect(worker)
 	for {
 		req, err := s.take(ctx)
 		if err != nil {
@@ -359,9 +409,11 @@ func (s *Scheduler) work(ctx context.Context, worker string, run func(*request) 
 		}
 		if req.ctx.Err() != nil {
 			// Its caller went away between queueing and now.
+			s.release(req)
 			continue
 		}
 		resp, err := run(req)
+		s.release(req)
 		switch {
 		case err == nil:
 			s.finish(req, resp)
@@ -371,6 +423,32 @@ func (s *Scheduler) work(ctx context.Context, worker string, run func(*request) 
 			s.lost(req, worker, err)
 			return fmt.Errorf("worker %s: %w", worker, err)
 		}
+	}
+}
+
+// connect counts a worker of querier, whose CPU has cores.
+func (s *Scheduler) connect(querier string, cores int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.workers.Inc()
+	q := s.queriers[querier]
+	if q == nil {
+		q = &querierCores{}
+		s.queriers[querier] = q
+	}
+	q.workers++
+	s.cores += max(1, cores) - q.cores
+	q.cores = max(1, cores)
+}
+
+func (s *Scheduler) disconnect(querier string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.workers.Dec()
+	q := s.queriers[querier]
+	if q.workers--; q.workers == 0 {
+		s.cores -= q.cores
+		delete(s.queriers, querier)
 	}
 }
 
@@ -395,7 +473,6 @@ func (s *Scheduler) Stop(context.Context) error {
 		s.queueLength.WithLabelValues(q.name).Set(0)
 	}
 	s.active, s.next = nil, 0
-	close(s.wake)
-	s.wake = make(chan struct{})
+	s.wakeLocked()
 	return nil
 }

@@ -58,7 +58,7 @@ func (s *Scheduler) Process(stream frontendpb.Frontend_ProcessServer) error {
 		return fmt.Errorf("stream ended: %w", ctx.Err())
 	}
 
-	err = s.work(ctx, worker, func(req *request) (*frontendpb.HTTPResponse, error) {
+	err = s.work(ctx, worker, int(hello.GetQuerierCores()), func(req *request) (*frontendpb.HTTPResponse, error) {
 		if err := stream.Send(&frontendpb.FrontendToQuerier{Id: req.id, Request: req.http}); err != nil {
 			return nil, fmt.Errorf("send request: %w", err)
 		}

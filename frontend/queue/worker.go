@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -279,7 +280,7 @@ func (w *Workers) stream(c frontendpb.FrontendClient, wk *worker) (served bool, 
 	if err != nil {
 		return false, err
 	}
-	if err := st.Send(&frontendpb.QuerierToFrontend{QuerierId: w.self}); err != nil {
+	if err := st.Send(&frontendpb.QuerierToFrontend{QuerierId: w.self, QuerierCores: int32(runtime.GOMAXPROCS(0))}); err != nil {
 		return false, err
 	}
 	w.connected.Inc()

@@ -265,8 +265,12 @@ func (x *FrontendToQuerier) GetRequest() *HTTPRequest {
 
 type QuerierToFrontend struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The first message of a stream is a hello: querier_id set, no response.
+	// The first message of a stream is a hello: querier_id and
+	// querier_cores set, no response.
 	QuerierId string `protobuf:"bytes,1,opt,name=querier_id,json=querierId,proto3" json:"querier_id,omitempty"`
+	// The querier's GOMAXPROCS: the CPU its workers share. The frontend
+	// bounds each tenant's running requests by the queriers' cores.
+	QuerierCores int32 `protobuf:"varint,4,opt,name=querier_cores,json=querierCores,proto3" json:"querier_cores,omitempty"`
 	// id is the FrontendToQuerier.id this answers.
 	Id            uint64        `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
 	Response      *HTTPResponse `protobuf:"bytes,3,opt,name=response,proto3" json:"response,omitempty"`
@@ -311,6 +315,13 @@ func (x *QuerierToFrontend) GetQuerierId() string {
 	return ""
 }
 
+func (x *QuerierToFrontend) GetQuerierCores() int32 {
+	if x != nil {
+		return x.QuerierCores
+	}
+	return 0
+}
+
 func (x *QuerierToFrontend) GetId() uint64 {
 	if x != nil {
 		return x.Id
@@ -344,10 +355,11 @@ const file_frontendpb_frontend_proto_rawDesc = "" +
 	"\x04body\x18\x03 \x01(\fR\x04body\"^\n" +
 	"\x11FrontendToQuerier\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x129\n" +
-	"\arequest\x18\x02 \x01(\v2\x1f.orrery.frontend.v1.HTTPRequestR\arequest\"\x80\x01\n" +
+	"\arequest\x18\x02 \x01(\v2\x1f.orrery.frontend.v1.HTTPRequestR\arequest\"\xa5\x01\n" +
 	"\x11QuerierToFrontend\x12\x1d\n" +
 	"\n" +
-	"querier_id\x18\x01 \x01(\tR\tquerierId\x12\x0e\n" +
+	"querier_id\x18\x01 \x01(\tR\tquerierId\x12#\n" +
+	"\rquerier_cores\x18\x04 \x01(\x05R\fquerierCores\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\x04R\x02id\x12<\n" +
 	"\bresponse\x18\x03 \x01(\v2 .orrery.frontend.v1.HTTPResponseR\bresponse2g\n" +
 	"\bFrontend\x12[\n" +
