@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +130,7 @@ type Scheduler struct {
 	// next is the index of the one served next.
 	active  []*tenantQueue
 	next    int
-	wake    chan struct{} // closed and replaced when a request is queued
+	idle    []chan struct{} // waiting workers, longest idle first; each woken once
 	stopped bool
 	// queriers are the connected queriers' cores by querier ID, with how
 	// many of its workers are connected; cores is their sum.
@@ -147,7 +148,7 @@ type Scheduler struct {
 func NewScheduler(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *Scheduler {
 	f := promauto.With(reg)
 	return &Scheduler{
-		cfg: cfg, logger: logger, queues: map[string]*tenantQueue{}, wake: make(chan struct{}), queriers: map[string]*querierCores{},
+		cfg: cfg, logger: logger, queues: map[string]*tenantQueue{}, queriers: map[string]*querierCores{},
 		queueLength: f.NewGaugeVec(prometheus.GaugeOpts{Name: "orrery_frontend_queue_length",
 			Help: "Requests waiting in the query frontend's queue for a worker, per tenant (a|b for a cross-tenant read)."}, []string{"tenant"}),
 		// Per tenant, as the queue length: tenants are few and named by
@@ -325,14 +326,24 @@ func (s *Scheduler) take(ctx context.Context) (*request, error) {
 			return nil, errStopped
 		}
 		req := s.popLocked()
-		wake := s.wake
-		s.mu.Unlock()
 		if req != nil {
+			s.mu.Unlock()
 			return req, nil
 		}
+		wake := make(chan struct{}, 1)
+		s.idle = append(s.idle, wake)
+		s.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
+			s.mu.Lock()
+			if i := slices.Index(s.idle, wake); i >= 0 {
+				s.idle = slices.Delete(s.idle, i, i+1)
+			} else {
+				// Woken as it left: the work it was woken for is another's.
+				s.wakeLocked()
+			}
+			s.mu.Unlock()
 			return nil, ctx.Err()
 		}
 	}
@@ -347,9 +358,14 @@ func (s *Scheduler) release(req *request) {
 	s.wakeLocked()
 }
 
+// wakeLocked wakes the longest idle worker, if any, after a change that
+// may let one more request run. One, not all: a worker woken for nothing
+// costs CPU that the running queries need.
 func (s *Scheduler) wakeLocked() {
-	close(s.wake)
-	s.wake = make(chan struct{})
+	if len(s.idle) > 0 {
+		s.idle[0] <- struct{}{}
+		s.idle = slices.Delete(s.idle, 0, 1)
+	}
 }
 
 // finish hands a worker's answer to the caller, unless it went away.
@@ -439,6 +455,8 @@ func (s *Scheduler) connect(querier string, cores int) {
 	q.workers++
 	s.cores += max(1, cores) - q.cores
 	q.cores = max(1, cores)
+	// More cores may let a tenant run one more.
+	s.wakeLocked()
 }
 
 func (s *Scheduler) disconnect(querier string) {
@@ -473,6 +491,9 @@ func (s *Scheduler) Stop(context.Context) error {
 		s.queueLength.WithLabelValues(q.name).Set(0)
 	}
 	s.active, s.next = nil, 0
-	s.wakeLocked()
+	for _, wake := range s.idle {
+		wake <- struct{}{}
+	}
+	s.idle = nil
 	return nil
 }
