@@ -102,8 +102,7 @@ func TestFrontendFairness(t *testing.T) {
 		return lat[len(lat)/2], len(lat)
 	}
 	measureB(2 * time.Second) // warm-up
-	idle, n := measureB(5 * time.Second)
-	t.Logf("tenant B idle: median %v over %d queries", idle, n)
+	idle, _ := measureB(5 * time.Second)
 
 	// A's heavy query reads every series of its 4200 over the whole range.
 	heavy := rangeParams(`sum by (job) ({__name__=~".+"})`)
@@ -144,8 +143,13 @@ func TestFrontendFairness(t *testing.T) {
 	queuedA := metricValue(t, o, `orrery_frontend_queue_length{tenant="tenant-a"}`)
 	close(stop)
 	wg.Wait()
-	t.Logf("tenant B under A's flood: median %v over %d queries (%.2f× idle); A: %d heavy queries answered meanwhile, %d refused, %v queued at the end",
-		loaded, n, float64(loaded)/float64(idle), heavyDone.Load(), heavyRefused.Load(), queuedA)
+	// Idle again: the machine's other load drifts over a minute, and the
+	// mean of the idle medians before and after the flood is the idle
+	// latency at the time of the flood.
+	idleAfter, _ := measureB(5 * time.Second)
+	baseline := (idle + idleAfter) / 2
+	t.Logf("tenant B under A's flood: median %v over %d queries, %.2f× idle (idle %v before, %v after); A: %d heavy queries answered meanwhile, %d refused, %v queued at the end",
+		loaded, n, float64(loaded)/float64(baseline), idle, idleAfter, heavyDone.Load(), heavyRefused.Load(), queuedA)
 	require.Positive(t, heavyDone.Load(), "tenant A is served too")
-	require.LessOrEqual(t, loaded, 2*idle, "tenant B's median latency stays within 2× of idle")
+	require.LessOrEqual(t, loaded, 2*baseline, "tenant B's median latency stays within 2× of idle")
 }
