@@ -35,7 +35,7 @@ proto:
 	PATH=$(GOBIN):$$PATH protoc -I proto \
 		--go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
-		ingesterpb/ingester.proto ringpb/ring.proto hapb/ha.proto
+		ingesterpb/ingester.proto ringpb/ring.proto hapb/ha.proto frontendpb/frontend.proto
 
 # Longer fuzzing of every fuzz target, one at a time: FUZZTIME each (a
 # count, see test above).

@@ -60,6 +60,8 @@ func targetOf(id string) string {
 		return "ingester"
 	case "dis":
 		return "distributor"
+	case "qfe":
+		return "query-frontend"
 	default:
 		return "querier"
 	}

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orrery/orrery/distributor"
+	"github.com/orrery/orrery/frontend/queue"
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/querier"
@@ -37,6 +38,10 @@ type Config struct {
 	Ingester    ingester.Config    `yaml:"ingester"`
 	Distributor distributor.Config `yaml:"distributor"`
 	Querier     querier.Config     `yaml:"querier"`
+	// FrontendQueue is the query frontend's per-tenant queue;
+	// FrontendWorker is how a querier finds frontends to pull work from.
+	FrontendQueue  queue.Config       `yaml:"frontend_queue"`
+	FrontendWorker queue.WorkerConfig `yaml:"frontend_worker"`
 	// TenantFederation enables cross-tenant reads.
 	TenantFederation querier.TenantFederationConfig `yaml:"tenant_federation"`
 	// Limits are every tenant's defaults; RuntimeConfig names the file of
@@ -48,17 +53,21 @@ type Config struct {
 }
 
 var targets = map[string][]string{
-	"all":         {"distributor", "ingester", "querier"},
-	"distributor": {"distributor"},
-	"ingester":    {"ingester"},
-	"querier":     {"querier"},
+	"all":            {"distributor", "ingester", "querier", queue.FrontendComponent},
+	"distributor":    {"distributor"},
+	"ingester":       {"ingester"},
+	"querier":        {"querier"},
+	"query-frontend": {queue.FrontendComponent},
 }
+
+// targetNames lists -target's values for messages.
+const targetNames = "all, distributor, ingester, querier or query-frontend"
 
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
-	fs.StringVar(&c.Target, "target", "all", "Component to run: all, distributor, ingester or querier.")
+	fs.StringVar(&c.Target, "target", "all", "Component to run: "+targetNames+".")
 	fs.StringVar(&c.HTTPListenAddress, "http.listen-address", ":9009", "Address of the HTTP server (remote write, query API, status pages).")
-	fs.StringVar(&c.GRPCListenAddress, "grpc.listen-address", ":9095", "Address of the gRPC server that ingesters serve.")
+	fs.StringVar(&c.GRPCListenAddress, "grpc.listen-address", ":9095", "Address of the gRPC server that ingesters and query frontends serve.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the WAL, the store and the ring tokens.")
 	fs.StringVar(&c.InstanceID, "instance.id", host, "This process's name in the ring; unique in the cluster.")
 	fs.StringVar(&c.InstanceAddr, "instance.addr", "", "gRPC host:port other processes dial to reach this one (default: the gRPC listen port on the memberlist advertise host, or 127.0.0.1).")
@@ -71,6 +80,8 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Ingester.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
+	c.FrontendQueue.RegisterFlags(fs)
+	c.FrontendWorker.RegisterFlags(fs)
 	c.TenantFederation.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
@@ -79,7 +90,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 
 func (c *Config) validate() error {
 	if _, ok := targets[c.Target]; !ok {
-		return fmt.Errorf("unknown -target %q (want all, distributor, ingester or querier)", c.Target)
+		return fmt.Errorf("unknown -target %q (want %s)", c.Target, targetNames)
 	}
 	if c.AuthTokensFile != "" && !c.AuthEnabled {
 		return errors.New("-auth.tokens-file needs -auth.enabled=true")
@@ -87,7 +98,7 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.Limits.Validate(),
+	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Limits.Validate(),
 		c.Security.validate(c.runs("ingester")))
 }
 

@@ -13,18 +13,18 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"google.golang.org/grpc"
 
 	"github.com/orrery/orrery/distributor"
 	"github.com/orrery/orrery/distributor/hatracker"
+	"github.com/orrery/orrery/frontend/queue"
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/ingester/client"
 	"github.com/orrery/orrery/lifecycle"
 	"github.com/orrery/orrery/limits"
+	"github.com/orrery/orrery/proto/frontendpb"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
@@ -134,19 +134,26 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		tlsOpt, err := cfg.Security.GRPCTLS.serverOption()
+	}
+	var sched *queue.Scheduler
+	if cfg.runs(queue.FrontendComponent) {
+		sched = queue.NewScheduler(cfg.FrontendQueue, reg, logger.With("component", "query-frontend"))
+	}
+	if ing != nil || sched != nil {
+		srv, err := newGRPCServer(cfg.Security.GRPCTLS)
 		if err != nil {
 			return err
 		}
-		srv := grpc.NewServer(
-			grpc.MaxRecvMsgSize(client.MaxMsgSize), grpc.MaxSendMsgSize(client.MaxMsgSize),
-			grpc.ChainUnaryInterceptor(recovery.UnaryServerInterceptor(), tenant.UnaryServerInterceptor),
-			grpc.ChainStreamInterceptor(recovery.StreamServerInterceptor(), tenant.StreamServerInterceptor),
-			tlsOpt,
-		)
-		ingesterpb.RegisterIngesterServer(srv, ing)
-		mgr.Add("ingester", ing)
+		if ing != nil {
+			ingesterpb.RegisterIngesterServer(srv, ing)
+			mgr.Add("ingester", ing)
+		}
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
+		if sched != nil {
+			frontendpb.RegisterFrontendServer(srv, sched)
+			// Stopped before the gRPC server: it ends the workers' streams.
+			mgr.Add("query-frontend", sched)
+		}
 	}
 	mgr.Add("ring", member)
 	var ho *handover
@@ -182,8 +189,21 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			return err
 		}
 		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, configYAML, reg, logger.With("component", "querier"))
-		mux.Handle(querier.PathPrefix+"/", authenticateRead(api))
+		if sched != nil {
+			// The frontend in this process serves the API; this querier
+			// answers its queue directly.
+			mgr.Add("query-workers", queue.NewLocalWorkers(sched, cfg.Querier.MaxConcurrent, api, logger.With("component", "query-workers")))
+		} else {
+			mux.Handle(querier.PathPrefix+"/", authenticateRead(api))
+		}
+		// Workers carry the tenant the frontend authenticated, not a
+		// credential: the API is served to them without authentication.
+		mgr.Add("frontend-workers", queue.NewWorkers(cfg.FrontendWorker, cfg.InstanceID, cfg.Querier.MaxConcurrent, api,
+			member.Ring(), member.Subscribe(), dialOpts, reg, logger.With("component", "frontend-workers")))
 		mux.Handle(querier.FederatePath, authenticateRead(querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
+	}
+	if sched != nil {
+		mux.Handle(querier.PathPrefix+"/", authenticateRead(passThrough(sched)))
 	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !mgr.Ready() {

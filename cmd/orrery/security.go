@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 
+	"github.com/orrery/orrery/frontend/queue"
 	"github.com/orrery/orrery/ingester/client"
 )
 
@@ -18,9 +19,10 @@ type securityConfig struct {
 	// PprofEnabled serves /debug/pprof, behind the admin credential when
 	// there is one or -auth.enabled is set.
 	PprofEnabled bool `yaml:"http_pprof_enabled"`
-	// GRPCTLS secures the gRPC server of an ingester.
+	// GRPCTLS secures the gRPC server of an ingester or query frontend.
 	GRPCTLS grpcTLSConfig `yaml:"grpc_tls"`
-	// IngesterClient secures the connections to ingesters.
+	// IngesterClient secures the connections to ingesters, and a
+	// querier's to query frontends.
 	IngesterClient client.TLSConfig `yaml:"ingester_client"`
 }
 
@@ -53,6 +55,8 @@ func (c *Config) openDoors() []string {
 	var open []string
 	if c.runs("ingester") && c.Security.GRPCTLS.ClientCAPath == "" {
 		open = append(open, "gRPC accepts any caller, who may read or write any tenant (set -grpc.tls-cert-path, -grpc.tls-key-path and -grpc.tls-client-ca-path)")
+	} else if c.runs(queue.FrontendComponent) && c.Security.GRPCTLS.ClientCAPath == "" {
+		open = append(open, "gRPC accepts any caller, who may pull the query frontend's queries and answer them for any tenant (set -grpc.tls-cert-path, -grpc.tls-key-path and -grpc.tls-client-ca-path)")
 	}
 	if c.Ring.KeyFile == "" {
 		open = append(open, "gossip is neither encrypted nor authenticated: anyone who reaches it can change the ring (set -memberlist.key-file)")

@@ -57,4 +57,8 @@ func TestOpenDoorsAreNamed(t *testing.T) {
 	require.Empty(t, cfg.openDoors())
 	cfg = &Config{Target: "ingester"}
 	require.Empty(t, cfg.openDoors(), "without -auth.enabled nothing was asked for")
+	cfg = &Config{Target: "query-frontend", AuthEnabled: true, Ring: cfg.Ring}
+	cfg.Ring.KeyFile = "key"
+	require.Len(t, cfg.openDoors(), 1, "anyone could pull a frontend's queries")
+	require.Contains(t, cfg.openDoors()[0], "query frontend")
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/frontend/queue"
+	"github.com/orrery/orrery/tenant"
+)
+
+// The pass-through frontend hands the authenticated tenant to the querier
+// in the header, and answers the queue's refusals as the Prometheus API
+// answers errors.
+func TestPassThrough(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	s := queue.NewScheduler(queue.Config{MaxOutstandingPerTenant: 1}, reg, logger)
+	defer s.Stop(context.Background())
+	h := tenant.FederatedMiddleware(false, nil, passThrough(s))
+	block := make(chan struct{})
+	w := queue.NewLocalWorkers(s, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("query") == "block" {
+			<-block
+		}
+		ids, err := tenant.IDsFromContext(r.Context())
+		require.NoError(t, err)
+		w.Header().Set("X-Seen", tenant.JoinIDs(ids))
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = io.WriteString(w, r.URL.RawQuery)
+	}), logger)
+	require.NoError(t, w.Start(context.Background()))
+	defer w.Stop(context.Background())
+
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(org, query string) *http.Response {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/prometheus/api/v1/query?query="+query, nil)
+		require.NoError(t, err)
+		if org != "" {
+			req.Header.Set(tenant.HeaderName, org)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		return resp
+	}
+	resp := get("", "up")
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusTeapot, resp.StatusCode)
+	require.Equal(t, tenant.Anonymous, resp.Header.Get("X-Seen"))
+	require.Equal(t, "query=up", string(body))
+
+	// One running, one queued: the next of that tenant is refused.
+	done := make(chan struct{})
+	for range 2 {
+		go func() { get("b|a", "block").Body.Close(); done <- struct{}{} }()
+	}
+	require.Eventually(t, func() bool {
+		return testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP orrery_frontend_queue_length Requests waiting in the query frontend's queue for a worker, per tenant (a|b for a cross-tenant read).
+# TYPE orrery_frontend_queue_length gauge
+orrery_frontend_queue_length{tenant="a|b"} 1
+orrery_frontend_queue_length{tenant="anonymous"} 0
+`), "orrery_frontend_queue_length") == nil
+	}, 5*time.Second, time.Millisecond)
+	resp = get("a|b", "x")
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	var e map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	resp.Body.Close()
+	require.Equal(t, "error", e["status"])
+	require.Contains(t, e["error"], "-frontend.max-outstanding-requests-per-tenant")
+	close(block)
+	<-done
+	<-done
+}
