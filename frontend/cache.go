@@ -185,7 +185,7 @@ func (d *decoder) varint() int64 {
 // corrupt length cannot make the decoder allocate more than the input.
 func (d *decoder) count(min int) int {
 	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)/min) {
+	if d.err != nil || n > uint64(len(d.b)/min) {
 		d.err = errCorrupt
 		return 0
 	}
