@@ -87,7 +87,15 @@ func (o *outerEngine) eval(ctx context.Context, query string, expr parser.Expr, 
 	r.warnings, r.infos = res.Warnings.AsStrings(query, 10, 10)
 	switch v := res.Value.(type) {
 	case promql.Matrix:
-		r.typ, r.matrix = parser.ValueTypeMatrix, v
+		// Close returns the points to the engine's pool: copy them.
+		r.typ = parser.ValueTypeMatrix
+		r.matrix = make(promql.Matrix, len(v))
+		for k, s := range v {
+			if len(s.Histograms) > 0 {
+				return nil, errHistograms
+			}
+			r.matrix[k] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats)}
+		}
 	case promql.Vector:
 		r.typ = parser.ValueTypeVector
 		r.matrix = make(promql.Matrix, 0, len(v))

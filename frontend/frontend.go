@@ -432,6 +432,11 @@ func (q *query) call(ctx context.Context, text string, start, end int64, i, n in
 		return nil, ctx.Err()
 	}
 	defer func() { <-q.sem }()
+	// Select picks at random among ready cases: a slot freed by a
+	// cancelled request must not start another.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	q.f.downstream.Inc()
 	resp, err := q.f.down.RoundTrip(req)
 	if err != nil {
