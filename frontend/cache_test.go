@@ -192,7 +192,7 @@ func TestExtentsRoundTrip(t *testing.T) {
 	exts := []extent{
 		{start: 1000, end: 5000, matrix: promql.Matrix{
 			{Metric: labels.FromStrings("a", "1", "b", "ü"), Floats: []promql.FPoint{{T: 1000, F: 1.5}, {T: 3000, F: math.NaN()}, {T: 5000, F: math.Inf(-1)}}},
-			{Metric: labels.EmptyLabels(), Floats: []promql.FPoint{{T: 2000, F: -0.0}}},
+			{Metric: labels.EmptyLabels(), Floats: []promql.FPoint{{T: 2000, F: math.Copysign(0, -1)}}},
 		}},
 		{start: -7000, end: -7000, matrix: promql.Matrix{}},
 	}
