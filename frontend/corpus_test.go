@@ -56,6 +56,7 @@ func TestCorpusMatchesDirect(t *testing.T) {
 			}
 		})
 	}
+	t.Log(&roundingSeen)
 	// The comparison means something only if the frontend did split,
 	// shard and cache.
 	t.Logf("parts %v, sharded evaluations %v, shard requests %v, cache requests %v, hits %v, downstream %v",

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,7 +336,33 @@ func sameValue(a, b string) bool {
 	if math.IsNaN(x) && math.IsNaN(y) {
 		return true
 	}
-	return math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
+	rel := math.Abs(x-y) / math.Max(math.Abs(x), math.Abs(y))
+	roundingSeen.record(rel)
+	return rel <= 1e-9
+}
+
+// roundingSeen collects the relative differences between values that are
+// not bit-identical but within tolerance, to report how far float
+// rounding moves sharded answers.
+var roundingSeen rounding
+
+type rounding struct {
+	mu    sync.Mutex
+	count int
+	max   float64
+}
+
+func (r *rounding) record(rel float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count++
+	r.max = max(r.max, rel)
+}
+
+func (r *rounding) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("%d values differ from the direct answer by float rounding, at most %.3g relative", r.count, r.max)
 }
 
 // corpus reads the end-to-end PromQL corpus.
