@@ -130,8 +130,9 @@ func TestCacheSkipsAnnotatedAnswers(t *testing.T) {
 	require.Zero(t, testutil.ToFloat64(f.cacheHits))
 }
 
-// TestCacheTTLPerTenant: a tenant with results_cache_ttl 0 is not cached,
-// and a cross-tenant query is cached apart from each of its tenants.
+// TestCacheTTLPerTenant: a tenant with results_cache_ttl 0 or with
+// max_query_lookback is not cached, and a cross-tenant query is cached
+// apart from each of its tenants.
 func TestCacheTTLPerTenant(t *testing.T) {
 	f, rec, _ := cacheFixture(t, t0.Add(10*time.Hour))
 	f.limits = tenantLimits{"nocache": 0}
@@ -149,6 +150,11 @@ func TestCacheTTLPerTenant(t *testing.T) {
 	require.Empty(t, rec.take())
 	do(t, f, "a|nocache", "/query_range", params)
 	require.Len(t, rec.take(), 1)
+	// Its answers change as now moves past max_query_lookback.
+	for range 2 {
+		do(t, f, "lookback", "/query_range", params)
+		require.Len(t, rec.take(), 1)
+	}
 }
 
 // tenantLimits gives the named tenants these results_cache_ttl, the rest
@@ -160,7 +166,11 @@ func (l tenantLimits) For(id string) *limits.Limits {
 	if !ok {
 		ttl = 7 * 24 * time.Hour
 	}
-	return &limits.Limits{ResultsCacheTTL: ttl}
+	lim := &limits.Limits{ResultsCacheTTL: ttl}
+	if id == "lookback" {
+		lim.MaxQueryLookback = 24 * time.Hour
+	}
+	return lim
 }
 
 func TestMemoryCacheBoundAndExpiry(t *testing.T) {

@@ -603,12 +603,15 @@ func (f *Frontend) checkLength(ids []string, start, end time.Time) error {
 }
 
 // cacheTTL is how long the tenants' results may be cached: the shortest
-// of their results_cache_ttl, 0 (no caching) if any has 0.
+// of their results_cache_ttl, 0 (no caching) if any has 0. A tenant with
+// max_query_lookback is not cached either: its answers for a past range
+// shrink as now moves on, and a cached one would not.
 func (f *Frontend) cacheTTL(ids []string) time.Duration {
 	var ttl time.Duration
 	for k, id := range ids {
-		l := f.limits.For(id).ResultsCacheTTL
-		if l <= 0 {
+		lim := f.limits.For(id)
+		l := lim.ResultsCacheTTL
+		if l <= 0 || lim.MaxQueryLookback > 0 {
 			return 0
 		}
 		if k == 0 || l < ttl {
