@@ -20,6 +20,7 @@ run: build
 # target with "context deadline exceeded" when a -fuzztime duration runs out
 # (go.dev/issue/75804, fixed in Go 1.27).
 test: build lint
+	scripts/test-deps.sh >/dev/null
 	$(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor

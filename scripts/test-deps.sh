@@ -42,6 +42,17 @@ if ! command -v ip >/dev/null || ! command -v iptables >/dev/null; then
   fi
 fi
 
+# memcached: the query frontend's results cache is tested against a real
+# one (frontend/memcached_test.go), in the unit tests.
+if ! command -v memcached >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq memcached >&2 || echo "test-deps: apt-get install memcached failed" >&2
+  fi
+  command -v memcached >/dev/null || missing+=("memcached: run: sudo apt-get install memcached")
+fi
+
 # The reference for query results: Prometheus 3 built from the same module
 # version as the engine Orrery links, cached by version. The first build
 # takes minutes.
