@@ -49,8 +49,10 @@ func TestCraftedInputs(t *testing.T) {
 		// 11,001 points, and the largest range of 11,000.
 		{"/query_range", url.Values{"query": {"sum(up)"}, "start": {"1767225600"}, "end": {"1767236601"}, "step": {"1"}}},
 		{"/query_range", url.Values{"query": {"sum(up)"}, "start": {"1767225600"}, "end": {"1767236600"}, "step": {"1"}}},
-		// A huge range at a huge step is fine and splits into many parts.
+		// A huge range: too many points at a day's step; at two weeks' it
+		// splits into 1,461 parts.
 		{"/query_range", url.Values{"query": {"sum(up)"}, "start": {"0"}, "end": {"1767236600"}, "step": {"1d"}}},
+		{"/query_range", url.Values{"query": {"sum(up)"}, "start": {"0"}, "end": {"1767236600"}, "step": {"2w"}}},
 		{"/query_range", url.Values{"query": {"sum(up"}, "start": {"1767225600"}, "end": {"1767229200"}, "step": {"15"}}},
 		{"/query_range", url.Values{"query": {"up[5m]"}, "start": {"1767225600"}, "end": {"1767229200"}, "step": {"15"}}},
 		{"/query_range", url.Values{"query": {`"text"`}, "start": {"1767225600"}, "end": {"1767229200"}, "step": {"15"}}},

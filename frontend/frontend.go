@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -196,7 +197,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	}
 	f.parts.Add(float64(len(parts)))
 	results := make([]*result, len(parts))
-	err = runAll(r.Context(), len(parts), func(ctx context.Context, k int) error {
+	err = runAll(r.Context(), len(parts), f.cfg.MaxParallelism, func(ctx context.Context, k int) error {
 		res, err := q.fetchPart(ctx, parts[k])
 		results[k] = res
 		return err
@@ -289,7 +290,7 @@ func (q *query) fetchPart(ctx context.Context, sp span) (*result, error) {
 		f.cacheHits.Inc()
 	}
 	fetched := make([]*result, len(missing))
-	err := runAll(ctx, len(missing), func(ctx context.Context, k int) error {
+	err := runAll(ctx, len(missing), f.cfg.MaxParallelism, func(ctx context.Context, k int) error {
 		res, err := q.eval(ctx, missing[k])
 		fetched[k] = res
 		return err
@@ -361,7 +362,7 @@ func (q *query) evalSharded(ctx context.Context, start, end int64) (*result, err
 		}
 	}
 	results := make([]*result, len(calls))
-	err = runAll(ctx, len(calls), func(ctx context.Context, k int) error {
+	err = runAll(ctx, len(calls), f.cfg.MaxParallelism, func(ctx context.Context, k int) error {
 		c := calls[k]
 		if c.of > 0 {
 			f.shardRequests.Inc()
@@ -453,9 +454,11 @@ func (q *query) call(ctx context.Context, text string, start, end int64, i, n in
 	return decodeResult(body)
 }
 
-// runAll runs f(ctx, k) for k in [0, n) concurrently and returns the
-// first error, cancelling the others' context when one fails.
-func runAll(ctx context.Context, n int, f func(ctx context.Context, k int) error) error {
+// runAll runs f(ctx, k) for k in [0, n) on at most workers goroutines
+// and returns the first error, cancelling the others' context when one
+// fails. Workers bound the goroutines of a query of thousands of parts;
+// the query's semaphore bounds its requests in flight.
+func runAll(ctx context.Context, n, workers int, f func(ctx context.Context, k int) error) error {
 	if n == 1 {
 		return f(ctx, 0)
 	}
@@ -465,15 +468,22 @@ func runAll(ctx context.Context, n int, f func(ctx context.Context, k int) error
 		wg    sync.WaitGroup
 		once  sync.Once
 		first error
+		next  atomic.Int64
 	)
-	for k := range n {
+	for range min(n, workers) {
 		wg.Go(func() {
-			if err := f(ctx, k); err != nil {
-				once.Do(func() { first = err; cancel() })
+			for k := int(next.Add(1) - 1); k < n && ctx.Err() == nil; k = int(next.Add(1) - 1) {
+				if err := f(ctx, k); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
 			}
 		})
 	}
 	wg.Wait()
+	if first == nil {
+		// Cancelled from outside before every k ran.
+		first = ctx.Err()
+	}
 	return first
 }
 
