@@ -126,7 +126,14 @@ type extent struct {
 const extentsVersion = 1
 
 func encodeExtents(exts []extent) []byte {
-	b := []byte{extentsVersion}
+	size := 16
+	for _, e := range exts {
+		for _, s := range e.matrix {
+			size += 64 + 10*len(s.Floats)
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, extentsVersion)
 	b = binary.AppendUvarint(b, uint64(len(exts)))
 	for _, e := range exts {
 		b = binary.AppendVarint(b, e.start)
