@@ -303,17 +303,22 @@ func (q *query) fetchPart(ctx context.Context, sp span) (*result, error) {
 	for _, e := range exts {
 		ms = append(ms, clip(e.matrix, sp.start, sp.end))
 	}
-	store := len(fetched) > 0
+	// Store only when something cacheable was fetched, and nothing
+	// fetched was annotated.
+	store := false
+	annotated := false
 	for k, res := range fetched {
 		ms = append(ms, res.matrix)
 		out.warnings = addUnique(out.warnings, res.warnings...)
 		out.infos = addUnique(out.infos, res.infos...)
-		store = store && !res.annotated()
+		annotated = annotated || res.annotated()
 		if g := missing[k]; g.start <= lastCacheable {
 			end := min(g.end, lastCacheable)
 			exts = append(exts, extent{start: g.start, end: end, matrix: clip(res.matrix, g.start, end)})
+			store = true
 		}
 	}
+	store = store && !annotated
 	out.matrix = mergeMatrices(ms...)
 	if store {
 		f.cache.Store(ctx, map[string][]byte{key: encodeExtents(mergeExtents(exts, q.step))}, q.cacheTTL)
