@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=$(FUZZTIME) ./proto/ingesterpb
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=$(FUZZTIME) ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeExtents -fuzztime=$(FUZZTIME) ./frontend
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...
