@@ -20,7 +20,7 @@ run: build
 # target with "context deadline exceeded" when a -fuzztime duration runs out
 # (go.dev/issue/75804, fixed in Go 1.27).
 test: build lint
-	$(GO) test -count=1 ./...
+	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=$(FUZZTIME) ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./querier/shard
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeExtents -fuzztime=$(FUZZTIME) ./frontend
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

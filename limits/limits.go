@@ -62,6 +62,9 @@ type Limits struct {
 	// QueryTimeout bounds one query's evaluation; 0 keeps the querier's
 	// -querier.timeout.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// ResultsCacheTTL is how long the query frontend keeps a tenant's
+	// cached query results; 0 disables the results cache for the tenant.
+	ResultsCacheTTL time.Duration `yaml:"results_cache_ttl"`
 }
 
 // RegisterFlags registers the defaults every tenant gets unless the
@@ -87,6 +90,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxQueryLength, "querier.max-query-length", 0, "Longest time range one query may cover; 0 is unlimited.")
 	fs.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back from now queries may read; 0 is unlimited.")
 	fs.DurationVar(&l.QueryTimeout, "querier.tenant-query-timeout", 0, "Per-tenant query timeout; 0 uses -querier.timeout.")
+	fs.DurationVar(&l.ResultsCacheTTL, "frontend.results-cache-ttl", 7*24*time.Hour, "How long the query frontend caches a tenant's query results; 0 disables the cache for the tenant.")
 }
 
 // Validate reports a negative limit.
@@ -95,7 +99,7 @@ func (l *Limits) Validate() error {
 		l.MaxLabelValueLength < 0 || l.CreationGracePeriod < 0 || l.PastGracePeriod < 0 ||
 		l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.HAMaxClusters < 0 ||
 		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
-		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 {
+		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {

@@ -1,0 +1,311 @@
+package frontend
+
+import (
+	"container/list"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+)
+
+// Cache stores encoded results by key. Implementations are safe for
+// concurrent use; a failing cache answers misses and drops stores, since
+// the frontend can always recompute.
+type Cache interface {
+	// Fetch returns the values found; missing keys are absent. The caller
+	// owns the returned slices.
+	Fetch(ctx context.Context, keys []string) map[string][]byte
+	// Store keeps the values for ttl. The cache owns them afterwards.
+	Store(ctx context.Context, values map[string][]byte, ttl time.Duration)
+}
+
+// MemoryCache is a Cache in memory, bounded in bytes (keys and values),
+// evicting the least recently used entries first.
+type MemoryCache struct {
+	maxBytes int64
+	now      func() time.Time
+
+	mu      sync.Mutex
+	size    int64
+	lru     *list.List // of *memEntry, most recently used first
+	entries map[string]*list.Element
+}
+
+type memEntry struct {
+	key     string
+	value   []byte
+	expires time.Time
+}
+
+// entryOverhead approximates an entry's bookkeeping bytes beyond its key
+// and value, so many tiny entries still count against the bound.
+const entryOverhead = 64
+
+// NewMemoryCache returns an empty cache of at most maxBytes.
+func NewMemoryCache(maxBytes int64) *MemoryCache {
+	return &MemoryCache{maxBytes: maxBytes, now: time.Now, lru: list.New(), entries: map[string]*list.Element{}}
+}
+
+func (c *MemoryCache) Fetch(_ context.Context, keys []string) map[string][]byte {
+	out := map[string][]byte{}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for _, k := range keys {
+		el, ok := c.entries[k]
+		if !ok {
+			continue
+		}
+		e := el.Value.(*memEntry)
+		if now.After(e.expires) {
+			c.remove(el)
+			continue
+		}
+		c.lru.MoveToFront(el)
+		out[k] = append([]byte(nil), e.value...)
+	}
+	return out
+}
+
+func (c *MemoryCache) Store(_ context.Context, values map[string][]byte, ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	expires := c.now().Add(ttl)
+	for k, v := range values {
+		if el, ok := c.entries[k]; ok {
+			c.remove(el)
+		}
+		size := entrySize(k, v)
+		if size > c.maxBytes {
+			continue
+		}
+		c.entries[k] = c.lru.PushFront(&memEntry{key: k, value: v, expires: expires})
+		c.size += size
+		for c.size > c.maxBytes {
+			c.remove(c.lru.Back())
+		}
+	}
+}
+
+// Size is the bytes the cache holds, as counted against its bound.
+func (c *MemoryCache) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
+func (c *MemoryCache) remove(el *list.Element) {
+	e := c.lru.Remove(el).(*memEntry)
+	delete(c.entries, e.key)
+	c.size -= entrySize(e.key, e.value)
+}
+
+func entrySize(k string, v []byte) int64 { return int64(len(k) + len(v) + entryOverhead) }
+
+// extent is a cached result of a query's steps start..end (both steps):
+// every step in it was evaluated, and a series without a point at a step
+// had none.
+type extent struct {
+	start, end int64
+	matrix     promql.Matrix
+}
+
+// Cached values are extents in a compact binary form (varints and raw
+// float bits), far smaller and faster than the API's JSON:
+//
+//	value   = version:byte count:uvarint extent*
+//	extent  = start:varint end:varint series:uvarint series*
+//	series  = labels:uvarint (name:string value:string)* points:uvarint point*
+//	point   = t-delta:varint value:8 bytes little-endian float64 bits
+//	string  = length:uvarint bytes
+const extentsVersion = 1
+
+func encodeExtents(exts []extent) []byte {
+	size := 16
+	for _, e := range exts {
+		for _, s := range e.matrix {
+			size += 64 + 10*len(s.Floats)
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, extentsVersion)
+	b = binary.AppendUvarint(b, uint64(len(exts)))
+	for _, e := range exts {
+		b = binary.AppendVarint(b, e.start)
+		b = binary.AppendVarint(b, e.end)
+		b = binary.AppendUvarint(b, uint64(len(e.matrix)))
+		for _, s := range e.matrix {
+			b = binary.AppendUvarint(b, uint64(s.Metric.Len()))
+			s.Metric.Range(func(l labels.Label) {
+				b = appendString(b, l.Name)
+				b = appendString(b, l.Value)
+			})
+			b = binary.AppendUvarint(b, uint64(len(s.Floats)))
+			prev := e.start
+			for _, p := range s.Floats {
+				b = binary.AppendVarint(b, p.T-prev)
+				prev = p.T
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.F))
+			}
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+var errCorrupt = errors.New("corrupt cached extents")
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that needs at least min bytes per element, so a
+// corrupt length cannot make the decoder allocate more than the input.
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)/min) {
+		d.err = errCorrupt
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.count(1)
+	if d.err != nil {
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// decodeExtents reads encodeExtents' output; anything else is an error,
+// never a panic: the bytes come from a shared cache.
+func decodeExtents(b []byte) ([]extent, error) {
+	if len(b) == 0 || b[0] != extentsVersion {
+		return nil, errCorrupt
+	}
+	d := &decoder{b: b[1:]}
+	exts := make([]extent, d.count(3))
+	for k := range exts {
+		e := &exts[k]
+		e.start, e.end = d.varint(), d.varint()
+		e.matrix = make(promql.Matrix, d.count(2))
+		for j := range e.matrix {
+			lb := labels.NewScratchBuilder(0)
+			for range d.count(2) {
+				lb.Add(d.string(), d.string())
+			}
+			lb.Sort()
+			ps := make([]promql.FPoint, d.count(9))
+			t := e.start
+			for i := range ps {
+				t += d.varint()
+				if d.err != nil || len(d.b) < 8 {
+					return nil, errCorrupt
+				}
+				ps[i] = promql.FPoint{T: t, F: math.Float64frombits(binary.LittleEndian.Uint64(d.b))}
+				d.b = d.b[8:]
+			}
+			e.matrix[j] = promql.Series{Metric: lb.Labels(), Floats: ps}
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+		if e.end < e.start {
+			return nil, errCorrupt
+		}
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, errCorrupt
+	}
+	return exts, nil
+}
+
+// gaps returns the sub-ranges of start..end (steps of step) that no extent
+// covers, each starting and ending on a step.
+func gaps(exts []extent, start, end, step int64) []span {
+	var out []span
+	t := start
+	for t <= end {
+		covered := false
+		for _, e := range exts {
+			if e.start <= t && t <= e.end && floorMod(e.start-t, step) == 0 {
+				// Skip to the first step after the extent.
+				t = lastStep(t, e.end, step) + step
+				covered = true
+				break
+			}
+		}
+		if covered {
+			continue
+		}
+		// t is missing: the gap runs to the step before the next extent
+		// that starts on the grid after t.
+		next := end + step
+		for _, e := range exts {
+			if e.start > t && e.start < next && floorMod(e.start-t, step) == 0 {
+				next = e.start
+			}
+		}
+		out = append(out, span{t, next - step})
+		t = next
+	}
+	return out
+}
+
+// mergeExtents joins extents that overlap or touch (the next starts one
+// step after the previous ends) into one.
+func mergeExtents(exts []extent, step int64) []extent {
+	sorted := append([]extent(nil), exts...)
+	sortExtents(sorted)
+	var out []extent
+	for _, e := range sorted {
+		if n := len(out); n > 0 && e.start <= out[n-1].end+step {
+			last := &out[n-1]
+			last.matrix = mergeMatrices(last.matrix, e.matrix)
+			last.end = max(last.end, e.end)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func sortExtents(exts []extent) {
+	for i := 1; i < len(exts); i++ {
+		for j := i; j > 0 && exts[j].start < exts[j-1].start; j-- {
+			exts[j], exts[j-1] = exts[j-1], exts[j]
+		}
+	}
+}
