@@ -163,3 +163,22 @@ func kindOfCode(c codes.Code) Kind {
 		return Internal
 	}
 }
+
+// PrometheusType is the Prometheus HTTP API's errorType for err, for
+// answers the API itself did not write (the query frontend's queue, its
+// edge checks). Prometheus has no type for a refused or overloaded
+// request; "unavailable" tells a client to retry later.
+func PrometheusType(err error) string {
+	switch KindOf(err) {
+	case BadData, TooLarge, UnsupportedMediaType:
+		return "bad_data"
+	case TooManyRequests, Unavailable:
+		return "unavailable"
+	case Canceled:
+		return "canceled"
+	case Unauthorized:
+		return "bad_data"
+	default:
+		return "internal"
+	}
+}

@@ -566,18 +566,10 @@ func (f *Frontend) writeErr(w http.ResponseWriter, err error) {
 		return
 	}
 	code := apierr.HTTPStatus(err)
-	typ := "internal"
-	switch code {
-	case http.StatusBadRequest:
-		typ = "bad_data"
-	case http.StatusServiceUnavailable:
-		typ = "unavailable"
-	case 499:
-		typ = "canceled"
-	default:
+	if code == http.StatusInternalServerError {
 		f.logger.Error("frontend query failed", "err", err)
 	}
-	writeError(w, code, typ, err.Error())
+	writeError(w, code, apierr.PrometheusType(err), err.Error())
 }
 
 func writeError(w http.ResponseWriter, code int, typ, msg string) {

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orrery/orrery/distributor"
+	"github.com/orrery/orrery/frontend"
 	"github.com/orrery/orrery/frontend/queue"
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/limits"
@@ -42,6 +43,9 @@ type Config struct {
 	// FrontendWorker is how a querier finds frontends to pull work from.
 	FrontendQueue  queue.Config       `yaml:"frontend_queue"`
 	FrontendWorker queue.WorkerConfig `yaml:"frontend_worker"`
+	// Frontend is what the query frontend does to a query: split, shard,
+	// cache.
+	Frontend frontend.Config `yaml:"frontend"`
 	// TenantFederation enables cross-tenant reads.
 	TenantFederation querier.TenantFederationConfig `yaml:"tenant_federation"`
 	// Limits are every tenant's defaults; RuntimeConfig names the file of
@@ -82,6 +86,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Querier.RegisterFlags(fs)
 	c.FrontendQueue.RegisterFlags(fs)
 	c.FrontendWorker.RegisterFlags(fs)
+	c.Frontend.RegisterFlags(fs)
 	c.TenantFederation.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
@@ -98,7 +103,7 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Limits.Validate(),
+	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Frontend.Validate(), c.Limits.Validate(),
 		c.Security.validate(c.runs("ingester")))
 }
 

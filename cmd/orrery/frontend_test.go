@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,29 +16,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery/orrery/frontend"
 	"github.com/orrery/orrery/frontend/queue"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/tenant"
 )
 
-// The pass-through frontend hands the authenticated tenant to the querier
+// The frontend as wired here hands the authenticated tenant to the querier
 // in the header, and answers the queue's refusals as the Prometheus API
 // answers errors.
-func TestPassThrough(t *testing.T) {
+func TestFrontendOverQueue(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	s := queue.NewScheduler(queue.Config{MaxOutstandingPerTenant: 1}, reg, logger)
 	defer s.Stop(context.Background())
-	h := tenant.FederatedMiddleware(false, nil, passThrough(s))
+	var feCfg frontend.Config
+	feCfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	var lim limits.Limits
+	lim.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	fe, err := frontend.New(feCfg, s, fixedLimits{&lim}, prometheus.NewRegistry(), logger)
+	require.NoError(t, err)
+	h := tenant.FederatedMiddleware(false, nil, fe)
 	block := make(chan struct{})
 	w := queue.NewLocalWorkers(s, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("query") == "block" {
+		require.NoError(t, r.ParseForm())
+		if r.Form.Get("query") == "block" {
 			<-block
 		}
 		ids, err := tenant.IDsFromContext(r.Context())
 		require.NoError(t, err)
 		w.Header().Set("X-Seen", tenant.JoinIDs(ids))
 		w.WriteHeader(http.StatusTeapot)
-		_, _ = io.WriteString(w, r.URL.RawQuery)
+		_, _ = io.WriteString(w, "query="+r.Form.Get("query"))
 	}), logger)
 	require.NoError(t, w.Start(context.Background()))
 	defer w.Stop(context.Background())
@@ -84,3 +94,8 @@ orrery_frontend_queue_length{tenant="anonymous"} 0
 	<-done
 	<-done
 }
+
+// fixedLimits gives every tenant the same limits.
+type fixedLimits struct{ l *limits.Limits }
+
+func (f fixedLimits) For(string) *limits.Limits { return f.l }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/orrery/orrery/distributor"
 	"github.com/orrery/orrery/distributor/hatracker"
+	"github.com/orrery/orrery/frontend"
 	"github.com/orrery/orrery/frontend/queue"
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/ingester/client"
@@ -203,7 +204,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		mux.Handle(querier.FederatePath, authenticateRead(querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
 	}
 	if sched != nil {
-		mux.Handle(querier.PathPrefix+"/", authenticateRead(passThrough(sched)))
+		fe, err := frontend.New(cfg.Frontend, sched, overrides, reg, logger.With("component", "query-frontend"))
+		if err != nil {
+			return err
+		}
+		mux.Handle(querier.PathPrefix+"/", authenticateRead(fe))
 	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !mgr.Ready() {
