@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery/orrery/limits"
+	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/tenant"
 )
 
 // recorder notes the ranges of the query_range requests a downstream
@@ -248,4 +252,30 @@ func TestGaps(t *testing.T) {
 	f([]extent{{start: 30, end: 40}, {start: 70, end: 80}}, 0, 100, 10, span{0, 20}, span{50, 60}, span{90, 100})
 	// An extent off the step grid is no use.
 	f([]extent{{start: 25, end: 55}}, 0, 100, 10, span{0, 100})
+}
+
+// TestCacheNoStore: a request with Cache-Control: no-store is computed
+// afresh and leaves the cache as it was, as Mimir's frontend does.
+func TestCacheNoStore(t *testing.T) {
+	f, rec, _ := cacheFixture(t, t0.Add(10*time.Hour))
+	params := rangeParams(`max(node_load1)`, 70*time.Minute, 80*time.Minute, time.Minute)
+	noStore := func() {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, querier.PathPrefix+"/query_range", strings.NewReader(params.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cache-Control", "max-age=0, No-Store")
+		req = req.WithContext(tenant.WithIDs(req.Context(), []string{"a"}))
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, req)
+		require.Equal(t, http.StatusOK, w.Code)
+		require.Len(t, rec.take(), 1)
+	}
+	noStore()
+	noStore()
+	require.Zero(t, testutil.ToFloat64(f.cacheRequests))
+	do(t, f, "a", "/query_range", params)
+	require.Len(t, rec.take(), 1, "no-store must not have filled the cache")
+	do(t, f, "a", "/query_range", params)
+	require.Empty(t, rec.take())
+	noStore()
 }

@@ -182,7 +182,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	parts := splitRange(s, e, st, interval)
 	q := f.newQuery(r, ids, text, st)
 	q.sharded = f.cfg.QueryShards > 1 && containsShardable(expr)
-	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 {
+	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
 		q.cacheTTL = ttl
 		q.cacheKey = func(start int64) string {
 			return fmt.Sprintf("fe1:%s:%d:%d:%d:%d:%s", tenant.JoinIDs(ids), interval, floorDiv(start, interval), st, floorMod(start, st), text)
@@ -585,6 +585,20 @@ func errorBody(typ, msg string) []byte {
 		Error     string `json:"error"`
 	}{"error", typ, msg})
 	return b
+}
+
+// noStore reports whether the client asked for an answer computed afresh
+// (Cache-Control: no-store, as Mimir's frontend honours it): the results
+// cache is then neither read nor written for this request.
+func noStore(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cacheTTL is how long the tenants' results may be cached: the shortest

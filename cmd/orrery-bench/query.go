@@ -29,6 +29,7 @@ type queryConfig struct {
 	warmup      int
 	tenant      string
 	params      url.Values // extra form parameters sent with every query
+	noStore     bool       // send Cache-Control: no-store, which Orrery's frontend honours
 	timeout     time.Duration
 	jsonOut     bool
 }
@@ -50,6 +51,7 @@ func parseQueryFlags(args []string, stderr io.Writer) (queryConfig, error) {
 	fs.StringVar(&cfg.tenant, "tenant", "", "X-Scope-OrgID header value (none if empty)")
 	fs.StringVar(&extra, "params", "", "extra form parameters for every query, URL-encoded (e.g. nocache=1)")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "timeout of one query")
+	fs.BoolVar(&cfg.noStore, "no-store", false, "send Cache-Control: no-store, so that a results cache that honours it (Orrery's query frontend) is bypassed")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the result as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		return queryConfig{}, err
@@ -205,6 +207,7 @@ func checkResponse(status int, body []byte) (resultShape, error) {
 type queryClient struct {
 	endpoint string
 	tenant   string
+	noStore  bool
 	form     url.Values // start, end, step and the extra parameters
 	hc       *http.Client
 }
@@ -227,6 +230,7 @@ func newQueryClient(cfg queryConfig) *queryClient {
 	return &queryClient{
 		endpoint: strings.TrimSuffix(cfg.url, "/") + "/api/v1/query_range",
 		tenant:   cfg.tenant,
+		noStore:  cfg.noStore,
 		form:     form,
 		hc: &http.Client{
 			Transport:     transport,
@@ -255,6 +259,9 @@ func (c *queryClient) do(ctx context.Context, query string) (time.Duration, resu
 	req.Header.Set("User-Agent", "orrery-bench")
 	if c.tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.tenant)
+	}
+	if c.noStore {
+		req.Header.Set("Cache-Control", "no-store")
 	}
 	start := time.Now()
 	resp, err := c.hc.Do(req)
