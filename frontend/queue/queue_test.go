@@ -447,3 +447,69 @@ func TestRunningBoundFollowsQuerierCores(t *testing.T) {
 	s.disconnect("q1")
 	require.Equal(t, 6, s.cores)
 }
+
+// The default bound is work-conserving: a tenant alone runs on every
+// worker; once another tenant is present (queued, running, or done within
+// sharedWindow) it is held to half the cores again.
+func TestDefaultBoundOnlyWhenShared(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := NewScheduler(Config{MaxOutstandingPerTenant: 100}, reg, logger)
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	s.connect("q1", 2)
+	var mu sync.Mutex
+	running, most := 0, 0
+	release := make(chan struct{})
+	startLocal(t, s, 4, http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(tenant.HeaderName) != "a" {
+			return
+		}
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+	}))
+	var errs []<-chan error
+	for range 4 {
+		errs = append(errs, roundTrip(s, newRequest(t, context.Background(), "a", "x")))
+	}
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return running == 4 }, 5*time.Second, time.Millisecond,
+		"a alone runs on every worker")
+	close(release)
+	for _, e := range errs {
+		require.NoError(t, <-e)
+	}
+	require.Equal(t, 4, most)
+
+	// b has just been served: a is held to one (half of two cores).
+	require.NoError(t, <-roundTrip(s, newRequest(t, context.Background(), "b", "y")))
+	mu.Lock()
+	most = 0
+	mu.Unlock()
+	release = make(chan struct{})
+	errs = errs[:0]
+	for range 4 {
+		errs = append(errs, roundTrip(s, newRequest(t, context.Background(), "a", "x")))
+	}
+	waitQueued(t, s, "a", 3)
+	close(release)
+	for _, e := range errs {
+		require.NoError(t, <-e)
+	}
+	require.Equal(t, 1, most)
+
+	// Long after b's last request, a is alone again, and b's queue is
+	// forgotten.
+	s.mu.Lock()
+	for _, q := range s.queues {
+		q.lastDone = q.lastDone.Add(-sharedWindow)
+	}
+	shared := s.sharedLocked(time.Now())
+	_, kept := s.queues["b"]
+	s.mu.Unlock()
+	require.False(t, shared)
+	require.False(t, kept)
+}

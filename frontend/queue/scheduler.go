@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -38,7 +39,7 @@ type Config struct {
 // RegisterFlags registers the queue's flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Maximum number of requests a tenant may have waiting in the query frontend's queue; more are refused with 429.")
-	fs.IntVar(&c.MaxRunningPerTenant, "frontend.max-running-requests-per-tenant", 0, "Maximum number of a tenant's requests the query frontend's workers run at once; the rest wait even while workers are free, which keeps queriers' CPU for other tenants. 0: half the CPU cores of the connected queriers, at least 1.")
+	fs.IntVar(&c.MaxRunningPerTenant, "frontend.max-running-requests-per-tenant", 0, "Maximum number of a tenant's requests the query frontend's workers run at once; the rest wait even while workers are free, which keeps queriers' CPU for other tenants. 0: half the CPU cores of the connected queriers, at least 1, while more than one tenant uses them (a tenant alone may use every worker).")
 }
 
 // Validate reports a bound that would refuse everything.
@@ -113,7 +114,16 @@ type tenantQueue struct {
 	reqs    list.List
 	active  bool // in Scheduler.active
 	running int  // requests taken by workers and not released
+	// lastDone is when a request of this tenant last ended: a tenant
+	// counts as present for sharedWindow after it.
+	lastDone time.Time
 }
+
+// sharedWindow is how long after its last request a tenant still counts
+// as using the queriers, so that the default running bound holds others
+// back for it: a dashboard refreshing every 30s or every minute keeps its
+// tenant counted between refreshes, and its next query finds a free core.
+const sharedWindow = 2 * time.Minute
 
 // Scheduler is the frontend's fair queue; see the package doc. It is safe
 // for concurrent use.
@@ -284,6 +294,12 @@ func (s *Scheduler) deactivateLocked(q *tenantQueue) {
 // nil when nothing is queued.
 func (s *Scheduler) popLocked() *request {
 	limit := s.runningLimitLocked()
+	if s.cfg.MaxRunningPerTenant == 0 && !s.sharedLocked(time.Now()) {
+		// The default bound is work-conserving: a tenant alone on the
+		// queriers may use every worker, so that one user's split and
+		// sharded parts run on all cores.
+		limit = math.MaxInt
+	}
 	var q *tenantQueue
 	for i := range s.active {
 		k := (s.next + i) % len(s.active)
@@ -314,6 +330,25 @@ func (s *Scheduler) runningLimitLocked() int {
 		return s.cfg.MaxRunningPerTenant
 	}
 	return max(1, s.cores/2)
+}
+
+// sharedLocked reports whether more than one tenant uses the queriers:
+// has requests queued or running, or had one end within sharedWindow.
+func (s *Scheduler) sharedLocked(now time.Time) bool {
+	present := 0
+	for name, q := range s.queues {
+		switch {
+		case q.running > 0 || q.reqs.Len() > 0 || now.Sub(q.lastDone) < sharedWindow:
+			present++
+		case !q.active:
+			// Gone quiet: forgotten, so that tenant IDs seen once (any
+			// header value, without -auth.enabled) do not pile up.
+			delete(s.queues, name)
+			s.queueLength.DeleteLabelValues(name)
+			s.queueWait.DeleteLabelValues(name)
+		}
+	}
+	return present > 1
 }
 
 // take blocks until a request is queued and returns it, running; it fails
@@ -354,7 +389,9 @@ func (s *Scheduler) take(ctx context.Context) (*request, error) {
 func (s *Scheduler) release(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.queues[req.tenant].running--
+	q := s.queues[req.tenant]
+	q.running--
+	q.lastDone = time.Now()
 	s.wakeLocked()
 }
 
