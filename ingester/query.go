@@ -21,16 +21,22 @@ const (
 )
 
 // QueryStream implements ingesterpb.IngesterServer: matching series with
-// their chunks, first from memory, then from the store, each part streamed
-// in messages of at most QueryBatchSeries series, so an answer never sits
-// whole in the ingester: it holds the matching series' handles and one
-// message's chunk copies (and one store batch) at a time.
+// their chunks, memory and store together, sorted by labels as a whole and
+// each series once, in messages of at most QueryBatchSeries series. A
+// reader can therefore merge ingesters' streams as they arrive.
 //
-// Memory is read before the store, so a chunk flushed in between is sent
-// twice, never missed. A series with data in both is therefore sent in
-// two messages (or more, if a store batch boundary falls between its
-// copies); readers merge by labels and de-duplicate samples. Each part is
-// sorted by labels, the answer as a whole is not.
+// A first pass names the matching series: memory's by handle, the store's
+// by ID (store.Refs, which copies their labels only while sorting). Then,
+// a batch of QueryBatchSeries at a time, it copies the batch's memory
+// chunks and only then reads its stored chunks in a fresh read
+// transaction (store.ChunksOf), looking up by labels the memory series
+// that had no stored ID in the first pass. A flush stores a chunk before
+// it drops it from memory (putAndRelease), so a chunk not copied from
+// memory is in that transaction: no chunk is missed, and one flushed
+// between the two reads is sent twice, identical, which readers keep once.
+// So the ingester holds a handle or ID per matching series and one batch
+// of chunks, never the answer. Series created after the first pass are
+// not in the answer, as a sample written after the read began may not be.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
 	i.m.queries.Inc()
@@ -38,44 +44,108 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
+	entries, err := i.streamEntries(ctx, tenantID, req.StartMs, req.EndMs, ms, keep)
+	if err != nil {
+		return apierr.ToGRPC(err)
+	}
 	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries}
-	if h := i.head(tenantID, false); h != nil {
-		series, err := h.selectSeries(ctx, ms)
-		if err != nil {
-			return apierr.ToGRPC(err)
+	for len(entries) > 0 {
+		if ctx.Err() != nil {
+			return i.queryCanceled(ctx)
 		}
-		for k, s := range series {
-			if k%1024 == 0 && ctx.Err() != nil {
-				return i.queryCanceled(ctx)
-			}
-			if keep != nil && !keep(s.lset) {
-				continue
-			}
-			if cs := s.copyChunks(req.StartMs, req.EndMs); len(cs) > 0 {
-				if err := out.add(store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)}); err != nil {
-					return err
-				}
+		batch := entries[:min(len(entries), i.cfg.QueryBatchSeries)]
+		entries = entries[len(batch):]
+		if err := i.streamBatch(tenantID, req.StartMs, req.EndMs, batch, out); err != nil {
+			return err
+		}
+	}
+	return out.flush()
+}
+
+// streamEntry is one series of a QueryStream answer: its memory handle
+// (nil when only stored) and its stored ID (0 when it had none in the
+// first pass).
+type streamEntry struct {
+	s  *memSeries
+	id uint64
+}
+
+// streamEntries is QueryStream's first pass: the series that match ms, keep
+// keeps and have data in [start, end], memory and store joined by labels,
+// sorted. Memory is named before the store, so a series flushed and
+// forgotten in between is in the store's part.
+func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, end int64, ms []*labels.Matcher, keep store.Keep) ([]streamEntry, error) {
+	var mem []*memSeries
+	if h := i.head(tenantID, false); h != nil {
+		all, err := h.selectSeries(ctx, ms)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range all {
+			if (keep == nil || keep(s.lset)) && s.overlaps(start, end) {
+				mem = append(mem, s)
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return i.queryCanceled(ctx)
+		return nil, err
 	}
-	err = i.store.SelectBatches(tenantID, req.StartMs, req.EndMs, i.cfg.QueryBatchSeries, keep, func(batch []store.SeriesChunks) error {
-		if ctx.Err() != nil {
-			return i.queryCanceled(ctx)
+	stored, err := i.store.Refs(tenantID, start, end, keep, ms...)
+	if err != nil {
+		return nil, err
+	}
+	// Both are sorted by labels: join them.
+	out := make([]streamEntry, 0, max(len(mem), len(stored)))
+	for len(mem) > 0 || len(stored) > 0 {
+		c := -1
+		switch {
+		case len(mem) == 0:
+			c = 1
+		case len(stored) > 0:
+			c = labels.Compare(mem[0].lset, stored[0].Labels)
 		}
-		for _, sc := range batch {
-			if err := out.add(sc); err != nil {
-				return err
-			}
+		var e streamEntry
+		if c <= 0 {
+			e.s, mem = mem[0], mem[1:]
 		}
-		return nil
-	}, ms...)
+		if c >= 0 {
+			e.id, stored = stored[0].ID, stored[1:]
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// streamBatch sends the series of batch that have chunks in [start, end]:
+// memory chunks copied first, then the stored ones read (see QueryStream).
+func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []streamEntry, out *queryBatcher) error {
+	mem := make([][]chunkCopy, len(batch))
+	refs := make([]store.SeriesRef, len(batch))
+	for k, e := range batch {
+		refs[k].ID = e.id
+		if e.s != nil {
+			mem[k] = e.s.copyChunks(start, end)
+			refs[k].Labels = e.s.lset
+		}
+	}
+	stored, err := i.store.ChunksOf(tenantID, start, end, refs)
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
-	return out.flush()
+	for k, e := range batch {
+		sc := stored[k]
+		if e.s != nil {
+			sc.Labels = e.s.lset
+			sc.Chunks = append(toStoreChunks(mem[k]), sc.Chunks...)
+		}
+		if len(sc.Chunks) == 0 {
+			continue
+		}
+		if err := out.add(sc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // queryCanceled counts a query abandoned mid-stream and returns its error.
@@ -84,10 +154,17 @@ func (i *Ingester) queryCanceled(ctx context.Context) error {
 	return apierr.ToGRPC(ctx.Err())
 }
 
-// queryBatcher sends series in messages of at most size series.
+// queryBatchBytes ends a message early once its chunks hold this many
+// bytes: series with long histories would otherwise make a message of
+// QueryBatchSeries series arbitrarily large.
+const queryBatchBytes = 16 << 20
+
+// queryBatcher sends series in messages of at most size series (or about
+// queryBatchBytes of chunks, but at least one series).
 type queryBatcher struct {
 	stream ingesterpb.Ingester_QueryStreamServer
 	size   int
+	bytes  int
 	resp   *ingesterpb.QueryStreamResponse
 }
 
@@ -96,7 +173,10 @@ func (b *queryBatcher) add(sc store.SeriesChunks) error {
 		b.resp = &ingesterpb.QueryStreamResponse{Series: make([]*ingesterpb.ChunkSeries, 0, b.size)}
 	}
 	b.resp.Series = append(b.resp.Series, toWire(sc))
-	if len(b.resp.Series) >= b.size {
+	for _, c := range sc.Chunks {
+		b.bytes += len(c.Data)
+	}
+	if len(b.resp.Series) >= b.size || b.bytes >= queryBatchBytes {
 		return b.flush()
 	}
 	return nil
@@ -107,7 +187,7 @@ func (b *queryBatcher) flush() error {
 		return nil
 	}
 	resp := b.resp
-	b.resp = nil
+	b.resp, b.bytes = nil, 0
 	return b.stream.Send(resp)
 }
 
