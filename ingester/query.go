@@ -26,7 +26,8 @@ const (
 // reader can therefore merge ingesters' streams as they arrive.
 //
 // A first pass names the matching series: memory's by handle, the store's
-// by ID (store.Refs, which copies their labels only while sorting). Then,
+// by ID (store.Refs, which copies the labels of those not in memory only
+// while sorting). Then,
 // a batch of QueryBatchSeries at a time, it copies the batch's memory
 // chunks and only then reads its stored chunks in a fresh read
 // transaction (store.ChunksOf), looking up by labels the memory series
@@ -73,9 +74,12 @@ type streamEntry struct {
 // streamEntries is QueryStream's first pass: the series that match ms, keep
 // keeps and have data in [start, end], memory and store joined by labels,
 // sorted. Memory is named before the store, so a series flushed and
-// forgotten in between is in the store's part.
+// forgotten in between is in the store's part. A stored series also in
+// memory only lends its ID to the memory entry (found by binary search,
+// memory's list being sorted), so the store copies the labels only of
+// series that are not in memory.
 func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, end int64, ms []*labels.Matcher, keep store.Keep) ([]streamEntry, error) {
-	var mem []*memSeries
+	var mem []streamEntry
 	if h := i.head(tenantID, false); h != nil {
 		all, err := h.selectSeries(ctx, ms)
 		if err != nil {
@@ -83,35 +87,32 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 		}
 		for _, s := range all {
 			if (keep == nil || keep(s.lset)) && s.overlaps(start, end) {
-				mem = append(mem, s)
+				mem = append(mem, streamEntry{s: s})
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stored, err := i.store.Refs(tenantID, start, end, keep, ms...)
+	inMemory := func(id uint64, ls labels.Labels) bool {
+		k, found := slices.BinarySearchFunc(mem, ls, func(e streamEntry, ls labels.Labels) int { return labels.Compare(e.s.lset, ls) })
+		if found {
+			mem[k].id = id
+		}
+		return found
+	}
+	stored, err := i.store.Refs(tenantID, start, end, keep, inMemory, ms...)
 	if err != nil {
 		return nil, err
 	}
-	// Both are sorted by labels: join them.
-	out := make([]streamEntry, 0, max(len(mem), len(stored)))
+	// Both are sorted by labels and share none: merge them.
+	out := make([]streamEntry, 0, len(mem)+len(stored))
 	for len(mem) > 0 || len(stored) > 0 {
-		c := -1
-		switch {
-		case len(mem) == 0:
-			c = 1
-		case len(stored) > 0:
-			c = labels.Compare(mem[0].lset, stored[0].Labels)
+		if len(stored) == 0 || len(mem) > 0 && labels.Compare(mem[0].s.lset, stored[0].Labels) < 0 {
+			out, mem = append(out, mem[0]), mem[1:]
+		} else {
+			out, stored = append(out, streamEntry{id: stored[0].ID}), stored[1:]
 		}
-		var e streamEntry
-		if c <= 0 {
-			e.s, mem = mem[0], mem[1:]
-		}
-		if c >= 0 {
-			e.id, stored = stored[0].ID, stored[1:]
-		}
-		out = append(out, e)
 	}
 	return out, nil
 }

@@ -50,8 +50,8 @@ func (s *sizingStream) Send(resp *ingesterpb.QueryStreamResponse) error {
 // answer's size the ingester's heap growth during QueryStream: live-MiB,
 // what it holds mid-stream (measured after a GC every 64 messages), and
 // peak-heap-MiB, the peak sampled every millisecond with the GC made eager,
-// which includes the first pass (the stored series' labels while sorting)
-// and some garbage. Both follow the number of matching series (a handle or
+// which includes the first pass's lists of series and up to 5% of the
+// heap in garbage. Both follow the number of matching series (a handle or
 // ID each), not their chunks, which are held one batch at a time.
 func BenchmarkQueryStreamPeakHeap(b *testing.B) {
 	const nSeries, nSamples = 100_000, 24

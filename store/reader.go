@@ -105,12 +105,18 @@ func (r *reader) keeps(keep Keep) bool {
 	if keep == nil {
 		return true
 	}
+	return keep(r.scratchLabels())
+}
+
+// scratchLabels returns the series in r.matchLabels as Labels rebuilt in
+// place: valid until the next candidate.
+func (r *reader) scratchLabels() labels.Labels {
 	r.keepBuilder.Reset()
 	for _, l := range r.matchLabels {
 		r.keepBuilder.Add(l.Name, l.Value)
 	}
 	r.keepBuilder.Overwrite(&r.keepLabels)
-	return keep(r.keepLabels)
+	return r.keepLabels
 }
 
 func matchesAll(ls []labels.Label, matchers []*labels.Matcher) bool {

@@ -21,12 +21,17 @@ type SeriesRef struct {
 // none of their chunks: what a caller needs to read a large answer in
 // label order a batch at a time (ChunksOf), holding the series' names
 // rather than their data. The store orders series by ID, so label order
-// costs this pass.
-func (s *Store) Refs(tenant string, mint, maxt int64, keep Keep, matchers ...*labels.Matcher) ([]SeriesRef, error) {
+// costs this pass. known, when not nil, is asked about each such series
+// first (ls valid only during the call): a series it knows by its labels
+// already, and so takes the ID of, is left out, its labels not copied.
+func (s *Store) Refs(tenant string, mint, maxt int64, keep Keep, known func(id uint64, ls labels.Labels) bool, matchers ...*labels.Matcher) ([]SeriesRef, error) {
 	defer s.observeSelect("refs", time.Now())
 	var out []SeriesRef
 	err := s.view(tenant, func(r *reader) error {
 		return r.each(mint, maxt, matchers, keep, false, func(id uint64, _ []labels.Label, raw []byte, _ []Chunk) error {
+			if known != nil && known(id, r.scratchLabels()) {
+				return nil
+			}
 			ls, err := r.copyLabels(raw)
 			out = append(out, SeriesRef{ID: id, Labels: ls})
 			return err
