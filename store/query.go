@@ -141,8 +141,7 @@ const selectBatchBytes = 16 << 20
 // keeps (nil keeps all; a rejected series' chunks are not read), at most
 // batchSeries (or about selectBatchBytes of chunks, but at least one
 // series) at a time, so that a caller streaming a whole tenant (a
-// handover, a query over many series) holds one batch in memory, not the
-// answer. Each batch is read in its own read transaction, in series-ID
+// handover) holds one batch in memory, not the answer. Each batch is read in its own read transaction, in series-ID
 // order, and sorted by labels within itself only: a long stream never pins
 // one bbolt transaction (which would block the file's growth, and so
 // writers, for its whole length). A series written during the stream may be
