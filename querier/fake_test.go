@@ -54,9 +54,10 @@ type fakeIngester struct {
 	// messages, as an ingester that dies mid-answer does.
 	failAfter int
 
-	calls     atomic.Int64 // calls of QueryStream and MetricsMetadata
-	sent      atomic.Int64 // QueryStream messages sent
-	cancelled atomic.Int64 // calls that saw their context end
+	streamCtx atomic.Pointer[context.Context] // of the last QueryStream
+	calls     atomic.Int64                    // calls of QueryStream and MetricsMetadata
+	sent      atomic.Int64                    // QueryStream messages sent
+	cancelled atomic.Int64                    // calls that saw their context end
 }
 
 func (f *fakeIngester) wait(ctx context.Context) error {
@@ -123,6 +124,7 @@ func (f *fakeIngester) QueryStream(ctx context.Context, req *ingesterpb.QueryReq
 		}
 		msgs = append(msgs, &ingesterpb.QueryStreamResponse{Series: []*ingesterpb.ChunkSeries{ws}})
 	}
+	f.streamCtx.Store(&ctx)
 	return &fakeStream{ctx: ctx, msgs: msgs, f: f}, nil
 }
 

@@ -82,3 +82,19 @@ func TestStreamOutOfOrderIsAnError(t *testing.T) {
 	_, err = st.next(ctx)
 	require.ErrorContains(t, err, "ingester ingester-0: series {__name__=\"a\"} after {__name__=\"b\"}: the answer is not sorted by labels")
 }
+
+// A query that stops iterating a select (its end, an error elsewhere)
+// ends the ingesters' streams when it closes the querier, not when they
+// time out.
+func TestCloseEndsOpenStreams(t *testing.T) {
+	now := time.Now()
+	tq := newTestQuerier(t, testConfig(), 1, map[string][]fakeSeries{"a": series("up", 50, now.Add(-time.Minute), now)}, false)
+	qr, err := tq.q.Querier(now.Add(-time.Hour).UnixMilli(), now.UnixMilli())
+	require.NoError(t, err)
+	set := qr.Select(tenant.WithID(context.Background(), "a"), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
+	require.True(t, set.Next())
+	ctx := *tq.cluster.ingesters[0].streamCtx.Load()
+	require.NoError(t, ctx.Err(), "open while the select is read")
+	require.NoError(t, qr.Close())
+	require.ErrorIs(t, ctx.Err(), context.Canceled)
+}
