@@ -47,7 +47,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	}
 	entries, err := i.streamEntries(ctx, tenantID, req.StartMs, req.EndMs, ms, keep)
 	if err != nil {
-		return apierr.ToGRPC(err)
+		return i.queryFailed(ctx, err)
 	}
 	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries}
 	for len(entries) > 0 {
@@ -57,10 +57,22 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 		batch := entries[:min(len(entries), i.cfg.QueryBatchSeries)]
 		entries = entries[len(batch):]
 		if err := i.streamBatch(tenantID, req.StartMs, req.EndMs, batch, out); err != nil {
-			return err
+			return i.queryFailed(ctx, err)
 		}
 	}
-	return out.flush()
+	if err := out.flush(); err != nil {
+		return i.queryFailed(ctx, err)
+	}
+	return nil
+}
+
+// queryFailed returns a query's error, as a cancellation when the query
+// ended meanwhile: a read or send it broke off is not the ingester's error.
+func (i *Ingester) queryFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return i.queryCanceled(ctx)
+	}
+	return apierr.ToGRPC(err)
 }
 
 // streamEntry is one series of a QueryStream answer: its memory handle
@@ -85,7 +97,10 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range all {
+		for k, s := range all {
+			if k%1024 == 0 && ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			if (keep == nil || keep(s.lset)) && s.overlaps(start, end) {
 				mem = append(mem, streamEntry{s: s})
 			}
@@ -131,7 +146,7 @@ func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []stream
 	}
 	stored, err := i.store.ChunksOf(tenantID, start, end, refs)
 	if err != nil {
-		return apierr.ToGRPC(err)
+		return err
 	}
 	for k, e := range batch {
 		sc := stored[k]

@@ -7,10 +7,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
@@ -200,4 +203,44 @@ func TestQueryShardBadValuesAreBadData(t *testing.T) {
 		_, err = ti.client.LabelNames(ctxFor("a"), &ingesterpb.LabelNamesRequest{StartMs: 0, EndMs: math.MaxInt64, Matchers: wire})
 		require.Equal(t, apierr.BadData, apierr.KindOf(apierr.FromGRPC(err)), "%v: %v", ms, err)
 	}
+}
+
+// A query whose client goes away mid-stream stops there and is counted as
+// canceled, not failed: whether it notices at the next batch or by its
+// send failing, as gRPC's does once the stream is canceled.
+func TestQueryStreamStopsWhenCanceled(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	for _, n := range []string{"m0", "m1", "m2", "m3", "m4"} {
+		require.NoError(t, ti.push(t, "a", series(n, 0, 3)))
+	}
+	for k, sendFails := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(ctxFor("a"))
+		rs := &cancelingStream{recordingStream: recordingStream{ctx: ctx}, cancel: cancel, fail: sendFails}
+		err := ti.QueryStream(&ingesterpb.QueryRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64}, rs)
+		require.Equal(t, apierr.Canceled, apierr.KindOf(apierr.FromGRPC(err)), "%v", err)
+		wantMsgs := 1
+		if sendFails {
+			wantMsgs = 0
+		}
+		require.Len(t, rs.msgs, wantMsgs, "no batch read after the cancellation")
+		require.Equal(t, float64(k+1), testutil.ToFloat64(ti.m.queriesCanceled))
+		cancel()
+	}
+}
+
+// cancelingStream cancels its query at the first send, which fails if
+// fail is set.
+type cancelingStream struct {
+	recordingStream
+	cancel context.CancelFunc
+	fail   bool
+}
+
+func (s *cancelingStream) Send(resp *ingesterpb.QueryStreamResponse) error {
+	s.cancel()
+	if s.fail {
+		return status.Error(codes.Canceled, "context canceled")
+	}
+	return s.recordingStream.Send(resp)
 }
