@@ -21,16 +21,23 @@ const (
 )
 
 // QueryStream implements ingesterpb.IngesterServer: matching series with
-// their chunks, first from memory, then from the store, each part streamed
-// in messages of at most QueryBatchSeries series, so an answer never sits
-// whole in the ingester: it holds the matching series' handles and one
-// message's chunk copies (and one store batch) at a time.
+// their chunks, memory and store together, sorted by labels as a whole and
+// each series once, in messages of at most QueryBatchSeries series. A
+// reader can therefore merge ingesters' streams as they arrive.
 //
-// Memory is read before the store, so a chunk flushed in between is sent
-// twice, never missed. A series with data in both is therefore sent in
-// two messages (or more, if a store batch boundary falls between its
-// copies); readers merge by labels and de-duplicate samples. Each part is
-// sorted by labels, the answer as a whole is not.
+// A first pass names the matching series: memory's by handle, the store's
+// by ID (store.Refs, which copies the labels of those not in memory only
+// while sorting). Then,
+// a batch of QueryBatchSeries at a time, it copies the batch's memory
+// chunks and only then reads its stored chunks in a fresh read
+// transaction (store.ChunksOf), looking up by labels the memory series
+// that had no stored ID in the first pass. A flush stores a chunk before
+// it drops it from memory (putAndRelease), so a chunk not copied from
+// memory is in that transaction: no chunk is missed, and one flushed
+// between the two reads is sent twice, identical, which readers keep once.
+// So the ingester holds a handle or ID per matching series and one batch
+// of chunks, never the answer. Series created after the first pass are
+// not in the answer, as a sample written after the read began may not be.
 func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
 	i.m.queries.Inc()
@@ -38,44 +45,123 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
+	entries, err := i.streamEntries(ctx, tenantID, req.StartMs, req.EndMs, ms, keep)
+	if err != nil {
+		return i.queryFailed(ctx, err)
+	}
 	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries}
-	if h := i.head(tenantID, false); h != nil {
-		series, err := h.selectSeries(ctx, ms)
-		if err != nil {
-			return apierr.ToGRPC(err)
+	for len(entries) > 0 {
+		if ctx.Err() != nil {
+			return i.queryCanceled(ctx)
 		}
-		for k, s := range series {
+		batch := entries[:min(len(entries), i.cfg.QueryBatchSeries)]
+		entries = entries[len(batch):]
+		if err := i.streamBatch(tenantID, req.StartMs, req.EndMs, batch, out); err != nil {
+			return i.queryFailed(ctx, err)
+		}
+	}
+	if err := out.flush(); err != nil {
+		return i.queryFailed(ctx, err)
+	}
+	return nil
+}
+
+// queryFailed returns a query's error, as a cancellation when the query
+// ended meanwhile: a read or send it broke off is not the ingester's error.
+func (i *Ingester) queryFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return i.queryCanceled(ctx)
+	}
+	return apierr.ToGRPC(err)
+}
+
+// streamEntry is one series of a QueryStream answer: its memory handle
+// (nil when only stored) and its stored ID (0 when it had none in the
+// first pass).
+type streamEntry struct {
+	s  *memSeries
+	id uint64
+}
+
+// streamEntries is QueryStream's first pass: the series that match ms, keep
+// keeps and have data in [start, end], memory and store joined by labels,
+// sorted. Memory is named before the store, so a series flushed and
+// forgotten in between is in the store's part. A stored series also in
+// memory only lends its ID to the memory entry (found by binary search,
+// memory's list being sorted), so the store copies the labels only of
+// series that are not in memory.
+func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, end int64, ms []*labels.Matcher, keep store.Keep) ([]streamEntry, error) {
+	var mem []streamEntry
+	if h := i.head(tenantID, false); h != nil {
+		all, err := h.selectSeries(ctx, ms)
+		if err != nil {
+			return nil, err
+		}
+		for k, s := range all {
 			if k%1024 == 0 && ctx.Err() != nil {
-				return i.queryCanceled(ctx)
+				return nil, ctx.Err()
 			}
-			if keep != nil && !keep(s.lset) {
-				continue
-			}
-			if cs := s.copyChunks(req.StartMs, req.EndMs); len(cs) > 0 {
-				if err := out.add(store.SeriesChunks{Labels: s.lset, Chunks: toStoreChunks(cs)}); err != nil {
-					return err
-				}
+			if (keep == nil || keep(s.lset)) && s.overlaps(start, end) {
+				mem = append(mem, streamEntry{s: s})
 			}
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return i.queryCanceled(ctx)
+		return nil, err
 	}
-	err = i.store.SelectBatches(tenantID, req.StartMs, req.EndMs, i.cfg.QueryBatchSeries, keep, func(batch []store.SeriesChunks) error {
-		if ctx.Err() != nil {
-			return i.queryCanceled(ctx)
+	inMemory := func(id uint64, ls labels.Labels) bool {
+		k, found := slices.BinarySearchFunc(mem, ls, func(e streamEntry, ls labels.Labels) int { return labels.Compare(e.s.lset, ls) })
+		if found {
+			mem[k].id = id
 		}
-		for _, sc := range batch {
-			if err := out.add(sc); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, ms...)
+		return found
+	}
+	stored, err := i.store.Refs(tenantID, start, end, keep, inMemory, ms...)
 	if err != nil {
-		return apierr.ToGRPC(err)
+		return nil, err
 	}
-	return out.flush()
+	// Both are sorted by labels and share none: merge them.
+	out := make([]streamEntry, 0, len(mem)+len(stored))
+	for len(mem) > 0 || len(stored) > 0 {
+		if len(stored) == 0 || len(mem) > 0 && labels.Compare(mem[0].s.lset, stored[0].Labels) < 0 {
+			out, mem = append(out, mem[0]), mem[1:]
+		} else {
+			out, stored = append(out, streamEntry{id: stored[0].ID}), stored[1:]
+		}
+	}
+	return out, nil
+}
+
+// streamBatch sends the series of batch that have chunks in [start, end]:
+// memory chunks copied first, then the stored ones read (see QueryStream).
+func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []streamEntry, out *queryBatcher) error {
+	mem := make([][]chunkCopy, len(batch))
+	refs := make([]store.SeriesRef, len(batch))
+	for k, e := range batch {
+		refs[k].ID = e.id
+		if e.s != nil {
+			mem[k] = e.s.copyChunks(start, end)
+			refs[k].Labels = e.s.lset
+		}
+	}
+	stored, err := i.store.ChunksOf(tenantID, start, end, refs)
+	if err != nil {
+		return err
+	}
+	for k, e := range batch {
+		sc := stored[k]
+		if e.s != nil {
+			sc.Labels = e.s.lset
+			sc.Chunks = append(toStoreChunks(mem[k]), sc.Chunks...)
+		}
+		if len(sc.Chunks) == 0 {
+			continue
+		}
+		if err := out.add(sc); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // queryCanceled counts a query abandoned mid-stream and returns its error.
@@ -84,10 +170,17 @@ func (i *Ingester) queryCanceled(ctx context.Context) error {
 	return apierr.ToGRPC(ctx.Err())
 }
 
-// queryBatcher sends series in messages of at most size series.
+// queryBatchBytes ends a message early once its chunks hold this many
+// bytes: series with long histories would otherwise make a message of
+// QueryBatchSeries series arbitrarily large.
+const queryBatchBytes = 16 << 20
+
+// queryBatcher sends series in messages of at most size series (or about
+// queryBatchBytes of chunks, but at least one series).
 type queryBatcher struct {
 	stream ingesterpb.Ingester_QueryStreamServer
 	size   int
+	bytes  int
 	resp   *ingesterpb.QueryStreamResponse
 }
 
@@ -96,7 +189,10 @@ func (b *queryBatcher) add(sc store.SeriesChunks) error {
 		b.resp = &ingesterpb.QueryStreamResponse{Series: make([]*ingesterpb.ChunkSeries, 0, b.size)}
 	}
 	b.resp.Series = append(b.resp.Series, toWire(sc))
-	if len(b.resp.Series) >= b.size {
+	for _, c := range sc.Chunks {
+		b.bytes += len(c.Data)
+	}
+	if len(b.resp.Series) >= b.size || b.bytes >= queryBatchBytes {
 		return b.flush()
 	}
 	return nil
@@ -107,7 +203,7 @@ func (b *queryBatcher) flush() error {
 		return nil
 	}
 	resp := b.resp
-	b.resp = nil
+	b.resp, b.bytes = nil, 0
 	return b.stream.Send(resp)
 }
 

@@ -7,10 +7,13 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
@@ -63,36 +66,45 @@ func timestamps(t *testing.T, ws *ingesterpb.ChunkSeries) []int64 {
 }
 
 // The answer is streamed, not built whole: a message carries at most
-// QueryBatchSeries series, the in-memory part of a series and its stored
-// part come in messages of their own (memory first), and together they
-// hold every sample once.
-func TestQueryStreamSendsMemoryThenStoreInBatches(t *testing.T) {
+// QueryBatchSeries series, the answer is sorted by labels as a whole, and a
+// series with chunks in memory and in the store comes once, with both.
+func TestQueryStreamSendsSortedSeriesOnceInBatches(t *testing.T) {
 	ti := newTestIngester(t, t.TempDir(), testConfig())
 	defer ti.stop(t)
-	names := []string{"m0", "m1", "m2", "m3", "m4"}
+	names := []string{"m3", "m0", "m4", "m1", "m2"}
 	for _, n := range names {
 		require.NoError(t, ti.push(t, "a", series(n, 0, 25)))
 	}
 	// Chunks hold 10 samples: two complete chunks per series go to the
 	// store, the head chunk of 5 stays in memory.
 	ti.flush(false)
+	// m5 is only in the store, m6 only in memory.
+	require.NoError(t, ti.push(t, "a", series("m5", 0, 20)))
+	ti.flush(false)
+	require.NoError(t, ti.push(t, "a", series("m6", 0, 5)))
 
 	rs := query(t, ti, nil)
-	parts := map[string][][]int64{}
+	var got []string
 	for _, m := range rs.msgs {
 		require.LessOrEqual(t, len(m.Series), testConfig().QueryBatchSeries)
 		for _, ws := range m.Series {
 			var b labels.ScratchBuilder
 			name := ingesterpb.ToLabels(&b, ws.Labels).Get("__name__")
-			parts[name] = append(parts[name], timestamps(t, ws))
+			got = append(got, name)
+			want := 25
+			switch name {
+			case "m5":
+				want = 20
+			case "m6":
+				want = 5
+			}
+			ts := timestamps(t, ws)
+			slices.Sort(ts)
+			require.Len(t, ts, want, name)
+			require.Equal(t, int64(0), ts[0], name)
 		}
 	}
-	for _, n := range names {
-		require.Len(t, parts[n], 2, "%s: memory part and stored part", n)
-		require.Equal(t, []int64{20000, 21000, 22000, 23000, 24000}, parts[n][0], "%s: memory first", n)
-		require.Len(t, parts[n][1], 20, "%s: then the two stored chunks", n)
-		require.Equal(t, int64(0), parts[n][1][0])
-	}
+	require.Equal(t, []string{"m0", "m1", "m2", "m3", "m4", "m5", "m6"}, got)
 }
 
 // Chunks are copied as messages go out, not all before the first: a sample
@@ -191,4 +203,44 @@ func TestQueryShardBadValuesAreBadData(t *testing.T) {
 		_, err = ti.client.LabelNames(ctxFor("a"), &ingesterpb.LabelNamesRequest{StartMs: 0, EndMs: math.MaxInt64, Matchers: wire})
 		require.Equal(t, apierr.BadData, apierr.KindOf(apierr.FromGRPC(err)), "%v: %v", ms, err)
 	}
+}
+
+// A query whose client goes away mid-stream stops there and is counted as
+// canceled, not failed: whether it notices at the next batch or by its
+// send failing, as gRPC's does once the stream is canceled.
+func TestQueryStreamStopsWhenCanceled(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	for _, n := range []string{"m0", "m1", "m2", "m3", "m4"} {
+		require.NoError(t, ti.push(t, "a", series(n, 0, 3)))
+	}
+	for k, sendFails := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(ctxFor("a"))
+		rs := &cancelingStream{recordingStream: recordingStream{ctx: ctx}, cancel: cancel, fail: sendFails}
+		err := ti.QueryStream(&ingesterpb.QueryRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64}, rs)
+		require.Equal(t, apierr.Canceled, apierr.KindOf(apierr.FromGRPC(err)), "%v", err)
+		wantMsgs := 1
+		if sendFails {
+			wantMsgs = 0
+		}
+		require.Len(t, rs.msgs, wantMsgs, "no batch read after the cancellation")
+		require.Equal(t, float64(k+1), testutil.ToFloat64(ti.m.queriesCanceled))
+		cancel()
+	}
+}
+
+// cancelingStream cancels its query at the first send, which fails if
+// fail is set.
+type cancelingStream struct {
+	recordingStream
+	cancel context.CancelFunc
+	fail   bool
+}
+
+func (s *cancelingStream) Send(resp *ingesterpb.QueryStreamResponse) error {
+	s.cancel()
+	if s.fail {
+		return status.Error(codes.Canceled, "context canceled")
+	}
+	return s.recordingStream.Send(resp)
 }

@@ -1,7 +1,8 @@
 // Package querier evaluates PromQL with the upstream engine over a
 // storage.Queryable that fans each select out to the ingesters the ring
-// names and merges their chunks: replicas' identical chunks are kept once,
-// and only chunks that differ are merged sample by sample. It serves the
+// names and merges their label-sorted streams as the engine iterates:
+// replicas' identical chunks are kept once, and only chunks that differ
+// are merged sample by sample. It serves the
 // Prometheus HTTP API with Prometheus's own handler, so that response
 // shapes and error types are Prometheus's to the byte.
 //

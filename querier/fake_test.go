@@ -50,10 +50,14 @@ type fakeIngester struct {
 	delay time.Duration
 	// down fails every call, as an unreachable ingester does.
 	down atomic.Bool
+	// failAfter, when positive, fails each QueryStream after that many
+	// messages, as an ingester that dies mid-answer does.
+	failAfter int
 
-	calls     atomic.Int64 // calls of QueryStream and MetricsMetadata
-	sent      atomic.Int64 // QueryStream messages sent
-	cancelled atomic.Int64 // calls that saw their context end
+	streamCtx atomic.Pointer[context.Context] // of the last QueryStream
+	calls     atomic.Int64                    // calls of QueryStream and MetricsMetadata
+	sent      atomic.Int64                    // QueryStream messages sent
+	cancelled atomic.Int64                    // calls that saw their context end
 }
 
 func (f *fakeIngester) wait(ctx context.Context) error {
@@ -99,6 +103,8 @@ func (f *fakeIngester) matching(ctx context.Context, wire []*ingesterpb.LabelMat
 			out = append(out, s)
 		}
 	}
+	// An ingester answers sorted by labels.
+	slices.SortFunc(out, func(a, b fakeSeries) int { return labels.Compare(a.lset, b.lset) })
 	return out, nil
 }
 
@@ -118,6 +124,7 @@ func (f *fakeIngester) QueryStream(ctx context.Context, req *ingesterpb.QueryReq
 		}
 		msgs = append(msgs, &ingesterpb.QueryStreamResponse{Series: []*ingesterpb.ChunkSeries{ws}})
 	}
+	f.streamCtx.Store(&ctx)
 	return &fakeStream{ctx: ctx, msgs: msgs, f: f}, nil
 }
 
@@ -149,6 +156,7 @@ type fakeStream struct {
 	ctx  context.Context
 	msgs []*ingesterpb.QueryStreamResponse
 	f    *fakeIngester
+	n    int // messages sent
 }
 
 func (s *fakeStream) Recv() (*ingesterpb.QueryStreamResponse, error) {
@@ -156,6 +164,10 @@ func (s *fakeStream) Recv() (*ingesterpb.QueryStreamResponse, error) {
 		s.f.cancelled.Add(1)
 		return nil, err
 	}
+	if s.f.failAfter > 0 && s.n >= s.f.failAfter {
+		return nil, apierr.ToGRPC(apierr.New(apierr.Unavailable, "connection reset mid-stream"))
+	}
+	s.n++
 	if len(s.msgs) == 0 {
 		return nil, io.EOF
 	}

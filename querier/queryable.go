@@ -97,6 +97,18 @@ type querier struct {
 	once     sync.Once
 	scope    queryScope
 	scopeErr error
+
+	// closers end what the query's selects left open (their ingester
+	// streams) when the query closes it, however far they were read.
+	mu      sync.Mutex
+	closers []func()
+}
+
+// onClose has Close call f.
+func (qr *querier) onClose(f func()) {
+	qr.mu.Lock()
+	defer qr.mu.Unlock()
+	qr.closers = append(qr.closers, f)
 }
 
 // queryScope is what a query knows of its tenants. The querier is created
@@ -130,7 +142,17 @@ func (sc queryScope) window(mint, maxt int64) (int64, int64, bool) {
 	return mint, maxt, mint <= maxt
 }
 
-func (*querier) Close() error { return nil }
+// Close implements storage.Querier: it ends the ingester streams its
+// selects still read.
+func (qr *querier) Close() error {
+	qr.mu.Lock()
+	defer qr.mu.Unlock()
+	for _, f := range qr.closers {
+		f()
+	}
+	qr.closers = nil
+	return nil
+}
 
 // Select implements storage.Querier. Series come back sorted whatever
 // sortSeries says: the merge needs them sorted anyway. When ctx carries a
@@ -169,37 +191,15 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 		return qr.selectLabelsOnly(ctx, tenantID, fetch, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: matchers, Limit: int64(hints.Limit)})
 	}
 	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers}
-	perIngester, warns, err := fanout(ctx, qr.q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient) ([]*ingesterpb.ChunkSeries, error) {
-		stream, err := c.QueryStream(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		// A series may come in several messages (its in-memory and its
-		// stored part); newChunkSeriesSet merges them by labels.
-		var out []*ingesterpb.ChunkSeries
-		account := fetch.fromIngester()
-		for {
-			resp, err := stream.Recv()
-			if err != nil {
-				return out, ignoreEOF(err)
-			}
-			if err := account.addChunks(resp.Series); err != nil {
-				return nil, err
-			}
-			out = append(out, resp.Series...)
-		}
-	})
+	open := func(ctx context.Context, c ingesterpb.IngesterClient, inst *ringpb.Instance) (*ingesterStream, error) {
+		return openStream(ctx, c, inst.Id, req, fetch.fromIngester())
+	}
+	o, err := openFanout(ctx, qr.q, tenantID, open)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	all := slices.Concat(perIngester...)
-	recordFetched(ctx, all)
-	set, err := newChunkSeriesSet(all, sc.minT)
-	if err != nil {
-		return storage.ErrSeriesSet(err)
-	}
-	set.warns = warns
-	return set
+	qr.onClose(o.stop)
+	return newStreamSeriesSet(ctx, o.vals, sc.minT, o.warns, o.spare, o.stop)
 }
 
 func (qr *querier) selectLabelsOnly(ctx context.Context, tenantID string, fetch *selectFetch, req *ingesterpb.SeriesRequest) storage.SeriesSet {
@@ -295,17 +295,48 @@ func sortedUnion(lists [][]string, limit int64) []string {
 }
 
 type answer[T any] struct {
-	val T
-	err error
+	val  T
+	err  error
+	call int // index in the order of launch
+	inst *ringpb.Instance
 }
 
 // fanout calls the ingesters of the read replication set in parallel and
-// returns the results of those that answered. A write reached a quorum of
-// its replicas, and the ring's budget MaxErrors is small enough that any
-// all-but-MaxErrors subset of the instances still holds one of those
-// replicas of every acknowledged sample (ring.ForQuery; the argument is in
-// docs/architecture.md, "The read path"). So fanout needs answers from all
-// but MaxErrors ingesters, and:
+// returns the results of those that answered (openFanout has the rules).
+// Nothing of a call outlives it.
+func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, annotations.Annotations, error) {
+	o, err := openFanout(ctx, q, tenantID, func(ctx context.Context, c ingesterpb.IngesterClient, _ *ringpb.Instance) (T, error) {
+		return call(ctx, c)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	o.stop()
+	return o.vals, o.warns, nil
+}
+
+// opened is what openFanout returns: the answers, still in use (open
+// streams), and how to end or replace them.
+type opened[T any] struct {
+	vals  []T
+	warns annotations.Annotations
+	// stop cancels every call still open. It must be called once the
+	// answers are no longer read; the query's end calls it too.
+	stop func()
+	// spare asks one more instance, neither answered nor failed, in the
+	// place of an answer that failed while being read; ok is false when
+	// none is left or answers. Only one goroutine may call it.
+	spare func() (val T, ok bool, err error)
+}
+
+// openFanout calls the ingesters of the read replication set in parallel
+// and returns the results of those that answered, with their calls left
+// open until stop. A write reached a quorum of its replicas, and the
+// ring's budget MaxErrors is small enough that any all-but-MaxErrors
+// subset of the instances still holds one of those replicas of every
+// acknowledged sample (ring.ForQuery; the argument is in
+// docs/architecture.md, "The read path"). So it needs answers from all but
+// MaxErrors ingesters, and:
 //
 //   - while the ring is settled (no owner JOINING or LEAVING, none
 //     forgotten beyond the budget) and MinimizeIngesterRequests is on, it
@@ -334,30 +365,34 @@ type answer[T any] struct {
 //
 // Every call is for tenantID alone: a cross-tenant read fans out once per
 // tenant.
-func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient) (T, error)) ([]T, annotations.Annotations, error) {
+func openFanout[T any](ctx context.Context, q *Queryable, tenantID string, call func(context.Context, ingesterpb.IngesterClient, *ringpb.Instance) (T, error)) (*opened[T], error) {
 	rs, err := q.ring.ForQuery()
 	if err != nil {
-		return nil, nil, apierr.New(apierr.Unavailable, "querier: %s", err)
+		return nil, apierr.New(apierr.Unavailable, "querier: %s", err)
 	}
 	// The calls do not inherit the query's deadline: gRPC would send it
 	// along, and the ingester's copy could expire a moment before the
 	// query's own, turning a timeout into a transport error. The query's end
 	// reaches the ingesters as a cancellation instead.
 	callCtx, cancel := context.WithTimeout(tenant.WithID(context.WithoutCancel(ctx), tenantID), q.cfg.IngesterTimeout)
-	defer cancel()
-	defer context.AfterFunc(ctx, cancel)()
+	stopAfter := context.AfterFunc(ctx, cancel)
+	stop := func() { stopAfter(); cancel() }
+	returned := false
+	defer func() {
+		if !returned {
+			stop()
+		}
+	}()
 	answers := make(chan answer[T], len(rs.Instances))
+	var calls []context.CancelFunc // by launch
+	var launched []*ringpb.Instance
 	launch := func(inst *ringpb.Instance) {
+		cctx, ccancel := context.WithCancel(callCtx)
+		n := len(calls)
+		calls, launched = append(calls, ccancel), append(launched, inst)
 		go func() {
-			c, err := q.clients.Client(inst.Addr)
-			var val T
-			if err == nil {
-				val, err = call(callCtx, c)
-			}
-			if err != nil && !isLimitError(err) {
-				err = fmt.Errorf("ingester %s: %w", inst.Id, apierr.FromGRPC(err))
-			}
-			answers <- answer[T]{val: val, err: err}
+			val, err := callOne(cctx, q, inst, call)
+			answers <- answer[T]{val: val, err: err, call: n, inst: inst}
 		}()
 	}
 	need := len(rs.Instances) - rs.MaxErrors
@@ -383,20 +418,26 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	}
 	var late <-chan time.Time
 	var answered []T
-	var failed []error
+	kept := map[int]bool{}   // calls answered
+	failed := map[int]bool{} // calls failed
+	var firstErr error
 	for len(answered) < need && len(failed) <= rs.MaxErrors {
 		select {
 		case a := <-answers:
 			out--
 			if isLimitError(a.err) {
-				return nil, nil, a.err
+				return nil, a.err
 			}
 			if a.err != nil {
-				failed = append(failed, a.err)
+				failed[a.call] = true
+				if firstErr == nil {
+					firstErr = a.err
+				}
 				spare("failed")
 				continue
 			}
 			answered = append(answered, a.val)
+			kept[a.call] = true
 			if late == nil && len(spares) > 0 && out > 0 {
 				t := time.NewTimer(q.cfg.HedgeDelay)
 				defer t.Stop()
@@ -414,13 +455,24 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	// not the broken streams it caused: the API maps it to Prometheus's
 	// timeout or canceled error.
 	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("querier: %w", err)
+		return nil, fmt.Errorf("querier: %w", err)
 	}
 	if len(failed) > rs.MaxErrors {
-		return nil, nil, failed[0]
+		return nil, firstErr
 	}
 	if len(failed) > 0 {
-		q.logger.Warn("ingesters failed within the replication tolerance", "failed", len(failed), "tolerated", rs.MaxErrors, "first", failed[0])
+		q.logger.Warn("ingesters failed within the replication tolerance", "failed", len(failed), "tolerated", rs.MaxErrors, "first", firstErr)
+	}
+	// The calls not kept are cancelled; those neither kept nor failed
+	// remain spares for answers that fail later, the ones never asked
+	// first: those asked were cancelled for being late.
+	for k, c := range calls {
+		if !kept[k] {
+			c()
+			if !failed[k] {
+				spares = append(spares, launched[k])
+			}
+		}
 	}
 	var warns annotations.Annotations
 	if rs.Incomplete != "" {
@@ -432,7 +484,35 @@ func fanout[T any](ctx context.Context, q *Queryable, tenantID string, call func
 	if len(warns) > 0 {
 		q.partial.WithLabelValues(tenantID).Inc()
 	}
-	return answered, warns, nil
+	returned = true
+	return &opened[T]{vals: answered, warns: warns, stop: stop, spare: func() (T, bool, error) {
+		for len(spares) > 0 {
+			inst := spares[0]
+			spares = spares[1:]
+			q.hedged.WithLabelValues("failed").Inc()
+			val, err := callOne(callCtx, q, inst, call)
+			if err == nil || isLimitError(err) || ctx.Err() != nil {
+				return val, err == nil, err
+			}
+			q.logger.Warn("spare ingester failed", "err", err)
+		}
+		var zero T
+		return zero, false, nil
+	}}, nil
+}
+
+// callOne calls one instance, its error (other than a query limit's)
+// naming it.
+func callOne[T any](ctx context.Context, q *Queryable, inst *ringpb.Instance, call func(context.Context, ingesterpb.IngesterClient, *ringpb.Instance) (T, error)) (T, error) {
+	c, err := q.clients.Client(inst.Addr)
+	var val T
+	if err == nil {
+		val, err = call(ctx, c, inst)
+	}
+	if err != nil && !isLimitError(err) {
+		err = fmt.Errorf("ingester %s: %w", inst.Id, apierr.FromGRPC(err))
+	}
+	return val, err
 }
 
 // rotate splits instances into the need to ask and the spares, starting

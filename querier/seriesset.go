@@ -36,7 +36,7 @@ func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 // timestamp: different chunks of replicas (cut at other times, one missing
 // samples) and in-memory/stored copies overlap. Upstream's merge reads
 // chunks that follow each other in turn at the cost of one timestamp
-// comparison per sample; identical copies, which newChunkSeriesSet drops,
+// comparison per sample; identical copies, which newMergedSeries drops,
 // are what would make it slow.
 func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	hide, _ := it.(*tsdb.DeletedIterator)
@@ -63,42 +63,20 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	return hide
 }
 
-// newChunkSeriesSet groups wire series by labels and decodes their
-// chunks, each distinct chunk once; the series show no sample before mint.
-func newChunkSeriesSet(wire []*ingesterpb.ChunkSeries, mint int64) (*seriesSet, error) {
-	// Series are sorted by index, so that the wire slice stays the
-	// caller's and a series' parts keep their order of arrival.
-	var b labels.ScratchBuilder
-	decoded := make([]labels.Labels, len(wire))
-	for k, ws := range wire {
-		decoded[k] = ingesterpb.ToLabels(&b, ws.Labels)
-	}
-	order := make([]int, len(wire))
-	for k := range order {
-		order[k] = k
-	}
-	slices.SortStableFunc(order, func(x, y int) int { return labels.Compare(decoded[x], decoded[y]) })
-	out := make([]*mergedSeries, 0, len(wire))
-	var group []*ingesterpb.Chunk
-	for n := 0; n < len(order); {
-		lset := decoded[order[n]]
-		group = group[:0]
-		for ; n < len(order) && labels.Equal(decoded[order[n]], lset); n++ {
-			group = append(group, wire[order[n]].Chunks...)
+// newMergedSeries is one series from the chunks every ingester sent for
+// it, each distinct chunk decoded once; it shows no sample before mint.
+// It reorders chunks.
+func newMergedSeries(lset labels.Labels, chunks []*ingesterpb.Chunk, mint int64) (*mergedSeries, error) {
+	distinct := distinctChunks(chunks)
+	ms := &mergedSeries{lset: lset, mint: mint, chunks: make([]chunkenc.Chunk, 0, len(distinct))}
+	for _, wc := range distinct {
+		c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
+		if err != nil {
+			return nil, fmt.Errorf("querier: decode chunk of %s: %w", lset, err)
 		}
-		ms := &mergedSeries{lset: lset, mint: mint}
-		distinct := distinctChunks(group)
-		ms.chunks = make([]chunkenc.Chunk, 0, len(distinct))
-		for _, wc := range distinct {
-			c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
-			if err != nil {
-				return nil, fmt.Errorf("querier: decode chunk of %s: %w", lset, err)
-			}
-			ms.chunks = append(ms.chunks, c)
-		}
-		out = append(out, ms)
+		ms.chunks = append(ms.chunks, c)
 	}
-	return &seriesSet{series: out, idx: -1}, nil
+	return ms, nil
 }
 
 // distinctChunks sorts one series' chunks by time and keeps one of each set
@@ -114,17 +92,6 @@ func distinctChunks(cs []*ingesterpb.Chunk) []*ingesterpb.Chunk {
 		return a.MinTimeMs == b.MinTimeMs && a.MaxTimeMs == b.MaxTimeMs && a.Encoding == b.Encoding && bytes.Equal(a.Data, b.Data)
 	})
 }
-
-type seriesSet struct {
-	series []*mergedSeries
-	idx    int
-	warns  annotations.Annotations
-}
-
-func (s *seriesSet) Next() bool                        { s.idx++; return s.idx < len(s.series) }
-func (s *seriesSet) At() storage.Series                { return s.series[s.idx] }
-func (s *seriesSet) Err() error                        { return nil }
-func (s *seriesSet) Warnings() annotations.Annotations { return s.warns }
 
 // labelsSeriesSet serves the series API, which needs labels only.
 type labelsSeriesSet struct {

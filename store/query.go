@@ -26,7 +26,7 @@ func (s *Store) Select(tenant string, mint, maxt int64, matchers ...*labels.Matc
 	defer s.observeSelect("select", time.Now())
 	var out []SeriesChunks
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, nil, true, func(_ []labels.Label, raw []byte, chunks []Chunk) error {
+		return r.each(mint, maxt, matchers, nil, true, func(_ uint64, _ []labels.Label, raw []byte, chunks []Chunk) error {
 			ls, err := r.copyLabels(raw)
 			out = append(out, SeriesChunks{Labels: ls, Chunks: chunks})
 			return err
@@ -45,7 +45,7 @@ func (s *Store) Series(tenant string, mint, maxt int64, keep Keep, matchers ...*
 	defer s.observeSelect("series", time.Now())
 	var out []labels.Labels
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, keep, false, func(_ []labels.Label, raw []byte, _ []Chunk) error {
+		return r.each(mint, maxt, matchers, keep, false, func(_ uint64, _ []labels.Label, raw []byte, _ []Chunk) error {
 			ls, err := r.copyLabels(raw)
 			out = append(out, ls)
 			return err
@@ -64,7 +64,7 @@ func (s *Store) LabelNames(tenant string, mint, maxt int64, matchers ...*labels.
 	defer s.observeSelect("label_names", time.Now())
 	set := map[string]struct{}{}
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, nil, false, func(ls []labels.Label, _ []byte, _ []Chunk) error {
+		return r.each(mint, maxt, matchers, nil, false, func(_ uint64, ls []labels.Label, _ []byte, _ []Chunk) error {
 			for _, l := range ls {
 				addClone(set, l.Name)
 			}
@@ -90,7 +90,7 @@ func (s *Store) LabelValues(tenant, name string, mint, maxt int64, matchers ...*
 	all := append(slices.Clip(matchers), hasName)
 	set := map[string]struct{}{}
 	err = s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, all, nil, false, func(ls []labels.Label, _ []byte, _ []Chunk) error {
+		return r.each(mint, maxt, all, nil, false, func(_ uint64, ls []labels.Label, _ []byte, _ []Chunk) error {
 			addClone(set, getLabel(ls, name))
 			return nil
 		})
@@ -141,8 +141,7 @@ const selectBatchBytes = 16 << 20
 // keeps (nil keeps all; a rejected series' chunks are not read), at most
 // batchSeries (or about selectBatchBytes of chunks, but at least one
 // series) at a time, so that a caller streaming a whole tenant (a
-// handover, a query over many series) holds one batch in memory, not the
-// answer. Each batch is read in its own read transaction, in series-ID
+// handover) holds one batch in memory, not the answer. Each batch is read in its own read transaction, in series-ID
 // order, and sorted by labels within itself only: a long stream never pins
 // one bbolt transaction (which would block the file's growth, and so
 // writers, for its whole length). A series written during the stream may be

@@ -49,10 +49,10 @@ func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
 	return r, nil
 }
 
-// selectFn receives one selected series. ls and raw point into bbolt memory
-// and are valid only during the call; chunks, collected only when asked
-// for, are the caller's.
-type selectFn func(ls []labels.Label, raw []byte, chunks []Chunk) error
+// selectFn receives one selected series and its ID. ls and raw point into
+// bbolt memory and are valid only during the call; chunks, collected only
+// when asked for, are the caller's.
+type selectFn func(id uint64, ls []labels.Label, raw []byte, chunks []Chunk) error
 
 // each calls fn for every series that matches all matchers, is kept by
 // keep (nil keeps all) and has a chunk overlapping [mint, maxt].
@@ -77,7 +77,7 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, w
 		if err != nil || !found {
 			return err
 		}
-		return fn(r.matchLabels, raw, chunks)
+		return fn(id, r.matchLabels, raw, chunks)
 	}
 	if all {
 		return r.series.ForEach(func(k, v []byte) error {
@@ -105,12 +105,18 @@ func (r *reader) keeps(keep Keep) bool {
 	if keep == nil {
 		return true
 	}
+	return keep(r.scratchLabels())
+}
+
+// scratchLabels returns the series in r.matchLabels as Labels rebuilt in
+// place: valid until the next candidate.
+func (r *reader) scratchLabels() labels.Labels {
 	r.keepBuilder.Reset()
 	for _, l := range r.matchLabels {
 		r.keepBuilder.Add(l.Name, l.Value)
 	}
 	r.keepBuilder.Overwrite(&r.keepLabels)
-	return keep(r.keepLabels)
+	return r.keepLabels
 }
 
 func matchesAll(ls []labels.Label, matchers []*labels.Matcher) bool {
