@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./querier/shard
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeExtents -fuzztime=$(FUZZTIME) ./frontend
+	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./querier/resultcodec
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

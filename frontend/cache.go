@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"math"
 	"sync"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/orrery/orrery/querier/resultcodec"
 	"github.com/prometheus/prometheus/promql"
 )
 
@@ -115,22 +114,16 @@ type extent struct {
 	matrix     promql.Matrix
 }
 
-// Cached values are extents in a compact binary form (varints and raw
-// float bits), far smaller and faster than the API's JSON:
+// Cached values are extents, each a matrix in resultcodec's form:
 //
 //	value   = version:byte count:uvarint extent*
-//	extent  = start:varint end:varint series:uvarint series*
-//	series  = labels:uvarint (name:string value:string)* points:uvarint point*
-//	point   = t-delta:varint value:8 bytes little-endian float64 bits
-//	string  = length:uvarint bytes
+//	extent  = start:varint end:varint matrix (point times from start)
 const extentsVersion = 1
 
 func encodeExtents(exts []extent) []byte {
 	size := 16
 	for _, e := range exts {
-		for _, s := range e.matrix {
-			size += 64 + 10*len(s.Floats)
-		}
+		size += 16 + resultcodec.MatrixSize(e.matrix)
 	}
 	b := make([]byte, 0, size)
 	b = append(b, extentsVersion)
@@ -138,76 +131,12 @@ func encodeExtents(exts []extent) []byte {
 	for _, e := range exts {
 		b = binary.AppendVarint(b, e.start)
 		b = binary.AppendVarint(b, e.end)
-		b = binary.AppendUvarint(b, uint64(len(e.matrix)))
-		for _, s := range e.matrix {
-			b = binary.AppendUvarint(b, uint64(s.Metric.Len()))
-			s.Metric.Range(func(l labels.Label) {
-				b = appendString(b, l.Name)
-				b = appendString(b, l.Value)
-			})
-			b = binary.AppendUvarint(b, uint64(len(s.Floats)))
-			prev := e.start
-			for _, p := range s.Floats {
-				b = binary.AppendVarint(b, p.T-prev)
-				prev = p.T
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.F))
-			}
-		}
+		b = resultcodec.AppendMatrix(b, e.start, e.matrix)
 	}
 	return b
 }
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
-}
-
 var errCorrupt = errors.New("corrupt cached extents")
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// count reads a length that needs at least min bytes per element, so a
-// corrupt length cannot make the decoder allocate more than the input.
-func (d *decoder) count(min int) int {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)/min) {
-		d.err = errCorrupt
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) string() string {
-	n := d.count(1)
-	if d.err != nil {
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
 
 // decodeExtents reads encodeExtents' output; anything else is an error,
 // never a panic: the bytes come from a shared cache.
@@ -215,38 +144,17 @@ func decodeExtents(b []byte) ([]extent, error) {
 	if len(b) == 0 || b[0] != extentsVersion {
 		return nil, errCorrupt
 	}
-	d := &decoder{b: b[1:]}
-	exts := make([]extent, d.count(3))
+	r := resultcodec.NewReader(b[1:])
+	exts := make([]extent, r.Count(3))
 	for k := range exts {
 		e := &exts[k]
-		e.start, e.end = d.varint(), d.varint()
-		e.matrix = make(promql.Matrix, d.count(2))
-		for j := range e.matrix {
-			lb := labels.NewScratchBuilder(0)
-			for range d.count(2) {
-				lb.Add(d.string(), d.string())
-			}
-			lb.Sort()
-			ps := make([]promql.FPoint, d.count(9))
-			t := e.start
-			for i := range ps {
-				t += d.varint()
-				if d.err != nil || len(d.b) < 8 {
-					return nil, errCorrupt
-				}
-				ps[i] = promql.FPoint{T: t, F: math.Float64frombits(binary.LittleEndian.Uint64(d.b))}
-				d.b = d.b[8:]
-			}
-			e.matrix[j] = promql.Series{Metric: lb.Labels(), Floats: ps}
-		}
-		if d.err != nil {
-			return nil, d.err
-		}
-		if e.end < e.start {
+		e.start, e.end = r.Varint(), r.Varint()
+		e.matrix = r.Matrix(e.start)
+		if r.Err() != nil || e.end < e.start {
 			return nil, errCorrupt
 		}
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if r.Done() != nil {
 		return nil, errCorrupt
 	}
 	return exts, nil

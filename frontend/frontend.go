@@ -22,6 +22,7 @@ import (
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/querier/resultcodec"
 	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/tenant"
 )
@@ -426,6 +427,9 @@ func (q *query) call(ctx context.Context, text string, start, end int64, i, n in
 		return nil, err
 	}
 	setHeaders(req.Header, q.ids)
+	// The binary answer is read far faster than the API's JSON; a querier
+	// that declines it (native histograms) answers JSON.
+	req.Header.Set("Accept", resultcodec.MIME.String())
 	if n > 0 {
 		req.Header.Set(shard.Header, shard.Value(i, n))
 	}
@@ -452,6 +456,9 @@ func (q *query) call(ctx context.Context, text string, start, end int64, i, n in
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, &downstreamError{code: resp.StatusCode, body: body}
+	}
+	if resp.Header.Get("Content-Type") == resultcodec.MIME.String() {
+		return decodeBinary(body)
 	}
 	return decodeResult(body)
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/loadgen"
 	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/querier/resultcodec"
 	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/tenant"
 )
@@ -91,6 +92,7 @@ func newDownstream(t testing.TB, instances int) *downstream {
 		v1.OpenAPIOptions{}, parser.NewParser(parser.Options{}), false, 2*time.Minute,
 	)
 	r := route.New().WithPrefix(querier.PathPrefix)
+	api.InstallCodec(resultcodec.Codec{})
 	api.Register(r)
 	return &downstream{handler: r}
 }

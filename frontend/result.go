@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/orrery/orrery/querier/resultcodec"
 )
 
 // result is one evaluated query or part: a matrix for range queries and
@@ -155,6 +157,15 @@ func decodeResult(body []byte) (*result, error) {
 		return nil, fmt.Errorf("downstream answer has result type %q", env.Data.ResultType)
 	}
 	return r, nil
+}
+
+// decodeBinary reads an answer in resultcodec's form.
+func decodeBinary(body []byte) (*result, error) {
+	res, err := resultcodec.Decode(body)
+	if err != nil {
+		return nil, fmt.Errorf("decode downstream answer: %w", err)
+	}
+	return &result{typ: res.Type, matrix: res.Matrix, scalar: res.Scalar, str: res.String, warnings: res.Warnings, infos: res.Infos}, nil
 }
 
 // encode writes r as the Prometheus API writes a query's answer, with

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/orrery/orrery/querier/resultcodec"
 	"github.com/orrery/orrery/querier/shard"
 	"github.com/orrery/orrery/tenant"
 )
@@ -95,6 +96,9 @@ func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, fl
 		v1.OpenAPIOptions{}, parser.NewParser(parser.Options{}), false, cfg.Timeout,
 	)
 	r := route.New().WithPrefix(PathPrefix)
+	// Query frontends ask for the binary answer (resultcodec); everyone
+	// else gets the API's JSON.
+	api.InstallCodec(resultcodec.Codec{})
 	api.Register(r)
 	return &API{handler: r, configYAML: configYAML, q: q, logger: logger}
 }
