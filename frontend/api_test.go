@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -233,4 +234,17 @@ func TestCancellation(t *testing.T) {
 	}
 	require.Equal(t, down.requests.Load(), cancelled.Load())
 	require.LessOrEqual(t, down.requests.Load(), int64(f.cfg.MaxParallelism), "requests beyond the parallelism bound must not start")
+}
+
+// TestQueryLog: the frontend logs each query with what answering it took.
+func TestQueryLog(t *testing.T) {
+	var buf strings.Builder
+	f, _, _ := apiFixture(t)
+	f.logger = slog.New(slog.NewTextHandler(&buf, nil))
+	code, _ := do(t, f, "a", "/query_range", rangeParams(`sum(node_load1)`, 30*time.Minute, 150*time.Minute, time.Minute))
+	require.Equal(t, http.StatusOK, code)
+	line := buf.String()
+	for _, want := range []string{`msg=query`, `tenant=a`, `query=sum(node_load1)`, `status=200`, `parts=3`, `cache_lookups=`, `querier_requests=`} {
+		require.Contains(t, line, want)
+	}
 }

@@ -97,11 +97,17 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "bad_data", err.Error())
 		return
 	}
-	switch strings.TrimPrefix(r.URL.Path, querier.PathPrefix) {
-	case "/query_range":
-		f.serveRange(w, r, ids)
-	case "/query":
-		f.serveInstant(w, r, ids)
+	switch path := strings.TrimPrefix(r.URL.Path, querier.PathPrefix); path {
+	case "/query_range", "/query":
+		began := time.Now()
+		st := &queryStats{}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		if path == "/query_range" {
+			f.serveRange(rec, r, ids, st)
+		} else {
+			f.serveInstant(rec, r, ids, st)
+		}
+		f.logQuery(r, ids, rec.code, time.Since(began), st)
 	default:
 		req := r.Clone(r.Context())
 		req.RequestURI = ""
@@ -126,11 +132,43 @@ type query struct {
 	// when the query's parts are not cached.
 	cacheKey func(start int64) string
 	cacheTTL time.Duration
+	stats    *queryStats
 }
 
-func (f *Frontend) newQuery(r *http.Request, ids []string, text string, step int64) *query {
+// queryStats is what answering one client query took, for the query log.
+type queryStats struct {
+	parts, downstream, cacheLookups, cacheHits atomic.Int64
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// logQuery writes the frontend's query log line; each part's querier logs
+// what it fetched from the ingesters.
+func (f *Frontend) logQuery(r *http.Request, ids []string, code int, took time.Duration, st *queryStats) {
+	attrs := []any{
+		"tenant", tenant.JoinIDs(ids), "path", r.URL.Path, "query", r.Form.Get("query"), "status", code, "duration", took,
+		"parts", st.parts.Load(), "querier_requests", st.downstream.Load(),
+		"cache_lookups", st.cacheLookups.Load(), "cache_hits", st.cacheHits.Load(),
+	}
+	for _, p := range []string{"time", "start", "end", "step"} {
+		if v := r.Form.Get(p); v != "" {
+			attrs = append(attrs, p, v)
+		}
+	}
+	f.logger.Info("query", attrs...)
+}
+
+func (f *Frontend) newQuery(r *http.Request, ids []string, text string, step int64, st *queryStats) *query {
 	return &query{f: f, ids: ids, text: text, step: step, timeout: r.Form.Get("timeout"), header: r.Header,
-		sem: make(chan struct{}, f.cfg.MaxParallelism)}
+		sem: make(chan struct{}, f.cfg.MaxParallelism), stats: st}
 }
 
 // knownParams are the parameters the frontend understands; a query with
@@ -150,7 +188,7 @@ func onlyKnown(path string, form url.Values) bool {
 	return true
 }
 
-func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []string) {
+func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []string, qs *queryStats) {
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("error parsing form values: %v", err))
 		return
@@ -170,7 +208,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 		(expr.Type() != parser.ValueTypeVector && expr.Type() != parser.ValueTypeScalar) {
 		// The querier answers what the frontend does not take apart,
 		// with its exact errors.
-		f.forwardForm(w, r, ids, "/query_range")
+		f.forwardForm(w, r, ids, "/query_range", qs)
 		return
 	}
 	s, e, st := start.UnixMilli(), end.UnixMilli(), step.Milliseconds()
@@ -181,7 +219,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 		interval = 0
 	}
 	parts := splitRange(s, e, st, interval)
-	q := f.newQuery(r, ids, text, st)
+	q := f.newQuery(r, ids, text, st, qs)
 	q.sharded = f.cfg.QueryShards > 1 && containsShardable(expr)
 	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
 		q.cacheTTL = ttl
@@ -190,10 +228,11 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 		}
 	}
 	if len(parts) == 1 && !q.sharded && q.cacheKey == nil {
-		f.forwardForm(w, r, ids, "/query_range")
+		f.forwardForm(w, r, ids, "/query_range", qs)
 		return
 	}
 	f.parts.Add(float64(len(parts)))
+	qs.parts.Add(int64(len(parts)))
 	results := make([]*result, len(parts))
 	err = runAll(r.Context(), len(parts), f.cfg.MaxParallelism, func(ctx context.Context, k int) error {
 		res, err := q.fetchPart(ctx, parts[k])
@@ -201,7 +240,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 		return err
 	})
 	if errors.Is(err, errHistograms) {
-		f.forwardForm(w, r, ids, "/query_range")
+		f.forwardForm(w, r, ids, "/query_range", qs)
 		return
 	}
 	if err != nil {
@@ -219,7 +258,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	f.writeResult(w, out)
 }
 
-func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []string) {
+func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []string, qs *queryStats) {
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("error parsing form values: %v", err))
 		return
@@ -227,25 +266,25 @@ func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []st
 	text := r.Form.Get("query")
 	expr, err := f.parser.ParseExpr(text)
 	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || !containsShardable(expr) {
-		f.forwardForm(w, r, ids, "/query")
+		f.forwardForm(w, r, ids, "/query", qs)
 		return
 	}
 	ts := f.now()
 	if v := r.Form.Get("time"); v != "" {
 		if ts, err = parseTime(v); err != nil {
-			f.forwardForm(w, r, ids, "/query")
+			f.forwardForm(w, r, ids, "/query", qs)
 			return
 		}
 	}
 	if !wholeMillis(ts, ts, time.Millisecond) {
-		f.forwardForm(w, r, ids, "/query")
+		f.forwardForm(w, r, ids, "/query", qs)
 		return
 	}
-	q := f.newQuery(r, ids, text, 0)
+	q := f.newQuery(r, ids, text, 0, qs)
 	q.sharded = true
 	res, err := q.evalSharded(r.Context(), ts.UnixMilli(), ts.UnixMilli())
 	if errors.Is(err, errHistograms) {
-		f.forwardForm(w, r, ids, "/query")
+		f.forwardForm(w, r, ids, "/query", qs)
 		return
 	}
 	if err != nil {
@@ -275,6 +314,7 @@ func (q *query) fetchPart(ctx context.Context, sp span) (*result, error) {
 	}
 	key := q.cacheKey(sp.start)
 	f.cacheRequests.Inc()
+	q.stats.cacheLookups.Add(1)
 	var exts []extent
 	if b, ok := f.cache.Fetch(ctx, []string{key})[key]; ok {
 		var err error
@@ -286,6 +326,7 @@ func (q *query) fetchPart(ctx context.Context, sp span) (*result, error) {
 	missing := gaps(exts, sp.start, sp.end, q.step)
 	if len(missing) == 0 {
 		f.cacheHits.Inc()
+		q.stats.cacheHits.Add(1)
 	}
 	fetched := make([]*result, len(missing))
 	err := runAll(ctx, len(missing), f.cfg.MaxParallelism, func(ctx context.Context, k int) error {
@@ -445,6 +486,7 @@ func (q *query) call(ctx context.Context, text string, start, end int64, i, n in
 		return nil, err
 	}
 	q.f.downstream.Inc()
+	q.stats.downstream.Add(1)
 	resp, err := q.f.down.RoundTrip(req)
 	if err != nil {
 		return nil, fmt.Errorf("frontend: downstream: %w", err)
@@ -522,7 +564,8 @@ func setHeaders(h http.Header, ids []string) {
 }
 
 // forwardForm sends the parsed request on whole, its form as the body.
-func (f *Frontend) forwardForm(w http.ResponseWriter, r *http.Request, ids []string, path string) {
+func (f *Frontend) forwardForm(w http.ResponseWriter, r *http.Request, ids []string, path string, qs *queryStats) {
+	qs.downstream.Add(1)
 	req, err := newFormRequest(r.Context(), path, r.Form, r.Header)
 	if err != nil {
 		f.writeErr(w, err)
