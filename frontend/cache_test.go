@@ -279,3 +279,21 @@ func TestCacheNoStore(t *testing.T) {
 	require.Empty(t, rec.take())
 	noStore()
 }
+
+// TestUncachedShortQueryNotSplit: a query shorter than the split interval
+// that is not cached is asked whole even where it crosses a boundary;
+// cached, it is cut there.
+func TestUncachedShortQueryNotSplit(t *testing.T) {
+	f, rec, _ := cacheFixture(t, t0.Add(10*time.Hour))
+	params := rangeParams(`max(node_load1)`, 50*time.Minute, 70*time.Minute, time.Minute)
+	req := httptest.NewRequest(http.MethodPost, querier.PathPrefix+"/query_range", strings.NewReader(params.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Cache-Control", "no-store")
+	req = req.WithContext(tenant.WithIDs(req.Context(), []string{"a"}))
+	w := httptest.NewRecorder()
+	f.ServeHTTP(w, req)
+	require.Equal(t, http.StatusOK, w.Code)
+	require.Len(t, rec.take(), 1, "asked whole")
+	do(t, f, "a", "/query_range", params)
+	require.ElementsMatch(t, []string{"50m0s..59m0s", "1h0m0s..1h10m0s"}, rec.take())
+}

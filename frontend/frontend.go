@@ -227,6 +227,13 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 			return fmt.Sprintf("fe1:%s:%d:%d:%d:%d:%s", tenant.JoinIDs(ids), interval, floorDiv(start, interval), st, floorMod(start, st), text)
 		}
 	}
+	if q.cacheKey == nil && len(parts) > 1 && e-s < interval {
+		// Parts are cut on day boundaries so that they can be cached; a
+		// query shorter than a day that is not cached gains nothing
+		// from being cut where it crosses midnight, and would pay each
+		// part's fixed cost (a select on every ingester) twice.
+		parts = []span{{parts[0].start, parts[len(parts)-1].end}}
+	}
 	if len(parts) == 1 && !q.sharded && q.cacheKey == nil {
 		f.forwardForm(w, r, ids, "/query_range", qs)
 		return

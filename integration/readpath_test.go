@@ -33,12 +33,22 @@ func spareCalls(t *testing.T, o *orrery) float64 {
 // restarted while writes go on, so it lacks a stretch of every series;
 // every corpus query still equals Prometheus 3's though many of them ask
 // the restarted ingester and one other, and the selects reach two
-// ingesters each, spread over all three.
+// ingesters each, spread over all three. The corpus is also asked through
+// a query frontend that splits, shards and caches in a real Memcached,
+// cold and then warm, with the same answers.
 func TestReadpathAsksTwoOfThreeAndStaysExact(t *testing.T) {
 	prom := startPrometheus3(t)
+	memcached := dependency(t, "ORRERY_MEMCACHED", "memcached, the frontend's shared results cache")
+	mcPort := freePort(t)
+	startProcess(t, "memcached", memcached, "-l", "127.0.0.1", "-p", fmt.Sprint(mcPort), "-U", "0", "-m", "64")
 	c := newCluster(t, 3)
+	// The frontend splits the half hour of data into 10-minute parts,
+	// shards aggregations three ways and caches every part in Memcached
+	// (nothing is written while it is asked, so no freshness cut).
+	c.extra["qfe"] = []string{"-frontend.split-interval=10m", "-frontend.query-shards=3", "-frontend.max-cache-freshness=0s",
+		fmt.Sprintf("-frontend.results-cache.memcached-addresses=127.0.0.1:%d", mcPort)}
 	ingesters := []string{"ing1", "ing2", "ing3"}
-	for _, id := range append(ingesters, "dist", "quer") {
+	for _, id := range append(ingesters, "dist", "quer", "qfe") {
 		c.add(id)
 	}
 	c.waitRing("dist", ingesters...)
@@ -59,6 +69,17 @@ func TestReadpathAsksTwoOfThreeAndStaysExact(t *testing.T) {
 	}
 	c.waitRing("quer", ingesters...)
 	quer := c.members["quer"]
+
+	// Through the frontend, with a cold cache and then a warm one.
+	qfe := c.members["qfe"]
+	require.Eventually(t, func() bool { return metricValue(t, qfe, "orrery_frontend_connected_workers") > 0 },
+		30*time.Second, 200*time.Millisecond, "the querier pulls from the frontend")
+	compareQueries(t, prom, qfe.url("/prometheus"), w.start, w.end)
+	hits := metricValue(t, qfe, "orrery_frontend_results_cache_hits_total")
+	compareQueries(t, prom, qfe.url("/prometheus"), w.start, w.end)
+	require.Greater(t, metricValue(t, qfe, "orrery_frontend_results_cache_hits_total"), hits, "the second pass reads Memcached")
+	require.Positive(t, metricValue(t, qfe, "orrery_frontend_shard_requests_total"), "aggregations were sharded")
+	require.Zero(t, metricValue(t, qfe, `orrery_frontend_memcached_failures_total{operation="get"}`))
 
 	before := c.queriesServed(t, ingesters...)
 	compareQueries(t, prom, quer.url("/prometheus"), w.start, w.end)
