@@ -14,6 +14,6 @@ func TestAuditScalarSubtreeOfShardedQuery(t *testing.T) {
 		`sum(node_load1) * scalar(quantile(0.5, node_load1))`,
 		`sum(node_load1) > bool scalar(max(node_load5) - min(node_load5))`,
 		`clamp_max(sum by (instance) (node_load1), scalar(quantile(0.5, node_load15)))`,
-		`quantile(scalar(quantile(0.1, node_load1)), sum by (instance) (node_load5))`,
+		`quantile(scalar(quantile(0.1, node_load1)) / 10, sum by (instance) (node_load5))`,
 	)
 }
