@@ -181,7 +181,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	}
 	parts := splitRange(s, e, st, interval)
 	q := f.newQuery(r, ids, text, st)
-	q.sharded = f.cfg.QueryShards > 1 && containsShardable(expr)
+	q.sharded = f.cfg.QueryShards > 1 && newPlan(text, expr) != nil // expr is not used again
 	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
 		q.cacheTTL = ttl
 		q.cacheKey = func(start int64) string {
@@ -225,7 +225,7 @@ func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []st
 	}
 	text := r.Form.Get("query")
 	expr, err := f.parser.ParseExpr(text)
-	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || !containsShardable(expr) {
+	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || newPlan(text, expr) == nil {
 		f.forwardForm(w, r, ids, "/query")
 		return
 	}

@@ -81,7 +81,29 @@ func newPlan(query string, expr parser.Expr) *plan {
 	}
 	p := &planner{query: query}
 	out := p.rewrite(expr)
+	if readsOutsidePlaceholders(out) {
+		// A subtree the rewrite kept (a scalar one, such as
+		// scalar(up{job="a"}) or an aggregation's parameter) would be
+		// evaluated over the embedded results only, where its selectors
+		// find nothing: the query is sent whole instead.
+		return nil
+	}
 	return &plan{expr: out, leaves: p.leaves}
+}
+
+// readsOutsidePlaceholders reports whether a rewritten query still has a
+// selector other than a placeholder of embedded results.
+func readsOutsidePlaceholders(e parser.Expr) bool {
+	found := false
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			if len(vs.LabelMatchers) != 1 || vs.LabelMatchers[0].Name != embeddedLabel {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 func (p *planner) rewrite(e parser.Expr) parser.Expr {
