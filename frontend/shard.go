@@ -282,8 +282,8 @@ func seriesLocal(e parser.Expr) (sel *parser.VectorSelector, dropsName, ok bool)
 	case *parser.ParenExpr:
 		return seriesLocal(n.Expr)
 	case *parser.UnaryExpr:
-		sel, _, ok := seriesLocal(n.Expr)
-		return sel, n.Op == parser.SUB, ok
+		sel, dropped, ok := seriesLocal(n.Expr)
+		return sel, dropped || n.Op == parser.SUB, ok
 	case *parser.BinaryExpr:
 		var series parser.Expr
 		switch {
@@ -294,9 +294,11 @@ func seriesLocal(e parser.Expr) (sel *parser.VectorSelector, dropsName, ok bool)
 		default:
 			return nil, false, false
 		}
-		sel, _, ok := seriesLocal(series)
+		sel, dropped, ok := seriesLocal(series)
 		filter := n.Op.IsComparisonOperator() && !n.ReturnBool
-		return sel, !filter, ok
+		// A filter keeps the name its argument has, which a function
+		// below it may have dropped already.
+		return sel, dropped || !filter, ok
 	case *parser.Call:
 		if !seriesLocalFuncs[n.Func.Name] {
 			return nil, false, false
