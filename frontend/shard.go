@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -208,6 +209,11 @@ func shardable(agg *parser.AggregateExpr) bool {
 	switch agg.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.COUNT, parser.GROUP:
 	case parser.AVG:
+		if !agg.Without && slices.Contains(agg.Grouping, model.MetricNameLabel) {
+			// Sharded, avg is sum / count, and the division drops the
+			// metric name that avg by (__name__) keeps.
+			return false
+		}
 	case parser.TOPK, parser.BOTTOMK:
 		if _, ok := unparen(agg.Param).(*parser.NumberLiteral); !ok {
 			return false
