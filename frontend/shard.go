@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
+
+	"github.com/orrery/orrery/querier/shard"
 )
 
 // How a query is sharded (docs/architecture.md, "Query frontend"):
@@ -224,6 +226,13 @@ func shardable(agg *parser.AggregateExpr) bool {
 	sel, dropsName, ok := seriesLocal(agg.Expr)
 	if !ok || sel == nil {
 		return false
+	}
+	for _, m := range sel.LabelMatchers {
+		if m.Name == shard.Label {
+			// The query picks its shard itself; a second shard matcher
+			// would be refused by the ingesters.
+			return false
+		}
 	}
 	return !dropsName || namesOneMetric(sel)
 }
