@@ -220,7 +220,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	}
 	parts := splitRange(s, e, st, interval)
 	q := f.newQuery(r, ids, text, st, qs)
-	q.sharded = f.cfg.QueryShards > 1 && containsShardable(expr)
+	q.sharded = f.cfg.QueryShards > 1 && newPlan(text, expr) != nil // expr is not used again
 	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
 		q.cacheTTL = ttl
 		q.cacheKey = func(start int64) string {
@@ -272,7 +272,7 @@ func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []st
 	}
 	text := r.Form.Get("query")
 	expr, err := f.parser.ParseExpr(text)
-	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || !containsShardable(expr) {
+	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || newPlan(text, expr) == nil {
 		f.forwardForm(w, r, ids, "/query", qs)
 		return
 	}

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -8,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/promql/parser/posrange"
+
+	"github.com/orrery/orrery/querier/shard"
 )
 
 // How a query is sharded (docs/architecture.md, "Query frontend"):
@@ -81,7 +84,29 @@ func newPlan(query string, expr parser.Expr) *plan {
 	}
 	p := &planner{query: query}
 	out := p.rewrite(expr)
+	if readsOutsidePlaceholders(out) {
+		// A subtree the rewrite kept (a scalar one, such as
+		// scalar(up{job="a"}) or an aggregation's parameter) would be
+		// evaluated over the embedded results only, where its selectors
+		// find nothing: the query is sent whole instead.
+		return nil
+	}
 	return &plan{expr: out, leaves: p.leaves}
+}
+
+// readsOutsidePlaceholders reports whether a rewritten query still has a
+// selector other than a placeholder of embedded results.
+func readsOutsidePlaceholders(e parser.Expr) bool {
+	found := false
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			if len(vs.LabelMatchers) != 1 || vs.LabelMatchers[0].Name != embeddedLabel {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 func (p *planner) rewrite(e parser.Expr) parser.Expr {
@@ -186,6 +211,11 @@ func shardable(agg *parser.AggregateExpr) bool {
 	switch agg.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.COUNT, parser.GROUP:
 	case parser.AVG:
+		if !agg.Without && slices.Contains(agg.Grouping, model.MetricNameLabel) {
+			// Sharded, avg is sum / count, and the division drops the
+			// metric name that avg by (__name__) keeps.
+			return false
+		}
 	case parser.TOPK, parser.BOTTOMK:
 		if _, ok := unparen(agg.Param).(*parser.NumberLiteral); !ok {
 			return false
@@ -196,6 +226,13 @@ func shardable(agg *parser.AggregateExpr) bool {
 	sel, dropsName, ok := seriesLocal(agg.Expr)
 	if !ok || sel == nil {
 		return false
+	}
+	for _, m := range sel.LabelMatchers {
+		if m.Name == shard.Label {
+			// The query picks its shard itself; a second shard matcher
+			// would be refused by the ingesters.
+			return false
+		}
 	}
 	return !dropsName || namesOneMetric(sel)
 }
@@ -260,8 +297,8 @@ func seriesLocal(e parser.Expr) (sel *parser.VectorSelector, dropsName, ok bool)
 	case *parser.ParenExpr:
 		return seriesLocal(n.Expr)
 	case *parser.UnaryExpr:
-		sel, _, ok := seriesLocal(n.Expr)
-		return sel, n.Op == parser.SUB, ok
+		sel, dropped, ok := seriesLocal(n.Expr)
+		return sel, dropped || n.Op == parser.SUB, ok
 	case *parser.BinaryExpr:
 		var series parser.Expr
 		switch {
@@ -272,9 +309,11 @@ func seriesLocal(e parser.Expr) (sel *parser.VectorSelector, dropsName, ok bool)
 		default:
 			return nil, false, false
 		}
-		sel, _, ok := seriesLocal(series)
+		sel, dropped, ok := seriesLocal(series)
 		filter := n.Op.IsComparisonOperator() && !n.ReturnBool
-		return sel, !filter, ok
+		// A filter keeps the name its argument has, which a function
+		// below it may have dropped already.
+		return sel, dropped || !filter, ok
 	case *parser.Call:
 		if !seriesLocalFuncs[n.Func.Name] {
 			return nil, false, false

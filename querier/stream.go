@@ -82,10 +82,11 @@ func (s *ingesterStream) next(ctx context.Context) (bool, error) {
 	return more, err
 }
 
-// skipPast drops the series up to after, for a spare that replaces a
-// stream whose series up to after were already merged.
-func (s *ingesterStream) skipPast(ctx context.Context, after labels.Labels) (bool, error) {
-	for !s.done() && labels.Compare(s.lset, after) <= 0 {
+// skipTo drops the series before from, for a spare that replaces a
+// stream whose series before from were already merged (from is the one
+// being merged).
+func (s *ingesterStream) skipTo(ctx context.Context, from labels.Labels) (bool, error) {
+	for !s.done() && labels.Compare(s.lset, from) < 0 {
 		if ok, err := s.next(ctx); !ok || err != nil {
 			return false, err
 		}
@@ -121,7 +122,6 @@ type streamSeriesSet struct {
 	stop  func()
 
 	cur   *mergedSeries
-	last  labels.Labels // of the last series returned
 	group []*ingesterpb.Chunk
 	err   error
 	warns annotations.Annotations
@@ -154,7 +154,7 @@ func (s *streamSeriesSet) Next() bool {
 		switch {
 		case err != nil:
 			heap.Pop(&s.h)
-			if err := s.replace(err); err != nil {
+			if err := s.replace(err, lset); err != nil {
 				s.end(err)
 				return false
 			}
@@ -170,15 +170,19 @@ func (s *streamSeriesSet) Next() bool {
 		s.end(err)
 		return false
 	}
-	s.cur, s.last = ms, lset
+	s.cur = ms
 	return true
 }
 
-// replace puts a spare in the place of a stream that failed with err, read
-// past the series already returned, and returns the error that ends the
-// set when it cannot: a query limit, the query's end, or no spare left.
-// The spare's copy of the series being merged is merged too.
-func (s *streamSeriesSet) replace(err error) error {
+// replace puts a spare in the place of a stream that failed with err,
+// read up to lset, the series being merged, and returns the error that
+// ends the set when it cannot: a query limit, the query's end, or no spare
+// left. The spare's copy of lset is merged too. Series the spare has
+// before lset were in neither the failed stream (which had reached lset)
+// nor any other (lset is the smallest they had): ones created after they
+// read, or written to the spare alone. They are dropped; kept, they would
+// end the group before its other copies and come out of order.
+func (s *streamSeriesSet) replace(err error, lset labels.Labels) error {
 	for {
 		if isLimitError(err) {
 			return err
@@ -193,7 +197,7 @@ func (s *streamSeriesSet) replace(err error) error {
 			}
 			return fmt.Errorf("%w (no spare ingester is left to read in its place)", err)
 		}
-		more, serr := sp.skipPast(s.ctx, s.last)
+		more, serr := sp.skipTo(s.ctx, lset)
 		if serr == nil {
 			if more {
 				heap.Push(&s.h, sp)

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,11 +102,23 @@ func serveHTTP(ctx context.Context, h http.Handler, m *frontendpb.HTTPRequest, l
 	return resp
 }
 
+// errorResponse is an error the queue answers itself, in the Prometheus
+// API's JSON envelope, as every other error of the API is.
 func errorResponse(code int, msg string) *frontendpb.HTTPResponse {
+	typ := "internal"
+	switch code {
+	case http.StatusBadRequest, http.StatusUnauthorized:
+		typ = "bad_data"
+	}
+	body, _ := json.Marshal(struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}{"error", typ, msg})
 	return &frontendpb.HTTPResponse{
 		Code:    int32(code),
-		Headers: []*frontendpb.Header{{Key: "Content-Type", Values: []string{"text/plain; charset=utf-8"}}},
-		Body:    []byte(msg + "\n"),
+		Headers: []*frontendpb.Header{{Key: "Content-Type", Values: []string{"application/json"}}},
+		Body:    body,
 	}
 }
 

@@ -294,7 +294,9 @@ func (s *Scheduler) deactivateLocked(q *tenantQueue) {
 // nil when nothing is queued.
 func (s *Scheduler) popLocked() *request {
 	limit := s.runningLimitLocked()
-	if s.cfg.MaxRunningPerTenant == 0 && !s.sharedLocked(time.Now()) {
+	// sharedLocked also forgets quiet tenants, whatever the bound.
+	shared := s.sharedLocked(time.Now())
+	if s.cfg.MaxRunningPerTenant == 0 && !shared {
 		// The default bound is work-conserving: a tenant alone on the
 		// queriers may use every worker, so that one user's split and
 		// sharded parts run on all cores.
