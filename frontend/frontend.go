@@ -433,14 +433,12 @@ func (q *query) evalSharded(ctx context.Context, start, end int64) (*result, err
 	for k, c := range calls {
 		l, res := pl.leaves[c.leaf], results[k]
 		m := res.matrix
-		if l.labelShard {
+		if l.sharded {
 			m = withShard(m, c.shard)
 		}
 		embeds[c.leaf] = append(embeds[c.leaf], m...)
-		if !l.dropAnnotations {
-			warnings = addUnique(warnings, res.warnings...)
-			infos = addUnique(infos, res.infos...)
-		}
+		warnings = addUnique(warnings, res.warnings...)
+		infos = addUnique(infos, res.infos...)
 	}
 	for _, m := range embeds {
 		sortByLabels(m)

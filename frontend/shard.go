@@ -1,9 +1,7 @@
 package frontend
 
 import (
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -15,14 +13,20 @@ import (
 
 // How a query is sharded (docs/architecture.md, "Query frontend"):
 //
-// A shardable aggregation is sum, min, max, count, group, avg, topk or
-// bottomk (k a number literal) over a series-local argument: one selector,
-// wrapped only in per-series functions (rate, *_over_time, abs, …), unary
-// minus and arithmetic or comparison with number literals, so that each
-// input series makes at most one output series. Each of n partial queries
-// aggregates the series of one shard; the frontend aggregates the
-// partials again (count by sum, avg as sum over count, topk of the shards'
-// topk). It is exact because every series is in exactly one shard.
+// A shardable aggregation is sum, min, max, count or group over a
+// series-local argument: one selector, wrapped only in per-series
+// functions (rate, *_over_time, abs, …), unary minus and arithmetic or
+// comparison with number literals, so that each input series makes at
+// most one output series. Each of n partial queries aggregates the series
+// of one shard; the frontend aggregates the partials again (count as a
+// sum). It is exact because every series is in exactly one shard.
+//
+// Not avg, topk or bottomk, though Mimir shards them: avg as sum over
+// count reads every series twice, overflows where Prometheus's
+// incremental mean does not, and loses the metric name of avg by
+// (__name__); a topk of the shards' topk keeps other series than
+// Prometheus among equal values, since which of a tie upstream's heap
+// keeps depends on the order it saw the series in.
 //
 // Where the argument drops the metric name (a function, arithmetic), two
 // series of different names could collide into one label set, which
@@ -55,11 +59,8 @@ type leaf struct {
 	// of the whole query.
 	text string
 	// sharded leaves run once per shard, each result series labelled
-	// with shardLabel when labelShard is set.
-	sharded, labelShard bool
-	// dropAnnotations ignores the leaf's annotations: avg's count half,
-	// whose text is shifted by the longer keyword, repeats its sum half's.
-	dropAnnotations bool
+	// with shardLabel.
+	sharded bool
 }
 
 // plan is a query rewritten for sharding: expr reads leaf k's result
@@ -115,7 +116,7 @@ func (p *planner) rewrite(e parser.Expr) parser.Expr {
 	}
 	if !containsShardable(e) {
 		if e.Type() == parser.ValueTypeVector && readsData(e) {
-			return p.embed(leaf{text: p.blank(e.PositionRange(), "")}, e.PositionRange())
+			return p.embed(leaf{text: p.blank(e.PositionRange())}, e.PositionRange())
 		}
 		return e
 	}
@@ -143,37 +144,18 @@ func (p *planner) rewrite(e parser.Expr) parser.Expr {
 // aggregation of its shards' partial results.
 func (p *planner) rewriteAggregation(agg *parser.AggregateExpr) parser.Expr {
 	pr := agg.PosRange
-	// topk and bottomk keep their input series, which are distinct across
-	// shards; every other aggregation groups, so equal groups of two
-	// shards must stay apart until the outer aggregation.
-	labelShard := agg.Op != parser.TOPK && agg.Op != parser.BOTTOMK
+	// Equal groups of two shards must stay apart until the outer
+	// aggregation.
 	grouping := agg.Grouping
-	if labelShard && agg.Without {
+	if agg.Without {
 		grouping = append(append([]string(nil), grouping...), shardLabel)
 	}
-	outer := func(op parser.ItemType, ph parser.Expr) *parser.AggregateExpr {
-		return &parser.AggregateExpr{Op: op, Expr: ph, Param: agg.Param, Grouping: grouping, Without: agg.Without, PosRange: pr}
+	op := agg.Op
+	if op == parser.COUNT {
+		op = parser.SUM
 	}
-	switch agg.Op {
-	case parser.AVG:
-		if !strings.HasPrefix(p.query[pr.Start:], "avg") {
-			// The partials replace the keyword; one spelled otherwise
-			// (PromQL keywords ignore case) is sent whole.
-			return p.embed(leaf{text: p.blank(pr, "")}, pr)
-		}
-		sum := p.embed(leaf{text: p.blank(pr, "sum"), sharded: true, labelShard: true}, pr)
-		count := p.embed(leaf{text: p.blank(pr, "count"), sharded: true, labelShard: true, dropAnnotations: true}, pr)
-		return &parser.ParenExpr{PosRange: pr, Expr: &parser.BinaryExpr{
-			Op:             parser.DIV,
-			LHS:            outer(parser.SUM, sum),
-			RHS:            outer(parser.SUM, count),
-			VectorMatching: &parser.VectorMatching{Card: parser.CardOneToOne},
-		}}
-	case parser.COUNT:
-		return outer(parser.SUM, p.embed(leaf{text: p.blank(pr, ""), sharded: true, labelShard: true}, pr))
-	default:
-		return outer(agg.Op, p.embed(leaf{text: p.blank(pr, ""), sharded: true, labelShard: labelShard}, pr))
-	}
+	ph := p.embed(leaf{text: p.blank(pr), sharded: true}, pr)
+	return &parser.AggregateExpr{Op: op, Expr: ph, Param: agg.Param, Grouping: grouping, Without: agg.Without, PosRange: pr}
 }
 
 // embed adds a leaf and returns its placeholder, positioned where the
@@ -188,21 +170,15 @@ func (p *planner) embed(l leaf, pr posrange.PositionRange) parser.Expr {
 }
 
 // blank returns the query with every byte outside pr a space (newlines
-// kept, so line:column positions stay), and, when keyword is set, the
-// aggregation keyword at pr.Start replaced by it.
-func (p *planner) blank(pr posrange.PositionRange, keyword string) string {
+// kept, so line:column positions stay).
+func (p *planner) blank(pr posrange.PositionRange) string {
 	b := []byte(p.query)
 	for k := range b {
 		if (k < int(pr.Start) || k >= int(pr.End)) && b[k] != '\n' {
 			b[k] = ' '
 		}
 	}
-	s := string(b)
-	if keyword != "" {
-		// The keyword is "avg", the only one replaced.
-		s = s[:pr.Start] + keyword + s[int(pr.Start)+len("avg"):]
-	}
-	return s
+	return string(b)
 }
 
 // shardable reports whether agg can run as partial aggregations of shards
@@ -210,16 +186,6 @@ func (p *planner) blank(pr posrange.PositionRange, keyword string) string {
 func shardable(agg *parser.AggregateExpr) bool {
 	switch agg.Op {
 	case parser.SUM, parser.MIN, parser.MAX, parser.COUNT, parser.GROUP:
-	case parser.AVG:
-		if !agg.Without && slices.Contains(agg.Grouping, model.MetricNameLabel) {
-			// Sharded, avg is sum / count, and the division drops the
-			// metric name that avg by (__name__) keeps.
-			return false
-		}
-	case parser.TOPK, parser.BOTTOMK:
-		if _, ok := unparen(agg.Param).(*parser.NumberLiteral); !ok {
-			return false
-		}
 	default:
 		return false
 	}
