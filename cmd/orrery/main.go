@@ -194,6 +194,10 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			// The frontend in this process serves the API; this querier
 			// answers its queue directly.
 			mgr.Add("query-workers", queue.NewLocalWorkers(sched, cfg.Querier.MaxConcurrent, api, logger.With("component", "query-workers")))
+			// Remote read streams answers of any size; the queue's link
+			// carries one bounded message, so it is served here directly,
+			// under the querier's own admission as before.
+			mux.Handle(querier.PathPrefix+"/read", authenticateRead(api))
 		} else {
 			mux.Handle(querier.PathPrefix+"/", authenticateRead(api))
 		}
