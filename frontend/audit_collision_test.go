@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 
 	"github.com/orrery/orrery/loadgen"
 	"github.com/orrery/orrery/querier/shard"
@@ -21,7 +21,7 @@ func TestAuditNameCollisionHiddenByShards(t *testing.T) {
 	gen := loadgen.New(42, 2)
 	byInstance := map[string]map[string]int{}
 	for _, ls := range gen.Series() {
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		if name != "node_load1" && name != "node_load5" {
 			continue
 		}

@@ -4,8 +4,8 @@ package integration
 
 import (
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
