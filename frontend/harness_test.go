@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +29,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery/orrery/internal/apicompare"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/loadgen"
 	"github.com/orrery/orrery/querier"
@@ -205,28 +204,7 @@ func (h roundTripHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(w, resp.Body)
 }
 
-// apiResponse is the Prometheus HTTP API envelope.
-type apiResponse struct {
-	Status    string          `json:"status"`
-	Data      json.RawMessage `json:"data"`
-	ErrorType string          `json:"errorType"`
-	Error     string          `json:"error"`
-	Warnings  []string        `json:"warnings"`
-	Infos     []string        `json:"infos"`
-}
-
-type queryData struct {
-	ResultType string          `json:"resultType"`
-	Result     json.RawMessage `json:"result"`
-}
-
-type sample [2]any
-
-type seriesResult struct {
-	Metric map[string]string `json:"metric"`
-	Value  sample            `json:"value"`
-	Values []sample          `json:"values"`
-}
+type apiResponse = apicompare.Response
 
 // diffResponses returns "" when two API answers carry the same result, as
 // the end-to-end comparison judges them (integration/compare_test.go):
@@ -253,94 +231,7 @@ func diffResponses(wantBody, gotBody []byte) string {
 	if !slices.Equal(want.Warnings, got.Warnings) || !slices.Equal(want.Infos, got.Infos) {
 		return fmt.Sprintf("annotations %q %q vs %q %q", want.Warnings, want.Infos, got.Warnings, got.Infos)
 	}
-	var w, g queryData
-	if err := json.Unmarshal(want.Data, &w); err != nil {
-		return err.Error()
-	}
-	if err := json.Unmarshal(got.Data, &g); err != nil {
-		return err.Error()
-	}
-	if w.ResultType != g.ResultType {
-		return fmt.Sprintf("result type %s vs %s", w.ResultType, g.ResultType)
-	}
-	if w.ResultType == "scalar" || w.ResultType == "string" {
-		var ws, gs sample
-		_ = json.Unmarshal(w.Result, &ws)
-		_ = json.Unmarshal(g.Result, &gs)
-		return diffSamples([]sample{ws}, []sample{gs})
-	}
-	var ws, gs []seriesResult
-	if err := json.Unmarshal(w.Result, &ws); err != nil {
-		return err.Error()
-	}
-	if err := json.Unmarshal(g.Result, &gs); err != nil {
-		return err.Error()
-	}
-	return diffSeries(ws, gs)
-}
-
-func diffSeries(want, got []seriesResult) string {
-	key := func(s seriesResult) string {
-		keys := make([]string, 0, len(s.Metric))
-		for k, v := range s.Metric {
-			keys = append(keys, k+"="+v)
-		}
-		slices.Sort(keys)
-		return strings.Join(keys, ",")
-	}
-	sortSeries := func(ss []seriesResult) {
-		slices.SortFunc(ss, func(a, b seriesResult) int { return strings.Compare(key(a), key(b)) })
-	}
-	sortSeries(want)
-	sortSeries(got)
-	if len(want) != len(got) {
-		return fmt.Sprintf("%d series vs %d", len(want), len(got))
-	}
-	for k := range want {
-		if key(want[k]) != key(got[k]) {
-			return fmt.Sprintf("series {%s} vs {%s}", key(want[k]), key(got[k]))
-		}
-		wv, gv := want[k].Values, got[k].Values
-		if wv == nil {
-			wv, gv = []sample{want[k].Value}, []sample{got[k].Value}
-		}
-		if d := diffSamples(wv, gv); d != "" {
-			return fmt.Sprintf("series {%s}: %s", key(want[k]), d)
-		}
-	}
-	return ""
-}
-
-func diffSamples(want, got []sample) string {
-	if len(want) != len(got) {
-		return fmt.Sprintf("%d samples vs %d", len(want), len(got))
-	}
-	for k := range want {
-		if fmt.Sprint(want[k][0]) != fmt.Sprint(got[k][0]) {
-			return fmt.Sprintf("sample %d at %v vs %v", k, want[k][0], got[k][0])
-		}
-		if !sameValue(fmt.Sprint(want[k][1]), fmt.Sprint(got[k][1])) {
-			return fmt.Sprintf("sample %d at %v: %v vs %v", k, want[k][0], want[k][1], got[k][1])
-		}
-	}
-	return ""
-}
-
-func sameValue(a, b string) bool {
-	if a == b {
-		return true
-	}
-	x, err1 := strconv.ParseFloat(a, 64)
-	y, err2 := strconv.ParseFloat(b, 64)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	if math.IsNaN(x) && math.IsNaN(y) {
-		return true
-	}
-	rel := math.Abs(x-y) / math.Max(math.Abs(x), math.Abs(y))
-	roundingSeen.record(rel)
-	return rel <= 1e-9
+	return apicompare.DiffData(want.Data, got.Data, roundingSeen.record)
 }
 
 // roundingSeen collects the relative differences between values that are

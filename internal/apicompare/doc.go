@@ -1,0 +1,8 @@
+// Package apicompare judges whether two Prometheus HTTP API query answers
+// carry the same result, as Orrery's tests compare Orrery with Prometheus
+// 3 (integration) and the query frontend with a direct query (frontend):
+// same series, same timestamps, values within 1e-9 relative, NaN equal to
+// NaN.
+//
+// It is for tests only and must never be linked into the orrery binary.
+package apicompare
