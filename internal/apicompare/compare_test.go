@@ -19,7 +19,9 @@ func TestDiffData(t *testing.T) {
 	require.Contains(t, DiffData(matrix("1"), matrix("1.001"), nil), "sample 1 at 2")
 	require.Contains(t, DiffData(matrix("1"), json.RawMessage(`{"resultType":"vector","result":[]}`), nil), "result type")
 	require.Contains(t, DiffData(matrix("1"), json.RawMessage(`{"resultType":"matrix","result":[{"metric":{"a":"c"},"values":[[1,"1"],[2,"1"]]}]}`), nil), "series {a=b} vs {a=c}")
-	scalar := func(v string) json.RawMessage { return json.RawMessage(`{"resultType":"scalar","result":[5,"` + v + `"]}`) }
+	scalar := func(v string) json.RawMessage {
+		return json.RawMessage(`{"resultType":"scalar","result":[5,"` + v + `"]}`)
+	}
 	require.Empty(t, DiffData(scalar("+Inf"), scalar("+Inf"), nil))
 	require.NotEmpty(t, DiffData(scalar("+Inf"), scalar("-Inf"), nil))
 }
