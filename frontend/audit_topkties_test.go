@@ -3,23 +3,13 @@ package frontend
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand"
-	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/route"
-	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/teststorage"
-	v1 "github.com/prometheus/prometheus/web/api/v1"
-
-	"github.com/orrery/orrery/querier"
 )
 
 // TestAuditTopkTies: topk and bottomk keep among equal values whichever
@@ -41,18 +31,7 @@ func TestAuditTopkTies(t *testing.T) {
 			}
 		}
 		_ = app.Commit()
-		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		engine := querier.NewEngine(querier.Config{LookbackDelta: 5 * time.Minute, MaxSamples: 50_000_000}, nil, logger)
-		reg := prometheus.NewRegistry()
-		api := v1.NewAPI(engine, shardedQueryable{st}, nil, nil, nil, nil, nil,
-			func() config.Config { return config.DefaultConfig }, nil,
-			v1.GlobalURLOptions{Scheme: "http"}, func(f http.HandlerFunc) http.HandlerFunc { return f },
-			nil, "", false, false, 0, logger, nil, 5e7, 10, 1048576, false, nil, nil, &v1.PrometheusVersion{},
-			nil, nil, reg, reg, nil, false, nil, false, false, false,
-			5*time.Minute, false, false, nil, nil, v1.OpenAPIOptions{}, parser.NewParser(parser.Options{}), false, 2*time.Minute)
-		r := route.New().WithPrefix(querier.PathPrefix)
-		api.Register(r)
-		down := &downstream{handler: r}
+		down := downstreamOver(st)
 		for _, shards := range []int{2, 3, 4} {
 			cfg := testConfig()
 			cfg.QueryShards = shards

@@ -71,6 +71,11 @@ func newDownstream(t testing.TB, instances int) *downstream {
 		}
 	}
 	require.NoError(t, app.Commit())
+	return downstreamOver(st)
+}
+
+// downstreamOver is the API over st.
+func downstreamOver(st *teststorage.TestStorage) *downstream {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	engine := querier.NewEngine(querier.Config{LookbackDelta: 5 * time.Minute, MaxSamples: 50_000_000}, nil, logger)
 	reg := prometheus.NewRegistry()
