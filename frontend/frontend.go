@@ -46,6 +46,7 @@ type Frontend struct {
 	now    func() time.Time
 
 	parts, shardedQueries, shardRequests, downstream prometheus.Counter
+	rejected                                         *prometheus.CounterVec
 	cacheRequests, cacheHits                         prometheus.Counter
 }
 
@@ -81,6 +82,8 @@ func New(cfg Config, down http.RoundTripper, limits Limits, reg prometheus.Regis
 	f.downstream = counter("orrery_frontend_downstream_requests_total", "Requests sent to the queriers.")
 	f.cacheRequests = counter("orrery_frontend_results_cache_requests_total", "Range query parts looked up in the results cache.")
 	f.cacheHits = counter("orrery_frontend_results_cache_hits_total", "Range query parts answered entirely from the results cache.")
+	f.rejected = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_frontend_queries_rejected_total",
+		Help: "Queries the frontend refused at the edge by a per-tenant limit, per tenant (a|b for a cross-tenant query) and reason, as orrery_querier_queries_rejected_total counts the queriers'."}, []string{"tenant", "reason"})
 	return f, nil
 }
 
@@ -199,6 +202,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 		return
 	}
 	if err := f.checkLength(ids, start, end); err != nil {
+		f.rejected.WithLabelValues(tenant.JoinIDs(ids), "max-query-length").Inc()
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}

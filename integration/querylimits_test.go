@@ -171,7 +171,9 @@ func TestQueryLimits(t *testing.T) {
 			}
 			require.Equal(t, c.errorType, resp.ErrorType)
 			require.Equal(t, c.msg, resp.Error)
-			require.GreaterOrEqual(t, metricValue(t, o, fmt.Sprintf(`orrery_querier_queries_rejected_total{reason=%q,tenant=%q}`, c.reason, c.tenant)), 1.0)
+			// Refused by the frontend at the edge, or by the querier.
+			labels := fmt.Sprintf(`{reason=%q,tenant=%q}`, c.reason, c.tenant)
+			require.GreaterOrEqual(t, metricValue(t, o, "orrery_querier_queries_rejected_total"+labels)+metricValue(t, o, "orrery_frontend_queries_rejected_total"+labels), 1.0)
 		})
 	}
 
