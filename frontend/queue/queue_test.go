@@ -505,6 +505,8 @@ func TestDefaultBoundOnlyWhenShared(t *testing.T) {
 		errs = append(errs, roundTrip(s, newRequest(t, context.Background(), "a", "x")))
 	}
 	waitQueued(t, s, "a", 4-limit)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return running == limit }, 5*time.Second, time.Millisecond,
+		"the taken requests reach the handler")
 	close(release)
 	released = true
 	for _, e := range errs {
