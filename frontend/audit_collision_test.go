@@ -42,7 +42,7 @@ func TestAuditNameCollisionHiddenByShards(t *testing.T) {
 		}
 	}
 	if instance == "" {
-		t.Skip("no instance with node_load1 and node_load5 in different shards")
+		t.Fatal("the fixture has no instance with node_load1 and node_load5 in different shards")
 	}
 	sel := fmt.Sprintf(`{__name__=~"node_load1|node_load5", instance=%q}`, instance)
 	auditCheck(t, 2,
