@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,11 +42,30 @@ func TestMain(m *testing.M) {
 // freePort returns a loopback port nobody listens on right now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range portsBelow - portsFrom {
+		p := portsFrom + int(nextPort.Add(1))%(portsBelow-portsFrom)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatalf("no free port in [%d, %d)", portsFrom, portsBelow)
+	return 0
 }
+
+// Ports handed out by freePort come, in turn, from below Linux's
+// ephemeral range (32768 and up): a port the kernel chose (":0") and the
+// test released was sometimes taken again by an outgoing connection
+// before the process the test started could listen on it. Each port is
+// handed out once per pass over the range.
+const portsFrom, portsBelow = 20000, 32000
+
+var nextPort = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(int64(os.Getpid() % (portsBelow - portsFrom)))
+	return &n
+}()
 
 // process is a child process whose output goes to a log file that is
 // printed when the test fails.

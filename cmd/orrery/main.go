@@ -148,6 +148,9 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if ing != nil {
 			ingesterpb.RegisterIngesterServer(srv, ing)
 			mgr.Add("ingester", ing)
+			// A querier or ruler in this process reads this ingester
+			// without gRPC (client.localClient says why).
+			pool.ServeLocally(addr, ing)
 		}
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
 		if sched != nil {

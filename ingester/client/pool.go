@@ -21,6 +21,17 @@ type Pool struct {
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 	opts  []grpc.DialOption
+	// local, at localAddr, is the ingester in this process (ServeLocally).
+	local     QueryStreamer
+	localAddr string
+}
+
+// ServeLocally makes the clients for addr, the address this process's own
+// ingester advertises, read its QueryStream in process (localClient).
+func (p *Pool) ServeLocally(addr string, srv QueryStreamer) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.local, p.localAddr = srv, addr
 }
 
 // NewPool returns an empty pool. Without options it dials in plaintext;
@@ -35,7 +46,7 @@ func (p *Pool) Client(addr string) (ingesterpb.IngesterClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.conns[addr]; ok {
-		return ingesterpb.NewIngesterClient(c), nil
+		return p.wrapLocked(addr, ingesterpb.NewIngesterClient(c)), nil
 	}
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -48,7 +59,14 @@ func (p *Pool) Client(addr string) (ingesterpb.IngesterClient, error) {
 		return nil, fmt.Errorf("ingester client %s: %w", addr, err)
 	}
 	p.conns[addr] = c
-	return ingesterpb.NewIngesterClient(c), nil
+	return p.wrapLocked(addr, ingesterpb.NewIngesterClient(c)), nil
+}
+
+func (p *Pool) wrapLocked(addr string, c ingesterpb.IngesterClient) ingesterpb.IngesterClient {
+	if p.local != nil && addr == p.localAddr {
+		return localClient{IngesterClient: c, srv: p.local}
+	}
+	return c
 }
 
 // Close closes every connection.
