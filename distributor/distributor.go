@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
 	"golang.org/x/time/rate"
 
 	"github.com/orrery/orrery/apierr"
@@ -197,7 +198,42 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 		done()
 		return 0, err
 	}
-	if version == v2 {
+	return d.parseAndPush(r.Context(), tenantID, ps, body, done)
+}
+
+// Push writes a remote-write 1.0 request for tenantID as POST
+// /api/v1/push writes its body: the same validation, limits, HA
+// de-duplication and replication, and the same errors. It is the entry
+// for writers inside Orrery (the ruler's recording rules and alerts'
+// series), so that nothing they write skips what a client's write goes
+// through. It returns how many samples were written.
+func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) (int, error) {
+	// Through the encoding on purpose: the request is parsed by the one
+	// decoder remote write uses, so there is one path to validate.
+	body, err := req.Marshal()
+	if err != nil {
+		return 0, apierr.New(apierr.BadData, "encoding the write request: %s", err)
+	}
+	ps := d.states.Get().(*pushState)
+	ps.version = v1
+	ps.m = meter{limit: d.cfg.MaxRequestDecodedBytes, pool: &d.inflight}
+	ps.req.m = &ps.m
+	done := func() {
+		ps.m.release()
+		d.states.Put(ps)
+	}
+	if err := ps.m.hold(len(body)); err != nil {
+		done()
+		return 0, err
+	}
+	return d.parseAndPush(ctx, tenantID, ps, body, done)
+}
+
+// parseAndPush parses body, the uncompressed request of ps.version, into
+// ps and pushes it; done is called once ps is no longer needed.
+func (d *Distributor) parseAndPush(ctx context.Context, tenantID string, ps *pushState, body []byte, done func()) (int, error) {
+	var err error
+	if ps.version == v2 {
 		err = ps.req.parseV2(body)
 	} else {
 		err = ps.req.parse(body)
@@ -208,10 +244,10 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 		if errors.As(err, &limited) {
 			return 0, err
 		}
-		msg := map[int]string{v1: "prometheus.WriteRequest", v2: "io.prometheus.write.v2.Request"}[version]
+		msg := map[int]string{v1: "prometheus.WriteRequest", v2: "io.prometheus.write.v2.Request"}[ps.version]
 		return 0, apierr.New(apierr.BadData, "request body is not a valid %s protobuf: %s", msg, err)
 	}
-	return d.push(r.Context(), tenantID, ps, done)
+	return d.push(ctx, tenantID, ps, done)
 }
 
 // push validates the parsed request and writes its valid series. It returns

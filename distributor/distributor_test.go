@@ -508,3 +508,20 @@ func TestIngestionRateSharedAcrossDistributors(t *testing.T) {
 	require.False(t, d.allow("t", l, now.Add(time.Second), 6), "one second refills 5 of the 10/s, not 10")
 	require.True(t, d.allow("t", l, now.Add(time.Second), 5))
 }
+
+// Push, the entry for writers inside Orrery, validates as remote write
+// does: the valid series are stored, the invalid one refused by name.
+func TestPushEntryValidatesAsRemoteWrite(t *testing.T) {
+	d, clients := newTestDistributor(t, 1)
+	now := time.Now().UnixMilli()
+	n, err := d.Push(tenant.WithID(context.Background(), "team-a"), "team-a", &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		ts([]prompb.Sample{{Timestamp: now, Value: 1}}, "__name__", "job:up:sum", "job", "a"),
+		ts([]prompb.Sample{{Timestamp: now, Value: 2}}, "__name__", "bad-name"),
+	}})
+	require.Error(t, err)
+	require.Equal(t, http.StatusBadRequest, apierr.HTTPStatus(err))
+	require.Contains(t, err.Error(), "bad-name")
+	require.Equal(t, 1, n)
+	require.Len(t, clients["ing-0"].series, 1)
+	require.Equal(t, "job:up:sum", clients["ing-0"].series[0].Get("__name__"))
+}

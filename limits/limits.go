@@ -65,6 +65,16 @@ type Limits struct {
 	// ResultsCacheTTL is how long the query frontend keeps a tenant's
 	// cached query results; 0 disables the results cache for the tenant.
 	ResultsCacheTTL time.Duration `yaml:"results_cache_ttl"`
+
+	// RulerMaxRuleGroupsPerTenant bounds a tenant's rule groups; the
+	// ruler loads none of a tenant's groups past it. 0: unlimited.
+	RulerMaxRuleGroupsPerTenant int `yaml:"ruler_max_rule_groups_per_tenant"`
+	// RulerMaxRulesPerRuleGroup bounds the rules of one group; a group
+	// over it is refused. 0: unlimited.
+	RulerMaxRulesPerRuleGroup int `yaml:"ruler_max_rules_per_rule_group"`
+	// RulerAlertmanagerURL, when set, is where the tenant's alerts go
+	// instead of -ruler.alertmanager-url (comma-separated URLs).
+	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
 }
 
 // RegisterFlags registers the defaults every tenant gets unless the
@@ -91,6 +101,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.MaxQueryLookback, "querier.max-query-lookback", 0, "How far back from now queries may read; 0 is unlimited.")
 	fs.DurationVar(&l.QueryTimeout, "querier.tenant-query-timeout", 0, "Per-tenant query timeout; 0 uses -querier.timeout.")
 	fs.DurationVar(&l.ResultsCacheTTL, "frontend.results-cache-ttl", 7*24*time.Hour, "How long the query frontend caches a tenant's query results; 0 disables the cache for the tenant.")
+	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70, "Most rule groups a tenant may have; 0 is unlimited.")
+	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20, "Most rules one rule group may have; 0 is unlimited.")
 }
 
 // Validate reports a negative limit.
@@ -99,7 +111,8 @@ func (l *Limits) Validate() error {
 		l.MaxLabelValueLength < 0 || l.CreationGracePeriod < 0 || l.PastGracePeriod < 0 ||
 		l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.HAMaxClusters < 0 ||
 		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
-		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 {
+		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 ||
+		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {

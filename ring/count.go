@@ -36,3 +36,17 @@ func (r *Ring) CountHealthy(component string) int {
 	}
 	return n
 }
+
+// HealthyIDs returns the ids of the ACTIVE, healthy instances that run
+// component, sorted: who shares that component's work right now.
+func (r *Ring) HealthyIDs(component string) []string {
+	s, now := r.load(), r.now()
+	var ids []string
+	for _, in := range s.instances {
+		if in.GetState() == ringpb.State_ACTIVE && r.IsHealthy(in, now) && slices.Contains(in.GetComponents(), component) {
+			ids = append(ids, in.GetId())
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}

@@ -12,13 +12,15 @@ missing=()
 
 # Debian packages, each named with the executables that prove it installed:
 # Prometheus 2.x and promtool (a real remote_write and federation client),
-# memcached (the query frontend's results cache), VictoriaMetrics (a
+# memcached (the query frontend's results cache), Alertmanager (where the
+# ruler's alerts go), VictoriaMetrics (a
 # reference in scripts/querybench.sh), and ip (iproute2) and iptables (the
 # partition tests put an ingester in its own network namespace and filter
 # its gossip there, never on the host).
 debian=(
   "prometheus /usr/bin/prometheus /usr/bin/promtool"
   "memcached /usr/bin/memcached"
+  "prometheus-alertmanager /usr/bin/prometheus-alertmanager"
   "victoria-metrics /usr/bin/victoria-metrics"
   "iproute2 ip"
   "iptables iptables"
@@ -72,6 +74,7 @@ fi
 [ -x "$prom3" ] && echo "export ORRERY_PROMETHEUS3=$prom3"
 [ -x /usr/bin/prometheus ] && echo "export ORRERY_PROMETHEUS2=/usr/bin/prometheus"
 [ -x /usr/bin/memcached ] && echo "export ORRERY_MEMCACHED=/usr/bin/memcached"
+[ -x /usr/bin/prometheus-alertmanager ] && echo "export ORRERY_ALERTMANAGER=/usr/bin/prometheus-alertmanager"
 [ -x /usr/bin/victoria-metrics ] && echo "export ORRERY_VICTORIA_METRICS=/usr/bin/victoria-metrics"
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'test-deps: missing %s\n' "${missing[@]}" >&2

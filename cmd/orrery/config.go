@@ -18,6 +18,7 @@ import (
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
+	"github.com/orrery/orrery/ruler"
 )
 
 // Config is the whole process's configuration: the process-level settings
@@ -46,6 +47,8 @@ type Config struct {
 	// Frontend is what the query frontend does to a query: split, shard,
 	// cache.
 	Frontend frontend.Config `yaml:"frontend"`
+	// Ruler evaluates tenants' rules.
+	Ruler ruler.Config `yaml:"ruler"`
 	// TenantFederation enables cross-tenant reads.
 	TenantFederation querier.TenantFederationConfig `yaml:"tenant_federation"`
 	// Limits are every tenant's defaults; RuntimeConfig names the file of
@@ -57,15 +60,16 @@ type Config struct {
 }
 
 var targets = map[string][]string{
-	"all":            {"distributor", "ingester", "querier", queue.FrontendComponent},
+	"all":            {"distributor", "ingester", "querier", queue.FrontendComponent, ruler.Component},
 	"distributor":    {"distributor"},
 	"ingester":       {"ingester"},
 	"querier":        {"querier"},
 	"query-frontend": {queue.FrontendComponent},
+	"ruler":          {ruler.Component},
 }
 
 // targetNames lists -target's values for messages.
-const targetNames = "all, distributor, ingester, querier or query-frontend"
+const targetNames = "all, distributor, ingester, querier, query-frontend or ruler"
 
 func (c *Config) registerFlags(fs *flag.FlagSet) {
 	host, _ := os.Hostname()
@@ -87,6 +91,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.FrontendQueue.RegisterFlags(fs)
 	c.FrontendWorker.RegisterFlags(fs)
 	c.Frontend.RegisterFlags(fs)
+	c.Ruler.RegisterFlags(fs)
 	c.TenantFederation.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	c.RuntimeConfig.RegisterFlags(fs)
@@ -103,7 +108,7 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Frontend.Validate(), c.Limits.Validate(),
+	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Frontend.Validate(), c.Ruler.Validate(), c.Limits.Validate(),
 		c.Security.validate(c.runs("ingester")))
 }
 

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/prometheus/promql"
 	"log/slog"
 	"net/http"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
+	"github.com/orrery/orrery/ruler"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -170,6 +172,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			stop()
 		})))
 	}
+	var dist *distributor.Distributor
 	if cfg.runs("distributor") {
 		ha, err := hatracker.New(cfg.Distributor.HATracker, func(key string, msg []byte) { member.Publish(hatracker.SharedName, key, msg) }, reg)
 		if err != nil {
@@ -178,15 +181,19 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if err := member.Share(hatracker.SharedName, ha); err != nil {
 			return err
 		}
-		d, err := distributor.New(cfg.Distributor, member.Ring(), pool, overrides, ha, reg, logger.With("component", "distributor"))
+		dist, err = distributor.New(cfg.Distributor, member.Ring(), pool, overrides, ha, reg, logger.With("component", "distributor"))
 		if err != nil {
 			return err
 		}
-		mux.Handle("/api/v1/push", authenticate(d))
+		mux.Handle("/api/v1/push", authenticate(dist))
+	}
+	var q *querier.Queryable
+	var engine *promql.Engine
+	if cfg.runs("querier") || cfg.runs(ruler.Component) {
+		q = querier.NewQueryable(cfg.Querier, member.Ring(), pool, overrides, reg, logger.With("component", "querier"))
+		engine = querier.NewEngine(cfg.Querier, reg, logger)
 	}
 	if cfg.runs("querier") {
-		q := querier.NewQueryable(cfg.Querier, member.Ring(), pool, overrides, reg, logger.With("component", "querier"))
-		engine := querier.NewEngine(cfg.Querier, reg, logger)
 		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
 		configYAML, err := cfg.yaml()
 		if err != nil {
@@ -216,6 +223,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			return err
 		}
 		mux.Handle(querier.PathPrefix+"/", authenticateRead(fe))
+	}
+	if cfg.runs(ruler.Component) {
+		if err := addRuler(cfg, mgr, mux, member, pool, overrides, dist, q, engine, reg, logger, creds); err != nil {
+			return err
+		}
 	}
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !mgr.Ready() {
