@@ -62,6 +62,8 @@ func targetOf(id string) string {
 		return "distributor"
 	case "qfe":
 		return "query-frontend"
+	case "rul":
+		return "ruler"
 	default:
 		return "querier"
 	}

@@ -38,6 +38,10 @@ type Config struct {
 	ForGracePeriod  time.Duration `yaml:"for_grace_period"`
 	// ExternalURL is the alerts' generator URL base.
 	ExternalURL string `yaml:"external_url"`
+	// QueryTimeout bounds one rule's query unless the tenant's
+	// query_timeout does; the process sets it to -querier.timeout, as
+	// the query API is bounded.
+	QueryTimeout time.Duration `yaml:"-"`
 }
 
 // RegisterFlags registers the ruler's flags.

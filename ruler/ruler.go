@@ -275,7 +275,7 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 	})
 	t.manager = rules.NewManager(&rules.ManagerOptions{
 		ExternalURL:  r.external,
-		QueryFunc:    rules.EngineQueryFunc(r.engine, r.queryable),
+		QueryFunc:    r.boundedQuery(id, rules.EngineQueryFunc(r.engine, r.queryable)),
 		NotifyFunc:   rules.SendAlerts(n, r.externalURL()),
 		Context:      ctx,
 		AppendableV2: appendable{pusher: r.pusher, tenant: id},
@@ -296,6 +296,24 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 	})
 	go t.manager.Run()
 	return t
+}
+
+// boundedQuery bounds each of the tenant's rule queries by its
+// query_timeout, or QueryTimeout: the engine's own timeout is unbounded
+// (querier.NewEngine), and a rule's query must not hang its group.
+func (r *Ruler) boundedQuery(id string, query rules.QueryFunc) rules.QueryFunc {
+	return func(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+		timeout := r.cfg.QueryTimeout
+		if lim := r.limits.For(id); lim.QueryTimeout > 0 {
+			timeout = lim.QueryTimeout
+		}
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		return query(ctx, q, ts)
+	}
 }
 
 // configureNotifier points the tenant's notifier at its Alertmanagers:

@@ -33,6 +33,7 @@ func addRuler(cfg *Config, mgr *lifecycle.Manager, mux *http.ServeMux, member *r
 		}
 	}
 	rc := cfg.Ruler
+	rc.QueryTimeout = cfg.Querier.Timeout
 	if rc.RulePath == "" {
 		rc.RulePath = filepath.Join(cfg.DataDir, "rules")
 	}
