@@ -208,6 +208,18 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 // series), so that nothing they write skips what a client's write goes
 // through. It returns how many samples were written.
 func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.WriteRequest) (int, error) {
+	start := time.Now()
+	defer func() { d.duration.Observe(time.Since(start).Seconds()) }()
+	// Counted with remote write's requests, under the same instance limit.
+	n := d.requests.Add(1)
+	defer d.requests.Add(-1)
+	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
+		d.rejected.WithLabelValues("max_inflight_push_requests").Inc()
+		return 0, overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
+	}
+	if size := req.Size(); size > d.cfg.MaxRecvMsgSize {
+		return 0, apierr.New(apierr.TooLarge, "request is %d bytes, over the limit of %d bytes (err-orrery-request-too-large: raise -distributor.max-recv-msg-size)", size, d.cfg.MaxRecvMsgSize)
+	}
 	// Through the encoding on purpose: the request is parsed by the one
 	// decoder remote write uses, so there is one path to validate.
 	body, err := req.Marshal()

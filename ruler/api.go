@@ -31,10 +31,7 @@ func (r *Ruler) API(prefix string, logger *slog.Logger) http.Handler {
 		if err != nil {
 			return noRules{}
 		}
-		if m := r.RulesFor(id); m != nil {
-			return m
-		}
-		return noRules{}
+		return r.RulesFor(id)
 	}
 	own := prometheus.NewRegistry()
 	api := v1.NewAPI(r.engine, nil, nil, nil,

@@ -51,15 +51,25 @@ func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v 
 	return 1, nil
 }
 
-// Commit pushes the evaluation's samples. The rule manager reports its
-// error as the group's (and the rule's) last error.
+// commitBatch is how many series one push carries: a rule with a large
+// output is written in several requests, each well within the
+// distributor's request limits.
+const commitBatch = 5000
+
+// Commit pushes the evaluation's samples, in batches; a refused batch does
+// not stop the others. The rule manager reports the first error as the
+// group's (and the rule's) last error.
 func (ap *appender) Commit() error {
-	if len(ap.req.Timeseries) == 0 {
-		return nil
+	var first error
+	for all := ap.req.Timeseries; len(all) > 0; {
+		batch := all[:min(len(all), commitBatch)]
+		all = all[len(batch):]
+		if _, err := ap.a.pusher.Push(ap.ctx, ap.a.tenant, &prompb.WriteRequest{Timeseries: batch}); err != nil && first == nil {
+			first = err
+		}
 	}
-	_, err := ap.a.pusher.Push(ap.ctx, ap.a.tenant, &ap.req)
 	ap.req.Timeseries = nil
-	return err
+	return first
 }
 
 func (ap *appender) Rollback() error {

@@ -11,50 +11,57 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func loadNames(t *testing.T, l *loader, file string) []string {
-	t.Helper()
-	rgs, errs := l.Load(file, false, model.UTF8Validation)
-	require.Empty(t, errs, "the loader never fails the tenant's other files")
+func groupNames(l *loader, file string) []string {
 	var names []string
-	for _, g := range rgs.Groups {
+	for _, g := range l.groups(file) {
 		names = append(names, g.Name)
 	}
 	return names
 }
 
 // A file that stops parsing is refused with its file, line and reason,
-// and its last good version keeps being loaded; a file never good loads
-// nothing.
+// once, and its last good version keeps being loaded; a file never good
+// loads nothing.
 func TestLoaderKeepsLastGoodVersion(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "alerts.yaml")
 	var refused []error
-	l := newLoader("", "team-a", parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler), func(err error) { refused = append(refused, err) })
-	l.startSync(func(string, string) bool { return true }, 0, 0)
+	l := newLoader(dir, "team-a", parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler), func(err error) { refused = append(refused, err) })
+	write := func(name, content string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
 
-	require.NoError(t, os.WriteFile(file, []byte("groups:\n- name: good\n  rules:\n  - alert: Down\n    expr: up == 0\n"), 0o644))
-	require.Equal(t, []string{"good"}, loadNames(t, l, file))
+	write("alerts.yaml", "groups:\n- name: good\n  rules:\n  - alert: Down\n    expr: up == 0\n")
+	l.read([]string{"alerts.yaml"}, 0, 0)
+	require.Equal(t, []string{"good"}, groupNames(l, "alerts.yaml"))
 	require.Empty(t, refused)
 
-	require.NoError(t, os.WriteFile(file, []byte("groups:\n- name: good\n  rules:\n  - alert: Down\n    expr: up == (\n"), 0o644))
-	require.Equal(t, []string{"good"}, loadNames(t, l, file), "the previous version keeps running")
-	require.Len(t, refused, 1)
+	write("alerts.yaml", "groups:\n- name: good\n  rules:\n  - alert: Down\n    expr: up == (\n")
+	for range 3 {
+		l.read([]string{"alerts.yaml"}, 0, 0)
+		require.Equal(t, []string{"good"}, groupNames(l, "alerts.yaml"), "the previous version keeps running")
+	}
+	require.Len(t, refused, 1, "reported once while the file stays bad")
 	require.Contains(t, refused[0].Error(), "alerts.yaml")
+	require.NotContains(t, refused[0].Error(), dir, "no server path")
 	require.Contains(t, refused[0].Error(), "5:", "the line of the bad expression")
 	require.Contains(t, refused[0].Error(), "team-a")
 
-	never := filepath.Join(dir, "never.yaml")
-	require.NoError(t, os.WriteFile(never, []byte("groups: [{name: x, rules: [{record: r, expr: 'sum('}]}]\n"), 0o644))
-	require.Empty(t, loadNames(t, l, never))
+	write("never.yaml", "groups: [{name: x, rules: [{record: r, expr: 'sum('}]}]\n")
+	l.read([]string{"alerts.yaml", "never.yaml"}, 0, 0)
+	require.Empty(t, groupNames(l, "never.yaml"))
 	require.Len(t, refused, 2)
+
+	// oneGroup loads one group of the last read.
+	rgs, errs := oneGroup{l: l, name: "good"}.Load("alerts.yaml", false, model.UTF8Validation)
+	require.Empty(t, errs)
+	require.Len(t, rgs.Groups, 1)
 }
 
 // Groups past the tenant's limit, and groups with too many rules, are
-// refused by name; the rest load. Ownership filters what is left.
-func TestLoaderLimitsAndOwnership(t *testing.T) {
+// refused by name; the rest load.
+func TestLoaderLimits(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "ns.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(`groups:
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "ns.yaml"), []byte(`groups:
 - name: a
   rules: [{record: a, expr: up}]
 - name: big
@@ -65,15 +72,13 @@ func TestLoaderLimitsAndOwnership(t *testing.T) {
   rules: [{record: d, expr: up}]
 `), 0o644))
 	var refused []error
-	l := newLoader("", "t", parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler), func(err error) { refused = append(refused, err) })
-	l.startSync(func(string, string) bool { return true }, 2, 2)
-	require.Equal(t, []string{"a", "c"}, loadNames(t, l, file))
+	l := newLoader(dir, "t", parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler), func(err error) { refused = append(refused, err) })
+	l.read([]string{"ns.yaml"}, 2, 2)
+	require.Equal(t, []string{"a", "c"}, groupNames(l, "ns.yaml"))
 	require.Len(t, refused, 2)
 	require.Contains(t, refused[0].Error(), `"big" has 3 rules`)
 	require.Contains(t, refused[1].Error(), `"d" is past`)
 
-	refused = nil
-	l.startSync(func(ns, g string) bool { return ns == "ns" && g == "c" }, 0, 0)
-	require.Equal(t, []string{"c"}, loadNames(t, l, file))
-	require.Empty(t, refused)
+	l.read([]string{"ns.yaml"}, 0, 0)
+	require.Equal(t, []string{"a", "big", "c", "d"}, groupNames(l, "ns.yaml"))
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,7 +117,15 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester"), Components: targets[cfg.Target]}
+	components := targets[cfg.Target]
+	if cfg.runs(ruler.Component) && !cfg.runs("distributor") {
+		// The ruler writes through a distributor of its own (addRuler),
+		// which takes its share of each tenant's ingestion rate like any
+		// other distributor: announced, it is counted when the rate is
+		// divided, and the tenant's writes stay within the limit.
+		components = append(slices.Clone(components), "distributor")
+	}
+	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester"), Components: components}
 	if self.OwnsTokens {
 		self.TokensFile = filepath.Join(cfg.DataDir, "tokens")
 	}
