@@ -69,6 +69,19 @@ func (w *webhook) firing(name string) []webhookAlert {
 	return out
 }
 
+// resolved returns the resolutions received for this alertname.
+func (w *webhook) resolved(name string) []webhookAlert {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []webhookAlert
+	for _, a := range w.alerts {
+		if a.Labels["alertname"] == name && a.Status == "resolved" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // startAlertmanager runs Debian's Alertmanager, routing every alert to
 // the webhook at once, and returns its URL.
 func startAlertmanager(t *testing.T, hook string) string {

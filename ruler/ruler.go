@@ -265,7 +265,7 @@ func (r *Ruler) syncTenant(id string, t *tenantRules, fs []string, rulers []stri
 			if g.Interval != 0 {
 				run.interval = time.Duration(g.Interval)
 			}
-			if err := run.manager.Update(r.cfg.EvaluationInterval, []string{file}, labels.EmptyLabels(), r.externalURL(), nil); err != nil {
+			if err := run.manager.Update(r.cfg.EvaluationInterval, []string{file}, labels.EmptyLabels(), r.externalURL(), r.evalIteration(id)); err != nil {
 				// oneGroup never fails; a failure here is the manager's.
 				r.logger.Error("updating a rule group", "tenant", id, "group", key, "err", err)
 			}
@@ -418,6 +418,19 @@ func (r *Ruler) stopRunner(key string, run *groupRunner) {
 	}
 	for _, v := range []*prometheus.CounterVec{r.metrics.IterationsMissed, r.metrics.IterationsScheduled, r.metrics.EvalTotal, r.metrics.EvalFailures} {
 		v.DeleteLabelValues(key)
+	}
+}
+
+// evalIteration is the rule manager's evaluation of a group, as
+// Prometheus's, that also logs an evaluation slower than the group's
+// interval: the manager only counts the iterations it then misses
+// (prometheus_rule_group_iterations_missed_total).
+func (r *Ruler) evalIteration(id string) rules.GroupEvalIterationFunc {
+	return func(ctx context.Context, g *rules.Group, evalTimestamp time.Time) {
+		rules.DefaultEvalIterationFunc(ctx, g, evalTimestamp)
+		if took := g.GetEvaluationTime(); took > g.Interval() {
+			r.logger.Warn("rule group evaluation took longer than its interval: iterations are missed", "tenant", id, "group", g.Name(), "file", g.File(), "took", took, "interval", g.Interval())
+		}
 	}
 }
 
