@@ -123,3 +123,54 @@ func TestRulersShareGroupsAndTakeOver(t *testing.T) {
 	}
 	t.Logf("longest age of a group's recorded sample over the last %v: %s", window, res.Result)
 }
+
+// TestRulerTakeoverKeepsAlertsFiring: two rulers; the one evaluating a
+// firing alert is killed with kill -9; the other takes the group over,
+// restores the alert from ALERTS_FOR_STATE and keeps it firing, so
+// Alertmanager never resolves it: no resolve/refire flap.
+func TestRulerTakeoverKeepsAlertsFiring(t *testing.T) {
+	hook := startWebhook(t)
+	am := startAlertmanager(t, hook.url)
+	rulesDir := filepath.Join(t.TempDir(), "rules")
+	require.NoError(t, os.MkdirAll(filepath.Join(rulesDir, "team-a"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(rulesDir, "team-a", "alerts.yaml"), []byte(`groups:
+- name: always
+  interval: 1s
+  rules:
+  - alert: AlwaysFiring
+    expr: vector(1)
+    for: 3s
+`), 0o644))
+	c := newCluster(t, 1)
+	c.add("ing-1")
+	for _, id := range []string{"rul-1", "rul-2"} {
+		c.extra[id] = []string{"-ruler.rule-path=" + rulesDir, "-ruler.poll-interval=1s", "-ruler.alertmanager-url=" + am,
+			"-ruler.resend-delay=3s", "-ruler.for-grace-period=1s"}
+		c.add(id)
+	}
+	var owner, other string
+	require.Eventually(t, func() bool {
+		for _, id := range []string{"rul-1", "rul-2"} {
+			if len(groupsOn(t, c, id)) == 1 {
+				owner = id
+			}
+		}
+		return owner != ""
+	}, 30*time.Second, 100*time.Millisecond)
+	other = map[string]string{"rul-1": "rul-2", "rul-2": "rul-1"}[owner]
+	require.Eventually(t, func() bool { return len(hook.firing("AlwaysFiring")) > 0 }, 30*time.Second, 100*time.Millisecond)
+
+	c.members[owner].kill9(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		body, err := httpGet(am + "/api/v2/alerts?active=true&silenced=false&inhibited=false")
+		require.NoError(t, err)
+		require.Contains(t, body, `"alertname":"AlwaysFiring"`, "Alertmanager still has the alert active")
+		require.Empty(t, hook.resolved("AlwaysFiring"), "no resolution reached the webhook")
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Equal(t, []string{"always"}, groupsOn(t, c, other), "%s took the group over", other)
+	r, _ := getRules(t, c.members[other].url(""), "team-a", "/prometheus/api/v1/alerts")
+	require.Len(t, r.Data.Alerts, 1)
+	require.Equal(t, "firing", r.Data.Alerts[0]["state"], "restored as firing, not pending again")
+}
