@@ -35,6 +35,10 @@ const (
 	// it is stored (the standby replica of an HA pair): 202, so that the
 	// sender counts it delivered and does not retry.
 	Deduplicated
+	// NotFound is a request for something that does not exist.
+	NotFound
+	// MethodNotAllowed is a method the path does not take.
+	MethodNotAllowed
 )
 
 // Error is an error with a Kind. Its message is safe to show to the client.
@@ -86,6 +90,10 @@ func HTTPStatus(err error) int {
 		return http.StatusServiceUnavailable
 	case Deduplicated:
 		return http.StatusAccepted
+	case NotFound:
+		return http.StatusNotFound
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case Canceled:
 		// 499 is nginx's "client closed request"; nobody reads it, but logs do.
 		return 499
@@ -136,6 +144,10 @@ func codeOfKind(k Kind) codes.Code {
 		return codes.Canceled
 	case Deduplicated:
 		return codes.AlreadyExists
+	case NotFound:
+		return codes.NotFound
+	case MethodNotAllowed:
+		return codes.Unimplemented
 	default:
 		return codes.Internal
 	}
@@ -159,6 +171,8 @@ func kindOfCode(c codes.Code) Kind {
 		return Canceled
 	case codes.AlreadyExists:
 		return Deduplicated
+	case codes.NotFound:
+		return NotFound
 	default:
 		return Internal
 	}
@@ -170,8 +184,10 @@ func kindOfCode(c codes.Code) Kind {
 // request; "unavailable" tells a client to retry later.
 func PrometheusType(err error) string {
 	switch KindOf(err) {
-	case BadData, TooLarge, UnsupportedMediaType:
+	case BadData, TooLarge, UnsupportedMediaType, MethodNotAllowed:
 		return "bad_data"
+	case NotFound:
+		return "not_found"
 	case TooManyRequests, Unavailable:
 		return "unavailable"
 	case Canceled:

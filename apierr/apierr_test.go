@@ -11,7 +11,7 @@ import (
 )
 
 func TestRoundTripThroughGRPC(t *testing.T) {
-	for _, k := range []Kind{Internal, BadData, TooLarge, UnsupportedMediaType, TooManyRequests, Unauthorized, Unavailable, Canceled, Deduplicated} {
+	for _, k := range []Kind{Internal, BadData, TooLarge, UnsupportedMediaType, TooManyRequests, Unauthorized, Unavailable, Canceled, Deduplicated, NotFound} {
 		err := fmt.Errorf("push: %w", New(k, "kind %d", k))
 		back := FromGRPC(ToGRPC(err))
 		require.Equal(t, k, KindOf(back))

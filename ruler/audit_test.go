@@ -83,7 +83,7 @@ func auditRuler(t *testing.T, dir string, q storage.Queryable, p Pusher) *Ruler 
 	cfg := Config{RulePath: dir, PollInterval: time.Hour, EvaluationInterval: 100 * time.Millisecond,
 		NotificationQueueCapacity: 10, NotificationTimeout: time.Second, ResendDelay: time.Minute}
 	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Hour, LookbackDelta: 5 * time.Minute})
-	r, err := New(cfg, "self", eng, q, p, auditRing{ids: []string{"self"}}, nil, auditLimits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	r, err := New(cfg, "self", eng, q, p, nil, auditRing{ids: []string{"self"}}, nil, auditLimits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return r
 }

@@ -28,6 +28,9 @@ type loader struct {
 	logger *slog.Logger
 	// onError is told of every refused file or group.
 	onError func(error)
+	// store holds the API's namespaces, read for identifiers without a
+	// rule file's extension; nil when there is none.
+	store *Store
 
 	mu       sync.Mutex
 	lastGood map[string]*rulefmt.RuleGroups
@@ -105,7 +108,13 @@ const maxRuleFileBytes = 4 << 20
 // nothing) when it does not parse.
 func (l *loader) parseLocked(file string) (rgs *rulefmt.RuleGroups, fresh bool) {
 	path := filepath.Join(l.root, file)
-	content, err := readRuleFile(path)
+	var content []byte
+	var err error
+	if ns, ok := l.apiNamespace(file); ok {
+		content, err = storeDoc(l.store.groups(l.tenant)[ns])
+	} else {
+		content, err = readRuleFile(path)
+	}
 	var errs []error
 	if err != nil {
 		errs = []error{err}
@@ -125,6 +134,14 @@ func (l *loader) parseLocked(file string) (rgs *rulefmt.RuleGroups, fresh bool) 
 		return good, false
 	}
 	return &rulefmt.RuleGroups{}, false
+}
+
+// apiNamespace returns the namespace of an identifier the store holds.
+func (l *loader) apiNamespace(file string) (string, bool) {
+	if l.store == nil || strings.HasSuffix(file, ".yaml") || strings.HasSuffix(file, ".yml") {
+		return "", false
+	}
+	return strings.TrimPrefix(file, l.tenant+"/"), true
 }
 
 // readRuleFile reads a regular file of at most maxRuleFileBytes.

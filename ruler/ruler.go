@@ -51,6 +51,7 @@ type Ruler struct {
 	engine    promql.QueryEngine
 	queryable storage.Queryable
 	pusher    Pusher
+	store     *Store
 	ring      Ring
 	limits    Limits
 	reg       prometheus.Registerer
@@ -108,7 +109,8 @@ type groupRunner struct {
 // New returns a ruler; it evaluates nothing until Start. self is this
 // process's ring id; ringChanged, when not nil, wakes it when the ring
 // changes, so owned groups move without waiting for the poll.
-func New(cfg Config, self string, engine promql.QueryEngine, queryable storage.Queryable, pusher Pusher, r Ring, ringChanged <-chan struct{}, l Limits, reg prometheus.Registerer, logger *slog.Logger) (*Ruler, error) {
+// store, when not nil, holds the groups of the rules configuration API.
+func New(cfg Config, self string, engine promql.QueryEngine, queryable storage.Queryable, pusher Pusher, store *Store, r Ring, ringChanged <-chan struct{}, l Limits, reg prometheus.Registerer, logger *slog.Logger) (*Ruler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -118,7 +120,7 @@ func New(cfg Config, self string, engine promql.QueryEngine, queryable storage.Q
 	}
 	f := promauto.With(reg)
 	return &Ruler{
-		cfg: cfg, self: self, engine: engine, queryable: queryable, pusher: pusher, ring: r, limits: l,
+		cfg: cfg, self: self, engine: engine, queryable: queryable, pusher: pusher, store: store, ring: r, limits: l,
 		reg: reg, logger: logger, external: external, metrics: rules.NewGroupMetrics(reg),
 		parser:  parser.NewParser(parser.Options{}),
 		changed: ringChanged, stop: make(chan struct{}), done: make(chan struct{}),
@@ -144,12 +146,17 @@ func (r *Ruler) loop() {
 	defer close(r.done)
 	t := time.NewTicker(r.cfg.PollInterval)
 	defer t.Stop()
+	var stored <-chan struct{}
+	if r.store != nil {
+		stored = r.store.Changed()
+	}
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
 		case <-r.changed:
+		case <-stored:
 		}
 		r.sync()
 	}
@@ -299,7 +306,8 @@ func (r *Ruler) listFiles() (files map[string][]string, skip map[string]bool, ok
 	files, skip = map[string][]string{}, map[string]bool{}
 	dirs, err := os.ReadDir(r.cfg.RulePath)
 	if errors.Is(err, os.ErrNotExist) {
-		return files, skip, true
+		// No rule files; the API's groups below still are.
+		dirs, err = nil, nil
 	}
 	if err != nil {
 		r.logger.Error("listing rule files: nothing changes until it can be read", "path", r.cfg.RulePath, "err", err)
@@ -342,6 +350,19 @@ func (r *Ruler) listFiles() (files map[string][]string, skip map[string]bool, ok
 		slices.Sort(fs)
 		files[id] = fs
 	}
+	if r.store != nil {
+		// The API's namespaces, named tenant/namespace: without the
+		// extension every rule file has, they are never taken for one.
+		for _, id := range r.store.tenants() {
+			if skip[id] {
+				continue
+			}
+			for ns := range r.store.groups(id) {
+				files[id] = append(files[id], id+"/"+ns)
+			}
+			slices.Sort(files[id])
+		}
+	}
 	return files, skip, true
 }
 
@@ -377,6 +398,7 @@ func (r *Ruler) newTenant(id string) *tenantRules {
 		r.configErrors.WithLabelValues(id).Inc()
 		logger.Error("rules refused", "err", err)
 	})
+	t.loader.store = r.store
 	t.groups = map[string]*groupRunner{}
 	return t
 }

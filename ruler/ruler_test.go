@@ -85,7 +85,7 @@ func newTestRuler(t *testing.T, dir string, rulers *fixedRulers) (*Ruler, *recor
 	empty := storage.QueryableFunc(func(int64, int64) (storage.Querier, error) { return storage.NoopQuerier(), nil })
 	cfg := Config{RulePath: dir, PollInterval: time.Hour, EvaluationInterval: 50 * time.Millisecond, NotificationQueueCapacity: 10,
 		NotificationTimeout: time.Second, ResendDelay: time.Second, OutageTolerance: time.Hour, ForGracePeriod: time.Second}
-	r, err := New(cfg, "r1", engine, empty, p, rulers, nil, testLimits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	r, err := New(cfg, "r1", engine, empty, p, nil, rulers, nil, testLimits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background()))
 	t.Cleanup(func() { _ = r.Stop(context.Background()) })
@@ -178,3 +178,11 @@ func (b *batchRecorder) Push(_ context.Context, _ string, req *prompb.WriteReque
 	}
 	return len(req.Timeseries), nil
 }
+
+type limitsOf struct{ groups, rules int }
+
+func (l limitsOf) For(string) *limits.Limits {
+	return &limits.Limits{RulerMaxRuleGroupsPerTenant: l.groups, RulerMaxRulesPerRuleGroup: l.rules}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -37,7 +37,17 @@ func addRuler(cfg *Config, mgr *lifecycle.Manager, mux *http.ServeMux, member *r
 	if rc.RulePath == "" {
 		rc.RulePath = filepath.Join(cfg.DataDir, "rules")
 	}
-	r, err := ruler.New(rc, cfg.InstanceID, engine, q, dist, member.Ring(), member.Subscribe(), overrides, reg, logger.With("component", "ruler"))
+	// The rules configuration API's groups: on this ruler's disk, and on
+	// every other ruler's through gossip (ruler.Store says why).
+	store, err := ruler.OpenStore(filepath.Join(cfg.DataDir, "ruler", "api-rules.json"), cfg.InstanceID)
+	if err != nil {
+		return err
+	}
+	if err := member.Share(ruler.StoreName, store); err != nil {
+		return err
+	}
+	store.SetPublish(func(key string, msg []byte) { member.Publish(ruler.StoreName, key, msg) })
+	r, err := ruler.New(rc, cfg.InstanceID, engine, q, dist, store, member.Ring(), member.Subscribe(), overrides, reg, logger.With("component", "ruler"))
 	if err != nil {
 		return err
 	}
@@ -46,5 +56,8 @@ func addRuler(cfg *Config, mgr *lifecycle.Manager, mux *http.ServeMux, member *r
 	for _, p := range ruler.APIPaths {
 		mux.Handle(querier.PathPrefix+p, api)
 	}
+	config := tenant.Middleware(cfg.AuthEnabled, creds, r.ConfigAPI(logger.With("component", "ruler-config-api")))
+	mux.Handle(ruler.ConfigPath, config)
+	mux.Handle(ruler.ConfigPath+"/", config)
 	return nil
 }
