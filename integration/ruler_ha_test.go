@@ -5,6 +5,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,10 +20,19 @@ import (
 )
 
 // groupsOn returns the rule groups ruler id evaluates for team-a, as its
-// own /rules lists them.
+// own /rules lists them when asked for its share only.
 func groupsOn(t *testing.T, c *cluster, id string) []string {
 	t.Helper()
-	r, _ := getRules(t, c.members[id].url(""), "team-a", "/prometheus/api/v1/rules")
+	req, err := http.NewRequest(http.MethodGet, c.members[id].url("/prometheus/api/v1/rules"), nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Scope-OrgID", "team-a")
+	req.Header.Set("X-Orrery-Rules-Local", "1")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var r rulesAPI
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
 	var out []string
 	for _, g := range r.Data.Groups {
 		out = append(out, g.Name)
@@ -78,6 +88,15 @@ func TestRulersShareGroupsAndTakeOver(t *testing.T) {
 	before := exactlyOnce(rulers, 30*time.Second)
 	for _, id := range rulers {
 		require.NotEmpty(t, before[id], "%s evaluates a share: %v", id, before)
+		// Asked without the local header, any ruler lists every group,
+		// gathered from the others, sorted as one rule manager sorts.
+		r, body := getRules(t, c.members[id].url(""), "team-a", "/prometheus/api/v1/rules")
+		var names []string
+		for _, g := range r.Data.Groups {
+			names = append(names, g.Name)
+		}
+		require.Equal(t, all, names, "%s lists every group: %s", id, body)
+		require.NotContains(t, body, "warnings")
 	}
 	// Steady state: it stays that way.
 	for range 5 {
@@ -89,6 +108,9 @@ func TestRulersShareGroupsAndTakeOver(t *testing.T) {
 	// timeout (4s) plus a poll and an evaluation; nothing else moves.
 	c.members["rul-2"].kill9(t)
 	killed := time.Now()
+	// Until the ring drops it, the dead ruler is named in the answer.
+	_, body := getRules(t, c.members["rul-1"].url(""), "team-a", "/prometheus/api/v1/rules")
+	require.Contains(t, body, "ruler rul-2 did not answer")
 	after := exactlyOnce([]string{"rul-1", "rul-3"}, 20*time.Second)
 	moved := time.Since(killed)
 	t.Logf("rul-2's %d groups moved %v after its kill -9", len(before["rul-2"]), moved)

@@ -50,3 +50,17 @@ func (r *Ring) HealthyIDs(component string) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// HealthyHTTPAddrs returns the HTTP addresses of the ACTIVE, healthy
+// instances that run component, by id; an instance that announced none
+// is left out.
+func (r *Ring) HealthyHTTPAddrs(component string) map[string]string {
+	s, now := r.load(), r.now()
+	out := map[string]string{}
+	for _, in := range s.instances {
+		if in.GetState() == ringpb.State_ACTIVE && r.IsHealthy(in, now) && slices.Contains(in.GetComponents(), component) && in.GetHttpAddr() != "" {
+			out[in.GetId()] = in.GetHttpAddr()
+		}
+	}
+	return out
+}

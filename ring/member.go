@@ -25,6 +25,8 @@ type Self struct {
 	ID string
 	// Addr is the gRPC address other components dial.
 	Addr string
+	// HTTPAddr is the HTTP address (host:port) other components call.
+	HTTPAddr string
 	// OwnsTokens is true for instances that hold series (ingesters).
 	OwnsTokens bool
 	// Components are what this process runs ("distributor", "ingester",
@@ -279,6 +281,7 @@ func (m *Member) register() error {
 	m.setOwnLocked(&ringpb.Instance{
 		Id:           m.self.ID,
 		Addr:         m.self.Addr,
+		HttpAddr:     m.self.HTTPAddr,
 		Zone:         m.cfg.Zone,
 		State:        ringpb.State_ACTIVE,
 		Tokens:       tokens,

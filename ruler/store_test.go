@@ -224,3 +224,18 @@ func TestAPIGroupIsEvaluated(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, "team-a/ns", r.RulesFor("team-a").RuleGroups()[0].File())
 }
+
+// Rulers' answers merge into one: groups sorted by file and name, alerts
+// joined, a missing ruler named in warnings; garbage is an error.
+func TestMergeAnswers(t *testing.T) {
+	a := []byte(`{"status":"success","data":{"groups":[{"file":"t/b","name":"x","rules":[]}]}}`)
+	b := []byte(`{"status":"success","data":{"groups":[{"file":"t/a","name":"z","rules":[]},{"file":"t/b","name":"a","rules":[]}]}}`)
+	got, err := mergeAnswers([][]byte{a, b}, nil)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"status":"success","data":{"groups":[{"file":"t/a","name":"z","rules":[]},{"file":"t/b","name":"a","rules":[]},{"file":"t/b","name":"x","rules":[]}]}}`, string(got))
+	got, err = mergeAnswers([][]byte{[]byte(`{"status":"success","data":{"alerts":[]}}`), []byte(`{"status":"success","data":{"alerts":[{"state":"firing"}]}}`)}, []string{"ruler r2 did not answer"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"status":"success","data":{"alerts":[{"state":"firing"}]},"warnings":["ruler r2 did not answer"]}`, string(got))
+	_, err = mergeAnswers([][]byte{a, []byte("<html>")}, nil)
+	require.Error(t, err)
+}

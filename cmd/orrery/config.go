@@ -121,6 +121,20 @@ func (c *Config) runs(component string) bool {
 	return false
 }
 
+// advertisedHTTPAddr is the HTTP address this process registers in the
+// ring: the host of the advertised gRPC address and the HTTP listen port.
+func (c *Config) advertisedHTTPAddr(grpcAddr string) (string, error) {
+	host, _, err := net.SplitHostPort(grpcAddr)
+	if err != nil {
+		return "", fmt.Errorf("-instance.addr: %w", err)
+	}
+	_, port, err := net.SplitHostPort(c.HTTPListenAddress)
+	if err != nil {
+		return "", fmt.Errorf("-http.listen-address: %w", err)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
 // advertisedAddr is the gRPC address this process registers in the ring.
 func (c *Config) advertisedAddr() (string, error) {
 	if c.InstanceAddr != "" {

@@ -125,7 +125,11 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		// divided, and the tenant's writes stay within the limit.
 		components = append(slices.Clone(components), "distributor")
 	}
-	self := ring.Self{ID: cfg.InstanceID, Addr: addr, OwnsTokens: cfg.runs("ingester"), Components: components}
+	httpAddr, err := cfg.advertisedHTTPAddr(addr)
+	if err != nil {
+		return err
+	}
+	self := ring.Self{ID: cfg.InstanceID, Addr: addr, HTTPAddr: httpAddr, OwnsTokens: cfg.runs("ingester"), Components: components}
 	if self.OwnsTokens {
 		self.TokensFile = filepath.Join(cfg.DataDir, "tokens")
 	}

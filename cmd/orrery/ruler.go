@@ -52,7 +52,7 @@ func addRuler(cfg *Config, mgr *lifecycle.Manager, mux *http.ServeMux, member *r
 		return err
 	}
 	mgr.Add("ruler", r)
-	api := tenant.Middleware(cfg.AuthEnabled, creds, r.API(querier.PathPrefix, logger.With("component", "ruler-api")))
+	api := tenant.Middleware(cfg.AuthEnabled, creds, r.API(querier.PathPrefix, member.Ring(), logger.With("component", "ruler-api")))
 	for _, p := range ruler.APIPaths {
 		mux.Handle(querier.PathPrefix+p, api)
 	}

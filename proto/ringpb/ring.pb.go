@@ -102,7 +102,10 @@ type Instance struct {
 	// silent for too long (auto-forget): it left without handing over, so
 	// its data may be missing from reads. Such a tombstone does not expire;
 	// it goes when the instance returns or an operator forgets it.
-	Forgotten     bool `protobuf:"varint,11,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
+	Forgotten bool `protobuf:"varint,11,opt,name=forgotten,proto3" json:"forgotten,omitempty"`
+	// HTTP address (host:port) other components call: the ruler asks the
+	// other rulers for their rule groups there.
+	HttpAddr      string `protobuf:"bytes,12,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -214,6 +217,13 @@ func (x *Instance) GetForgotten() bool {
 	return false
 }
 
+func (x *Instance) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
 type Desc struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Instances map[string]*Instance   `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -272,7 +282,7 @@ var File_ringpb_ring_proto protoreflect.FileDescriptor
 
 const file_ringpb_ring_proto_rawDesc = "" +
 	"\n" +
-	"\x11ringpb/ring.proto\x12\x0eorrery.ring.v1\"\xcc\x02\n" +
+	"\x11ringpb/ring.proto\x12\x0eorrery.ring.v1\"\xe9\x02\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -288,7 +298,8 @@ const file_ringpb_ring_proto_rawDesc = "" +
 	"components\x18\n" +
 	" \x03(\tR\n" +
 	"components\x12\x1c\n" +
-	"\tforgotten\x18\v \x01(\bR\tforgotten\"\x96\x02\n" +
+	"\tforgotten\x18\v \x01(\bR\tforgotten\x12\x1b\n" +
+	"\thttp_addr\x18\f \x01(\tR\bhttpAddr\"\x96\x02\n" +
 	"\x04Desc\x12A\n" +
 	"\tinstances\x18\x01 \x03(\v2#.orrery.ring.v1.Desc.InstancesEntryR\tinstances\x128\n" +
 	"\x06shared\x18\x02 \x03(\v2 .orrery.ring.v1.Desc.SharedEntryR\x06shared\x1aV\n" +
