@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -186,3 +188,48 @@ func (l limitsOf) For(string) *limits.Limits {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// With -ruler.alertmanager-send-tenant-header, alerts reach Alertmanager's
+// v2 API with the tenant in X-Scope-OrgID, for a multi-tenant one; a
+// tenant's ruler_alertmanager_url sends its alerts there instead.
+func TestNotificationsCarryTheTenant(t *testing.T) {
+	got := make(chan [2]string, 100)
+	capture := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- [2]string{name + " " + r.URL.Path, r.Header.Get("X-Scope-OrgID")}
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	global, own := capture("global"), capture("own")
+	dir := t.TempDir()
+	for _, id := range []string{"team-a", "team-b"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, id), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, id, "a.yaml"), []byte("groups:\n- name: g\n  rules:\n  - alert: Always\n    expr: vector(1)\n"), 0o644))
+	}
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 1000, Timeout: time.Minute})
+	empty := storage.QueryableFunc(func(int64, int64) (storage.Querier, error) { return storage.NoopQuerier(), nil })
+	p := &recorder{samples: map[string][]prompb.Sample{}, tenants: map[string]bool{}}
+	r, err := New(Config{RulePath: dir, PollInterval: time.Hour, EvaluationInterval: 50 * time.Millisecond, NotificationQueueCapacity: 10,
+		NotificationTimeout: time.Second, ResendDelay: 50 * time.Millisecond, AlertmanagerURL: global.URL, SendTenantHeader: true},
+		"r1", engine, empty, p, nil, &fixedRulers{ids: []string{"r1"}}, nil, ownURL{"team-b": own.URL}, nil, discard())
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background()))
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	seen := map[[2]string]bool{}
+	require.Eventually(t, func() bool {
+		for {
+			select {
+			case g := <-got:
+				seen[g] = true
+			default:
+				return seen[[2]string{"global /api/v2/alerts", "team-a"}] && seen[[2]string{"own /api/v2/alerts", "team-b"}]
+			}
+		}
+	}, 10*time.Second, 20*time.Millisecond, "seen: %v", seen)
+	require.False(t, seen[[2]string{"global /api/v2/alerts", "team-b"}], "team-b's alerts go to its own Alertmanager only")
+}
+
+type ownURL map[string]string
+
+func (o ownURL) For(id string) *limits.Limits { return &limits.Limits{RulerAlertmanagerURL: o[id]} }
