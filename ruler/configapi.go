@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orrery/orrery/apierr"
@@ -23,8 +27,9 @@ import (
 // serves it: what `mimirtool rules` and `cortextool rules` speak.
 const ConfigPath = "/prometheus/config/v1/rules"
 
-// maxRuleGroupBytes bounds one posted rule group.
-const maxRuleGroupBytes = 1 << 20
+// maxRuleGroupBytes bounds one posted rule group: the store's groups all
+// travel in gossip (Store).
+const maxRuleGroupBytes = 256 << 10
 
 // ConfigAPI serves the rules configuration API over the store:
 //
@@ -114,8 +119,9 @@ func validName(n string) error {
 		return apierr.New(apierr.BadData, "empty namespace or group name")
 	case len(n) > 256:
 		return apierr.New(apierr.BadData, "name %q… is longer than 256 bytes", n[:32])
-	case !utf8.ValidString(n) || strings.ContainsAny(n, "/\x00"):
-		return apierr.New(apierr.BadData, "name %q: must be UTF-8 without '/'", n)
+	case !utf8.ValidString(n) || strings.ContainsAny(n, "/;") || strings.IndexFunc(n, unicode.IsControl) >= 0:
+		// ';' joins file and group in a rule group's key (rules.GroupKey).
+		return apierr.New(apierr.BadData, "name %q: must be UTF-8 without '/', ';' or control characters", n)
 	}
 	return nil
 }
@@ -145,7 +151,7 @@ func (r *Ruler) getConfig(w http.ResponseWriter, id, namespace, group string) er
 				continue
 			}
 			var g rulefmt.RuleGroup
-			if err := yaml.Unmarshal(e.Content, &g); err != nil {
+			if err := yaml.Unmarshal([]byte(e.Content), &g); err != nil {
 				return apierr.New(apierr.Internal, "stored group %s/%s: %s", ns, e.Group, err)
 			}
 			out[ns] = append(out[ns], g)
@@ -169,9 +175,15 @@ func (r *Ruler) postGroup(w http.ResponseWriter, req *http.Request, id, namespac
 	if len(body) > maxRuleGroupBytes {
 		return apierr.New(apierr.TooLarge, "the rule group is over %d bytes", maxRuleGroupBytes)
 	}
-	content, name, err := r.validateGroup(body)
+	content, name, err := validateGroup(body)
 	if err != nil {
 		return err
+	}
+	for _, ext := range []string{".yaml", ".yml"} {
+		// One namespace, one source: its groups would otherwise run twice.
+		if _, err := os.Stat(filepath.Join(r.cfg.RulePath, id, namespace+ext)); err == nil {
+			return apierr.New(apierr.BadData, "namespace %q is the rule file %s%s of the tenant's rule directory: change that file, or use another namespace", namespace, namespace, ext)
+		}
 	}
 	lim := r.limits.For(id)
 	if lim.RulerMaxRulesPerRuleGroup > 0 {
@@ -193,8 +205,9 @@ func (r *Ruler) postGroup(w http.ResponseWriter, req *http.Request, id, namespac
 			return apierr.New(apierr.BadData, "the tenant has %d rule groups through the API, its ruler_max_rule_groups_per_tenant is %d", n, lim.RulerMaxRuleGroupsPerTenant)
 		}
 	}
-	if err := r.store.put(id, namespace, map[string][]byte{name: content}); err != nil {
-		return apierr.New(apierr.Internal, "storing the rule group: %s", err)
+	text := string(content)
+	if err := r.store.put(id, namespace, map[string]*string{name: &text}); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -202,7 +215,8 @@ func (r *Ruler) postGroup(w http.ResponseWriter, req *http.Request, id, namespac
 
 // validateGroup parses one rule group as Prometheus parses a rule file's
 // groups, and returns it re-encoded (what the store keeps) with its name.
-func (r *Ruler) validateGroup(body []byte) ([]byte, string, error) {
+// Gossiped groups are checked the same way.
+func validateGroup(body []byte) ([]byte, string, error) {
 	var g rulefmt.RuleGroup
 	dec := yaml.NewDecoder(bytes.NewReader(body))
 	dec.KnownFields(true)
@@ -220,7 +234,7 @@ func (r *Ruler) validateGroup(body []byte) ([]byte, string, error) {
 		return nil, "", apierr.New(apierr.BadData, "the body is not a rule group: %s", err)
 	}
 	doc, _ := yaml.Marshal(rulefmt.RuleGroups{Groups: []rulefmt.RuleGroup{g}})
-	if _, errs := rulefmt.Parse(doc, false, model.UTF8Validation, r.parser, r.logger); len(errs) > 0 {
+	if _, errs := rulefmt.Parse(doc, false, model.UTF8Validation, groupParser, slog.New(slog.DiscardHandler)); len(errs) > 0 {
 		msgs := make([]string, len(errs))
 		for k, e := range errs {
 			msgs[k] = e.Error()
@@ -230,8 +244,11 @@ func (r *Ruler) validateGroup(body []byte) ([]byte, string, error) {
 	return content, g.Name, nil
 }
 
+// groupParser parses the expressions of groups posted or gossiped.
+var groupParser = parser.NewParser(parser.Options{})
+
 func (r *Ruler) deleteConfig(w http.ResponseWriter, id, namespace, group string) error {
-	del := map[string][]byte{}
+	del := map[string]*string{}
 	for _, e := range r.store.groups(id)[namespace] {
 		if group == "" || e.Group == group {
 			del[e.Group] = nil
@@ -241,7 +258,7 @@ func (r *Ruler) deleteConfig(w http.ResponseWriter, id, namespace, group string)
 		return apierr.New(apierr.NotFound, "no rule groups found")
 	}
 	if err := r.store.put(id, namespace, del); err != nil {
-		return apierr.New(apierr.Internal, "deleting: %s", err)
+		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
 	return nil
@@ -253,7 +270,7 @@ func storeDoc(entries []*storeEntry) ([]byte, error) {
 	var doc rulefmt.RuleGroups
 	for _, e := range entries {
 		var g rulefmt.RuleGroup
-		if err := yaml.Unmarshal(e.Content, &g); err != nil {
+		if err := yaml.Unmarshal([]byte(e.Content), &g); err != nil {
 			return nil, fmt.Errorf("stored group %q: %w", e.Group, err)
 		}
 		doc.Groups = append(doc.Groups, g)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -22,18 +24,26 @@ const StoreName = "ruler-rules"
 // ruler that took it before it is acknowledged, then gossiped to every
 // member (ring.Shared), and each ruler writes what it learns to its own
 // disk. Per group the last write wins (its time, then its writer's id),
-// and a deleted group stays as a tombstone, so any order of merges
-// converges and a returning ruler cannot resurrect a deleted group.
+// and a deleted group stays as a tombstone for TombstoneTTL, so any order
+// of merges converges and a ruler away for less than that cannot bring a
+// deleted group back.
 //
 // Why gossip and local disks rather than a database or object storage:
-// Orrery runs without Consul, etcd or a bucket; rule groups are small and
-// bounded by the tenants' limits; and the rulers already gossip the ring.
+// Orrery runs without Consul, etcd or a bucket; rule groups are small;
+// and the rulers already gossip the ring. The whole store travels in
+// memberlist's push/pull, whose messages are bounded (20 MiB, ring
+// included), so the store is bounded well below that: per tenant
+// (maxTenantStoreBytes, tombstones included) and in all (maxStoreBytes).
 type Store struct {
 	path   string // the file the entries are kept in; "" keeps none
 	self   string // this ruler's id, the writer of its writes
-	limit  int    // most bytes of entries merged from gossip
+	logger *slog.Logger
 	now    func() time.Time
 	notify chan struct{} // a change, for the ruler's sync
+	// tenantBytes and totalBytes bound what writes through the API may
+	// take; hardBytes bounds what merges from gossip may, a margin above
+	// the total so that writes racing on two rulers still converge.
+	tenantBytes, totalBytes, hardBytes int
 
 	mu      sync.Mutex
 	entries map[storeKey]*storeEntry
@@ -42,13 +52,15 @@ type Store struct {
 
 type storeKey struct{ tenant, namespace, group string }
 
-// storeEntry is one group's latest write. Content is the YAML of one
-// rulefmt.RuleGroup, already validated; nil for a deleted group.
+// storeEntry is one group's latest write: Content is the YAML of one
+// rulefmt.RuleGroup, validated; a deleted group has Deleted set and no
+// content.
 type storeEntry struct {
 	Tenant    string `json:"tenant"`
 	Namespace string `json:"namespace"`
 	Group     string `json:"group"`
-	Content   []byte `json:"content,omitempty"`
+	Content   string `json:"content,omitempty"`
+	Deleted   bool   `json:"deleted,omitempty"`
 	Version   int64  `json:"version"` // unix nanoseconds of the write
 	Writer    string `json:"writer"`
 }
@@ -63,18 +75,40 @@ func (e *storeEntry) newer(o *storeEntry) bool {
 	if e.Writer != o.Writer {
 		return e.Writer > o.Writer
 	}
-	// Same write: the larger content wins, so two different contents
-	// under one version and writer (only a forged message) still agree.
-	return string(e.Content) > string(o.Content)
+	// The same write twice (only a forged message): a deletion wins, then
+	// the larger content, so every ruler keeps the same one.
+	if e.Deleted != o.Deleted {
+		return e.Deleted
+	}
+	return e.Content > o.Content
 }
 
-// maxStoreBytes bounds what the store holds of gossiped entries: a peer,
-// or a forged message, cannot make a ruler hold more.
-const maxStoreBytes = 64 << 20
+func entrySize(e *storeEntry) int {
+	return len(e.Tenant) + len(e.Namespace) + len(e.Group) + len(e.Content) + len(e.Writer) + 64
+}
 
-// OpenStore loads the store kept at path (created when absent).
-func OpenStore(path, self string) (*Store, error) {
-	s := &Store{path: path, self: self, limit: maxStoreBytes, now: time.Now, notify: make(chan struct{}, 1), entries: map[storeKey]*storeEntry{}}
+const (
+	// maxTenantStoreBytes bounds one tenant's groups through the API,
+	// tombstones included.
+	maxTenantStoreBytes = 2 << 20
+	// maxStoreBytes bounds every tenant's; maxStoreHardBytes what gossip
+	// may bring. Both keep the store, with the ring, inside memberlist's
+	// 20 MiB push/pull message.
+	maxStoreBytes     = 8 << 20
+	maxStoreHardBytes = 12 << 20
+	// TombstoneTTL is how long a deletion is remembered.
+	TombstoneTTL = 7 * 24 * time.Hour
+	// maxClockSkew is how far in the future a gossiped write may be: a
+	// forged or wrong clock must not pin a group forever.
+	maxClockSkew = time.Hour
+)
+
+// OpenStore loads the store kept at path (created when absent). A file it
+// cannot read is moved aside, loudly, and the store starts empty: the
+// other rulers' gossip brings the groups back.
+func OpenStore(path, self string, logger *slog.Logger) (*Store, error) {
+	s := &Store{path: path, self: self, logger: logger, now: time.Now, notify: make(chan struct{}, 1), entries: map[storeKey]*storeEntry{},
+		tenantBytes: maxTenantStoreBytes, totalBytes: maxStoreBytes, hardBytes: maxStoreHardBytes}
 	if path == "" {
 		return s, nil
 	}
@@ -85,8 +119,21 @@ func OpenStore(path, self string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rule store: %w", err)
 	}
-	if _, err := s.Merge(b); err != nil {
-		return nil, fmt.Errorf("rule store %s: %w", path, err)
+	var in []*storeEntry
+	if err := json.Unmarshal(b, &in); err != nil {
+		aside := path + ".corrupt"
+		logger.Error("rule store file unreadable: moved aside, starting empty; the other rulers' groups come back by gossip, groups only this ruler held are lost", "path", path, "aside", aside, "err", err)
+		if err := os.Rename(path, aside); err != nil {
+			return nil, fmt.Errorf("rule store: moving the unreadable %s aside: %w", path, err)
+		}
+		return s, nil
+	}
+	// What this ruler stored was checked when it came: loaded whole, so
+	// that no acknowledged write is lost to a bound.
+	for _, e := range in {
+		if e != nil && s.valid(e) == nil {
+			s.entries[e.key()] = e
+		}
 	}
 	return s, nil
 }
@@ -101,22 +148,77 @@ func (s *Store) SetPublish(publish func(key string, msg []byte)) {
 // Changed is signalled after the store changed.
 func (s *Store) Changed() <-chan struct{} { return s.notify }
 
-// Merge implements ring.Shared: entries newer than the local ones replace
-// them and are kept on disk.
+// valid checks an entry as a write through the API is checked.
+func (s *Store) valid(e *storeEntry) error {
+	if err := tenant.Validate(e.Tenant); err != nil {
+		return err
+	}
+	if err := validNamespace(e.Namespace); err != nil {
+		return err
+	}
+	if err := validName(e.Group); err != nil {
+		return err
+	}
+	if e.Writer == "" {
+		return errors.New("no writer")
+	}
+	if e.Deleted {
+		if e.Content != "" {
+			return errors.New("a deletion with content")
+		}
+		return nil
+	}
+	if len(e.Content) > maxRuleGroupBytes {
+		return fmt.Errorf("group over %d bytes", maxRuleGroupBytes)
+	}
+	_, name, err := validateGroup([]byte(e.Content))
+	if err != nil {
+		return err
+	}
+	if name != e.Group {
+		return fmt.Errorf("group %q stored as %q", name, e.Group)
+	}
+	return nil
+}
+
+// Merge implements ring.Shared: valid entries newer than the local ones
+// replace them and are kept on disk.
 func (s *Store) Merge(buf []byte) (bool, error) {
 	var in []*storeEntry
 	if err := json.Unmarshal(buf, &in); err != nil {
 		return false, fmt.Errorf("rule store: decode: %w", err)
 	}
+	now := s.now()
+	// Only entries newer than the local ones are checked, outside the
+	// lock (parsing a group's rules takes time): push/pull brings the
+	// whole state every few seconds, mostly what is already here.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	changed := false
-	size := s.sizeLocked()
+	var candidates []*storeEntry
 	for _, e := range in {
-		if e == nil || tenant.Validate(e.Tenant) != nil || validNamespace(e.Namespace) != nil || validName(e.Group) != nil || e.Writer == "" {
+		if e == nil || e.Version > now.Add(maxClockSkew).UnixNano() || (e.Deleted && e.Version < now.Add(-TombstoneTTL).UnixNano()) {
 			continue
 		}
-		cur := s.entries[e.key()]
+		if cur := s.entries[e.key()]; cur == nil || e.newer(cur) {
+			candidates = append(candidates, e)
+		}
+	}
+	s.mu.Unlock()
+	var ok []*storeEntry
+	for _, e := range candidates {
+		if s.valid(e) == nil {
+			ok = append(ok, e)
+		}
+	}
+	if len(ok) == 0 {
+		return false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.copyLocked()
+	size := sizeOf(next, "")
+	changed := false
+	for _, e := range ok {
+		cur := next[e.key()]
 		if cur != nil && !e.newer(cur) {
 			continue
 		}
@@ -124,30 +226,43 @@ func (s *Store) Merge(buf []byte) (bool, error) {
 		if cur != nil {
 			grow -= entrySize(cur)
 		}
-		if size+grow > s.limit {
+		if size+grow > s.hardBytes {
 			continue
 		}
 		size += grow
-		s.entries[e.key()] = e
+		next[e.key()] = e
 		changed = true
 	}
-	if changed {
-		if err := s.saveLocked(); err != nil {
-			return true, err
-		}
-		s.signal()
+	if !changed {
+		return false, nil
 	}
-	return changed, nil
+	if err := s.saveLocked(next); err != nil {
+		return false, err
+	}
+	s.entries = next
+	s.signal()
+	return true, nil
 }
 
-func entrySize(e *storeEntry) int {
-	return len(e.Tenant) + len(e.Namespace) + len(e.Group) + len(e.Content) + len(e.Writer) + 16
+func (s *Store) copyLocked() map[storeKey]*storeEntry {
+	out := make(map[storeKey]*storeEntry, len(s.entries))
+	now := s.now()
+	for k, e := range s.entries {
+		if e.Deleted && e.Version < now.Add(-TombstoneTTL).UnixNano() {
+			continue // forgotten
+		}
+		out[k] = e
+	}
+	return out
 }
 
-func (s *Store) sizeLocked() int {
+// sizeOf is the size of entries, of one tenant's when tenantID is set.
+func sizeOf(entries map[storeKey]*storeEntry, tenantID string) int {
 	n := 0
-	for _, e := range s.entries {
-		n += entrySize(e)
+	for _, e := range entries {
+		if tenantID == "" || e.Tenant == tenantID {
+			n += entrySize(e)
+		}
 	}
 	return n
 }
@@ -156,13 +271,13 @@ func (s *Store) sizeLocked() int {
 func (s *Store) State() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, _ := json.Marshal(s.listLocked())
+	b, _ := json.Marshal(list(s.entries))
 	return b
 }
 
-func (s *Store) listLocked() []*storeEntry {
-	out := make([]*storeEntry, 0, len(s.entries))
-	for _, e := range s.entries {
+func list(entries map[storeKey]*storeEntry) []*storeEntry {
+	out := make([]*storeEntry, 0, len(entries))
+	for _, e := range entries {
 		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b *storeEntry) int {
@@ -171,25 +286,41 @@ func (s *Store) listLocked() []*storeEntry {
 	return out
 }
 
-// Put writes (content) or deletes (nil) groups of a tenant's namespace,
-// durably on this ruler's disk before it returns, then gossips them.
-func (s *Store) put(tenantID, namespace string, groups map[string][]byte) error {
+// put writes (content) or deletes (nil) groups of a tenant's namespace:
+// within the tenant's and the store's bounds, durably on this ruler's
+// disk before it returns, then gossiped. Nothing changes when it fails.
+func (s *Store) put(tenantID, namespace string, groups map[string]*string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	next := s.copyLocked()
 	now := s.now().UnixNano()
 	var written []*storeEntry
 	for group, content := range groups {
-		e := &storeEntry{Tenant: tenantID, Namespace: namespace, Group: group, Content: content, Version: now, Writer: s.self}
-		if cur := s.entries[e.key()]; cur != nil && cur.Version >= e.Version {
-			// A clock behind the last write still writes after it.
+		e := &storeEntry{Tenant: tenantID, Namespace: namespace, Group: group, Version: now, Writer: s.self}
+		if content == nil {
+			e.Deleted = true
+		} else {
+			e.Content = *content
+		}
+		if cur := next[e.key()]; cur != nil && cur.Version >= e.Version {
+			// A clock behind the last write still writes after it;
+			// gossip refuses versions far ahead, so this cannot wrap.
 			e.Version = cur.Version + 1
 		}
-		s.entries[e.key()] = e
+		next[e.key()] = e
 		written = append(written, e)
 	}
-	if err := s.saveLocked(); err != nil {
-		return err
+	if n := sizeOf(next, tenantID); n > s.tenantBytes && n > sizeOf(s.entries, tenantID) {
+		return apierr.New(apierr.TooLarge, "the tenant's rule groups through the API would take %d bytes, deletions remembered for %s included; the bound is %d: delete or shrink groups", n, TombstoneTTL, s.tenantBytes)
 	}
+	if n := sizeOf(next, ""); n > s.totalBytes && n > sizeOf(s.entries, "") {
+		return apierr.New(apierr.TooLarge, "the rule store is full (%d bytes of every tenant's groups, bound %d)", n, s.totalBytes)
+	}
+	if err := s.saveLocked(next); err != nil {
+		s.logger.Error("rule store: a write could not be kept", "err", err)
+		return apierr.New(apierr.Unavailable, "the rule group could not be stored on this ruler's disk; nothing changed, retry")
+	}
+	s.entries = next
 	s.signal()
 	if s.publish != nil {
 		for _, e := range written {
@@ -206,8 +337,8 @@ func (s *Store) groups(tenantID string) map[string][]*storeEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string][]*storeEntry{}
-	for _, e := range s.listLocked() {
-		if e.Tenant == tenantID && e.Content != nil {
+	for _, e := range list(s.entries) {
+		if e.Tenant == tenantID && !e.Deleted {
 			out[e.Namespace] = append(out[e.Namespace], e)
 		}
 	}
@@ -220,7 +351,7 @@ func (s *Store) tenants() []string {
 	defer s.mu.Unlock()
 	seen := map[string]bool{}
 	for _, e := range s.entries {
-		if e.Content != nil {
+		if !e.Deleted {
 			seen[e.Tenant] = true
 		}
 	}
@@ -239,13 +370,13 @@ func (s *Store) signal() {
 	}
 }
 
-// saveLocked writes every entry to a temporary file, syncs it and renames
-// it over the store's file: a crash leaves the old or the new version.
-func (s *Store) saveLocked() error {
+// saveLocked writes entries to a temporary file, syncs it and renames it
+// over the store's file: a crash leaves the old or the new version.
+func (s *Store) saveLocked(entries map[storeKey]*storeEntry) error {
 	if s.path == "" {
 		return nil
 	}
-	b, err := json.Marshal(s.listLocked())
+	b, err := json.Marshal(list(entries))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -28,15 +30,16 @@ func entriesJSON(t testing.TB, es ...*storeEntry) []byte {
 // Merge is a join: in any order, repeated or not, stores end equal; a
 // deletion after a write wins, and a write before it cannot resurrect it.
 func TestStoreMergeConverges(t *testing.T) {
-	write := &storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: []byte("name: g\nrules: []\n"), Version: 10, Writer: "r1"}
-	later := &storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: []byte("name: g\nrules: [{record: x, expr: up}]\n"), Version: 20, Writer: "r2"}
-	deleted := &storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Version: 30, Writer: "r1"}
-	other := &storeEntry{Tenant: "b", Namespace: "ns", Group: "g", Content: []byte("name: g\nrules: []\n"), Version: 5, Writer: "r3"}
+	at := time.Now().UnixNano()
+	write := &storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: "name: g\nrules: []\n", Version: at + 10, Writer: "r1"}
+	later := &storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: "name: g\nrules:\n    - record: x\n      expr: up\n", Version: at + 20, Writer: "r2"}
+	deleted := &storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Deleted: true, Version: at + 30, Writer: "r1"}
+	other := &storeEntry{Tenant: "b", Namespace: "ns", Group: "g", Content: "name: g\nrules: []\n", Version: at + 5, Writer: "r3"}
 	msgs := [][]byte{entriesJSON(t, write), entriesJSON(t, later), entriesJSON(t, deleted), entriesJSON(t, other)}
 	orders := [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1, 2, 0}, {1, 3, 0, 2}}
 	var states []string
 	for _, order := range orders {
-		s, err := OpenStore("", "x")
+		s, err := OpenStore("", "x", discard())
 		require.NoError(t, err)
 		for _, k := range order {
 			_, err := s.Merge(msgs[k])
@@ -49,7 +52,7 @@ func TestStoreMergeConverges(t *testing.T) {
 	for _, st := range states[1:] {
 		require.Equal(t, states[0], st)
 	}
-	s, _ := OpenStore("", "x")
+	s, _ := OpenStore("", "x", discard())
 	changed, err := s.Merge([]byte(states[0]))
 	require.NoError(t, err)
 	require.True(t, changed)
@@ -61,13 +64,19 @@ func TestStoreMergeConverges(t *testing.T) {
 // Entries a peer could forge are dropped: bad tenant ids, names with a
 // slash, and more than the store's bound.
 func TestStoreMergeRefusesForgedEntries(t *testing.T) {
-	s, _ := OpenStore("", "x")
-	s.limit = 1000
+	s, _ := OpenStore("", "x", discard())
+	s.hardBytes = 1000
+	now := time.Now().UnixNano()
+	good := "name: g\nrules: []\n"
 	_, err := s.Merge(entriesJSON(t,
-		&storeEntry{Tenant: "a|b", Namespace: "ns", Group: "g", Content: []byte("x"), Version: 1, Writer: "w"},
-		&storeEntry{Tenant: "../a", Namespace: "ns", Group: "g", Content: []byte("x"), Version: 1, Writer: "w"},
-		&storeEntry{Tenant: "a", Namespace: "x/y", Group: "g", Content: []byte("x"), Version: 1, Writer: "w"},
-		&storeEntry{Tenant: "a", Namespace: "ns", Group: "big", Content: make([]byte, 2000), Version: 1, Writer: "w"},
+		&storeEntry{Tenant: "a|b", Namespace: "ns", Group: "g", Content: good, Version: now, Writer: "w"},
+		&storeEntry{Tenant: "../a", Namespace: "ns", Group: "g", Content: good, Version: now, Writer: "w"},
+		&storeEntry{Tenant: "a", Namespace: "x/y", Group: "g", Content: good, Version: now, Writer: "w"},
+		&storeEntry{Tenant: "a", Namespace: "ns", Group: "other", Content: good, Version: now, Writer: "w"},
+		&storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: "name: g\nrules: [{record: x, expr: 'sum('}]\n", Version: now, Writer: "w"},
+		&storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: good, Version: now + int64(2*time.Hour), Writer: "w"},
+		&storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: good, Deleted: true, Version: now, Writer: "w"},
+		&storeEntry{Tenant: "a", Namespace: "ns", Group: "g", Content: strings.Replace(good, "rules", "bogus: 1\nrules", 1), Version: now, Writer: "w"},
 	))
 	require.NoError(t, err)
 	require.Empty(t, s.tenants())
@@ -79,20 +88,21 @@ func TestStoreMergeRefusesForgedEntries(t *testing.T) {
 // holds it.
 func TestStoreIsDurable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ruler", "api-rules.json")
-	s, err := OpenStore(path, "r1")
+	s, err := OpenStore(path, "r1", discard())
 	require.NoError(t, err)
 	var published []string
 	s.SetPublish(func(key string, _ []byte) { published = append(published, key) })
-	require.NoError(t, s.put("a", "ns", map[string][]byte{"g": []byte("name: g\nrules: []\n")}))
+	g := "name: g\nrules: []\n"
+	require.NoError(t, s.put("a", "ns", map[string]*string{"g": &g}))
 	require.Equal(t, []string{"a/ns/g"}, published)
-	again, err := OpenStore(path, "r1")
+	again, err := OpenStore(path, "r1", discard())
 	require.NoError(t, err)
 	require.Len(t, again.groups("a")["ns"], 1)
 }
 
 func configRuler(t *testing.T) *Ruler {
 	t.Helper()
-	s, err := OpenStore("", "r1")
+	s, err := OpenStore("", "r1", discard())
 	require.NoError(t, err)
 	r, err := New(Config{RulePath: t.TempDir(), PollInterval: time.Hour, EvaluationInterval: time.Minute, NotificationQueueCapacity: 1,
 		NotificationTimeout: time.Second, ResendDelay: time.Minute}, "r1", nil, nil, nil, s, &fixedRulers{}, nil, limitsOf{groups: 2, rules: 2}, nil, discard())
@@ -142,6 +152,8 @@ func TestConfigAPI(t *testing.T) {
 		{ConfigPath + "/a%2Fb", "name: x\nrules: []\n", "without '/'", 400},
 		{ConfigPath + "/alerts/g/extra", "", "at most", 404},
 		{ConfigPath + "/alerts", strings.Repeat("#", maxRuleGroupBytes+1), "over", 413},
+		{ConfigPath + "/alerts", "name: a;b\nrules: []\n", "';'", 400},
+		{ConfigPath + "/alerts", "name: \"a\\nb\"\nrules: []\n", "control", 400},
 	} {
 		code, body := callConfig(t, r, http.MethodPost, tc.path, "a", tc.body)
 		require.Equal(t, tc.code, code, "%s %q: %s", tc.path, tc.body[:min(len(tc.body), 40)], body)
@@ -175,10 +187,10 @@ func TestConfigAPI(t *testing.T) {
 // FuzzStoreMerge: any gossiped bytes are merged or refused, never a panic,
 // and what is merged is only valid entries.
 func FuzzStoreMerge(f *testing.F) {
-	f.Add([]byte(`[{"tenant":"a","namespace":"ns","group":"g","content":"bmFtZTogZwo=","version":1,"writer":"w"}]`))
+	f.Add([]byte(`[{"tenant":"a","namespace":"ns","group":"g","content":"name: g\nrules: []\n","version":1,"writer":"w"}]`))
 	f.Add([]byte(`[null,{}]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, _ := OpenStore("", "x")
+		s, _ := OpenStore("", "x", discard())
 		_, _ = s.Merge(b)
 		for _, id := range s.tenants() {
 			require.NoError(t, tenant.Validate(id))
@@ -204,7 +216,7 @@ func FuzzConfigPost(f *testing.F) {
 
 // A group posted through the API is evaluated like a rule file's.
 func TestAPIGroupIsEvaluated(t *testing.T) {
-	s, err := OpenStore("", "r1")
+	s, err := OpenStore("", "r1", discard())
 	require.NoError(t, err)
 	rulers := &fixedRulers{ids: []string{"r1"}}
 	dir := filepath.Join(t.TempDir(), "absent") // no rule files at all
@@ -238,4 +250,83 @@ func TestMergeAnswers(t *testing.T) {
 	require.JSONEq(t, `{"status":"success","data":{"alerts":[{"state":"firing"}]},"warnings":["ruler r2 did not answer"]}`, string(got))
 	_, err = mergeAnswers([][]byte{a, []byte("<html>")}, nil)
 	require.Error(t, err)
+}
+
+// From the config API's review: what one tenant, a full disk or a damaged
+// file can do to the store.
+func TestStoreBounds(t *testing.T) {
+	s, _ := OpenStore("", "r1", discard())
+	r := configRuler(t)
+	r.store = s
+	r.limits = limitsOf{}
+	pad := strings.Repeat("x", 200<<10)
+	accepted := 0
+	for k := range 20 {
+		code, body := callConfig(t, r, http.MethodPost, ConfigPath+"/ns", "evil",
+			fmt.Sprintf("name: g%d\nrules:\n- alert: A\n  expr: up == 0\n  annotations: {pad: %s}\n", k, pad))
+		if code == http.StatusAccepted {
+			accepted++
+			continue
+		}
+		require.Equal(t, http.StatusRequestEntityTooLarge, code, body)
+		require.Contains(t, body, "delete or shrink")
+	}
+	require.Less(t, accepted, 20)
+	require.Less(t, len(s.State()), maxTenantStoreBytes+64<<10, "one tenant stays within its bound")
+	code, _ := callConfig(t, r, http.MethodPost, ConfigPath+"/ns", "other", "name: g\nrules: []\n")
+	require.Equal(t, http.StatusAccepted, code, "another tenant still writes")
+
+	// Deletions count too, and are forgotten after TombstoneTTL.
+	code, _ = callConfig(t, r, http.MethodDelete, ConfigPath+"/ns", "evil", "")
+	require.Equal(t, http.StatusAccepted, code)
+	s.tenantBytes = 64 << 10 // a smaller bound, reached sooner
+	for k := 0; ; k++ {
+		name := fmt.Sprintf("t%d-%s", k, strings.Repeat("y", 200))
+		code, _ := callConfig(t, r, http.MethodPost, ConfigPath+"/ns2", "evil", "name: "+name+"\nrules: []\n")
+		if code != http.StatusAccepted {
+			require.Equal(t, http.StatusRequestEntityTooLarge, code)
+			break
+		}
+		code, _ = callConfig(t, r, http.MethodDelete, ConfigPath+"/ns2/"+name, "evil", "")
+		require.Equal(t, http.StatusAccepted, code)
+		require.Less(t, k, 1000, "deletions are bounded")
+	}
+	s.now = func() time.Time { return time.Now().Add(TombstoneTTL + time.Hour) }
+	code, body := callConfig(t, r, http.MethodPost, ConfigPath+"/ns2", "evil", "name: again\nrules: []\n")
+	require.Equal(t, http.StatusAccepted, code, "old deletions forgotten: %s", body)
+}
+
+// A write that cannot be kept on disk changes nothing and says so; a
+// damaged file is moved aside and the ruler starts.
+func TestStoreDiskFailures(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "sub")
+	s, err := OpenStore(filepath.Join(blocker, "api-rules.json"), "r1", discard())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(blocker, nil, 0o644)) // its directory cannot be made
+	g := "name: g\nrules: []\n"
+	err = s.put("a", "ns", map[string]*string{"g": &g})
+	require.Error(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, apierr.HTTPStatus(err))
+	require.NotContains(t, err.Error(), dir, "no server path")
+	require.Empty(t, s.tenants(), "nothing changed")
+
+	path := filepath.Join(dir, "api-rules.json")
+	require.NoError(t, os.WriteFile(path, []byte(`[{"tenant":"a",`), 0o644))
+	s, err = OpenStore(path, "r1", discard())
+	require.NoError(t, err)
+	require.Empty(t, s.tenants())
+	_, err = os.Stat(path + ".corrupt")
+	require.NoError(t, err, "moved aside")
+}
+
+// A namespace that is one of the tenant's rule files is refused: its
+// groups would run twice.
+func TestConfigAPIRefusesARuleFileNamespace(t *testing.T) {
+	r := configRuler(t)
+	require.NoError(t, os.MkdirAll(filepath.Join(r.cfg.RulePath, "a"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(r.cfg.RulePath, "a", "alerts.yml"), []byte("groups: []\n"), 0o644))
+	code, body := callConfig(t, r, http.MethodPost, ConfigPath+"/alerts", "a", "name: g\nrules: []\n")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "rule file alerts.yml")
 }

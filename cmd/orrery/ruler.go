@@ -39,7 +39,7 @@ func addRuler(cfg *Config, mgr *lifecycle.Manager, mux *http.ServeMux, member *r
 	}
 	// The rules configuration API's groups: on this ruler's disk, and on
 	// every other ruler's through gossip (ruler.Store says why).
-	store, err := ruler.OpenStore(filepath.Join(cfg.DataDir, "ruler", "api-rules.json"), cfg.InstanceID)
+	store, err := ruler.OpenStore(filepath.Join(cfg.DataDir, "ruler", "api-rules.json"), cfg.InstanceID, logger.With("component", "ruler-store"))
 	if err != nil {
 		return err
 	}
