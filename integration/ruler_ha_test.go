@@ -183,7 +183,9 @@ func TestRulerTakeoverKeepsAlertsFiring(t *testing.T) {
 	require.Eventually(t, func() bool { return len(hook.firing("AlwaysFiring")) > 0 }, 30*time.Second, 100*time.Millisecond)
 
 	c.members[owner].kill9(t)
-	deadline := time.Now().Add(20 * time.Second)
+	// Past the alert's validity at Alertmanager (4 × resend delay: 12s),
+	// which is when a ruler that stopped sending would see it resolved.
+	deadline := time.Now().Add(14 * time.Second)
 	for time.Now().Before(deadline) {
 		body, err := httpGet(am + "/api/v2/alerts?active=true&silenced=false&inhibited=false")
 		require.NoError(t, err)

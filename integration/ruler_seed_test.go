@@ -110,12 +110,12 @@ remote_write:
 		}
 	}
 	require.Eventually(t, upIs("1"), 30*time.Second, 200*time.Millisecond, "the target is scraped into Orrery")
-	// Twenty seconds of the counter, so the recording rule has a rate
+	// Ten seconds of the counter, so the recording rule has a rate
 	// through the outage.
 	require.Eventually(t, func() bool {
-		_, r := queryAs(t, o, "anonymous", "/query", map[string][]string{"query": {`count_over_time(node_cpu_seconds_total{mode="idle"}[1m]) >= 20`}})
+		_, r := queryAs(t, o, "anonymous", "/query", map[string][]string{"query": {`count_over_time(node_cpu_seconds_total{mode="idle"}[1m]) >= 10`}})
 		return strings.Contains(string(r.Data), `"value"`)
-	}, 60*time.Second, 500*time.Millisecond, "twenty scrapes stored")
+	}, 60*time.Second, 500*time.Millisecond, "ten scrapes stored")
 
 	target.stop()
 	stopped := time.Now()

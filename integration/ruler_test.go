@@ -300,7 +300,7 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 	// kill -9 while long_down is pending: after the restart its activeAt
 	// is restored from ALERTS_FOR_STATE, before the restart, not reset.
 	before := activeAt(t, o, "long_down")
-	time.Sleep(8 * time.Second)
+	time.Sleep(5 * time.Second)
 	o.kill9(t)
 	restarted := time.Now()
 	o.start(t, flags...)
