@@ -132,9 +132,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Deferred too: a panic in handle, recovered by net/http, must not
 	// keep the slot forever.
 	defer release()
-	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
-		err = overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
-	} else {
+	if err = d.overInflightLimit(n); err == nil {
 		written, err = d.handle(r)
 	}
 	release()
@@ -156,6 +154,15 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.logger.Warn("push failed", "err", err)
 	}
 	http.Error(w, err.Error(), code)
+}
+
+// overInflightLimit is the error of the n-th request in flight when that
+// is over -distributor.instance-limits.max-inflight-push-requests.
+func (d *Distributor) overInflightLimit(n int64) error {
+	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
+		return overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
+	}
+	return nil
 }
 
 // pushState is the per-request scratch space, pooled: the parsed request
@@ -213,9 +220,9 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 	// Counted with remote write's requests, under the same instance limit.
 	n := d.requests.Add(1)
 	defer d.requests.Add(-1)
-	if limit := d.cfg.InstanceLimits.MaxInflightPushRequests; limit > 0 && n > int64(limit) {
+	if err := d.overInflightLimit(n); err != nil {
 		d.rejected.WithLabelValues("max_inflight_push_requests").Inc()
-		return 0, overloaded{apierr.New(apierr.Unavailable, "the distributor is handling %d remote-write requests, its limit; retry later (%s: raise -distributor.instance-limits.max-inflight-push-requests, or add distributors)", limit, errIDInflightRequests), "max_inflight_push_requests"}
+		return 0, err
 	}
 	if size := req.Size(); size > d.cfg.MaxRecvMsgSize {
 		return 0, apierr.New(apierr.TooLarge, "request is %d bytes, over the limit of %d bytes (err-orrery-request-too-large: raise -distributor.max-recv-msg-size)", size, d.cfg.MaxRecvMsgSize)

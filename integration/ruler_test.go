@@ -57,25 +57,17 @@ func startWebhook(t *testing.T) *webhook {
 }
 
 // firing returns the firing alerts received with this alertname.
-func (w *webhook) firing(name string) []webhookAlert {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []webhookAlert
-	for _, a := range w.alerts {
-		if a.Labels["alertname"] == name && a.Status == "firing" {
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func (w *webhook) firing(name string) []webhookAlert { return w.received(name, "firing") }
 
 // resolved returns the resolutions received for this alertname.
-func (w *webhook) resolved(name string) []webhookAlert {
+func (w *webhook) resolved(name string) []webhookAlert { return w.received(name, "resolved") }
+
+func (w *webhook) received(name, status string) []webhookAlert {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []webhookAlert
 	for _, a := range w.alerts {
-		if a.Labels["alertname"] == name && a.Status == "resolved" {
+		if a.Labels["alertname"] == name && a.Status == status {
 			out = append(out, a)
 		}
 	}
