@@ -189,17 +189,7 @@ func (d *Distributor) handle(r *http.Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ps := d.states.Get().(*pushState)
-	ps.version = version
-	ps.m = meter{limit: d.cfg.MaxRequestDecodedBytes, pool: &d.inflight}
-	ps.req.m = &ps.m
-	// The state goes back to the pool only when the last replica answered,
-	// which may be after this request has been answered; so does the
-	// memory it was charged.
-	done := func() {
-		ps.m.release()
-		d.states.Put(ps)
-	}
+	ps, done := d.newState(version)
 	body, err := readBody(r.Body, r.ContentLength, d.cfg.MaxRecvMsgSize, &ps.m)
 	if err != nil {
 		done()
@@ -233,19 +223,27 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 	if err != nil {
 		return 0, apierr.New(apierr.BadData, "encoding the write request: %s", err)
 	}
-	ps := d.states.Get().(*pushState)
-	ps.version = v1
-	ps.m = meter{limit: d.cfg.MaxRequestDecodedBytes, pool: &d.inflight}
-	ps.req.m = &ps.m
-	done := func() {
-		ps.m.release()
-		d.states.Put(ps)
-	}
+	ps, done := d.newState(v1)
 	if err := ps.m.hold(len(body)); err != nil {
 		done()
 		return 0, err
 	}
 	return d.parseAndPush(ctx, tenantID, ps, body, done)
+}
+
+// newState takes a request's state from the pool, its memory charged to
+// the request's limit and the in-flight budget. The state goes back to
+// the pool, with that memory, only when done is called: when the last
+// replica answered, which may be after the request has been answered.
+func (d *Distributor) newState(version int) (*pushState, func()) {
+	ps := d.states.Get().(*pushState)
+	ps.version = version
+	ps.m = meter{limit: d.cfg.MaxRequestDecodedBytes, pool: &d.inflight}
+	ps.req.m = &ps.m
+	return ps, func() {
+		ps.m.release()
+		d.states.Put(ps)
+	}
 }
 
 // parseAndPush parses body, the uncompressed request of ps.version, into
