@@ -220,12 +220,14 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 		"-ruler.resend-delay=1s", "-ruler.for-grace-period=1s", "-auth.enabled=true"}
 	o := startOrrery(t, dir, flags...)
 
-	promRules := filepath.Join(t.TempDir(), "rules.yaml")
-	require.NoError(t, os.WriteFile(promRules, []byte(rulerRules), 0o644))
+	// Prometheus lists groups by file path, Orrery by file name within
+	// the tenant: the same names in one directory give both one order,
+	// wherever the checkout and the temporary directory are.
+	promDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(promDir, "seed.yaml"), []byte(rulerRules), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(promDir, "seed000.yml"), seed000, 0o644))
 	prom := startPrometheus3WithConfig(t, func(int) string {
-		abs, err := filepath.Abs("testdata/seed000-alert.rules")
-		require.NoError(t, err)
-		return "global:\n  evaluation_interval: 1s\nrule_files: [" + promRules + ", " + abs + "]\n"
+		return "global:\n  evaluation_interval: 1s\nrule_files: [" + filepath.Join(promDir, "*") + "]\n"
 	}, "--rules.alert.for-grace-period=1s")
 
 	series := map[string]float64{
