@@ -26,7 +26,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler
-	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=30m -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=30m -parallel=3 -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
 	$(GO) test ./...

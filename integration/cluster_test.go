@@ -244,6 +244,7 @@ func TestClusterRF3SurvivesPausedIngester(t *testing.T) {
 // RF=3. No write fails, and every corpus query, including the per-series
 // sample counts, equals Prometheus 3's on the same data.
 func TestClusterScaleOutAndIn(t *testing.T) {
+	t.Parallel()
 	for _, rf := range []int{1, 3} {
 		t.Run(fmt.Sprintf("rf=%d", rf), func(t *testing.T) {
 			prom := startPrometheus3(t)
@@ -302,6 +303,7 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 // owner meanwhile, and it comes back with its tokens and its data. No write
 // fails, and every query and per-series sample count equals Prometheus 3's.
 func TestClusterRestartKeepsDataInPlace(t *testing.T) {
+	t.Parallel()
 	prom := startPrometheus3(t)
 	c := newCluster(t, 1)
 	c.extra["ing2"] = []string{"-ingester.handover-on-shutdown=false"}

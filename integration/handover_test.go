@@ -73,6 +73,7 @@ func requireSameHistory(t *testing.T, prom, querier string, w *dualWriter) {
 // SIGTERM. Its handover must give the joined ingester the history it never
 // had: every query and every series' sample count equals Prometheus 3's.
 func TestHandoverKeepsHistoryAcrossJoinAndLeave(t *testing.T) {
+	t.Parallel()
 	prom := startPrometheus3(t)
 	c := newCluster(t, 1)
 	for _, id := range []string{"ing1", "ing2", "ing3", "dist", "quer"} {
@@ -104,6 +105,7 @@ func TestHandoverKeepsHistoryAcrossJoinAndLeave(t *testing.T) {
 // then be on all three remaining replicas: with one of them paused, every
 // query over the whole history still equals Prometheus 3's.
 func TestHandoverTwoLeaveAtOnceRF3(t *testing.T) {
+	t.Parallel()
 	prom := startPrometheus3(t)
 	c := newCluster(t, 3)
 	for _, id := range []string{"ing1", "ing2", "ing3", "dist", "quer"} {
@@ -141,6 +143,7 @@ func TestHandoverTwoLeaveAtOnceRF3(t *testing.T) {
 // serves them again; a later POST /ingester/shutdown retries, and
 // succeeds once the target is back. Nothing is lost.
 func TestFailedHandoverStaysInRing(t *testing.T) {
+	t.Parallel()
 	prom := startPrometheus3(t)
 	c := newCluster(t, 1)
 	c.extra["ing1"] = []string{"-ingester.shutdown-timeout=15s"}

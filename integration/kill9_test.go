@@ -47,6 +47,7 @@ func TestRepeatedKill9UnderLoad(t *testing.T) {
 // acknowledged sample is readable through the querier at the end, and each
 // replay time is read from the metric and logged.
 func TestRepeatedKill9AtRF3(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	fast := []string{"-ingester.max-chunk-samples=10", "-ingester.flush-period=1s", "-ingester.checkpoint-period=3s"}
 	for _, id := range []string{"ing1", "ing2", "ing3"} {

@@ -128,6 +128,7 @@ func ringViewAt(t *testing.T, base string) ringView {
 // ing3 included, shows the same token owners (owners_digest), every member
 // ACTIVE and healthy, and no ghost (no tombstone, no forgotten marker).
 func TestPartitionGossipCutAndLossy(t *testing.T) {
+	t.Parallel()
 	ns := newNetns(t)
 	c := newCluster(t, 3)
 	ids := []string{"ing1", "ing2", "dist", "quer"}

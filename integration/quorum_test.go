@@ -110,6 +110,7 @@ func (st ringView) byID() map[string]ringViewMember {
 // warning naming them instead of silently leaving their data out
 // (defect 5).
 func TestQuorumRF3ZonesTwoDown(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	zones := map[string]string{"ing1": "za", "ing2": "zb", "ing3": "zc", "dist": "za", "quer": "zb"}
 	for id, zone := range zones {
@@ -186,6 +187,7 @@ func TestQuorumRF3ZonesTwoDown(t *testing.T) {
 // data, it returns, the warning goes, and every acknowledged sample is
 // read back.
 func TestForgottenIngesterReadsWarnAtRF1(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1)
 	for _, id := range []string{"ing1", "ing2", "dist", "quer"} {
 		c.add(id)

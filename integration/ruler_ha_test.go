@@ -46,6 +46,7 @@ func groupsOn(t *testing.T, c *cluster, id string) []string {
 // ring's heartbeat timeout plus a poll, and when it comes back it takes
 // back its own; the recorded series never has a gap longer than that.
 func TestRulersShareGroupsAndTakeOver(t *testing.T) {
+	t.Parallel()
 	rulesDir := filepath.Join(t.TempDir(), "rules")
 	require.NoError(t, os.MkdirAll(filepath.Join(rulesDir, "team-a"), 0o755))
 	var b strings.Builder

@@ -70,6 +70,7 @@ const recordingRules = `groups:
 // its expression at the same timestamps. A second, unreachable
 // Alertmanager disturbs none of it.
 func TestSeedAlertsThroughOrrery(t *testing.T) {
+	t.Parallel()
 	hook := startWebhook(t)
 	am := startAlertmanager(t, hook.url)
 	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))

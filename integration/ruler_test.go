@@ -206,6 +206,7 @@ func shape(v any) any {
 // and data; another tenant sees none of it; and a kill -9 does not reset
 // a pending alert's `for` clock (ALERTS_FOR_STATE).
 func TestRulerAlertsThroughAlertmanager(t *testing.T) {
+	t.Parallel()
 	hook := startWebhook(t)
 	am := startAlertmanager(t, hook.url)
 
