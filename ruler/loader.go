@@ -112,8 +112,12 @@ func (l *loader) parseLocked(file string) (rgs *rulefmt.RuleGroups, fresh bool) 
 	var err error
 	if ns, ok := l.apiNamespace(file); ok {
 		content, err = storeDoc(l.store.groups(l.tenant)[ns])
-	} else {
-		content, err = readRuleFile(path)
+	} else if content, err = readRuleFile(path); err == nil {
+		var ok bool
+		var groups []byte
+		if groups, ok, err = prometheusRuleGroups(content); ok {
+			content = groups
+		}
 	}
 	var errs []error
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 )
@@ -81,4 +83,72 @@ func TestLoaderLimits(t *testing.T) {
 
 	l.read([]string{"ns.yaml"}, 0, 0)
 	require.Equal(t, []string{"a", "big", "c", "d"}, groupNames(l, "ns.yaml"))
+}
+
+// A tenant's rule file may hold PrometheusRule objects as kube-prometheus
+// has them: one, several YAML documents, or `kubectl get -o yaml`'s List.
+// Their groups load as if written as a rule file; another kind, or a bad
+// expression inside, is refused and names the problem.
+func TestLoaderReadsPrometheusRules(t *testing.T) {
+	dir := t.TempDir()
+	var refused []error
+	l := newLoader(dir, "team-a", parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler), func(err error) { refused = append(refused, err) })
+	write := func(name, content string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	const one = `apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: node
+  namespace: monitoring
+spec:
+  groups:
+  - name: node.rules
+    interval: 30s
+    rules:
+    - record: instance:node_load1:sum
+      expr: sum by (instance) (node_load1)
+  - name: node.alerts
+    rules:
+    - alert: HighLoad
+      expr: node_load1 > 1.5
+      for: 30s
+      labels: {severity: warning}
+`
+	write("one.yaml", one)
+	write("docs.yaml", one+"---\n"+strings.ReplaceAll(strings.ReplaceAll(one, "node.rules", "b.rules"), "node.alerts", "b.alerts"))
+	write("list.yaml", "apiVersion: v1\nkind: List\nitems:\n- "+strings.ReplaceAll(strings.TrimSuffix(one, "\n"), "\n", "\n  ")+"\n")
+	l.read([]string{"one.yaml", "docs.yaml", "list.yaml"}, 0, 0)
+	require.Empty(t, refused)
+	require.Equal(t, []string{"node.rules", "node.alerts"}, groupNames(l, "one.yaml"))
+	require.Equal(t, []string{"node.rules", "node.alerts", "b.rules", "b.alerts"}, groupNames(l, "docs.yaml"))
+	require.Equal(t, []string{"node.rules", "node.alerts"}, groupNames(l, "list.yaml"))
+	g := l.groups("one.yaml")[0]
+	require.Equal(t, "instance:node_load1:sum", g.Rules[0].Record)
+	require.Equal(t, "30s", g.Interval.String())
+
+	write("other.yaml", "apiVersion: v1\nkind: ConfigMap\ndata: {}\n")
+	write("bad.yaml", strings.ReplaceAll(one, "node_load1 > 1.5", "node_load1 >"))
+	l.read([]string{"one.yaml", "other.yaml", "bad.yaml"}, 0, 0)
+	require.Len(t, refused, 2)
+	require.Contains(t, refused[0].Error()+refused[1].Error(), `kind "ConfigMap"`)
+	require.Contains(t, refused[0].Error()+refused[1].Error(), "HighLoad")
+	require.Empty(t, groupNames(l, "other.yaml"))
+	require.Empty(t, groupNames(l, "bad.yaml"))
+}
+
+// FuzzPrometheusRuleGroups: any file content is turned into groups or
+// refused, never a panic, and what it turns out is YAML rulefmt reads.
+func FuzzPrometheusRuleGroups(f *testing.F) {
+	f.Add([]byte("kind: PrometheusRule\nspec:\n  groups:\n  - name: a\n    rules:\n    - record: r\n      expr: up\n"))
+	f.Add([]byte("kind: List\nitems:\n- kind: PrometheusRule\n  spec: {groups: [{name: a, rules: []}]}\n---\nkind: PrometheusRule\n"))
+	f.Add([]byte("groups: []\n"))
+	f.Add([]byte("kind: [\n"))
+	f.Fuzz(func(t *testing.T, content []byte) {
+		out, ok, err := prometheusRuleGroups(content)
+		if !ok || err != nil {
+			return
+		}
+		_, _ = rulefmt.Parse(out, false, model.UTF8Validation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler))
+	})
 }
