@@ -165,10 +165,15 @@ func substitute(s string, maps ...map[string]string) (string, error) {
 // labelValues matches Grafana's label_values(selector, label).
 var labelValues = regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
 
-// VariableSelectors returns the series selector of each query variable
-// (label_values(selector, label)).
-func (d Dashboard) VariableSelectors() ([]string, error) {
-	var out []string
+// VariableQuery is a query variable's label_values(Selector, Label): the
+// values of Label on the series Selector matches.
+type VariableQuery struct {
+	Variable, Selector, Label string
+}
+
+// VariableQueries returns the query of each query variable of d.
+func (d Dashboard) VariableQueries() ([]VariableQuery, error) {
+	var out []VariableQuery
 	for _, v := range d.Templating.List {
 		if v.Type != "query" {
 			continue
@@ -183,7 +188,7 @@ func (d Dashboard) VariableSelectors() ([]string, error) {
 		if m == nil {
 			return nil, fmt.Errorf("%s: variable %s: %q is not label_values(selector, label)", d.File, v.Name, q.Query)
 		}
-		out = append(out, m[1])
+		out = append(out, VariableQuery{Variable: v.Name, Selector: m[1], Label: m[2]})
 	}
 	return out, nil
 }

@@ -23,8 +23,8 @@ var wantDashboards = []string{
 // TestDashboards: every dashboard parses, is one Grafana 10/11 imports as
 // it is (schema 39, a Prometheus data source variable that every query
 // uses), has unique panel ids, only timeseries and stat panels (in rows),
-// and every query and variable selector parses as PromQL once Grafana's
-// variables are replaced.
+// every query and variable selector parses as PromQL once Grafana's
+// variables are replaced, and every variable is used.
 func TestDashboards(t *testing.T) {
 	dashboards, err := Dashboards()
 	require.NoError(t, err)
@@ -46,6 +46,7 @@ func TestDashboards(t *testing.T) {
 			require.LessOrEqual(t, len(d.Templating.List), 3, "few variables: datasource, job and at most tenant")
 
 			ids := map[int]string{}
+			var raw strings.Builder
 			for _, panel := range d.AllPanels() {
 				require.NotZero(t, panel.ID, "panel %q has no id", panel.Title)
 				require.NotContains(t, ids, panel.ID, "panel %q reuses the id of %q", panel.Title, ids[panel.ID])
@@ -61,6 +62,7 @@ func TestDashboards(t *testing.T) {
 				for _, target := range panel.Targets {
 					require.Equal(t, panel.Datasource, target.Datasource, "panel %q %s", panel.Title, target.RefID)
 					require.NotEmpty(t, target.Expr, "panel %q %s", panel.Title, target.RefID)
+					raw.WriteString(target.Expr)
 				}
 			}
 
@@ -71,11 +73,12 @@ func TestDashboards(t *testing.T) {
 				_, err := MetricNames(p, q.Expr)
 				require.NoError(t, err, "%s: %s", q.Panel, q.Expr)
 			}
-			selectors, err := d.VariableSelectors()
+			variables, err := d.VariableQueries()
 			require.NoError(t, err)
-			for _, s := range selectors {
-				_, err := MetricNames(p, s)
-				require.NoError(t, err, "variable selector %s", s)
+			for _, v := range variables {
+				_, err := MetricNames(p, v.Selector)
+				require.NoError(t, err, "variable %s", v.Variable)
+				require.Contains(t, raw.String(), "$"+v.Variable, "variable %s is used by a panel", v.Variable)
 			}
 		})
 	}
