@@ -71,6 +71,9 @@ const mixinTenantRules = `groups:
 //   - alerts.yaml, loaded into Orrery's own ruler for ops, evaluates every
 //     rule without error.
 func TestMixin(t *testing.T) {
+	// It waits for scrapes, remote write and rule evaluations, and bounds
+	// no latency (integration/doc.go).
+	t.Parallel()
 	prom2 := dependency(t, "ORRERY_PROMETHEUS2", "Debian's prometheus package, for its promtool")
 	promtool := filepath.Join(filepath.Dir(prom2), "promtool")
 	out, err := exec.Command(promtool, "check", "rules", "../deploy/mixin/alerts.yaml").CombinedOutput()
