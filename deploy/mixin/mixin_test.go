@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -139,6 +140,26 @@ func TestAlerts(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, names)
+}
+
+// TestRunbookLinks: the runbooks link to the rest of docs/operations.md
+// and to other documents instead of repeating them; every such link must
+// land on a heading that exists.
+func TestRunbookLinks(t *testing.T) {
+	ops, err := os.ReadFile("../../docs/operations.md")
+	require.NoError(t, err)
+	link := regexp.MustCompile(`\]\(([a-z-]*\.md)?#([a-z0-9_-]+)\)`)
+	links := link.FindAllStringSubmatch(string(ops), -1)
+	require.NotEmpty(t, links)
+	for _, l := range links {
+		doc := "operations.md"
+		if l[1] != "" {
+			doc = l[1]
+		}
+		text, err := os.ReadFile("../../docs/" + doc)
+		require.NoError(t, err, l[0])
+		require.True(t, HeadingAnchors(string(text))[l[2]], "%s: docs/%s has no heading #%s", l[0], doc, l[2])
+	}
 }
 
 // TestHeadingAnchors: GitHub's anchors, and headings inside code fences
