@@ -4,10 +4,22 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: build run test test-unit test-integration proto bench lint fuzz soak clean
+.PHONY: build run test test-unit test-integration proto bench lint fuzz soak clean image cluster
+
+# What `orrery -version` and /status/buildinfo report (prometheus/common's
+# version package, as Prometheus and Alertmanager stamp theirs).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE) \
+	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null)
+IMAGE ?= orrery:$(VERSION)
 
 build:
-	$(GO) build -o bin/orrery ./cmd/orrery
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/orrery ./cmd/orrery
 	$(GO) build -o bin/orrery-bench ./cmd/orrery-bench
 	$(GO) build -o bin/orrery-check ./cmd/orrery-check
 
@@ -26,6 +38,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler
+	$(GO) test -run=^$$ -fuzz=FuzzPrometheusRuleGroups -fuzztime=5000x ./ruler
 	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=30m -parallel=3 -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
@@ -54,6 +67,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./querier/resultcodec
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=$(FUZZTIME) ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=$(FUZZTIME) ./ruler
+	$(GO) test -run=^$$ -fuzz=FuzzPrometheusRuleGroups -fuzztime=$(FUZZTIME) ./ruler
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...
@@ -71,6 +85,17 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags=integration ./integration/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# The container image: a static binary on an empty base, run as nobody
+# (Dockerfile). Needs a running Docker engine.
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-amd64/orrery ./cmd/orrery
+	docker build -t $(IMAGE) -t orrery:latest .
+
+# Seed 000's topology without containers: real processes on loopback
+# (scripts/cluster.sh; deploy/compose/README.md).
+cluster: build
+	scripts/cluster.sh
 
 clean:
 	rm -rf bin data

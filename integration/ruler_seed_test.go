@@ -78,7 +78,7 @@ func TestSeedAlertsThroughOrrery(t *testing.T) {
 	dir := t.TempDir()
 	rulesDir := filepath.Join(dir, "rules", "anonymous")
 	require.NoError(t, os.MkdirAll(rulesDir, 0o755))
-	seed000, err := os.ReadFile("testdata/seed000-alert.rules")
+	seed000, err := os.ReadFile("../deploy/compose/rules/demo/seed000.yaml")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(rulesDir, "alert.rules.yml"), seed000, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(rulesDir, "node_exporter_recording.yml"), []byte(recordingRules), 0o644))

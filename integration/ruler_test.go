@@ -214,7 +214,7 @@ func TestRulerAlertsThroughAlertmanager(t *testing.T) {
 	rulesDir := filepath.Join(dir, "rules", "team-a")
 	require.NoError(t, os.MkdirAll(rulesDir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(rulesDir, "seed.yaml"), []byte(rulerRules), 0o644))
-	seed000, err := os.ReadFile("testdata/seed000-alert.rules")
+	seed000, err := os.ReadFile("../deploy/compose/rules/demo/seed000.yaml")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(rulesDir, "seed000.yml"), seed000, 0o644))
 	flags := []string{"-ruler.alertmanager-url=" + am, "-ruler.evaluation-interval=1s", "-ruler.poll-interval=1s",

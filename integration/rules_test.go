@@ -17,7 +17,7 @@ import (
 // expression is in the query corpus that TestPromQLMatchesPrometheus3
 // evaluates against both Orrery and Prometheus 3.
 func TestSeedAlertRules(t *testing.T) {
-	const file = "testdata/seed000-alert.rules"
+	const file = "../deploy/compose/rules/demo/seed000.yaml"
 	prom := dependency(t, "ORRERY_PROMETHEUS2", "Debian's prometheus package, for its promtool")
 	promtool := filepath.Join(filepath.Dir(prom), "promtool")
 	out, err := exec.Command(promtool, "check", "rules", file).CombinedOutput()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 
+	"github.com/prometheus/common/version"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/orrery/orrery/distributor"
@@ -159,12 +160,17 @@ func loadConfig(args []string) (*Config, map[string]string, error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet("orrery", flag.ContinueOnError)
 	var file string
-	var printConfig bool
+	var printConfig, printVersion bool
 	fs.StringVar(&file, "config.file", "", "YAML configuration file; every flag can be set there. Flags given on the command line win.")
 	fs.BoolVar(&printConfig, "print.config", false, "Print the effective configuration as YAML and exit.")
+	fs.BoolVar(&printVersion, "version", false, "Print the version, revision and build date and exit.")
 	cfg.registerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
+	}
+	if printVersion {
+		fmt.Println(version.Print("orrery"))
+		os.Exit(0)
 	}
 	if file != "" {
 		data, err := os.ReadFile(file)

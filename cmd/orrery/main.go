@@ -33,12 +33,8 @@ import (
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/ruler"
 	"github.com/orrery/orrery/tenant"
-)
-
-// Set at build time with -ldflags "-X main.version=…".
-var (
-	version  = "dev"
-	revision = "unknown"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
 )
 
 // defaultGOGC halves the garbage collector's headroom from Go's 100: an
@@ -48,6 +44,10 @@ var (
 const defaultGOGC = 50
 
 func main() {
+	if version.Version == "" {
+		// A build without the Makefile's -ldflags (go run, go install).
+		version.Version = "dev"
+	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGOGC)
 	}
@@ -81,7 +81,8 @@ func newLogger(cfg *Config) *slog.Logger {
 
 func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("orrery"))
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -207,7 +208,8 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		engine = querier.NewEngine(cfg.Querier, reg, logger)
 	}
 	if cfg.runs("querier") {
-		build := querier.BuildInfo{Version: version, Revision: revision, Branch: "", BuildUser: "", BuildDate: "", GoVersion: runtime.Version()}
+		build := querier.BuildInfo{Version: version.Version, Revision: version.GetRevision(), Branch: version.Branch,
+			BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: runtime.Version()}
 		configYAML, err := cfg.yaml()
 		if err != nil {
 			return err
@@ -266,7 +268,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if err := mgr.Start(ctx); err != nil {
 		return err
 	}
-	logger.Info("orrery ready", "version", version, "grpc_addr", addr)
+	logger.Info("orrery ready", "version", version.Version, "revision", version.GetRevision(), "grpc_addr", addr)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Ingester.ShutdownTimeout)
