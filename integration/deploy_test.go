@@ -174,7 +174,10 @@ func ensureDockerd(t *testing.T) {
 		return
 	}
 	dockerd := dependency(t, "ORRERY_DOCKERD", "the Docker engine")
-	startProcess(t, "dockerd", dockerd, "--bridge=none", "--iptables=false")
+	p := startProcess(t, "dockerd", dockerd, "--bridge=none", "--iptables=false")
+	// Registered after startProcess's kill -9, so it runs first: dockerd
+	// stops its containerd and removes its pid file only when asked.
+	t.Cleanup(func() { p.stop(t) })
 	require.Eventually(t, func() bool { return exec.Command(os.Getenv("ORRERY_DOCKER"), "info").Run() == nil },
 		60*time.Second, 500*time.Millisecond, "dockerd answers")
 }
@@ -199,15 +202,12 @@ func TestComposeRunsSeedStack(t *testing.T) {
 	compose := os.Getenv("ORRERY_DOCKER_COMPOSE")
 	tag := fmt.Sprintf("itest-%d", os.Getpid())
 
-	// Orrery's image as `make image` builds it: a static binary in the
-	// layout the Dockerfile expects.
+	// Orrery's image as `make image` builds it, from the static binary
+	// the other tests run, in the layout the Dockerfile expects.
 	ctx := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(ctx, "bin", "linux-amd64"), 0o755))
 	require.NoError(t, os.MkdirAll(filepath.Join(ctx, "deploy", "image"), 0o755))
-	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(ctx, "bin", "linux-amd64", "orrery"), "../cmd/orrery")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	mustRun(t, nil, "cp", orreryBin, filepath.Join(ctx, "bin", "linux-amd64", "orrery"))
 	mustRun(t, nil, "cp", "-r", "../deploy/image/rootfs", filepath.Join(ctx, "deploy", "image"))
 	mustRun(t, nil, os.Getenv("ORRERY_DOCKER"), "build", "-q", "-t", "orrery:"+tag, "-f", "../Dockerfile", ctx)
 	binaryImage(t, "prometheus:"+tag, dependency(t, "ORRERY_PROMETHEUS3", "Prometheus 3, static"), "/prometheus")
@@ -245,6 +245,6 @@ func TestComposeRunsSeedStack(t *testing.T) {
 	mustRun(t, env, compose, append(project, "down", "-v", "--timeout", "20")...)
 	ps := mustRun(t, env, compose, append(project, "ps", "-q")...)
 	require.Empty(t, strings.TrimSpace(ps))
-	_, err = http.Get(seedDistributor + "/ready")
+	_, err := http.Get(seedDistributor + "/ready")
 	require.Error(t, err, "the distributor is gone")
 }

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	}
 	orreryBin = filepath.Join(dir, "orrery")
 	build := exec.Command("go", "build", "-o", orreryBin, "../cmd/orrery")
+	// Static, as the image ships it: the compose test puts this binary in
+	// an image FROM scratch.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building orrery:", err)
