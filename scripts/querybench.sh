@@ -50,7 +50,7 @@
 #   QB_FRONTEND_ARGS     extra flags for the query-frontend []
 #   QB_FRONTEND_CACHE_OFF_ARGS  the frontend's flags in a cache-off pass
 #                        [-frontend.cache-results=false]
-#   PROMETHEUS3_BIN      [$(go env GOPATH)/bin/prometheus3-<the prometheus
+#   PROMETHEUS3_BIN      [$(go env GOPATH)/bin/prometheus3-static-<the prometheus
 #                        module version in go.mod>, as scripts/test-deps.sh
 #                        builds it]
 #   VM_BIN               [/usr/bin/victoria-metrics: apt-get install victoria-metrics]
@@ -77,7 +77,7 @@ ORRERY_ARGS=${ORRERY_ARGS:-}
 QB_QUERIER_ARGS=${QB_QUERIER_ARGS:-}
 QB_FRONTEND_ARGS=${QB_FRONTEND_ARGS:-}
 QB_FRONTEND_CACHE_OFF_ARGS=${QB_FRONTEND_CACHE_OFF_ARGS:--frontend.cache-results=false}
-PROMETHEUS3_BIN=${PROMETHEUS3_BIN:-$(go env GOPATH)/bin/prometheus3-$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)}
+PROMETHEUS3_BIN=${PROMETHEUS3_BIN:-$(go env GOPATH)/bin/prometheus3-static-$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)}
 VM_BIN=${VM_BIN:-/usr/bin/victoria-metrics}
 ORRERY_BIN=./bin/orrery
 BENCH_BIN=./bin/orrery-bench
