@@ -29,13 +29,15 @@ build:
 run: build
 	./bin/orrery -target=all -data.dir=./data
 
-# The whole suite: unit tests, brief fuzzing of the decoders, then the
-# end-to-end tests against real processes. The fuzzing is bounded by a count
-# of executions, not a duration: Go 1.26's fuzz coordinator can fail a
-# target with "context deadline exceeded" when a -fuzztime duration runs out
-# (go.dev/issue/75804, fixed in Go 1.27).
+# The whole suite: unit tests (deploy/k8stest's too: a module of its own, so
+# that helm's and Kubernetes' dependencies stay out of the product's), brief
+# fuzzing of the decoders, then the end-to-end tests against real processes.
+# The fuzzing is bounded by a count of executions, not a duration: Go 1.26's
+# fuzz coordinator can fail a target with "context deadline exceeded" when a
+# -fuzztime duration runs out (go.dev/issue/75804, fixed in Go 1.27).
 test: build lint
 	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 ./...
+	cd deploy/k8stest && $(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
@@ -88,6 +90,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags=integration ./integration/
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	cd deploy/k8stest && $(GO) vet ./...
+	cd deploy/k8stest && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # The container image: a static binary on an empty base, run as nobody
 # (Dockerfile). Needs a running Docker engine.
