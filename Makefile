@@ -44,6 +44,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzPrometheusRuleGroups -fuzztime=5000x ./ruler
+	$(GO) test -run=^$$ -fuzz=FuzzExport -fuzztime=5000x ./otlp
 	deps=$$(scripts/test-deps.sh) && eval "$$deps" && $(GO) test -count=1 -tags=integration -timeout=30m -parallel=3 -v ./integration/... 2>&1 | tee integration.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
 
 test-unit:
@@ -73,6 +74,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=$(FUZZTIME) ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=$(FUZZTIME) ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzPrometheusRuleGroups -fuzztime=$(FUZZTIME) ./ruler
+	$(GO) test -run=^$$ -fuzz=FuzzExport -fuzztime=$(FUZZTIME) ./otlp
 
 bench:
 	$(GO) test -run=^$$ -bench=. -benchmem ./...

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -75,6 +77,12 @@ type Limits struct {
 	// RulerAlertmanagerURL, when set, is where the tenant's alerts go
 	// instead of -ruler.alertmanager-url (comma-separated URLs).
 	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
+
+	// OTLP is how the tenant's OTLP metrics become Prometheus series:
+	// Prometheus's own `otlp:` configuration block (translation_strategy,
+	// promote_resource_attributes, keep_identifying_resource_attributes,
+	// ...), with Prometheus's defaults; no strategy means all defaults.
+	OTLP config.OTLPConfig `yaml:"otlp"`
 }
 
 // RegisterFlags registers the defaults every tenant gets unless the
@@ -103,6 +111,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.ResultsCacheTTL, "frontend.results-cache-ttl", 7*24*time.Hour, "How long the query frontend caches a tenant's query results; 0 disables the cache for the tenant.")
 	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70, "Most rule groups a tenant may have; 0 is unlimited.")
 	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20, "Most rules one rule group may have; 0 is unlimited.")
+	l.OTLP = config.DefaultOTLPConfig
 }
 
 // Validate reports a negative limit.
@@ -117,6 +126,12 @@ func (l *Limits) Validate() error {
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
 		return errors.New("accept_ha_samples needs distinct, non-empty ha_cluster_label and ha_replica_label")
+	}
+	switch l.OTLP.TranslationStrategy {
+	case "", otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
+		otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation:
+	default:
+		return fmt.Errorf("otlp: unknown translation_strategy %q", l.OTLP.TranslationStrategy)
 	}
 	return nil
 }

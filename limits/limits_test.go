@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/otlptranslator"
+	"github.com/prometheus/prometheus/config"
 	"github.com/stretchr/testify/require"
 )
 
@@ -57,4 +59,29 @@ func TestOverridesRejectsBadFileAtStart(t *testing.T) {
 	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  a:\n    ingestion_rate: -1\n"), 0o644))
 	_, err := NewOverrides(Config{OverridesFile: file}, Limits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, `tenant "a"`)
+}
+
+// A tenant's `otlp` block is Prometheus's: the keys it sets change, the
+// others keep Prometheus's defaults, and a misspelt key or an unknown
+// strategy fails the load.
+func TestOverridesOTLP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("overrides:\n  a:\n    otlp:\n      translation_strategy: NoTranslation\n      promote_resource_attributes: [k8s.pod.name]\n"), 0o644))
+	defaults := Limits{OTLP: config.DefaultOTLPConfig}
+	o, err := NewOverrides(Config{OverridesFile: file}, defaults, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	a := o.For("a").OTLP
+	require.Equal(t, otlptranslator.NoTranslation, a.TranslationStrategy)
+	require.Equal(t, []string{"k8s.pod.name"}, a.PromoteResourceAttributes)
+	require.True(t, a.LabelNameUnderscoreSanitization, "Prometheus's default for the keys not set")
+	require.Equal(t, config.DefaultOTLPConfig, o.For("b").OTLP)
+
+	for _, bad := range []string{
+		"overrides:\n  a:\n    otlp:\n      translation_strategi: NoTranslation\n",
+		"overrides:\n  a:\n    otlp:\n      translation_strategy: Sideways\n",
+	} {
+		require.NoError(t, os.WriteFile(file, []byte(bad), 0o644))
+		_, err := NewOverrides(Config{OverridesFile: file}, defaults, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+		require.Error(t, err, bad)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/orrery/orrery/frontend/queue"
 	"github.com/orrery/orrery/ingester"
 	"github.com/orrery/orrery/limits"
+	"github.com/orrery/orrery/otlp"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/ruler"
@@ -40,7 +41,9 @@ type Config struct {
 	Ring        ring.Config        `yaml:"ring"`
 	Ingester    ingester.Config    `yaml:"ingester"`
 	Distributor distributor.Config `yaml:"distributor"`
-	Querier     querier.Config     `yaml:"querier"`
+	// OTLP is the distributor's OTLP endpoint.
+	OTLP    otlp.Config    `yaml:"otlp"`
+	Querier querier.Config `yaml:"querier"`
 	// FrontendQueue is the query frontend's per-tenant queue;
 	// FrontendWorker is how a querier finds frontends to pull work from.
 	FrontendQueue  queue.Config       `yaml:"frontend_queue"`
@@ -88,6 +91,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	c.Ring.RegisterFlags(fs)
 	c.Ingester.RegisterFlags(fs)
 	c.Distributor.RegisterFlags(fs)
+	c.OTLP.RegisterFlags(fs)
 	c.Querier.RegisterFlags(fs)
 	c.FrontendQueue.RegisterFlags(fs)
 	c.FrontendWorker.RegisterFlags(fs)
@@ -109,7 +113,7 @@ func (c *Config) validate() error {
 	if c.InstanceID == "" {
 		return errors.New("-instance.id must not be empty")
 	}
-	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Frontend.Validate(), c.Ruler.Validate(), c.Limits.Validate(),
+	return errors.Join(c.Server.Validate(), c.Ring.Validate(), c.Ingester.Validate(), c.Distributor.Validate(), c.OTLP.Validate(), c.Querier.Validate(), c.FrontendQueue.Validate(), c.Frontend.Validate(), c.Ruler.Validate(), c.Limits.Validate(),
 		c.Security.validate(c.runs("ingester")))
 }
 

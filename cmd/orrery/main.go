@@ -27,6 +27,7 @@ import (
 	"github.com/orrery/orrery/ingester/client"
 	"github.com/orrery/orrery/lifecycle"
 	"github.com/orrery/orrery/limits"
+	"github.com/orrery/orrery/otlp"
 	"github.com/orrery/orrery/proto/frontendpb"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier"
@@ -200,6 +201,12 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			return err
 		}
 		mux.Handle("/api/v1/push", authenticate(dist))
+		otlpCfg := cfg.OTLP
+		otlpCfg.LookbackDelta = cfg.Querier.LookbackDelta
+		export := authenticate(otlp.New(otlpCfg, dist, overrides, reg, logger.With("component", "otlp")))
+		// Mimir's path, and Prometheus's.
+		mux.Handle("/otlp/v1/metrics", export)
+		mux.Handle("/api/v1/otlp/v1/metrics", export)
 	}
 	var q *querier.Queryable
 	var engine *promql.Engine
