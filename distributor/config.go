@@ -3,10 +3,7 @@ package distributor
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"time"
-
-	"github.com/prometheus/common/model"
 
 	"github.com/orrery/orrery/distributor/hatracker"
 )
@@ -22,10 +19,6 @@ type Config struct {
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 	// RemoteTimeout bounds one push to the ingesters.
 	RemoteTimeout time.Duration `yaml:"remote_timeout"`
-	// NameValidationScheme is "legacy" ([a-zA-Z_:][a-zA-Z0-9_:]*, what
-	// Cortex and Mimir accept by default) or "utf8" (any valid UTF-8, as
-	// Prometheus 3 accepts).
-	NameValidationScheme string `yaml:"name_validation_scheme"`
 
 	HATracker hatracker.Config `yaml:"ha_tracker"`
 }
@@ -44,7 +37,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "distributor.instance-limits.max-inflight-push-requests", 2000, "Most remote-write requests this distributor handles at once; past it, 503 with Retry-After. 0 is unlimited.")
 	fs.Int64Var(&c.InstanceLimits.MaxInflightPushRequestsBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", 1<<30, "Most memory all remote-write requests in flight may hold in this distributor (bodies, their decompression and decoded form, until the last replica answers); past it, 503 with Retry-After. 0 is unlimited.")
 	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Timeout of one push to the ingesters.")
-	fs.StringVar(&c.NameValidationScheme, "validation.name-validation-scheme", "legacy", "Which metric and label names are valid: legacy or utf8.")
 	c.HATracker.RegisterFlags(fs)
 }
 
@@ -64,18 +56,5 @@ func (c *Config) Validate() error {
 	if c.RemoteTimeout <= 0 {
 		return errors.New("distributor.remote-timeout must be positive")
 	}
-	if _, err := c.scheme(); err != nil {
-		return err
-	}
 	return c.HATracker.Validate()
-}
-
-func (c *Config) scheme() (model.ValidationScheme, error) {
-	switch c.NameValidationScheme {
-	case "legacy":
-		return model.LegacyValidation, nil
-	case "utf8":
-		return model.UTF8Validation, nil
-	}
-	return 0, fmt.Errorf("validation.name-validation-scheme: unknown scheme %q (want legacy or utf8)", c.NameValidationScheme)
 }

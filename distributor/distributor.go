@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"golang.org/x/time/rate"
 
@@ -50,7 +49,6 @@ type Limits interface {
 // Distributor validates remote writes and fans them out to ingesters.
 type Distributor struct {
 	cfg     Config
-	scheme  model.ValidationScheme
 	ring    Ring
 	clients Clients
 	limits  Limits
@@ -81,10 +79,9 @@ func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg promet
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	scheme, _ := cfg.scheme()
 	f := promauto.With(reg)
 	d := &Distributor{
-		cfg: cfg, scheme: scheme, ring: r, clients: clients, limits: l, ha: ha, logger: logger, rates: map[string]*rate.Limiter{},
+		cfg: cfg, ring: r, clients: clients, limits: l, ha: ha, logger: logger, rates: map[string]*rate.Limiter{},
 		inflight: inflight{limit: cfg.InstanceLimits.MaxInflightPushRequestsBytes},
 		exemplars: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_exemplars_total",
 			Help: "Exemplars received and not stored (Orrery does not store exemplars), per tenant."}, []string{"tenant"}),
@@ -271,8 +268,8 @@ func (d *Distributor) parseAndPush(ctx context.Context, tenantID string, ps *pus
 // a BadData error when anything was discarded, after storing the rest.
 func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) (int, error) {
 	ps.valid.reset()
-	ps.v.scheme = d.scheme
 	lim := d.limits.For(tenantID)
+	ps.v.scheme = lim.NameScheme()
 	now := time.Now()
 	ps.v.setLimits(lim, now)
 	if err := d.checkHA(tenantID, lim, ps); err != nil {

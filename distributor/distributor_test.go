@@ -111,7 +111,7 @@ func newConfiguredDistributor(t *testing.T, replicas int, l Limits, configure fu
 		clients[addr] = &fakeIngester{}
 		rs.Instances = append(rs.Instances, &ringpb.Instance{Id: addr, Addr: addr})
 	}
-	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond, NameValidationScheme: "legacy",
+	cfg := Config{MaxRecvMsgSize: 1 << 20, RemoteTimeout: 500 * time.Millisecond,
 		HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
 	configure(&cfg)
 	d, err := New(cfg, fixedRing{rs: rs}, clients, l, nil, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
@@ -524,4 +524,28 @@ func TestPushEntryValidatesAsRemoteWrite(t *testing.T) {
 	require.Equal(t, 1, n)
 	require.Len(t, clients["ing-0"].series, 1)
 	require.Equal(t, "job:up:sum", clients["ing-0"].series[0].Get("__name__"))
+}
+
+// Names are validated by the tenant's scheme: legacy refuses a dotted
+// name, utf8 takes it (Prometheus 3's default), and neither takes a name
+// that is not UTF-8.
+func TestNameValidationPerTenant(t *testing.T) {
+	dotted := ts(one, "__name__", "http.server.duration", "service.name", "checkout")
+	for _, c := range []struct {
+		scheme string
+		code   int
+	}{{"", http.StatusBadRequest}, {"legacy", http.StatusBadRequest}, {"utf8", http.StatusNoContent}} {
+		t.Run("scheme "+c.scheme, func(t *testing.T) {
+			d, clients := newLimitedDistributor(t, 1, &fixedLimits{limits.Limits{NameValidationScheme: c.scheme}})
+			w := post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{dotted}}), nil)
+			require.Equal(t, c.code, w.Code, w.Body.String())
+			if c.code == http.StatusNoContent {
+				require.Equal(t, "http.server.duration", clients["ing-0"].series[0].Get("__name__"))
+			} else {
+				require.Contains(t, w.Body.String(), `invalid label name "service.name"`)
+			}
+			w = post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "a\xffb")}}), nil)
+			require.Equal(t, http.StatusBadRequest, w.Code)
+		})
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -210,4 +212,61 @@ func TestOTLPMatchesPrometheus3(t *testing.T) {
 	} {
 		require.Contains(t, got, family)
 	}
+}
+
+// TestOTLPUTF8TenantMatchesPrometheus3: a tenant whose overrides choose
+// UTF-8 names and Prometheus's NoUTF8EscapingWithSuffixes translation
+// keeps OTLP's dotted names, as a Prometheus 3 configured the same way
+// does, and PromQL's quoted names read them alike; another tenant keeps
+// legacy names and stores the same export escaped.
+func TestOTLPUTF8TenantMatchesPrometheus3(t *testing.T) {
+	t.Parallel()
+	overrides := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(overrides, []byte(`overrides:
+  otel:
+    name_validation_scheme: utf8
+    otlp: {translation_strategy: NoUTF8EscapingWithSuffixes}
+`), 0o644))
+	o := startOrrery(t, t.TempDir(), "-runtime-config.file="+overrides)
+	prom := startPrometheus3WithConfig(t, func(int) string {
+		return "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n"
+	}, "--web.enable-otlp-receiver")
+
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	body, err := pmetricotlp.NewExportRequestFromMetrics(otelExport(at, 0)).MarshalProto()
+	require.NoError(t, err)
+	code, out := postOTLP(t, prom+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", false)
+	require.Equal(t, http.StatusOK, code, "Prometheus 3: %s", out)
+	req, err := http.NewRequest(http.MethodPost, o.url("/otlp/v1/metrics"), bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("X-Scope-OrgID", "otel")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	now := strconv.FormatInt(at.Add(30*time.Second).Unix(), 10)
+	for _, q := range []string{
+		`{__name__=~".+"}`,
+		`{"http.server.request.duration_seconds_bucket", "http.route"="/pay"}`,
+		`sum by ("service.name") ({"process.memory.usage_bytes"})`,
+	} {
+		params := url.Values{"query": {q}, "time": {now}}
+		want, err := get(prom, "/api/v1/query", params)
+		require.NoError(t, err)
+		require.Equal(t, "success", want.Status, "%s: %s", q, want.Error)
+		_, got := queryAs(t, o, "otel", "/query", params)
+		require.Empty(t, diffResponses(want, &got), q)
+	}
+	_, got := queryAs(t, o, "otel", "/query", url.Values{"query": {`{"http.server.request.count_total"}`}, "time": {now}})
+	require.Contains(t, string(got.Data), `"http.route":"/pay"`, "the dotted names are stored, not escaped")
+
+	// The default tenant keeps legacy names and the default translation:
+	// the same export is stored with escaped names.
+	code, out = postOTLP(t, o.url("/otlp/v1/metrics"), body, "application/x-protobuf", false)
+	require.Equal(t, http.StatusOK, code, "%s", out)
+	_, legacy := queryAs(t, o, "anonymous", "/query", url.Values{"query": {`http_server_request_count_total`}, "time": {now}})
+	require.Contains(t, string(legacy.Data), `"http_route":"/pay"`)
+	require.NotContains(t, string(legacy.Data), `"http.route"`)
 }

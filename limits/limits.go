@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/config"
 	"go.yaml.in/yaml/v3"
@@ -36,6 +37,11 @@ type Limits struct {
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int `yaml:"max_label_name_length"`
 	MaxLabelValueLength    int `yaml:"max_label_value_length"`
+	// NameValidationScheme is "legacy" ([a-zA-Z_:][a-zA-Z0-9_:]*, what
+	// Cortex and Mimir accept by default) or "utf8" (any valid UTF-8, as
+	// Prometheus 3 accepts, queried with PromQL's quoted names:
+	// {"http.server.duration"}).
+	NameValidationScheme string `yaml:"name_validation_scheme"`
 
 	// CreationGracePeriod rejects samples further than this in the future.
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
@@ -95,6 +101,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Most labels a series may have; 0 is unlimited.")
 	fs.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name, in bytes; 0 is unlimited.")
 	fs.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value, in bytes; 0 is unlimited.")
+	fs.StringVar(&l.NameValidationScheme, "validation.name-validation-scheme", "legacy", "Which metric and label names are valid: legacy or utf8 (per tenant: name_validation_scheme).")
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples further than this in the future; 0 is unlimited.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 is unlimited.")
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 0, "Most in-memory series a tenant may have across the cluster, before replication; 0 is unlimited.")
@@ -127,6 +134,11 @@ func (l *Limits) Validate() error {
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
 		return errors.New("accept_ha_samples needs distinct, non-empty ha_cluster_label and ha_replica_label")
 	}
+	switch l.NameValidationScheme {
+	case "", "legacy", "utf8":
+	default:
+		return fmt.Errorf("name_validation_scheme (-validation.name-validation-scheme): unknown scheme %q (want legacy or utf8)", l.NameValidationScheme)
+	}
 	switch l.OTLP.TranslationStrategy {
 	case "", otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
 		otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation:
@@ -134,6 +146,14 @@ func (l *Limits) Validate() error {
 		return fmt.Errorf("otlp: unknown translation_strategy %q", l.OTLP.TranslationStrategy)
 	}
 	return nil
+}
+
+// NameScheme is the tenant's name validation; legacy unless set to utf8.
+func (l *Limits) NameScheme() model.ValidationScheme {
+	if l.NameValidationScheme == "utf8" {
+		return model.UTF8Validation
+	}
+	return model.LegacyValidation
 }
 
 // Config is where overrides come from.
