@@ -30,7 +30,8 @@ func BenchmarkPushSeriesLimits(b *testing.B) {
 func benchPush(b *testing.B, lim Limits, rc RingCount) {
 	cfg := testConfig()
 	cfg.MaxChunkSamples = 120
-	ing, err := New(cfg, b.TempDir(), lim, rc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	dir := b.TempDir()
+	ing, err := New(cfg, dir, openStore(b, dir, cfg, prometheus.NewRegistry()), lim, rc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,7 +80,8 @@ func benchPush(b *testing.B, lim Limits, rc RingCount) {
 // series' last sample (none here, as for a series never seen).
 func BenchmarkPushNewSeries(b *testing.B) {
 	cfg := testConfig()
-	ing, err := New(cfg, b.TempDir(), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	dir := b.TempDir()
+	ing, err := New(cfg, dir, openStore(b, dir, cfg, prometheus.NewRegistry()), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,6 +3,11 @@
 // to a write-ahead log before acknowledging it, flushes completed chunks to
 // the store, and answers queries from memory and store over gRPC.
 //
+// The store is whatever implements chunks.Store, the interface the ingester
+// declares in its chunks package with its own chunk types; cmd/orrery
+// opens the bbolt store (package store) and hands it in. The ingester
+// never names an implementation, and never opens or closes the store.
+//
 // It must never decide which series it owns (that is the ring's job), never
 // talk to other ingesters, and never evaluate PromQL.
 package ingester

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
-	"github.com/orrery/orrery/store"
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
 // flushBatchSeries bounds one store transaction, so that a flush does not
@@ -42,7 +42,7 @@ type flushed struct {
 func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
-	var batch []store.SeriesChunks
+	var batch []chunks.SeriesChunks
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
@@ -52,9 +52,9 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 		if len(s.chunks) > 0 {
 			// Completed chunks are immutable, so their bytes are shared
 			// with the store's transaction without a copy.
-			sc := store.SeriesChunks{Labels: s.lset, Chunks: make([]store.Chunk, 0, len(s.chunks))}
+			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, len(s.chunks))}
 			for _, mc := range s.chunks {
-				sc.Chunks = append(sc.Chunks, store.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: chunkenc.EncXOR, Data: mc.c.Bytes()})
+				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: chunkenc.EncXOR, Data: mc.c.Bytes()})
 			}
 			batch = append(batch, sc)
 			owners = append(owners, flushed{s: s, chunks: slices.Clone(s.chunks)})
@@ -74,7 +74,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 // putAndRelease stores a batch and only then drops its chunks from memory,
 // so a query that reads memory before the store never misses them. It drops
 // exactly the chunks it stored, by identity: never one cut since.
-func (i *Ingester) putAndRelease(tenantID string, batch []store.SeriesChunks, owners []flushed) bool {
+func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, owners []flushed) bool {
 	if err := i.store.Put(tenantID, batch); err != nil {
 		i.m.flushFailures.Inc()
 		i.logger.Error("flush failed; chunks stay in memory", "tenant", tenantID, "series", len(batch), "err", err)

@@ -12,10 +12,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
 	"github.com/orrery/orrery/ring"
-	"github.com/orrery/orrery/store"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -76,16 +76,16 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 		if err != nil {
 			return err
 		}
-		batch := make([]store.SeriesChunks, 0, len(req.Series))
-		chunks := 0
+		batch := make([]chunks.SeriesChunks, 0, len(req.Series))
+		received := 0
 		for _, s := range req.Series {
-			sc := store.SeriesChunks{Labels: ingesterpb.ToLabels(&b, s.Labels)}
+			sc := chunks.SeriesChunks{Labels: ingesterpb.ToLabels(&b, s.Labels)}
 			for _, c := range s.Chunks {
-				chk := store.Chunk{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Encoding: chunkenc.Encoding(c.Encoding), Data: c.Data}
+				chk := chunks.Chunk{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Encoding: chunkenc.Encoding(c.Encoding), Data: c.Data}
 				// A damaged chunk would fail the whole batch's merge, and
 				// every retry of the handover with it: it is dropped and
 				// counted, as no query could read it either.
-				if err := store.CheckChunk(chk); err != nil {
+				if err := chk.Check(); err != nil {
 					i.m.chunksRefused.Inc()
 					i.logger.Error("transferred chunk dropped: it does not decode", "tenant", tenantID, "series", sc.Labels.String(), "min_time", c.MinTimeMs, "max_time", c.MaxTimeMs, "err", err)
 					continue
@@ -95,14 +95,14 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 			if len(sc.Chunks) > 0 {
 				batch = append(batch, sc)
 			}
-			chunks += len(sc.Chunks)
+			received += len(sc.Chunks)
 		}
 		if err := i.store.Put(tenantID, batch); err != nil {
 			return apierr.ToGRPC(fmt.Errorf("ingester: store transferred chunks: %w", err))
 		}
 		resp.Series += int64(len(batch))
-		resp.Chunks += int64(chunks)
-		i.m.chunksReceived.Add(float64(chunks))
+		resp.Chunks += int64(received)
+		i.m.chunksReceived.Add(float64(received))
 	}
 }
 
@@ -229,7 +229,7 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 	defer cancel()
 	streams := map[string]ingesterpb.Ingester_TransferChunksClient{}
 	sent := 0
-	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, nil, func(batch []store.SeriesChunks) error {
+	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, nil, func(batch []chunks.SeriesChunks) error {
 		pending := map[string]*ingesterpb.TransferChunksRequest{}
 		size := map[string]int{}
 		for _, sc := range batch {
@@ -277,7 +277,7 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 	return sent, nil
 }
 
-func chunkBytes(sc store.SeriesChunks) int {
+func chunkBytes(sc chunks.SeriesChunks) int {
 	n := 0
 	for _, c := range sc.Chunks {
 		n += len(c.Data)

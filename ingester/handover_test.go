@@ -150,7 +150,7 @@ func TestHandoverWaitsForTransfersInFlight(t *testing.T) {
 	src := newTestIngester(t, t.TempDir(), testConfig())
 	require.NoError(t, src.push(t, "team", series("m", 1, 25)))
 	src.flush(true)
-	stored, err := src.store.Select("team", 0, 1<<62)
+	stored, err := src.st.Select("team", 0, 1<<62)
 	require.NoError(t, err)
 	src.stop(t)
 	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(stored[0])}}))

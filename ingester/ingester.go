@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/proto/ingesterpb"
-	"github.com/orrery/orrery/store"
 )
 
 // Ingester owns series in memory, their WAL and their flushed chunks. It
@@ -32,7 +32,7 @@ type Ingester struct {
 	reg    prometheus.Registerer
 	m      *metrics
 
-	store *store.Store
+	store chunks.Store
 	wal   *wlog.WL
 	// walMu makes cutting a checkpoint's segment atomic with respect to
 	// pushes: a push holds it shared from WAL write to memory append, so
@@ -62,16 +62,18 @@ type Ingester struct {
 	wg   sync.WaitGroup
 }
 
-// New returns an ingester that keeps its WAL and store under dir, and
-// enforces each tenant's series limits from lim, its share computed with
-// ring. Nothing is opened until Start.
-func New(cfg Config, dir string, lim Limits, ring RingCount, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
+// New returns an ingester that keeps its WAL under dir and its completed
+// chunks in st, and enforces each tenant's series limits from lim, its
+// share computed with ring. The WAL is not opened until Start. st belongs
+// to the caller, who closes it after Stop.
+func New(cfg Config, dir string, st chunks.Store, lim Limits, ring RingCount, reg prometheus.Registerer, logger *slog.Logger) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	i := &Ingester{
 		cfg:    cfg,
 		dir:    dir,
+		store:  st,
 		limits: lim,
 		ring:   ring,
 		logger: logger,
@@ -91,31 +93,23 @@ func New(cfg Config, dir string, lim Limits, ring RingCount, reg prometheus.Regi
 
 func (i *Ingester) walDir() string { return filepath.Join(i.dir, "wal") }
 
-// Start opens the store and the WAL, replays the WAL into memory and starts
-// the flush, checkpoint and retention loops. It returns when the ingester
-// serves everything acknowledged before the last stop or crash.
+// Start opens the WAL, replays it into memory and starts the flush,
+// checkpoint and retention loops. It returns when the ingester serves
+// everything acknowledged before the last stop or crash.
 func (i *Ingester) Start(ctx context.Context) error {
-	opts := store.DefaultOptions()
-	opts.Path = filepath.Join(i.dir, "store.db")
-	opts.Retention = i.cfg.Retention
-	st, err := store.Open(opts, i.reg, i.logger)
-	if err != nil {
-		return fmt.Errorf("ingester: open store: %w", err)
-	}
-	i.store = st
 	// Segments are fsynced when complete and at checkpoints; each push is
 	// written to the OS before it is acknowledged (see WAL.md).
 	if err := i.fillSegmentGaps(); err != nil {
-		return errors.Join(fmt.Errorf("ingester: open wal: %w", err), st.Close())
+		return fmt.Errorf("ingester: open wal: %w", err)
 	}
 	w, err := wlog.NewSize(i.logger, nil, i.walDir(), wlog.DefaultSegmentSize, compression.None)
 	if err != nil {
-		return errors.Join(fmt.Errorf("ingester: open wal: %w", err), st.Close())
+		return fmt.Errorf("ingester: open wal: %w", err)
 	}
 	i.wal = w
 	start := time.Now()
 	if err := i.replay(); err != nil {
-		return errors.Join(fmt.Errorf("ingester: replay wal: %w", err), w.Close(), st.Close())
+		return errors.Join(fmt.Errorf("ingester: replay wal: %w", err), w.Close())
 	}
 	i.m.replayDuration.Set(time.Since(start).Seconds())
 	i.logger.Info("wal replayed", "series", i.seriesCount(), "duration", time.Since(start))
@@ -127,13 +121,13 @@ func (i *Ingester) Start(ctx context.Context) error {
 }
 
 // Stop flushes every chunk, including the open head chunks, to the store,
-// truncates the WAL behind a final checkpoint and closes everything.
+// truncates the WAL behind a final checkpoint and closes the WAL.
 func (i *Ingester) Stop(context.Context) error {
 	close(i.stop)
 	i.wg.Wait()
 	i.flush(true)
 	errs := []error{i.checkpoint()}
-	errs = append(errs, i.wal.Close(), i.store.Close())
+	errs = append(errs, i.wal.Close())
 	return errors.Join(errs...)
 }
 

@@ -24,12 +24,15 @@ import (
 
 	"github.com/orrery/orrery/ingester/client"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/store"
 	"github.com/orrery/orrery/tenant"
 )
 
 // testIngester is an ingester served over real gRPC on loopback.
 type testIngester struct {
 	*Ingester
+	// st is the bbolt store the ingester writes, closed with it.
+	st        *store.Store
 	client    ingesterpb.IngesterClient
 	srv       *grpc.Server
 	pool      *client.Pool
@@ -71,7 +74,8 @@ func newTestIngester(t testing.TB, dir string, cfg Config, opts ...testOption) *
 		o(&deps)
 	}
 	ti := &testIngester{reg: prometheus.NewRegistry(), overrides: deps.overrides}
-	ing, err := New(cfg, dir, deps.overrides, deps.ring, ti.reg, slog.New(slog.DiscardHandler))
+	ti.st = openStore(t, dir, cfg, ti.reg)
+	ing, err := New(cfg, dir, ti.st, deps.overrides, deps.ring, ti.reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, ing.Start(context.Background()))
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(tenant.UnaryServerInterceptor), grpc.ChainStreamInterceptor(tenant.StreamServerInterceptor))
@@ -91,6 +95,19 @@ func (ti *testIngester) stop(t testing.TB) {
 	ti.srv.Stop()
 	require.NoError(t, ti.pool.Close())
 	require.NoError(t, ti.Stop(context.Background()))
+	require.NoError(t, ti.st.Close())
+}
+
+// openStore opens the bbolt store in dir as cmd/orrery does, with the
+// ingester's retention.
+func openStore(t testing.TB, dir string, cfg Config, reg prometheus.Registerer) *store.Store {
+	t.Helper()
+	opts := store.DefaultOptions()
+	opts.Path = filepath.Join(dir, "store.db")
+	opts.Retention = cfg.Retention
+	st, err := store.Open(opts, reg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	return st
 }
 
 // crash releases files without flushing or checkpointing, as kill -9 would:
@@ -101,7 +118,7 @@ func (ti *testIngester) crash(t testing.TB) {
 	close(ti.Ingester.stop)
 	ti.Ingester.wg.Wait()
 	require.NoError(t, ti.wal.Close())
-	require.NoError(t, ti.store.Close())
+	require.NoError(t, ti.st.Close())
 }
 
 func ctxFor(id string) context.Context { return tenant.WithID(context.Background(), id) }

@@ -348,7 +348,8 @@ func TestTransferChunksIgnoresSeriesLimits(t *testing.T) {
 func TestSeriesLimitsForDoesNotAllocate(t *testing.T) {
 	o := newTestOverrides()
 	o.set("a", limits.Limits{MaxGlobalSeriesPerUser: 1000, MaxGlobalSeriesPerMetric: 100})
-	ing, err := New(testConfig(), t.TempDir(), o, staticRing(6, 3), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	dir := t.TempDir()
+	ing, err := New(testConfig(), dir, openStore(t, dir, testConfig(), prometheus.NewRegistry()), o, staticRing(6, 3), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	var got seriesLimits
 	require.Zero(t, testing.AllocsPerRun(100, func() { _, got = ing.seriesLimitsFor("a") }))

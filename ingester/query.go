@@ -9,9 +9,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier/shard"
-	"github.com/orrery/orrery/store"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -90,7 +90,7 @@ type streamEntry struct {
 // memory only lends its ID to the memory entry (found by binary search,
 // memory's list being sorted), so the store copies the labels only of
 // series that are not in memory.
-func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, end int64, ms []*labels.Matcher, keep store.Keep) ([]streamEntry, error) {
+func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, end int64, ms []*labels.Matcher, keep chunks.Keep) ([]streamEntry, error) {
 	var mem []streamEntry
 	if h := i.head(tenantID, false); h != nil {
 		all, err := h.selectSeries(ctx, ms)
@@ -136,7 +136,7 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 // memory chunks copied first, then the stored ones read (see QueryStream).
 func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []streamEntry, out *queryBatcher) error {
 	mem := make([][]chunkCopy, len(batch))
-	refs := make([]store.SeriesRef, len(batch))
+	refs := make([]chunks.SeriesRef, len(batch))
 	for k, e := range batch {
 		refs[k].ID = e.id
 		if e.s != nil {
@@ -184,7 +184,7 @@ type queryBatcher struct {
 	resp   *ingesterpb.QueryStreamResponse
 }
 
-func (b *queryBatcher) add(sc store.SeriesChunks) error {
+func (b *queryBatcher) add(sc chunks.SeriesChunks) error {
 	if b.resp == nil {
 		b.resp = &ingesterpb.QueryStreamResponse{Series: make([]*ingesterpb.ChunkSeries, 0, b.size)}
 	}
@@ -283,7 +283,7 @@ func (i *Ingester) seriesLabels(ctx context.Context, wire []*ingesterpb.LabelMat
 // a query shard matcher (querier/shard), the shard as keep, with the shard
 // matcher removed from ms: no series has the label, so matching it would
 // select nothing. keep is nil for an unsharded read.
-func requestScope(ctx context.Context, wire []*ingesterpb.LabelMatcher) (string, []*labels.Matcher, store.Keep, error) {
+func requestScope(ctx context.Context, wire []*ingesterpb.LabelMatcher) (string, []*labels.Matcher, chunks.Keep, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
 		return "", nil, nil, apierr.New(apierr.Unauthorized, "%s", err)
@@ -314,15 +314,15 @@ func sortedLimited(set map[string]struct{}, limit int64) []string {
 	return out
 }
 
-func toStoreChunks(cs []chunkCopy) []store.Chunk {
-	out := make([]store.Chunk, len(cs))
+func toStoreChunks(cs []chunkCopy) []chunks.Chunk {
+	out := make([]chunks.Chunk, len(cs))
 	for k, c := range cs {
-		out[k] = store.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
+		out[k] = chunks.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
 	}
 	return out
 }
 
-func toWire(sc store.SeriesChunks) *ingesterpb.ChunkSeries {
+func toWire(sc chunks.SeriesChunks) *ingesterpb.ChunkSeries {
 	cs := &ingesterpb.ChunkSeries{Labels: ingesterpb.FromLabels(sc.Labels), Chunks: make([]*ingesterpb.Chunk, len(sc.Chunks))}
 	for k, c := range sc.Chunks {
 		cs.Chunks[k] = &ingesterpb.Chunk{MinTimeMs: c.MinTime, MaxTimeMs: c.MaxTime, Encoding: uint32(c.Encoding), Data: c.Data}

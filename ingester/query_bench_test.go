@@ -57,7 +57,8 @@ func BenchmarkQueryStreamPeakHeap(b *testing.B) {
 	const nSeries, nSamples = 100_000, 24
 	cfg := testConfig()
 	cfg.QueryBatchSeries = 128
-	ing, err := New(cfg, b.TempDir(), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	dir := b.TempDir()
+	ing, err := New(cfg, dir, openStore(b, dir, cfg, prometheus.NewRegistry()), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

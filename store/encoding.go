@@ -3,8 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"github.com/orrery/orrery/ingester/chunks"
 	"math"
 	"unsafe"
 
@@ -34,7 +34,8 @@ const (
 	chunkHeaderLen = 8 + 1
 )
 
-var errCorrupt = errors.New("corrupt record")
+// errCorrupt is the chunks contract's: corruption looks the same from every store.
+var errCorrupt = chunks.ErrCorrupt
 
 // sortableTime maps int64 to uint64 so that big-endian byte order equals
 // numeric order, negative timestamps included.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/orrery/orrery/ingester/chunks"
 	"math"
 	"time"
 
@@ -180,19 +181,19 @@ func mergeChunk(old []byte, c Chunk) (merged Chunk, changed bool, err error) {
 	if err != nil {
 		return Chunk{}, false, err
 	}
-	have, _ := chunkSamples(Chunk{MinTime: storedMin, MaxTime: c.MaxTime, Encoding: chunkenc.Encoding(old[8]), Data: old[chunkHeaderLen:]})
-	add, err := chunkSamples(c)
+	have, _ := Chunk{MinTime: storedMin, MaxTime: c.MaxTime, Encoding: chunkenc.Encoding(old[8]), Data: old[chunkHeaderLen:]}.Samples()
+	add, err := c.Samples()
 	if err != nil {
 		return Chunk{}, false, fmt.Errorf("decode chunk to merge: %w", err)
 	}
-	out := make([]floatSample, 0, len(have)+len(add))
+	out := make([]chunks.Sample, 0, len(have)+len(add))
 	i, j := 0, 0
 	for i < len(have) || j < len(add) {
 		switch {
-		case j == len(add) || (i < len(have) && have[i].t < add[j].t):
+		case j == len(add) || (i < len(have) && have[i].T < add[j].T):
 			out = append(out, have[i])
 			i++
-		case i == len(have) || add[j].t < have[i].t:
+		case i == len(have) || add[j].T < have[i].T:
 			out = append(out, add[j])
 			changed = true
 			j++
@@ -210,49 +211,10 @@ func mergeChunk(old []byte, c Chunk) (merged Chunk, changed bool, err error) {
 		return Chunk{}, false, err
 	}
 	for _, s := range out {
-		app.Append(0, s.t, s.v)
+		app.Append(0, s.T, s.V)
 	}
 	xc.Compact()
 	return Chunk{MinTime: min(storedMin, c.MinTime), MaxTime: c.MaxTime, Encoding: chunkenc.EncXOR, Data: xc.Bytes()}, true, nil
-}
-
-type floatSample struct {
-	t int64
-	v float64
-}
-
-// CheckChunk reports why c could not be merged with a stored chunk of the
-// same key: it must decode into float samples rising strictly within
-// [MinTime, MaxTime].
-func CheckChunk(c Chunk) error {
-	_, err := chunkSamples(c)
-	return err
-}
-
-// chunkSamples decodes a chunk's float samples. Damaged bytes often still
-// decode, into nonsense: samples must rise strictly in time within
-// [MinTime, MaxTime]. On an error it returns the samples before it.
-func chunkSamples(c Chunk) ([]floatSample, error) {
-	chk, err := chunkenc.FromData(c.Encoding, c.Data)
-	if err != nil {
-		return nil, err
-	}
-	var out []floatSample
-	it := chk.Iterator(nil)
-	for {
-		switch vt := it.Next(); vt {
-		case chunkenc.ValNone:
-			return out, it.Err()
-		case chunkenc.ValFloat:
-			t, v := it.At()
-			if t < c.MinTime || t > c.MaxTime || (len(out) > 0 && t <= out[len(out)-1].t) {
-				return out, fmt.Errorf("sample at %d out of order or outside [%d, %d]: %w", t, c.MinTime, c.MaxTime, errCorrupt)
-			}
-			out = append(out, floatSample{t, v})
-		default:
-			return out, fmt.Errorf("%s samples cannot be merged", vt)
-		}
-	}
 }
 
 // seriesID returns the ID of the series, indexing it if it is new.

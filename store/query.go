@@ -12,12 +12,6 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Keep decides from a series' labels alone whether a read wants it; a
-// series it rejects is skipped before any of its chunks is read (a query
-// shard, for one). ls is valid only during the call and must not be
-// kept. nil keeps every series.
-type Keep func(ls labels.Labels) bool
-
 // Select returns the series of tenant that match all matchers and have a
 // chunk overlapping [mint, maxt] (inclusive), each with only those chunks in
 // time order, sorted by labels. The result is the caller's: nothing in it

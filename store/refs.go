@@ -9,13 +9,6 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// SeriesRef names a stored series for ChunksOf: by its ID, or, when ID is
-// 0 (IDs start at 1), by its labels.
-type SeriesRef struct {
-	ID     uint64
-	Labels labels.Labels
-}
-
 // Refs returns the series Select would return that keep keeps (nil keeps
 // all), each with its ID and a copy of its labels, sorted by labels, but
 // none of their chunks: what a caller needs to read a large answer in

@@ -4,14 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/orrery/orrery/ingester/chunks"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
 )
 
@@ -34,19 +33,16 @@ func DefaultOptions() Options {
 	return Options{Retention: 15 * 24 * time.Hour}
 }
 
-// Chunk is one encoded chunk of samples with timestamps in milliseconds
-// within [MinTime, MaxTime].
-type Chunk struct {
-	MinTime, MaxTime int64
-	Encoding         chunkenc.Encoding
-	Data             []byte
-}
+// The chunk types are the ingester's (package chunks), whose Store
+// interface this store implements.
+type (
+	Chunk        = chunks.Chunk
+	SeriesChunks = chunks.SeriesChunks
+	SeriesRef    = chunks.SeriesRef
+	Keep         = chunks.Keep
+)
 
-// SeriesChunks are chunks of one series.
-type SeriesChunks struct {
-	Labels labels.Labels
-	Chunks []Chunk
-}
+var _ chunks.Store = (*Store)(nil)
 
 // Store is the on-disk store of completed chunks of all tenants. It is safe
 // for concurrent use: readers never block each other, and writes are

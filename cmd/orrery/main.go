@@ -33,6 +33,7 @@ import (
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/ruler"
+	"github.com/orrery/orrery/store"
 	"github.com/orrery/orrery/tenant"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
@@ -148,7 +149,17 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	mgr.Add("overrides", overrides)
 	var ing *ingester.Ingester
 	if cfg.runs("ingester") {
-		ing, err = ingester.New(cfg.Ingester, cfg.DataDir, overrides, member.Ring(), reg, logger.With("component", "ingester"))
+		// The bbolt store is the ingester's chunks.Store; it is closed after
+		// the ingester stops, which flushes into it.
+		opts := store.DefaultOptions()
+		opts.Path = filepath.Join(cfg.DataDir, "store.db")
+		opts.Retention = cfg.Ingester.Retention
+		st, err := store.Open(opts, reg, logger.With("component", "store"))
+		if err != nil {
+			return fmt.Errorf("ingester: open store: %w", err)
+		}
+		mgr.Add("store", lifecycle.Funcs{StopFunc: func(context.Context) error { return st.Close() }})
+		ing, err = ingester.New(cfg.Ingester, cfg.DataDir, st, overrides, member.Ring(), reg, logger.With("component", "ingester"))
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,301 @@
+// Package chunkstest is the conformance suite of chunks.Store: what the
+// ingester relies on of any store of completed chunks. An implementation
+// passes it by calling Run from its own tests.
+package chunkstest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/ingester/chunks"
+)
+
+// Open opens (or reopens) the implementation's store in dir, deleting
+// chunks older than retention on ApplyRetention (0 keeps all), and returns
+// it with the function that closes it.
+type Open func(t *testing.T, dir string, retention time.Duration) (chunks.Store, func() error)
+
+// Run runs every case of the contract against stores that open makes.
+func Run(t *testing.T, open Open) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, Open)
+	}{
+		{"SelectByMatchersAndTime", selectByMatchersAndTime},
+		{"PutAgainChangesNothing", putAgainChangesNothing},
+		{"PutMergesSameEnd", putMergesSameEnd},
+		{"RefsAndChunksOfAgreeWithSelect", refsAndChunksOfAgreeWithSelect},
+		{"BatchesAndErrors", batchesAndErrors},
+		{"LastSamplesAndSampleAt", lastSamplesAndSampleAt},
+		{"TenantsAreIsolated", tenantsAreIsolated},
+		{"ReopenKeepsEverything", reopenKeepsEverything},
+		{"RetentionDeletesOldChunks", retentionDeletesOldChunks},
+	} {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
+	}
+}
+
+func openStore(t *testing.T, open Open, retention time.Duration) chunks.Store {
+	st, closeStore := open(t, t.TempDir(), retention)
+	t.Cleanup(func() { require.NoError(t, closeStore()) })
+	return st
+}
+
+// xor builds an XOR chunk of n samples from mint, step ms apart, each
+// value its timestamp divided by 1000.
+func xor(t *testing.T, mint int64, n int, step int64) chunks.Chunk {
+	t.Helper()
+	c := chunkenc.NewXORChunk()
+	app, err := c.Appender()
+	require.NoError(t, err)
+	for k := range n {
+		ts := mint + int64(k)*step
+		app.Append(0, ts, float64(ts)/1000)
+	}
+	return chunks.Chunk{MinTime: mint, MaxTime: mint + int64(n-1)*step, Encoding: chunkenc.EncXOR, Data: c.Bytes()}
+}
+
+func series(ls labels.Labels, cs ...chunks.Chunk) chunks.SeriesChunks {
+	return chunks.SeriesChunks{Labels: ls, Chunks: cs}
+}
+
+// selectAll returns what SelectBatches gives, as one slice.
+func selectAll(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, ms ...*labels.Matcher) []chunks.SeriesChunks {
+	t.Helper()
+	var out []chunks.SeriesChunks
+	require.NoError(t, st.SelectBatches(tenant, mint, maxt, 100, nil, func(b []chunks.SeriesChunks) error {
+		out = append(out, b...)
+		return nil
+	}, ms...))
+	return out
+}
+
+func names(scs []chunks.SeriesChunks) []string {
+	out := []string{}
+	for _, sc := range scs {
+		out = append(out, sc.Labels.String())
+	}
+	return out
+}
+
+func samplesOf(t *testing.T, sc chunks.SeriesChunks) []chunks.Sample {
+	t.Helper()
+	var out []chunks.Sample
+	for _, c := range sc.Chunks {
+		s, err := c.Samples()
+		require.NoError(t, err)
+		out = append(out, s...)
+	}
+	return out
+}
+
+var (
+	upA   = labels.FromStrings("__name__", "up", "job", "a")
+	upB   = labels.FromStrings("__name__", "up", "job", "b")
+	downA = labels.FromStrings("__name__", "down", "job", "a", "zone", "z1")
+)
+
+// Selects return the series matching every matcher with a chunk
+// overlapping the inclusive range, sorted by labels, with only those
+// chunks; Series names the same series.
+func selectByMatchersAndTime(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{
+		series(upB, xor(t, 0, 10, 1000), xor(t, 20_000, 10, 1000)),
+		series(upA, xor(t, 0, 10, 1000)),
+		series(downA, xor(t, 5_000, 10, 1000)),
+	}))
+	eq := func(n, v string) *labels.Matcher { return labels.MustNewMatcher(labels.MatchEqual, n, v) }
+	re := func(n, v string) *labels.Matcher { return labels.MustNewMatcher(labels.MatchRegexp, n, v) }
+	ne := func(n, v string) *labels.Matcher { return labels.MustNewMatcher(labels.MatchNotEqual, n, v) }
+	for _, c := range []struct {
+		name       string
+		mint, maxt int64
+		ms         []*labels.Matcher
+		want       []string
+	}{
+		{"by name, sorted", 0, 100_000, []*labels.Matcher{eq("__name__", "up")}, []string{upA.String(), upB.String()}},
+		{"regexp", 0, 100_000, []*labels.Matcher{re("job", "a|b")}, []string{downA.String(), upA.String(), upB.String()}},
+		{"not equal", 0, 100_000, []*labels.Matcher{eq("__name__", "up"), ne("job", "a")}, []string{upB.String()}},
+		{"absent label equals empty", 0, 100_000, []*labels.Matcher{eq("zone", "")}, []string{upA.String(), upB.String()}},
+		{"edges are inclusive", 9_000, 9_000, []*labels.Matcher{eq("__name__", "up")}, []string{upA.String(), upB.String()}},
+		{"a gap between chunks", 10_000, 19_999, []*labels.Matcher{re("__name__", ".+")}, []string{downA.String()}},
+		{"after everything", 30_000, 40_000, []*labels.Matcher{re("__name__", ".+")}, []string{}},
+		{"no match", 0, 100_000, []*labels.Matcher{eq("__name__", "nope")}, []string{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := selectAll(t, st, "t", c.mint, c.maxt, c.ms...)
+			require.Equal(t, c.want, names(got))
+			for _, sc := range got {
+				for _, ch := range sc.Chunks {
+					require.True(t, ch.MinTime <= c.maxt && ch.MaxTime >= c.mint, "only overlapping chunks")
+				}
+			}
+			ls, err := st.Series("t", c.mint, c.maxt, nil, c.ms...)
+			require.NoError(t, err)
+			got2 := []string{}
+			for _, l := range ls {
+				got2 = append(got2, l.String())
+			}
+			require.Equal(t, c.want, got2, "Series names what SelectBatches returns")
+		})
+	}
+	keepB := func(ls labels.Labels) bool { return ls.Get("job") == "b" }
+	ls, err := st.Series("t", 0, 100_000, keepB, eq("__name__", "up"))
+	require.NoError(t, err)
+	require.Len(t, ls, 1)
+	require.Equal(t, upB.String(), ls[0].String())
+}
+
+// The same batch twice is stored once.
+func putAgainChangesNothing(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	batch := []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}
+	require.NoError(t, st.Put("t", batch))
+	require.NoError(t, st.Put("t", batch))
+	got := selectAll(t, st, "t", 0, 100_000)
+	require.Len(t, got, 1)
+	require.Len(t, samplesOf(t, got[0]), 10)
+}
+
+// A chunk ending where a stored one ends (a handover's copy of a chunk
+// this ingester flushed too, with more or fewer samples) merges sample by
+// sample; the same sample twice is one.
+func putMergesSameEnd(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 5_000, 5, 1000))}))
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}))
+	got := selectAll(t, st, "t", 0, 100_000)
+	require.Len(t, got, 1)
+	s := samplesOf(t, got[0])
+	require.Len(t, s, 10)
+	for k, smp := range s {
+		require.Equal(t, int64(k)*1000, smp.T)
+	}
+	require.Error(t, st.Put("t", []chunks.SeriesChunks{series(upA, chunks.Chunk{MinTime: 0, MaxTime: 9_000, Encoding: chunkenc.EncXOR, Data: []byte("garbage")})}),
+		"a chunk that does not decode is refused")
+}
+
+// Refs and ChunksOf read what SelectBatches reads, by ID or by labels, and
+// leave out what the caller knows.
+func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{
+		series(upA, xor(t, 0, 10, 1000)), series(upB, xor(t, 0, 10, 1000)), series(downA, xor(t, 0, 10, 1000)),
+	}))
+	m := labels.MustNewMatcher(labels.MatchEqual, "job", "a")
+	refs, err := st.Refs("t", 0, 100_000, nil, nil, m)
+	require.NoError(t, err)
+	require.Len(t, refs, 2)
+	require.Equal(t, downA.String(), refs[0].Labels.String(), "sorted by labels")
+	byID, err := st.ChunksOf("t", 0, 100_000, refs)
+	require.NoError(t, err)
+	require.Equal(t, names(selectAll(t, st, "t", 0, 100_000, m)), names(byID))
+	byLabels, err := st.ChunksOf("t", 0, 100_000, []chunks.SeriesRef{{Labels: upA}})
+	require.NoError(t, err)
+	require.Len(t, byLabels, 1)
+	require.Len(t, samplesOf(t, byLabels[0]), 10)
+	known, err := st.Refs("t", 0, 100_000, nil, func(_ uint64, ls labels.Labels) bool { return ls.Get("__name__") == "down" }, m)
+	require.NoError(t, err)
+	require.Len(t, known, 1)
+	require.Equal(t, upA.String(), known[0].Labels.String())
+}
+
+// SelectBatches gives at most batchSeries series a call, and an error of
+// fn ends it.
+func batchesAndErrors(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	var batch []chunks.SeriesChunks
+	for k := range 7 {
+		batch = append(batch, series(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), xor(t, 0, 3, 1000)))
+	}
+	require.NoError(t, st.Put("t", batch))
+	var sizes []int
+	require.NoError(t, st.SelectBatches("t", 0, 10_000, 3, nil, func(b []chunks.SeriesChunks) error {
+		sizes = append(sizes, len(b))
+		return nil
+	}))
+	total := 0
+	for _, n := range sizes {
+		require.LessOrEqual(t, n, 3)
+		total += n
+	}
+	require.Equal(t, 7, total)
+	stop := errors.New("stop")
+	calls := 0
+	err := st.SelectBatches("t", 0, 10_000, 3, nil, func([]chunks.SeriesChunks) error { calls++; return stop })
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 1, calls)
+}
+
+// The newest stored sample of each series, and the value at a time.
+func lastSamplesAndSampleAt(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000), xor(t, 10_000, 5, 1000))}))
+	got := map[int]chunks.Sample{}
+	require.NoError(t, st.LastSamples("t", []labels.Labels{upB, upA}, func(k int, ts int64, v float64) { got[k] = chunks.Sample{T: ts, V: v} }))
+	require.Equal(t, map[int]chunks.Sample{1: {T: 14_000, V: 14}}, got, "only stored series, by their index")
+	v, found, err := st.SampleAt("t", upA, 3_000)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, 3.0, v)
+	_, found, err = st.SampleAt("t", upA, 3_500)
+	require.NoError(t, err)
+	require.False(t, found)
+	_, found, err = st.SampleAt("t", upB, 3_000)
+	require.NoError(t, err)
+	require.False(t, found)
+}
+
+// A tenant sees only its own series; Tenants lists those with any.
+func tenantsAreIsolated(t *testing.T, open Open) {
+	st := openStore(t, open, 0)
+	require.NoError(t, st.Put("a", []chunks.SeriesChunks{series(upA, xor(t, 0, 3, 1000))}))
+	require.NoError(t, st.Put("b", []chunks.SeriesChunks{series(upB, xor(t, 0, 3, 1000))}))
+	require.Equal(t, []string{upA.String()}, names(selectAll(t, st, "a", 0, 10_000)))
+	require.Equal(t, []string{upB.String()}, names(selectAll(t, st, "b", 0, 10_000)))
+	require.Empty(t, selectAll(t, st, "c", 0, 10_000))
+	tenants, err := st.Tenants()
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"a", "b"}, tenants)
+}
+
+// What Put stored is there after the store is closed and opened again.
+func reopenKeepsEverything(t *testing.T, open Open) {
+	dir := t.TempDir()
+	st, closeStore := open(t, dir, 0)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}))
+	want := selectAll(t, st, "t", 0, 100_000)
+	require.NoError(t, closeStore())
+	st, closeStore = open(t, dir, 0)
+	defer func() { require.NoError(t, closeStore()) }()
+	got := selectAll(t, st, "t", 0, 100_000)
+	require.Equal(t, names(want), names(got))
+	require.Equal(t, samplesOf(t, want[0]), samplesOf(t, got[0]))
+}
+
+// ApplyRetention deletes the chunks older than the retention, and a series
+// left with none is no longer selected.
+func retentionDeletesOldChunks(t *testing.T, open Open) {
+	st := openStore(t, open, time.Hour)
+	now := time.UnixMilli(10 * 3_600_000)
+	old := now.Add(-2 * time.Hour).UnixMilli()
+	recent := now.Add(-time.Minute).UnixMilli()
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{
+		series(upA, xor(t, old, 3, 1000), xor(t, recent, 3, 1000)),
+		series(upB, xor(t, old, 3, 1000)),
+	}))
+	deleted, err := st.ApplyRetention(now)
+	require.NoError(t, err)
+	require.Equal(t, 2, deleted)
+	got := selectAll(t, st, "t", 0, now.UnixMilli())
+	require.Equal(t, []string{upA.String()}, names(got))
+	require.Len(t, got[0].Chunks, 1)
+	require.Equal(t, recent, got[0].Chunks[0].MinTime)
+}

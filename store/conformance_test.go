@@ -1,0 +1,25 @@
+package store
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/ingester/chunks"
+	"github.com/orrery/orrery/ingester/chunks/chunkstest"
+)
+
+// The bbolt store keeps the ingester's chunks.Store contract.
+func TestConformance(t *testing.T) {
+	chunkstest.Run(t, func(t *testing.T, dir string, retention time.Duration) (chunks.Store, func() error) {
+		opts := DefaultOptions()
+		opts.Path = filepath.Join(dir, "store.db")
+		opts.Retention = retention
+		opts.NoSync = true
+		s, err := Open(opts, nil, nil)
+		require.NoError(t, err)
+		return s, s.Close
+	})
+}
