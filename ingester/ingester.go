@@ -38,6 +38,9 @@ type Ingester struct {
 	// pushes: a push holds it shared from WAL write to memory append, so
 	// every sample in a segment before the cut is in memory at the cut.
 	walMu sync.RWMutex
+	// cpMu makes checkpoints take turns, and holds them off while a
+	// snapshot copies the newest one and the segments after it.
+	cpMu sync.Mutex
 
 	nextRef atomic.Uint64
 	// lastPush is the unix nanoseconds of the last push that appended.

@@ -322,6 +322,13 @@ func (i *Ingester) restoreLastAfterReplay() {
 // checkpoint writes every in-memory series and its chunks to a new
 // checkpoint and deletes the WAL segments and checkpoints it replaces.
 func (i *Ingester) checkpoint() error {
+	i.cpMu.Lock()
+	defer i.cpMu.Unlock()
+	return i.checkpointLocked()
+}
+
+// checkpointLocked is checkpoint, with cpMu held.
+func (i *Ingester) checkpointLocked() error {
 	start := time.Now()
 	i.walMu.Lock()
 	seg, err := i.wal.NextSegmentSync()

@@ -1,14 +1,16 @@
 package store
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/ingester/chunks/chunkstest"
+
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
 // The bbolt store keeps the ingester's chunks.Store contract.
@@ -21,5 +23,7 @@ func TestConformance(t *testing.T) {
 		s, err := Open(opts, nil, nil)
 		require.NoError(t, err)
 		return s, s.Close
+	}, func(t *testing.T, dir string, backup []byte) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "store.db"), backup, 0o600))
 	})
 }

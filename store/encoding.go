@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"github.com/orrery/orrery/ingester/chunks"
 	"math"
 	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
 // Bucket and key names; FORMAT.md describes every byte stored under them.

@@ -5,13 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/orrery/orrery/ingester/chunks"
 	"math"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
 // Put stores chunks of many series of one tenant in one transaction, so one

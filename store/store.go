@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/orrery/orrery/ingester/chunks"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
 // Options configure a Store.
@@ -140,4 +142,10 @@ func (s *Store) tenants() ([]string, error) {
 		})
 	})
 	return out, err
+}
+
+// Backup calls fn within one read transaction: bbolt's consistent copy of
+// the file as of its start, which later writes do not change.
+func (s *Store) Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error {
+	return s.db.View(func(tx *bbolt.Tx) error { return fn(tx.Size(), tx.WriteTo) })
 }

@@ -197,6 +197,9 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			fmt.Fprintln(w, "leaving: handing series over, then shutting down")
 			stop()
 		})))
+		mux.Handle("POST /ingester/snapshot", admin(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			serveSnapshot(w, ing, cfg, logger)
+		})))
 	}
 	var dist *distributor.Distributor
 	if cfg.runs("distributor") {

@@ -3,6 +3,7 @@ package chunks
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -63,6 +64,12 @@ type Store interface {
 	SampleAt(tenant string, ls labels.Labels, t int64) (v float64, found bool, err error)
 	// ApplyRetention deletes chunks past the store's retention as of now.
 	ApplyRetention(now time.Time) (deletedChunks int, err error)
+	// Backup calls fn with the size of a consistent copy of the whole
+	// store, as of the call, and a function that writes that copy. Puts
+	// meanwhile do not show in it (they may wait for it: bbolt's must, to
+	// grow its file). The copy, put where the store's file is, opens as
+	// the same store.
+	Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error
 }
 
 // Sample is one float sample.

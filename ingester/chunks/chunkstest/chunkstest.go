@@ -4,8 +4,10 @@
 package chunkstest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -21,8 +23,12 @@ import (
 // it with the function that closes it.
 type Open func(t *testing.T, dir string, retention time.Duration) (chunks.Store, func() error)
 
+// Restore puts a Backup's copy in dir so that Open(dir) opens it.
+type Restore func(t *testing.T, dir string, backup []byte)
+
 // Run runs every case of the contract against stores that open makes.
-func Run(t *testing.T, open Open) {
+func Run(t *testing.T, open Open, restore Restore) {
+	t.Run("BackupIsConsistentAndRestores", func(t *testing.T) { backupIsConsistentAndRestores(t, open, restore) })
 	for _, c := range []struct {
 		name string
 		fn   func(*testing.T, Open)
@@ -298,4 +304,39 @@ func retentionDeletesOldChunks(t *testing.T, open Open) {
 	require.Equal(t, []string{upA.String()}, names(got))
 	require.Len(t, got[0].Chunks, 1)
 	require.Equal(t, recent, got[0].Chunks[0].MinTime)
+}
+
+// A backup holds what was stored when it began, not what is Put while it
+// is written, and restores into a store that answers the same.
+func backupIsConsistentAndRestores(t *testing.T, open Open, restore Restore) {
+	st := openStore(t, open, 0)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000)), series(upB, xor(t, 0, 5, 1000))}))
+	want := selectAll(t, st, "t", 0, 100_000)
+	var buf bytes.Buffer
+	putDone := make(chan error, 1)
+	require.NoError(t, st.Backup(func(size int64, write func(io.Writer) (int64, error)) error {
+		// Put while the copy is being made: not in it. From another
+		// goroutine, and not awaited for long: a store may make a Put that
+		// must grow its file wait for the copy (bbolt does).
+		go func() { putDone <- st.Put("t", []chunks.SeriesChunks{series(downA, xor(t, 0, 3, 1000))}) }()
+		select {
+		case err := <-putDone:
+			putDone <- err
+		case <-time.After(time.Second):
+		}
+		n, err := write(&buf)
+		require.Equal(t, size, n, "the size given is the size written")
+		return err
+	}))
+	dir := t.TempDir()
+	restore(t, dir, buf.Bytes())
+	restored, closeStore := open(t, dir, 0)
+	defer func() { require.NoError(t, closeStore()) }()
+	got := selectAll(t, restored, "t", 0, 100_000)
+	require.Equal(t, names(want), names(got))
+	for k := range want {
+		require.Equal(t, samplesOf(t, want[k]), samplesOf(t, got[k]))
+	}
+	require.NoError(t, <-putDone)
+	require.Len(t, selectAll(t, st, "t", 0, 100_000), 3, "the Put during the backup is stored")
 }
