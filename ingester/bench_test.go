@@ -31,7 +31,7 @@ func benchPush(b *testing.B, lim Limits, rc RingCount) {
 	cfg := testConfig()
 	cfg.MaxChunkSamples = 120
 	dir := b.TempDir()
-	ing, err := New(cfg, dir, openStore(b, dir, cfg, prometheus.NewRegistry()), lim, rc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	ing, err := New(cfg, dir, openStore(b, dir, prometheus.NewRegistry()), lim, rc, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func benchPush(b *testing.B, lim Limits, rc RingCount) {
 func BenchmarkPushNewSeries(b *testing.B) {
 	cfg := testConfig()
 	dir := b.TempDir()
-	ing, err := New(cfg, dir, openStore(b, dir, cfg, prometheus.NewRegistry()), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	ing, err := New(cfg, dir, openStore(b, dir, prometheus.NewRegistry()), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,8 +25,6 @@ type Config struct {
 	// CheckpointPeriod is how often the in-memory state is checkpointed so
 	// that older WAL segments can be deleted; it bounds replay time.
 	CheckpointPeriod time.Duration `yaml:"checkpoint_period"`
-	// Retention deletes stored chunks older than this; 0 keeps them forever.
-	Retention time.Duration `yaml:"retention"`
 	// MetadataRetainPeriod forgets metric metadata not received for this long.
 	MetadataRetainPeriod time.Duration `yaml:"metadata_retain_period"`
 	// QueryBatchSeries is how many series a QueryStream message carries.
@@ -51,7 +49,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SeriesIdleTimeout, "ingester.series-idle-timeout", time.Hour, "Forget an in-memory series with no unflushed chunks after this long without samples.")
 	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", 15*time.Second, "How often completed chunks are flushed to the store; it bounds how long completed chunks wait in memory.")
 	fs.DurationVar(&c.CheckpointPeriod, "ingester.checkpoint-period", 5*time.Minute, "How often memory is checkpointed and older WAL segments deleted.")
-	fs.DurationVar(&c.Retention, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever.")
 	fs.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "Forget metric metadata not received for this long; senders repeat it every minute.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")
 	fs.DurationVar(&c.ShutdownTimeout, "ingester.shutdown-timeout", 5*time.Minute, "How long shutting down may take: a leaving ingester retries a failed handover until then, then exits keeping its place in the ring (its data stays on its disk). Keep Kubernetes' terminationGracePeriodSeconds above it.")
@@ -69,8 +66,6 @@ func (c *Config) Validate() error {
 		return errors.New("ingester idle timeouts must be positive")
 	case c.FlushPeriod <= 0 || c.CheckpointPeriod <= 0:
 		return errors.New("ingester.flush-period and ingester.checkpoint-period must be positive")
-	case c.Retention < 0:
-		return errors.New("ingester.retention must not be negative")
 	case c.MetadataRetainPeriod <= 0:
 		return errors.New("ingester.metadata-retain-period must be positive")
 	case c.QueryBatchSeries < 1:

@@ -192,7 +192,7 @@ func (i *Ingester) seriesCount() float64 {
 }
 
 func (i *Ingester) applyRetention() {
-	n, err := i.store.ApplyRetention(time.Now())
+	n, err := i.store.ApplyRetention(time.Now(), func(tenantID string) time.Duration { return i.limits.For(tenantID).RetentionPeriod })
 	if err != nil {
 		i.logger.Error("retention failed", "err", err)
 		return

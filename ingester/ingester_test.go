@@ -74,7 +74,7 @@ func newTestIngester(t testing.TB, dir string, cfg Config, opts ...testOption) *
 		o(&deps)
 	}
 	ti := &testIngester{reg: prometheus.NewRegistry(), overrides: deps.overrides}
-	ti.st = openStore(t, dir, cfg, ti.reg)
+	ti.st = openStore(t, dir, ti.reg)
 	ing, err := New(cfg, dir, ti.st, deps.overrides, deps.ring, ti.reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, ing.Start(context.Background()))
@@ -98,13 +98,11 @@ func (ti *testIngester) stop(t testing.TB) {
 	require.NoError(t, ti.st.Close())
 }
 
-// openStore opens the bbolt store in dir as cmd/orrery does, with the
-// ingester's retention.
-func openStore(t testing.TB, dir string, cfg Config, reg prometheus.Registerer) *store.Store {
+// openStore opens the bbolt store in dir as cmd/orrery does.
+func openStore(t testing.TB, dir string, reg prometheus.Registerer) *store.Store {
 	t.Helper()
 	opts := store.DefaultOptions()
 	opts.Path = filepath.Join(dir, "store.db")
-	opts.Retention = cfg.Retention
 	st, err := store.Open(opts, reg, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return st

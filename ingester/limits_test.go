@@ -349,9 +349,32 @@ func TestSeriesLimitsForDoesNotAllocate(t *testing.T) {
 	o := newTestOverrides()
 	o.set("a", limits.Limits{MaxGlobalSeriesPerUser: 1000, MaxGlobalSeriesPerMetric: 100})
 	dir := t.TempDir()
-	ing, err := New(testConfig(), dir, openStore(t, dir, testConfig(), prometheus.NewRegistry()), o, staticRing(6, 3), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	ing, err := New(testConfig(), dir, openStore(t, dir, prometheus.NewRegistry()), o, staticRing(6, 3), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	var got seriesLimits
 	require.Zero(t, testing.AllocsPerRun(100, func() { _, got = ing.seriesLimitsFor("a") }))
 	require.Equal(t, seriesLimits{perUser: 500, perMetric: 50}, got)
+}
+
+// Each tenant's stored chunks are kept for its own retention_period: a
+// tenant with an hour loses yesterday's flushed chunks, one with 0 keeps
+// them.
+func TestRetentionPerTenant(t *testing.T) {
+	o := newTestOverrides()
+	o.set("short", limits.Limits{RetentionPeriod: time.Hour})
+	o.set("forever", limits.Limits{RetentionPeriod: 0})
+	ti := newTestIngester(t, t.TempDir(), testConfig(), withOverrides(o))
+	defer ti.stop(t)
+	old := time.Now().Add(-24 * time.Hour).Unix()
+	for _, id := range []string{"short", "forever"} {
+		require.NoError(t, ti.push(t, id, series("up", int(old), 20)))
+	}
+	ti.flush(true)
+	ti.applyRetention()
+	gone, err := ti.st.Select("short", 0, 1<<62)
+	require.NoError(t, err)
+	require.Empty(t, gone)
+	got, err := ti.st.Select("forever", 0, 1<<62)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
 }

@@ -58,7 +58,7 @@ func BenchmarkQueryStreamPeakHeap(b *testing.B) {
 	cfg := testConfig()
 	cfg.QueryBatchSeries = 128
 	dir := b.TempDir()
-	ing, err := New(cfg, dir, openStore(b, dir, cfg, prometheus.NewRegistry()), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	ing, err := New(cfg, dir, openStore(b, dir, prometheus.NewRegistry()), newTestOverrides(), fixedRing{healthy: 1, rf: 1}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}

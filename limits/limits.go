@@ -84,6 +84,10 @@ type Limits struct {
 	// instead of -ruler.alertmanager-url (comma-separated URLs).
 	RulerAlertmanagerURL string `yaml:"ruler_alertmanager_url"`
 
+	// RetentionPeriod is how long the ingesters' stores keep the tenant's
+	// chunks; 0 keeps them forever.
+	RetentionPeriod time.Duration `yaml:"retention_period"`
+
 	// OTLP is how the tenant's OTLP metrics become Prometheus series:
 	// Prometheus's own `otlp:` configuration block (translation_strategy,
 	// promote_resource_attributes, keep_identifying_resource_attributes,
@@ -118,6 +122,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.ResultsCacheTTL, "frontend.results-cache-ttl", 7*24*time.Hour, "How long the query frontend caches a tenant's query results; 0 disables the cache for the tenant.")
 	fs.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70, "Most rule groups a tenant may have; 0 is unlimited.")
 	fs.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20, "Most rules one rule group may have; 0 is unlimited.")
+	fs.DurationVar(&l.RetentionPeriod, "ingester.retention", 15*24*time.Hour, "Delete stored chunks older than this; 0 keeps them forever (per tenant: retention_period).")
 	l.OTLP = config.DefaultOTLPConfig
 }
 
@@ -128,7 +133,7 @@ func (l *Limits) Validate() error {
 		l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.HAMaxClusters < 0 ||
 		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
 		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 ||
-		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 {
+		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 || l.RetentionPeriod < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -15,10 +14,9 @@ import (
 
 // The bbolt store keeps the ingester's chunks.Store contract.
 func TestConformance(t *testing.T) {
-	chunkstest.Run(t, func(t *testing.T, dir string, retention time.Duration) (chunks.Store, func() error) {
+	chunkstest.Run(t, func(t *testing.T, dir string) (chunks.Store, func() error) {
 		opts := DefaultOptions()
 		opts.Path = filepath.Join(dir, "store.db")
-		opts.Retention = retention
 		opts.NoSync = true
 		s, err := Open(opts, nil, nil)
 		require.NoError(t, err)

@@ -18,20 +18,22 @@ const (
 	retentionBatchSeries = 10_000
 )
 
-// ApplyRetention deletes the chunks whose MaxTime is before
-// now-Retention (in milliseconds), then the series left without chunks and
-// the tenants left without series. It does nothing when Retention is 0. A
-// failure leaves earlier batches deleted, and the next pass resumes the work.
-func (s *Store) ApplyRetention(now time.Time) (deletedChunks int, err error) {
-	if s.opts.Retention == 0 {
-		return 0, nil
-	}
-	cutoff := now.Add(-s.opts.Retention).UnixMilli()
+// ApplyRetention deletes each tenant's chunks whose MaxTime is before now
+// minus its retention (in milliseconds), then the series left without
+// chunks and the tenants left without series; a tenant whose retention is
+// 0 is left alone. A failure leaves earlier batches deleted, and the next
+// pass resumes the work.
+func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error) {
 	tenants, err := s.tenants()
 	if err != nil {
 		return 0, fmt.Errorf("store: retention: %w", err)
 	}
 	for _, tenant := range tenants {
+		keep := retention(tenant)
+		if keep <= 0 {
+			continue
+		}
+		cutoff := now.Add(-keep).UnixMilli()
 		n, err := s.retainTenant(tenant, cutoff)
 		deletedChunks += n
 		s.m.retentionDeleted.Add(float64(n))
@@ -39,7 +41,7 @@ func (s *Store) ApplyRetention(now time.Time) (deletedChunks int, err error) {
 			return deletedChunks, fmt.Errorf("store: retention tenant %q: %w", tenant, err)
 		}
 	}
-	s.logger.Debug("store retention applied", "cutoff_ms", cutoff, "deleted_chunks", deletedChunks)
+	s.logger.Debug("store retention applied", "deleted_chunks", deletedChunks)
 	return deletedChunks, nil
 }
 

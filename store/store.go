@@ -21,9 +21,6 @@ type Options struct {
 	// Path of the bbolt file, e.g. <data.dir>/store.db. Required; its
 	// directory is created if missing.
 	Path string
-	// Retention: chunks whose MaxTime is older than now-Retention are
-	// deleted by ApplyRetention. 0 keeps them forever.
-	Retention time.Duration
 	// NoSync skips fsync on commit. Tests only: a crash loses acknowledged
 	// writes.
 	NoSync bool
@@ -32,7 +29,7 @@ type Options struct {
 // DefaultOptions returns Prometheus's default retention of 15 days and no
 // Path.
 func DefaultOptions() Options {
-	return Options{Retention: 15 * 24 * time.Hour}
+	return Options{}
 }
 
 // The chunk types are the ingester's (package chunks), whose Store
@@ -66,9 +63,6 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	if opts.Path == "" {
 		return nil, errors.New("store: open: Options.Path is required")
 	}
-	if opts.Retention < 0 {
-		return nil, fmt.Errorf("store: open %s: negative retention %s", opts.Path, opts.Retention)
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -92,7 +86,7 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	if err := s.m.register(reg); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: register metrics: %w", opts.Path, err), db.Close())
 	}
-	logger.Info("store opened", "path", opts.Path, "retention", opts.Retention)
+	logger.Info("store opened", "path", opts.Path)
 	return s, nil
 }
 

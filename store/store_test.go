@@ -554,10 +554,13 @@ func TestOpenRejectsOtherFormatVersion(t *testing.T) {
 	require.Error(t, err)
 }
 
+// hours is a retention of h for every tenant.
+func hours(h time.Duration) func(string) time.Duration {
+	return func(string) time.Duration { return h }
+}
+
 func TestRetention(t *testing.T) {
-	opts := testOptions(t)
-	opts.Retention = time.Hour
-	s := openTest(t, opts)
+	s := openTest(t, testOptions(t))
 	now := time.UnixMilli(10_000_000)
 	cutoff := now.Add(-time.Hour).UnixMilli()
 	old := labels.FromStrings("__name__", "m", "kind", "old", "only_old", "yes")
@@ -570,7 +573,7 @@ func TestRetention(t *testing.T) {
 	}))
 	require.NoError(t, s.Put("gone", []SeriesChunks{seriesOf(old, rawChunk(0, 100, "g"))}))
 
-	deleted, err := s.ApplyRetention(now)
+	deleted, err := s.ApplyRetention(now, hours(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 4, deleted)
 
@@ -603,40 +606,25 @@ func TestRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []labels.Labels{old}, series)
 
-	deleted, err = s.ApplyRetention(now)
+	deleted, err = s.ApplyRetention(now, hours(time.Hour))
 	require.NoError(t, err)
 	require.Zero(t, deleted)
 }
 
 func TestRetentionSpansBatches(t *testing.T) {
-	opts := testOptions(t)
-	opts.Retention = time.Millisecond
-	s := openTest(t, opts)
+	s := openTest(t, testOptions(t))
 	n := retentionBatchSeries + 7
 	batch := make([]SeriesChunks, 0, n)
 	for i := range n {
 		batch = append(batch, seriesOf(labels.FromStrings("i", fmt.Sprint(i)), rawChunk(0, 1, "x")))
 	}
 	require.NoError(t, s.Put("t1", batch))
-	deleted, err := s.ApplyRetention(time.UnixMilli(1000))
+	deleted, err := s.ApplyRetention(time.UnixMilli(1000), hours(time.Millisecond))
 	require.NoError(t, err)
 	require.Equal(t, n, deleted)
 	tenants, err := s.Tenants()
 	require.NoError(t, err)
 	require.Empty(t, tenants)
-}
-
-func TestRetentionZeroKeepsForever(t *testing.T) {
-	opts := testOptions(t)
-	opts.Retention = 0
-	s := openTest(t, opts)
-	require.NoError(t, s.Put("t1", []SeriesChunks{seriesOf(labels.FromStrings("a", "b"), rawChunk(0, 1, "x"))}))
-	deleted, err := s.ApplyRetention(time.Now())
-	require.NoError(t, err)
-	require.Zero(t, deleted)
-	got, err := s.Select("t1", 0, 1)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
 }
 
 func TestConcurrentSelectDuringPut(t *testing.T) {

@@ -153,7 +153,6 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		// the ingester stops, which flushes into it.
 		opts := store.DefaultOptions()
 		opts.Path = filepath.Join(cfg.DataDir, "store.db")
-		opts.Retention = cfg.Ingester.Retention
 		st, err := store.Open(opts, reg, logger.With("component", "store"))
 		if err != nil {
 			return fmt.Errorf("ingester: open store: %w", err)

@@ -62,8 +62,10 @@ type Store interface {
 	LastSamples(tenant string, series []labels.Labels, fn func(k int, t int64, v float64)) error
 	// SampleAt returns the stored value of series ls at t, if there is one.
 	SampleAt(tenant string, ls labels.Labels, t int64) (v float64, found bool, err error)
-	// ApplyRetention deletes chunks past the store's retention as of now.
-	ApplyRetention(now time.Time) (deletedChunks int, err error)
+	// ApplyRetention deletes each tenant's chunks that end before now
+	// minus the tenant's retention (0 keeps them forever), then the series
+	// left without chunks.
+	ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error)
 	// Backup calls fn with the size of a consistent copy of the whole
 	// store, as of the call, and a function that writes that copy. Puts
 	// meanwhile do not show in it (they may wait for it: bbolt's must, to

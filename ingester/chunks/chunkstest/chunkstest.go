@@ -18,10 +18,9 @@ import (
 	"github.com/orrery/orrery/ingester/chunks"
 )
 
-// Open opens (or reopens) the implementation's store in dir, deleting
-// chunks older than retention on ApplyRetention (0 keeps all), and returns
+// Open opens (or reopens) the implementation's store in dir and returns
 // it with the function that closes it.
-type Open func(t *testing.T, dir string, retention time.Duration) (chunks.Store, func() error)
+type Open func(t *testing.T, dir string) (chunks.Store, func() error)
 
 // Restore puts a Backup's copy in dir so that Open(dir) opens it.
 type Restore func(t *testing.T, dir string, backup []byte)
@@ -47,8 +46,8 @@ func Run(t *testing.T, open Open, restore Restore) {
 	}
 }
 
-func openStore(t *testing.T, open Open, retention time.Duration) chunks.Store {
-	st, closeStore := open(t, t.TempDir(), retention)
+func openStore(t *testing.T, open Open) chunks.Store {
+	st, closeStore := open(t, t.TempDir())
 	t.Cleanup(func() { require.NoError(t, closeStore()) })
 	return st
 }
@@ -111,7 +110,7 @@ var (
 // overlapping the inclusive range, sorted by labels, with only those
 // chunks; Series names the same series.
 func selectByMatchersAndTime(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{
 		series(upB, xor(t, 0, 10, 1000), xor(t, 20_000, 10, 1000)),
 		series(upA, xor(t, 0, 10, 1000)),
@@ -161,7 +160,7 @@ func selectByMatchersAndTime(t *testing.T, open Open) {
 
 // The same batch twice is stored once.
 func putAgainChangesNothing(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	batch := []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}
 	require.NoError(t, st.Put("t", batch))
 	require.NoError(t, st.Put("t", batch))
@@ -174,7 +173,7 @@ func putAgainChangesNothing(t *testing.T, open Open) {
 // this ingester flushed too, with more or fewer samples) merges sample by
 // sample; the same sample twice is one.
 func putMergesSameEnd(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 5_000, 5, 1000))}))
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}))
 	got := selectAll(t, st, "t", 0, 100_000)
@@ -191,7 +190,7 @@ func putMergesSameEnd(t *testing.T, open Open) {
 // Refs and ChunksOf read what SelectBatches reads, by ID or by labels, and
 // leave out what the caller knows.
 func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{
 		series(upA, xor(t, 0, 10, 1000)), series(upB, xor(t, 0, 10, 1000)), series(downA, xor(t, 0, 10, 1000)),
 	}))
@@ -216,7 +215,7 @@ func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
 // SelectBatches gives at most batchSeries series a call, and an error of
 // fn ends it.
 func batchesAndErrors(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	var batch []chunks.SeriesChunks
 	for k := range 7 {
 		batch = append(batch, series(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), xor(t, 0, 3, 1000)))
@@ -242,7 +241,7 @@ func batchesAndErrors(t *testing.T, open Open) {
 
 // The newest stored sample of each series, and the value at a time.
 func lastSamplesAndSampleAt(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000), xor(t, 10_000, 5, 1000))}))
 	got := map[int]chunks.Sample{}
 	require.NoError(t, st.LastSamples("t", []labels.Labels{upB, upA}, func(k int, ts int64, v float64) { got[k] = chunks.Sample{T: ts, V: v} }))
@@ -261,7 +260,7 @@ func lastSamplesAndSampleAt(t *testing.T, open Open) {
 
 // A tenant sees only its own series; Tenants lists those with any.
 func tenantsAreIsolated(t *testing.T, open Open) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	require.NoError(t, st.Put("a", []chunks.SeriesChunks{series(upA, xor(t, 0, 3, 1000))}))
 	require.NoError(t, st.Put("b", []chunks.SeriesChunks{series(upB, xor(t, 0, 3, 1000))}))
 	require.Equal(t, []string{upA.String()}, names(selectAll(t, st, "a", 0, 10_000)))
@@ -275,41 +274,45 @@ func tenantsAreIsolated(t *testing.T, open Open) {
 // What Put stored is there after the store is closed and opened again.
 func reopenKeepsEverything(t *testing.T, open Open) {
 	dir := t.TempDir()
-	st, closeStore := open(t, dir, 0)
+	st, closeStore := open(t, dir)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}))
 	want := selectAll(t, st, "t", 0, 100_000)
 	require.NoError(t, closeStore())
-	st, closeStore = open(t, dir, 0)
+	st, closeStore = open(t, dir)
 	defer func() { require.NoError(t, closeStore()) }()
 	got := selectAll(t, st, "t", 0, 100_000)
 	require.Equal(t, names(want), names(got))
 	require.Equal(t, samplesOf(t, want[0]), samplesOf(t, got[0]))
 }
 
-// ApplyRetention deletes the chunks older than the retention, and a series
-// left with none is no longer selected.
+// ApplyRetention deletes each tenant's chunks older than its retention,
+// and a series left with none is no longer selected; a tenant whose
+// retention is 0 keeps everything.
 func retentionDeletesOldChunks(t *testing.T, open Open) {
-	st := openStore(t, open, time.Hour)
+	st := openStore(t, open)
 	now := time.UnixMilli(10 * 3_600_000)
 	old := now.Add(-2 * time.Hour).UnixMilli()
 	recent := now.Add(-time.Minute).UnixMilli()
-	require.NoError(t, st.Put("t", []chunks.SeriesChunks{
+	batch := []chunks.SeriesChunks{
 		series(upA, xor(t, old, 3, 1000), xor(t, recent, 3, 1000)),
 		series(upB, xor(t, old, 3, 1000)),
-	}))
-	deleted, err := st.ApplyRetention(now)
+	}
+	require.NoError(t, st.Put("hour", batch))
+	require.NoError(t, st.Put("forever", batch))
+	retention := map[string]time.Duration{"hour": time.Hour, "forever": 0}
+	deleted, err := st.ApplyRetention(now, func(tenant string) time.Duration { return retention[tenant] })
 	require.NoError(t, err)
 	require.Equal(t, 2, deleted)
-	got := selectAll(t, st, "t", 0, now.UnixMilli())
+	got := selectAll(t, st, "hour", 0, now.UnixMilli())
 	require.Equal(t, []string{upA.String()}, names(got))
 	require.Len(t, got[0].Chunks, 1)
 	require.Equal(t, recent, got[0].Chunks[0].MinTime)
+	require.Len(t, selectAll(t, st, "forever", 0, now.UnixMilli()), 2)
 }
-
 // A backup holds what was stored when it began, not what is Put while it
 // is written, and restores into a store that answers the same.
 func backupIsConsistentAndRestores(t *testing.T, open Open, restore Restore) {
-	st := openStore(t, open, 0)
+	st := openStore(t, open)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000)), series(upB, xor(t, 0, 5, 1000))}))
 	want := selectAll(t, st, "t", 0, 100_000)
 	var buf bytes.Buffer
@@ -330,7 +333,7 @@ func backupIsConsistentAndRestores(t *testing.T, open Open, restore Restore) {
 	}))
 	dir := t.TempDir()
 	restore(t, dir, buf.Bytes())
-	restored, closeStore := open(t, dir, 0)
+	restored, closeStore := open(t, dir)
 	defer func() { require.NoError(t, closeStore()) }()
 	got := selectAll(t, restored, "t", 0, 100_000)
 	require.Equal(t, names(want), names(got))
