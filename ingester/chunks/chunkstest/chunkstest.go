@@ -309,6 +309,7 @@ func retentionDeletesOldChunks(t *testing.T, open Open) {
 	require.Equal(t, recent, got[0].Chunks[0].MinTime)
 	require.Len(t, selectAll(t, st, "forever", 0, now.UnixMilli()), 2)
 }
+
 // A backup holds what was stored when it began, not what is Put while it
 // is written, and restores into a store that answers the same.
 func backupIsConsistentAndRestores(t *testing.T, open Open, restore Restore) {
