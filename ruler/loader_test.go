@@ -116,23 +116,34 @@ spec:
       labels: {severity: warning}
 `
 	write("one.yaml", one)
-	write("docs.yaml", one+"---\n"+strings.ReplaceAll(strings.ReplaceAll(one, "node.rules", "b.rules"), "node.alerts", "b.alerts"))
+	// helm template's empty documents first, then two objects whose
+	// groups share names: each is named after its object.
+	write("docs.yaml", "---\n# Source: a\n---\n"+one+"---\n"+strings.ReplaceAll(one, "name: node\n", "name: other\n"))
 	write("list.yaml", "apiVersion: v1\nkind: List\nitems:\n- "+strings.ReplaceAll(strings.TrimSuffix(one, "\n"), "\n", "\n  ")+"\n")
 	l.read([]string{"one.yaml", "docs.yaml", "list.yaml"}, 0, 0)
 	require.Empty(t, refused)
 	require.Equal(t, []string{"node.rules", "node.alerts"}, groupNames(l, "one.yaml"))
-	require.Equal(t, []string{"node.rules", "node.alerts", "b.rules", "b.alerts"}, groupNames(l, "docs.yaml"))
+	require.Equal(t, []string{"monitoring/node/node.rules", "monitoring/node/node.alerts", "monitoring/other/node.rules", "monitoring/other/node.alerts"}, groupNames(l, "docs.yaml"))
 	require.Equal(t, []string{"node.rules", "node.alerts"}, groupNames(l, "list.yaml"))
 	g := l.groups("one.yaml")[0]
 	require.Equal(t, "instance:node_load1:sum", g.Rules[0].Record)
 	require.Equal(t, "30s", g.Interval.String())
 
+	// An anchor in the metadata, used in a rule.
+	write("anchor.yaml", strings.Replace(strings.Replace(one, "  name: node\n", "  name: node\n  labels: &l {team: infra}\n", 1), "      labels: {severity: warning}", "      labels: *l", 1))
+	l.read([]string{"anchor.yaml"}, 0, 0)
+	require.Empty(t, refused)
+	require.Equal(t, "infra", l.groups("anchor.yaml")[1].Rules[0].Labels["team"])
+
 	write("other.yaml", "apiVersion: v1\nkind: ConfigMap\ndata: {}\n")
+	write("wrongapi.yaml", strings.Replace(one, "monitoring.coreos.com/v1", "apps/v1", 1))
 	write("bad.yaml", strings.ReplaceAll(one, "node_load1 > 1.5", "node_load1 >"))
-	l.read([]string{"one.yaml", "other.yaml", "bad.yaml"}, 0, 0)
-	require.Len(t, refused, 2)
-	require.Contains(t, refused[0].Error()+refused[1].Error(), `kind "ConfigMap"`)
-	require.Contains(t, refused[0].Error()+refused[1].Error(), "HighLoad")
+	l.read([]string{"one.yaml", "other.yaml", "bad.yaml", "wrongapi.yaml"}, 0, 0)
+	require.Len(t, refused, 3)
+	all := refused[0].Error() + refused[1].Error() + refused[2].Error()
+	require.Contains(t, all, `"ConfigMap"`)
+	require.Contains(t, all, "HighLoad")
+	require.Contains(t, all, `apps/v1 "PrometheusRule"`)
 	require.Empty(t, groupNames(l, "other.yaml"))
 	require.Empty(t, groupNames(l, "bad.yaml"))
 }
