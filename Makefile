@@ -20,6 +20,10 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE) \
 	-X $(VERSION_PKG).BuildUser=$(shell id -un 2>/dev/null)@$(shell hostname 2>/dev/null)
 IMAGE ?= orrery:$(VERSION)
+# The binary's architecture, cross-built (ARCH=arm64). The legacy builder
+# labels a FROM scratch image with its own platform; for a correctly
+# labelled multi-arch image use docker buildx build --platform.
+ARCH ?= amd64
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/orrery ./cmd/orrery
@@ -98,8 +102,8 @@ lint:
 # The container image: a static binary on an empty base, run as nobody
 # (Dockerfile). Needs a running Docker engine.
 image:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-amd64/orrery ./cmd/orrery
-	docker build -t $(IMAGE) -t orrery:latest .
+	GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/linux-$(ARCH)/orrery ./cmd/orrery
+	docker build --build-arg ARCH=$(ARCH) -t $(IMAGE) -t orrery:latest .
 
 # Seed 000's topology without containers: real processes on loopback
 # (scripts/cluster.sh; deploy/compose/README.md).

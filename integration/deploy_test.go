@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -129,6 +130,15 @@ func TestClusterScriptRunsSeedStack(t *testing.T) {
 	go func() { exited <- script.Wait() }()
 	t.Cleanup(func() {
 		_ = syscall.Kill(-script.Process.Pid, syscall.SIGKILL)
+		// The processes run in sessions of their own: the script's pid
+		// file names them, if it did not get to stop them.
+		if pids, err := os.ReadFile(filepath.Join(data, "pids")); err == nil {
+			for _, f := range strings.Fields(string(pids)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
 		if t.Failed() {
 			for _, name := range []string{"script", "distributor", "ingester-1", "ruler", "prometheus-follower-1", "alertmanager"} {
 				b, _ := os.ReadFile(filepath.Join(data, name+".log"))
@@ -139,12 +149,21 @@ func TestClusterScriptRunsSeedStack(t *testing.T) {
 
 	checkSeedStack(t)
 
-	require.NoError(t, script.Process.Signal(syscall.SIGTERM))
+	// Ctrl-C: the terminal signals the script's whole process group. The
+	// processes, in sessions of their own, do not see it; the script stops
+	// the followers first (their last batches still reach the
+	// distributor), then Orrery, each cleanly.
+	require.NoError(t, syscall.Kill(-script.Process.Pid, syscall.SIGINT))
 	select {
 	case err := <-exited:
-		require.NoError(t, err, "the script stops everything and exits 0 on SIGTERM")
-	case <-time.After(60 * time.Second):
-		t.Fatal("the script did not stop within 60s of SIGTERM")
+		require.NoError(t, err, "the script stops everything and exits 0 on Ctrl-C")
+	case <-time.After(45 * time.Second):
+		t.Fatal("the script did not stop within 45s of Ctrl-C")
+	}
+	for _, name := range []string{"ingester-1", "distributor", "ruler"} {
+		log, err := os.ReadFile(filepath.Join(data, name+".log"))
+		require.NoError(t, err)
+		require.Contains(t, string(log), "msg=stopping", "%s stopped cleanly", name)
 	}
 	for _, port := range []int{9009, 9010, 9011, 9012, 9013, 9014, 9093, 9098, 9099} {
 		_, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
@@ -218,7 +237,8 @@ func TestComposeRunsSeedStack(t *testing.T) {
 
 	// The image runs as nobody and reports its build.
 	version := mustRun(t, nil, os.Getenv("ORRERY_DOCKER"), "run", "--rm", "--network", "host", "orrery:"+tag, "-version")
-	require.Contains(t, version, "orrery, version")
+	require.Contains(t, version, "orrery, version "+testVersion)
+	require.Contains(t, version, "revision: "+testRevision)
 	user := mustRun(t, nil, os.Getenv("ORRERY_DOCKER"), "image", "inspect", "-f", "{{.Config.User}}", "orrery:"+tag)
 	require.Equal(t, "65534:65534", strings.TrimSpace(user))
 
@@ -240,11 +260,15 @@ func TestComposeRunsSeedStack(t *testing.T) {
 	mustRun(t, env, compose, append(project, "up", "-d")...)
 
 	checkSeedStack(t)
+	info, err := getDemo(seedQuerier + "/prometheus/api/v1/status/buildinfo")
+	require.NoError(t, err)
+	require.Contains(t, string(info), `"version":"`+testVersion+`"`)
+	require.Contains(t, string(info), `"revision":"`+testRevision+`"`)
 
 	// Down again: the containers are gone and their ports free.
 	mustRun(t, env, compose, append(project, "down", "-v", "--timeout", "20")...)
 	ps := mustRun(t, env, compose, append(project, "ps", "-q")...)
 	require.Empty(t, strings.TrimSpace(ps))
-	_, err := http.Get(seedDistributor + "/ready")
+	_, err = http.Get(seedDistributor + "/ready")
 	require.Error(t, err, "the distributor is gone")
 }

@@ -22,13 +22,19 @@ import (
 
 var orreryBin string
 
+// The version and revision the tests' binary is stamped with.
+const testVersion, testRevision = "9.9.9-itest", "0123456789abcdef"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "orrery-integration")
 	if err != nil {
 		panic(err)
 	}
 	orreryBin = filepath.Join(dir, "orrery")
-	build := exec.Command("go", "build", "-o", orreryBin, "../cmd/orrery")
+	// Stamped as the Makefile stamps a release, so the tests see what
+	// -version and buildinfo report.
+	build := exec.Command("go", "build", "-o", orreryBin, "-ldflags",
+		"-X github.com/prometheus/common/version.Version="+testVersion+" -X github.com/prometheus/common/version.Revision="+testRevision, "../cmd/orrery")
 	// Static, as the image ships it: the compose test puts this binary in
 	// an image FROM scratch.
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -31,38 +31,52 @@ done
 mkdir -p "$CLUSTER_DATA"
 CLUSTER_DATA="$(cd "$CLUSTER_DATA" && pwd)"
 
-pids=()
+# Each process runs in a session of its own (setsid): Ctrl-C, or a closed
+# terminal's SIGHUP, reaches only this script, which stops them in order.
+# Their pids are in $CLUSTER_DATA/pids for anyone who must clean up after
+# a kill -9 of the script.
+orrery_pids=()
+other_pids=()
+: >"$CLUSTER_DATA/pids"
 stop() { # exit code
-  trap - INT TERM EXIT
+  trap - INT TERM HUP EXIT
   echo "cluster: stopping" >&2
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
+  # The followers and Alertmanager first, while the distributor still takes
+  # the followers' last remote-write batches; then Orrery.
+  kill -TERM "${other_pids[@]}" 2>/dev/null || true
+  wait "${other_pids[@]}" 2>/dev/null || true
+  kill -TERM "${orrery_pids[@]}" 2>/dev/null || true
+  wait "${orrery_pids[@]}" 2>/dev/null || true
+  rm -f "$CLUSTER_DATA/pids"
   exit "$1"
 }
-trap 'stop 0' INT TERM
+trap 'stop 0' INT TERM HUP
 trap 'stop 1' EXIT
 
-run() { # name command args...
-  local name=$1
-  shift
+run() { # orrery|other name command args...
+  local kind=$1 name=$2
+  shift 2
   mkdir -p "$CLUSTER_DATA/$name"
-  "$@" >"$CLUSTER_DATA/$name.log" 2>&1 &
-  pids+=($!)
+  setsid "$@" >"$CLUSTER_DATA/$name.log" 2>&1 </dev/null &
+  if [ "$kind" = orrery ]; then orrery_pids+=($!); else other_pids+=($!); fi
+  echo $! >>"$CLUSTER_DATA/pids"
 }
 
 # Orrery first, so the followers' first writes find a distributor.
 for name in ingester-1 ingester-2 ingester-3 distributor querier; do
-  run "$name" "$ORRERY" -config.file="$compose/orrery/$name.yaml" -data.dir="$CLUSTER_DATA/$name" \
+  run orrery "$name" "$ORRERY" -config.file="$compose/orrery/$name.yaml" -data.dir="$CLUSTER_DATA/$name" \
     -auth.tokens-file="$compose/orrery/tokens.yaml"
 done
-run ruler "$ORRERY" -config.file="$compose/orrery/ruler.yaml" -data.dir="$CLUSTER_DATA/ruler" \
+run orrery ruler "$ORRERY" -config.file="$compose/orrery/ruler.yaml" -data.dir="$CLUSTER_DATA/ruler" \
   -auth.tokens-file="$compose/orrery/tokens.yaml" -ruler.rule-path="$compose/rules"
-run alertmanager "$ALERTMANAGER" --config.file="$compose/alertmanager/alertmanager.yml" \
+run other alertmanager "$ALERTMANAGER" --config.file="$compose/alertmanager/alertmanager.yml" \
   --storage.path="$CLUSTER_DATA/alertmanager" --web.listen-address=127.0.0.1:9093 --cluster.listen-address=
-run prometheus-follower-1 "$PROMETHEUS" --config.file="$compose/prometheus/follower-1.yml" \
-  --storage.tsdb.path="$CLUSTER_DATA/prometheus-follower-1" --web.listen-address=127.0.0.1:9099
-run prometheus-follower-2 "$PROMETHEUS" --config.file="$compose/prometheus/follower-2.yml" \
-  --storage.tsdb.path="$CLUSTER_DATA/prometheus-follower-2" --web.listen-address=127.0.0.1:9098
+run other prometheus-follower-1 "$PROMETHEUS" --config.file="$compose/prometheus/follower-1.yml" \
+  --storage.tsdb.path="$CLUSTER_DATA/prometheus-follower-1" --web.listen-address=127.0.0.1:9099 \
+  --storage.remote.flush-deadline=10s
+run other prometheus-follower-2 "$PROMETHEUS" --config.file="$compose/prometheus/follower-2.yml" \
+  --storage.tsdb.path="$CLUSTER_DATA/prometheus-follower-2" --web.listen-address=127.0.0.1:9098 \
+  --storage.remote.flush-deadline=10s
 
 cat >&2 <<EOF
 cluster: running; logs and data in $CLUSTER_DATA
@@ -74,6 +88,6 @@ Ctrl-C stops everything.
 EOF
 # Any process that ends on its own ends the cluster: a half-running stack
 # would only confuse.
-wait -n "${pids[@]}" || true
+wait -n "${orrery_pids[@]}" "${other_pids[@]}" || true
 echo "cluster: a process ended; see its log in $CLUSTER_DATA" >&2
 stop 1

@@ -559,30 +559,45 @@ func checkSpread(t *testing.T, wl workload, key string) {
 	}
 }
 
-// checkPDB: one PodDisruptionBudget covers every ingester and nothing else,
-// and lets one be evicted at a time.
+// checkPDB: every workload is covered by exactly one PodDisruptionBudget
+// that lets one pod be evicted at a time; the ingesters' one covers all
+// ingester workloads (across zones, only one ingester may be down) and no
+// other workload, and every other covers one workload.
 func checkPDB(t *testing.T, b *bundle, ingesters []workload) {
 	t.Helper()
-	var found int
+	covered := map[string]int{}
 	for _, p := range b.pdbs {
 		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
 		if err != nil {
 			t.Errorf("PodDisruptionBudget %s: %v", p.Name, err)
 			continue
 		}
+		var ingesterPDB, otherPDB int
 		for _, wl := range b.workloads() {
-			isIngester := slices.ContainsFunc(ingesters, func(i workload) bool { return i.name == wl.name })
-			if sel.Matches(labels.Set(wl.labels)) != isIngester {
-				t.Errorf("PodDisruptionBudget %s: covers %s: %v", p.Name, wl.name, !isIngester)
+			if !sel.Matches(labels.Set(wl.labels)) {
+				continue
 			}
+			covered[wl.name]++
+			if slices.ContainsFunc(ingesters, func(i workload) bool { return i.name == wl.name }) {
+				ingesterPDB++
+			} else {
+				otherPDB++
+			}
+		}
+		switch {
+		case ingesterPDB > 0 && (otherPDB > 0 || ingesterPDB != len(ingesters)):
+			t.Errorf("PodDisruptionBudget %s: covers %d of %d ingester workloads and %d others", p.Name, ingesterPDB, len(ingesters), otherPDB)
+		case ingesterPDB == 0 && otherPDB != 1:
+			t.Errorf("PodDisruptionBudget %s: covers %d workloads, want 1", p.Name, otherPDB)
 		}
 		if p.Spec.MaxUnavailable == nil || p.Spec.MaxUnavailable.String() != "1" || p.Spec.MinAvailable != nil {
 			t.Errorf("PodDisruptionBudget %s: want maxUnavailable 1", p.Name)
 		}
-		found++
 	}
-	if found != 1 {
-		t.Errorf("%d PodDisruptionBudgets, want 1 for the ingesters", found)
+	for _, wl := range b.workloads() {
+		if covered[wl.name] != 1 {
+			t.Errorf("%s: covered by %d PodDisruptionBudgets, want 1", wl.name, covered[wl.name])
+		}
 	}
 }
 
@@ -611,6 +626,7 @@ func checkStateless(t *testing.T, b *bundle, w want) {
 			}
 		}
 		checkSpread(t, wl, "topology.kubernetes.io/zone")
+		checkSpread(t, wl, "kubernetes.io/hostname")
 		hpa := slices.IndexFunc(b.hpas, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
 			return h.Spec.ScaleTargetRef.Kind == "Deployment" && h.Spec.ScaleTargetRef.APIVersion == "apps/v1" && h.Spec.ScaleTargetRef.Name == d.Name
 		})
