@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -32,6 +33,24 @@ const (
 
 // The stack's demo tenant, by its user in deploy/compose/orrery/tokens.yaml.
 const seedUser, seedPassword = "demo", "demo-password-change-me"
+
+// seedPorts are every port the stack listens on, and the exporters' it
+// scrapes (they must be down for seed 000's alert to fire).
+var seedPorts = []int{9009, 9010, 9011, 9012, 9013, 9014, 9095, 9110, 9111, 9112, 9113, 9114,
+	7946, 7947, 7948, 7949, 7950, 7951, 9093, 9098, 9099, 9100, 9115}
+
+// requireSeedPortsFree fails the test, naming the port, when something
+// already listens where the stack will: on a host whose systemd started
+// the Debian packages' Alertmanager (9093) or node exporter (9100), the
+// stack cannot run, or its alert cannot fire.
+func requireSeedPortsFree(t *testing.T) {
+	t.Helper()
+	for _, port := range seedPorts {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		require.NoError(t, err, "port %d must be free for the seed stack (stop the service that holds it)", port)
+		ln.Close()
+	}
+}
 
 // checkSeedStack checks what seed 000's users see once the stack runs:
 // both Prometheus followers' samples in Orrery, seed 000's rules on the
@@ -114,6 +133,7 @@ func TestClusterScriptRunsSeedStack(t *testing.T) {
 	// Beside the other waiting tests: none of them uses the stack's fixed
 	// ports, and the compose test, which does, is serial.
 	t.Parallel()
+	requireSeedPortsFree(t)
 	data := t.TempDir()
 	script := exec.Command("../scripts/cluster.sh")
 	script.Env = append(os.Environ(),
@@ -217,6 +237,7 @@ func binaryImage(t *testing.T, tag, binary, dataDir string) {
 // brings deploy/compose up, checks seed 000's stack through it and takes
 // it down again.
 func TestComposeRunsSeedStack(t *testing.T) {
+	requireSeedPortsFree(t)
 	ensureDockerd(t)
 	compose := os.Getenv("ORRERY_DOCKER_COMPOSE")
 	tag := fmt.Sprintf("itest-%d", os.Getpid())
