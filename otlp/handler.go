@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/prompb"
 	otlptranslator "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/orrery/orrery/apierr"
@@ -153,6 +155,7 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 	md := req.Metrics()
 	h.points.WithLabelValues(tenantID).Add(float64(md.DataPointCount()))
 
+	notCumulative := notCumulativePoints(md)
 	app := newAppender(len(body))
 	conv := otlptranslator.NewPrometheusConverter(app)
 	annots, convErr := conv.FromMetrics(r.Context(), md, settings(h.limits.For(tenantID).OTLP, h.cfg.LookbackDelta))
@@ -176,19 +179,61 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 		rejected += int64(app.histograms)
 		problems = append(problems, fmt.Sprintf("%d histogram points would become native histograms, which Orrery does not store yet (err-orrery-native-histograms-unsupported: send explicit-bucket histograms, and leave convert_histograms_to_nhcb off)", app.histograms))
 	}
+	if notCumulative > 0 {
+		h.rejected.WithLabelValues(tenantID, "not_cumulative").Add(float64(notCumulative))
+		rejected += int64(notCumulative)
+	}
 	if convErr != nil {
 		problems = append(problems, "translating OTLP metrics: "+convErr.Error())
 	}
 	if len(problems) > 0 {
 		ps := resp.PartialSuccess()
 		ps.SetRejectedDataPoints(rejected)
-		msg := problems[0]
-		for _, p := range problems[1:] {
-			msg += "; " + p
+		msg := strings.Join(problems, "; ")
+		// One error per refused metric: a large export must not make a
+		// larger answer.
+		if len(msg) > maxErrorMessage {
+			msg = msg[:maxErrorMessage] + "…"
 		}
 		ps.SetErrorMessage(msg)
 	}
 	return resp, nil
+}
+
+// maxErrorMessage bounds the partial success's message.
+const maxErrorMessage = 4096
+
+// notCumulativePoints counts the points of sums and histograms whose
+// temporality is not cumulative: Prometheus's translator (without its delta
+// features, off by default in Prometheus too) refuses their metrics, and
+// the partial success must count them.
+func notCumulativePoints(md pmetric.Metrics) int {
+	n := 0
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					if m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
+						n += m.Sum().DataPoints().Len()
+					}
+				case pmetric.MetricTypeHistogram:
+					if m.Histogram().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
+						n += m.Histogram().DataPoints().Len()
+					}
+				case pmetric.MetricTypeExponentialHistogram:
+					if m.ExponentialHistogram().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
+						n += m.ExponentialHistogram().DataPoints().Len()
+					}
+				}
+			}
+		}
+	}
+	return n
 }
 
 // read returns the body, decompressed, within the size limits.

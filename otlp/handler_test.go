@@ -373,3 +373,31 @@ func TestExportBoundsSamplesBySize(t *testing.T) {
 	require.Len(t, a.series, 1)
 	require.Len(t, a.series[0].Samples, 2)
 }
+
+// Delta sums are refused as Prometheus refuses them by default, and their
+// points are counted in the partial success; the cumulative rest is
+// written.
+func TestExportCountsDeltaPointsRefused(t *testing.T) {
+	md := metrics(false)
+	d := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	d.SetName("jobs.processed")
+	sum := d.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for range 3 {
+		p := sum.DataPoints().AppendEmpty()
+		p.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		p.SetIntValue(1)
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	rec := &recorder{}
+	w := post(t, newHandler(rec, fixedLimits{}), "t", protoType, "", body)
+	require.Equal(t, http.StatusOK, w.Code)
+	resp := pmetricotlp.NewExportResponse()
+	require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
+	require.EqualValues(t, 3, resp.PartialSuccess().RejectedDataPoints())
+	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "jobs.processed")
+	require.Contains(t, strings.Join(rec.series("t"), "\n"), "__name__=queue_depth,")
+	require.NotContains(t, strings.Join(rec.series("t"), "\n"), "jobs_processed")
+}
