@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,12 @@ func (i *Ingester) walDir() string { return filepath.Join(i.dir, "wal") }
 // checkpoint and retention loops. It returns when the ingester serves
 // everything acknowledged before the last stop or crash.
 func (i *Ingester) Start(ctx context.Context) error {
+	// A snapshot cut off by a crash leaves its hard links behind.
+	if stale, err := filepath.Glob(filepath.Join(i.dir, "snapshot-*")); err == nil {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
 	// Segments are fsynced when complete and at checkpoints; each push is
 	// written to the OS before it is acknowledged (see WAL.md).
 	if err := i.fillSegmentGaps(); err != nil {

@@ -69,6 +69,11 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Path, err)
 	}
+	if stale, err := filepath.Glob(filepath.Join(filepath.Dir(opts.Path), backupPrefix+"*")); err == nil {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	db, err := bbolt.Open(opts.Path, 0o600, &bbolt.Options{
 		Timeout: openTimeout,
 		NoSync:  opts.NoSync,
@@ -138,8 +143,33 @@ func (s *Store) tenants() ([]string, error) {
 	return out, err
 }
 
-// Backup calls fn within one read transaction: bbolt's consistent copy of
-// the file as of its start, which later writes do not change.
+// Backup copies the file as of one read transaction (bbolt's consistent
+// copy) to a temporary file beside it, ends the transaction, and calls fn
+// with that copy: a slow reader of the backup holds no transaction, so
+// Puts never wait for it. The copy takes the store's size on disk for as
+// long as fn runs.
 func (s *Store) Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error {
-	return s.db.View(func(tx *bbolt.Tx) error { return fn(tx.Size(), tx.WriteTo) })
+	tmp, err := os.CreateTemp(filepath.Dir(s.opts.Path), backupPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	if err := s.db.View(func(tx *bbolt.Tx) error { _, err := tx.WriteTo(tmp); return err }); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	return fn(size, func(w io.Writer) (int64, error) { return io.CopyN(w, tmp, size) })
 }
+
+// backupPrefix names Backup's temporary copies; Open removes those a crash
+// left.
+const backupPrefix = "store-backup-"

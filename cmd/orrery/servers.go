@@ -66,8 +66,20 @@ func (s *httpServer) Start(context.Context) error {
 	return nil
 }
 
+// drainHTTP is how long requests in flight may run on at shutdown before
+// their connections are closed: a stalled download (a snapshot) must not
+// hold the process's whole stop deadline, nor the ingester's final flush
+// behind it.
+const drainHTTP = 30 * time.Second
+
 func (s *httpServer) Stop(ctx context.Context) error {
-	return s.srv.Shutdown(ctx)
+	drainCtx, cancel := context.WithTimeout(ctx, drainHTTP)
+	defer cancel()
+	if err := s.srv.Shutdown(drainCtx); err != nil {
+		s.logger.Warn("http requests still running at shutdown: closing their connections", "err", err)
+		return s.srv.Close()
+	}
+	return nil
 }
 
 // grpcServer is the process's gRPC server as a lifecycle component.

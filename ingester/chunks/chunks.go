@@ -68,9 +68,9 @@ type Store interface {
 	ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error)
 	// Backup calls fn with the size of a consistent copy of the whole
 	// store, as of the call, and a function that writes that copy. Puts
-	// meanwhile do not show in it (they may wait for it: bbolt's must, to
-	// grow its file). The copy, put where the store's file is, opens as
-	// the same store.
+	// meanwhile do not show in it, and do not wait for fn: a slow reader
+	// of the copy must not stall flushes. The copy, put where the store's
+	// file is, opens as the same store.
 	Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error
 }
 
