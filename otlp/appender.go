@@ -20,9 +20,11 @@ type appender struct {
 	families map[string]bool
 	// histograms counts the native histogram points left out.
 	histograms int
-	// samples counts the samples taken, budget bounds them, and refused
-	// counts those past it.
-	samples, budget, refused int
+	// cost is the bytes the translation holds so far (each new series'
+	// labels, each sample), budget bounds it; over is set once it would
+	// pass the budget, and the request is refused whole.
+	cost, budget int
+	over         bool
 	// targetInfo counts each resource's target_info samples.
 	targetInfo map[uint64]int
 }
@@ -34,16 +36,27 @@ type appender struct {
 // worth is written; a longer span is refused with an error.
 const maxTargetInfoSamples = 24 * 60 * 60 / 150
 
+// costPerBodyByte bounds what a request may translate into: every series
+// repeats its resource's and point's attributes as labels, and a histogram
+// makes a series per bucket, so a realistic export takes several times its
+// size (BenchmarkExportMemory's 2 MB of histograms: about 7 times). Past
+// this, a small body with huge attributes or spread-out timestamps is
+// refused before it becomes gigabytes.
+const costPerBodyByte = 32
+
+// sampleCost is what one sample holds in a remote-write request; a label
+// costs its bytes and labelCost more; a target_info sample also takes an
+// entry of the translator's de-duplication map.
+const sampleCost, labelCost, targetInfoCost = 16, 32, 128
+
 var (
 	errTargetInfoSpan = errors.New("a resource's points span more than a day: target_info is written for its first day only")
-	errTooManySamples = errors.New("the request translates to more samples than its size allows (at most one per byte)")
+	errTooLarge       = errors.New("the request translates to more than its size allows")
 )
 
-// newAppender returns an appender for a request of size bytes: every
-// sample takes at least a byte of an OTLP request, so a request that
-// translates to more is refused past that, whatever the translator does.
+// newAppender returns an appender for a request of size bytes.
 func newAppender(size int) *appender {
-	return &appender{byHash: map[uint64][]int{}, families: map[string]bool{}, budget: size, targetInfo: map[uint64]int{}}
+	return &appender{byHash: map[uint64][]int{}, families: map[string]bool{}, budget: costPerBodyByte*size + 256<<10, targetInfo: map[uint64]int{}}
 }
 
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
@@ -52,18 +65,23 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 		// Not an error: the translator goes on with the other points.
 		return 1, nil
 	}
+	if a.over {
+		return 0, errTooLarge
+	}
 	if ls.Get(model.MetricNameLabel) == "target_info" {
 		hash := ls.Hash()
 		if a.targetInfo[hash] >= maxTargetInfoSamples {
 			return 0, errTargetInfoSpan
 		}
 		a.targetInfo[hash]++
-	} else if a.samples >= a.budget {
-		a.refused++
-		return 0, errTooManySamples
+		if !a.charge(targetInfoCost) {
+			return 0, errTooLarge
+		}
 	}
-	a.samples++
-	i := a.seriesOf(ls)
+	i, ok := a.seriesOf(ls)
+	if !ok {
+		return 0, errTooLarge
+	}
 	a.series[i].Samples = append(a.series[i].Samples, prompb.Sample{Timestamp: t, Value: v})
 	for _, e := range opts.Exemplars {
 		// Carried so the distributor counts them as it counts remote
@@ -85,20 +103,36 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 	return storage.SeriesRef(i + 1), nil
 }
 
-// seriesOf returns the index of ls's series, adding it; the labels are
+// seriesOf returns the index of ls's series, adding it within the budget
+// (ok is false, and over set, when it does not fit); the labels are
 // copied, since the translator reuses its buffers.
-func (a *appender) seriesOf(ls labels.Labels) int {
+func (a *appender) seriesOf(ls labels.Labels) (i int, ok bool) {
 	hash := ls.Hash()
 	for _, i := range a.byHash[hash] {
 		if labelsEqual(a.series[i].Labels, ls) {
-			return i
+			return i, a.charge(sampleCost)
 		}
+	}
+	size := sampleCost
+	ls.Range(func(l labels.Label) { size += len(l.Name) + len(l.Value) + labelCost })
+	if !a.charge(size) {
+		return 0, false
 	}
 	s := prompb.TimeSeries{Labels: make([]prompb.Label, 0, ls.Len())}
 	ls.Range(func(l labels.Label) { s.Labels = append(s.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
 	a.series = append(a.series, s)
 	a.byHash[hash] = append(a.byHash[hash], len(a.series)-1)
-	return len(a.series) - 1
+	return len(a.series) - 1, true
+}
+
+// charge adds n to the cost if it stays within the budget.
+func (a *appender) charge(n int) bool {
+	if a.cost+n > a.budget {
+		a.over = true
+		return false
+	}
+	a.cost += n
+	return true
 }
 
 func labelsEqual(pl []prompb.Label, ls labels.Labels) bool {

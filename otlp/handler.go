@@ -50,7 +50,7 @@ type Config struct {
 
 // RegisterFlags registers the request bound.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.IntVar(&c.MaxRequestSize, "distributor.max-otlp-request-size", 4<<20, "Largest OTLP metrics export accepted, compressed and decompressed, in bytes; translating one takes up to about 50 times that in memory (BENCHMARKS.md, OTLP).")
+	fs.IntVar(&c.MaxRequestSize, "distributor.max-otlp-request-size", 4<<20, "Largest OTLP metrics export accepted, compressed and decompressed, in bytes; translating one takes up to about 50 times that in memory (BENCHMARKS.md, OTLP), and one that would take more is refused (docs/otlp.md).")
 }
 
 // Validate refuses a bound that accepts nothing.
@@ -162,6 +162,10 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 	for category, n := range otlptranslator.CountWarningsByCategory(annots) {
 		h.warnings.WithLabelValues(string(category)).Add(float64(n))
 	}
+	if app.over {
+		h.rejected.WithLabelValues(tenantID, "too_large").Add(float64(md.DataPointCount()))
+		return resp, apierr.New(apierr.TooLarge, "the export translates to more series and samples than %d bytes of OTLP may (at most %d bytes each; long attributes, many buckets or points far apart in time): nothing was written (err-orrery-request-too-large: send smaller batches)", len(body), costPerBodyByte)
+	}
 	if convErr != nil && len(app.series) == 0 {
 		return resp, apierr.New(apierr.BadData, "translating OTLP metrics: %s", convErr)
 	}
@@ -170,10 +174,7 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 	}
 
 	var problems []string
-	rejected := int64(app.refused)
-	if app.refused > 0 {
-		h.rejected.WithLabelValues(tenantID, "too_many_samples").Add(float64(app.refused))
-	}
+	rejected := int64(0)
 	if app.histograms > 0 {
 		h.rejected.WithLabelValues(tenantID, "native_histogram").Add(float64(app.histograms))
 		rejected += int64(app.histograms)
@@ -272,7 +273,8 @@ func (h *Handler) read(r *http.Request) ([]byte, error) {
 const pushBatch = 5000
 
 // push writes the translated series; a refused batch does not stop the
-// others, and the first refusal is the answer.
+// others. The answer is the refusal a client should act on: one worth a
+// retry (429, 5xx) over one that is not, or the batch it names is lost.
 func (h *Handler) push(ctx context.Context, tenantID string, app *appender) error {
 	var first error
 	all := app.series
@@ -283,7 +285,7 @@ func (h *Handler) push(ctx context.Context, tenantID string, app *appender) erro
 		if len(app.metadata) > 0 {
 			req.Metadata, app.metadata = app.metadata, nil
 		}
-		if _, err := h.pusher.Push(ctx, tenantID, req); err != nil && first == nil {
+		if _, err := h.pusher.Push(ctx, tenantID, req); err != nil && (first == nil || retryable(err) && !retryable(first)) {
 			first = err
 		}
 	}
@@ -292,6 +294,12 @@ func (h *Handler) push(ctx context.Context, tenantID string, app *appender) erro
 		first = apierr.New(apierr.Internal, "%s", first)
 	}
 	return first
+}
+
+// retryable is whether OTLP exporters retry err's status.
+func retryable(err error) bool {
+	code := apierr.HTTPStatus(err)
+	return code == http.StatusTooManyRequests || code >= 500
 }
 
 // settings are Prometheus's, from the tenant's OTLP configuration, as

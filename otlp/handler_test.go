@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,9 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/otlptranslator"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -357,21 +357,86 @@ func TestExportBoundsTargetInfo(t *testing.T) {
 	require.Contains(t, rec.series("t"), "__name__=queue_depth,instance=pod-1,job=checkout 7@1700000000000")
 }
 
-// The sample budget: more samples than the request has bytes are refused,
-// counted in the partial success.
-func TestExportBoundsSamplesBySize(t *testing.T) {
-	a := newAppender(2)
-	for i := range 3 {
-		_, err := a.Append(0, labels.FromStrings("__name__", "m"), 0, int64(i), 1, nil, nil, storage.AppendV2Options{})
-		if i < 2 {
-			require.NoError(t, err)
-		} else {
-			require.ErrorIs(t, err, errTooManySamples)
+// The translation budget: a small export whose attributes are long (every
+// series repeats them as labels) or whose resources' points lie far apart
+// (target_info every 2m30s between them) is refused whole with a 413,
+// before it takes gigabytes; nothing of it is written.
+func TestExportBoundsTranslation(t *testing.T) {
+	longJob := pmetric.NewMetrics()
+	rm := longJob.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", strings.Repeat("x", 256<<10))
+	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	g.SetName("g")
+	gauge := g.SetEmptyGauge()
+	for k := range 2000 {
+		p := gauge.DataPoints().AppendEmpty()
+		p.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		p.Attributes().PutInt("k", int64(k))
+	}
+
+	spread := pmetric.NewMetrics()
+	for r := range 3000 {
+		rm := spread.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", fmt.Sprint(r))
+		// A non-identifying attribute: the resource gets a target_info.
+		rm.Resource().Attributes().PutStr("host.name", "h")
+		g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		g.SetName("g")
+		gauge := g.SetEmptyGauge()
+		for _, at := range []time.Time{ts, ts.Add(-23 * time.Hour)} {
+			p := gauge.DataPoints().AppendEmpty()
+			p.SetTimestamp(pcommon.NewTimestampFromTime(at))
 		}
 	}
-	require.Equal(t, 1, a.refused)
-	require.Len(t, a.series, 1)
-	require.Len(t, a.series[0].Samples, 2)
+	for name, md := range map[string]pmetric.Metrics{"long attributes": longJob, "points a day apart": spread} {
+		t.Run(name, func(t *testing.T) {
+			body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+			require.NoError(t, err)
+			rec := &recorder{}
+			h := tenant.Middleware(false, nil, New(Config{MaxRequestSize: 8 << 20}, rec, fixedLimits{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)))
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			w := post(t, h, "t", protoType, "", body)
+			runtime.ReadMemStats(&after)
+			require.Equal(t, http.StatusRequestEntityTooLarge, w.Code, w.Body.String())
+			require.Contains(t, w.Body.String(), "nothing was written")
+			require.Empty(t, rec.pushed)
+			require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(100*len(body)), "allocations bounded by the body (%d bytes)", len(body))
+		})
+	}
+}
+
+// Of two batches' refusals, the one an OTLP exporter retries is the
+// answer: a 400 on the first must not make it drop the second's 503.
+func TestExportAnswersWithTheRetryableRefusal(t *testing.T) {
+	md := pmetric.NewMetrics()
+	g := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	g.SetName("g")
+	gauge := g.SetEmptyGauge()
+	for k := range pushBatch + 10 {
+		p := gauge.DataPoints().AppendEmpty()
+		p.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		p.Attributes().PutInt("k", int64(k))
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	rec := &sequence{errs: []error{apierr.New(apierr.BadData, "one sample too old"), apierr.New(apierr.Unavailable, "too few ingesters")}}
+	w := post(t, newHandler(rec, fixedLimits{}), "t", protoType, "", body)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code, w.Body.String())
+	require.Equal(t, 2, rec.calls)
+}
+
+// sequence answers its pushes with errs in turn.
+type sequence struct {
+	errs  []error
+	calls int
+}
+
+func (s *sequence) Push(context.Context, string, *prompb.WriteRequest) (int, error) {
+	err := s.errs[s.calls%len(s.errs)]
+	s.calls++
+	return 0, err
 }
 
 // Delta sums are refused as Prometheus refuses them by default, and their
