@@ -99,6 +99,11 @@ const (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	contentType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	resp, err := h.export(r, contentType)
+	if apierr.KindOf(err) == apierr.Deduplicated {
+		// The standby of an HA pair: dropped on purpose, and a success to
+		// the sender, in the body OTLP gives a success.
+		resp, err = pmetricotlp.NewExportResponse(), nil
+	}
 	if err != nil {
 		code := apierr.HTTPStatus(err)
 		if code >= 500 {
