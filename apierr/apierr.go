@@ -102,6 +102,13 @@ func HTTPStatus(err error) int {
 	}
 }
 
+// Retryable is whether a client should send err's request again later:
+// its status is 429 or 5xx, as remote-write and OTLP clients read it.
+func Retryable(err error) bool {
+	code := HTTPStatus(err)
+	return code == http.StatusTooManyRequests || code >= 500
+}
+
 // ToGRPC converts err to a gRPC status error that keeps its kind and message.
 func ToGRPC(err error) error {
 	if err == nil {

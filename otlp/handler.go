@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/distributor"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/tenant"
 )
@@ -174,7 +175,9 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 	if convErr != nil && len(app.series) == 0 {
 		return resp, apierr.New(apierr.BadData, "translating OTLP metrics: %s", convErr)
 	}
-	if err := h.push(r.Context(), tenantID, app); err != nil {
+	// The retryable refusal is the answer, as OTLP exporters retry only
+	// 429 and 5xx.
+	if err := distributor.PushBatched(r.Context(), h.pusher.Push, tenantID, app.series, app.metadata); err != nil {
 		return resp, err
 	}
 
@@ -271,40 +274,6 @@ func (h *Handler) read(r *http.Request) ([]byte, error) {
 	default:
 		return nil, apierr.New(apierr.UnsupportedMediaType, "Content-Encoding %q: OTLP export takes gzip or none", enc)
 	}
-}
-
-// pushBatch is how many series one push carries: a large export goes in
-// several requests, each well within the distributor's request limits.
-const pushBatch = 5000
-
-// push writes the translated series; a refused batch does not stop the
-// others. The answer is the refusal a client should act on: one worth a
-// retry (429, 5xx) over one that is not, or the batch it names is lost.
-func (h *Handler) push(ctx context.Context, tenantID string, app *appender) error {
-	var first error
-	all := app.series
-	for len(all) > 0 || len(app.metadata) > 0 {
-		batch := all[:min(len(all), pushBatch)]
-		all = all[len(batch):]
-		req := &prompb.WriteRequest{Timeseries: batch}
-		if len(app.metadata) > 0 {
-			req.Metadata, app.metadata = app.metadata, nil
-		}
-		if _, err := h.pusher.Push(ctx, tenantID, req); err != nil && (first == nil || retryable(err) && !retryable(first)) {
-			first = err
-		}
-	}
-	var e *apierr.Error
-	if first != nil && !errors.As(first, &e) {
-		first = apierr.New(apierr.Internal, "%s", first)
-	}
-	return first
-}
-
-// retryable is whether OTLP exporters retry err's status.
-func retryable(err error) bool {
-	code := apierr.HTTPStatus(err)
-	return code == http.StatusTooManyRequests || code >= 500
 }
 
 // settings are Prometheus's, from the tenant's OTLP configuration, as

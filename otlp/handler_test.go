@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/distributor"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/tenant"
 )
@@ -142,6 +143,20 @@ func post(t testing.TB, h http.Handler, tenantID, contentType, encoding string, 
 	return w
 }
 
+// exportOK posts md as protobuf for tenantID, requires a 200 and returns
+// what was pushed and the OTLP response.
+func exportOK(t *testing.T, tenantID string, md pmetric.Metrics) (*recorder, pmetricotlp.ExportResponse) {
+	t.Helper()
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	rec := &recorder{}
+	w := post(t, newHandler(rec, fixedLimits{}), tenantID, protoType, "", body)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	resp := pmetricotlp.NewExportResponse()
+	require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
+	return rec, resp
+}
+
 func gz(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -212,13 +227,7 @@ func TestExportTranslatesLikePrometheus(t *testing.T) {
 // not store yet: its point is refused in the OTLP partial success, and the
 // request's other points are written.
 func TestExportRefusesNativeHistogramsPartially(t *testing.T) {
-	rec := &recorder{}
-	body, err := pmetricotlp.NewExportRequestFromMetrics(metrics(true)).MarshalProto()
-	require.NoError(t, err)
-	w := post(t, newHandler(rec, fixedLimits{}), "team-a", protoType, "", body)
-	require.Equal(t, http.StatusOK, w.Code)
-	resp := pmetricotlp.NewExportResponse()
-	require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
+	rec, resp := exportOK(t, "team-a", metrics(true))
 	require.EqualValues(t, 1, resp.PartialSuccess().RejectedDataPoints())
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "native histograms")
 	require.Contains(t, strings.Join(rec.series("team-a"), "\n"), "__name__=queue_depth,")
@@ -338,13 +347,7 @@ func TestExportBoundsTargetInfo(t *testing.T) {
 	old := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().AppendEmpty()
 	old.SetTimestamp(pcommon.Timestamp(1))
 	old.SetDoubleValue(1)
-	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-	require.NoError(t, err)
-	rec := &recorder{}
-	w := post(t, newHandler(rec, fixedLimits{}), "t", protoType, "", body)
-	require.Equal(t, http.StatusOK, w.Code)
-	resp := pmetricotlp.NewExportResponse()
-	require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
+	rec, resp := exportOK(t, "t", md)
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "more than a day")
 	targetInfo := 0
 	for _, s := range rec.series("t") {
@@ -414,7 +417,7 @@ func TestExportAnswersWithTheRetryableRefusal(t *testing.T) {
 	g := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	g.SetName("g")
 	gauge := g.SetEmptyGauge()
-	for k := range pushBatch + 10 {
+	for k := range distributor.MaxBatchSeries + 10 {
 		p := gauge.DataPoints().AppendEmpty()
 		p.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 		p.Attributes().PutInt("k", int64(k))
@@ -454,13 +457,7 @@ func TestExportCountsDeltaPointsRefused(t *testing.T) {
 		p.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 		p.SetIntValue(1)
 	}
-	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-	require.NoError(t, err)
-	rec := &recorder{}
-	w := post(t, newHandler(rec, fixedLimits{}), "t", protoType, "", body)
-	require.Equal(t, http.StatusOK, w.Code)
-	resp := pmetricotlp.NewExportResponse()
-	require.NoError(t, resp.UnmarshalProto(w.Body.Bytes()))
+	rec, resp := exportOK(t, "t", md)
 	require.EqualValues(t, 3, resp.PartialSuccess().RejectedDataPoints())
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "jobs.processed")
 	require.Contains(t, strings.Join(rec.series("t"), "\n"), "__name__=queue_depth,")

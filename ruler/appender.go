@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/orrery/orrery/distributor"
 )
 
 // Pusher is the distributor's entry for writers inside Orrery: a
@@ -51,25 +53,14 @@ func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v 
 	return 1, nil
 }
 
-// commitBatch is how many series one push carries: a rule with a large
-// output is written in several requests, each well within the
-// distributor's request limits.
-const commitBatch = 5000
-
-// Commit pushes the evaluation's samples, in batches; a refused batch does
-// not stop the others. The rule manager reports the first error as the
-// group's (and the rule's) last error.
+// Commit pushes the evaluation's samples in batches (a rule with a large
+// output is written in several requests); a refused batch does not stop
+// the others. The rule manager reports the error as the group's (and the
+// rule's) last error.
 func (ap *appender) Commit() error {
-	var first error
-	for all := ap.req.Timeseries; len(all) > 0; {
-		batch := all[:min(len(all), commitBatch)]
-		all = all[len(batch):]
-		if _, err := ap.a.pusher.Push(ap.ctx, ap.a.tenant, &prompb.WriteRequest{Timeseries: batch}); err != nil && first == nil {
-			first = err
-		}
-	}
+	err := distributor.PushBatched(ap.ctx, ap.a.pusher.Push, ap.a.tenant, ap.req.Timeseries, nil)
 	ap.req.Timeseries = nil
-	return first
+	return err
 }
 
 func (ap *appender) Rollback() error {

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery/orrery/distributor"
 	"github.com/orrery/orrery/limits"
 )
 
@@ -163,12 +164,12 @@ func TestMovedGroupWritesNoStaleMarkers(t *testing.T) {
 func TestAppenderBatches(t *testing.T) {
 	p := &batchRecorder{}
 	ap := appendable{pusher: p, tenant: "t"}.AppenderV2(context.Background())
-	for k := range 2*commitBatch + 10 {
+	for k := range 2*distributor.MaxBatchSeries + 10 {
 		_, err := ap.Append(0, labels.FromStrings("__name__", "x", "k", strconv.Itoa(k)), 0, 1000, 1, nil, nil, storage.AOptions{})
 		require.NoError(t, err)
 	}
 	require.ErrorContains(t, ap.Commit(), "refused")
-	require.Equal(t, []int{commitBatch, commitBatch, 10}, p.sizes)
+	require.Equal(t, []int{distributor.MaxBatchSeries, distributor.MaxBatchSeries, 10}, p.sizes)
 }
 
 type batchRecorder struct{ sizes []int }
