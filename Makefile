@@ -44,6 +44,7 @@ test: build lint
 	cd deploy/k8stest && $(GO) test -count=1 ./...
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor
+	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=100000x ./proto/ingesterpb
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/prometheus/prometheus/model/histogram"
+
 	"github.com/orrery/orrery/apierr"
 )
 
@@ -20,6 +22,10 @@ const (
 	symbolCost   = int(unsafe.Sizeof([]byte(nil)))
 	refCost      = int(unsafe.Sizeof(uint32(0)))
 	metadataCost = int(unsafe.Sizeof(rawMetadata{}))
+	// A histogram is charged its slab entry, its decoded struct and the
+	// push encoding's prefixes, and histogramExpansion times its bytes.
+	histogramCost      = int(unsafe.Sizeof([]byte(nil))+unsafe.Sizeof(histogram.FloatHistogram{})) + 16
+	histogramExpansion = 10
 )
 
 // inflightChunk is how much a request takes from the in-flight budget at a

@@ -115,7 +115,7 @@ func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg promet
 func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { d.duration.Observe(time.Since(start).Seconds()) }()
-	var written int
+	var written written
 	var err error
 	// Counted before the body is read: a slow upload holds its place.
 	n := d.requests.Add(1)
@@ -134,8 +134,8 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	release()
 	h := w.Header()
-	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written))
-	h.Set("X-Prometheus-Remote-Write-Histograms-Written", "0")
+	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written.samples-written.histograms))
+	h.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(written.histograms))
 	h.Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)
@@ -175,22 +175,24 @@ type pushState struct {
 	version int
 }
 
-// handle returns how many samples were written, which a partial 400 also
-// reports.
-func (d *Distributor) handle(r *http.Request) (int, error) {
+// written is what a request wrote: samples counts floats and histograms.
+type written struct{ samples, histograms int }
+
+// handle returns what was written, which a partial 400 also reports.
+func (d *Distributor) handle(r *http.Request) (written, error) {
 	tenantID, err := tenant.FromContext(r.Context())
 	if err != nil {
-		return 0, apierr.New(apierr.Unauthorized, "%s", err)
+		return written{}, apierr.New(apierr.Unauthorized, "%s", err)
 	}
 	version, err := protocolOf(r)
 	if err != nil {
-		return 0, err
+		return written{}, err
 	}
 	ps, done := d.newState(version)
 	body, err := readBody(r.Body, r.ContentLength, d.cfg.MaxRecvMsgSize, &ps.m)
 	if err != nil {
 		done()
-		return 0, err
+		return written{}, err
 	}
 	return d.parseAndPush(r.Context(), tenantID, ps, body, done)
 }
@@ -225,7 +227,8 @@ func (d *Distributor) Push(ctx context.Context, tenantID string, req *prompb.Wri
 		done()
 		return 0, err
 	}
-	return d.parseAndPush(ctx, tenantID, ps, body, done)
+	w, err := d.parseAndPush(ctx, tenantID, ps, body, done)
+	return w.samples, err
 }
 
 // newState takes a request's state from the pool, its memory charged to
@@ -245,7 +248,7 @@ func (d *Distributor) newState(version int) (*pushState, func()) {
 
 // parseAndPush parses body, the uncompressed request of ps.version, into
 // ps and pushes it; done is called once ps is no longer needed.
-func (d *Distributor) parseAndPush(ctx context.Context, tenantID string, ps *pushState, body []byte, done func()) (int, error) {
+func (d *Distributor) parseAndPush(ctx context.Context, tenantID string, ps *pushState, body []byte, done func()) (written, error) {
 	var err error
 	if ps.version == v2 {
 		err = ps.req.parseV2(body)
@@ -256,17 +259,17 @@ func (d *Distributor) parseAndPush(ctx context.Context, tenantID string, ps *pus
 		done()
 		var limited *apierr.Error
 		if errors.As(err, &limited) {
-			return 0, err
+			return written{}, err
 		}
 		msg := map[int]string{v1: "prometheus.WriteRequest", v2: "io.prometheus.write.v2.Request"}[ps.version]
-		return 0, apierr.New(apierr.BadData, "request body is not a valid %s protobuf: %s", msg, err)
+		return written{}, apierr.New(apierr.BadData, "request body is not a valid %s protobuf: %s", msg, err)
 	}
 	return d.push(ctx, tenantID, ps, done)
 }
 
 // push validates the parsed request and writes its valid series. It returns
 // a BadData error when anything was discarded, after storing the rest.
-func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) (int, error) {
+func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, done func()) (written, error) {
 	ps.valid.reset()
 	lim := d.limits.For(tenantID)
 	ps.v.scheme = lim.NameScheme()
@@ -274,7 +277,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	ps.v.setLimits(lim, now)
 	if err := d.checkHA(tenantID, lim, ps); err != nil {
 		done()
-		return 0, err
+		return written{}, err
 	}
 	var disc discards
 	ps.v.validate(tenantID, &ps.req, &disc, &ps.valid)
@@ -289,25 +292,25 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	if exemplars > 0 {
 		d.exemplars.WithLabelValues(tenantID).Add(float64(exemplars))
 	}
-	samples := ps.valid.samples
+	samples, histograms := ps.valid.samples, ps.valid.histograms
 	var targets []*target
 	var needed []int
 	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
 		var err error
 		if targets, needed, err = d.plan(tenantID, ps); err != nil {
 			done()
-			return 0, err
+			return written{}, err
 		}
 	}
 	if !d.allow(tenantID, lim, now, samples) {
 		done()
 		d.discarded.WithLabelValues(tenantID, reasonRateLimited).Add(float64(samples))
-		return 0, apierr.New(apierr.TooManyRequests, "the request's %d samples would exceed the tenant's ingestion rate limit of %g samples/s with a burst of %d (err-orrery-%s: raise the tenant's ingestion_rate and ingestion_burst_size, or -distributor.ingestion-rate-limit)",
+		return written{}, apierr.New(apierr.TooManyRequests, "the request's %d samples would exceed the tenant's ingestion rate limit of %g samples/s with a burst of %d (err-orrery-%s: raise the tenant's ingestion_rate and ingestion_burst_size, or -distributor.ingestion-rate-limit)",
 			samples, lim.IngestionRate, lim.IngestionBurstSize, reasonRateLimited)
 	}
 	if len(targets) > 0 {
 		if err := d.send(ctx, tenantID, targets, needed, done); err != nil {
-			return 0, err
+			return written{}, err
 		}
 		d.received.WithLabelValues(tenantID).Add(float64(samples))
 	} else {
@@ -329,9 +332,9 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 		problems = append(problems, fmt.Sprintf("%d exemplars were not written: Orrery does not store exemplars; the samples were stored (err-orrery-%s: send 2.0 requests without exemplars, e.g. send_exemplars: false)", exemplars, reasonExemplarsUnsupp))
 	}
 	if len(problems) > 0 {
-		return samples, apierr.New(apierr.BadData, "%s", strings.Join(problems, "; "))
+		return written{samples, histograms}, apierr.New(apierr.BadData, "%s", strings.Join(problems, "; "))
 	}
-	return samples, nil
+	return written{samples, histograms}, nil
 }
 
 // checkHA applies HA de-duplication to a request whose first series

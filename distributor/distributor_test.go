@@ -18,6 +18,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -40,7 +41,9 @@ type fakeIngester struct {
 	mu       sync.Mutex
 	series   []labels.Labels
 	metadata []*ingesterpb.MetricMetadata
-	err      error
+	// histograms are the histogram samples pushed, with their timestamps.
+	histograms []pushedHistogram
+	err        error
 	// block, when set, holds every push until it is closed or the push's
 	// context ends: a paused ingester.
 	block chan struct{}
@@ -71,8 +74,25 @@ func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ 
 			return nil, err
 		}
 		f.series = append(f.series, ls)
+		for r.Histograms() {
+			t, h, fh, ok, err := r.NextHistogram()
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				break
+			}
+			f.histograms = append(f.histograms, pushedHistogram{ls, t, h, fh})
+		}
 	}
 	return &ingesterpb.PushResponse{}, r.Err()
+}
+
+type pushedHistogram struct {
+	ls labels.Labels
+	t  int64
+	h  *histogram.Histogram
+	fh *histogram.FloatHistogram
 }
 
 type fakeClients map[string]*fakeIngester
@@ -426,6 +446,8 @@ func TestMissingTenantWhenRequired(t *testing.T) {
 // client error.
 func FuzzDecodeWriteRequest(f *testing.F) {
 	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up", "job", "a")}}))
+	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{histSeries("h", prompb.FromIntHistogram(1000, testHistogram()), prompb.FromFloatHistogram(2000, testHistogram().ToFloat(nil)))}}))
+	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{histSeries("h", prompb.FromIntHistogram(1000, nhcb()))}}))
 	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "job", "a", "job", "b")}}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
 	f.Add([]byte{})
@@ -454,6 +476,19 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 			require.NoError(t, err)
 			require.NotEmpty(t, ls.Get("__name__"))
 			n++
+			// Every histogram let through decodes and is valid.
+			for r.Histograms() {
+				_, h, fh, ok, err := r.NextHistogram()
+				require.NoError(t, err)
+				if !ok {
+					break
+				}
+				if h != nil {
+					require.NoError(t, h.Validate())
+				} else {
+					require.NoError(t, fh.Validate())
+				}
+			}
 		}
 		require.NoError(t, r.Err())
 		require.Equal(t, len(out.series), n)

@@ -53,25 +53,32 @@ type rawSample struct {
 type rawSeries struct {
 	labelsLo, labelsHi   int
 	samplesLo, samplesHi int
-	histograms           int
+	histLo, histHi       int
 	exemplars            int
 }
 
 // writeRequest is a decoded remote-write 1.0 request. It is reused between
 // requests; everything in it aliases the body it was parsed from.
 type writeRequest struct {
-	symbols  [][]byte
-	refs     []uint32
-	series   []rawSeries
-	labels   []rawLabel
-	samples  []rawSample
-	metadata []rawMetadata
+	symbols [][]byte
+	refs    []uint32
+	series  []rawSeries
+	labels  []rawLabel
+	samples []rawSample
+	// histograms are the Histogram messages, 1.0's and 2.0's alike: they
+	// are decoded one at a time as they are validated.
+	histograms [][]byte
+	metadata   []rawMetadata
 	// m is charged for the decoded form as it grows; nil charges nothing.
 	m *meter
 }
 
 func (w *writeRequest) reset() {
-	w.series, w.labels, w.samples, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], w.metadata[:0]
+	w.series, w.labels, w.samples, w.histograms, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], w.histograms[:0], w.metadata[:0]
+}
+
+func (w *writeRequest) seriesHistograms(s *rawSeries) [][]byte {
+	return w.histograms[s.histLo:s.histHi]
 }
 
 func (w *writeRequest) seriesLabels(s *rawSeries) []rawLabel { return w.labels[s.labelsLo:s.labelsHi] }
@@ -128,7 +135,7 @@ func (w *writeRequest) parseMetadata(b []byte) error {
 }
 
 func (w *writeRequest) parseSeries(b []byte) error {
-	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples)}
+	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples), histLo: len(w.histograms)}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch {
 		case num == fieldLabels && typ == protowire.BytesType:
@@ -153,8 +160,8 @@ func (w *writeRequest) parseSeries(b []byte) error {
 			return w.parseSample(v)
 		case num == fieldExemplars:
 			s.exemplars++
-		case num == fieldHistograms:
-			s.histograms++
+		case num == fieldHistograms && typ == protowire.BytesType:
+			return w.addHistogram(v)
 		}
 		return nil
 	})
@@ -164,8 +171,20 @@ func (w *writeRequest) parseSeries(b []byte) error {
 	if err := w.m.add(seriesCost); err != nil {
 		return err
 	}
-	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
+	s.labelsHi, s.samplesHi, s.histHi = len(w.labels), len(w.samples), len(w.histograms)
 	w.series = append(w.series, s)
+	return nil
+}
+
+// addHistogram keeps one Histogram message, 1.0's or 2.0's (their fields
+// are the same), for validation to decode. It is charged for what decoding
+// it may take: a one-byte bucket delta becomes eight bytes, a span of two
+// bytes eight, and the push encoding takes its size again.
+func (w *writeRequest) addHistogram(v []byte) error {
+	if err := w.m.add(histogramCost + histogramExpansion*len(v)); err != nil {
+		return err
+	}
+	w.histograms = append(w.histograms, v)
 	return nil
 }
 

@@ -61,7 +61,7 @@ func (w *writeRequest) parseV2(b []byte) error {
 }
 
 func (w *writeRequest) parseSeriesV2(b []byte) error {
-	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples)}
+	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples), histLo: len(w.histograms)}
 	w.refs = w.refs[:0]
 	var md *rawMetadata
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
@@ -75,8 +75,8 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 			w.refs = append(w.refs, uint32(x))
 		case num == fieldV2Samples && typ == protowire.BytesType:
 			return w.parseSample(v)
-		case num == fieldV2Histograms:
-			s.histograms++
+		case num == fieldV2Histograms && typ == protowire.BytesType:
+			return w.addHistogram(v)
 		case num == fieldV2Exemplars:
 			s.exemplars++
 		case num == fieldV2Metadata && typ == protowire.BytesType:
@@ -109,7 +109,7 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 	if err := w.m.add(seriesCost); err != nil {
 		return err
 	}
-	s.labelsHi, s.samplesHi = len(w.labels), len(w.samples)
+	s.labelsHi, s.samplesHi, s.histHi = len(w.labels), len(w.samples), len(w.histograms)
 	w.series = append(w.series, s)
 	if md != nil {
 		for _, l := range w.labels[s.labelsLo:s.labelsHi] {

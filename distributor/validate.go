@@ -11,7 +11,9 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
@@ -27,7 +29,8 @@ const (
 	reasonDuplicateLabel   = "duplicate-label-names"
 	reasonInvalidValue     = "label-value-invalid"
 	reasonOutOfOrder       = "sample-out-of-order"
-	reasonHistogramsUnsupp = "native-histograms-unsupported"
+	reasonInvalidHistogram = "invalid-native-histogram"
+	reasonHistogramBuckets = "max-native-histogram-buckets"
 	reasonMetadataInvalid  = "metadata-invalid"
 	reasonTooManyLabels    = "max-label-names-per-series"
 	reasonNameTooLong      = "label-name-too-long"
@@ -68,14 +71,16 @@ type validSeries struct {
 
 // validated is the part of a request that passed validation, ready to push.
 type validated struct {
-	enc      []byte
-	series   []validSeries
-	samples  int
-	metadata []*ingesterpb.MetricMetadata
+	enc    []byte
+	series []validSeries
+	// samples counts floats and histograms, histograms the histograms.
+	samples    int
+	histograms int
+	metadata   []*ingesterpb.MetricMetadata
 }
 
 func (v *validated) reset() {
-	v.enc, v.series, v.samples, v.metadata = v.enc[:0], v.series[:0], 0, v.metadata[:0]
+	v.enc, v.series, v.samples, v.histograms, v.metadata = v.enc[:0], v.series[:0], 0, 0, v.metadata[:0]
 }
 
 // validateMetadata keeps metadata with a valid metric family name and UTF-8
@@ -101,6 +106,8 @@ type validator struct {
 	minT, maxT int64
 	hasher     ring.ShardHasher
 	lbuf       []byte
+	// hists holds one series' valid histograms until they are encoded.
+	hists []histogramSample
 	// dropLabel is removed from every series: the replica label of an
 	// accepted HA pair's request.
 	dropLabel string
@@ -125,15 +132,19 @@ func (v *validator) setLimits(l *limits.Limits, now time.Time) {
 func (v *validator) validate(tenantID string, w *writeRequest, d *discards, out *validated) {
 	for k := range w.series {
 		s := &w.series[k]
-		ls := w.seriesLabels(s)
-		if s.histograms > 0 {
-			d.add(reasonHistogramsUnsupp, s.histograms, "native histogram samples are not supported yet, series %s", seriesString(ls))
-		}
-		ls, ok := v.checkLabels(ls, len(w.seriesSamples(s)), d)
+		samples, hists := w.seriesSamples(s), w.seriesHistograms(s)
+		ls, ok := v.checkLabels(w.seriesLabels(s), len(samples)+len(hists), d)
 		if !ok {
 			continue
 		}
-		v.appendSeries(tenantID, ls, w.seriesSamples(s), d, out)
+		// Floats first, then histograms, as Prometheus appends a series'
+		// samples of a request.
+		if len(samples) > 0 {
+			v.appendSeries(tenantID, ls, samples, d, out)
+		}
+		if len(hists) > 0 {
+			v.appendHistograms(tenantID, ls, hists, d, out)
+		}
 	}
 }
 
@@ -206,12 +217,7 @@ func (v *validator) appendSeries(tenantID string, ls []rawLabel, samples []rawSa
 		}
 		return
 	}
-	v.hasher.Reset(tenantID)
-	v.lbuf = v.lbuf[:0]
-	for _, l := range ls {
-		v.hasher.Add(l.name, l.value)
-		v.lbuf = ingesterpb.AppendLabelPair(v.lbuf, l.name, l.value)
-	}
+	v.encodeLabels(tenantID, ls)
 	lo := len(out.enc)
 	out.enc = ingesterpb.AppendSeriesHeader(out.enc, v.lbuf, n)
 	first := true
@@ -231,6 +237,136 @@ func (v *validator) appendSeries(tenantID string, ls []rawLabel, samples []rawSa
 	}
 	out.series = append(out.series, validSeries{lo: lo, hi: len(out.enc), key: v.hasher.Sum()})
 	out.samples += n
+}
+
+// encodeLabels puts the series' encoded labels in v.lbuf and its shard
+// key in v.hasher.
+func (v *validator) encodeLabels(tenantID string, ls []rawLabel) {
+	v.hasher.Reset(tenantID)
+	v.lbuf = v.lbuf[:0]
+	for _, l := range ls {
+		v.hasher.Add(l.name, l.value)
+		v.lbuf = ingesterpb.AppendLabelPair(v.lbuf, l.name, l.value)
+	}
+}
+
+// histogramSample is a decoded native histogram: exactly one of h and fh.
+type histogramSample struct {
+	t  int64
+	h  *histogram.Histogram
+	fh *histogram.FloatHistogram
+}
+
+// appendHistograms encodes the series' histograms that decode, validate,
+// fit the tenant's bucket limit and rise strictly in time; the others are
+// discarded.
+func (v *validator) appendHistograms(tenantID string, ls []rawLabel, raw [][]byte, d *discards, out *validated) {
+	v.hists = v.hists[:0]
+	for _, b := range raw {
+		hs, ok := v.checkHistogram(ls, b, d)
+		if !ok {
+			continue
+		}
+		if n := len(v.hists); n > 0 && hs.t <= v.hists[n-1].t {
+			d.add(reasonOutOfOrder, 1, "series %s has histograms out of order within the request: %s after %s", seriesString(ls),
+				timestamp.Time(hs.t).Format(time.RFC3339Nano), timestamp.Time(v.hists[n-1].t).Format(time.RFC3339Nano))
+			continue
+		}
+		v.hists = append(v.hists, hs)
+	}
+	if len(v.hists) == 0 {
+		return
+	}
+	v.encodeLabels(tenantID, ls)
+	lo := len(out.enc)
+	out.enc = ingesterpb.AppendHistogramSeriesHeader(out.enc, v.lbuf, len(v.hists))
+	for _, hs := range v.hists {
+		out.enc = ingesterpb.AppendHistogram(out.enc, hs.t, hs.h, hs.fh)
+	}
+	out.series = append(out.series, validSeries{lo: lo, hi: len(out.enc), key: v.hasher.Sum()})
+	out.samples += len(v.hists)
+	out.histograms += len(v.hists)
+	clear(v.hists)
+}
+
+// checkHistogram decodes one Histogram message and applies Prometheus's
+// rules: a known schema, one finer than 8 reduced to 8 as Prometheus
+// reduces it, buckets consistent with their spans and counts, and the
+// tenant's bucket limit.
+func (v *validator) checkHistogram(ls []rawLabel, b []byte, d *discards) (histogramSample, bool) {
+	var m prompb.Histogram
+	if err := m.Unmarshal(b); err != nil {
+		d.add(reasonInvalidHistogram, 1, "series %s has a histogram that does not decode: %s", seriesString(ls), err)
+		return histogramSample{}, false
+	}
+	hs := histogramSample{t: m.Timestamp}
+	if !v.inBounds(hs.t) {
+		v.discardOutOfBounds(ls, hs.t, d)
+		return hs, false
+	}
+	if !histogram.IsKnownSchema(m.Schema) {
+		d.add(reasonInvalidHistogram, 1, "series %s has a histogram at %s with %s", seriesString(ls), timestamp.Time(hs.t).Format(time.RFC3339Nano), histogram.UnknownSchemaError(m.Schema))
+		return hs, false
+	}
+	var err error
+	if m.IsFloatHistogram() {
+		hs.fh = m.ToFloatHistogram()
+		if hs.fh.Schema > histogram.ExponentialSchemaMax {
+			err = hs.fh.ReduceResolution(histogram.ExponentialSchemaMax)
+		}
+		if err == nil {
+			err = hs.fh.Validate()
+		}
+	} else {
+		hs.h = m.ToIntHistogram()
+		if hs.h.Schema > histogram.ExponentialSchemaMax {
+			err = hs.h.ReduceResolution(histogram.ExponentialSchemaMax)
+		}
+		if err == nil {
+			err = hs.h.Validate()
+		}
+	}
+	if err != nil {
+		d.add(reasonInvalidHistogram, 1, "series %s has an invalid histogram at %s: %s", seriesString(ls), timestamp.Time(hs.t).Format(time.RFC3339Nano), err)
+		return hs, false
+	}
+	if err := v.fitBuckets(&hs); err != nil {
+		d.add(reasonHistogramBuckets, 1, "series %s has a histogram at %s with %s (raise the tenant's max_native_histogram_buckets or -validation.max-native-histogram-buckets)", seriesString(ls), timestamp.Time(hs.t).Format(time.RFC3339Nano), err)
+		return hs, false
+	}
+	return hs, true
+}
+
+// fitBuckets applies the tenant's bucket limit, halving the resolution
+// until the histogram fits when the tenant allows it.
+func (v *validator) fitBuckets(hs *histogramSample) error {
+	limit := v.limits.MaxNativeHistogramBuckets
+	if limit <= 0 {
+		return nil
+	}
+	buckets := func() (int, int32) {
+		if hs.h != nil {
+			return len(hs.h.PositiveBuckets) + len(hs.h.NegativeBuckets), hs.h.Schema
+		}
+		return len(hs.fh.PositiveBuckets) + len(hs.fh.NegativeBuckets), hs.fh.Schema
+	}
+	n, schema := buckets()
+	for n > limit {
+		if !v.limits.ReduceNativeHistogramOverMaxBuckets || histogram.IsCustomBucketsSchema(schema) || schema <= histogram.ExponentialSchemaMin {
+			return fmt.Errorf("%d buckets, more than the limit of %d", n, limit)
+		}
+		var err error
+		if hs.h != nil {
+			err = hs.h.ReduceResolution(schema - 1)
+		} else {
+			err = hs.fh.ReduceResolution(schema - 1)
+		}
+		if err != nil {
+			return err
+		}
+		n, schema = buckets()
+	}
+	return nil
 }
 
 func (v *validator) inBounds(t int64) bool { return t >= v.minT && t <= v.maxT }

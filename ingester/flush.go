@@ -4,8 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-
 	"github.com/orrery/orrery/ingester/chunks"
 )
 
@@ -54,7 +52,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 			// with the store's transaction without a copy.
 			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, len(s.chunks))}
 			for _, mc := range s.chunks {
-				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: chunkenc.EncXOR, Data: mc.c.Bytes()})
+				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
 			}
 			batch = append(batch, sc)
 			owners = append(owners, flushed{s: s, chunks: slices.Clone(s.chunks)})

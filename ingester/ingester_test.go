@@ -130,8 +130,8 @@ func series(name string, from, n int) []byte {
 	return buf
 }
 
-// sample encodes one sample of series name at tMs.
-func sample(name string, tMs int64, v float64) []byte {
+// onePush encodes one sample of series name at tMs.
+func onePush(name string, tMs int64, v float64) []byte {
 	buf := ingesterpb.AppendSeriesHeader(nil, ingesterpb.AppendLabels(nil, labels.FromStrings("__name__", name, "job", "test")), 1)
 	return ingesterpb.AppendSample(buf, tMs, v)
 }
@@ -252,7 +252,7 @@ func TestCrashReplaysWAL(t *testing.T) {
 	require.Len(t, ti.samples(t, "b")["up"], 1)
 	// Appends continue after replay, and out-of-order detection survived it.
 	require.NoError(t, ti.push(t, "a", series("up", 25, 1)))
-	require.Error(t, ti.push(t, "a", sample("up", 3500, 3.5)))
+	require.Error(t, ti.push(t, "a", onePush("up", 3500, 3.5)))
 }
 
 func TestFlushServesFromStoreAfterRestart(t *testing.T) {

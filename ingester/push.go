@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/tenant"
@@ -26,10 +26,13 @@ type pushState struct {
 	series    []*memSeries
 	newSeries []*memSeries
 	buf       []byte
+	// histograms counts the push's histogram samples: a push with none
+	// keeps the WAL's float-only record.
+	histograms int
 	// accepted indexes samples by series and timestamp, built only when a
 	// push has an older sample to judge, and kept up to date from then on
 	// (indexed counts the samples in it).
-	accepted map[refTime]float64
+	accepted map[refTime]sample
 	indexed  int
 }
 
@@ -38,18 +41,18 @@ type refTime struct {
 	t   int64
 }
 
-// acceptedAt returns the value this push already accepted for series ref
+// acceptedAt returns the sample this push already accepted for series ref
 // at t.
-func (ps *pushState) acceptedAt(ref uint64, t int64) (float64, bool) {
+func (ps *pushState) acceptedAt(ref uint64, t int64) (sample, bool) {
 	if ps.accepted == nil {
-		ps.accepted = map[refTime]float64{}
+		ps.accepted = map[refTime]sample{}
 	}
 	for ; ps.indexed < len(ps.samples); ps.indexed++ {
 		smp := ps.samples[ps.indexed]
-		ps.accepted[refTime{smp.ref, smp.t}] = smp.v
+		ps.accepted[refTime{smp.ref, smp.T}] = smp.sample
 	}
-	v, ok := ps.accepted[refTime{ref, t}]
-	return v, ok
+	smp, ok := ps.accepted[refTime{ref, t}]
+	return smp, ok
 }
 
 var pushStates = sync.Pool{New: func() any { return &pushState{} }}
@@ -63,10 +66,11 @@ const (
 	reasonDuplicateTimestamp
 	reasonPerUserSeriesLimit
 	reasonPerMetricSeriesLimit
+	reasonInvalidHistogram
 	numReasons
 )
 
-var reasonLabels = [numReasons]string{"out_of_order", "duplicate_timestamp", "per_user_series_limit", "per_metric_series_limit"}
+var reasonLabels = [numReasons]string{"out_of_order", "duplicate_timestamp", "per_user_series_limit", "per_metric_series_limit", "invalid_histogram"}
 
 // rejections counts rejected samples by reason and keeps the first message,
 // rather than building an error per sample on the hot path.
@@ -93,6 +97,15 @@ func (r *rejections) sample(v verdict, lset labels.Labels, t, lastT int64) {
 	}
 	if r.count(reasonDuplicateTimestamp, 1) {
 		r.first = fmt.Sprintf("duplicate sample with a different value: series %s already has another value at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano))
+	}
+}
+
+// histogram counts a histogram that does not validate. The distributor
+// validates every histogram; this guards the chunk appenders, which
+// assume valid ones, from any other caller.
+func (r *rejections) histogram(err error, lset labels.Labels, t int64) {
+	if r.count(reasonInvalidHistogram, 1) {
+		r.first = fmt.Sprintf("invalid histogram: series %s at %s: %s", lset, timestamp.Time(t).Format(time.RFC3339Nano), err)
 	}
 }
 
@@ -147,7 +160,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) {
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
-	ps.samples, ps.series, ps.newSeries = ps.samples[:0], ps.series[:0], ps.newSeries[:0]
+	ps.samples, ps.series, ps.newSeries, ps.histograms = ps.samples[:0], ps.series[:0], ps.newSeries[:0], 0
 	// A push of many old samples leaves a large index: let it go rather
 	// than keep it pooled.
 	if len(ps.accepted) > 1<<16 {
@@ -185,29 +198,51 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		if !s.logged {
 			ps.newSeries = append(ps.newSeries, s)
 		}
-		hasLast, lastT, lastV := s.hasLast, s.lastT, s.lastV
+		hasLast, last := s.hasLast, s.last
 		if s.pendingPush == push {
 			// Seen earlier in this push: its accepted samples are newer.
-			hasLast, lastT, lastV = true, s.pendingT, s.pendingV
+			hasLast, last = true, s.pending
 		}
-		for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
-			verdict := check(hasLast, lastT, lastV, t, v)
+		judge := func(smp sample) {
+			verdict := check(hasLast, last, smp)
 			if verdict == outOfOrder {
 				var err error
-				if verdict, err = i.judgeOld(h, s, t, v, ps); err != nil && storeErr == nil {
+				if verdict, err = i.judgeOld(h, s, smp, ps); err != nil && storeErr == nil {
 					storeErr = err
 				}
 			}
 			switch verdict {
 			case accept:
-				ps.samples = append(ps.samples, refSample{ref: s.ref, t: t, v: v})
+				ps.samples = append(ps.samples, refSample{ref: s.ref, sample: smp})
 				ps.series = append(ps.series, s)
-				hasLast, lastT, lastV = true, t, v
-				s.pendingPush, s.pendingT, s.pendingV = push, t, v
+				hasLast, last = true, smp
+				s.pendingPush, s.pending = push, smp
 			case duplicate:
 			default:
-				rej.sample(verdict, s.lset, t, lastT)
+				rej.sample(verdict, s.lset, smp.T, last.T)
 			}
+		}
+		if !r.Histograms() {
+			for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
+				judge(sample{T: t, V: v})
+			}
+			continue
+		}
+		for {
+			t, h, fh, ok, err := r.NextHistogram()
+			if err != nil {
+				return 0, rej, apierr.New(apierr.BadData, "ingester: push: series %s: %s", s.lset, err)
+			}
+			if !ok {
+				break
+			}
+			smp := sample{T: t, H: h, FH: fh}
+			if err := validHistogram(smp); err != nil {
+				rej.histogram(err, s.lset, t)
+				continue
+			}
+			ps.histograms++
+			judge(smp)
 		}
 	}
 	if storeErr != nil {
@@ -241,23 +276,23 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 // here. A sample the store cannot be read for is judged out of order, with
 // the error for the caller to log: retrying a 5xx would not repair the
 // store.
-func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, t int64, v float64, ps *pushState) (verdict, error) {
+func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, smp sample, ps *pushState) (verdict, error) {
 	// Samples accepted earlier in this push are not in memory yet.
-	held, found := ps.acceptedAt(s.ref, t)
+	held, found := ps.acceptedAt(s.ref, smp.T)
 	if !found {
 		var covered bool
-		if held, found, covered = s.valueAt(t); !found && covered {
+		if held, found, covered = s.sampleAt(smp.T); !found && covered {
 			return outOfOrder, nil
 		}
 	}
 	var err error
 	if !found {
-		held, found, err = i.store.SampleAt(h.id, s.lset, t)
+		held, found, err = i.store.SampleAt(h.id, s.lset, smp.T)
 	}
 	switch {
 	case !found:
 		return outOfOrder, err
-	case math.Float64bits(held) == math.Float64bits(v):
+	case chunks.Same(held, smp):
 		return duplicate, nil
 	default:
 		return conflicting, nil
@@ -273,8 +308,8 @@ func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
 	for k, s := range series {
 		lsets[k] = s.lset
 	}
-	err := i.store.LastSamples(h.id, lsets, func(k int, t int64, v float64) {
-		series[k].restoreLast(t, v)
+	err := i.store.LastSamples(h.id, lsets, func(k int, smp sample) {
+		series[k].restoreLast(smp)
 	})
 	if err != nil {
 		i.logger.Error("cannot read the last stored samples of series; their older samples are not checked against the store", "tenant", h.id, "series", len(series), "err", err)
@@ -293,7 +328,7 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	}
 	if len(ps.samples) > 0 {
 		start := len(ps.buf)
-		ps.buf = encodeSamples(ps.buf, ps.samples)
+		ps.buf = encodeSamples(ps.buf, recSamples, ps.samples, ps.histograms > 0)
 		recs = append(recs, ps.buf[start:])
 		if len(recs) == 2 {
 			recs[0] = ps.buf[:start]
@@ -314,10 +349,18 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	for k, smp := range ps.samples {
 		s := ps.series[k]
 		s.mu.Lock()
-		s.append(smp.t, smp.v, &i.cfg, now)
+		s.append(smp.sample, &i.cfg, now)
 		s.mu.Unlock()
 	}
 	i.m.samplesAppended.Add(float64(len(ps.samples)))
 	i.lastPush.Store(now)
 	return nil
+}
+
+// validHistogram checks what the chunk appenders assume of a histogram.
+func validHistogram(smp sample) error {
+	if smp.H != nil {
+		return smp.H.Validate()
+	}
+	return smp.FH.Validate()
 }

@@ -24,11 +24,11 @@ func TestSameSeriesTwiceInOnePush(t *testing.T) {
 		code    codes.Code
 		message string
 	}{
-		{"another value at the same timestamp", [][]byte{sample("x", 5000, 5), sample("x", 5000, 99)}, []int64{5000}, codes.InvalidArgument, "duplicate sample with a different value"},
-		{"an older timestamp", [][]byte{sample("x", 5000, 5), sample("x", 4000, 4)}, []int64{5000}, codes.InvalidArgument, "out of order sample"},
-		{"the same sample again", [][]byte{sample("x", 5000, 5), sample("x", 5000, 5)}, []int64{5000}, codes.OK, ""},
+		{"another value at the same timestamp", [][]byte{onePush("x", 5000, 5), onePush("x", 5000, 99)}, []int64{5000}, codes.InvalidArgument, "duplicate sample with a different value"},
+		{"an older timestamp", [][]byte{onePush("x", 5000, 5), onePush("x", 4000, 4)}, []int64{5000}, codes.InvalidArgument, "out of order sample"},
+		{"the same sample again", [][]byte{onePush("x", 5000, 5), onePush("x", 5000, 5)}, []int64{5000}, codes.OK, ""},
 		{"a retry of the first occurrence", [][]byte{series("x", 1, 3), series("x", 1, 5)}, []int64{1000, 2000, 3000, 4000, 5000}, codes.OK, ""},
-		{"interleaved with another series", [][]byte{sample("x", 1000, 1), sample("y", 1000, 1), sample("x", 2000, 2), sample("y", 2000, 2), sample("x", 1000, 1)}, []int64{1000, 2000}, codes.OK, ""},
+		{"interleaved with another series", [][]byte{onePush("x", 1000, 1), onePush("y", 1000, 1), onePush("x", 2000, 2), onePush("y", 2000, 2), onePush("x", 1000, 1)}, []int64{1000, 2000}, codes.OK, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

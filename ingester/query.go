@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/ingester/chunks"
@@ -317,7 +316,7 @@ func sortedLimited(set map[string]struct{}, limit int64) []string {
 func toStoreChunks(cs []chunkCopy) []chunks.Chunk {
 	out := make([]chunks.Chunk, len(cs))
 	for k, c := range cs {
-		out[k] = chunks.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: chunkenc.EncXOR, Data: c.data}
+		out[k] = chunks.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: c.data}
 	}
 	return out
 }

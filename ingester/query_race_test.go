@@ -48,9 +48,9 @@ func TestQueryStreamCompleteUnderConcurrentFlush(t *testing.T) {
 			}
 			req := make([][]byte, 0, nSeries)
 			for _, n := range names {
-				req = append(req, sample(n, int64(k)*1000, float64(k)))
+				req = append(req, onePush(n, int64(k)*1000, float64(k)))
 			}
-			req = append(req, sample(fmt.Sprintf("z%06d", k), int64(k)*1000, float64(k)))
+			req = append(req, onePush(fmt.Sprintf("z%06d", k), int64(k)*1000, float64(k)))
 			if err := ti.push(t, "a", req...); err != nil {
 				t.Errorf("push %d: %v", k, err)
 				return

@@ -62,13 +62,13 @@ func TestDuplicateRulesHoldWhereverTheSamplesAre(t *testing.T) {
 			ti = c.move(t, ti, dir)
 			defer ti.stop(t)
 
-			err := ti.push(t, "a", sample("x", 4000, 99))
+			err := ti.push(t, "a", onePush("x", 4000, 99))
 			require.Equal(t, codes.InvalidArgument, status.Code(err), "another value at a held timestamp: %v", err)
 			require.Contains(t, status.Convert(err).Message(), "duplicate sample with a different value")
-			err = ti.push(t, "a", sample("x", 4500, 4.5))
+			err = ti.push(t, "a", onePush("x", 4500, 4.5))
 			require.Equal(t, codes.InvalidArgument, status.Code(err), "older and not held: %v", err)
 			require.Contains(t, status.Convert(err).Message(), "out of order sample")
-			err = ti.push(t, "a", sample("x", 9000, -9))
+			err = ti.push(t, "a", onePush("x", 9000, -9))
 			require.Equal(t, codes.InvalidArgument, status.Code(err), "another value at the last timestamp: %v", err)
 
 			require.NoError(t, ti.push(t, "a", series("x", 0, 10)), "the same batch again")

@@ -1,16 +1,22 @@
 package ingester
 
 import (
-	"math"
+	"fmt"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
-// memChunk is one XOR chunk held in memory.
+// sample is a float or histogram sample.
+type sample = chunks.Sample
+
+// memChunk is one chunk held in memory: XOR for floats, Prometheus's
+// histogram or float histogram encoding for histograms.
 type memChunk struct {
-	c          *chunkenc.XORChunk
+	c          chunkenc.Chunk
 	minT, maxT int64
 }
 
@@ -32,23 +38,21 @@ type memSeries struct {
 	head   *memChunk
 	app    chunkenc.Appender
 
-	// hasLast, lastT and lastV are the newest sample the series ever had,
-	// in memory or in the store: a series created in memory restores them
-	// from the store, and checkpoints keep them once its chunks are
-	// flushed, so order and duplicate checks survive both.
+	// hasLast and last are the newest sample the series ever had, in
+	// memory or in the store: a series created in memory restores it from
+	// the store, and checkpoints keep it once its chunks are flushed, so
+	// order and duplicate checks survive both.
 	hasLast bool
-	lastT   int64
-	lastV   float64
-	// pendingPush, pendingT and pendingV are the newest sample the push
-	// numbered pendingPush accepted for this series and has not appended
-	// yet: a series may come several times in one push (Prometheus sends a
-	// sample per time series entry), and each later occurrence is judged
-	// against what the earlier ones accepted. Only the appender, under
-	// appendMu, reads or writes them; a push that fails before appending
-	// leaves them behind under a number no later push uses.
+	last    sample
+	// pendingPush and pending are the newest sample the push numbered
+	// pendingPush accepted for this series and has not appended yet: a
+	// series may come several times in one push (Prometheus sends a sample
+	// per time series entry), and each later occurrence is judged against
+	// what the earlier ones accepted. Only the appender, under appendMu,
+	// reads or writes them; a push that fails before appending leaves them
+	// behind under a number no later push uses.
 	pendingPush uint64
-	pendingT    int64
-	pendingV    float64
+	pending     sample
 	// lastAppend is the wall-clock unix nanoseconds of the last append.
 	lastAppend int64
 	// logged is set once the series record is in the WAL.
@@ -72,25 +76,27 @@ const (
 
 // check decides a sample against the series' last accepted one. A sample
 // it calls outOfOrder may still be an exact repeat of an older stored
-// sample: push looks that up (Ingester.judgeOld) before rejecting it.
-func check(hasLast bool, lastT int64, lastV float64, t int64, v float64) verdict {
+// sample: push looks that up (Ingester.judgeOld) before rejecting it. A
+// histogram where the last sample was a float (or the reverse) at the same
+// timestamp conflicts, as in Prometheus.
+func check(hasLast bool, last, s sample) verdict {
 	switch {
-	case !hasLast || t > lastT:
+	case !hasLast || s.T > last.T:
 		return accept
-	case t < lastT:
+	case s.T < last.T:
 		return outOfOrder
-	case math.Float64bits(v) == math.Float64bits(lastV):
+	case chunks.Same(last, s):
 		return duplicate
 	default:
 		return conflicting
 	}
 }
 
-// valueAt returns the value the series holds in memory at t, and whether
-// memory covers t at all: every sample this ingester accepted from its
-// oldest chunk in memory on is in memory, so a t it covers that is not
+// sampleAt returns the sample the series holds in memory at t, and
+// whether memory covers t at all: every sample this ingester accepted from
+// its oldest chunk in memory on is in memory, so a t it covers that is not
 // there was never accepted, and the store need not be asked.
-func (s *memSeries) valueAt(t int64) (v float64, found, covered bool) {
+func (s *memSeries) sampleAt(t int64) (smp sample, found, covered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -100,65 +106,115 @@ func (s *memSeries) valueAt(t int64) (v float64, found, covered bool) {
 		covered = t >= s.head.minT
 	}
 	for _, mc := range s.chunks {
-		if v, ok := chunkValueAt(mc, t); ok {
-			return v, true, true
+		if smp, ok := chunkSampleAt(mc, t); ok {
+			return smp, true, true
 		}
 	}
 	if s.head != nil {
-		v, found = chunkValueAt(s.head, t)
+		smp, found = chunkSampleAt(s.head, t)
 	}
-	return v, found, covered
+	return smp, found, covered
 }
 
-func chunkValueAt(mc *memChunk, t int64) (float64, bool) {
+func chunkSampleAt(mc *memChunk, t int64) (sample, bool) {
 	if t < mc.minT || t > mc.maxT {
-		return 0, false
+		return sample{}, false
 	}
 	it := mc.c.Iterator(nil)
-	if it.Seek(t) != chunkenc.ValFloat {
-		return 0, false
+	var smp sample
+	switch it.Seek(t) {
+	case chunkenc.ValFloat:
+		smp.T, smp.V = it.At()
+	case chunkenc.ValHistogram:
+		smp.T, smp.H = it.AtHistogram(nil)
+	case chunkenc.ValFloatHistogram:
+		smp.T, smp.FH = it.AtFloatHistogram(nil)
+	default:
+		return sample{}, false
 	}
-	ct, v := it.At()
-	return v, ct == t
+	return smp, smp.T == t
 }
 
-// restoreLast makes (t, v) the series' last sample unless it has a newer
-// one: what a checkpoint or the store remembers of a series whose chunks
-// left memory.
-func (s *memSeries) restoreLast(t int64, v float64) {
+// restoreLast makes smp the series' last sample unless it has a newer one:
+// what a checkpoint or the store remembers of a series whose chunks left
+// memory.
+func (s *memSeries) restoreLast(smp sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.hasLast || t > s.lastT {
-		s.hasLast, s.lastT, s.lastV = true, t, v
+	if !s.hasLast || smp.T > s.last.T {
+		s.hasLast, s.last = true, smp
 	}
 }
 
-// last returns the series' last sample.
-func (s *memSeries) last() (t int64, v float64, ok bool) {
+// lastSample returns the series' last sample.
+func (s *memSeries) lastSample() (sample, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lastT, s.lastV, s.hasLast
+	return s.last, s.hasLast
 }
+
+// histogramChunkBytes is the size past which a histogram chunk is cut once
+// it has chunkenc.MinSamplesPerHistogramChunk samples: twice Prometheus's
+// target, the size at which its head cuts one whatever its prediction.
+const histogramChunkBytes = 2 * chunkenc.TargetBytesPerHistogramChunk
 
 // append adds an accepted sample. The caller holds s.mu.
-func (s *memSeries) append(t int64, v float64, cfg *Config, nowNanos int64) {
-	if s.head == nil || s.head.c.NumSamples() >= cfg.MaxChunkSamples || t-s.head.minT >= cfg.MaxChunkAge.Milliseconds() {
-		s.cut(t)
+func (s *memSeries) append(smp sample, cfg *Config, nowNanos int64) {
+	enc := smp.Type().ChunkEncoding(false, false)
+	var prev chunkenc.Appender
+	if s.head == nil || s.head.c.Encoding() != enc || s.head.c.NumSamples() >= cfg.MaxChunkSamples ||
+		smp.T-s.head.minT >= cfg.MaxChunkAge.Milliseconds() ||
+		(enc != chunkenc.EncXOR && len(s.head.c.Bytes()) >= histogramChunkBytes && s.head.c.NumSamples() >= chunkenc.MinSamplesPerHistogramChunk) {
+		if s.head != nil && s.head.c.Encoding() == enc {
+			// It tells the new chunk's first histogram whether a counter
+			// reset lies between the chunks.
+			prev = s.app
+		}
+		s.cut(smp.T, enc)
 	}
-	s.app.Append(0, t, v)
-	s.head.maxT = t
-	s.hasLast, s.lastT, s.lastV = true, t, v
+	var (
+		next    chunkenc.Chunk
+		recoded bool
+		app     = s.app
+	)
+	switch smp.Type() {
+	case chunkenc.ValFloat:
+		app.Append(0, smp.T, smp.V)
+	case chunkenc.ValHistogram:
+		// The histogram was validated; with appendOnly false the appender
+		// cuts or recodes rather than fail.
+		next, recoded, app, _ = app.AppendHistogram(prev, 0, smp.T, smp.H, false)
+	case chunkenc.ValFloatHistogram:
+		next, recoded, app, _ = app.AppendFloatHistogram(prev, 0, smp.T, smp.FH, false)
+	}
+	switch {
+	case next == nil:
+	case recoded:
+		s.head.c = next
+	default:
+		// A counter reset or a layout the chunk cannot take: the head is
+		// complete and the appender's new chunk is the head.
+		s.completeHead()
+		s.head = &memChunk{c: next, minT: smp.T}
+	}
+	s.app = app
+	s.head.maxT = smp.T
+	s.hasLast, s.last = true, smp
 	s.lastAppend = nowNanos
 }
 
-// cut completes the head chunk and opens a new one starting at t. The caller
-// holds s.mu.
-func (s *memSeries) cut(t int64) {
+// cut completes the head chunk and opens a new one of encoding enc
+// starting at t. The caller holds s.mu.
+func (s *memSeries) cut(t int64, enc chunkenc.Encoding) {
 	s.completeHead()
-	c := chunkenc.NewXORChunk()
+	c, err := chunkenc.NewEmptyChunk(enc)
+	if err != nil {
+		// append asks only for the encodings of the sample types.
+		panic(err)
+	}
 	app, err := c.Appender()
 	if err != nil {
-		// A fresh XOR chunk's appender cannot fail.
+		// A fresh chunk's appender cannot fail.
 		panic(err)
 	}
 	s.head = &memChunk{c: c, minT: t, maxT: t}
@@ -178,31 +234,56 @@ func (s *memSeries) completeHead() {
 
 // restoreChunk adds a chunk read back from a checkpoint. The last one
 // restored becomes the head. Its samples are appended again into a fresh
-// chunk: an XOR appender cannot resume from bytes alone, since how many bits
-// of the last byte are used is not recorded in them.
+// chunk: an appender cannot resume from bytes alone, since how many bits
+// of the last byte are used is not recorded in them. A histogram chunk
+// keeps a counter reset or gauge header, which its first sample's hint
+// carries; a header saying no reset becomes unknown, which queries detect
+// for themselves.
 func (s *memSeries) restoreChunk(mc *memChunk) error {
 	s.completeHead()
-	c := chunkenc.NewXORChunk()
+	c, err := chunkenc.NewEmptyChunk(mc.c.Encoding())
+	if err != nil {
+		return err
+	}
 	app, err := c.Appender()
 	if err != nil {
 		return err
 	}
 	it := mc.c.Iterator(nil)
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		app.Append(0, t, v)
+	for {
+		var smp sample
+		switch it.Next() {
+		case chunkenc.ValNone:
+			s.head, s.app = &memChunk{c: c, minT: mc.minT, maxT: mc.maxT}, app
+			return it.Err()
+		case chunkenc.ValFloat:
+			smp.T, smp.V = it.At()
+			app.Append(0, smp.T, smp.V)
+		case chunkenc.ValHistogram:
+			smp.T, smp.H = it.AtHistogram(nil)
+			if err := appendOnly(app.AppendHistogram(nil, 0, smp.T, smp.H, true)); err != nil {
+				return fmt.Errorf("histogram at %d: %w", smp.T, err)
+			}
+		case chunkenc.ValFloatHistogram:
+			smp.T, smp.FH = it.AtFloatHistogram(nil)
+			if err := appendOnly(app.AppendFloatHistogram(nil, 0, smp.T, smp.FH, true)); err != nil {
+				return fmt.Errorf("histogram at %d: %w", smp.T, err)
+			}
+		}
 		// Never lower the last sample a last-samples record restored.
-		if !s.hasLast || t > s.lastT {
-			s.hasLast, s.lastT, s.lastV = true, t, v
+		if !s.hasLast || smp.T > s.last.T {
+			s.hasLast, s.last = true, smp
 		}
 	}
-	s.head, s.app = &memChunk{c: c, minT: mc.minT, maxT: mc.maxT}, app
-	return it.Err()
 }
+
+// appendOnly is the error of an append that must not cut or recode.
+func appendOnly(_ chunkenc.Chunk, _ bool, _ chunkenc.Appender, err error) error { return err }
 
 // chunkCopy is an immutable copy of a chunk, safe to use without locks.
 type chunkCopy struct {
 	minT, maxT int64
+	enc        chunkenc.Encoding
 	data       []byte
 }
 
@@ -216,7 +297,7 @@ func (s *memSeries) copyChunks(mint, maxt int64) []chunkCopy {
 		if mc == nil || mc.maxT < mint || mc.minT > maxt {
 			return
 		}
-		out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, data: append([]byte(nil), mc.c.Bytes()...)})
+		out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, enc: mc.c.Encoding(), data: append([]byte(nil), mc.c.Bytes()...)})
 	}
 	for _, mc := range s.chunks {
 		add(mc)

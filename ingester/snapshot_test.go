@@ -69,7 +69,7 @@ func TestSnapshotRestoresAnIngester(t *testing.T) {
 				return
 			default:
 			}
-			if src.push(t, "a", sample("racing", int64(k)*1000, float64(k))) == nil {
+			if src.push(t, "a", onePush("racing", int64(k)*1000, float64(k))) == nil {
 				acked.Store(int64(k) + 1)
 			}
 		}
@@ -102,7 +102,7 @@ func TestSnapshotRestoresAnIngester(t *testing.T) {
 	require.Len(t, restored.samples(t, "b")["other"], 3)
 	// The restored ingester goes on where the source was.
 	require.NoError(t, restored.push(t, "a", series("memory", 15, 1)))
-	require.Error(t, restored.push(t, "a", sample("memory", 3500, 3.5)), "out-of-order detection survived")
+	require.Error(t, restored.push(t, "a", onePush("memory", 3500, 3.5)), "out-of-order detection survived")
 }
 
 // A stopped ingester refuses a snapshot instead of copying half a WAL.
@@ -133,7 +133,7 @@ func TestSnapshotStalledReaderBlocksNothing(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for k := range 5 {
 		start := time.Now()
-		require.NoError(t, ti.push(t, "a", sample("up", int64(15+k)*1000, float64(15+k))))
+		require.NoError(t, ti.push(t, "a", onePush("up", int64(15+k)*1000, float64(15+k))))
 		require.Less(t, time.Since(start), time.Second, "a push waits for no snapshot reader")
 	}
 	start := time.Now()

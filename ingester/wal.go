@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 
@@ -187,14 +188,14 @@ func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader, name, kind str
 		switch rec[0] {
 		case recSeries:
 			err = i.replaySeries(st, rec)
-		case recSamples:
+		case recSamples, recSamplesMixed:
 			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
 				i.replaySamples(st, st.samples)
 			}
-		case recChunks:
+		case recChunks, recChunksEnc:
 			err = i.replayChunks(st, rec)
-		case recLast:
+		case recLast, recLastMixed:
 			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
 				i.replayLast(st, st.samples)
@@ -253,11 +254,11 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 			}
 			continue
 		}
-		if check(s.hasLast, s.lastT, s.lastV, smp.t, smp.v) != accept {
+		if check(s.hasLast, s.last, smp.sample) != accept {
 			continue
 		}
 		s.mu.Lock()
-		s.append(smp.t, smp.v, &i.cfg, now)
+		s.append(smp.sample, &i.cfg, now)
 		s.mu.Unlock()
 	}
 	i.m.walDropped.Add(float64(dropped))
@@ -267,7 +268,7 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 func (i *Ingester) replayLast(st *replayState, last []refSample) {
 	for _, smp := range last {
 		if s := st.refs[smp.ref]; s != nil {
-			s.restoreLast(smp.t, smp.v)
+			s.restoreLast(smp.sample)
 		}
 	}
 }
@@ -305,7 +306,7 @@ func (i *Ingester) restoreLastAfterReplay() {
 	for _, h := range i.allHeads() {
 		var batch []*memSeries
 		for _, s := range h.all() {
-			if _, _, ok := s.last(); !ok {
+			if _, ok := s.lastSample(); !ok {
 				batch = append(batch, s)
 			}
 			if len(batch) == lastBatchSeries {
@@ -384,15 +385,17 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 			batch := series[k:min(k+lastBatchSeries, len(series))]
 			buf = encodeSeries(buf[:0], h.id, batch)
 			last = last[:0]
+			mixed := false
 			for _, s := range batch {
-				if t, v, ok := s.last(); ok {
-					last = append(last, refSample{ref: s.ref, t: t, v: v})
+				if smp, ok := s.lastSample(); ok {
+					last = append(last, refSample{ref: s.ref, sample: smp})
+					mixed = mixed || smp.Type() != chunkenc.ValFloat
 				}
 			}
 			recs := [][]byte{buf}
 			if len(last) > 0 {
 				n := len(buf)
-				buf = encodeLast(buf, last)
+				buf = encodeSamples(buf, recLast, last, mixed)
 				recs = [][]byte{buf[:n], buf[n:]}
 			}
 			if err := w.Log(recs...); err != nil {

@@ -8,22 +8,38 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
 // Record types of the WAL and checkpoint; the layout is in WAL.md.
 const (
 	recSeries  byte = 1
 	recSamples byte = 2
-	recChunks  byte = 3
-	recLast    byte = 4
+	// recChunks is the checkpoint's chunks record of XOR chunks only,
+	// written before histograms; replay still reads it.
+	recChunks byte = 3
+	recLast   byte = 4
+	// recSamplesMixed and recLastMixed are recSamples and recLast with
+	// histograms among the samples; a push of floats alone keeps the
+	// smaller float record.
+	recSamplesMixed byte = 5
+	recLastMixed    byte = 6
+	// recChunksEnc is recChunks with each chunk's encoding.
+	recChunksEnc byte = 7
+)
+
+// The kinds of a sample in a mixed record.
+const (
+	kindFloat     byte = 0
+	kindHistogram byte = 1
 )
 
 var errShortRecord = errors.New("record truncated")
 
 type refSample struct {
 	ref uint64
-	t   int64
-	v   float64
+	sample
 }
 
 // encodeSeries appends a series record of one tenant.
@@ -41,34 +57,48 @@ func encodeSeries(buf []byte, tenantID string, series []*memSeries) []byte {
 	return buf
 }
 
-// encodeSamples appends a samples record. Refs are unique across tenants, so
-// the record needs no tenant.
-func encodeSamples(buf []byte, samples []refSample) []byte {
-	buf = append(buf, recSamples)
+// encodeSamples appends a samples record (typ recSamples) or a checkpoint's
+// last samples record (typ recLast: the newest sample each series ever
+// had, which its chunks may no longer hold once flushed). Refs are unique
+// across tenants, so the record needs no tenant. With mixed, the samples
+// may be histograms and the record is the mixed variant of typ; a
+// histogram is kept in the push encoding's bytes.
+func encodeSamples(buf []byte, typ byte, samples []refSample, mixed bool) []byte {
+	if !mixed {
+		buf = append(buf, typ)
+		for _, s := range samples {
+			buf = binary.AppendUvarint(buf, s.ref)
+			buf = binary.AppendVarint(buf, s.T)
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.V))
+		}
+		return buf
+	}
+	if typ == recLast {
+		buf = append(buf, recLastMixed)
+	} else {
+		buf = append(buf, recSamplesMixed)
+	}
 	for _, s := range samples {
 		buf = binary.AppendUvarint(buf, s.ref)
-		buf = binary.AppendVarint(buf, s.t)
-		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.v))
+		if s.H == nil && s.FH == nil {
+			buf = append(buf, kindFloat)
+			buf = binary.AppendVarint(buf, s.T)
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(s.V))
+			continue
+		}
+		buf = append(buf, kindHistogram)
+		buf = ingesterpb.AppendHistogram(buf, s.T, s.H, s.FH)
 	}
-	return buf
-}
-
-// encodeLast appends a checkpoint record with the last sample of series,
-// laid out as a samples record: the newest sample each series ever had,
-// which its chunks may no longer hold once flushed.
-func encodeLast(buf []byte, last []refSample) []byte {
-	start := len(buf)
-	buf = encodeSamples(buf, last)
-	buf[start] = recLast
 	return buf
 }
 
 // encodeChunks appends a checkpoint record with one series' chunks.
 func encodeChunks(buf []byte, ref uint64, chunks []chunkCopy) []byte {
-	buf = append(buf, recChunks)
+	buf = append(buf, recChunksEnc)
 	buf = binary.AppendUvarint(buf, ref)
 	buf = binary.AppendUvarint(buf, uint64(len(chunks)))
 	for _, c := range chunks {
+		buf = append(buf, byte(c.enc))
 		buf = binary.AppendVarint(buf, c.minT)
 		buf = binary.AppendVarint(buf, c.maxT)
 		buf = binary.AppendUvarint(buf, uint64(len(c.data)))
@@ -128,6 +158,19 @@ func (d *decoder) bytes() []byte {
 	return out
 }
 
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.err = errShortRecord
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
 func (d *decoder) float() float64 {
 	if d.err != nil {
 		return 0
@@ -166,30 +209,68 @@ func decodeSeries(rec []byte) (tenantID string, out []seriesEntry, err error) {
 	return tenantID, out, d.err
 }
 
+// decodeSamples decodes a samples or last samples record, float or mixed.
 func decodeSamples(rec []byte, out []refSample) ([]refSample, error) {
+	mixed := rec[0] == recSamplesMixed || rec[0] == recLastMixed
 	d := decoder{b: rec[1:]}
 	for d.err == nil && len(d.b) > 0 {
-		s := refSample{ref: d.uvarint(), t: d.varint(), v: d.float()}
+		s := refSample{ref: d.uvarint()}
+		if !mixed {
+			s.T, s.V = d.varint(), d.float()
+			out = append(out, s)
+			continue
+		}
+		switch kind := d.byte(); kind {
+		case kindFloat:
+			s.T, s.V = d.varint(), d.float()
+		case kindHistogram:
+			b := d.bytes()
+			if d.err != nil {
+				return out, d.err
+			}
+			var err error
+			if s.T, s.H, s.FH, err = ingesterpb.DecodeHistogram(b); err != nil {
+				return out, fmt.Errorf("sample of series %d: %w", s.ref, err)
+			}
+			if err := validHistogram(s.sample); err != nil {
+				return out, fmt.Errorf("histogram of series %d at %d: %w", s.ref, s.T, err)
+			}
+		default:
+			if d.err == nil {
+				return out, fmt.Errorf("sample of series %d: unknown kind %d", s.ref, kind)
+			}
+		}
 		out = append(out, s)
 	}
 	return out, d.err
 }
 
+// decodeChunks decodes a chunks record, with encodings or of XOR chunks.
 func decodeChunks(rec []byte) (ref uint64, out []*memChunk, err error) {
+	withEnc := rec[0] == recChunksEnc
 	d := decoder{b: rec[1:]}
 	ref = d.uvarint()
 	n := d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
+		enc := chunkenc.EncXOR
+		if withEnc {
+			enc = chunkenc.Encoding(d.byte())
+		}
 		minT, maxT := d.varint(), d.varint()
 		data := d.bytes()
 		if d.err != nil {
 			break
 		}
-		c, err := chunkenc.FromData(chunkenc.EncXOR, append([]byte(nil), data...))
+		switch enc {
+		case chunkenc.EncXOR, chunkenc.EncHistogram, chunkenc.EncFloatHistogram:
+		default:
+			return 0, nil, fmt.Errorf("chunk of series %d: encoding %s", ref, enc)
+		}
+		c, err := chunkenc.FromData(enc, append([]byte(nil), data...))
 		if err != nil {
 			return 0, nil, fmt.Errorf("chunk of series %d: %w", ref, err)
 		}
-		out = append(out, &memChunk{c: c.(*chunkenc.XORChunk), minT: minT, maxT: maxT})
+		out = append(out, &memChunk{c: c, minT: minT, maxT: maxT})
 	}
 	return ref, out, d.err
 }

@@ -43,6 +43,14 @@ type Limits struct {
 	// {"http.server.duration"}).
 	NameValidationScheme string `yaml:"name_validation_scheme"`
 
+	// MaxNativeHistogramBuckets bounds the buckets of one native histogram
+	// sample (0: unlimited). One with more has its resolution halved until
+	// it fits, as Prometheus's scrape bucket limit does, when
+	// ReduceNativeHistogramOverMaxBuckets is set, and is refused otherwise
+	// or when it cannot fit (custom buckets, or the lowest schema).
+	MaxNativeHistogramBuckets           int  `yaml:"max_native_histogram_buckets"`
+	ReduceNativeHistogramOverMaxBuckets bool `yaml:"reduce_native_histogram_over_max_buckets"`
+
 	// CreationGracePeriod rejects samples further than this in the future.
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
 	// PastGracePeriod rejects samples older than this.
@@ -106,6 +114,8 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name, in bytes; 0 is unlimited.")
 	fs.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value, in bytes; 0 is unlimited.")
 	fs.StringVar(&l.NameValidationScheme, "validation.name-validation-scheme", "legacy", "Which metric and label names are valid: legacy or utf8 (per tenant: name_validation_scheme).")
+	fs.IntVar(&l.MaxNativeHistogramBuckets, "validation.max-native-histogram-buckets", 0, "Most buckets one native histogram sample may have; 0 is unlimited (per tenant: max_native_histogram_buckets).")
+	fs.BoolVar(&l.ReduceNativeHistogramOverMaxBuckets, "validation.reduce-native-histogram-over-max-buckets", true, "Halve the resolution of a native histogram with too many buckets until it fits, rather than refuse it (per tenant: reduce_native_histogram_over_max_buckets).")
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples further than this in the future; 0 is unlimited.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 is unlimited.")
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 0, "Most in-memory series a tenant may have across the cluster, before replication; 0 is unlimited.")
@@ -133,7 +143,8 @@ func (l *Limits) Validate() error {
 		l.MaxGlobalSeriesPerUser < 0 || l.MaxGlobalSeriesPerMetric < 0 || l.HAMaxClusters < 0 ||
 		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
 		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 ||
-		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 || l.RetentionPeriod < 0 {
+		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 || l.RetentionPeriod < 0 ||
+		l.MaxNativeHistogramBuckets < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {

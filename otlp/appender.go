@@ -18,8 +18,6 @@ type appender struct {
 	byHash   map[uint64][]int
 	metadata []prompb.MetricMetadata
 	families map[string]bool
-	// histograms counts the native histogram points left out.
-	histograms int
 	// cost is the bytes the translation holds so far (each new series'
 	// labels, each sample), budget bounds it; over is set once it would
 	// pass the budget, and the request is refused whole.
@@ -46,8 +44,9 @@ const costPerBodyByte = 32
 
 // sampleCost is what one sample holds in a remote-write request; a label
 // costs its bytes and labelCost more; a target_info sample also takes an
-// entry of the translator's de-duplication map.
-const sampleCost, labelCost, targetInfoCost = 16, 32, 128
+// entry of the translator's de-duplication map; a native histogram costs
+// histogramCost per bucket, custom bound and the rest.
+const sampleCost, labelCost, targetInfoCost, histogramCost = 16, 32, 128, 24
 
 var (
 	errTargetInfoSpan = errors.New("a resource's points span more than a day: target_info is written for its first day only")
@@ -60,11 +59,6 @@ func newAppender(size int) *appender {
 }
 
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if h != nil || fh != nil {
-		a.histograms++
-		// Not an error: the translator goes on with the other points.
-		return 1, nil
-	}
 	if a.over {
 		return 0, errTooLarge
 	}
@@ -82,7 +76,20 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 	if !ok {
 		return 0, errTooLarge
 	}
-	a.series[i].Samples = append(a.series[i].Samples, prompb.Sample{Timestamp: t, Value: v})
+	switch {
+	case h != nil:
+		if !a.charge(histogramCost * (len(h.PositiveBuckets) + len(h.NegativeBuckets) + len(h.CustomValues) + 1)) {
+			return 0, errTooLarge
+		}
+		a.series[i].Histograms = append(a.series[i].Histograms, prompb.FromIntHistogram(t, h))
+	case fh != nil:
+		if !a.charge(histogramCost * (len(fh.PositiveBuckets) + len(fh.NegativeBuckets) + len(fh.CustomValues) + 1)) {
+			return 0, errTooLarge
+		}
+		a.series[i].Histograms = append(a.series[i].Histograms, prompb.FromFloatHistogram(t, fh))
+	default:
+		a.series[i].Samples = append(a.series[i].Samples, prompb.Sample{Timestamp: t, Value: v})
+	}
 	for _, e := range opts.Exemplars {
 		// Carried so the distributor counts them as it counts remote
 		// write's (Orrery does not store exemplars yet).

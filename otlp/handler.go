@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -129,7 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // export decodes, translates and pushes one request. Points it cannot
-// take (native histograms, until Orrery stores them) are left out and
+// take (delta temporality, which Prometheus drops too) are left out and
 // reported as the OTLP partial success; the distributor's refusal of the
 // rest is the request's error, with the distributor's status, as remote
 // write answers it (what the distributor could take is kept).
@@ -183,11 +182,6 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 
 	var problems []string
 	rejected := int64(0)
-	if app.histograms > 0 {
-		h.rejected.WithLabelValues(tenantID, "native_histogram").Add(float64(app.histograms))
-		rejected += int64(app.histograms)
-		problems = append(problems, fmt.Sprintf("%d histogram points would become native histograms, which Orrery does not store yet (err-orrery-native-histograms-unsupported: send explicit-bucket histograms, and leave convert_histograms_to_nhcb off)", app.histograms))
-	}
 	if notCumulative > 0 {
 		h.rejected.WithLabelValues(tenantID, "not_cumulative").Add(float64(notCumulative))
 		rejected += int64(notCumulative)

@@ -223,14 +223,21 @@ func TestExportTranslatesLikePrometheus(t *testing.T) {
 	}
 }
 
-// An exponential histogram would be a native histogram, which Orrery does
-// not store yet: its point is refused in the OTLP partial success, and the
-// request's other points are written.
-func TestExportRefusesNativeHistogramsPartially(t *testing.T) {
+// An exponential histogram becomes a native histogram, written with the
+// request's other points; nothing is refused.
+func TestExportWritesNativeHistograms(t *testing.T) {
 	rec, resp := exportOK(t, "team-a", metrics(true))
-	require.EqualValues(t, 1, resp.PartialSuccess().RejectedDataPoints())
-	require.Contains(t, resp.PartialSuccess().ErrorMessage(), "native histograms")
+	require.EqualValues(t, 0, resp.PartialSuccess().RejectedDataPoints())
+	require.Empty(t, resp.PartialSuccess().ErrorMessage())
 	require.Contains(t, strings.Join(rec.series("team-a"), "\n"), "__name__=queue_depth,")
+	var hists []prompb.Histogram
+	for _, req := range rec.pushed["team-a"] {
+		for _, s := range req.Timeseries {
+			hists = append(hists, s.Histograms...)
+		}
+	}
+	require.Len(t, hists, 1)
+	require.NoError(t, hists[0].ToIntHistogram().Validate())
 }
 
 // A tenant's `otlp` overrides choose Prometheus's translation strategy.

@@ -2,7 +2,6 @@ package ruler
 
 import (
 	"context"
-	"errors"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -36,15 +35,20 @@ type appender struct {
 	req prompb.WriteRequest
 }
 
-var errHistogram = errors.New("the ruler does not write native histogram samples yet")
-
-// Append adds a float sample; the labels are copied, since the rule
-// manager reuses its buffers after the call.
+// Append adds a float or histogram sample; the labels are copied, since
+// the rule manager reuses its buffers after the call. A histogram's
+// buckets are not: each evaluation's result is new, and Prometheus's own
+// appenders keep it too.
 func (ap *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
-	if h != nil || fh != nil {
-		return 0, errHistogram
+	series := prompb.TimeSeries{Labels: make([]prompb.Label, 0, ls.Len())}
+	switch {
+	case h != nil:
+		series.Histograms = []prompb.Histogram{prompb.FromIntHistogram(t, h)}
+	case fh != nil:
+		series.Histograms = []prompb.Histogram{prompb.FromFloatHistogram(t, fh)}
+	default:
+		series.Samples = []prompb.Sample{{Timestamp: t, Value: v}}
 	}
-	series := prompb.TimeSeries{Labels: make([]prompb.Label, 0, ls.Len()), Samples: []prompb.Sample{{Timestamp: t, Value: v}}}
 	ls.Range(func(l labels.Label) {
 		series.Labels = append(series.Labels, prompb.Label{Name: l.Name, Value: l.Value})
 	})

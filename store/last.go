@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -15,7 +17,7 @@ import (
 // skipped. One read transaction covers the whole slice, so that a caller
 // with many series (an ingester restoring what it forgot) pays for one.
 // Empty label values are ignored, as Put ignores them.
-func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int, t int64, v float64)) error {
+func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int, s Sample)) error {
 	err := s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
 		for k, ls := range series {
 			id, ok, err := seriesID(byLabels, ls)
@@ -32,12 +34,12 @@ func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int
 			if !ok {
 				continue
 			}
-			t, v, ok, err := newestSample(c)
+			smp, ok, err := newestSample(c)
 			if err != nil {
 				return fmt.Errorf("series %s: %w", ls, err)
 			}
 			if ok {
-				fn(k, t, v)
+				fn(k, smp)
 			}
 		}
 		return nil
@@ -48,9 +50,9 @@ func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int
 	return nil
 }
 
-// SampleAt returns the value series ls has stored at timestamp t. Where
+// SampleAt returns the sample series ls has stored at timestamp t. Where
 // overlapping chunks disagree, the chunk with the smallest MaxTime wins.
-func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (v float64, found bool, err error) {
+func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, found bool, err error) {
 	err = s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
 		id, ok, err := seriesID(byLabels, ls)
 		if err != nil || !ok {
@@ -78,16 +80,16 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (v float64, f
 			if err != nil {
 				return fmt.Errorf("series %d: %w", id, err)
 			}
-			if v, found, err = valueAt(c, t); found || err != nil {
+			if smp, found, err = sampleAt(c, t); found || err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("store: sample at %d tenant %q: %w", t, tenant, err)
+		return Sample{}, false, fmt.Errorf("store: sample at %d tenant %q: %w", t, tenant, err)
 	}
-	return v, found, nil
+	return smp, found, nil
 }
 
 // viewByLabels is view with the tenant's series_by_labels bucket, which
@@ -145,30 +147,26 @@ func chunkInTx(k, v []byte) (Chunk, error) {
 	return Chunk{MinTime: minTime, MaxTime: chunkKeyMaxTime(k), Encoding: chunkenc.Encoding(v[8]), Data: v[chunkHeaderLen:]}, nil
 }
 
-func newestSample(c Chunk) (t int64, v float64, ok bool, err error) {
-	chk, err := chunkenc.FromData(c.Encoding, c.Data)
-	if err != nil {
-		return 0, 0, false, err
+// newestSample decodes the chunk's last sample. Decoding copies, so the
+// samples hold no bbolt memory. Every sample is decoded:
+// histogram chunks cannot be read from the end, and XOR chunks have no
+// index to seek by.
+func newestSample(c Chunk) (Sample, bool, error) {
+	smps, err := c.Samples()
+	if err != nil || len(smps) == 0 {
+		return Sample{}, false, err
 	}
-	it := chk.Iterator(nil)
-	for it.Next() == chunkenc.ValFloat {
-		if st, sv := it.At(); !ok || st >= t {
-			t, v, ok = st, sv, true
-		}
-	}
-	return t, v, ok, it.Err()
+	return smps[len(smps)-1], true, nil
 }
 
-func valueAt(c Chunk, t int64) (float64, bool, error) {
-	chk, err := chunkenc.FromData(c.Encoding, c.Data)
+func sampleAt(c Chunk, t int64) (Sample, bool, error) {
+	smps, err := c.Samples()
 	if err != nil {
-		return 0, false, err
+		return Sample{}, false, err
 	}
-	it := chk.Iterator(nil)
-	for it.Next() == chunkenc.ValFloat {
-		if st, sv := it.At(); st == t {
-			return sv, true, nil
-		}
+	k, found := slices.BinarySearchFunc(smps, t, func(s Sample, t int64) int { return cmp.Compare(s.T, t) })
+	if !found {
+		return Sample{}, false, nil
 	}
-	return 0, false, it.Err()
+	return smps[k], true, nil
 }

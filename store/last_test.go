@@ -20,22 +20,22 @@ func TestLastSamplesAndSampleAt(t *testing.T) {
 
 	got := map[int]sample{}
 	missing := labels.FromStrings("__name__", "missing")
-	require.NoError(t, s.LastSamples("t", []labels.Labels{missing, a, b, labels.FromStrings("__name__", "b", "empty", "")}, func(k int, ts int64, v float64) {
-		got[k] = sample{ts, v}
+	require.NoError(t, s.LastSamples("t", []labels.Labels{missing, a, b, labels.FromStrings("__name__", "b", "empty", "")}, func(k int, smp Sample) {
+		got[k] = sample{smp.T, smp.V}
 	}))
 	require.Equal(t, map[int]sample{
 		1: {24000, 5000 + 19.0/2},
 		2: {102000, 100_001},
 		3: {102000, 100_001},
 	}, got)
-	require.NoError(t, s.LastSamples("nobody", []labels.Labels{a}, func(int, int64, float64) { t.Fatal("unknown tenant has samples") }))
+	require.NoError(t, s.LastSamples("nobody", []labels.Labels{a}, func(int, Sample) { t.Fatal("unknown tenant has samples") }))
 
 	f := func(ls labels.Labels, ts int64, want float64, wantFound bool) {
 		t.Helper()
-		v, found, err := s.SampleAt("t", ls, ts)
+		smp, found, err := s.SampleAt("t", ls, ts)
 		require.NoError(t, err)
 		require.Equal(t, wantFound, found)
-		require.Equal(t, want, v)
+		require.Equal(t, want, smp.V)
 	}
 	f(a, 0, 0, true)
 	f(a, 3000, 1.5, true)

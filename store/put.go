@@ -147,25 +147,41 @@ func (w *tenantWriter) put(ps preparedSeries) error {
 		return fmt.Errorf("series %s: %w", ps.lbls, err)
 	}
 	for _, c := range ps.chunks {
-		key, value := chunkKey(id, c.MaxTime), encodeChunkValue(c)
-		if old := w.chunks.Get(key); old != nil {
-			if bytes.Equal(old, value) {
-				continue
-			}
-			merged, changed, err := mergeChunk(old, c)
-			if err != nil {
-				return fmt.Errorf("series %s: chunk [%d, %d]: %w", ps.lbls, c.MinTime, c.MaxTime, err)
-			}
-			if !changed {
-				continue
-			}
-			c, value = merged, encodeChunkValue(merged)
-		}
-		if err := w.chunks.Put(key, value); err != nil {
+		if err := w.putChunk(id, c); err != nil {
 			return fmt.Errorf("series %s: chunk [%d, %d]: %w", ps.lbls, c.MinTime, c.MaxTime, err)
 		}
-		w.maxSpan = max(w.maxSpan, chunkSpan(c))
 	}
+	return nil
+}
+
+// putChunk writes one chunk under its series and MaxTime, merging it with
+// a different chunk stored there.
+func (w *tenantWriter) putChunk(id uint64, c Chunk) error {
+	key, value := chunkKey(id, c.MaxTime), encodeChunkValue(c)
+	if old := w.chunks.Get(key); old != nil {
+		if bytes.Equal(old, value) {
+			return nil
+		}
+		merged, changed, err := mergeChunk(old, c)
+		if err != nil || !changed {
+			return err
+		}
+		// The union may need several chunks (a histogram counter reset or
+		// a change of sample type within it). The last ends at this key;
+		// the others end before it and go under their own keys, merging
+		// with what is there in turn, so this recursion ends.
+		for _, m := range merged[:len(merged)-1] {
+			if err := w.putChunk(id, m); err != nil {
+				return err
+			}
+		}
+		c = merged[len(merged)-1]
+		value = encodeChunkValue(c)
+	}
+	if err := w.chunks.Put(key, value); err != nil {
+		return err
+	}
+	w.maxSpan = max(w.maxSpan, chunkSpan(c))
 	return nil
 }
 
@@ -174,18 +190,20 @@ func (w *tenantWriter) put(ps preparedSeries) error {
 // re-flush after a crash cut at another start. Neither may replace the
 // other, as each can hold samples the other lacks. The result holds the
 // union of their samples by timestamp, the stored value winning where both
-// have one, in one XOR chunk. changed is false when c adds nothing, so the
-// stored chunk stays as it is. A stored chunk that no longer decodes keeps
-// the samples before the damage; a c that does not decode is an error.
-func mergeChunk(old []byte, c Chunk) (merged Chunk, changed bool, err error) {
+// have one, in as few chunks as the samples allow (one, unless histograms
+// or a change of type need more); the last ends at c.MaxTime. changed is
+// false when c adds nothing, so the stored chunk stays as it is. A stored
+// chunk that no longer decodes keeps the samples before the damage; a c
+// that does not decode is an error.
+func mergeChunk(old []byte, c Chunk) (merged []Chunk, changed bool, err error) {
 	storedMin, err := chunkValueMinTime(old)
 	if err != nil {
-		return Chunk{}, false, err
+		return nil, false, err
 	}
 	have, _ := Chunk{MinTime: storedMin, MaxTime: c.MaxTime, Encoding: chunkenc.Encoding(old[8]), Data: old[chunkHeaderLen:]}.Samples()
 	add, err := c.Samples()
 	if err != nil {
-		return Chunk{}, false, fmt.Errorf("decode chunk to merge: %w", err)
+		return nil, false, fmt.Errorf("decode chunk to merge: %w", err)
 	}
 	out := make([]chunks.Sample, 0, len(have)+len(add))
 	i, j := 0, 0
@@ -204,18 +222,15 @@ func mergeChunk(old []byte, c Chunk) (merged Chunk, changed bool, err error) {
 		}
 	}
 	if !changed {
-		return Chunk{}, false, nil
+		return nil, false, nil
 	}
-	xc := chunkenc.NewXORChunk()
-	app, err := xc.Appender()
+	merged, err = chunks.Encode(out, 0)
 	if err != nil {
-		return Chunk{}, false, err
+		return nil, false, err
 	}
-	for _, s := range out {
-		app.Append(0, s.T, s.V)
-	}
-	xc.Compact()
-	return Chunk{MinTime: min(storedMin, c.MinTime), MaxTime: c.MaxTime, Encoding: chunkenc.EncXOR, Data: xc.Bytes()}, true, nil
+	merged[0].MinTime = min(merged[0].MinTime, storedMin, c.MinTime)
+	merged[len(merged)-1].MaxTime = c.MaxTime
+	return merged, true, nil
 }
 
 // seriesID returns the ID of the series, indexing it if it is new.

@@ -39,6 +39,7 @@ type (
 	SeriesChunks = chunks.SeriesChunks
 	SeriesRef    = chunks.SeriesRef
 	Keep         = chunks.Keep
+	Sample       = chunks.Sample
 )
 
 var _ chunks.Store = (*Store)(nil)

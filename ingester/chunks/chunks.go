@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -59,9 +61,9 @@ type Store interface {
 	Series(tenant string, mint, maxt int64, keep Keep, ms ...*labels.Matcher) ([]labels.Labels, error)
 	// LastSamples calls fn with the index in series and the newest stored
 	// sample of each series that has one.
-	LastSamples(tenant string, series []labels.Labels, fn func(k int, t int64, v float64)) error
-	// SampleAt returns the stored value of series ls at t, if there is one.
-	SampleAt(tenant string, ls labels.Labels, t int64) (v float64, found bool, err error)
+	LastSamples(tenant string, series []labels.Labels, fn func(k int, s Sample)) error
+	// SampleAt returns the stored sample of series ls at t, if there is one.
+	SampleAt(tenant string, ls labels.Labels, t int64) (s Sample, found bool, err error)
 	// ApplyRetention deletes each tenant's chunks that end before now
 	// minus the tenant's retention (0 keeps them forever), then the series
 	// left without chunks.
@@ -74,44 +76,180 @@ type Store interface {
 	Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error
 }
 
-// Sample is one float sample.
+// Sample is one sample: a float (H and FH nil), an integer histogram (H)
+// or a float histogram (FH).
 type Sample struct {
-	T int64
-	V float64
+	T  int64
+	V  float64
+	H  *histogram.Histogram
+	FH *histogram.FloatHistogram
+}
+
+// Type is the sample's value type.
+func (s Sample) Type() chunkenc.ValueType {
+	switch {
+	case s.H != nil:
+		return chunkenc.ValHistogram
+	case s.FH != nil:
+		return chunkenc.ValFloatHistogram
+	}
+	return chunkenc.ValFloat
+}
+
+// Same reports whether a and b are the same sample: floats by their bits
+// (a NaN equals itself, a stale marker only another), histograms by their
+// bits too but ignoring empty buckets. A chunk takes a histogram into the
+// layout of the histograms before it, adding empty buckets, so a retried
+// histogram would otherwise differ from the one it repeats.
+func Same(a, b Sample) bool {
+	if a.T != b.T || a.Type() != b.Type() {
+		return false
+	}
+	switch a.Type() {
+	case chunkenc.ValHistogram:
+		return a.H.Equals(b.H) || a.H.Copy().Compact(0).Equals(b.H.Copy().Compact(0))
+	case chunkenc.ValFloatHistogram:
+		return a.FH.Equals(b.FH) || a.FH.Copy().Compact(0).Equals(b.FH.Copy().Compact(0))
+	}
+	return math.Float64bits(a.V) == math.Float64bits(b.V)
 }
 
 // ErrCorrupt marks bytes that do not decode as what they claim to be.
 var ErrCorrupt = errors.New("corrupt record")
 
-// Samples decodes the chunk's float samples. Damaged bytes often still
-// decode, into nonsense: samples must rise strictly in time within
-// [MinTime, MaxTime]. On an error it returns the samples before it.
-func (c Chunk) Samples() ([]Sample, error) {
+// Samples decodes the chunk's samples. Damaged bytes often still decode,
+// into nonsense: samples must rise strictly in time within [MinTime,
+// MaxTime]. On an error it returns the samples before it.
+func (c Chunk) Samples() (out []Sample, err error) {
 	chk, err := chunkenc.FromData(c.Encoding, c.Data)
 	if err != nil {
 		return nil, err
 	}
-	var out []Sample
+	// chunkenc panics on some damaged histogram chunks (a reserved schema
+	// it cannot reduce); bytes from a peer or a disk must not stop the
+	// process.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("chunk decoder panicked: %v: %w", r, ErrCorrupt)
+		}
+	}()
 	it := chk.Iterator(nil)
 	for {
+		var s Sample
 		switch vt := it.Next(); vt {
 		case chunkenc.ValNone:
 			return out, it.Err()
 		case chunkenc.ValFloat:
-			t, v := it.At()
-			if t < c.MinTime || t > c.MaxTime || (len(out) > 0 && t <= out[len(out)-1].T) {
-				return out, fmt.Errorf("sample at %d out of order or outside [%d, %d]: %w", t, c.MinTime, c.MaxTime, ErrCorrupt)
+			s.T, s.V = it.At()
+		case chunkenc.ValHistogram:
+			s.T, s.H = it.AtHistogram(nil)
+			if err := s.H.Validate(); err != nil {
+				return out, fmt.Errorf("histogram at %d: %w: %w", s.T, err, ErrCorrupt)
 			}
-			out = append(out, Sample{t, v})
+		case chunkenc.ValFloatHistogram:
+			s.T, s.FH = it.AtFloatHistogram(nil)
+			if err := s.FH.Validate(); err != nil {
+				return out, fmt.Errorf("histogram at %d: %w: %w", s.T, err, ErrCorrupt)
+			}
 		default:
 			return out, fmt.Errorf("%s samples cannot be merged", vt)
 		}
+		if s.T < c.MinTime || s.T > c.MaxTime || (len(out) > 0 && s.T <= out[len(out)-1].T) {
+			return out, fmt.Errorf("sample at %d out of order or outside [%d, %d]: %w", s.T, c.MinTime, c.MaxTime, ErrCorrupt)
+		}
+		out = append(out, s)
 	}
 }
 
 // Check reports why the chunk could not be stored: it must decode into
-// float samples rising strictly within [MinTime, MaxTime].
+// samples rising strictly within [MinTime, MaxTime].
 func (c Chunk) Check() error {
 	_, err := c.Samples()
 	return err
+}
+
+// Encode encodes samples, which rise strictly in time, into as few chunks
+// as their types and histogram layouts allow: a chunk holds one type, and
+// a histogram its chunk cannot take (a counter reset, buckets the chunk
+// cannot hold) starts another, as in Prometheus's head. maxSamples, when
+// above 0, caps a chunk's samples; a chunk never takes more than 65535,
+// where chunkenc's appenders panic.
+func Encode(samples []Sample, maxSamples int) ([]Chunk, error) {
+	if maxSamples <= 0 || maxSamples > math.MaxUint16 {
+		maxSamples = math.MaxUint16
+	}
+	e := encoder{maxSamples: maxSamples}
+	for _, s := range samples {
+		if err := e.add(s); err != nil {
+			return nil, fmt.Errorf("encode sample at %d: %w", s.T, err)
+		}
+	}
+	e.complete()
+	return e.out, nil
+}
+
+type encoder struct {
+	maxSamples int
+	out        []Chunk
+	cur        chunkenc.Chunk
+	app        chunkenc.Appender
+	minT, maxT int64
+}
+
+func (e *encoder) complete() {
+	if e.cur == nil {
+		return
+	}
+	e.cur.Compact()
+	e.out = append(e.out, Chunk{MinTime: e.minT, MaxTime: e.maxT, Encoding: e.cur.Encoding(), Data: e.cur.Bytes()})
+	e.cur, e.app = nil, nil
+}
+
+func (e *encoder) add(s Sample) error {
+	enc := s.Type().ChunkEncoding(false, false)
+	var prev chunkenc.Appender
+	if e.cur == nil || e.cur.Encoding() != enc || e.cur.NumSamples() >= e.maxSamples {
+		if e.cur != nil && e.cur.Encoding() == enc {
+			// It tells the new chunk's first histogram whether a counter
+			// reset lies between the chunks.
+			prev = e.app
+		}
+		e.complete()
+		c, err := chunkenc.NewEmptyChunk(enc)
+		if err != nil {
+			return err
+		}
+		app, err := c.Appender()
+		if err != nil {
+			return err
+		}
+		e.cur, e.app, e.minT = c, app, s.T
+	}
+	var (
+		next    chunkenc.Chunk
+		recoded bool
+		app     chunkenc.Appender
+		err     error
+	)
+	switch s.Type() {
+	case chunkenc.ValFloat:
+		e.app.Append(0, s.T, s.V)
+	case chunkenc.ValHistogram:
+		next, recoded, app, err = e.app.AppendHistogram(prev, 0, s.T, s.H, false)
+	case chunkenc.ValFloatHistogram:
+		next, recoded, app, err = e.app.AppendFloatHistogram(prev, 0, s.T, s.FH, false)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case next == nil:
+	case recoded:
+		e.cur, e.app = next, app
+	default:
+		e.complete()
+		e.cur, e.app, e.minT = next, app, s.T
+	}
+	e.maxT = s.T
+	return nil
 }

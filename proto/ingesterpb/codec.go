@@ -3,20 +3,30 @@ package ingesterpb
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 )
 
 // The push encoding of a series, appended one after another in
 // PushRequest.Series:
 //
-//	series  := uvarint(len(labels)) labels uvarint(n) n × sample
-//	labels  := { uvarint(len(name)) name uvarint(len(value)) value }
-//	sample  := varint(timestamp ms) float64 bits, 8 bytes little-endian
+//	entry     := series | 0x00 histograms
+//	series    := uvarint(len(labels)) labels uvarint(n) n × sample
+//	histograms:= uvarint(len(labels)) labels uvarint(n) n × histogram
+//	labels    := { uvarint(len(name)) name uvarint(len(value)) value }
+//	sample    := varint(timestamp ms) float64 bits, 8 bytes little-endian
+//	histogram := uvarint(len) prometheus.Histogram (prompb), timestamp inside
 //
 // Labels are sorted by name, unique and non-empty; the encoded label bytes
-// of a label set are canonical, so their hash identifies the series.
+// of a label set are canonical, so their hash identifies the series. A
+// label set is never empty, so a float series never starts with the 0x00
+// that marks histograms. A histogram's count and buckets are integers
+// (count_int, deltas) or floats (count_float, counts), as in remote write;
+// the same bytes are the histogram's record in the WAL.
 
 var errCorrupt = errors.New("push encoding: truncated or corrupt series")
 
@@ -45,6 +55,42 @@ func AppendSeriesHeader(buf, encodedLabels []byte, n int) []byte {
 	buf = binary.AppendUvarint(buf, uint64(len(encodedLabels)))
 	buf = append(buf, encodedLabels...)
 	return binary.AppendUvarint(buf, uint64(n))
+}
+
+// AppendHistogramSeriesHeader is AppendSeriesHeader for a series of
+// histograms: exactly n AppendHistogram calls must follow.
+func AppendHistogramSeriesHeader(buf, encodedLabels []byte, n int) []byte {
+	return AppendSeriesHeader(append(buf, 0), encodedLabels, n)
+}
+
+// AppendHistogram appends one histogram sample, integer (h) or float (fh).
+func AppendHistogram(buf []byte, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) []byte {
+	var m prompb.Histogram
+	if h != nil {
+		m = prompb.FromIntHistogram(t, h)
+	} else {
+		m = prompb.FromFloatHistogram(t, fh)
+	}
+	n := m.Size()
+	buf = binary.AppendUvarint(buf, uint64(n))
+	start := len(buf)
+	buf = append(buf, make([]byte, n)...)
+	// MarshalToSizedBuffer cannot fail into a buffer of Size bytes.
+	_, _ = m.MarshalToSizedBuffer(buf[start:])
+	return buf
+}
+
+// DecodeHistogram decodes AppendHistogram's bytes, without the length:
+// exactly one of h and fh is set.
+func DecodeHistogram(b []byte) (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, err error) {
+	var m prompb.Histogram
+	if err := m.Unmarshal(b); err != nil {
+		return 0, nil, nil, fmt.Errorf("push encoding: histogram: %w", err)
+	}
+	if m.IsFloatHistogram() {
+		return m.Timestamp, nil, m.ToFloatHistogram(), nil
+	}
+	return m.Timestamp, m.ToIntHistogram(), nil, nil
 }
 
 // AppendSample appends one sample.
@@ -82,11 +128,12 @@ func cut(b []byte) (field, rest []byte, ok bool) {
 // SeriesReader walks the series of a push without allocating. The slices it
 // returns alias the request and are valid until the request is released.
 type SeriesReader struct {
-	b       []byte
-	labels  []byte
-	samples []byte
-	n       int
-	err     error
+	b         []byte
+	labels    []byte
+	samples   []byte
+	n         int
+	histogram bool
+	err       error
 }
 
 // NewSeriesReader returns a reader over an encoded push.
@@ -96,6 +143,9 @@ func NewSeriesReader(b []byte) *SeriesReader { return &SeriesReader{b: b} }
 func (r *SeriesReader) Next() bool {
 	if r.err != nil || len(r.b) == 0 {
 		return false
+	}
+	if r.b[0] == 0 {
+		return r.nextHistograms()
 	}
 	lbls, rest, ok := cut(r.b)
 	if !ok {
@@ -118,8 +168,55 @@ func (r *SeriesReader) Next() bool {
 		}
 		end += k + 8
 	}
-	r.labels, r.samples, r.n, r.b = lbls, rest[:end], int(n), rest[end:]
+	r.labels, r.samples, r.n, r.histogram, r.b = lbls, rest[:end], int(n), false, rest[end:]
 	return true
+}
+
+func (r *SeriesReader) nextHistograms() bool {
+	lbls, rest, ok := cut(r.b[1:])
+	if !ok || len(lbls) == 0 {
+		r.err = errCorrupt
+		return false
+	}
+	n, k := binary.Uvarint(rest)
+	// A histogram takes at least its length byte.
+	if k <= 0 || n > uint64(len(rest)-k) {
+		r.err = errCorrupt
+		return false
+	}
+	rest = rest[k:]
+	end := 0
+	for i := uint64(0); i < n; i++ {
+		if _, after, ok := cut(rest[end:]); ok {
+			end = len(rest) - len(after)
+			continue
+		}
+		r.err = errCorrupt
+		return false
+	}
+	r.labels, r.samples, r.n, r.histogram, r.b = lbls, rest[:end], int(n), true, rest[end:]
+	return true
+}
+
+// Histograms reports whether the current series' samples are histograms,
+// read with NextHistogram, rather than floats, read with NextSample.
+func (r *SeriesReader) Histograms() bool { return r.histogram }
+
+// NextHistogram returns the current histogram series' next sample; ok is
+// false after the last one. A histogram that does not decode is an error,
+// and the series' remaining samples are skipped.
+func (r *SeriesReader) NextHistogram() (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, ok bool, err error) {
+	if len(r.samples) == 0 {
+		return 0, nil, nil, false, nil
+	}
+	b, rest, _ := cut(r.samples)
+	r.samples = rest
+	t, h, fh, err = DecodeHistogram(b)
+	if err != nil {
+		r.samples = nil
+		return 0, nil, nil, false, err
+	}
+	return t, h, fh, true, nil
 }
 
 // Labels is the current series' encoded label set.
@@ -128,10 +225,10 @@ func (r *SeriesReader) Labels() []byte { return r.labels }
 // Len is the current series' number of samples.
 func (r *SeriesReader) Len() int { return r.n }
 
-// NextSample returns the current series' next sample; ok is false after
-// the last one. Next has checked the bounds already.
+// NextSample returns the current float series' next sample; ok is false
+// after the last one. Next has checked the bounds already.
 func (r *SeriesReader) NextSample() (t int64, v float64, ok bool) {
-	if len(r.samples) == 0 {
+	if r.histogram || len(r.samples) == 0 {
 		return 0, 0, false
 	}
 	t, k := binary.Varint(r.samples)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 )
@@ -38,15 +39,88 @@ func TestCodecRoundTrip(t *testing.T) {
 	require.NoError(t, r.Err())
 }
 
+func testHistogram() *histogram.Histogram {
+	return &histogram.Histogram{Schema: 2, ZeroThreshold: 1e-3, ZeroCount: 1, Count: 4, Sum: 7.5,
+		PositiveSpans: []histogram.Span{{Offset: -1, Length: 2}}, PositiveBuckets: []int64{1, 1},
+		NegativeSpans: []histogram.Span{{Offset: 3, Length: 1}}, NegativeBuckets: []int64{1}}
+}
+
+// Histogram series sit between float series and come back exactly, the
+// integer ones as integers and the float ones as floats.
+func TestHistogramsRoundTrip(t *testing.T) {
+	h := testHistogram()
+	fh := h.ToFloat(nil)
+	fh.Sum = math.Inf(1)
+	a, b := AppendLabels(nil, labels.FromStrings("a", "1")), AppendLabels(nil, labels.FromStrings("b", "2"))
+	buf := AppendSample(AppendSeriesHeader(nil, a, 1), 1, 1)
+	buf = AppendHistogramSeriesHeader(buf, b, 2)
+	buf = AppendHistogram(buf, 2, h, nil)
+	buf = AppendHistogram(buf, 3, nil, fh)
+	buf = AppendSample(AppendSeriesHeader(buf, a, 1), 4, 4)
+
+	r := NewSeriesReader(buf)
+	require.True(t, r.Next())
+	require.False(t, r.Histograms())
+	require.True(t, r.Next())
+	require.True(t, r.Histograms())
+	require.Equal(t, b, r.Labels())
+	require.Equal(t, 2, r.Len())
+	_, _, ok := r.NextSample()
+	require.False(t, ok, "a histogram series has no float samples")
+	ts, gotH, gotFH, ok, err := r.NextHistogram()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(2), ts)
+	require.Nil(t, gotFH)
+	require.True(t, h.Equals(gotH), "%v", gotH)
+	ts, gotH, gotFH, ok, err = r.NextHistogram()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(3), ts)
+	require.Nil(t, gotH)
+	require.True(t, fh.Equals(gotFH), "%v", gotFH)
+	_, _, _, ok, _ = r.NextHistogram()
+	require.False(t, ok)
+	require.True(t, r.Next())
+	ts, v, ok := r.NextSample()
+	require.True(t, ok)
+	require.Equal(t, int64(4), ts)
+	require.Equal(t, 4.0, v)
+	require.False(t, r.Next())
+	require.NoError(t, r.Err())
+}
+
 func FuzzSeriesReader(f *testing.F) {
-	f.Add(AppendSample(AppendSeriesHeader(nil, AppendLabels(nil, labels.FromStrings("a", "b")), 1), 5, 1))
+	ls := AppendLabels(nil, labels.FromStrings("a", "b"))
+	f.Add(AppendSample(AppendSeriesHeader(nil, ls, 1), 5, 1))
+	f.Add(AppendHistogram(AppendHistogramSeriesHeader(nil, ls, 1), 5, testHistogram(), nil))
+	f.Add(AppendHistogram(AppendHistogramSeriesHeader(nil, ls, 1), 5, nil, testHistogram().ToFloat(nil)))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewSeriesReader(data)
 		var b labels.ScratchBuilder
 		for r.Next() {
 			_, _ = DecodeLabels(&b, r.Labels())
 			n := 0
+			if r.Histograms() {
+				for {
+					_, h, fh, ok, err := r.NextHistogram()
+					if err != nil || !ok {
+						break
+					}
+					n++
+					// What decodes must validate or be refused; neither
+					// may panic.
+					if h != nil {
+						_ = h.Validate()
+					} else {
+						_ = fh.Validate()
+					}
+				}
+				require.LessOrEqual(t, n, r.Len())
+				continue
+			}
 			for _, _, ok := r.NextSample(); ok; _, _, ok = r.NextSample() {
 				n++
 			}

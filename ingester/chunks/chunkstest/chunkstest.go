@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
@@ -41,6 +42,8 @@ func Run(t *testing.T, open Open, restore Restore) {
 		{"TenantsAreIsolated", tenantsAreIsolated},
 		{"ReopenKeepsEverything", reopenKeepsEverything},
 		{"RetentionDeletesOldChunks", retentionDeletesOldChunks},
+		{"HistogramsRoundTrip", histogramsRoundTrip},
+		{"PutMergesHistograms", putMergesHistograms},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
@@ -244,12 +247,12 @@ func lastSamplesAndSampleAt(t *testing.T, open Open) {
 	st := openStore(t, open)
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000), xor(t, 10_000, 5, 1000))}))
 	got := map[int]chunks.Sample{}
-	require.NoError(t, st.LastSamples("t", []labels.Labels{upB, upA}, func(k int, ts int64, v float64) { got[k] = chunks.Sample{T: ts, V: v} }))
+	require.NoError(t, st.LastSamples("t", []labels.Labels{upB, upA}, func(k int, s chunks.Sample) { got[k] = s }))
 	require.Equal(t, map[int]chunks.Sample{1: {T: 14_000, V: 14}}, got, "only stored series, by their index")
-	v, found, err := st.SampleAt("t", upA, 3_000)
+	s, found, err := st.SampleAt("t", upA, 3_000)
 	require.NoError(t, err)
 	require.True(t, found)
-	require.Equal(t, 3.0, v)
+	require.Equal(t, chunks.Sample{T: 3_000, V: 3}, s)
 	_, found, err = st.SampleAt("t", upA, 3_500)
 	require.NoError(t, err)
 	require.False(t, found)
@@ -342,4 +345,103 @@ func backupIsConsistentAndRestores(t *testing.T, open Open, restore Restore) {
 		require.Equal(t, samplesOf(t, want[k]), samplesOf(t, got[k]))
 	}
 	require.Len(t, selectAll(t, st, "t", 0, 100_000), 3, "the Put during the backup is stored")
+}
+
+// hist is the integer counter histogram at step k of a series whose
+// observations fall into more buckets as k grows, so that the bucket
+// layout changes along the way.
+func hist(k int) *histogram.Histogram {
+	n := uint64(k + 1)
+	h := &histogram.Histogram{
+		Schema: 1, ZeroThreshold: 0.001, ZeroCount: n, Count: 3 * n, Sum: float64(k) * 1.5,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
+		PositiveBuckets: []int64{int64(n), 0},
+	}
+	if k >= 5 {
+		h.Count += n
+		h.PositiveSpans = []histogram.Span{{Offset: 0, Length: 2}, {Offset: 3, Length: 1}}
+		h.PositiveBuckets = []int64{int64(n), 0, 0}
+	}
+	return h
+}
+
+func histSamples(from, n int, step int64, float bool) []chunks.Sample {
+	var out []chunks.Sample
+	for k := from; k < from+n; k++ {
+		s := chunks.Sample{T: int64(k) * step}
+		if float {
+			s.FH = hist(k).ToFloat(nil)
+		} else {
+			s.H = hist(k)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func encode(t *testing.T, smps []chunks.Sample) []chunks.Chunk {
+	t.Helper()
+	cs, err := chunks.Encode(smps, 0)
+	require.NoError(t, err)
+	return cs
+}
+
+func requireSameSamples(t *testing.T, want, got []chunks.Sample) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for k := range want {
+		require.True(t, chunks.Same(want[k], got[k]), "sample %d: want %v, got %v", k, want[k], got[k])
+	}
+}
+
+// Integer and float histogram chunks, a layout change among them, come
+// back as they went in, and the newest sample and a sample at a time are
+// histograms too.
+func histogramsRoundTrip(t *testing.T, open Open) {
+	st := openStore(t, open)
+	ints, floats := histSamples(0, 10, 1000, false), histSamples(10, 10, 1000, true)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, encode(t, ints)...), series(upB, encode(t, floats)...)}))
+	got := selectAll(t, st, "t", 0, 30_000)
+	require.Equal(t, []string{upA.String(), upB.String()}, names(got))
+	requireSameSamples(t, ints, samplesOf(t, got[0]))
+	requireSameSamples(t, floats, samplesOf(t, got[1]))
+	last := map[int]chunks.Sample{}
+	require.NoError(t, st.LastSamples("t", []labels.Labels{upA, upB}, func(k int, s chunks.Sample) { last[k] = s }))
+	requireSameSamples(t, []chunks.Sample{ints[9], floats[9]}, []chunks.Sample{last[0], last[1]})
+	s, found, err := st.SampleAt("t", upA, 6_000)
+	require.NoError(t, err)
+	require.True(t, found)
+	requireSameSamples(t, ints[6:7], []chunks.Sample{s})
+}
+
+// Two different histogram chunks under one series and MaxTime merge into
+// their union; when the union needs several chunks (floats then
+// histograms), every sample is still there.
+func putMergesHistograms(t *testing.T, open Open) {
+	st := openStore(t, open)
+	all := histSamples(0, 10, 1000, false)
+	var even, odd []chunks.Sample
+	for k, s := range all {
+		if k%2 == 0 {
+			even = append(even, s)
+		} else {
+			odd = append(odd, s)
+		}
+	}
+	evenC, oddC := encode(t, even), encode(t, odd)
+	require.Len(t, evenC, 1)
+	require.Len(t, oddC, 1)
+	// One MaxTime for both, as two replicas' copies of a chunk have.
+	evenC[0].MaxTime = 9_000
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, evenC...)}))
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, oddC...)}))
+	requireSameSamples(t, all, samplesOf(t, selectAll(t, st, "t", 0, 10_000)[0]))
+
+	mixed := []chunks.Sample{{T: 1_000, V: 1}, {T: 2_000, V: 2}}
+	mixed = append(mixed, histSamples(3, 3, 1000, false)...)
+	floatsC := encode(t, mixed[:2])
+	floatsC[0].MaxTime = 5_000
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upB, floatsC...)}))
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upB, encode(t, mixed[2:])...)}))
+	requireSameSamples(t, mixed, samplesOf(t, selectAll(t, st, "t", 0, 10_000)[1]))
 }
