@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -39,10 +40,12 @@ func NewFederation(cfg Config, q *Queryable, logger *slog.Logger) *Federation {
 	return &Federation{q: q, lookbackDelta: cfg.LookbackDelta, parser: parser.NewParser(parser.Options{}), logger: logger}
 }
 
+// federated is a series' latest sample: a float, or a histogram (h).
 type federated struct {
 	lset labels.Labels
 	t    int64
 	v    float64
+	h    *histogram.FloatHistogram
 }
 
 func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -76,14 +79,14 @@ func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	format := expfmt.NegotiateAccept(r.Header, expfmt.NewFormat(expfmt.TypeProtoDelim), expfmt.NewFormat(expfmt.TypeProtoText), expfmt.NewFormat(expfmt.TypeProtoCompact), expfmt.NewFormat(expfmt.TypeTextPlain))
 	w.Header().Set("Content-Type", string(format))
-	if err := encodeFamilies(expfmt.NewEncoder(w, format), samples); err != nil {
+	if err := encodeFamilies(expfmt.NewEncoder(w, format), format.FormatType(), samples); err != nil {
 		f.logger.Error("federation failed", "err", err)
 	}
 }
 
 // latest returns, for every series matching any set, its last sample at or
 // before maxt, sorted by metric name, and the selects' warnings. Stale
-// markers are not federated.
+// markers (a float's or a histogram's sum) are not federated.
 func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, maxt int64) ([]federated, annotations.Annotations, error) {
 	q, err := f.q.Querier(mint, maxt)
 	if err != nil {
@@ -98,22 +101,46 @@ func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, max
 	set := storage.NewMergeSeriesSet(selected, 0, storage.ChainedSeriesMerge)
 	var out []federated
 	var it chunkenc.Iterator
+	// buf is decoded into for every histogram; only the series' last one
+	// is copied out.
+	var buf histogram.FloatHistogram
 	for set.Next() {
 		s := set.At()
 		it = s.Iterator(it)
 		var last federated
-		found := false
-		for it.Next() == chunkenc.ValFloat {
-			t, v := it.At()
-			if t > maxt {
-				break
+		found, isHist := false, false
+	samples:
+		for {
+			switch it.Next() {
+			case chunkenc.ValFloat:
+				t, v := it.At()
+				if t > maxt {
+					break samples
+				}
+				last, found, isHist = federated{t: t, v: v}, true, false
+			case chunkenc.ValHistogram, chunkenc.ValFloatHistogram:
+				if it.AtT() > maxt {
+					break samples
+				}
+				t, _ := it.AtFloatHistogram(&buf)
+				last, found, isHist = federated{t: t}, true, true
+			default:
+				break samples
 			}
-			last, found = federated{t: t, v: v}, true
 		}
-		if found && !value.IsStaleNaN(last.v) {
-			last.lset = s.Labels()
-			out = append(out, last)
+		if !found {
+			continue
 		}
+		if isHist {
+			last.h = buf.Copy()
+			if value.IsStaleNaN(last.h.Sum) {
+				continue
+			}
+		} else if value.IsStaleNaN(last.v) {
+			continue
+		}
+		last.lset = s.Labels()
+		out = append(out, last)
 	}
 	if err := set.Err(); err != nil {
 		return nil, nil, err
@@ -124,22 +151,46 @@ func (f *Federation) latest(r *http.Request, sets [][]*labels.Matcher, mint, max
 	return out, set.Warnings(), nil
 }
 
-// encodeFamilies writes one untyped family per metric name. A series
-// without an instance label gets instance="", as Prometheus does, so that
-// the scraper's honor_labels does not attach the target's instance.
-func encodeFamilies(enc expfmt.Encoder, samples []federated) error {
+// encodeFamilies writes the samples as Prometheus's /federate does: an
+// untyped family per metric name, a histogram or gauge histogram family
+// for histograms (a new family when the kind changes within a name, which
+// Prometheus parses). A native histogram goes out only in the protobuf
+// formats, which can carry it; one with custom buckets goes out in any,
+// as the classic histogram it stands for. A series without an instance
+// label gets instance="", as Prometheus does, so that the scraper's
+// honor_labels does not attach the target's instance.
+func encodeFamilies(enc expfmt.Encoder, format expfmt.FormatType, samples []federated) error {
+	protobuf := format == expfmt.TypeProtoDelim || format == expfmt.TypeProtoText || format == expfmt.TypeProtoCompact
 	var fam *dto.MetricFamily
 	for _, s := range samples {
+		if s.h != nil && !s.h.UsesCustomBuckets() && !protobuf {
+			continue
+		}
 		name := s.lset.Get(model.MetricNameLabel)
-		if fam == nil || fam.GetName() != name {
+		typ := dto.MetricType_UNTYPED
+		switch {
+		case s.h != nil && s.h.CounterResetHint == histogram.GaugeType:
+			typ = dto.MetricType_GAUGE_HISTOGRAM
+		case s.h != nil:
+			typ = dto.MetricType_HISTOGRAM
+		}
+		if fam == nil || fam.GetName() != name || fam.GetType() != typ {
 			if fam != nil {
 				if err := enc.Encode(fam); err != nil {
 					return err
 				}
 			}
-			fam = &dto.MetricFamily{Name: proto.String(name), Type: dto.MetricType_UNTYPED.Enum()}
+			fam = &dto.MetricFamily{Name: proto.String(name), Type: typ.Enum()}
 		}
-		m := &dto.Metric{TimestampMs: proto.Int64(s.t), Untyped: &dto.Untyped{Value: proto.Float64(s.v)}}
+		m := &dto.Metric{TimestampMs: proto.Int64(s.t)}
+		switch {
+		case s.h == nil:
+			m.Untyped = &dto.Untyped{Value: proto.Float64(s.v)}
+		case s.h.UsesCustomBuckets():
+			m.Histogram = classicHistogram(s.h)
+		default:
+			m.Histogram = nativeHistogram(s.h)
+		}
 		s.lset.Range(func(l labels.Label) {
 			if l.Name != model.MetricNameLabel && l.Value != "" {
 				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(l.Name), Value: proto.String(l.Value)})
@@ -154,4 +205,50 @@ func encodeFamilies(enc expfmt.Encoder, samples []federated) error {
 		return nil
 	}
 	return enc.Encode(fam)
+}
+
+// nativeHistogram is the exposition of an exponential histogram.
+func nativeHistogram(h *histogram.FloatHistogram) *dto.Histogram {
+	spans := func(ss []histogram.Span) []*dto.BucketSpan {
+		out := make([]*dto.BucketSpan, len(ss))
+		for k, sp := range ss {
+			out[k] = &dto.BucketSpan{Offset: proto.Int32(sp.Offset), Length: proto.Uint32(sp.Length)}
+		}
+		return out
+	}
+	return &dto.Histogram{
+		SampleCountFloat: proto.Float64(h.Count),
+		SampleSum:        proto.Float64(h.Sum),
+		Schema:           proto.Int32(h.Schema),
+		ZeroThreshold:    proto.Float64(h.ZeroThreshold),
+		ZeroCountFloat:   proto.Float64(h.ZeroCount),
+		NegativeCount:    h.NegativeBuckets,
+		PositiveCount:    h.PositiveBuckets,
+		NegativeSpan:     spans(h.NegativeSpans),
+		PositiveSpan:     spans(h.PositiveSpans),
+	}
+}
+
+// classicHistogram is the exposition of a histogram with custom buckets:
+// cumulative buckets at its bounds. The +Inf bucket is left to the
+// encoder, which adds it where the format needs it.
+func classicHistogram(h *histogram.FloatHistogram) *dto.Histogram {
+	out := &dto.Histogram{
+		SampleCountFloat: proto.Float64(h.Count),
+		SampleSum:        proto.Float64(h.Sum),
+		Bucket:           make([]*dto.Bucket, len(h.CustomValues)),
+	}
+	it := h.PositiveBucketIterator()
+	more := it.Next()
+	cumulative := 0.0
+	for k, le := range h.CustomValues {
+		for more && int(it.At().Index) < k {
+			more = it.Next()
+		}
+		if more && int(it.At().Index) == k {
+			cumulative += it.At().Count
+		}
+		out.Bucket[k] = &dto.Bucket{UpperBound: proto.Float64(le), CumulativeCountFloat: proto.Float64(cumulative)}
+	}
+	return out
 }
