@@ -39,8 +39,10 @@ func get(base, path string, params url.Values) (*apiResponse, error) {
 }
 
 // diffResponses returns "" when two API responses carry the same result:
-// same status and error type, same series, timestamps equal, values within
-// 1e-9 relative (NaN equals NaN).
+// same status and error type, same annotations, same series, timestamps
+// equal, values within 1e-9 relative (NaN equals NaN). Annotations are
+// compared as sets: Prometheus keeps them in a map and lists them in no
+// fixed order.
 func diffResponses(want, got *apiResponse) string {
 	if want.Status != got.Status || want.ErrorType != got.ErrorType {
 		return fmt.Sprintf("status %s/%s (%s) vs %s/%s (%s)", want.Status, want.ErrorType, want.Error, got.Status, got.ErrorType, got.Error)
@@ -48,8 +50,12 @@ func diffResponses(want, got *apiResponse) string {
 	if want.Status != "success" {
 		return ""
 	}
-	if !slices.Equal(want.Warnings, got.Warnings) || !slices.Equal(want.Infos, got.Infos) {
+	if !slices.Equal(sortedAnnotations(want.Warnings), sortedAnnotations(got.Warnings)) || !slices.Equal(sortedAnnotations(want.Infos), sortedAnnotations(got.Infos)) {
 		return fmt.Sprintf("annotations %v %v vs %v %v", want.Warnings, want.Infos, got.Warnings, got.Infos)
 	}
 	return apicompare.DiffData(want.Data, got.Data, nil)
+}
+
+func sortedAnnotations(s []string) []string {
+	return slices.Sorted(slices.Values(s))
 }

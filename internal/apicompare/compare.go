@@ -28,11 +28,46 @@ type QueryData struct {
 // Sample is [<seconds>, "<value>"].
 type Sample [2]any
 
-// Series is one series of a vector (Value) or a matrix (Values).
+// Series is one series of a vector (Value, or Histogram for a native
+// histogram sample) or a matrix (Values and Histograms: a series may carry
+// both, each in time order).
 type Series struct {
-	Metric map[string]string `json:"metric"`
-	Value  Sample            `json:"value"`
-	Values []Sample          `json:"values"`
+	Metric     map[string]string `json:"metric"`
+	Value      Sample            `json:"value"`
+	Histogram  *HistogramSample  `json:"histogram"`
+	Values     []Sample          `json:"values"`
+	Histograms []HistogramSample `json:"histograms"`
+}
+
+// HistogramSample is [<seconds>, <histogram>].
+type HistogramSample struct {
+	T any
+	H Histogram
+}
+
+// UnmarshalJSON reads [<seconds>, {"count": ..., "sum": ..., "buckets": ...}].
+func (s *HistogramSample) UnmarshalJSON(b []byte) error {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(b, &pair); err != nil {
+		return err
+	}
+	if len(pair) != 2 {
+		return fmt.Errorf("histogram sample of %d elements, not 2", len(pair))
+	}
+	if err := json.Unmarshal(pair[0], &s.T); err != nil {
+		return err
+	}
+	return json.Unmarshal(pair[1], &s.H)
+}
+
+// Histogram is a native histogram as the API writes it: count and sum, and
+// its buckets that are not empty, each [<boundary rule>, "<lower>",
+// "<upper>", "<count>"] where the rule (0 to 3) tells which ends are
+// inclusive.
+type Histogram struct {
+	Count   string   `json:"count"`
+	Sum     string   `json:"sum"`
+	Buckets [][4]any `json:"buckets"`
 }
 
 // Tolerance is the largest relative difference of two values judged equal.
@@ -65,10 +100,10 @@ func DiffData(want, got json.RawMessage, seen func(rel float64)) string {
 	if err := json.Unmarshal(g.Result, &gs); err != nil {
 		return err.Error()
 	}
-	return diffSeries(ws, gs, seen)
+	return diffSeries(ws, gs, w.ResultType == "matrix", seen)
 }
 
-func diffSeries(want, got []Series, seen func(float64)) string {
+func diffSeries(want, got []Series, matrix bool, seen func(float64)) string {
 	key := func(s Series) string {
 		keys := make([]string, 0, len(s.Metric))
 		for k, v := range s.Metric {
@@ -89,12 +124,69 @@ func diffSeries(want, got []Series, seen func(float64)) string {
 		if key(want[k]) != key(got[k]) {
 			return fmt.Sprintf("series {%s} vs {%s}", key(want[k]), key(got[k]))
 		}
-		wv, gv := want[k].Values, got[k].Values
-		if wv == nil {
-			wv, gv = []Sample{want[k].Value}, []Sample{got[k].Value}
-		}
-		if d := diffSamples(wv, gv, seen); d != "" {
+		if d := diffPoints(want[k], got[k], matrix, seen); d != "" {
 			return fmt.Sprintf("series {%s}: %s", key(want[k]), d)
+		}
+	}
+	return ""
+}
+
+// diffPoints compares one series' floats and histograms.
+func diffPoints(want, got Series, matrix bool, seen func(float64)) string {
+	if matrix {
+		if d := diffSamples(want.Values, got.Values, seen); d != "" {
+			return d
+		}
+		return diffHistogramSamples(want.Histograms, got.Histograms, seen)
+	}
+	switch {
+	case want.Histogram == nil && got.Histogram == nil:
+		return diffSamples([]Sample{want.Value}, []Sample{got.Value}, seen)
+	case want.Histogram == nil:
+		return fmt.Sprintf("float %v vs histogram at %v", want.Value[1], got.Histogram.T)
+	case got.Histogram == nil:
+		return fmt.Sprintf("histogram at %v vs float %v", want.Histogram.T, got.Value[1])
+	}
+	return diffHistogramSamples([]HistogramSample{*want.Histogram}, []HistogramSample{*got.Histogram}, seen)
+}
+
+func diffHistogramSamples(want, got []HistogramSample, seen func(float64)) string {
+	if len(want) != len(got) {
+		return fmt.Sprintf("%d histograms vs %d", len(want), len(got))
+	}
+	for k := range want {
+		if fmt.Sprint(want[k].T) != fmt.Sprint(got[k].T) {
+			return fmt.Sprintf("histogram %d at %v vs %v", k, want[k].T, got[k].T)
+		}
+		if d := DiffHistogram(want[k].H, got[k].H, seen); d != "" {
+			return fmt.Sprintf("histogram %d at %v: %s", k, want[k].T, d)
+		}
+	}
+	return ""
+}
+
+// DiffHistogram returns "" when two histograms have the same count, sum
+// and buckets (same boundary rules, boundaries and counts), values within
+// Tolerance; else what differs.
+func DiffHistogram(want, got Histogram, seen func(float64)) string {
+	if !SameValue(want.Count, got.Count, seen) {
+		return fmt.Sprintf("count %s vs %s", want.Count, got.Count)
+	}
+	if !SameValue(want.Sum, got.Sum, seen) {
+		return fmt.Sprintf("sum %s vs %s", want.Sum, got.Sum)
+	}
+	if len(want.Buckets) != len(got.Buckets) {
+		return fmt.Sprintf("%d buckets %v vs %d %v", len(want.Buckets), want.Buckets, len(got.Buckets), got.Buckets)
+	}
+	for k, w := range want.Buckets {
+		g := got.Buckets[k]
+		if fmt.Sprint(w[0]) != fmt.Sprint(g[0]) {
+			return fmt.Sprintf("bucket %d: boundary rule %v vs %v", k, w[0], g[0])
+		}
+		for j, what := range []string{"lower", "upper", "count"} {
+			if !SameValue(fmt.Sprint(w[j+1]), fmt.Sprint(g[j+1]), seen) {
+				return fmt.Sprintf("bucket %d: %s %v vs %v (%v vs %v)", k, what, w[j+1], g[j+1], w, g)
+			}
 		}
 	}
 	return ""
