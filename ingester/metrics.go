@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		checkpointTime:   f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
 		checkpointFailed: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
 		chunksReceived:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
-		chunksRefused:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_refused_total", Help: "Chunks received from leaving ingesters that do not decode into ordered float samples, dropped so that they cannot block the handover."}),
+		chunksRefused:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_refused_total", Help: "Chunks received from leaving ingesters that do not decode into ordered samples, dropped so that they cannot block the handover."}),
 		queries:          f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_total", Help: "Selects served (QueryStream calls), sharded or not: with -querier.minimize-ingester-requests a settled RF=3 cluster's ingesters each see about two thirds of the selects."}),
 		queriesCanceled:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
 	}
