@@ -155,7 +155,10 @@ func (w *ackWriter) runOne(t *testing.T, pushURL string, step int) {
 	w.acked = append(w.acked, step)
 }
 
-// metricValue reads one unlabelled metric from /metrics.
+// metricValue reads one unlabelled metric (or one series, labels given in
+// name) from /metrics. A metric asked for without labels that has them
+// fails the test: it would read as 0 whatever its value, so a check
+// against it would check nothing (labelledMetric sums such a metric).
 func metricValue(t *testing.T, o *orrery, name string) float64 {
 	t.Helper()
 	resp, err := httpGet(o.url("/metrics"))
@@ -165,6 +168,9 @@ func metricValue(t *testing.T, o *orrery, name string) float64 {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			require.NoError(t, err)
 			return f
+		}
+		if !strings.Contains(name, "{") && strings.HasPrefix(line, name+"{") {
+			t.Fatalf("metric %s has labels: read it with labelledMetric", name)
 		}
 	}
 	return 0

@@ -21,7 +21,7 @@ func TestPrometheus2RemoteWrites(t *testing.T) {
 		_, body := rawGet(t, o.url("/prometheus/api/v1/query?query=up"))
 		return strings.Contains(body, `"job":"prometheus"`) && strings.Contains(body, `"1"]`)
 	}, 30*time.Second, 250*time.Millisecond, "up answers through Orrery")
-	require.Zero(t, metricValue(t, o, "orrery_distributor_discarded_samples_total"), "nothing Prometheus sent was rejected")
+	require.Zero(t, labelledMetric(t, o, "orrery_distributor_discarded_samples_total", ""), "nothing Prometheus sent was rejected")
 	_, body := rawGet(t, o.url("/prometheus/api/v1/query?query=count(prometheus_build_info)"))
 	require.Contains(t, body, `"1"]`)
 }
