@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/proto/ringpb"
 )
 
 // testHist is the counter histogram at step k: it gains a bucket at step
@@ -174,4 +176,30 @@ func TestInvalidHistogramIsRefusedAlone(t *testing.T) {
 	require.ErrorContains(t, err, "invalid histogram")
 	require.Len(t, ti.allSamples(t, "a", "h"), 2)
 	require.Len(t, ti.allSamples(t, "a", "up"), 1)
+}
+
+// A leaving ingester hands its histogram chunks over, flushed and in
+// memory, and the new owner, which took the series' later samples itself,
+// answers every sample: its store merges the chunks it is handed with its
+// own.
+func TestHandoverKeepsHistograms(t *testing.T) {
+	from := newTestIngester(t, t.TempDir(), testConfig())
+	defer from.stop(t)
+	to := newTestIngester(t, t.TempDir(), testConfig())
+	defer to.stop(t)
+	var all []chunks.Sample
+	for k := range 30 {
+		all = append(all, chunks.Sample{T: int64(k) * 1000, H: testHist(k)})
+	}
+	require.NoError(t, from.push(t, "team", histPush("h", all[:15]...)))
+	from.flush(true)
+	require.NoError(t, from.push(t, "team", histPush("h", all[15:25]...)))
+	require.NoError(t, to.push(t, "team", histPush("h", all[20:]...)))
+	r := testRing(1, map[string]member{
+		"from": {addr: from.addr, state: ringpb.State_LEAVING, tokens: []uint32{1<<31 + 1}},
+		"to":   {addr: to.addr, state: ringpb.State_ACTIVE, tokens: []uint32{1 << 31}},
+	})
+	require.NoError(t, from.Handover(ctxFor("team"), from.addr, r, from.pool))
+	requireSamples(t, all, to.allSamples(t, "team", "h"))
+	require.Zero(t, testutil.ToFloat64(to.m.chunksRefused))
 }
