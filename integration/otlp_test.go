@@ -99,6 +99,24 @@ func otelExport(at time.Time, step int) pmetric.Metrics {
 		hp.SetSum(3.25 + float64(step))
 		hp.Attributes().PutStr("http.route", "/pay")
 
+		e := ms.AppendEmpty()
+		e.SetName("http.client.request.duration")
+		e.SetUnit("s")
+		eh := e.SetEmptyExponentialHistogram()
+		eh.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		ep := eh.DataPoints().AppendEmpty()
+		ep.SetStartTimestamp(start)
+		ep.SetTimestamp(ts)
+		ep.SetScale(2)
+		ep.SetZeroCount(uint64(step))
+		ep.Positive().SetOffset(-3)
+		ep.Positive().BucketCounts().FromRaw([]uint64{1, uint64(2 + step), 0, 4})
+		ep.Negative().SetOffset(1)
+		ep.Negative().BucketCounts().FromRaw([]uint64{uint64(step)})
+		ep.SetCount(uint64(7 + 3*step))
+		ep.SetSum(2.5 + float64(step))
+		ep.Attributes().PutStr("http.route", "/pay")
+
 		s := ms.AppendEmpty()
 		s.SetName("rpc.latency")
 		s.SetUnit("ms")
@@ -178,6 +196,7 @@ func TestOTLPMatchesPrometheus3(t *testing.T) {
 		{"query": {`{__name__=~".+"}`}, "start": {strconv.FormatInt(base.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}, "step": {"15"}},
 		{"query": {`sum by (http_route) (rate(http_server_request_duration_seconds_bucket[1m]))`}, "time": {strconv.FormatInt(end.Unix(), 10)}},
 		{"query": {`target_info`}, "time": {strconv.FormatInt(end.Unix(), 10)}},
+		{"query": {`histogram_quantile(0.9, sum by (http_route) (rate(http_client_request_duration_seconds[1m])))`}, "time": {strconv.FormatInt(end.Unix(), 10)}},
 	}
 	for _, q := range queries {
 		path := "/api/v1/query"
@@ -196,7 +215,7 @@ func TestOTLPMatchesPrometheus3(t *testing.T) {
 	all, err := httpGet(o.url("/prometheus/api/v1/query?") + queries[0].Encode())
 	require.NoError(t, err)
 	for _, name := range []string{"process_memory_usage_bytes", "system_cpu_utilization_ratio", "http_server_request_count_total",
-		"db_client_bytes_total", "http_server_request_duration_seconds_bucket", "rpc_latency_milliseconds_count", "target_info"} {
+		"db_client_bytes_total", "http_server_request_duration_seconds_bucket", "http_client_request_duration_seconds", "rpc_latency_milliseconds_count", "target_info"} {
 		require.Contains(t, all, `"__name__":"`+name+`"`)
 	}
 
