@@ -109,3 +109,24 @@ func BenchmarkAppendRequestCompressed(b *testing.B) {
 		out = Compress(out, buf)
 	}
 }
+
+// The histogram request decodes as prompb does, each series with its valid
+// histogram and its labels.
+func TestAppendHistogramRequestMatchesPrompb(t *testing.T) {
+	g := NewWithSeries(1, 50)
+	var req prompb.WriteRequest
+	require.NoError(t, req.Unmarshal(g.AppendHistogramRequest(nil, 10, 50, 7, 1234)))
+	require.Len(t, req.Timeseries, 40)
+	for k, ts := range req.Timeseries {
+		require.Len(t, ts.Histograms, 1)
+		h := ts.Histograms[0].ToIntHistogram()
+		require.NoError(t, h.Validate())
+		require.True(t, g.Histogram(10+k, 7).Equals(h))
+		require.Equal(t, int64(1234), ts.Histograms[0].Timestamp)
+		var b labels.ScratchBuilder
+		for _, l := range ts.Labels {
+			b.Add(l.Name, l.Value)
+		}
+		require.Equal(t, g.Series()[10+k], b.Labels())
+	}
+}

@@ -19,6 +19,9 @@
 #                       limit [0]; set it to compare memory and disk on
 #                       identical data
 #   BENCH_TARGETS       which targets, in order [orrery prometheus vm]
+#   BENCH_HISTOGRAMS    1 sends every series as a native histogram (20
+#                       buckets) instead of a float [0]; VictoriaMetrics
+#                       does not store native histograms, so leave it out
 #   BENCH_KEEP          1 keeps the temporary directory with data and logs [0]
 #   ORRERY_BIN          Orrery binary, rebuilt from ./cmd/orrery [./bin/orrery]
 #   ORRERY_ARGS         extra Orrery flags []
@@ -36,6 +39,7 @@ BENCH_RATE=${BENCH_RATE:-0}
 BENCH_PREGEN_MIB=${BENCH_PREGEN_MIB:-2048}
 BENCH_MAX_ROUNDS=${BENCH_MAX_ROUNDS:-0}
 BENCH_TARGETS=${BENCH_TARGETS:-orrery prometheus vm}
+BENCH_HISTOGRAMS=${BENCH_HISTOGRAMS:-0}
 BENCH_KEEP=${BENCH_KEEP:-0}
 ORRERY_BIN=${ORRERY_BIN:-./bin/orrery}
 ORRERY_ARGS=${ORRERY_ARGS:-}
@@ -181,6 +185,7 @@ run_target() {
 	timeout "$bench_timeout" "$TMP/orrery-bench" -url "$PUSH_URL" -pid "$START_PID" \
 		-series "$BENCH_SERIES" -batch "$BENCH_BATCH" -concurrency "$BENCH_CONCURRENCY" \
 		-rate "$BENCH_RATE" -duration "$BENCH_DURATION" -pregen-mib "$BENCH_PREGEN_MIB" -max-rounds "$BENCH_MAX_ROUNDS" \
+		-native-histograms="$([[ $BENCH_HISTOGRAMS == 1 ]] && echo true || echo false)" \
 		-json >"$json" 2>"$TMP/$name.bench.log" || rc=$?
 	if [[ $name == prometheus ]]; then
 		BLOCK[$name]=$(prometheus_snapshot || true)

@@ -32,6 +32,7 @@ type config struct {
 	pregenMiB   int
 	maxRounds   int
 	timeout     time.Duration
+	histograms  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.pregenMiB, "pregen-mib", 2048, "memory budget for request bodies generated before the timed phase")
 	fs.IntVar(&cfg.maxRounds, "max-rounds", 0, "stop after this many rounds even before -duration (0: no limit)")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "timeout of one request")
+	fs.BoolVar(&cfg.histograms, "native-histograms", false, "send each series as a native histogram (20 buckets at schema 3) instead of a float; samples then count histograms")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

@@ -22,6 +22,8 @@ type plan struct {
 	pregen      int   // rounds generated before the timed phase
 	startMillis int64 // timestamp of round 0
 	stepMillis  int64
+	// histograms sends each series' native histogram instead of its float.
+	histograms bool
 }
 
 // flatOutCeiling is the most samples per second a flat-out run is expected
@@ -48,6 +50,7 @@ func makePlan(cfg config, now time.Time, roundBytes int) (plan, error) {
 		batchSize:  cfg.batch,
 		batches:    (cfg.series + cfg.batch - 1) / cfg.batch,
 		stepMillis: cfg.interval.Milliseconds(),
+		histograms: cfg.histograms,
 	}
 	budget := max(1, int(int64(cfg.pregenMiB)<<20/int64(max(1, roundBytes))))
 	if cfg.pregenMiB <= 0 {
@@ -107,7 +110,11 @@ type encoder struct {
 
 func (e *encoder) encode(round, b int) []byte {
 	from, to := e.plan.batchRange(b)
-	e.raw = e.gen.AppendRequest(e.raw[:0], from, to, round, e.plan.timestamp(round))
+	if e.plan.histograms {
+		e.raw = e.gen.AppendHistogramRequest(e.raw[:0], from, to, round, e.plan.timestamp(round))
+	} else {
+		e.raw = e.gen.AppendRequest(e.raw[:0], from, to, round, e.plan.timestamp(round))
+	}
 	e.comp = loadgen.Compress(e.comp, e.raw)
 	return e.comp
 }
