@@ -37,7 +37,8 @@ type tenantHead struct {
 	// push never counts postings.
 	perMetric map[string]int
 
-	metadata metadataSet
+	metadata  metadataSet
+	exemplars tenantExemplars
 }
 
 func newTenantHead(id string) *tenantHead {

@@ -23,6 +23,9 @@ type metrics struct {
 	queriesCanceled  prometheus.Counter
 	chunksReceived   prometheus.Counter
 	chunksRefused    prometheus.Counter
+
+	exemplarsAppended prometheus.Counter
+	exemplarsRejected *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,14 +42,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		replayDuration: f.NewGauge(prometheus.GaugeOpts{Name: "orrery_ingester_wal_replay_duration_seconds", Help: "How long the last WAL replay took."}),
 		flushDuration: f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_flush_duration_seconds", Help: "Time to flush one tenant's completed chunks to the store.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
-		chunksFlushed:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_chunks_flushed_total", Help: "Chunks written to the store."}),
-		flushFailures:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_flush_failures_total", Help: "Failed flushes; the chunks stay in memory and are retried."}),
-		checkpointTime:   f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
-		checkpointFailed: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
-		chunksReceived:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
-		chunksRefused:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_refused_total", Help: "Chunks received from leaving ingesters that do not decode into ordered samples, dropped so that they cannot block the handover."}),
-		queries:          f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_total", Help: "Selects served (QueryStream calls), sharded or not: with -querier.minimize-ingester-requests a settled RF=3 cluster's ingesters each see about two thirds of the selects."}),
-		queriesCanceled:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
+		chunksFlushed:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_chunks_flushed_total", Help: "Chunks written to the store."}),
+		flushFailures:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_flush_failures_total", Help: "Failed flushes; the chunks stay in memory and are retried."}),
+		checkpointTime:    f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
+		checkpointFailed:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),
+		chunksReceived:    f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_received_total", Help: "Chunks received from leaving ingesters."}),
+		exemplarsAppended: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_exemplars_appended_total", Help: "Exemplars stored."}),
+		exemplarsRejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_exemplars_rejected_total", Help: "Exemplars not stored, by tenant and reason: out_of_order, label_length, invalid, disabled (the tenant's max_global_exemplars_per_user is 0), no_series (none of the push's samples created the series)."}, []string{"tenant", "reason"}),
+		chunksRefused:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_chunks_refused_total", Help: "Chunks received from leaving ingesters that do not decode into ordered samples, dropped so that they cannot block the handover."}),
+		queries:           f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_total", Help: "Selects served (QueryStream calls), sharded or not: with -querier.minimize-ingester-requests a settled RF=3 cluster's ingesters each see about two thirds of the selects."}),
+		queriesCanceled:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_queries_canceled_total", Help: "Queries abandoned mid-stream because the querier canceled them or their deadline passed."}),
 	}
 	// Every kind reads 0 until it happens, so a query or an alert on it
 	// tells "no damage" from "not measured".

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/ingester/chunks"
@@ -29,6 +30,12 @@ type pushState struct {
 	// histograms counts the push's histogram samples: a push with none
 	// keeps the WAL's float-only record.
 	histograms int
+	// exemplars are the push's accepted exemplars, of exemplarSeries, for
+	// exStore, which is looked up at the push's first exemplar.
+	exemplars      []refExemplar
+	exemplarSeries []*memSeries
+	exStore        *tsdb.CircularExemplarStorage
+	exLooked       bool
 	// accepted indexes samples by series and timestamp, built only when a
 	// push has an older sample to judge, and kept up to date from then on
 	// (indexed counts the samples in it).
@@ -161,6 +168,9 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
 	ps.samples, ps.series, ps.newSeries, ps.histograms = ps.samples[:0], ps.series[:0], ps.newSeries[:0], 0
+	clear(ps.exemplars)
+	clear(ps.exemplarSeries)
+	ps.exemplars, ps.exemplarSeries, ps.exStore, ps.exLooked = ps.exemplars[:0], ps.exemplarSeries[:0], nil, false
 	// A push of many old samples leaves a large index: let it go rather
 	// than keep it pooled.
 	if len(ps.accepted) > 1<<16 {
@@ -180,6 +190,13 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	var storeErr error
 	r := ingesterpb.NewSeriesReader(encoded)
 	for r.Next() {
+		if r.Kind() == ingesterpb.Exemplars {
+			if !ps.exLooked {
+				ps.exStore, ps.exLooked = h.exemplars.storage(i.exemplarLimit(h.id)), true
+			}
+			i.judgeExemplars(h, ps.exStore, r, ps)
+			continue
+		}
 		s, created, err := h.getOrCreate(r.Labels(), &ps.sc, i.newRef, lim)
 		if err != nil {
 			if !errors.Is(err, errPerUserSeriesLimit) && !errors.Is(err, errPerMetricSeriesLimit) {
@@ -258,7 +275,7 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	if err := r.Err(); err != nil {
 		return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
 	}
-	if len(ps.samples) == 0 && len(ps.newSeries) == 0 {
+	if len(ps.samples) == 0 && len(ps.newSeries) == 0 && len(ps.exemplars) == 0 {
 		return 0, rej, nil
 	}
 	if err := i.logAndAppend(h, ps); err != nil {
@@ -321,18 +338,28 @@ func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
 // query can be lost by a crash.
 func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	ps.buf = ps.buf[:0]
-	var recs [][]byte
+	// Records are cut out of ps.buf once it stops growing: series, then
+	// samples, then exemplars, so that replay meets a ref's series first.
+	var endsArr [3]int
+	ends := endsArr[:0]
 	if len(ps.newSeries) > 0 {
 		ps.buf = encodeSeries(ps.buf, h.id, ps.newSeries)
-		recs = append(recs, ps.buf)
+		ends = append(ends, len(ps.buf))
 	}
 	if len(ps.samples) > 0 {
-		start := len(ps.buf)
 		ps.buf = encodeSamples(ps.buf, recSamples, ps.samples, ps.histograms > 0)
-		recs = append(recs, ps.buf[start:])
-		if len(recs) == 2 {
-			recs[0] = ps.buf[:start]
-		}
+		ends = append(ends, len(ps.buf))
+	}
+	if len(ps.exemplars) > 0 {
+		ps.buf = encodeExemplars(ps.buf, ps.exemplars)
+		ends = append(ends, len(ps.buf))
+	}
+	var recsArr [3][]byte
+	recs := recsArr[:0]
+	from := 0
+	for _, end := range ends {
+		recs = append(recs, ps.buf[from:end])
+		from = end
 	}
 	i.walMu.RLock()
 	defer i.walMu.RUnlock()
@@ -353,6 +380,9 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 		s.mu.Unlock()
 	}
 	i.m.samplesAppended.Add(float64(len(ps.samples)))
+	if len(ps.exemplars) > 0 {
+		i.addExemplars(h, ps.exStore, ps)
+	}
 	i.lastPush.Store(now)
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
@@ -37,7 +39,9 @@ const lastBatchSeries = 4096
 // replayState maps the refs found in the log to series in memory. A series
 // may appear under several refs (created again after being forgotten).
 type replayState struct {
-	refs    map[uint64]*memSeries
+	refs map[uint64]*memSeries
+	// heads names each ref's tenant, for its exemplars.
+	heads   map[uint64]*tenantHead
 	samples []refSample
 	damaged bool
 }
@@ -50,7 +54,7 @@ type replayState struct {
 // checkpoint of what was recovered replaces the damaged files, so that the
 // next start neither meets nor counts the damage again.
 func (i *Ingester) replay() error {
-	st := &replayState{refs: map[uint64]*memSeries{}}
+	st := &replayState{refs: map[uint64]*memSeries{}, heads: map[uint64]*tenantHead{}}
 	cpDir, cpIndex, err := lastCheckpoint(i.walDir())
 	if err != nil {
 		return err
@@ -195,6 +199,8 @@ func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader, name, kind str
 			}
 		case recChunks, recChunksEnc:
 			err = i.replayChunks(st, rec)
+		case recExemplars:
+			err = i.replayExemplars(st, rec)
 		case recLast, recLastMixed:
 			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
@@ -233,6 +239,7 @@ func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
 		}
 		s.logged = true
 		st.refs[e.ref] = s
+		st.heads[e.ref] = h
 	}
 	return nil
 }
@@ -262,6 +269,28 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 		s.mu.Unlock()
 	}
 	i.m.walDropped.Add(float64(dropped))
+}
+
+// replayExemplars adds exemplars to their series' tenants, under the
+// tenants' limits as they are now. Exemplars of a lost series record are
+// dropped with it.
+func (i *Ingester) replayExemplars(st *replayState, rec []byte) error {
+	exemplars, err := decodeExemplars(rec)
+	if err != nil {
+		return err
+	}
+	for _, e := range exemplars {
+		s, h := st.refs[e.ref], st.heads[e.ref]
+		if s == nil {
+			continue
+		}
+		if store := h.exemplars.storage(i.exemplarLimit(h.id)); store != nil {
+			// Refusals are what the push refused too (it logs only what
+			// validated): a duplicate, or one a smaller limit dropped.
+			_ = store.AddExemplar(s.lset, e.ex)
+		}
+	}
+	return nil
 }
 
 // replayLast restores the last samples a checkpoint kept.
@@ -410,8 +439,42 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 				}
 			}
 		}
+		if err := checkpointExemplars(w, h); err != nil {
+			return errors.Join(err, w.Close())
+		}
 	}
 	return w.Close()
+}
+
+// checkpointExemplars writes the tenant's exemplars of series in memory,
+// oldest first, after their series records: exemplars live only in
+// memory, the WAL and checkpoints, as in Prometheus.
+func checkpointExemplars(w *wlog.WL, h *tenantHead) error {
+	st := h.exemplars.current()
+	if st == nil {
+		return nil
+	}
+	var batch []refExemplar
+	var enc, scratch []byte
+	err := st.IterateExemplars(func(ls labels.Labels, e exemplar.Exemplar) error {
+		enc = ingesterpb.AppendLabels(enc[:0], ls)
+		h.mu.RLock()
+		s := h.lookup(seriesHash(enc), enc, &scratch)
+		h.mu.RUnlock()
+		if s != nil {
+			batch = append(batch, refExemplar{ref: s.ref, ex: e})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := 0; k < len(batch); k += lastBatchSeries {
+		if err := w.Log(encodeExemplars(nil, batch[k:min(k+lastBatchSeries, len(batch))])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lastCheckpoint returns the newest complete checkpoint and its index, or ""

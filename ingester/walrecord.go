@@ -27,6 +27,8 @@ const (
 	recLastMixed    byte = 6
 	// recChunksEnc is recChunks with each chunk's encoding.
 	recChunksEnc byte = 7
+	// recExemplars holds exemplars of series by ref.
+	recExemplars byte = 8
 )
 
 // The kinds of a sample in a mixed record.
@@ -90,6 +92,44 @@ func encodeSamples(buf []byte, typ byte, samples []refSample, mixed bool) []byte
 		buf = ingesterpb.AppendHistogram(buf, s.T, s.H, s.FH)
 	}
 	return buf
+}
+
+// encodeExemplars appends an exemplars record.
+func encodeExemplars(buf []byte, exemplars []refExemplar) []byte {
+	buf = append(buf, recExemplars)
+	for _, e := range exemplars {
+		buf = binary.AppendUvarint(buf, e.ref)
+		buf = binary.AppendVarint(buf, e.ex.Ts)
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(e.ex.Value))
+		buf = binary.AppendUvarint(buf, uint64(e.ex.Labels.Len()))
+		e.ex.Labels.Range(func(l labels.Label) {
+			buf = appendString(buf, l.Name)
+			buf = appendString(buf, l.Value)
+		})
+	}
+	return buf
+}
+
+func decodeExemplars(rec []byte) ([]refExemplar, error) {
+	d := decoder{b: rec[1:]}
+	var out []refExemplar
+	var b labels.ScratchBuilder
+	for d.err == nil && len(d.b) > 0 {
+		e := refExemplar{ref: d.uvarint()}
+		e.ex.Ts, e.ex.Value, e.ex.HasTs = d.varint(), d.float(), true
+		n := d.uvarint()
+		if n > uint64(len(d.b)) {
+			return nil, fmt.Errorf("exemplars record: %d labels in %d bytes", n, len(d.b))
+		}
+		b.Reset()
+		for k := uint64(0); k < n && d.err == nil; k++ {
+			name, value := d.bytes(), d.bytes()
+			b.Add(string(name), string(value))
+		}
+		e.ex.Labels = b.Labels()
+		out = append(out, e)
+	}
+	return out, d.err
 }
 
 // encodeChunks appends a checkpoint record with one series' chunks.

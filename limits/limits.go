@@ -33,6 +33,10 @@ type Limits struct {
 	// ingester enforces its share.
 	MaxGlobalSeriesPerUser   int `yaml:"max_global_series_per_user"`
 	MaxGlobalSeriesPerMetric int `yaml:"max_global_series_per_metric"`
+	// MaxGlobalExemplarsPerUser is how many exemplars a tenant keeps
+	// across the cluster (before replication), oldest dropped first; each
+	// ingester keeps its share. 0 turns exemplar storage off, as in Mimir.
+	MaxGlobalExemplarsPerUser int `yaml:"max_global_exemplars_per_user"`
 
 	MaxLabelNamesPerSeries int `yaml:"max_label_names_per_series"`
 	MaxLabelNameLength     int `yaml:"max_label_name_length"`
@@ -119,6 +123,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples further than this in the future; 0 is unlimited.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 is unlimited.")
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 0, "Most in-memory series a tenant may have across the cluster, before replication; 0 is unlimited.")
+	fs.IntVar(&l.MaxGlobalExemplarsPerUser, "ingester.max-global-exemplars-per-user", 0, "Exemplars a tenant keeps across the cluster, before replication, oldest dropped first; 0 stores none (per tenant: max_global_exemplars_per_user).")
 	fs.IntVar(&l.MaxGlobalSeriesPerMetric, "ingester.max-global-series-per-metric", 0, "Most in-memory series one metric name of a tenant may have across the cluster, before replication; 0 is unlimited.")
 	fs.BoolVar(&l.AcceptHASamples, "distributor.ha-tracker.enable-for-all-users", false, "De-duplicate HA Prometheus pairs for every tenant (per tenant: accept_ha_samples).")
 	fs.StringVar(&l.HAClusterLabel, "distributor.ha-tracker.cluster", "cluster", "Label naming the HA cluster a series comes from.")
@@ -144,7 +149,7 @@ func (l *Limits) Validate() error {
 		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
 		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 ||
 		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 || l.RetentionPeriod < 0 ||
-		l.MaxNativeHistogramBuckets < 0 {
+		l.MaxNativeHistogramBuckets < 0 || l.MaxGlobalExemplarsPerUser < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {

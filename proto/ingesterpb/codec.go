@@ -14,19 +14,23 @@ import (
 // The push encoding of a series, appended one after another in
 // PushRequest.Series:
 //
-//	entry     := series | 0x00 histograms
+//	entry     := series | 0x00 histograms | 0x01 exemplars
 //	series    := uvarint(len(labels)) labels uvarint(n) n × sample
 //	histograms:= uvarint(len(labels)) labels uvarint(n) n × histogram
+//	exemplars := uvarint(len(labels)) labels uvarint(n) n × exemplar
 //	labels    := { uvarint(len(name)) name uvarint(len(value)) value }
 //	sample    := varint(timestamp ms) float64 bits, 8 bytes little-endian
 //	histogram := uvarint(len) prometheus.Histogram (prompb), timestamp inside
+//	exemplar  := uvarint(len(labels)) labels sample
 //
 // Labels are sorted by name, unique and non-empty; the encoded label bytes
 // of a label set are canonical, so their hash identifies the series. A
-// label set is never empty, so a float series never starts with the 0x00
-// that marks histograms. A histogram's count and buckets are integers
-// (count_int, deltas) or floats (count_float, counts), as in remote write;
-// the same bytes are the histogram's record in the WAL.
+// series' label set takes at least four bytes, so a float series never
+// starts with the 0x00 or 0x01 that mark the other entries. A histogram's
+// count and buckets are integers (count_int, deltas) or floats
+// (count_float, counts), as in remote write; the same bytes are the
+// histogram's record in the WAL. An exemplar's label set may be empty;
+// exemplars follow their series' samples in a push.
 
 var errCorrupt = errors.New("push encoding: truncated or corrupt series")
 
@@ -61,6 +65,19 @@ func AppendSeriesHeader(buf, encodedLabels []byte, n int) []byte {
 // histograms: exactly n AppendHistogram calls must follow.
 func AppendHistogramSeriesHeader(buf, encodedLabels []byte, n int) []byte {
 	return AppendSeriesHeader(append(buf, 0), encodedLabels, n)
+}
+
+// AppendExemplarSeriesHeader is AppendSeriesHeader for a series'
+// exemplars: exactly n AppendExemplar calls must follow.
+func AppendExemplarSeriesHeader(buf, encodedLabels []byte, n int) []byte {
+	return AppendSeriesHeader(append(buf, 1), encodedLabels, n)
+}
+
+// AppendExemplar appends one exemplar: its encoded labels, time and value.
+func AppendExemplar(buf, encodedLabels []byte, t int64, v float64) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(encodedLabels)))
+	buf = append(buf, encodedLabels...)
+	return AppendSample(buf, t, v)
 }
 
 // AppendHistogram appends one histogram sample, integer (h) or float (fh).
@@ -128,13 +145,23 @@ func cut(b []byte) (field, rest []byte, ok bool) {
 // SeriesReader walks the series of a push without allocating. The slices it
 // returns alias the request and are valid until the request is released.
 type SeriesReader struct {
-	b         []byte
-	labels    []byte
-	samples   []byte
-	n         int
-	histogram bool
-	err       error
+	b       []byte
+	labels  []byte
+	samples []byte
+	n       int
+	kind    EntryKind
+	err     error
 }
+
+// EntryKind is what a push entry holds.
+type EntryKind uint8
+
+// The kinds of entry.
+const (
+	Floats EntryKind = iota
+	Histograms
+	Exemplars
+)
 
 // NewSeriesReader returns a reader over an encoded push.
 func NewSeriesReader(b []byte) *SeriesReader { return &SeriesReader{b: b} }
@@ -144,8 +171,11 @@ func (r *SeriesReader) Next() bool {
 	if r.err != nil || len(r.b) == 0 {
 		return false
 	}
-	if r.b[0] == 0 {
-		return r.nextHistograms()
+	switch r.b[0] {
+	case 0:
+		return r.nextEntry(Histograms, cutHistogram)
+	case 1:
+		return r.nextEntry(Exemplars, cutExemplar)
 	}
 	lbls, rest, ok := cut(r.b)
 	if !ok {
@@ -168,45 +198,81 @@ func (r *SeriesReader) Next() bool {
 		}
 		end += k + 8
 	}
-	r.labels, r.samples, r.n, r.histogram, r.b = lbls, rest[:end], int(n), false, rest[end:]
+	r.labels, r.samples, r.n, r.kind, r.b = lbls, rest[:end], int(n), Floats, rest[end:]
 	return true
 }
 
-func (r *SeriesReader) nextHistograms() bool {
+// nextEntry reads a histograms or exemplars entry, whose items next cuts
+// off one at a time (ok false when one is truncated).
+func (r *SeriesReader) nextEntry(kind EntryKind, next func([]byte) ([]byte, bool)) bool {
 	lbls, rest, ok := cut(r.b[1:])
 	if !ok || len(lbls) == 0 {
 		r.err = errCorrupt
 		return false
 	}
 	n, k := binary.Uvarint(rest)
-	// A histogram takes at least its length byte.
+	// An item takes at least a byte.
 	if k <= 0 || n > uint64(len(rest)-k) {
 		r.err = errCorrupt
 		return false
 	}
 	rest = rest[k:]
-	end := 0
+	after := rest
 	for i := uint64(0); i < n; i++ {
-		if _, after, ok := cut(rest[end:]); ok {
-			end = len(rest) - len(after)
-			continue
+		if after, ok = next(after); !ok {
+			r.err = errCorrupt
+			return false
 		}
-		r.err = errCorrupt
-		return false
 	}
-	r.labels, r.samples, r.n, r.histogram, r.b = lbls, rest[:end], int(n), true, rest[end:]
+	end := len(rest) - len(after)
+	r.labels, r.samples, r.n, r.kind, r.b = lbls, rest[:end], int(n), kind, rest[end:]
 	return true
 }
 
-// Histograms reports whether the current series' samples are histograms,
-// read with NextHistogram, rather than floats, read with NextSample.
-func (r *SeriesReader) Histograms() bool { return r.histogram }
+func cutHistogram(b []byte) ([]byte, bool) {
+	_, rest, ok := cut(b)
+	return rest, ok
+}
+
+func cutExemplar(b []byte) ([]byte, bool) {
+	_, rest, ok := cut(b)
+	if !ok {
+		return nil, false
+	}
+	_, k := binary.Varint(rest)
+	if k <= 0 || len(rest)-k < 8 {
+		return nil, false
+	}
+	return rest[k+8:], true
+}
+
+// Kind is what the current entry holds: floats, read with NextSample;
+// histograms, read with NextHistogram; or exemplars, read with
+// NextExemplar.
+func (r *SeriesReader) Kind() EntryKind { return r.kind }
+
+// Histograms reports whether the current entry holds histograms.
+func (r *SeriesReader) Histograms() bool { return r.kind == Histograms }
+
+// NextExemplar returns the current exemplars entry's next exemplar: its
+// encoded labels (aliasing the push), time and value; ok is false after
+// the last one. Next has checked the bounds already.
+func (r *SeriesReader) NextExemplar() (labels []byte, t int64, v float64, ok bool) {
+	if r.kind != Exemplars || len(r.samples) == 0 {
+		return nil, 0, 0, false
+	}
+	labels, rest, _ := cut(r.samples)
+	t, k := binary.Varint(rest)
+	v = math.Float64frombits(binary.LittleEndian.Uint64(rest[k:]))
+	r.samples = rest[k+8:]
+	return labels, t, v, true
+}
 
 // NextHistogram returns the current histogram series' next sample; ok is
 // false after the last one. A histogram that does not decode is an error,
 // and the series' remaining samples are skipped.
 func (r *SeriesReader) NextHistogram() (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, ok bool, err error) {
-	if len(r.samples) == 0 {
+	if r.kind != Histograms || len(r.samples) == 0 {
 		return 0, nil, nil, false, nil
 	}
 	b, rest, _ := cut(r.samples)
@@ -228,7 +294,7 @@ func (r *SeriesReader) Len() int { return r.n }
 // NextSample returns the current float series' next sample; ok is false
 // after the last one. Next has checked the bounds already.
 func (r *SeriesReader) NextSample() (t int64, v float64, ok bool) {
-	if r.histogram || len(r.samples) == 0 {
+	if r.kind != Floats || len(r.samples) == 0 {
 		return 0, 0, false
 	}
 	t, k := binary.Varint(r.samples)

@@ -90,6 +90,39 @@ func TestHistogramsRoundTrip(t *testing.T) {
 	require.NoError(t, r.Err())
 }
 
+// Exemplars follow their series' samples and come back with their labels,
+// an empty label set too.
+func TestExemplarsRoundTrip(t *testing.T) {
+	a := AppendLabels(nil, labels.FromStrings("a", "1"))
+	trace := AppendLabels(nil, labels.FromStrings("trace_id", "abc"))
+	buf := AppendSample(AppendSeriesHeader(nil, a, 1), 1, 1)
+	buf = AppendExemplarSeriesHeader(buf, a, 2)
+	buf = AppendExemplar(buf, trace, 1, 0.5)
+	buf = AppendExemplar(buf, nil, 2, math.NaN())
+	r := NewSeriesReader(buf)
+	require.True(t, r.Next())
+	require.Equal(t, Floats, r.Kind())
+	require.True(t, r.Next())
+	require.Equal(t, Exemplars, r.Kind())
+	require.Equal(t, a, r.Labels())
+	_, _, ok := r.NextSample()
+	require.False(t, ok)
+	ls, ts, v, ok := r.NextExemplar()
+	require.True(t, ok)
+	require.Equal(t, trace, ls)
+	require.Equal(t, int64(1), ts)
+	require.Equal(t, 0.5, v)
+	ls, ts, v, ok = r.NextExemplar()
+	require.True(t, ok)
+	require.Empty(t, ls)
+	require.Equal(t, int64(2), ts)
+	require.True(t, math.IsNaN(v))
+	_, _, _, ok = r.NextExemplar()
+	require.False(t, ok)
+	require.False(t, r.Next())
+	require.NoError(t, r.Err())
+}
+
 func FuzzSeriesReader(f *testing.F) {
 	ls := AppendLabels(nil, labels.FromStrings("a", "b"))
 	f.Add(AppendSample(AppendSeriesHeader(nil, ls, 1), 5, 1))
@@ -97,12 +130,20 @@ func FuzzSeriesReader(f *testing.F) {
 	f.Add(AppendHistogram(AppendHistogramSeriesHeader(nil, ls, 1), 5, nil, testHistogram().ToFloat(nil)))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add(AppendExemplar(AppendExemplarSeriesHeader(nil, ls, 1), ls, 5, 1))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewSeriesReader(data)
 		var b labels.ScratchBuilder
 		for r.Next() {
 			_, _ = DecodeLabels(&b, r.Labels())
 			n := 0
+			if r.Kind() == Exemplars {
+				for _, _, _, ok := r.NextExemplar(); ok; _, _, _, ok = r.NextExemplar() {
+					n++
+				}
+				require.Equal(t, r.Len(), n)
+				continue
+			}
 			if r.Histograms() {
 				for {
 					_, h, fh, ok, err := r.NextHistogram()

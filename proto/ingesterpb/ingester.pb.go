@@ -346,10 +346,11 @@ func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
 }
 
 type PushResponse struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	SamplesAppended int64                  `protobuf:"varint,1,opt,name=samples_appended,json=samplesAppended,proto3" json:"samples_appended,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	SamplesAppended   int64                  `protobuf:"varint,1,opt,name=samples_appended,json=samplesAppended,proto3" json:"samples_appended,omitempty"`
+	ExemplarsAppended int64                  `protobuf:"varint,2,opt,name=exemplars_appended,json=exemplarsAppended,proto3" json:"exemplars_appended,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PushResponse) Reset() {
@@ -385,6 +386,13 @@ func (*PushResponse) Descriptor() ([]byte, []int) {
 func (x *PushResponse) GetSamplesAppended() int64 {
 	if x != nil {
 		return x.SamplesAppended
+	}
+	return 0
+}
+
+func (x *PushResponse) GetExemplarsAppended() int64 {
+	if x != nil {
+		return x.ExemplarsAppended
 	}
 	return 0
 }
@@ -1159,6 +1167,266 @@ func (x *TransferChunksResponse) GetChunks() int64 {
 	return 0
 }
 
+type MatcherSet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MatcherSet) Reset() {
+	*x = MatcherSet{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MatcherSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MatcherSet) ProtoMessage() {}
+
+func (x *MatcherSet) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MatcherSet.ProtoReflect.Descriptor instead.
+func (*MatcherSet) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *MatcherSet) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+type ExemplarQueryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	MatcherSets   []*MatcherSet          `protobuf:"bytes,3,rep,name=matcher_sets,json=matcherSets,proto3" json:"matcher_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryRequest) Reset() {
+	*x = ExemplarQueryRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryRequest) ProtoMessage() {}
+
+func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ExemplarQueryRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *ExemplarQueryRequest) GetMatcherSets() []*MatcherSet {
+	if x != nil {
+		return x.MatcherSets
+	}
+	return nil
+}
+
+type Exemplar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Labels        []*LabelPair           `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
+	Value         float64                `protobuf:"fixed64,2,opt,name=value,proto3" json:"value,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,3,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exemplar) Reset() {
+	*x = Exemplar{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exemplar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exemplar) ProtoMessage() {}
+
+func (x *Exemplar) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
+func (*Exemplar) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Exemplar) GetLabels() []*LabelPair {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Exemplar) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Exemplar) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+type ExemplarSeries struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SeriesLabels  []*LabelPair           `protobuf:"bytes,1,rep,name=series_labels,json=seriesLabels,proto3" json:"series_labels,omitempty"`
+	Exemplars     []*Exemplar            `protobuf:"bytes,2,rep,name=exemplars,proto3" json:"exemplars,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarSeries) Reset() {
+	*x = ExemplarSeries{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarSeries) ProtoMessage() {}
+
+func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarSeries.ProtoReflect.Descriptor instead.
+func (*ExemplarSeries) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExemplarSeries) GetSeriesLabels() []*LabelPair {
+	if x != nil {
+		return x.SeriesLabels
+	}
+	return nil
+}
+
+func (x *ExemplarSeries) GetExemplars() []*Exemplar {
+	if x != nil {
+		return x.Exemplars
+	}
+	return nil
+}
+
+type ExemplarQueryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Series        []*ExemplarSeries      `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExemplarQueryResponse) Reset() {
+	*x = ExemplarQueryResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExemplarQueryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExemplarQueryResponse) ProtoMessage() {}
+
+func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
+func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ExemplarQueryResponse) GetSeries() []*ExemplarSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 var File_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingesterpb_ingester_proto_rawDesc = "" +
@@ -1178,9 +1446,10 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x16MetricsMetadataRequest\x12\x16\n" +
 	"\x06metric\x18\x01 \x01(\tR\x06metric\"Y\n" +
 	"\x17MetricsMetadataResponse\x12>\n" +
-	"\bmetadata\x18\x01 \x03(\v2\".orrery.ingester.v1.MetricMetadataR\bmetadata\"9\n" +
+	"\bmetadata\x18\x01 \x03(\v2\".orrery.ingester.v1.MetricMetadataR\bmetadata\"h\n" +
 	"\fPushResponse\x12)\n" +
-	"\x10samples_appended\x18\x01 \x01(\x03R\x0fsamplesAppended\"\x9d\x01\n" +
+	"\x10samples_appended\x18\x01 \x01(\x03R\x0fsamplesAppended\x12-\n" +
+	"\x12exemplars_appended\x18\x02 \x01(\x03R\x11exemplarsAppended\"\x9d\x01\n" +
 	"\fLabelMatcher\x129\n" +
 	"\x04type\x18\x01 \x01(\x0e2%.orrery.ingester.v1.LabelMatcher.TypeR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1232,7 +1501,23 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.ChunkSeriesR\x06series\"H\n" +
 	"\x16TransferChunksResponse\x12\x16\n" +
 	"\x06series\x18\x01 \x01(\x03R\x06series\x12\x16\n" +
-	"\x06chunks\x18\x02 \x01(\x03R\x06chunks2\x96\x05\n" +
+	"\x06chunks\x18\x02 \x01(\x03R\x06chunks\"J\n" +
+	"\n" +
+	"MatcherSet\x12<\n" +
+	"\bmatchers\x18\x01 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\"\x8b\x01\n" +
+	"\x14ExemplarQueryRequest\x12\x19\n" +
+	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12A\n" +
+	"\fmatcher_sets\x18\x03 \x03(\v2\x1e.orrery.ingester.v1.MatcherSetR\vmatcherSets\"z\n" +
+	"\bExemplar\x125\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\x12!\n" +
+	"\ftimestamp_ms\x18\x03 \x01(\x03R\vtimestampMs\"\x90\x01\n" +
+	"\x0eExemplarSeries\x12B\n" +
+	"\rseries_labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\fseriesLabels\x12:\n" +
+	"\texemplars\x18\x02 \x03(\v2\x1c.orrery.ingester.v1.ExemplarR\texemplars\"S\n" +
+	"\x15ExemplarQueryResponse\x12:\n" +
+	"\x06series\x18\x01 \x03(\v2\".orrery.ingester.v1.ExemplarSeriesR\x06series2\xfd\x05\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.orrery.ingester.v1.PushRequest\x1a .orrery.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .orrery.ingester.v1.QueryRequest\x1a'.orrery.ingester.v1.QueryStreamResponse0\x01\x12[\n" +
@@ -1241,7 +1526,8 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\vLabelValues\x12&.orrery.ingester.v1.LabelValuesRequest\x1a'.orrery.ingester.v1.LabelValuesResponse\x12O\n" +
 	"\x06Series\x12!.orrery.ingester.v1.SeriesRequest\x1a\".orrery.ingester.v1.SeriesResponse\x12j\n" +
 	"\x0fMetricsMetadata\x12*.orrery.ingester.v1.MetricsMetadataRequest\x1a+.orrery.ingester.v1.MetricsMetadataResponse\x12i\n" +
-	"\x0eTransferChunks\x12).orrery.ingester.v1.TransferChunksRequest\x1a*.orrery.ingester.v1.TransferChunksResponse(\x01B+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
+	"\x0eTransferChunks\x12).orrery.ingester.v1.TransferChunksRequest\x1a*.orrery.ingester.v1.TransferChunksResponse(\x01\x12e\n" +
+	"\x0eQueryExemplars\x12(.orrery.ingester.v1.ExemplarQueryRequest\x1a).orrery.ingester.v1.ExemplarQueryResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
 
 var (
 	file_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -1256,7 +1542,7 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ingesterpb_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),          // 0: orrery.ingester.v1.LabelMatcher.Type
 	(*LabelPair)(nil),               // 1: orrery.ingester.v1.LabelPair
@@ -1279,6 +1565,11 @@ var file_ingesterpb_ingester_proto_goTypes = []any{
 	(*Labels)(nil),                  // 18: orrery.ingester.v1.Labels
 	(*TransferChunksRequest)(nil),   // 19: orrery.ingester.v1.TransferChunksRequest
 	(*TransferChunksResponse)(nil),  // 20: orrery.ingester.v1.TransferChunksResponse
+	(*MatcherSet)(nil),              // 21: orrery.ingester.v1.MatcherSet
+	(*ExemplarQueryRequest)(nil),    // 22: orrery.ingester.v1.ExemplarQueryRequest
+	(*Exemplar)(nil),                // 23: orrery.ingester.v1.Exemplar
+	(*ExemplarSeries)(nil),          // 24: orrery.ingester.v1.ExemplarSeries
+	(*ExemplarQueryResponse)(nil),   // 25: orrery.ingester.v1.ExemplarQueryResponse
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	3,  // 0: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
@@ -1294,25 +1585,33 @@ var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	18, // 10: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
 	1,  // 11: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
 	10, // 12: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
-	2,  // 13: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	8,  // 14: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	12, // 15: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	14, // 16: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	16, // 17: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	4,  // 18: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
-	19, // 19: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
-	6,  // 20: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	11, // 21: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	13, // 22: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	15, // 23: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	17, // 24: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	5,  // 25: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
-	20, // 26: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 13: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	21, // 14: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
+	1,  // 15: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
+	1,  // 16: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
+	23, // 17: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
+	24, // 18: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
+	2,  // 19: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	8,  // 20: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	12, // 21: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	14, // 22: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	16, // 23: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	4,  // 24: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	19, // 25: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
+	22, // 26: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
+	6,  // 27: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	11, // 28: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	13, // 29: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	15, // 30: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	17, // 31: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	5,  // 32: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	20, // 33: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
+	25, // 34: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -1326,7 +1625,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

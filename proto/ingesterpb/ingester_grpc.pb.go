@@ -30,6 +30,7 @@ const (
 	Ingester_Series_FullMethodName          = "/orrery.ingester.v1.Ingester/Series"
 	Ingester_MetricsMetadata_FullMethodName = "/orrery.ingester.v1.Ingester/MetricsMetadata"
 	Ingester_TransferChunks_FullMethodName  = "/orrery.ingester.v1.Ingester/TransferChunks"
+	Ingester_QueryExemplars_FullMethodName  = "/orrery.ingester.v1.Ingester/QueryExemplars"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -51,6 +52,9 @@ type IngesterClient interface {
 	// TransferChunks receives the chunks of a leaving ingester's series,
 	// one tenant per stream, and stores them.
 	TransferChunks(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[TransferChunksRequest, TransferChunksResponse], error)
+	// QueryExemplars returns the exemplars of the series matching any of the
+	// matcher sets within the time range.
+	QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error)
 }
 
 type ingesterClient struct {
@@ -143,6 +147,16 @@ func (c *ingesterClient) TransferChunks(ctx context.Context, opts ...grpc.CallOp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Ingester_TransferChunksClient = grpc.ClientStreamingClient[TransferChunksRequest, TransferChunksResponse]
 
+func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExemplarQueryResponse)
+	err := c.cc.Invoke(ctx, Ingester_QueryExemplars_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -162,6 +176,9 @@ type IngesterServer interface {
 	// TransferChunks receives the chunks of a leaving ingester's series,
 	// one tenant per stream, and stores them.
 	TransferChunks(grpc.ClientStreamingServer[TransferChunksRequest, TransferChunksResponse]) error
+	// QueryExemplars returns the exemplars of the series matching any of the
+	// matcher sets within the time range.
+	QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -192,6 +209,9 @@ func (UnimplementedIngesterServer) MetricsMetadata(context.Context, *MetricsMeta
 }
 func (UnimplementedIngesterServer) TransferChunks(grpc.ClientStreamingServer[TransferChunksRequest, TransferChunksResponse]) error {
 	return status.Error(codes.Unimplemented, "method TransferChunks not implemented")
+}
+func (UnimplementedIngesterServer) QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -322,6 +342,24 @@ func _Ingester_TransferChunks_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Ingester_TransferChunksServer = grpc.ClientStreamingServer[TransferChunksRequest, TransferChunksResponse]
 
+func _Ingester_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExemplarQueryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).QueryExemplars(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_QueryExemplars_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).QueryExemplars(ctx, req.(*ExemplarQueryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -348,6 +386,10 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MetricsMetadata",
 			Handler:    _Ingester_MetricsMetadata_Handler,
+		},
+		{
+			MethodName: "QueryExemplars",
+			Handler:    _Ingester_QueryExemplars_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
