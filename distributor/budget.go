@@ -25,6 +25,7 @@ const (
 	// A histogram is charged its slab entry, its decoded struct and the
 	// push encoding's prefixes, and histogramExpansion times its bytes.
 	histogramCost      = int(unsafe.Sizeof([]byte(nil))+unsafe.Sizeof(histogram.FloatHistogram{})) + 16
+	exemplarCost       = int(unsafe.Sizeof(rawExemplar{})) + 24
 	histogramExpansion = 10
 )
 

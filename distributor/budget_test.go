@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -196,10 +197,11 @@ func TestInflightRequestsLimit(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, post(d, body, nil).Code)
 }
 
-// Defect 9: exemplars are not stored. Remote write 2.0 forbids a 2xx
-// unless everything was written: the samples are stored, the answer is a
-// 400 that says so, and the headers count what was written. 1.0 keeps
-// accepting the samples and counts the dropped exemplars.
+// Defect 9: a tenant without exemplar storage (the default) stores no
+// exemplars. Remote write 2.0 forbids a 2xx unless everything was written:
+// the samples are stored, the answer is a 400 that says so, and the
+// headers count what was written. 1.0 keeps accepting the samples and
+// counts the dropped exemplars.
 func TestExemplarsAreNotSilentlyDropped(t *testing.T) {
 	st := writev2.NewSymbolTable()
 	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
@@ -212,7 +214,7 @@ func TestExemplarsAreNotSilentlyDropped(t *testing.T) {
 	w := post(d, encodeV2(t, req), v2Header)
 	require.Equal(t, http.StatusBadRequest, w.Code)
 	require.Contains(t, w.Body.String(), "1 exemplars were not written")
-	require.Contains(t, w.Body.String(), "err-orrery-exemplars-unsupported")
+	require.Contains(t, w.Body.String(), "err-orrery-exemplars-disabled")
 	require.Equal(t, "2", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
 	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Exemplars-Written"))
 	require.Equal(t, []labels.Labels{labels.FromStrings("__name__", "with_exemplar")}, clients["ing-0"].series, "the samples were stored")
@@ -259,4 +261,35 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+// A tenant that stores exemplars has valid ones sent on with their series,
+// from 1.0 and 2.0, their labels sorted; an invalid one (labels over
+// OpenMetrics' 128 characters, outside the grace period) is left out, a
+// 400 for 2.0 that counts what was written, a 204 for 1.0.
+func TestExemplarsAreSentOn(t *testing.T) {
+	d, clients := newLimitedDistributor(t, 1, &fixedLimits{l: limits.Limits{MaxGlobalExemplarsPerUser: 10}})
+	long := strings.Repeat("x", 130)
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "a"), nil),
+		Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000}, {Value: 2, Timestamp: 2000}},
+		Exemplars: []writev2.Exemplar{
+			{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "t1", "span_id", "s1"), nil), Value: 1, Timestamp: 1000},
+			{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", long), nil), Value: 2, Timestamp: 2000},
+		},
+	}}}
+	req.Symbols = st.Symbols()
+	w := post(d, encodeV2(t, req), v2Header)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), "err-orrery-invalid-exemplar")
+	require.Equal(t, "1", w.Header().Get("X-Prometheus-Remote-Write-Exemplars-Written"))
+	require.Equal(t, "2", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
+
+	v1 := ts(one, "__name__", "b")
+	v1.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "t2"}}, Value: 1, Timestamp: 1000}}
+	w = post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{v1}}), nil)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Equal(t, []string{"a t1 1000", "b t2 1000"}, clients["ing-0"].exemplars)
+	require.Equal(t, 1.0, testutil.ToFloat64(d.exemplars.WithLabelValues("anonymous")))
 }

@@ -84,7 +84,7 @@ func New(cfg Config, r Ring, clients Clients, l Limits, ha HATracker, reg promet
 		cfg: cfg, ring: r, clients: clients, limits: l, ha: ha, logger: logger, rates: map[string]*rate.Limiter{},
 		inflight: inflight{limit: cfg.InstanceLimits.MaxInflightPushRequestsBytes},
 		exemplars: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_discarded_exemplars_total",
-			Help: "Exemplars received and not stored (Orrery does not store exemplars), per tenant."}, []string{"tenant"}),
+			Help: "Exemplars received and left out, per tenant: the tenant stores none (max_global_exemplars_per_user is 0), or they are invalid."}, []string{"tenant"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_instance_limit_rejections_total",
 			Help: "Requests refused because the distributor was full, by limit."}, []string{"limit"}),
 		received: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_distributor_received_samples_total",
@@ -136,7 +136,7 @@ func (d *Distributor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(written.samples-written.histograms))
 	h.Set("X-Prometheus-Remote-Write-Histograms-Written", strconv.Itoa(written.histograms))
-	h.Set("X-Prometheus-Remote-Write-Exemplars-Written", "0")
+	h.Set("X-Prometheus-Remote-Write-Exemplars-Written", strconv.Itoa(written.exemplars))
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -176,7 +176,7 @@ type pushState struct {
 }
 
 // written is what a request wrote: samples counts floats and histograms.
-type written struct{ samples, histograms int }
+type written struct{ samples, histograms, exemplars int }
 
 // handle returns what was written, which a partial 400 also reports.
 func (d *Distributor) handle(r *http.Request) (written, error) {
@@ -285,14 +285,11 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	for reason, n := range disc.byReason {
 		d.discarded.WithLabelValues(tenantID, reason).Add(float64(n))
 	}
-	exemplars := 0
-	for k := range ps.req.series {
-		exemplars += ps.req.series[k].exemplars
+	if n := ps.valid.exemplarsDropped; n > 0 {
+		d.exemplars.WithLabelValues(tenantID).Add(float64(n))
 	}
-	if exemplars > 0 {
-		d.exemplars.WithLabelValues(tenantID).Add(float64(exemplars))
-	}
-	samples, histograms := ps.valid.samples, ps.valid.histograms
+	samples, histograms, exemplars := ps.valid.samples, ps.valid.histograms, ps.valid.exemplars
+	exemplarsDropped, exemplarProblem := ps.valid.exemplarsDropped, ps.valid.exemplarProblem
 	var targets []*target
 	var needed []int
 	if len(ps.valid.series) > 0 || len(ps.valid.metadata) > 0 {
@@ -323,18 +320,21 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	// Remote write 2.0: "Receivers MUST NOT return a 2xx HTTP status code
 	// if any of the pieces of sent data known to the Receiver (e.g.
 	// Samples, Histograms, Exemplars) were NOT written successfully", with
-	// a human-readable message. Exemplars are not stored, so a 2.0 request
-	// that carries any is a 400 once its samples are stored, and its
-	// X-Prometheus-Remote-Write-Exemplars-Written header says 0. 1.0 has
-	// no such rule: its exemplars are dropped and counted, as a Prometheus
-	// without exemplar storage does.
-	if exemplars > 0 && ps.version == v2 {
-		problems = append(problems, fmt.Sprintf("%d exemplars were not written: Orrery does not store exemplars; the samples were stored (err-orrery-%s: send 2.0 requests without exemplars, e.g. send_exemplars: false)", exemplars, reasonExemplarsUnsupp))
+	// a human-readable message. Exemplars the distributor leaves out (the
+	// tenant stores none, or they are invalid) make a 2.0 request a 400
+	// once the rest is stored, its X-Prometheus-Remote-Write-Exemplars-
+	// Written header saying what was. 1.0 has no such rule: its exemplars
+	// are dropped and counted, as a Prometheus without exemplar storage
+	// does. An exemplar the ingesters refuse for its order is dropped
+	// there, as Prometheus's receiver drops one, without an error.
+	if exemplarsDropped > 0 && ps.version == v2 {
+		problems = append(problems, fmt.Sprintf("%s; %d exemplars not written, %d written", exemplarProblem, exemplarsDropped, exemplars))
 	}
+	w := written{samples, histograms, exemplars}
 	if len(problems) > 0 {
-		return written{samples, histograms}, apierr.New(apierr.BadData, "%s", strings.Join(problems, "; "))
+		return w, apierr.New(apierr.BadData, "%s", strings.Join(problems, "; "))
 	}
-	return written{samples, histograms}, nil
+	return w, nil
 }
 
 // checkHA applies HA de-duplication to a request whose first series

@@ -43,7 +43,9 @@ type fakeIngester struct {
 	metadata []*ingesterpb.MetricMetadata
 	// histograms are the histogram samples pushed, with their timestamps.
 	histograms []pushedHistogram
-	err        error
+	// exemplars are the exemplars pushed: series name, trace_id, time.
+	exemplars []string
+	err       error
 	// block, when set, holds every push until it is closed or the push's
 	// context ends: a paused ingester.
 	block chan struct{}
@@ -72,6 +74,17 @@ func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ 
 		ls, err := ingesterpb.DecodeLabels(&b, r.Labels())
 		if err != nil {
 			return nil, err
+		}
+		if r.Kind() == ingesterpb.Exemplars {
+			for enc, t, _, ok := r.NextExemplar(); ok; enc, t, _, ok = r.NextExemplar() {
+				var eb labels.ScratchBuilder
+				els, err := ingesterpb.DecodeLabels(&eb, enc)
+				if err != nil {
+					return nil, err
+				}
+				f.exemplars = append(f.exemplars, fmt.Sprintf("%s %s %d", ls.Get("__name__"), els.Get("trace_id"), t))
+			}
+			continue
 		}
 		f.series = append(f.series, ls)
 		for r.Histograms() {
@@ -448,6 +461,9 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up", "job", "a")}}))
 	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{histSeries("h", prompb.FromIntHistogram(1000, testHistogram()), prompb.FromFloatHistogram(2000, testHistogram().ToFloat(nil)))}}))
 	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{histSeries("h", prompb.FromIntHistogram(1000, nhcb()))}}))
+	withExemplar := ts(one, "__name__", "up")
+	withExemplar.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "abc"}}, Value: 1, Timestamp: 1000}}
+	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{withExemplar}}))
 	f.Add(encode(f, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "job", "a", "job", "b")}}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x00})
 	f.Add([]byte{})
@@ -465,7 +481,7 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 		var d discards
 		var out validated
 		v := validator{scheme: model.LegacyValidation}
-		v.setLimits(&limits.Limits{MaxLabelNamesPerSeries: 30, MaxLabelValueLength: 2048}, time.Now())
+		v.setLimits(&limits.Limits{MaxLabelNamesPerSeries: 30, MaxLabelValueLength: 2048, MaxGlobalExemplarsPerUser: 10}, time.Now())
 		v.validate("fuzz", &req, &d, &out)
 		// What validation lets through must decode as the ingester decodes it.
 		r := ingesterpb.NewSeriesReader(out.enc)
@@ -476,6 +492,13 @@ func FuzzDecodeWriteRequest(f *testing.F) {
 			require.NoError(t, err)
 			require.NotEmpty(t, ls.Get("__name__"))
 			n++
+			if r.Kind() == ingesterpb.Exemplars {
+				for enc, _, _, ok := r.NextExemplar(); ok; enc, _, _, ok = r.NextExemplar() {
+					_, err := ingesterpb.DecodeLabels(&b, enc)
+					require.NoError(t, err)
+				}
+				continue
+			}
 			// Every histogram let through decodes and is valid.
 			for r.Histograms() {
 				_, h, fh, ok, err := r.NextHistogram()

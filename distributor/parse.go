@@ -24,6 +24,10 @@ const (
 	fieldSampleValue     = 1
 	fieldSampleTimestamp = 2
 
+	fieldExemplarLabels    = 1
+	fieldExemplarValue     = 2
+	fieldExemplarTimestamp = 3
+
 	fieldMetadataType   = 1
 	fieldMetadataFamily = 2
 	fieldMetadataHelp   = 4
@@ -54,7 +58,14 @@ type rawSeries struct {
 	labelsLo, labelsHi   int
 	samplesLo, samplesHi int
 	histLo, histHi       int
-	exemplars            int
+	exLo, exHi           int
+}
+
+// rawExemplar is one exemplar; its labels are exLabels[labelsLo:labelsHi].
+type rawExemplar struct {
+	labelsLo, labelsHi int
+	t                  int64
+	v                  float64
 }
 
 // writeRequest is a decoded remote-write 1.0 request. It is reused between
@@ -68,6 +79,8 @@ type writeRequest struct {
 	// histograms are the Histogram messages, 1.0's and 2.0's alike: they
 	// are decoded one at a time as they are validated.
 	histograms [][]byte
+	exemplars  []rawExemplar
+	exLabels   []rawLabel
 	metadata   []rawMetadata
 	// m is charged for the decoded form as it grows; nil charges nothing.
 	m *meter
@@ -75,6 +88,15 @@ type writeRequest struct {
 
 func (w *writeRequest) reset() {
 	w.series, w.labels, w.samples, w.histograms, w.metadata = w.series[:0], w.labels[:0], w.samples[:0], w.histograms[:0], w.metadata[:0]
+	w.exemplars, w.exLabels = w.exemplars[:0], w.exLabels[:0]
+}
+
+func (w *writeRequest) seriesExemplars(s *rawSeries) []rawExemplar {
+	return w.exemplars[s.exLo:s.exHi]
+}
+
+func (w *writeRequest) exemplarLabels(e *rawExemplar) []rawLabel {
+	return w.exLabels[e.labelsLo:e.labelsHi]
 }
 
 func (w *writeRequest) seriesHistograms(s *rawSeries) [][]byte {
@@ -135,31 +157,20 @@ func (w *writeRequest) parseMetadata(b []byte) error {
 }
 
 func (w *writeRequest) parseSeries(b []byte) error {
-	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples), histLo: len(w.histograms)}
+	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples), histLo: len(w.histograms), exLo: len(w.exemplars)}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch {
 		case num == fieldLabels && typ == protowire.BytesType:
-			var l rawLabel
-			err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-				if typ == protowire.BytesType && num == fieldName {
-					l.name = v
-				} else if typ == protowire.BytesType && num == fieldValue {
-					l.value = v
-				}
-				return nil
-			})
+			l, err := w.parseLabel(v)
 			if err != nil {
-				return err
-			}
-			if err := w.m.add(labelCost + len(l.name) + len(l.value)); err != nil {
 				return err
 			}
 			w.labels = append(w.labels, l)
 			return nil
 		case num == fieldSamples && typ == protowire.BytesType:
 			return w.parseSample(v)
-		case num == fieldExemplars:
-			s.exemplars++
+		case num == fieldExemplars && typ == protowire.BytesType:
+			return w.parseExemplar(v)
 		case num == fieldHistograms && typ == protowire.BytesType:
 			return w.addHistogram(v)
 		}
@@ -171,8 +182,59 @@ func (w *writeRequest) parseSeries(b []byte) error {
 	if err := w.m.add(seriesCost); err != nil {
 		return err
 	}
-	s.labelsHi, s.samplesHi, s.histHi = len(w.labels), len(w.samples), len(w.histograms)
+	s.labelsHi, s.samplesHi, s.histHi, s.exHi = len(w.labels), len(w.samples), len(w.histograms), len(w.exemplars)
 	w.series = append(w.series, s)
+	return nil
+}
+
+// parseLabel decodes one Label message, charged before it is kept.
+func (w *writeRequest) parseLabel(b []byte) (rawLabel, error) {
+	var l rawLabel
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ == protowire.BytesType && num == fieldName {
+			l.name = v
+		} else if typ == protowire.BytesType && num == fieldValue {
+			l.value = v
+		}
+		return nil
+	})
+	if err != nil {
+		return rawLabel{}, err
+	}
+	return l, w.m.add(labelCost + len(l.name) + len(l.value))
+}
+
+// parseExemplar appends one 1.0 Exemplar message: labels, value, time.
+func (w *writeRequest) parseExemplar(b []byte) error {
+	e := rawExemplar{labelsLo: len(w.exLabels)}
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == fieldExemplarLabels && typ == protowire.BytesType:
+			l, err := w.parseLabel(v)
+			if err != nil {
+				return err
+			}
+			w.exLabels = append(w.exLabels, l)
+		case num == fieldExemplarValue && typ == protowire.Fixed64Type:
+			e.v = math.Float64frombits(x)
+		case num == fieldExemplarTimestamp && typ == protowire.VarintType:
+			e.t = int64(x)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return w.addExemplar(e)
+}
+
+// addExemplar keeps an exemplar whose labels were appended to exLabels.
+func (w *writeRequest) addExemplar(e rawExemplar) error {
+	if err := w.m.add(exemplarCost); err != nil {
+		return err
+	}
+	e.labelsHi = len(w.exLabels)
+	w.exemplars = append(w.exemplars, e)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -61,7 +62,7 @@ func (w *writeRequest) parseV2(b []byte) error {
 }
 
 func (w *writeRequest) parseSeriesV2(b []byte) error {
-	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples), histLo: len(w.histograms)}
+	s := rawSeries{labelsLo: len(w.labels), samplesLo: len(w.samples), histLo: len(w.histograms), exLo: len(w.exemplars)}
 	w.refs = w.refs[:0]
 	var md *rawMetadata
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
@@ -77,8 +78,8 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 			return w.parseSample(v)
 		case num == fieldV2Histograms && typ == protowire.BytesType:
 			return w.addHistogram(v)
-		case num == fieldV2Exemplars:
-			s.exemplars++
+		case num == fieldV2Exemplars && typ == protowire.BytesType:
+			return w.parseExemplarV2(v)
 		case num == fieldV2Metadata && typ == protowire.BytesType:
 			m, err := w.parseMetadataV2(v)
 			md = m
@@ -109,7 +110,7 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 	if err := w.m.add(seriesCost); err != nil {
 		return err
 	}
-	s.labelsHi, s.samplesHi, s.histHi = len(w.labels), len(w.samples), len(w.histograms)
+	s.labelsHi, s.samplesHi, s.histHi, s.exHi = len(w.labels), len(w.samples), len(w.histograms), len(w.exemplars)
 	w.series = append(w.series, s)
 	if md != nil {
 		for _, l := range w.labels[s.labelsLo:s.labelsHi] {
@@ -123,6 +124,56 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// parseExemplarV2 appends one 2.0 Exemplar message: label references
+// into the symbol table, value, time.
+func (w *writeRequest) parseExemplarV2(b []byte) error {
+	e := rawExemplar{labelsLo: len(w.exLabels)}
+	var refs []uint32
+	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == fieldExemplarLabels && typ == protowire.BytesType:
+			for len(v) > 0 {
+				r, n := protowire.ConsumeVarint(v)
+				if n < 0 {
+					return errTruncated
+				}
+				if err := w.m.add(refCost); err != nil {
+					return err
+				}
+				refs = append(refs, uint32(r))
+				v = v[n:]
+			}
+		case num == fieldExemplarLabels && typ == protowire.VarintType:
+			if err := w.m.add(refCost); err != nil {
+				return err
+			}
+			refs = append(refs, uint32(x))
+		case num == fieldExemplarValue && typ == protowire.Fixed64Type:
+			e.v = math.Float64frombits(x)
+		case num == fieldExemplarTimestamp && typ == protowire.VarintType:
+			e.t = int64(x)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(refs)%2 != 0 {
+		return errors.New("an exemplar's labels_refs has an odd number of entries")
+	}
+	for k := 0; k < len(refs); k += 2 {
+		if int(refs[k]) >= len(w.symbols) || int(refs[k+1]) >= len(w.symbols) {
+			return errSymbolRef
+		}
+		l := rawLabel{name: w.symbols[refs[k]], value: w.symbols[refs[k+1]]}
+		if err := w.m.add(labelCost + len(l.name) + len(l.value)); err != nil {
+			return err
+		}
+		w.exLabels = append(w.exLabels, l)
+	}
+	return w.addExemplar(e)
 }
 
 // familyOf names the metric family of a series from its metric name: 2.0

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/prompb"
@@ -38,7 +39,8 @@ const (
 	reasonTooFarInFuture   = "too-far-in-future"
 	reasonTooOld           = "sample-too-old"
 	reasonRateLimited      = "tenant-max-ingestion-rate"
-	reasonExemplarsUnsupp  = "exemplars-unsupported"
+	reasonExemplarsOff     = "exemplars-disabled"
+	reasonInvalidExemplar  = "invalid-exemplar"
 )
 
 var metricName = []byte(model.MetricNameLabel)
@@ -76,11 +78,17 @@ type validated struct {
 	// samples counts floats and histograms, histograms the histograms.
 	samples    int
 	histograms int
-	metadata   []*ingesterpb.MetricMetadata
+	// exemplars counts the exemplars sent on; exemplarsDropped those
+	// left out, the first one's reason in exemplarProblem.
+	exemplars        int
+	exemplarsDropped int
+	exemplarProblem  string
+	metadata         []*ingesterpb.MetricMetadata
 }
 
 func (v *validated) reset() {
 	v.enc, v.series, v.samples, v.histograms, v.metadata = v.enc[:0], v.series[:0], 0, 0, v.metadata[:0]
+	v.exemplars, v.exemplarsDropped, v.exemplarProblem = 0, 0, ""
 }
 
 // validateMetadata keeps metadata with a valid metric family name and UTF-8
@@ -111,12 +119,16 @@ type validator struct {
 	// dropLabel is removed from every series: the replica label of an
 	// accepted HA pair's request.
 	dropLabel string
+	// exemplarsOn is set when the tenant stores exemplars.
+	exemplarsOn bool
+	ebuf        []byte
 }
 
 // setLimits applies a tenant's limits as of now.
 func (v *validator) setLimits(l *limits.Limits, now time.Time) {
 	v.limits = l
 	v.dropLabel = ""
+	v.exemplarsOn = l.MaxGlobalExemplarsPerUser > 0
 	v.minT, v.maxT = math.MinInt64, math.MaxInt64
 	if l.PastGracePeriod > 0 {
 		v.minT = now.Add(-l.PastGracePeriod).UnixMilli()
@@ -132,9 +144,10 @@ func (v *validator) setLimits(l *limits.Limits, now time.Time) {
 func (v *validator) validate(tenantID string, w *writeRequest, d *discards, out *validated) {
 	for k := range w.series {
 		s := &w.series[k]
-		samples, hists := w.seriesSamples(s), w.seriesHistograms(s)
+		samples, hists, exs := w.seriesSamples(s), w.seriesHistograms(s), w.seriesExemplars(s)
 		ls, ok := v.checkLabels(w.seriesLabels(s), len(samples)+len(hists), d)
 		if !ok {
+			out.dropExemplars(len(exs), "the exemplars of discarded series were not written")
 			continue
 		}
 		// Floats first, then histograms, as Prometheus appends a series'
@@ -145,7 +158,82 @@ func (v *validator) validate(tenantID string, w *writeRequest, d *discards, out 
 		if len(hists) > 0 {
 			v.appendHistograms(tenantID, ls, hists, d, out)
 		}
+		if len(exs) > 0 {
+			v.appendExemplars(tenantID, w, ls, exs, out)
+		}
 	}
+}
+
+// dropExemplars counts n exemplars left out, the first for problem.
+func (v *validated) dropExemplars(n int, problem string) {
+	v.exemplarsDropped += n
+	if v.exemplarProblem == "" && problem != "" {
+		v.exemplarProblem = problem
+	}
+}
+
+// appendExemplars encodes the series' exemplars that the tenant stores and
+// that follow OpenMetrics' rules (at most 128 characters of label names
+// and values, valid UTF-8, no name twice) within the grace periods; the
+// ingesters judge their order. Exemplars never cost their samples
+// anything.
+func (v *validator) appendExemplars(tenantID string, w *writeRequest, ls []rawLabel, exs []rawExemplar, out *validated) {
+	if !v.exemplarsOn {
+		out.dropExemplars(len(exs), fmt.Sprintf("%d exemplars were not written: the tenant stores none (err-orrery-%s: set the tenant's max_global_exemplars_per_user, or -ingester.max-global-exemplars-per-user, or send without exemplars: send_exemplars: false)", len(exs), reasonExemplarsOff))
+		return
+	}
+	v.ebuf = v.ebuf[:0]
+	n := 0
+	for k := range exs {
+		e := &exs[k]
+		els, err := v.checkExemplar(w.exemplarLabels(e), e.t)
+		if err != "" {
+			out.dropExemplars(1, fmt.Sprintf("series %s has an exemplar %s (err-orrery-%s)", seriesString(ls), err, reasonInvalidExemplar))
+			continue
+		}
+		v.lbuf = v.lbuf[:0]
+		for _, l := range els {
+			v.lbuf = ingesterpb.AppendLabelPair(v.lbuf, l.name, l.value)
+		}
+		v.ebuf = ingesterpb.AppendExemplar(v.ebuf, v.lbuf, e.t, e.v)
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	v.encodeLabels(tenantID, ls)
+	lo := len(out.enc)
+	out.enc = ingesterpb.AppendExemplarSeriesHeader(out.enc, v.lbuf, n)
+	out.enc = append(out.enc, v.ebuf...)
+	out.series = append(out.series, validSeries{lo: lo, hi: len(out.enc), key: v.hasher.Sum()})
+	out.exemplars += n
+}
+
+// checkExemplar returns the exemplar's labels sorted, or why it is
+// invalid.
+func (v *validator) checkExemplar(ls []rawLabel, t int64) ([]rawLabel, string) {
+	if !v.inBounds(t) {
+		return nil, fmt.Sprintf("at %s, outside the tenant's grace periods", timestamp.Time(t).Format(time.RFC3339Nano))
+	}
+	runes := 0
+	for _, l := range ls {
+		if !utf8.Valid(l.name) || !utf8.Valid(l.value) || len(l.name) == 0 {
+			return nil, "with a label that is empty or not valid UTF-8"
+		}
+		runes += utf8.RuneCount(l.name) + utf8.RuneCount(l.value)
+	}
+	if runes > exemplar.ExemplarMaxLabelSetLength {
+		return nil, fmt.Sprintf("whose labels take %d characters, more than OpenMetrics' %d", runes, exemplar.ExemplarMaxLabelSetLength)
+	}
+	if !slices.IsSortedFunc(ls, cmpName) {
+		slices.SortFunc(ls, cmpName)
+	}
+	for k := 1; k < len(ls); k++ {
+		if bytes.Equal(ls[k-1].name, ls[k].name) {
+			return nil, fmt.Sprintf("with the label name %q twice", ls[k].name)
+		}
+	}
+	return ls, ""
 }
 
 // checkLabels returns the series' labels sorted, without empty values, or

@@ -91,8 +91,7 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 		a.series[i].Samples = append(a.series[i].Samples, prompb.Sample{Timestamp: t, Value: v})
 	}
 	for _, e := range opts.Exemplars {
-		// Carried so the distributor counts them as it counts remote
-		// write's (Orrery does not store exemplars yet).
+		// Stored as remote write's, where the tenant stores exemplars.
 		ex := prompb.Exemplar{Value: e.Value, Timestamp: e.Ts}
 		e.Labels.Range(func(l labels.Label) { ex.Labels = append(ex.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
 		a.series[i].Exemplars = append(a.series[i].Exemplars, ex)

@@ -15,11 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
-	"github.com/prometheus/prometheus/model/exemplar"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/storage"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/orrery/orrery/querier/resultcodec"
@@ -79,7 +76,7 @@ func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, fl
 		host, _ := os.Hostname()
 		return v1.RuntimeInfo{StartTime: start, CWD: cwd, Hostname: host, GoroutineCount: runtime.NumGoroutine(), GOMAXPROCS: runtime.GOMAXPROCS(0), GOGC: os.Getenv("GOGC")}, nil
 	}
-	api := v1.NewAPI(engine, q, nil, noExemplars{},
+	api := v1.NewAPI(engine, q, nil, q,
 		nil, nil, nil,
 		func() config.Config { return config.DefaultConfig },
 		flags,
@@ -101,18 +98,6 @@ func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, fl
 	api.InstallCodec(resultcodec.Codec{})
 	api.Register(r)
 	return &API{handler: r, configYAML: configYAML, q: q, logger: logger}
-}
-
-// noExemplars answers exemplar queries as a Prometheus without exemplar
-// storage does, with nothing: Orrery does not store exemplars yet.
-type noExemplars struct{}
-
-func (noExemplars) ExemplarQuerier(context.Context) (storage.ExemplarQuerier, error) {
-	return noExemplars{}, nil
-}
-
-func (noExemplars) Select(int64, int64, ...[]*labels.Matcher) ([]exemplar.QueryResult, error) {
-	return []exemplar.QueryResult{}, nil
 }
 
 // ServeHTTP serves the endpoints in served and metadata, at most
