@@ -241,7 +241,15 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		}
 		if !r.Histograms() {
 			for t, v, ok := r.NextSample(); ok; t, v, ok = r.NextSample() {
-				judge(sample{T: t, V: v})
+				if hasLast && t <= last.T {
+					judge(sample{T: t, V: v})
+					continue
+				}
+				// The common case, a newer sample, without judge's call.
+				ps.samples = append(ps.samples, refSample{ref: s.ref, sample: sample{T: t, V: v}})
+				ps.series = append(ps.series, s)
+				hasLast, last = true, sample{T: t, V: v}
+				s.pendingPush, s.pending = push, last
 			}
 			continue
 		}
