@@ -6,6 +6,8 @@ import (
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
 // Field numbers of remote write 1.0 (prometheus/prompb/remote.proto, types.proto).
@@ -240,10 +242,15 @@ func (w *writeRequest) addExemplar(e rawExemplar) error {
 
 // addHistogram keeps one Histogram message, 1.0's or 2.0's (their fields
 // are the same), for validation to decode. It is charged for what decoding
-// it may take: a one-byte bucket delta becomes eight bytes, a span of two
-// bytes eight, and the push encoding takes its size again.
+// it may take: a one-byte bucket delta becomes eight bytes, the push
+// encoding takes its size again, and a span, two bytes when empty, takes
+// spanCost (counted before anything is decoded).
 func (w *writeRequest) addHistogram(v []byte) error {
-	if err := w.m.add(histogramCost + histogramExpansion*len(v)); err != nil {
+	spans, _, err := ingesterpb.HistogramShape(v)
+	if err != nil {
+		return fmt.Errorf("histogram: %w", err)
+	}
+	if err := w.m.add(histogramCost + histogramExpansion*len(v) + spanCost*spans); err != nil {
 		return err
 	}
 	w.histograms = append(w.histograms, v)

@@ -418,6 +418,15 @@ func (v *validator) checkHistogram(ls []rawLabel, b []byte, d *discards) (histog
 		d.add(reasonInvalidHistogram, 1, "series %s has an invalid histogram at %s: %s", seriesString(ls), timestamp.Time(hs.t).Format(time.RFC3339Nano), err)
 		return hs, false
 	}
+	// Empty spans cost the ingesters memory and say nothing: a histogram
+	// with more spans than buckets goes on without them (and without its
+	// empty buckets, which change no answer).
+	if hs.h != nil && len(hs.h.PositiveSpans)+len(hs.h.NegativeSpans) > len(hs.h.PositiveBuckets)+len(hs.h.NegativeBuckets) {
+		hs.h.Compact(0)
+	}
+	if hs.fh != nil && len(hs.fh.PositiveSpans)+len(hs.fh.NegativeSpans) > len(hs.fh.PositiveBuckets)+len(hs.fh.NegativeBuckets) {
+		hs.fh.Compact(0)
+	}
 	if err := v.fitBuckets(&hs); err != nil {
 		d.add(reasonHistogramBuckets, 1, "series %s has a histogram at %s with %s (raise the tenant's max_native_histogram_buckets or -validation.max-native-histogram-buckets)", seriesString(ls), timestamp.Time(hs.t).Format(time.RFC3339Nano), err)
 		return hs, false

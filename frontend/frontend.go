@@ -508,10 +508,16 @@ func (q *query) call(ctx context.Context, text string, start, end int64, i, n in
 	if resp.StatusCode != http.StatusOK {
 		return nil, &downstreamError{code: resp.StatusCode, body: body}
 	}
+	var r *result
 	if resp.Header.Get("Content-Type") == resultcodec.MIME.String() {
-		return decodeBinary(body)
+		r, err = decodeBinary(body)
+	} else {
+		r, err = decodeResult(body)
 	}
-	return decodeResult(body)
+	if err == nil && r.mentionsHistograms() {
+		return nil, errHistograms
+	}
+	return r, err
 }
 
 // runAll runs f(ctx, k) for k in [0, n) on at most workers goroutines

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
@@ -36,6 +37,21 @@ func (r *result) annotated() bool { return len(r.warnings) > 0 || len(r.infos) >
 // errHistograms is a downstream answer with native histograms, which the
 // frontend does not merge: the query is then passed through whole.
 var errHistograms = errors.New("the answer has native histograms")
+
+// mentionsHistograms reports whether a part's answer has an annotation
+// about histograms. Such a part may have dropped or changed what its
+// series gave for a reason that spans the whole query (a sum over a mix
+// of floats and histograms is no answer at all, while the float-only
+// shards answer numbers), so merging the parts could give an answer the
+// whole query never gives: the query is passed through whole instead.
+func (r *result) mentionsHistograms() bool {
+	for _, a := range slices.Concat(r.warnings, r.infos) {
+		if strings.Contains(a, "histogram") {
+			return true
+		}
+	}
+	return false
+}
 
 // downstreamError is a part's non-success answer, given to the client as
 // the querier wrote it: its status and body are Prometheus's error.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // The push encoding of a series, appended one after another in
@@ -97,9 +98,75 @@ func AppendHistogram(buf []byte, t int64, h *histogram.Histogram, fh *histogram.
 	return buf
 }
 
+// HistogramShape counts the spans and buckets of an encoded
+// prometheus.Histogram without decoding it: what decoding will allocate.
+// A span is two bytes on the wire and ten times that decoded, so a
+// histogram of empty spans must be seen for what it is before it is
+// decoded.
+func HistogramShape(b []byte) (spans, buckets int, err error) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, 0, errCorrupt
+		}
+		b = b[n:]
+		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
+			return 0, 0, errCorrupt
+		}
+		v := b[:n]
+		b = b[n:]
+		switch num {
+		case histNegativeSpans, histPositiveSpans:
+			spans++
+		case histNegativeDeltas, histPositiveDeltas:
+			if typ != protowire.BytesType {
+				buckets++
+				continue
+			}
+			packed, _ := protowire.ConsumeBytes(v)
+			for _, c := range packed {
+				if c < 0x80 {
+					buckets++
+				}
+			}
+		case histNegativeCounts, histPositiveCounts:
+			if typ != protowire.BytesType {
+				buckets++
+				continue
+			}
+			packed, _ := protowire.ConsumeBytes(v)
+			buckets += len(packed) / 8
+		}
+	}
+	return spans, buckets, nil
+}
+
+// Field numbers of prometheus.Histogram that HistogramShape counts.
+const (
+	histNegativeSpans  = 8
+	histNegativeDeltas = 9
+	histNegativeCounts = 10
+	histPositiveSpans  = 11
+	histPositiveDeltas = 12
+	histPositiveCounts = 13
+)
+
+// errSparseSpans refuses a histogram with more spans than its buckets
+// need, which only a crafted request has: the distributor compacts every
+// histogram it sends.
+var errSparseSpans = errors.New("push encoding: histogram has more spans than buckets")
+
 // DecodeHistogram decodes AppendHistogram's bytes, without the length:
-// exactly one of h and fh is set.
+// exactly one of h and fh is set. A histogram with more spans than its
+// buckets need is refused before it is decoded.
 func DecodeHistogram(b []byte) (t int64, h *histogram.Histogram, fh *histogram.FloatHistogram, err error) {
+	spans, buckets, err := HistogramShape(b)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if spans > buckets+2 {
+		return 0, nil, nil, fmt.Errorf("%w (%d spans, %d buckets)", errSparseSpans, spans, buckets)
+	}
 	var m prompb.Histogram
 	if err := m.Unmarshal(b); err != nil {
 		return 0, nil, nil, fmt.Errorf("push encoding: histogram: %w", err)
