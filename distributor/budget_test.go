@@ -213,7 +213,7 @@ func TestExemplarsAreNotSilentlyDropped(t *testing.T) {
 	d, clients := newTestDistributor(t, 1)
 	w := post(d, encodeV2(t, req), v2Header)
 	require.Equal(t, http.StatusBadRequest, w.Code)
-	require.Contains(t, w.Body.String(), "1 exemplars were not written")
+	require.Contains(t, w.Body.String(), "1 exemplars not written, 0 written")
 	require.Contains(t, w.Body.String(), "err-orrery-exemplars-disabled")
 	require.Equal(t, "2", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
 	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Exemplars-Written"))
@@ -292,4 +292,29 @@ func TestExemplarsAreSentOn(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
 	require.Equal(t, []string{"a t1 1000", "b t2 1000"}, clients["ing-0"].exemplars)
 	require.Equal(t, 1.0, testutil.ToFloat64(d.exemplars.WithLabelValues("anonymous")))
+}
+
+// Exemplars an ingester refuses (out of order) make a 2.0 request a 400
+// that counts them out of what was written, as Prometheus 3's receiver
+// answers; a 1.0 request keeps its 204.
+func TestExemplarsRefusedByIngestersAreNotWritten(t *testing.T) {
+	d, clients := newLimitedDistributor(t, 1, &fixedLimits{l: limits.Limits{MaxGlobalExemplarsPerUser: 10}})
+	clients["ing-0"].refuseExemplars = 1
+	st := writev2.NewSymbolTable()
+	req := &writev2.Request{Timeseries: []writev2.TimeSeries{{
+		LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "a"), nil),
+		Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000}},
+		Exemplars:  []writev2.Exemplar{{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "t1"), nil), Value: 1, Timestamp: 1000}},
+	}}}
+	req.Symbols = st.Symbols()
+	w := post(d, encodeV2(t, req), v2Header)
+	require.Equal(t, http.StatusBadRequest, w.Code)
+	require.Contains(t, w.Body.String(), "err-orrery-exemplar-out-of-order")
+	require.Equal(t, "0", w.Header().Get("X-Prometheus-Remote-Write-Exemplars-Written"))
+	require.Equal(t, "1", w.Header().Get("X-Prometheus-Remote-Write-Samples-Written"))
+
+	v1 := ts(one, "__name__", "b")
+	v1.Exemplars = []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "t2"}}, Value: 1, Timestamp: 1000}}
+	w = post(d, encode(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{v1}}), nil)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
 }

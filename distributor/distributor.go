@@ -305,8 +305,10 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 		return written{}, apierr.New(apierr.TooManyRequests, "the request's %d samples would exceed the tenant's ingestion rate limit of %g samples/s with a burst of %d (err-orrery-%s: raise the tenant's ingestion_rate and ingestion_burst_size, or -distributor.ingestion-rate-limit)",
 			samples, lim.IngestionRate, lim.IngestionBurstSize, reasonRateLimited)
 	}
+	refused := 0
 	if len(targets) > 0 {
-		if err := d.send(ctx, tenantID, targets, needed, done); err != nil {
+		var err error
+		if refused, err = d.send(ctx, tenantID, targets, needed, done); err != nil {
 			return written{}, err
 		}
 		d.received.WithLabelValues(tenantID).Add(float64(samples))
@@ -323,12 +325,17 @@ func (d *Distributor) push(ctx context.Context, tenantID string, ps *pushState, 
 	// a human-readable message. Exemplars the distributor leaves out (the
 	// tenant stores none, or they are invalid) make a 2.0 request a 400
 	// once the rest is stored, its X-Prometheus-Remote-Write-Exemplars-
-	// Written header saying what was. 1.0 has no such rule: its exemplars
-	// are dropped and counted, as a Prometheus without exemplar storage
-	// does. An exemplar the ingesters refuse for its order is dropped
-	// there, as Prometheus's receiver drops one, without an error.
+	// Written header saying what was; so do exemplars the ingesters
+	// refuse (out of order), as Prometheus 3's receiver answers them. 1.0
+	// has no such rule: its exemplars are dropped and counted, as a
+	// Prometheus without exemplar storage does, and the ingesters' refusals
+	// are only counted, as Prometheus's 1.0 receiver only logs them.
+	exemplars -= min(refused, exemplars)
 	if exemplarsDropped > 0 && ps.version == v2 {
 		problems = append(problems, fmt.Sprintf("%s; %d exemplars not written, %d written", exemplarProblem, exemplarsDropped, exemplars))
+	}
+	if refused > 0 && ps.version == v2 {
+		problems = append(problems, fmt.Sprintf("%d exemplars were not stored: out of order (older than their series' newest exemplar) or of series not stored; %d written (err-orrery-%s)", refused, exemplars, reasonExemplarOutOfOrder))
 	}
 	w := written{samples, histograms, exemplars}
 	if len(problems) > 0 {
@@ -410,11 +417,17 @@ type target struct {
 // answer means it stored the rest, so it counts towards the quorum and the
 // message is passed on. done is called once every replica has answered:
 // until then the targets' buffers are in use.
-func (d *Distributor) send(ctx context.Context, tenantID string, targets []*target, needed []int, done func()) error {
+// It returns the most exemplars any replica refused: a replica refuses
+// those of its series, and its copies of a series' exemplars are refused
+// alike.
+func (d *Distributor) send(ctx context.Context, tenantID string, targets []*target, needed []int, done func()) (int, error) {
 	pushCtx, cancel := context.WithTimeout(tenant.WithID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
 	results := make(chan result, len(targets))
 	for _, t := range targets {
-		go func() { results <- result{t: t, err: d.pushTo(pushCtx, t)} }()
+		go func() {
+			refused, err := d.pushTo(pushCtx, t)
+			results <- result{t: t, err: err, exemplarsRefused: refused}
+		}()
 	}
 	q := newQuorum(needed, targets)
 	answered := 0
@@ -430,12 +443,15 @@ func (d *Distributor) send(ctx context.Context, tenantID string, targets []*targ
 		cancel()
 		done()
 	}()
-	return q.err()
+	return q.exemplarsRefused, q.err()
 }
 
 type result struct {
 	t   *target
 	err error
+	// exemplarsRefused is what the ingester did not store of the
+	// exemplars it was sent.
+	exemplarsRefused int
 }
 
 // quorum tracks, per series and metadata entry, how many replicas took it
@@ -445,6 +461,7 @@ type quorum struct {
 	unmet               int
 	failed              bool
 	badData, other      error
+	exemplarsRefused    int
 }
 
 func newQuorum(needed []int, targets []*target) *quorum {
@@ -465,6 +482,7 @@ func newQuorum(needed []int, targets []*target) *quorum {
 func (q *quorum) decided() bool { return q.failed || q.unmet == 0 }
 
 func (q *quorum) add(r result) {
+	q.exemplarsRefused = max(q.exemplarsRefused, r.exemplarsRefused)
 	success := r.err == nil || apierr.KindOf(r.err) == apierr.BadData
 	switch {
 	case r.err == nil:
@@ -552,16 +570,20 @@ func (d *Distributor) plan(tenantID string, ps *pushState) ([]*target, []int, er
 	return targets, needed, nil
 }
 
-func (d *Distributor) pushTo(ctx context.Context, t *target) error {
+// pushTo pushes a target's series and returns how many of its exemplars
+// it did not store.
+func (d *Distributor) pushTo(ctx context.Context, t *target) (int, error) {
 	c, err := d.clients.Client(t.addr)
+	var resp *ingesterpb.PushResponse
 	if err == nil {
-		_, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.enc, Metadata: t.metadata})
+		resp, err = c.Push(ctx, &ingesterpb.PushRequest{Series: t.enc, Metadata: t.metadata})
 	}
 	if err != nil {
 		err = fmt.Errorf("ingester %s: push: %w", t.addr, apierr.FromGRPC(err))
 		d.failures.WithLabelValues(kindLabel(err)).Inc()
+		return 0, err
 	}
-	return err
+	return int(resp.GetExemplarsRefused()), nil
 }
 
 func kindLabel(err error) string {

@@ -45,7 +45,11 @@ type fakeIngester struct {
 	histograms []pushedHistogram
 	// exemplars are the exemplars pushed: series name, trace_id, time.
 	exemplars []string
-	err       error
+	// rawExemplarLabels are the pushed exemplars' labels (audit).
+	rawExemplarLabels []labels.Labels
+	// refuseExemplars is how many exemplars each push answers refused.
+	refuseExemplars int64
+	err             error
 	// block, when set, holds every push until it is closed or the push's
 	// context ends: a paused ingester.
 	block chan struct{}
@@ -83,6 +87,7 @@ func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ 
 					return nil, err
 				}
 				f.exemplars = append(f.exemplars, fmt.Sprintf("%s %s %d", ls.Get("__name__"), els.Get("trace_id"), t))
+				f.rawExemplarLabels = append(f.rawExemplarLabels, els)
 			}
 			continue
 		}
@@ -98,7 +103,7 @@ func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ 
 			f.histograms = append(f.histograms, pushedHistogram{ls, t, h, fh})
 		}
 	}
-	return &ingesterpb.PushResponse{}, r.Err()
+	return &ingesterpb.PushResponse{ExemplarsRefused: f.refuseExemplars}, r.Err()
 }
 
 type pushedHistogram struct {

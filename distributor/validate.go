@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -41,6 +42,8 @@ const (
 	reasonRateLimited      = "tenant-max-ingestion-rate"
 	reasonExemplarsOff     = "exemplars-disabled"
 	reasonInvalidExemplar  = "invalid-exemplar"
+	// reasonExemplarOutOfOrder is the ingesters' refusal of exemplars.
+	reasonExemplarOutOfOrder = "exemplar-out-of-order"
 )
 
 var metricName = []byte(model.MetricNameLabel)
@@ -119,8 +122,10 @@ type validator struct {
 	// dropLabel is removed from every series: the replica label of an
 	// accepted HA pair's request.
 	dropLabel string
-	// exemplarsOn is set when the tenant stores exemplars.
+	// exemplarsOn is set when the tenant stores exemplars; exs holds a
+	// series' valid ones until they are encoded.
 	exemplarsOn bool
+	exs         []validExemplar
 	ebuf        []byte
 }
 
@@ -174,51 +179,92 @@ func (v *validated) dropExemplars(n int, problem string) {
 
 // appendExemplars encodes the series' exemplars that the tenant stores and
 // that follow OpenMetrics' rules (at most 128 characters of label names
-// and values, valid UTF-8, no name twice) within the grace periods; the
-// ingesters judge their order. Exemplars never cost their samples
-// anything.
+// and values, valid UTF-8, no name twice; empty values dropped, as
+// Prometheus drops them) within the grace periods, sorted as Prometheus's
+// receiver sorts them (by time, value, labels); the ingesters judge their
+// order. Exemplars never cost their samples anything. Only the first
+// refusal's message is written.
 func (v *validator) appendExemplars(tenantID string, w *writeRequest, ls []rawLabel, exs []rawExemplar, out *validated) {
 	if !v.exemplarsOn {
-		out.dropExemplars(len(exs), fmt.Sprintf("%d exemplars were not written: the tenant stores none (err-orrery-%s: set the tenant's max_global_exemplars_per_user, or -ingester.max-global-exemplars-per-user, or send without exemplars: send_exemplars: false)", len(exs), reasonExemplarsOff))
+		msg := ""
+		if out.exemplarProblem == "" {
+			msg = fmt.Sprintf("exemplars were not written: the tenant stores none (err-orrery-%s: set the tenant's max_global_exemplars_per_user, or -ingester.max-global-exemplars-per-user, or send without exemplars: send_exemplars: false)", reasonExemplarsOff)
+		}
+		out.dropExemplars(len(exs), msg)
 		return
 	}
-	v.ebuf = v.ebuf[:0]
-	n := 0
+	v.exs = v.exs[:0]
 	for k := range exs {
 		e := &exs[k]
-		els, err := v.checkExemplar(w.exemplarLabels(e), e.t)
-		if err != "" {
-			out.dropExemplars(1, fmt.Sprintf("series %s has an exemplar %s (err-orrery-%s)", seriesString(ls), err, reasonInvalidExemplar))
+		els, why := v.checkExemplar(w.exemplarLabels(e), e.t)
+		if why != "" {
+			msg := ""
+			if out.exemplarProblem == "" {
+				msg = fmt.Sprintf("series %s has an exemplar %s (err-orrery-%s)", seriesString(ls), why, reasonInvalidExemplar)
+			}
+			out.dropExemplars(1, msg)
 			continue
 		}
-		v.lbuf = v.lbuf[:0]
-		for _, l := range els {
-			v.lbuf = ingesterpb.AppendLabelPair(v.lbuf, l.name, l.value)
-		}
-		v.ebuf = ingesterpb.AppendExemplar(v.ebuf, v.lbuf, e.t, e.v)
-		n++
+		v.exs = append(v.exs, validExemplar{labels: els, t: e.t, v: e.v})
 	}
-	if n == 0 {
+	if len(v.exs) == 0 {
 		return
 	}
+	slices.SortFunc(v.exs, compareExemplars)
 	v.encodeLabels(tenantID, ls)
 	lo := len(out.enc)
-	out.enc = ingesterpb.AppendExemplarSeriesHeader(out.enc, v.lbuf, n)
-	out.enc = append(out.enc, v.ebuf...)
+	out.enc = ingesterpb.AppendExemplarSeriesHeader(out.enc, v.lbuf, len(v.exs))
+	for _, e := range v.exs {
+		v.ebuf = v.ebuf[:0]
+		for _, l := range e.labels {
+			v.ebuf = ingesterpb.AppendLabelPair(v.ebuf, l.name, l.value)
+		}
+		out.enc = ingesterpb.AppendExemplar(out.enc, v.ebuf, e.t, e.v)
+	}
 	out.series = append(out.series, validSeries{lo: lo, hi: len(out.enc), key: v.hasher.Sum()})
-	out.exemplars += n
+	out.exemplars += len(v.exs)
 }
 
-// checkExemplar returns the exemplar's labels sorted, or why it is
-// invalid.
+// validExemplar is an exemplar that passed validation.
+type validExemplar struct {
+	labels []rawLabel
+	t      int64
+	v      float64
+}
+
+// compareExemplars orders exemplars as exemplar.Compare does.
+func compareExemplars(a, b validExemplar) int {
+	if c := cmp.Compare(a.t, b.t); c != 0 {
+		return c
+	}
+	switch {
+	case a.v < b.v:
+		return -1
+	case a.v > b.v:
+		return 1
+	}
+	for k := 0; k < len(a.labels) && k < len(b.labels); k++ {
+		if c := bytes.Compare(a.labels[k].name, b.labels[k].name); c != 0 {
+			return c
+		}
+		if c := bytes.Compare(a.labels[k].value, b.labels[k].value); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a.labels), len(b.labels))
+}
+
+// checkExemplar returns the exemplar's labels sorted, without empty
+// values, or why it is invalid.
 func (v *validator) checkExemplar(ls []rawLabel, t int64) ([]rawLabel, string) {
 	if !v.inBounds(t) {
 		return nil, fmt.Sprintf("at %s, outside the tenant's grace periods", timestamp.Time(t).Format(time.RFC3339Nano))
 	}
+	ls = slices.DeleteFunc(ls, func(l rawLabel) bool { return len(l.value) == 0 })
 	runes := 0
 	for _, l := range ls {
 		if !utf8.Valid(l.name) || !utf8.Valid(l.value) || len(l.name) == 0 {
-			return nil, "with a label that is empty or not valid UTF-8"
+			return nil, "with a label name that is empty or not valid UTF-8"
 		}
 		runes += utf8.RuneCount(l.name) + utf8.RuneCount(l.value)
 	}

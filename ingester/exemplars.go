@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -18,43 +19,61 @@ import (
 // tenantExemplars is one tenant's exemplars: Prometheus's circular
 // exemplar storage (bounded, oldest dropped first, newer than each
 // series' newest only), sized to this ingester's share of the tenant's
-// max_global_exemplars_per_user. It exists once the tenant has a limit.
+// max_global_exemplars_per_user. The storage allocates its whole size
+// at once, so it starts small and doubles as it fills, up to the limit:
+// a tenant that sends a few exemplars pays for a few.
 type tenantExemplars struct {
-	mu   sync.Mutex
-	st   *tsdb.CircularExemplarStorage
-	size int64
+	mu sync.Mutex
+	st *tsdb.CircularExemplarStorage
+	// size is the storage's size, limit what it may grow to; held counts
+	// the exemplars added, which fill it once size of them were.
+	size, limit, held int64
 }
 
-// storage returns the storage at size, resizing it when the limit
-// changed (shrinking drops the oldest), or nil when the tenant stores no
-// exemplars and never did.
-func (e *tenantExemplars) storage(size int64) *tsdb.CircularExemplarStorage {
+// initialExemplars is a tenant's first storage size.
+const initialExemplars = 1024
+
+// storage applies the limit and returns the storage, nil when the tenant
+// keeps no exemplars: a limit of 0 drops them (and their memory), a lower
+// one shrinks the storage, the oldest dropped first.
+func (e *tenantExemplars) storage(limit int64) *tsdb.CircularExemplarStorage {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.limit = limit
 	switch {
-	case e.st == nil && size <= 0:
-		return nil
+	case limit <= 0:
+		e.st, e.size, e.held = nil, 0, 0
 	case e.st == nil:
+		e.size = min(limit, initialExemplars)
 		// Per-tenant metrics would collide in one registry: unregistered.
-		st, err := tsdb.NewCircularExemplarStorage(size, tsdb.NewExemplarMetrics(nil), 0)
+		st, err := tsdb.NewCircularExemplarStorage(e.size, tsdb.NewExemplarMetrics(nil), 0)
 		if err != nil {
 			// It fails on nothing today; a future error leaves the
 			// tenant without exemplars rather than the push failing.
+			e.size = 0
 			return nil
 		}
-		e.st, e.size = st.(*tsdb.CircularExemplarStorage), size
-	case size != e.size:
-		e.st.Resize(size)
-		e.size = size
+		e.st = st.(*tsdb.CircularExemplarStorage)
+	case e.size > limit:
+		e.st.Resize(limit)
+		e.size, e.held = limit, min(e.held, limit)
 	}
 	return e.st
 }
 
-// current returns the storage as it is, nil when there is none.
-func (e *tenantExemplars) current() *tsdb.CircularExemplarStorage {
+// added records n exemplars added to st, doubling the storage (up to the
+// limit) once it is full.
+func (e *tenantExemplars) added(st *tsdb.CircularExemplarStorage, n int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.st
+	if e.st != st {
+		return
+	}
+	e.held = min(e.held+int64(n), e.size)
+	if e.held == e.size && e.size < e.limit {
+		e.size = min(2*e.size, e.limit)
+		e.st.Resize(e.size)
+	}
 }
 
 // exemplarLimit is this ingester's share of the tenant's exemplar limit.
@@ -89,9 +108,14 @@ func exemplarReason(err error) string {
 
 // judgeExemplars reads the current exemplars entry of r: exemplars of a
 // series this push or an earlier one created, that the storage would take,
-// are kept in ps for logging and adding; the rest are counted.
+// are kept in ps for logging and adding, sorted as Prometheus's receiver
+// sorts them (the storage takes a series' exemplars in order); the rest
+// are counted, and refused in the push's answer.
 func (i *Ingester) judgeExemplars(h *tenantHead, st *tsdb.CircularExemplarStorage, r *ingesterpb.SeriesReader, ps *pushState) {
-	drop := func(reason string, n int) { i.m.exemplarsRejected.WithLabelValues(h.id, reason).Add(float64(n)) }
+	drop := func(reason string, n int) {
+		i.m.exemplarsRejected.WithLabelValues(h.id, reason).Add(float64(n))
+		ps.exRefused += n
+	}
 	if st == nil {
 		drop("disabled", r.Len())
 		return
@@ -103,13 +127,17 @@ func (i *Ingester) judgeExemplars(h *tenantHead, st *tsdb.CircularExemplarStorag
 		drop("no_series", r.Len())
 		return
 	}
+	exs := ps.exScratch[:0]
 	for enc, t, v, ok := r.NextExemplar(); ok; enc, t, v, ok = r.NextExemplar() {
 		ls, err := ingesterpb.DecodeLabels(&ps.sc.b, enc)
 		if err != nil {
 			drop("invalid", 1)
 			continue
 		}
-		ex := exemplar.Exemplar{Labels: ls, Value: v, Ts: t, HasTs: true}
+		exs = append(exs, exemplar.Exemplar{Labels: ls, Value: v, Ts: t, HasTs: true})
+	}
+	slices.SortFunc(exs, exemplar.Compare)
+	for _, ex := range exs {
 		switch err := st.ValidateExemplar(s.lset, ex); {
 		case err == nil:
 			ps.exemplars = append(ps.exemplars, refExemplar{ref: s.ref, ex: ex})
@@ -119,21 +147,28 @@ func (i *Ingester) judgeExemplars(h *tenantHead, st *tsdb.CircularExemplarStorag
 			drop(exemplarReason(err), 1)
 		}
 	}
+	clear(exs)
+	ps.exScratch = exs[:0]
 }
 
 // addExemplars adds a logged push's exemplars. An exemplar the storage
-// refuses now (two of one series in one push, out of order) is counted.
+// refuses now (one of several of a series in one push that the others
+// overtook) is counted and refused.
 func (i *Ingester) addExemplars(h *tenantHead, st *tsdb.CircularExemplarStorage, ps *pushState) {
+	n := 0
 	for k, re := range ps.exemplars {
 		err := st.AddExemplar(ps.exemplarSeries[k].lset, re.ex)
 		switch {
 		case err == nil:
-			i.m.exemplarsAppended.Inc()
+			n++
 		case errors.Is(err, storage.ErrDuplicateExemplar):
 		default:
 			i.m.exemplarsRejected.WithLabelValues(h.id, exemplarReason(err)).Inc()
+			ps.exRefused++
 		}
 	}
+	i.m.exemplarsAppended.Add(float64(n))
+	h.exemplars.added(st, n)
 }
 
 // QueryExemplars implements ingesterpb.IngesterServer.
@@ -147,7 +182,8 @@ func (i *Ingester) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQ
 	if h == nil {
 		return resp, nil
 	}
-	st := h.exemplars.current()
+	// The limit as it is now: one lowered to 0 answers nothing.
+	st := h.exemplars.storage(i.exemplarLimit(tenantID))
 	if st == nil {
 		return resp, nil
 	}

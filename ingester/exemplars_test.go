@@ -1,6 +1,8 @@
 package ingester
 
 import (
+	"fmt"
+	"math"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -95,4 +97,22 @@ func TestExemplarsAreKeptBoundedAndDurable(t *testing.T) {
 	require.Empty(t, ti.exemplars(t, "b", 0, 10_000))
 	require.Equal(t, 1.0, testutil.ToFloat64(ti.m.exemplarsRejected.WithLabelValues("b", "disabled")))
 	ti.stop(t)
+}
+
+// The storage starts small and doubles as it fills, up to the limit: a
+// tenant with a large limit keeps every exemplar it sends below it.
+func TestExemplarStorageGrowsToTheLimit(t *testing.T) {
+	o := newTestOverrides()
+	o.set("a", limits.Limits{MaxGlobalExemplarsPerUser: 3000})
+	ti := newTestIngester(t, t.TempDir(), testConfig(), withOverrides(o))
+	defer ti.stop(t)
+	for k := range 2500 {
+		require.NoError(t, ti.push(t, "a", exemplarPush(fmt.Sprint("s", k%50), testExemplar{fmt.Sprint(k), int64(k) * 1000, 1})))
+	}
+	n := 0
+	for _, exs := range ti.exemplars(t, "a", 0, math.MaxInt64) {
+		n += len(exs)
+	}
+	require.Equal(t, 2500, n)
+	require.EqualValues(t, 3000, ti.head("a", false).exemplars.size, "1024, 2048, then the limit")
 }

@@ -27,6 +27,9 @@ func (i *Ingester) flush(all bool) bool {
 		i.m.flushDuration.Observe(time.Since(start).Seconds())
 		i.forgetIdle(h, now)
 		h.metadata.expire(now.Add(-i.cfg.MetadataRetainPeriod))
+		// A lowered exemplar limit frees memory now, not at the tenant's
+		// next exemplar, which a limit of 0 never sends.
+		h.exemplars.storage(i.exemplarLimit(h.id))
 	}
 	return ok
 }

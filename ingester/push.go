@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/tsdb"
@@ -36,6 +37,10 @@ type pushState struct {
 	exemplarSeries []*memSeries
 	exStore        *tsdb.CircularExemplarStorage
 	exLooked       bool
+	// exRefused counts the push's exemplars not stored (and not
+	// duplicates), for its answer; exScratch sorts an entry's exemplars.
+	exRefused int
+	exScratch []exemplar.Exemplar
 	// accepted indexes samples by series and timestamp, built only when a
 	// push has an older sample to judge, and kept up to date from then on
 	// (indexed counts the samples in it).
@@ -85,6 +90,9 @@ type rejections struct {
 	n        int
 	byReason [numReasons]int
 	first    string
+	// exemplars counts the exemplars not stored, which are no rejection
+	// of the push.
+	exemplars int
 }
 
 // count adds samples rejected for why and reports whether they are the
@@ -157,7 +165,7 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 	if rej.n > 0 {
 		return nil, apierr.ToGRPC(apierr.New(apierr.BadData, "%s (%d of %d samples rejected, the rest stored)", rej.first, rej.n, rej.n+n))
 	}
-	return &ingesterpb.PushResponse{SamplesAppended: int64(n)}, nil
+	return &ingesterpb.PushResponse{SamplesAppended: int64(n), ExemplarsRefused: int64(rej.exemplars)}, nil
 }
 
 // push appends a push's samples. Samples of existing series are judged
@@ -170,7 +178,7 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	ps.samples, ps.series, ps.newSeries, ps.histograms = ps.samples[:0], ps.series[:0], ps.newSeries[:0], 0
 	clear(ps.exemplars)
 	clear(ps.exemplarSeries)
-	ps.exemplars, ps.exemplarSeries, ps.exStore, ps.exLooked = ps.exemplars[:0], ps.exemplarSeries[:0], nil, false
+	ps.exemplars, ps.exemplarSeries, ps.exStore, ps.exLooked, ps.exRefused = ps.exemplars[:0], ps.exemplarSeries[:0], nil, false, 0
 	// A push of many old samples leaves a large index: let it go rather
 	// than keep it pooled.
 	if len(ps.accepted) > 1<<16 {
@@ -284,11 +292,13 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
 	}
 	if len(ps.samples) == 0 && len(ps.newSeries) == 0 && len(ps.exemplars) == 0 {
+		rej.exemplars = ps.exRefused
 		return 0, rej, nil
 	}
 	if err := i.logAndAppend(h, ps); err != nil {
 		return 0, rej, err
 	}
+	rej.exemplars = ps.exRefused
 	return len(ps.samples), rej, nil
 }
 

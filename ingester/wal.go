@@ -285,9 +285,11 @@ func (i *Ingester) replayExemplars(st *replayState, rec []byte) error {
 			continue
 		}
 		if store := h.exemplars.storage(i.exemplarLimit(h.id)); store != nil {
-			// Refusals are what the push refused too (it logs only what
-			// validated): a duplicate, or one a smaller limit dropped.
-			_ = store.AddExemplar(s.lset, e.ex)
+			// A refusal is a duplicate (in a checkpoint and the WAL after
+			// it), or one the push refused too when it was added.
+			if store.AddExemplar(s.lset, e.ex) == nil {
+				h.exemplars.added(store, 1)
+			}
 		}
 	}
 	return nil
@@ -439,7 +441,7 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 				}
 			}
 		}
-		if err := checkpointExemplars(w, h); err != nil {
+		if err := checkpointExemplars(w, h, i.exemplarLimit(h.id)); err != nil {
 			return errors.Join(err, w.Close())
 		}
 	}
@@ -449,8 +451,8 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 // checkpointExemplars writes the tenant's exemplars of series in memory,
 // oldest first, after their series records: exemplars live only in
 // memory, the WAL and checkpoints, as in Prometheus.
-func checkpointExemplars(w *wlog.WL, h *tenantHead) error {
-	st := h.exemplars.current()
+func checkpointExemplars(w *wlog.WL, h *tenantHead, limit int64) error {
+	st := h.exemplars.storage(limit)
 	if st == nil {
 		return nil
 	}

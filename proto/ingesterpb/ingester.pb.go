@@ -346,11 +346,13 @@ func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
 }
 
 type PushResponse struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	SamplesAppended   int64                  `protobuf:"varint,1,opt,name=samples_appended,json=samplesAppended,proto3" json:"samples_appended,omitempty"`
-	ExemplarsAppended int64                  `protobuf:"varint,2,opt,name=exemplars_appended,json=exemplarsAppended,proto3" json:"exemplars_appended,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	SamplesAppended int64                  `protobuf:"varint,1,opt,name=samples_appended,json=samplesAppended,proto3" json:"samples_appended,omitempty"`
+	// Exemplars not stored (out of order, of a series not stored, invalid),
+	// which never fail a push: remote write 2.0's answer counts them.
+	ExemplarsRefused int64 `protobuf:"varint,2,opt,name=exemplars_refused,json=exemplarsRefused,proto3" json:"exemplars_refused,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PushResponse) Reset() {
@@ -390,9 +392,9 @@ func (x *PushResponse) GetSamplesAppended() int64 {
 	return 0
 }
 
-func (x *PushResponse) GetExemplarsAppended() int64 {
+func (x *PushResponse) GetExemplarsRefused() int64 {
 	if x != nil {
-		return x.ExemplarsAppended
+		return x.ExemplarsRefused
 	}
 	return 0
 }
@@ -1446,10 +1448,10 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x16MetricsMetadataRequest\x12\x16\n" +
 	"\x06metric\x18\x01 \x01(\tR\x06metric\"Y\n" +
 	"\x17MetricsMetadataResponse\x12>\n" +
-	"\bmetadata\x18\x01 \x03(\v2\".orrery.ingester.v1.MetricMetadataR\bmetadata\"h\n" +
+	"\bmetadata\x18\x01 \x03(\v2\".orrery.ingester.v1.MetricMetadataR\bmetadata\"f\n" +
 	"\fPushResponse\x12)\n" +
-	"\x10samples_appended\x18\x01 \x01(\x03R\x0fsamplesAppended\x12-\n" +
-	"\x12exemplars_appended\x18\x02 \x01(\x03R\x11exemplarsAppended\"\x9d\x01\n" +
+	"\x10samples_appended\x18\x01 \x01(\x03R\x0fsamplesAppended\x12+\n" +
+	"\x11exemplars_refused\x18\x02 \x01(\x03R\x10exemplarsRefused\"\x9d\x01\n" +
 	"\fLabelMatcher\x129\n" +
 	"\x04type\x18\x01 \x01(\x0e2%.orrery.ingester.v1.LabelMatcher.TypeR\x04type\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
