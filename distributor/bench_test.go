@@ -16,7 +16,17 @@ import (
 // each, as the load shape.
 func BenchmarkDecodeValidate(b *testing.B) {
 	gen := loadgen.NewWithSeries(1, 2000)
-	raw := gen.AppendRequest(nil, 0, gen.Len(), 1, 1_700_000_000_000)
+	benchDecodeValidate(b, gen, gen.AppendRequest(nil, 0, gen.Len(), 1, 1_700_000_000_000))
+}
+
+// BenchmarkDecodeValidateHistograms is BenchmarkDecodeValidate with a
+// 20-bucket native histogram per series in place of the float.
+func BenchmarkDecodeValidateHistograms(b *testing.B) {
+	gen := loadgen.NewWithSeries(1, 2000)
+	benchDecodeValidate(b, gen, gen.AppendHistogramRequest(nil, 0, gen.Len(), 1, 1_700_000_000_000))
+}
+
+func benchDecodeValidate(b *testing.B, gen *loadgen.Generator, raw []byte) {
 	body := snappy.Encode(nil, raw)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))

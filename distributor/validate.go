@@ -385,10 +385,14 @@ func (v *validator) encodeLabels(tenantID string, ls []rawLabel) {
 }
 
 // histogramSample is a decoded native histogram: exactly one of h and fh.
+// raw is its message as sent, which goes on as it is unless validation
+// changed the histogram (changed).
 type histogramSample struct {
-	t  int64
-	h  *histogram.Histogram
-	fh *histogram.FloatHistogram
+	t       int64
+	h       *histogram.Histogram
+	fh      *histogram.FloatHistogram
+	raw     []byte
+	changed bool
 }
 
 // appendHistograms encodes the series' histograms that decode, validate,
@@ -415,7 +419,11 @@ func (v *validator) appendHistograms(tenantID string, ls []rawLabel, raw [][]byt
 	lo := len(out.enc)
 	out.enc = ingesterpb.AppendHistogramSeriesHeader(out.enc, v.lbuf, len(v.hists))
 	for _, hs := range v.hists {
-		out.enc = ingesterpb.AppendHistogram(out.enc, hs.t, hs.h, hs.fh)
+		if hs.changed {
+			out.enc = ingesterpb.AppendHistogram(out.enc, hs.t, hs.h, hs.fh)
+		} else {
+			out.enc = ingesterpb.AppendHistogramBytes(out.enc, hs.raw)
+		}
 	}
 	out.series = append(out.series, validSeries{lo: lo, hi: len(out.enc), key: v.hasher.Sum()})
 	out.samples += len(v.hists)
@@ -433,7 +441,7 @@ func (v *validator) checkHistogram(ls []rawLabel, b []byte, d *discards) (histog
 		d.add(reasonInvalidHistogram, 1, "series %s has a histogram that does not decode: %s", seriesString(ls), err)
 		return histogramSample{}, false
 	}
-	hs := histogramSample{t: m.Timestamp}
+	hs := histogramSample{t: m.Timestamp, raw: b}
 	if !v.inBounds(hs.t) {
 		v.discardOutOfBounds(ls, hs.t, d)
 		return hs, false
@@ -446,7 +454,7 @@ func (v *validator) checkHistogram(ls []rawLabel, b []byte, d *discards) (histog
 	if m.IsFloatHistogram() {
 		hs.fh = m.ToFloatHistogram()
 		if hs.fh.Schema > histogram.ExponentialSchemaMax {
-			err = hs.fh.ReduceResolution(histogram.ExponentialSchemaMax)
+			err, hs.changed = hs.fh.ReduceResolution(histogram.ExponentialSchemaMax), true
 		}
 		if err == nil {
 			err = hs.fh.Validate()
@@ -454,7 +462,7 @@ func (v *validator) checkHistogram(ls []rawLabel, b []byte, d *discards) (histog
 	} else {
 		hs.h = m.ToIntHistogram()
 		if hs.h.Schema > histogram.ExponentialSchemaMax {
-			err = hs.h.ReduceResolution(histogram.ExponentialSchemaMax)
+			err, hs.changed = hs.h.ReduceResolution(histogram.ExponentialSchemaMax), true
 		}
 		if err == nil {
 			err = hs.h.Validate()
@@ -469,9 +477,11 @@ func (v *validator) checkHistogram(ls []rawLabel, b []byte, d *discards) (histog
 	// empty buckets, which change no answer).
 	if hs.h != nil && len(hs.h.PositiveSpans)+len(hs.h.NegativeSpans) > len(hs.h.PositiveBuckets)+len(hs.h.NegativeBuckets) {
 		hs.h.Compact(0)
+		hs.changed = true
 	}
 	if hs.fh != nil && len(hs.fh.PositiveSpans)+len(hs.fh.NegativeSpans) > len(hs.fh.PositiveBuckets)+len(hs.fh.NegativeBuckets) {
 		hs.fh.Compact(0)
+		hs.changed = true
 	}
 	if err := v.fitBuckets(&hs); err != nil {
 		d.add(reasonHistogramBuckets, 1, "series %s has a histogram at %s with %s (raise the tenant's max_native_histogram_buckets or -validation.max-native-histogram-buckets)", seriesString(ls), timestamp.Time(hs.t).Format(time.RFC3339Nano), err)
@@ -507,6 +517,7 @@ func (v *validator) fitBuckets(hs *histogramSample) error {
 		if err != nil {
 			return err
 		}
+		hs.changed = true
 		n, schema = buckets()
 	}
 	return nil

@@ -19,6 +19,17 @@ func BenchmarkPush(b *testing.B) {
 	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1})
 }
 
+// BenchmarkPushHistograms is BenchmarkPush with a 20-bucket native
+// histogram per series (loadgen's) in place of the float.
+func BenchmarkPushHistograms(b *testing.B) {
+	histograms = true
+	defer func() { histograms = false }()
+	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1})
+}
+
+// histograms makes benchPush push native histograms.
+var histograms bool
+
 // BenchmarkPushSeriesLimits is BenchmarkPush with series limits set but not
 // reached, against a ring of 30 ingesters: what enforcing them costs a push.
 func BenchmarkPushSeriesLimits(b *testing.B) {
@@ -51,6 +62,11 @@ func benchPush(b *testing.B, lim Limits, rc RingCount) {
 	reqs := func(step int) []byte {
 		var buf []byte
 		for k := range sets {
+			if histograms {
+				buf = ingesterpb.AppendHistogramSeriesHeader(buf, encoded[k], 1)
+				buf = ingesterpb.AppendHistogram(buf, int64(step)*15000, gen.Histogram(k, step), nil)
+				continue
+			}
 			buf = ingesterpb.AppendSeriesHeader(buf, encoded[k], 1)
 			buf = ingesterpb.AppendSample(buf, int64(step)*15000, gen.Value(k, step))
 		}

@@ -28,9 +28,10 @@ type pushState struct {
 	series    []*memSeries
 	newSeries []*memSeries
 	buf       []byte
-	// histograms counts the push's histogram samples: a push with none
-	// keeps the WAL's float-only record.
-	histograms int
+	// histRaw are the push's accepted histograms as encoded (aliasing the
+	// push), in the order of samples: a push with none keeps the WAL's
+	// float-only record, one with some logs these bytes.
+	histRaw [][]byte
 	// exemplars are the push's accepted exemplars, of exemplarSeries, for
 	// exStore, which is looked up at the push's first exemplar.
 	exemplars      []refExemplar
@@ -175,7 +176,8 @@ func (i *Ingester) Push(ctx context.Context, req *ingesterpb.PushRequest) (*inge
 func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) {
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
-	ps.samples, ps.series, ps.newSeries, ps.histograms = ps.samples[:0], ps.series[:0], ps.newSeries[:0], 0
+	clear(ps.histRaw)
+	ps.samples, ps.series, ps.newSeries, ps.histRaw = ps.samples[:0], ps.series[:0], ps.newSeries[:0], ps.histRaw[:0]
 	clear(ps.exemplars)
 	clear(ps.exemplarSeries)
 	ps.exemplars, ps.exemplarSeries, ps.exStore, ps.exLooked, ps.exRefused = ps.exemplars[:0], ps.exemplarSeries[:0], nil, false, 0
@@ -274,8 +276,12 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				rej.histogram(err, s.lset, t)
 				continue
 			}
-			ps.histograms++
+			n := len(ps.samples)
 			judge(smp)
+			if len(ps.samples) > n {
+				// The WAL logs the bytes as they came.
+				ps.histRaw = append(ps.histRaw, r.HistogramBytes())
+			}
 		}
 	}
 	if storeErr != nil {
@@ -365,7 +371,7 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 		ends = append(ends, len(ps.buf))
 	}
 	if len(ps.samples) > 0 {
-		ps.buf = encodeSamples(ps.buf, recSamples, ps.samples, ps.histograms > 0)
+		ps.buf = encodeSamples(ps.buf, recSamples, ps.samples, ps.histRaw, len(ps.histRaw) > 0)
 		ends = append(ends, len(ps.buf))
 	}
 	if len(ps.exemplars) > 0 {

@@ -426,7 +426,7 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 			recs := [][]byte{buf}
 			if len(last) > 0 {
 				n := len(buf)
-				buf = encodeSamples(buf, recLast, last, mixed)
+				buf = encodeSamples(buf, recLast, last, nil, mixed)
 				recs = [][]byte{buf[:n], buf[n:]}
 			}
 			if err := w.Log(recs...); err != nil {

@@ -215,7 +215,7 @@ func TestUndecodableRecordIsSkippedAlone(t *testing.T) {
 	require.NoError(t, ti.wal.Log([]byte{recSamples, 0x80}))
 	require.NoError(t, ti.wal.Log([]byte{99, 1, 2, 3}))
 	// Samples of a ref no series record names: counted, dropped.
-	require.NoError(t, ti.wal.Log(encodeSamples(nil, recSamples, []refSample{{ref: 1 << 40, sample: sample{T: 1, V: 1}}}, false)))
+	require.NoError(t, ti.wal.Log(encodeSamples(nil, recSamples, []refSample{{ref: 1 << 40, sample: sample{T: 1, V: 1}}}, nil, false)))
 	require.NoError(t, ti.push(t, "a", series("up", 10, 10)))
 	ti.crash(t)
 

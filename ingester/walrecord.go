@@ -64,8 +64,9 @@ func encodeSeries(buf []byte, tenantID string, series []*memSeries) []byte {
 // had, which its chunks may no longer hold once flushed). Refs are unique
 // across tenants, so the record needs no tenant. With mixed, the samples
 // may be histograms and the record is the mixed variant of typ; a
-// histogram is kept in the push encoding's bytes.
-func encodeSamples(buf []byte, typ byte, samples []refSample, mixed bool) []byte {
+// histogram is kept in the push encoding's bytes: raw holds them for the
+// histograms of samples, in order, when the caller has them.
+func encodeSamples(buf []byte, typ byte, samples []refSample, raw [][]byte, mixed bool) []byte {
 	if !mixed {
 		buf = append(buf, typ)
 		for _, s := range samples {
@@ -89,6 +90,11 @@ func encodeSamples(buf []byte, typ byte, samples []refSample, mixed bool) []byte
 			continue
 		}
 		buf = append(buf, kindHistogram)
+		if len(raw) > 0 {
+			buf = ingesterpb.AppendHistogramBytes(buf, raw[0])
+			raw = raw[1:]
+			continue
+		}
 		buf = ingesterpb.AppendHistogram(buf, s.T, s.H, s.FH)
 	}
 	return buf

@@ -98,6 +98,13 @@ func AppendHistogram(buf []byte, t int64, h *histogram.Histogram, fh *histogram.
 	return buf
 }
 
+// AppendHistogramBytes appends a histogram sample already in the
+// encoding: a prometheus.Histogram message as remote write sends it.
+func AppendHistogramBytes(buf, msg []byte) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(msg)))
+	return append(buf, msg...)
+}
+
 // HistogramShape counts the spans and buckets of an encoded
 // prometheus.Histogram without decoding it: what decoding will allocate.
 // A span is two bytes on the wire and ten times that decoded, so a
@@ -218,6 +225,8 @@ type SeriesReader struct {
 	n       int
 	kind    EntryKind
 	err     error
+	// hist is the message NextHistogram decoded last.
+	hist []byte
 }
 
 // EntryKind is what a push entry holds.
@@ -313,6 +322,10 @@ func cutExemplar(b []byte) ([]byte, bool) {
 	return rest[k+8:], true
 }
 
+// HistogramBytes is the encoded message of the histogram NextHistogram
+// returned last, aliasing the push: what the WAL logs of it.
+func (r *SeriesReader) HistogramBytes() []byte { return r.hist }
+
 // Kind is what the current entry holds: floats, read with NextSample;
 // histograms, read with NextHistogram; or exemplars, read with
 // NextExemplar.
@@ -343,7 +356,7 @@ func (r *SeriesReader) NextHistogram() (t int64, h *histogram.Histogram, fh *his
 		return 0, nil, nil, false, nil
 	}
 	b, rest, _ := cut(r.samples)
-	r.samples = rest
+	r.samples, r.hist = rest, b
 	t, h, fh, err = DecodeHistogram(b)
 	if err != nil {
 		r.samples = nil
