@@ -74,7 +74,9 @@ type rawExemplar struct {
 // requests; everything in it aliases the body it was parsed from.
 type writeRequest struct {
 	symbols [][]byte
+	// refs and exRefs hold a 2.0 series' and exemplar's label references.
 	refs    []uint32
+	exRefs  []uint32
 	series  []rawSeries
 	labels  []rawLabel
 	samples []rawSample

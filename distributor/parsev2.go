@@ -67,13 +67,10 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 	var md *rawMetadata
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
-		case num == fieldV2LabelsRefs && typ == protowire.BytesType:
-			return w.appendPackedRefs(v)
-		case num == fieldV2LabelsRefs && typ == protowire.VarintType:
-			if err := w.m.add(refCost); err != nil {
-				return err
-			}
-			w.refs = append(w.refs, uint32(x))
+		case num == fieldV2LabelsRefs:
+			var err error
+			w.refs, err = w.appendRefs(w.refs, typ, v, x)
+			return err
 		case num == fieldV2Samples && typ == protowire.BytesType:
 			return w.parseSample(v)
 		case num == fieldV2Histograms && typ == protowire.BytesType:
@@ -90,22 +87,8 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 	if err != nil {
 		return err
 	}
-	refs := w.refs
-	if len(refs)%2 != 0 {
-		return errors.New("labels_refs has an odd number of entries")
-	}
-	for k := 0; k < len(refs); k += 2 {
-		if int(refs[k]) >= len(w.symbols) || int(refs[k+1]) >= len(w.symbols) {
-			return errSymbolRef
-		}
-		l := rawLabel{name: w.symbols[refs[k]], value: w.symbols[refs[k+1]]}
-		// A reference of a byte or two names a symbol of any length, and
-		// every series may name the same long symbols: this is where a
-		// small 2.0 request grows, so it is charged before it is kept.
-		if err := w.m.add(labelCost + len(l.name) + len(l.value)); err != nil {
-			return err
-		}
-		w.labels = append(w.labels, l)
+	if w.labels, err = w.resolveRefs(w.refs, w.labels); err != nil {
+		return fmt.Errorf("labels_refs: %w", err)
 	}
 	if err := w.m.add(seriesCost); err != nil {
 		return err
@@ -130,26 +113,13 @@ func (w *writeRequest) parseSeriesV2(b []byte) error {
 // into the symbol table, value, time.
 func (w *writeRequest) parseExemplarV2(b []byte) error {
 	e := rawExemplar{labelsLo: len(w.exLabels)}
-	var refs []uint32
+	w.exRefs = w.exRefs[:0]
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {
-		case num == fieldExemplarLabels && typ == protowire.BytesType:
-			for len(v) > 0 {
-				r, n := protowire.ConsumeVarint(v)
-				if n < 0 {
-					return errTruncated
-				}
-				if err := w.m.add(refCost); err != nil {
-					return err
-				}
-				refs = append(refs, uint32(r))
-				v = v[n:]
-			}
-		case num == fieldExemplarLabels && typ == protowire.VarintType:
-			if err := w.m.add(refCost); err != nil {
-				return err
-			}
-			refs = append(refs, uint32(x))
+		case num == fieldExemplarLabels:
+			var err error
+			w.exRefs, err = w.appendRefs(w.exRefs, typ, v, x)
+			return err
 		case num == fieldExemplarValue && typ == protowire.Fixed64Type:
 			e.v = math.Float64frombits(x)
 		case num == fieldExemplarTimestamp && typ == protowire.VarintType:
@@ -160,20 +130,32 @@ func (w *writeRequest) parseExemplarV2(b []byte) error {
 	if err != nil {
 		return err
 	}
+	if w.exLabels, err = w.resolveRefs(w.exRefs, w.exLabels); err != nil {
+		return fmt.Errorf("an exemplar's labels_refs: %w", err)
+	}
+	return w.addExemplar(e)
+}
+
+// resolveRefs appends to dst the labels that refs, name and value
+// references in turn, make of the symbol table. A reference of a byte or
+// two names a symbol of any length, and every series may name the same
+// long symbols: this is where a small 2.0 request grows, so each label is
+// charged before it is kept.
+func (w *writeRequest) resolveRefs(refs []uint32, dst []rawLabel) ([]rawLabel, error) {
 	if len(refs)%2 != 0 {
-		return errors.New("an exemplar's labels_refs has an odd number of entries")
+		return dst, errors.New("an odd number of entries")
 	}
 	for k := 0; k < len(refs); k += 2 {
 		if int(refs[k]) >= len(w.symbols) || int(refs[k+1]) >= len(w.symbols) {
-			return errSymbolRef
+			return dst, errSymbolRef
 		}
 		l := rawLabel{name: w.symbols[refs[k]], value: w.symbols[refs[k+1]]}
 		if err := w.m.add(labelCost + len(l.name) + len(l.value)); err != nil {
-			return err
+			return dst, err
 		}
-		w.exLabels = append(w.exLabels, l)
+		dst = append(dst, l)
 	}
-	return w.addExemplar(e)
+	return dst, nil
 }
 
 // familyOf names the metric family of a series from its metric name: 2.0
@@ -229,17 +211,27 @@ func (w *writeRequest) parseMetadataV2(b []byte) (*rawMetadata, error) {
 	return &md, nil
 }
 
-func (w *writeRequest) appendPackedRefs(v []byte) error {
-	for len(v) > 0 {
-		x, n := protowire.ConsumeVarint(v)
-		if n < 0 {
-			return errTruncated
-		}
+// appendRefs appends to dst a repeated uint32 field's entries, packed (v)
+// or one (x), each charged before it is kept.
+func (w *writeRequest) appendRefs(dst []uint32, typ protowire.Type, v []byte, x uint64) ([]uint32, error) {
+	switch typ {
+	case protowire.VarintType:
 		if err := w.m.add(refCost); err != nil {
-			return err
+			return dst, err
 		}
-		w.refs = append(w.refs, uint32(x))
-		v = v[n:]
+		return append(dst, uint32(x)), nil
+	case protowire.BytesType:
+		for len(v) > 0 {
+			r, n := protowire.ConsumeVarint(v)
+			if n < 0 {
+				return dst, errTruncated
+			}
+			if err := w.m.add(refCost); err != nil {
+				return dst, err
+			}
+			dst = append(dst, uint32(r))
+			v = v[n:]
+		}
 	}
-	return nil
+	return dst, nil
 }
