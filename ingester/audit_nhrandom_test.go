@@ -152,27 +152,13 @@ func TestAuditRandomHistogramsSurviveEveryPath(t *testing.T) {
 			for _, name := range []string{"ints", "floats"} {
 				want[name] = ti.allSamples(t, "a", name)
 			}
-			check := func(when string) {
-				t.Helper()
+			ti = throughEveryPath(t, ti, dir, func(ti *testIngester, when string) {
 				for name, src := range map[string][]chunks.Sample{"ints": ints, "floats": floats} {
 					got := ti.allSamples(t, "a", name)
 					requireSamples(t, src, got)
 					require.Equal(t, resetsSeen(want[name]), resetsSeen(got), "%s %s: counter resets", when, name)
 				}
-			}
-			check("memory")
-			ti.crash(t)
-			ti = newTestIngester(t, dir, testConfig())
-			check("wal")
-			require.NoError(t, ti.checkpoint())
-			ti.crash(t)
-			ti = newTestIngester(t, dir, testConfig())
-			check("checkpoint")
-			ti.flush(true)
-			require.NoError(t, ti.checkpoint())
-			ti.crash(t)
-			ti = newTestIngester(t, dir, testConfig())
-			check("store")
+			})
 			ti.stop(t)
 		})
 	}

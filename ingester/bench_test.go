@@ -16,29 +16,26 @@ import (
 // BenchmarkPush measures an ingester push of 2000 series with one sample
 // each (WAL write included, on a real file), the steady state of a scrape.
 func BenchmarkPush(b *testing.B) {
-	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1})
+	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1}, false)
 }
 
 // BenchmarkPushHistograms is BenchmarkPush with a 20-bucket native
 // histogram per series (loadgen's) in place of the float.
 func BenchmarkPushHistograms(b *testing.B) {
-	histograms = true
-	defer func() { histograms = false }()
-	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1})
+	benchPush(b, newTestOverrides(), fixedRing{healthy: 1, rf: 1}, true)
 }
-
-// histograms makes benchPush push native histograms.
-var histograms bool
 
 // BenchmarkPushSeriesLimits is BenchmarkPush with series limits set but not
 // reached, against a ring of 30 ingesters: what enforcing them costs a push.
 func BenchmarkPushSeriesLimits(b *testing.B) {
 	o := newTestOverrides()
 	o.set("bench", limits.Limits{MaxGlobalSeriesPerUser: 1_000_000, MaxGlobalSeriesPerMetric: 100_000})
-	benchPush(b, o, staticRing(30, 3))
+	benchPush(b, o, staticRing(30, 3), false)
 }
 
-func benchPush(b *testing.B, lim Limits, rc RingCount) {
+// benchPush pushes 2000 series a sample each, native histograms when
+// histograms is set.
+func benchPush(b *testing.B, lim Limits, rc RingCount, histograms bool) {
 	cfg := testConfig()
 	cfg.MaxChunkSamples = 120
 	dir := b.TempDir()

@@ -99,6 +99,28 @@ func (ti *testIngester) allSamples(t *testing.T, tenantID, name string) []chunks
 	return out
 }
 
+// throughEveryPath calls check on the ingester's data in memory, then
+// after a crash (read back from the WAL), from a checkpoint and from the
+// store, restarting the ingester in dir each time, and returns the last
+// ingester, still running.
+func throughEveryPath(t *testing.T, ti *testIngester, dir string, check func(ti *testIngester, when string)) *testIngester {
+	t.Helper()
+	check(ti, "memory")
+	ti.crash(t)
+	ti = newTestIngester(t, dir, testConfig())
+	check(ti, "wal")
+	require.NoError(t, ti.checkpoint())
+	ti.crash(t)
+	ti = newTestIngester(t, dir, testConfig())
+	check(ti, "checkpoint")
+	ti.flush(true)
+	require.NoError(t, ti.checkpoint())
+	ti.crash(t)
+	ti = newTestIngester(t, dir, testConfig())
+	check(ti, "store")
+	return ti
+}
+
 func requireSamples(t *testing.T, want, got []chunks.Sample) {
 	t.Helper()
 	require.Len(t, got, len(want))
@@ -132,33 +154,16 @@ func TestHistogramsSurviveEveryPath(t *testing.T) {
 	for k := 0; k < 30; k += 5 {
 		require.NoError(t, ti.push(t, "a", histPush("ints", ints[k:k+5]...), histPush("floats", floats[k:k+5]...), histPush("mixed", mixed[k:k+5]...)))
 	}
-	check := func(when string) {
-		t.Helper()
-		for name, want := range map[string][]chunks.Sample{"ints": ints, "floats": floats, "mixed": mixed} {
-			t.Run(when+"/"+name, func(t *testing.T) { requireSamples(t, want, ti.allSamples(t, "a", name)) })
-		}
-	}
-	check("memory")
-
 	// A retry is a duplicate; another histogram at a held time conflicts.
 	require.NoError(t, ti.push(t, "a", histPush("ints", ints[3:8]...)))
 	require.ErrorContains(t, ti.push(t, "a", histPush("ints", chunks.Sample{T: 3000, H: testHist(20)})), "duplicate sample with a different value")
 	require.ErrorContains(t, ti.push(t, "a", histPush("ints", chunks.Sample{T: 3000, V: 1})), "duplicate sample with a different value")
 
-	ti.crash(t)
-	ti = newTestIngester(t, dir, testConfig())
-	check("wal")
-
-	require.NoError(t, ti.checkpoint())
-	ti.crash(t)
-	ti = newTestIngester(t, dir, testConfig())
-	check("checkpoint")
-
-	ti.flush(true)
-	require.NoError(t, ti.checkpoint())
-	ti.crash(t)
-	ti = newTestIngester(t, dir, testConfig())
-	check("store")
+	ti = throughEveryPath(t, ti, dir, func(ti *testIngester, when string) {
+		for name, want := range map[string][]chunks.Sample{"ints": ints, "floats": floats, "mixed": mixed} {
+			t.Run(when+"/"+name, func(t *testing.T) { requireSamples(t, want, ti.allSamples(t, "a", name)) })
+		}
+	})
 	// Judged against the store now: still a duplicate, still a conflict.
 	require.NoError(t, ti.push(t, "a", histPush("floats", floats[3:8]...)))
 	require.ErrorContains(t, ti.push(t, "a", histPush("floats", chunks.Sample{T: 4000, FH: floats[5].FH})), "duplicate sample with a different value")
