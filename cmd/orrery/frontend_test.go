@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,10 +38,16 @@ func TestFrontendOverQueue(t *testing.T) {
 	fe, err := frontend.New(feCfg, s, fixedLimits{&lim}, prometheus.NewRegistry(), logger)
 	require.NoError(t, err)
 	h := tenant.FederatedMiddleware(false, nil, fe)
+	// block is closed however the test ends: the server's Close waits for
+	// the handler, so a failed assertion must not leave it blocked.
 	block := make(chan struct{})
+	var unblock sync.Once
+	defer unblock.Do(func() { close(block) })
+	started := make(chan struct{}, 2)
 	w := queue.NewLocalWorkers(s, 1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		require.NoError(t, r.ParseForm())
 		if r.Form.Get("query") == "block" {
+			started <- struct{}{}
 			<-block
 		}
 		ids, err := tenant.IDsFromContext(r.Context())
@@ -70,11 +77,22 @@ func TestFrontendOverQueue(t *testing.T) {
 	require.Equal(t, tenant.Anonymous, resp.Header.Get("X-Seen"))
 	require.Equal(t, "query=up", string(body))
 
-	// One running, one queued: the next of that tenant is refused.
-	done := make(chan struct{})
-	for range 2 {
-		go func() { get("b|a", "block").Body.Close(); done <- struct{}{} }()
+	// One running, one queued: the next of that tenant is refused. The
+	// second is sent only once the worker holds the first, or both could
+	// meet in the queue and one be refused.
+	done := make(chan int, 2)
+	send := func() {
+		resp := get("b|a", "block")
+		resp.Body.Close()
+		done <- resp.StatusCode
 	}
+	go send()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker never took the first request")
+	}
+	go send()
 	require.Eventually(t, func() bool {
 		return testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP orrery_frontend_queue_length Requests waiting in the query frontend's queue for a worker, per tenant (a|b for a cross-tenant read).
@@ -82,7 +100,7 @@ func TestFrontendOverQueue(t *testing.T) {
 orrery_frontend_queue_length{tenant="a|b"} 1
 orrery_frontend_queue_length{tenant="anonymous"} 0
 `), "orrery_frontend_queue_length") == nil
-	}, 5*time.Second, time.Millisecond)
+	}, 30*time.Second, time.Millisecond)
 	resp = get("a|b", "x")
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	var e map[string]string
@@ -90,9 +108,9 @@ orrery_frontend_queue_length{tenant="anonymous"} 0
 	resp.Body.Close()
 	require.Equal(t, "error", e["status"])
 	require.Contains(t, e["error"], "-frontend.max-outstanding-requests-per-tenant")
-	close(block)
-	<-done
-	<-done
+	unblock.Do(func() { close(block) })
+	require.Equal(t, http.StatusTeapot, <-done)
+	require.Equal(t, http.StatusTeapot, <-done)
 }
 
 // fixedLimits gives every tenant the same limits.
