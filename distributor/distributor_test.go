@@ -43,6 +43,8 @@ type fakeIngester struct {
 	metadata []*ingesterpb.MetricMetadata
 	// histograms are the histogram samples pushed, with their timestamps.
 	histograms []pushedHistogram
+	// floats are the timestamps of the float samples pushed.
+	floats []int64
 	// exemplars are the exemplars pushed: series name, trace_id, time.
 	exemplars []string
 	// rawExemplarLabels are the pushed exemplars' labels (audit).
@@ -92,6 +94,9 @@ func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ 
 			continue
 		}
 		f.series = append(f.series, ls)
+		for t, _, ok := r.NextSample(); ok; t, _, ok = r.NextSample() {
+			f.floats = append(f.floats, t)
+		}
 		for r.Histograms() {
 			t, h, fh, ok, err := r.NextHistogram()
 			if err != nil {
@@ -611,4 +616,24 @@ func TestNameValidationPerTenant(t *testing.T) {
 			require.Equal(t, http.StatusBadRequest, w.Code)
 		})
 	}
+}
+
+// A tenant with an out-of-order window has a series' samples forwarded in
+// the order sent, older ones too: the ingesters judge each against the
+// window, as Prometheus appends a request's samples one by one.
+func TestOutOfOrderWindowForwardsSamplesInOrderSent(t *testing.T) {
+	l := &fixedLimits{}
+	l.l.OutOfOrderTimeWindow = time.Hour
+	d, clients := newLimitedDistributor(t, 1, l)
+	h := prompb.FromIntHistogram(2000, testHistogram())
+	h2 := prompb.FromIntHistogram(1000, testHistogram())
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		ts([]prompb.Sample{{Timestamp: 2000, Value: 1}, {Timestamp: 1000, Value: 2}, {Timestamp: 3000, Value: 3}, {Timestamp: 1000, Value: 2}}, "__name__", "up"),
+		{Labels: []prompb.Label{{Name: "__name__", Value: "h"}}, Histograms: []prompb.Histogram{h, h2}},
+	}}
+	w := post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.Equal(t, []int64{2000, 1000, 3000, 1000}, clients["ing-0"].floats)
+	require.Len(t, clients["ing-0"].histograms, 2)
+	require.Equal(t, int64(1000), clients["ing-0"].histograms[1].t)
 }

@@ -127,6 +127,11 @@ type validator struct {
 	exemplarsOn bool
 	exs         []validExemplar
 	ebuf        []byte
+	// anyOrder keeps a series' samples in the order sent, older ones
+	// too, for a tenant with an out-of-order window: the ingesters judge
+	// each against the window, as Prometheus appends a request's samples
+	// one by one.
+	anyOrder bool
 }
 
 // setLimits applies a tenant's limits as of now.
@@ -134,6 +139,7 @@ func (v *validator) setLimits(l *limits.Limits, now time.Time) {
 	v.limits = l
 	v.dropLabel = ""
 	v.exemplarsOn = l.MaxGlobalExemplarsPerUser > 0
+	v.anyOrder = l.OutOfOrderTimeWindow > 0
 	v.minT, v.maxT = math.MinInt64, math.MaxInt64
 	if l.PastGracePeriod > 0 {
 		v.minT = now.Add(-l.PastGracePeriod).UnixMilli()
@@ -335,11 +341,12 @@ func (v *validator) checkLabels(ls []rawLabel, samples int, d *discards) ([]rawL
 }
 
 // appendSeries encodes the series with the samples whose timestamps
-// strictly increase; the others are discarded.
+// strictly increase (any in-bounds sample, with anyOrder); the others are
+// discarded.
 func (v *validator) appendSeries(tenantID string, ls []rawLabel, samples []rawSample, d *discards, out *validated) {
 	n := 0
 	for k, last := 0, int64(0); k < len(samples); k++ {
-		if v.inBounds(samples[k].t) && (n == 0 || samples[k].t > last) {
+		if v.inBounds(samples[k].t) && (n == 0 || v.anyOrder || samples[k].t > last) {
 			n, last = n+1, samples[k].t
 		}
 	}
@@ -361,7 +368,7 @@ func (v *validator) appendSeries(tenantID string, ls []rawLabel, samples []rawSa
 			v.discardOutOfBounds(ls, s.t, d)
 			continue
 		}
-		if !first && s.t <= last {
+		if !first && !v.anyOrder && s.t <= last {
 			d.add(reasonOutOfOrder, 1, "series %s has samples out of order within the request: %s after %s", seriesString(ls),
 				timestamp.Time(s.t).Format(time.RFC3339Nano), timestamp.Time(last).Format(time.RFC3339Nano))
 			continue
@@ -396,8 +403,8 @@ type histogramSample struct {
 }
 
 // appendHistograms encodes the series' histograms that decode, validate,
-// fit the tenant's bucket limit and rise strictly in time; the others are
-// discarded.
+// fit the tenant's bucket limit and rise strictly in time (any order, with
+// anyOrder); the others are discarded.
 func (v *validator) appendHistograms(tenantID string, ls []rawLabel, raw [][]byte, d *discards, out *validated) {
 	v.hists = v.hists[:0]
 	for _, b := range raw {
@@ -405,7 +412,7 @@ func (v *validator) appendHistograms(tenantID string, ls []rawLabel, raw [][]byt
 		if !ok {
 			continue
 		}
-		if n := len(v.hists); n > 0 && hs.t <= v.hists[n-1].t {
+		if n := len(v.hists); n > 0 && !v.anyOrder && hs.t <= v.hists[n-1].t {
 			d.add(reasonOutOfOrder, 1, "series %s has histograms out of order within the request: %s after %s", seriesString(ls),
 				timestamp.Time(hs.t).Format(time.RFC3339Nano), timestamp.Time(v.hists[n-1].t).Format(time.RFC3339Nano))
 			continue

@@ -47,18 +47,21 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
-		if s.head != nil && (all || s.lastAppend < idleBefore) {
+		if all || s.lastAppend < idleBefore {
 			s.completeHead()
+			s.cutOOO()
 		}
-		if len(s.chunks) > 0 {
+		if n := len(s.chunks) + len(s.oooChunks); n > 0 {
 			// Completed chunks are immutable, so their bytes are shared
 			// with the store's transaction without a copy.
-			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, len(s.chunks))}
-			for _, mc := range s.chunks {
+			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, n)}
+			f := flushed{s: s, chunks: make([]*memChunk, 0, n)}
+			for _, mc := range slices.Concat(s.chunks, s.oooChunks) {
 				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+				f.chunks = append(f.chunks, mc)
 			}
 			batch = append(batch, sc)
-			owners = append(owners, flushed{s: s, chunks: slices.Clone(s.chunks)})
+			owners = append(owners, f)
 		}
 		s.mu.Unlock()
 		if len(batch) == flushBatchSeries {
@@ -83,8 +86,13 @@ func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, o
 	}
 	n := 0
 	for _, o := range owners {
+		flushed := func(mc *memChunk) bool { return slices.Contains(o.chunks, mc) }
 		o.s.mu.Lock()
-		o.s.chunks = slices.DeleteFunc(o.s.chunks, func(mc *memChunk) bool { return slices.Contains(o.chunks, mc) })
+		o.s.chunks = slices.DeleteFunc(o.s.chunks, flushed)
+		o.s.oooChunks = slices.DeleteFunc(o.s.oooChunks, flushed)
+		for _, mc := range o.chunks {
+			o.s.stored(mc.maxT)
+		}
 		o.s.mu.Unlock()
 		n += len(o.chunks)
 	}
@@ -101,7 +109,7 @@ func (i *Ingester) forgetIdle(h *tenantHead, now time.Time) {
 	var idle []*memSeries
 	for _, s := range h.all() {
 		s.mu.Lock()
-		if s.head == nil && len(s.chunks) == 0 && s.lastAppend < idleBefore {
+		if s.empty() && s.lastAppend < idleBefore {
 			idle = append(idle, s)
 		}
 		s.mu.Unlock()

@@ -100,9 +100,35 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 		if err := i.store.Put(tenantID, batch); err != nil {
 			return apierr.ToGRPC(fmt.Errorf("ingester: store transferred chunks: %w", err))
 		}
+		i.noteStored(tenantID, batch)
 		resp.Series += int64(len(batch))
 		resp.Chunks += int64(received)
 		i.m.chunksReceived.Add(float64(received))
+	}
+}
+
+// noteStored tells the series in memory that batch put chunks of in the
+// store how far their stored samples now reach, so that an old sample is
+// looked for there.
+func (i *Ingester) noteStored(tenantID string, batch []chunks.SeriesChunks) {
+	h := i.head(tenantID, false)
+	if h == nil {
+		return
+	}
+	var enc, scratch []byte
+	for _, sc := range batch {
+		enc = ingesterpb.AppendLabels(enc[:0], sc.Labels)
+		h.mu.RLock()
+		s := h.lookup(seriesHash(enc), enc, &scratch)
+		h.mu.RUnlock()
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		for _, c := range sc.Chunks {
+			s.stored(c.MaxTime)
+		}
+		s.mu.Unlock()
 	}
 }
 

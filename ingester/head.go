@@ -3,9 +3,12 @@ package ingester
 import (
 	"bytes"
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/common/model"
@@ -39,16 +42,47 @@ type tenantHead struct {
 
 	metadata  metadataSet
 	exemplars tenantExemplars
+
+	// maxT is the newest sample time this ingester holds of the tenant
+	// (math.MinInt64: none), from which the out-of-order window is
+	// measured, as Prometheus measures it from its head's newest sample.
+	maxT atomic.Int64
 }
 
 func newTenantHead(id string) *tenantHead {
-	return &tenantHead{
+	h := &tenantHead{
 		id:        id,
 		byHash:    map[uint64][]*memSeries{},
 		byRef:     map[uint64]*memSeries{},
 		postings:  index.NewMemPostings(),
 		perMetric: map[string]int{},
 	}
+	h.maxT.Store(math.MinInt64)
+	return h
+}
+
+// observe raises maxT to t.
+func (h *tenantHead) observe(t int64) {
+	for {
+		cur := h.maxT.Load()
+		if t <= cur || h.maxT.CompareAndSwap(cur, t) {
+			return
+		}
+	}
+}
+
+// oooMin is the oldest time a sample may have and be stored out of order
+// with window, measured from newest (math.MaxInt64 when none may: no
+// window, or newest is math.MinInt64).
+func oooMin(newest int64, window time.Duration) int64 {
+	if window <= 0 || newest == math.MinInt64 {
+		return math.MaxInt64
+	}
+	w := window.Milliseconds()
+	if newest < math.MinInt64+w {
+		return math.MinInt64
+	}
+	return newest - w
 }
 
 // seriesHash identifies a series by its encoded label set.

@@ -103,20 +103,20 @@ func (ti *testIngester) allSamples(t *testing.T, tenantID, name string) []chunks
 // after a crash (read back from the WAL), from a checkpoint and from the
 // store, restarting the ingester in dir each time, and returns the last
 // ingester, still running.
-func throughEveryPath(t *testing.T, ti *testIngester, dir string, check func(ti *testIngester, when string)) *testIngester {
+func throughEveryPath(t *testing.T, ti *testIngester, dir string, check func(ti *testIngester, when string), opts ...testOption) *testIngester {
 	t.Helper()
 	check(ti, "memory")
 	ti.crash(t)
-	ti = newTestIngester(t, dir, testConfig())
+	ti = newTestIngester(t, dir, testConfig(), opts...)
 	check(ti, "wal")
 	require.NoError(t, ti.checkpoint())
 	ti.crash(t)
-	ti = newTestIngester(t, dir, testConfig())
+	ti = newTestIngester(t, dir, testConfig(), opts...)
 	check(ti, "checkpoint")
 	ti.flush(true)
 	require.NoError(t, ti.checkpoint())
 	ti.crash(t)
-	ti = newTestIngester(t, dir, testConfig())
+	ti = newTestIngester(t, dir, testConfig(), opts...)
 	check(ti, "store")
 	return ti
 }

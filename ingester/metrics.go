@@ -7,6 +7,7 @@ import (
 
 type metrics struct {
 	samplesAppended  prometheus.Counter
+	oooAppended      prometheus.Counter
 	samplesRejected  *prometheus.CounterVec
 	seriesCreated    prometheus.Counter
 	seriesRemoved    prometheus.Counter
@@ -32,6 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
 		samplesAppended: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_samples_appended_total", Help: "Samples appended to memory after being logged to the WAL."}),
+		oooAppended:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_out_of_order_samples_appended_total", Help: "Samples older than their series' newest stored within the tenant's out_of_order_time_window (also counted in orrery_ingester_samples_appended_total)."}),
 		samplesRejected: f.NewCounterVec(prometheus.CounterOpts{Name: "orrery_ingester_samples_rejected_total", Help: "Samples rejected by the ingester, per tenant and reason."}, []string{"tenant", "reason"}),
 		seriesCreated:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_created_total", Help: "Series created in memory."}),
 		seriesRemoved:   f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_series_removed_total", Help: "Idle series removed from memory."}),

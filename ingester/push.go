@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -32,6 +33,18 @@ type pushState struct {
 	// push), in the order of samples: a push with none keeps the WAL's
 	// float-only record, one with some logs these bytes.
 	histRaw [][]byte
+	// ooo, oooSeries and oooHistRaw are samples, series and histRaw for
+	// the samples accepted out of order.
+	ooo        []refSample
+	oooSeries  []*memSeries
+	oooHistRaw [][]byte
+	// window is the tenant's out-of-order window, and oooMin the oldest
+	// time it lets in, measured once per push (at its first old sample)
+	// from what the ingester held before it, as Prometheus measures it
+	// once per appender.
+	window    time.Duration
+	oooMin    int64
+	oooMinSet bool
 	// exemplars are the push's accepted exemplars, of exemplarSeries, for
 	// exStore, which is looked up at the push's first exemplar.
 	exemplars      []refExemplar
@@ -42,11 +55,12 @@ type pushState struct {
 	// duplicates), for its answer; exScratch sorts an entry's exemplars.
 	exRefused int
 	exScratch []exemplar.Exemplar
-	// accepted indexes samples by series and timestamp, built only when a
-	// push has an older sample to judge, and kept up to date from then on
-	// (indexed counts the samples in it).
-	accepted map[refTime]sample
-	indexed  int
+	// accepted indexes samples and ooo by series and timestamp, built only
+	// when a push has an older sample to judge, and kept up to date from
+	// then on (indexed and indexedOOO count the samples in it).
+	accepted   map[refTime]sample
+	indexed    int
+	indexedOOO int
 }
 
 type refTime struct {
@@ -64,8 +78,30 @@ func (ps *pushState) acceptedAt(ref uint64, t int64) (sample, bool) {
 		smp := ps.samples[ps.indexed]
 		ps.accepted[refTime{smp.ref, smp.T}] = smp.sample
 	}
+	for ; ps.indexedOOO < len(ps.ooo); ps.indexedOOO++ {
+		smp := ps.ooo[ps.indexedOOO]
+		ps.accepted[refTime{smp.ref, smp.T}] = smp.sample
+	}
 	smp, ok := ps.accepted[refTime{ref, t}]
 	return smp, ok
+}
+
+// minOOO is the oldest time a sample of the push may have and be stored
+// out of order (math.MaxInt64: none may). A tenant that held nothing
+// before the push has its window measured from the newest sample the push
+// accepted so far, as Prometheus's head, empty, takes its time from the
+// first sample appended.
+func (ps *pushState) minOOO(h *tenantHead) int64 {
+	if !ps.oooMinSet {
+		newest := h.maxT.Load()
+		if newest == math.MinInt64 {
+			for _, smp := range ps.samples {
+				newest = max(newest, smp.T)
+			}
+		}
+		ps.oooMin, ps.oooMinSet = oooMin(newest, ps.window), true
+	}
+	return ps.oooMin
 }
 
 var pushStates = sync.Pool{New: func() any { return &pushState{} }}
@@ -104,10 +140,13 @@ func (r *rejections) count(why reason, samples int) (first bool) {
 	return r.first == ""
 }
 
-func (r *rejections) sample(v verdict, lset labels.Labels, t, lastT int64) {
+func (r *rejections) sample(v verdict, lset labels.Labels, t, lastT int64, ps *pushState) {
 	if v == outOfOrder {
 		if r.count(reasonOutOfOrder, 1) {
 			r.first = fmt.Sprintf("out of order sample: series %s has a sample at %s, older than its latest at %s", lset, timestamp.Time(t).Format(time.RFC3339Nano), timestamp.Time(lastT).Format(time.RFC3339Nano))
+			if ps.window > 0 && ps.oooMin != math.MaxInt64 {
+				r.first += fmt.Sprintf(" and outside the tenant's out-of-order window of %s (older than %s)", model.Duration(ps.window), timestamp.Time(ps.oooMin).Format(time.RFC3339Nano))
+			}
 		}
 		return
 	}
@@ -177,7 +216,10 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	ps := pushStates.Get().(*pushState)
 	defer pushStates.Put(ps)
 	clear(ps.histRaw)
+	clear(ps.oooHistRaw)
+	clear(ps.oooSeries)
 	ps.samples, ps.series, ps.newSeries, ps.histRaw = ps.samples[:0], ps.series[:0], ps.newSeries[:0], ps.histRaw[:0]
+	ps.ooo, ps.oooSeries, ps.oooHistRaw = ps.ooo[:0], ps.oooSeries[:0], ps.oooHistRaw[:0]
 	clear(ps.exemplars)
 	clear(ps.exemplarSeries)
 	ps.exemplars, ps.exemplarSeries, ps.exStore, ps.exLooked, ps.exRefused = ps.exemplars[:0], ps.exemplarSeries[:0], nil, false, 0
@@ -187,8 +229,9 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		ps.accepted = nil
 	}
 	clear(ps.accepted)
-	ps.indexed = 0
+	ps.indexed, ps.indexedOOO = 0, 0
 	l, lim := i.seriesLimitsFor(h.id)
+	ps.window, ps.oooMinSet = l.OutOfOrderTimeWindow, false
 
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
@@ -244,9 +287,12 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				ps.series = append(ps.series, s)
 				hasLast, last = true, smp
 				s.pendingPush, s.pending = push, smp
+			case acceptOutOfOrder:
+				ps.ooo = append(ps.ooo, refSample{ref: s.ref, sample: smp})
+				ps.oooSeries = append(ps.oooSeries, s)
 			case duplicate:
 			default:
-				rej.sample(verdict, s.lset, smp.T, last.T)
+				rej.sample(verdict, s.lset, smp.T, last.T, ps)
 			}
 		}
 		if !r.Histograms() {
@@ -276,11 +322,14 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 				rej.histogram(err, s.lset, t)
 				continue
 			}
-			n := len(ps.samples)
+			n, nOOO := len(ps.samples), len(ps.ooo)
 			judge(smp)
-			if len(ps.samples) > n {
-				// The WAL logs the bytes as they came.
+			// The WAL logs the bytes as they came.
+			switch {
+			case len(ps.samples) > n:
 				ps.histRaw = append(ps.histRaw, r.HistogramBytes())
+			case len(ps.ooo) > nOOO:
+				ps.oooHistRaw = append(ps.oooHistRaw, r.HistogramBytes())
 			}
 		}
 	}
@@ -297,7 +346,7 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 	if err := r.Err(); err != nil {
 		return 0, rej, apierr.New(apierr.BadData, "ingester: push: %s", err)
 	}
-	if len(ps.samples) == 0 && len(ps.newSeries) == 0 && len(ps.exemplars) == 0 {
+	if len(ps.samples) == 0 && len(ps.ooo) == 0 && len(ps.newSeries) == 0 && len(ps.exemplars) == 0 {
 		rej.exemplars = ps.exRefused
 		return 0, rej, nil
 	}
@@ -305,55 +354,81 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		return 0, rej, err
 	}
 	rej.exemplars = ps.exRefused
-	return len(ps.samples), rej, nil
+	return len(ps.samples) + len(ps.ooo), rej, nil
 }
 
 // judgeOld decides a sample older than its series' last one: an exact
 // repeat of a sample the series holds is a duplicate (a client's retry,
 // perhaps of a request some replicas took and others did not), another
-// value at a held timestamp conflicts, and anything else is out of order.
+// value at a held timestamp conflicts, and anything else is stored out of
+// order if the tenant's window lets it in, else refused as out of order.
 // It looks in the push's accepted samples, then memory, then the store: off
-// the hot path, since only samples that would otherwise be rejected get
-// here. A sample the store cannot be read for is judged out of order, with
-// the error for the caller to log: retrying a 5xx would not repair the
-// store.
+// the hot path, since only old samples get here. A sample the store cannot
+// be read for is judged as if the store did not hold it, with the error for
+// the caller to log: retrying a 5xx would not repair the store.
 func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, smp sample, ps *pushState) (verdict, error) {
 	// Samples accepted earlier in this push are not in memory yet.
 	held, found := ps.acceptedAt(s.ref, smp.T)
-	if !found {
-		var covered bool
-		if held, found, covered = s.sampleAt(smp.T); !found && covered {
-			return outOfOrder, nil
-		}
-	}
 	var err error
 	if !found {
-		held, found, err = i.store.SampleAt(h.id, s.lset, smp.T)
+		var inStore bool
+		if held, found, inStore = s.sampleAt(smp.T); !found && inStore {
+			held, found, err = i.storedSampleAt(h, s, smp.T)
+		}
 	}
 	switch {
-	case !found:
-		return outOfOrder, err
-	case chunks.Same(held, smp):
+	case found && chunks.Same(held, smp):
 		return duplicate, nil
-	default:
+	case found:
 		return conflicting, nil
+	case smp.T >= ps.minOOO(h):
+		return acceptOutOfOrder, err
+	default:
+		return outOfOrder, err
 	}
+}
+
+// storedSampleAt reads the store for a sample of s at t that memory does
+// not hold. A series that does not know how far its stored samples reach
+// learns it first, so that its next old samples after that need no read.
+func (i *Ingester) storedSampleAt(h *tenantHead, s *memSeries, t int64) (sample, bool, error) {
+	s.mu.Lock()
+	known, storeMaxT := s.storeKnown, s.storeMaxT
+	s.mu.Unlock()
+	if !known {
+		i.restoreLastFromStore(h, []*memSeries{s})
+		s.mu.Lock()
+		known, storeMaxT = s.storeKnown, s.storeMaxT
+		s.mu.Unlock()
+	}
+	if known && t > storeMaxT {
+		return sample{}, false, nil
+	}
+	return i.store.SampleAt(h.id, s.lset, t)
 }
 
 // restoreLastFromStore gives series created in memory the newest sample the
 // store holds of them, so that a series forgotten after its flush keeps its
-// order and duplicate checks. A store that cannot be read is logged and
-// leaves them without: a write is not refused for it.
+// order and duplicate checks, and tells them how far the store reaches. A
+// store that cannot be read is logged and leaves them without: a write is
+// not refused for it.
 func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
 	lsets := make([]labels.Labels, len(series))
+	newest := make([]int64, len(series))
 	for k, s := range series {
-		lsets[k] = s.lset
+		lsets[k], newest[k] = s.lset, math.MinInt64
 	}
 	err := i.store.LastSamples(h.id, lsets, func(k int, smp sample) {
 		series[k].restoreLast(smp)
+		h.observe(smp.T)
+		newest[k] = smp.T
 	})
 	if err != nil {
 		i.logger.Error("cannot read the last stored samples of series; their older samples are not checked against the store", "tenant", h.id, "series", len(series), "err", err)
+		return
+	}
+	for k, s := range series {
+		s.learnStoreMaxT(newest[k])
 	}
 }
 
@@ -364,7 +439,7 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	ps.buf = ps.buf[:0]
 	// Records are cut out of ps.buf once it stops growing: series, then
 	// samples, then exemplars, so that replay meets a ref's series first.
-	var endsArr [3]int
+	var endsArr [4]int
 	ends := endsArr[:0]
 	if len(ps.newSeries) > 0 {
 		ps.buf = encodeSeries(ps.buf, h.id, ps.newSeries)
@@ -374,11 +449,15 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 		ps.buf = encodeSamples(ps.buf, recSamples, ps.samples, ps.histRaw, len(ps.histRaw) > 0)
 		ends = append(ends, len(ps.buf))
 	}
+	if len(ps.ooo) > 0 {
+		ps.buf = encodeSamples(ps.buf, recOOOSamples, ps.ooo, ps.oooHistRaw, true)
+		ends = append(ends, len(ps.buf))
+	}
 	if len(ps.exemplars) > 0 {
 		ps.buf = encodeExemplars(ps.buf, ps.exemplars)
 		ends = append(ends, len(ps.buf))
 	}
-	var recsArr [3][]byte
+	var recsArr [4][]byte
 	recs := recsArr[:0]
 	from := 0
 	for _, end := range ends {
@@ -397,13 +476,24 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 		i.m.seriesCreated.Inc()
 	}
 	now := time.Now().UnixNano()
+	maxT := int64(math.MinInt64)
 	for k, smp := range ps.samples {
 		s := ps.series[k]
 		s.mu.Lock()
 		s.append(smp.sample, &i.cfg, now)
 		s.mu.Unlock()
+		maxT = max(maxT, smp.T)
 	}
-	i.m.samplesAppended.Add(float64(len(ps.samples)))
+	h.observe(maxT)
+	for k, smp := range ps.ooo {
+		s := ps.oooSeries[k]
+		s.mu.Lock()
+		s.insertOOO(smp.sample)
+		s.lastAppend = now
+		s.mu.Unlock()
+	}
+	i.m.samplesAppended.Add(float64(len(ps.samples) + len(ps.ooo)))
+	i.m.oooAppended.Add(float64(len(ps.ooo)))
 	if len(ps.exemplars) > 0 {
 		i.addExemplars(h, ps.exStore, ps)
 	}

@@ -1,7 +1,10 @@
 package ingester
 
 import (
+	"cmp"
 	"fmt"
+	"math"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -53,6 +56,21 @@ type memSeries struct {
 	// behind under a number no later push uses.
 	pendingPush uint64
 	pending     sample
+	// ooo are the series' out-of-order samples not yet encoded, sorted by
+	// time (at most oooCapMax), and oooChunks the completed chunks they
+	// were encoded into, not yet flushed. Their times overlap the in-order
+	// chunks'; queries merge both, as Prometheus's head merges its
+	// out-of-order chunks.
+	ooo       []sample
+	oooChunks []*memChunk
+	// storeMaxT bounds the timestamps the store may hold of this series
+	// once storeKnown: a sample not in memory at a later time was never
+	// accepted, and no store read is needed to tell. Flushes and
+	// transfers raise it after writing the store; it is learned from the
+	// store when a series is created in memory, or at its first old sample
+	// not found in memory. Guarded by mu.
+	storeMaxT  int64
+	storeKnown bool
 	// lastAppend is the wall-clock unix nanoseconds of the last append.
 	lastAppend int64
 	// logged is set once the series record is in the WAL.
@@ -69,6 +87,9 @@ const (
 	duplicate
 	// outOfOrder is older than the last sample and not stored: rejected.
 	outOfOrder
+	// acceptOutOfOrder is older than the last sample, not stored, and
+	// within the tenant's out-of-order window: stored out of order.
+	acceptOutOfOrder
 	// conflicting has the timestamp of a stored sample but another value:
 	// rejected.
 	conflicting
@@ -76,7 +97,8 @@ const (
 
 // check decides a sample against the series' last accepted one. A sample
 // it calls outOfOrder may still be an exact repeat of an older stored
-// sample: push looks that up (Ingester.judgeOld) before rejecting it. A
+// sample, or fit the tenant's out-of-order window: push looks that up
+// (Ingester.judgeOld) before rejecting it. A
 // histogram where the last sample was a float (or the reverse) at the same
 // timestamp conflicts, as in Prometheus.
 func check(hasLast bool, last, s sample) verdict {
@@ -93,27 +115,48 @@ func check(hasLast bool, last, s sample) verdict {
 }
 
 // sampleAt returns the sample the series holds in memory at t, and
-// whether memory covers t at all: every sample this ingester accepted from
-// its oldest chunk in memory on is in memory, so a t it covers that is not
-// there was never accepted, and the store need not be asked.
-func (s *memSeries) sampleAt(t int64) (smp sample, found, covered bool) {
+// whether the store may hold one there: every sample accepted is in memory
+// until a flush stores it, and the store holds nothing after storeMaxT.
+func (s *memSeries) sampleAt(t int64) (smp sample, found, inStore bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case len(s.chunks) > 0:
-		covered = t >= s.chunks[0].minT
-	case s.head != nil:
-		covered = t >= s.head.minT
-	}
+	inStore = !s.storeKnown || t <= s.storeMaxT
 	for _, mc := range s.chunks {
 		if smp, ok := chunkSampleAt(mc, t); ok {
-			return smp, true, true
+			return smp, true, inStore
 		}
 	}
 	if s.head != nil {
-		smp, found = chunkSampleAt(s.head, t)
+		if smp, ok := chunkSampleAt(s.head, t); ok {
+			return smp, true, inStore
+		}
 	}
-	return smp, found, covered
+	for _, mc := range s.oooChunks {
+		if smp, ok := chunkSampleAt(mc, t); ok {
+			return smp, true, inStore
+		}
+	}
+	if k, ok := slices.BinarySearchFunc(s.ooo, t, byTime); ok {
+		return s.ooo[k], true, inStore
+	}
+	return sample{}, false, inStore
+}
+
+func byTime(smp sample, t int64) int { return cmp.Compare(smp.T, t) }
+
+// learnStoreMaxT records that the store holds nothing of the series after
+// t (math.MinInt64: nothing at all), as read from it. A flush or transfer
+// that stored later chunks since the read has raised storeMaxT already.
+func (s *memSeries) learnStoreMaxT(t int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.storeMaxT, s.storeKnown = max(s.storeMaxT, t), true
+}
+
+// stored records that chunks up to t were just written to the store.
+// The caller holds s.mu.
+func (s *memSeries) stored(t int64) {
+	s.storeMaxT = max(s.storeMaxT, t)
 }
 
 func chunkSampleAt(mc *memChunk, t int64) (sample, bool) {
@@ -287,22 +330,44 @@ type chunkCopy struct {
 	data       []byte
 }
 
-// copyChunks returns copies of the chunks overlapping [mint, maxt]. The head
+// copyChunks returns copies of the chunks overlapping [mint, maxt], in
+// order and out of order, the latter's unencoded samples encoded. The head
 // chunk's bytes change as samples are appended, hence the copy.
 func (s *memSeries) copyChunks(mint, maxt int64) []chunkCopy {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []chunkCopy
+	out := copyOverlapping(nil, s.chunks, s.head, mint, maxt)
+	out = copyOverlapping(out, s.oooChunks, nil, mint, maxt)
+	if len(s.ooo) > 0 && s.ooo[0].T <= maxt && s.ooo[len(s.ooo)-1].T >= mint {
+		for _, mc := range encodeOOO(s.ooo) {
+			out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, enc: mc.c.Encoding(), data: mc.c.Bytes()})
+		}
+	}
+	return out
+}
+
+// checkpointChunks returns copies of every chunk in memory: the in-order
+// ones, whose last becomes the head again on replay, and the out-of-order
+// ones, the unencoded samples encoded.
+func (s *memSeries) checkpointChunks() (inOrder, outOfOrder []chunkCopy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inOrder = copyOverlapping(nil, s.chunks, s.head, math.MinInt64, math.MaxInt64)
+	outOfOrder = copyOverlapping(nil, s.oooChunks, nil, math.MinInt64, math.MaxInt64)
+	return inOrder, copyOverlapping(outOfOrder, encodeOOO(s.ooo), nil, math.MinInt64, math.MaxInt64)
+}
+
+func copyOverlapping(out []chunkCopy, cs []*memChunk, head *memChunk, mint, maxt int64) []chunkCopy {
 	add := func(mc *memChunk) {
 		if mc == nil || mc.maxT < mint || mc.minT > maxt {
 			return
 		}
 		out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, enc: mc.c.Encoding(), data: append([]byte(nil), mc.c.Bytes()...)})
 	}
-	for _, mc := range s.chunks {
+	for _, mc := range cs {
 		add(mc)
 	}
-	add(s.head)
+	add(head)
 	return out
 }
 
@@ -310,10 +375,15 @@ func (s *memSeries) copyChunks(mint, maxt int64) []chunkCopy {
 func (s *memSeries) overlaps(mint, maxt int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, mc := range s.chunks {
-		if mc.maxT >= mint && mc.minT <= maxt {
-			return true
-		}
+	in := func(mc *memChunk) bool { return mc.maxT >= mint && mc.minT <= maxt }
+	if slices.ContainsFunc(s.chunks, in) || slices.ContainsFunc(s.oooChunks, in) || (s.head != nil && in(s.head)) {
+		return true
 	}
-	return s.head != nil && s.head.maxT >= mint && s.head.minT <= maxt
+	return len(s.ooo) > 0 && s.ooo[0].T <= maxt && s.ooo[len(s.ooo)-1].T >= mint
+}
+
+// empty reports whether the series holds nothing in memory. The caller
+// holds s.mu.
+func (s *memSeries) empty() bool {
+	return s.head == nil && len(s.chunks) == 0 && len(s.oooChunks) == 0 && len(s.ooo) == 0
 }

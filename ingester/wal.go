@@ -197,7 +197,12 @@ func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader, name, kind str
 			if err == nil {
 				i.replaySamples(st, st.samples)
 			}
-		case recChunks, recChunksEnc:
+		case recOOOSamples:
+			st.samples, err = decodeSamples(rec, st.samples[:0])
+			if err == nil {
+				i.replayOOO(st, st.samples)
+			}
+		case recChunks, recChunksEnc, recOOOChunks:
 			err = i.replayChunks(st, rec)
 		case recExemplars:
 			err = i.replayExemplars(st, rec)
@@ -271,6 +276,39 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 	i.m.walDropped.Add(float64(dropped))
 }
 
+// replayOOO stores samples a push accepted out of order. One memory holds
+// already (a checkpoint cut after the push took it) is skipped; one newer
+// than everything replay restored of its series (its in-order samples
+// lost to damage) is appended in order.
+func (i *Ingester) replayOOO(st *replayState, samples []refSample) {
+	now := time.Now().UnixNano()
+	dropped := 0
+	for _, smp := range samples {
+		s := st.refs[smp.ref]
+		if s == nil {
+			dropped++
+			if smp.ref >= i.nextRef.Load() {
+				i.nextRef.Store(smp.ref)
+			}
+			continue
+		}
+		if check(s.hasLast, s.last, smp.sample) == accept {
+			s.mu.Lock()
+			s.append(smp.sample, &i.cfg, now)
+			s.mu.Unlock()
+			continue
+		}
+		if _, held, _ := s.sampleAt(smp.T); held {
+			continue
+		}
+		s.mu.Lock()
+		s.insertOOO(smp.sample)
+		s.lastAppend = now
+		s.mu.Unlock()
+	}
+	i.m.walDropped.Add(float64(dropped))
+}
+
 // replayExemplars adds exemplars to their series' tenants, under the
 // tenants' limits as they are now. Exemplars of a lost series record are
 // dropped with it.
@@ -321,23 +359,32 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastAppend = time.Now().UnixNano()
+	if rec[0] == recOOOChunks {
+		// Completed, never appended to again: kept as they are.
+		s.oooChunks = append(s.oooChunks, chunks...)
+		return nil
+	}
 	for _, c := range chunks {
 		if err := s.restoreChunk(c); err != nil {
 			return fmt.Errorf("series %d: %w", ref, err)
 		}
 	}
-	s.lastAppend = time.Now().UnixNano()
 	return nil
 }
 
 // restoreLastAfterReplay gives series that replay left without a last
 // sample (every chunk flushed before a checkpoint that did not record it,
-// or the record lost to damage) the newest one the store holds.
+// or the record lost to damage) the newest one the store holds, and each
+// tenant the newest time it holds, which its out-of-order window is
+// measured from.
 func (i *Ingester) restoreLastAfterReplay() {
 	for _, h := range i.allHeads() {
 		var batch []*memSeries
 		for _, s := range h.all() {
-			if _, ok := s.lastSample(); !ok {
+			if smp, ok := s.lastSample(); ok {
+				h.observe(smp.T)
+			} else {
 				batch = append(batch, s)
 			}
 			if len(batch) == lastBatchSeries {
@@ -434,8 +481,15 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 			}
 		}
 		for _, s := range series {
-			if chunks := s.copyChunks(minTime, maxTime); len(chunks) > 0 {
-				buf = encodeChunks(buf[:0], s.ref, chunks)
+			inOrder, outOfOrder := s.checkpointChunks()
+			if len(inOrder) > 0 {
+				buf = encodeChunks(buf[:0], recChunksEnc, s.ref, inOrder)
+				if err := w.Log(buf); err != nil {
+					return errors.Join(err, w.Close())
+				}
+			}
+			if len(outOfOrder) > 0 {
+				buf = encodeChunks(buf[:0], recOOOChunks, s.ref, outOfOrder)
 				if err := w.Log(buf); err != nil {
 					return errors.Join(err, w.Close())
 				}

@@ -29,6 +29,12 @@ const (
 	recChunksEnc byte = 7
 	// recExemplars holds exemplars of series by ref.
 	recExemplars byte = 8
+	// recOOOSamples is recSamplesMixed for samples a push accepted out of
+	// order: replay stores them out of order whatever it holds already.
+	recOOOSamples byte = 9
+	// recOOOChunks is recChunksEnc for a series' out-of-order chunks
+	// (checkpoint only).
+	recOOOChunks byte = 10
 )
 
 // The kinds of a sample in a mixed record.
@@ -59,10 +65,11 @@ func encodeSeries(buf []byte, tenantID string, series []*memSeries) []byte {
 	return buf
 }
 
-// encodeSamples appends a samples record (typ recSamples) or a checkpoint's
-// last samples record (typ recLast: the newest sample each series ever
-// had, which its chunks may no longer hold once flushed). Refs are unique
-// across tenants, so the record needs no tenant. With mixed, the samples
+// encodeSamples appends a samples record (typ recSamples), an
+// out-of-order samples record (typ recOOOSamples, always mixed) or a
+// checkpoint's last samples record (typ recLast: the newest sample each
+// series ever had, which its chunks may no longer hold once flushed). Refs
+// are unique across tenants, so the record needs no tenant. With mixed, the samples
 // may be histograms and the record is the mixed variant of typ; a
 // histogram is kept in the push encoding's bytes: raw holds them for the
 // histograms of samples, in order, when the caller has them.
@@ -76,9 +83,12 @@ func encodeSamples(buf []byte, typ byte, samples []refSample, raw [][]byte, mixe
 		}
 		return buf
 	}
-	if typ == recLast {
+	switch typ {
+	case recLast:
 		buf = append(buf, recLastMixed)
-	} else {
+	case recOOOSamples:
+		buf = append(buf, recOOOSamples)
+	default:
 		buf = append(buf, recSamplesMixed)
 	}
 	for _, s := range samples {
@@ -138,9 +148,10 @@ func decodeExemplars(rec []byte) ([]refExemplar, error) {
 	return out, d.err
 }
 
-// encodeChunks appends a checkpoint record with one series' chunks.
-func encodeChunks(buf []byte, ref uint64, chunks []chunkCopy) []byte {
-	buf = append(buf, recChunksEnc)
+// encodeChunks appends a checkpoint record with one series' chunks, in
+// order (typ recChunksEnc) or out of order (recOOOChunks).
+func encodeChunks(buf []byte, typ byte, ref uint64, chunks []chunkCopy) []byte {
+	buf = append(buf, typ)
 	buf = binary.AppendUvarint(buf, ref)
 	buf = binary.AppendUvarint(buf, uint64(len(chunks)))
 	for _, c := range chunks {
@@ -257,7 +268,7 @@ func decodeSeries(rec []byte) (tenantID string, out []seriesEntry, err error) {
 
 // decodeSamples decodes a samples or last samples record, float or mixed.
 func decodeSamples(rec []byte, out []refSample) ([]refSample, error) {
-	mixed := rec[0] == recSamplesMixed || rec[0] == recLastMixed
+	mixed := rec[0] == recSamplesMixed || rec[0] == recLastMixed || rec[0] == recOOOSamples
 	d := decoder{b: rec[1:]}
 	for d.err == nil && len(d.b) > 0 {
 		s := refSample{ref: d.uvarint()}
@@ -291,9 +302,10 @@ func decodeSamples(rec []byte, out []refSample) ([]refSample, error) {
 	return out, d.err
 }
 
-// decodeChunks decodes a chunks record, with encodings or of XOR chunks.
+// decodeChunks decodes a chunks record, with encodings (in order or out of
+// order) or of XOR chunks.
 func decodeChunks(rec []byte) (ref uint64, out []*memChunk, err error) {
-	withEnc := rec[0] == recChunksEnc
+	withEnc := rec[0] != recChunks
 	d := decoder{b: rec[1:]}
 	ref = d.uvarint()
 	n := d.uvarint()

@@ -55,6 +55,12 @@ type Limits struct {
 	MaxNativeHistogramBuckets           int  `yaml:"max_native_histogram_buckets"`
 	ReduceNativeHistogramOverMaxBuckets bool `yaml:"reduce_native_histogram_over_max_buckets"`
 
+	// OutOfOrderTimeWindow is how far behind the newest sample an ingester
+	// holds of the tenant a sample older than its series' newest may be and
+	// still be stored, as Prometheus's and Mimir's out_of_order_time_window
+	// (0: such samples are refused).
+	OutOfOrderTimeWindow time.Duration `yaml:"out_of_order_time_window"`
+
 	// CreationGracePeriod rejects samples further than this in the future.
 	CreationGracePeriod time.Duration `yaml:"creation_grace_period"`
 	// PastGracePeriod rejects samples older than this.
@@ -120,6 +126,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&l.NameValidationScheme, "validation.name-validation-scheme", "legacy", "Which metric and label names are valid: legacy or utf8 (per tenant: name_validation_scheme).")
 	fs.IntVar(&l.MaxNativeHistogramBuckets, "validation.max-native-histogram-buckets", 0, "Most buckets one native histogram sample may have; 0 is unlimited (per tenant: max_native_histogram_buckets).")
 	fs.BoolVar(&l.ReduceNativeHistogramOverMaxBuckets, "validation.reduce-native-histogram-over-max-buckets", true, "Halve the resolution of a native histogram with too many buckets until it fits, rather than refuse it (per tenant: reduce_native_histogram_over_max_buckets).")
+	fs.DurationVar(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", 0, "Store samples older than their series' newest if within this of the newest sample of the tenant; 0 refuses them (per tenant: out_of_order_time_window).")
 	fs.DurationVar(&l.CreationGracePeriod, "validation.create-grace-period", 10*time.Minute, "Reject samples further than this in the future; 0 is unlimited.")
 	fs.DurationVar(&l.PastGracePeriod, "validation.past-grace-period", 0, "Reject samples older than this; 0 is unlimited.")
 	fs.IntVar(&l.MaxGlobalSeriesPerUser, "ingester.max-global-series-per-user", 0, "Most in-memory series a tenant may have across the cluster, before replication; 0 is unlimited.")
@@ -149,7 +156,7 @@ func (l *Limits) Validate() error {
 		l.MaxFetchedSeriesPerQuery < 0 || l.MaxFetchedSamplesPerQuery < 0 || l.MaxQueryLength < 0 ||
 		l.MaxQueryLookback < 0 || l.QueryTimeout < 0 || l.ResultsCacheTTL < 0 ||
 		l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 || l.RetentionPeriod < 0 ||
-		l.MaxNativeHistogramBuckets < 0 || l.MaxGlobalExemplarsPerUser < 0 {
+		l.MaxNativeHistogramBuckets < 0 || l.MaxGlobalExemplarsPerUser < 0 || l.OutOfOrderTimeWindow < 0 {
 		return errors.New("limits must not be negative")
 	}
 	if l.AcceptHASamples && (l.HAClusterLabel == "" || l.HAReplicaLabel == "" || l.HAClusterLabel == l.HAReplicaLabel) {
