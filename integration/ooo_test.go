@@ -26,15 +26,19 @@ const oooWindow = "3h"
 // reversed within the request (one series' samples out of order in one
 // request). A tenth are sent to orreryURL twice (a sender's retry, which
 // Orrery takes as a duplicate; Prometheus refuses some repeated
-// out-of-order histograms).
-func oooWrite(t *testing.T, r *rand.Rand, series []*nhSeries, start time.Time, promURL, orreryURL string) {
+// out-of-order histograms). before, if set, is called with each batch's
+// index and the number of batches before the batch is sent.
+func oooWrite(t *testing.T, r *rand.Rand, series []*nhSeries, start time.Time, promURL, orreryURL string, before func(k, n int)) {
 	t.Helper()
 	var batches [][]int
 	for from := 0; from < nhSteps; from += nhV1Batch {
 		batches = append(batches, stepRange(from, from+nhV1Batch))
 	}
 	r.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
-	for _, steps := range batches {
+	for k, steps := range batches {
+		if before != nil {
+			before(k, len(batches))
+		}
 		if r.IntN(4) == 0 {
 			slices.Reverse(steps)
 		}
@@ -89,7 +93,7 @@ func TestOutOfOrderMatchesPrometheus3(t *testing.T) {
 	o := startOrrery(t, t.TempDir(), flags...)
 	start, end := nhWindow()
 	series := nhGenerate(t)
-	oooWrite(t, rand.New(rand.NewPCG(1, 2)), series, start, prom+"/api/v1/write", o.url("/api/v1/push"))
+	oooWrite(t, rand.New(rand.NewPCG(1, 2)), series, start, prom+"/api/v1/write", o.url("/api/v1/push"), nil)
 	require.Greater(t, metricValue(t, o, "orrery_ingester_out_of_order_samples_appended_total"), 1000.0)
 	require.Zero(t, labelledMetric(t, o, "orrery_distributor_discarded_samples_total", ""), "nothing was refused")
 
@@ -138,4 +142,38 @@ func TestOutOfOrderMatchesPrometheus3(t *testing.T) {
 	o.stop(t)
 	o.start(t, flags...)
 	compare("from the store after a clean stop")
+}
+
+// TestOutOfOrderClusterRF3: the shuffled data set through a distributor to
+// three ingesters at RF=3, one of them killed with -9 a third of the way
+// through and started again at two thirds, so that it misses a third of
+// the samples, in order and out of order, and replays the rest from its
+// WAL. Every query through the querier answers as Prometheus 3's.
+func TestOutOfOrderClusterRF3(t *testing.T) {
+	prom := startPrometheus3WithConfig(t, func(int) string {
+		return "global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: " + oooWindow + "\n"
+	}, nhReceiverFlags...)
+	c := newCluster(t, 3)
+	ids := []string{"ing1", "ing2", "ing3", "dist", "quer"}
+	for _, id := range ids {
+		c.extra[id] = []string{"-ingester.out-of-order-time-window=" + oooWindow, "-ingester.max-chunk-samples=40", "-ingester.flush-period=500ms"}
+		c.add(id)
+	}
+	c.waitRing("dist", "ing1", "ing2", "ing3")
+	c.waitRing("quer", "ing1", "ing2", "ing3")
+
+	start, end := nhWindow()
+	series := nhGenerate(t)
+	oooWrite(t, rand.New(rand.NewPCG(3, 4)), series, start, prom+"/api/v1/write", c.members["dist"].url("/api/v1/push"), func(k, n int) {
+		switch k {
+		case n / 3:
+			c.members["ing2"].kill9(t)
+		case 2 * n / 3:
+			c.startMember("ing2")
+			c.waitRing("dist", "ing1", "ing2", "ing3")
+		}
+	})
+	require.Greater(t, metricValue(t, c.members["ing2"], "orrery_ingester_out_of_order_samples_appended_total"), 100.0,
+		"ing2 took out-of-order samples after its restart")
+	compareNativeHistograms(t, prom, c.members["quer"].url("/prometheus"), start, end, "ing2 missed a third")
 }
