@@ -118,6 +118,23 @@ func TestCacheFreshness(t *testing.T) {
 	require.Empty(t, rec.take())
 }
 
+// TestCacheFreshnessFollowsOutOfOrderWindow: a tenant that takes samples
+// up to an hour late has nothing of the last hour cached, and neither has
+// a cross-tenant query including it.
+func TestCacheFreshnessFollowsOutOfOrderWindow(t *testing.T) {
+	now := t0.Add(2*time.Hour + 5*time.Minute)
+	f, rec, _ := cacheFixture(t, now)
+	f.limits = tenantLimits{}
+	params := rangeParams(`max(node_load1)`, 70*time.Minute, 2*time.Hour, time.Minute)
+	for _, org := range []string{"ooo", "a|ooo"} {
+		do(t, f, org, "/query_range", params)
+		rec.take()
+		// The cutoff is 1h05m: everything after it is asked again.
+		do(t, f, org, "/query_range", params)
+		require.Equal(t, []string{"1h10m0s..1h59m0s", "2h0m0s..2h0m0s"}, rec.take(), org)
+	}
+}
+
 // TestCacheSkipsAnnotatedAnswers: an answer with a warning or info is
 // never cached, so it is asked for again and keeps its annotation.
 func TestCacheSkipsAnnotatedAnswers(t *testing.T) {
@@ -171,8 +188,11 @@ func (l tenantLimits) For(id string) *limits.Limits {
 		ttl = 7 * 24 * time.Hour
 	}
 	lim := &limits.Limits{ResultsCacheTTL: ttl}
-	if id == "lookback" {
+	switch id {
+	case "lookback":
 		lim.MaxQueryLookback = 24 * time.Hour
+	case "ooo":
+		lim.OutOfOrderTimeWindow = time.Hour
 	}
 	return lim
 }

@@ -135,7 +135,9 @@ type query struct {
 	// when the query's parts are not cached.
 	cacheKey func(start int64) string
 	cacheTTL time.Duration
-	stats    *queryStats
+	// freshness keeps results newer than now minus it out of the cache.
+	freshness time.Duration
+	stats     *queryStats
 }
 
 // queryStats is what answering one client query took, for the query log.
@@ -226,7 +228,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	q := f.newQuery(r, ids, text, st, qs)
 	q.sharded = f.cfg.QueryShards > 1 && newPlan(text, expr) != nil // expr is not used again
 	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
-		q.cacheTTL = ttl
+		q.cacheTTL, q.freshness = ttl, f.cacheFreshness(ids)
 		q.cacheKey = func(start int64) string {
 			return fmt.Sprintf("fe1:%s:%d:%d:%d:%d:%s", tenant.JoinIDs(ids), interval, floorDiv(start, interval), st, floorMod(start, st), text)
 		}
@@ -315,7 +317,7 @@ func (q *query) fetchPart(ctx context.Context, sp span) (*result, error) {
 		return q.eval(ctx, sp)
 	}
 	// The last step old enough to cache.
-	cutoff := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
+	cutoff := f.now().Add(-q.freshness).UnixMilli()
 	lastCacheable := sp.end
 	if cutoff < sp.end {
 		lastCacheable = sp.start + floorDiv(cutoff-sp.start, q.step)*q.step
@@ -664,6 +666,18 @@ func noStore(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// cacheFreshness is how recent a result the tenants' queries may not cache:
+// -frontend.max-cache-freshness, or a tenant's out_of_order_time_window if
+// longer, since samples that old may still arrive and change the answer
+// (as Mimir's frontend does).
+func (f *Frontend) cacheFreshness(ids []string) time.Duration {
+	d := f.cfg.MaxCacheFreshness
+	for _, id := range ids {
+		d = max(d, f.limits.For(id).OutOfOrderTimeWindow)
+	}
+	return d
 }
 
 // cacheTTL is how long the tenants' results may be cached: the shortest
