@@ -396,7 +396,14 @@ func (i *Ingester) storedSampleAt(h *tenantHead, s *memSeries, t int64) (sample,
 	known, storeMaxT := s.storeKnown, s.storeMaxT
 	s.mu.Unlock()
 	if !known {
-		i.restoreLastFromStore(h, []*memSeries{s})
+		// Only how far the store reaches: the series' last sample is not
+		// touched in the middle of a push that judged against it.
+		newest := int64(math.MinInt64)
+		err := i.store.LastSamples(h.id, []labels.Labels{s.lset}, func(_ int, smp sample) { newest = smp.T })
+		if err != nil {
+			return sample{}, false, err
+		}
+		s.learnStoreMaxT(newest)
 		s.mu.Lock()
 		known, storeMaxT = s.storeKnown, s.storeMaxT
 		s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb/wlog"
@@ -250,14 +251,17 @@ func copyTree(t testing.TB, src, dst string) {
 }
 
 // FuzzWALDamage damages one byte of, or truncates, any file of a WAL with a
-// checkpoint and two segments: the ingester must start, answer queries and
-// take writes whatever the damage.
+// checkpoint and two segments, holding samples in order and out of order:
+// the ingester must start, answer queries and take writes whatever the
+// damage.
 func FuzzWALDamage(f *testing.F) {
 	template := f.TempDir()
-	ti := newTestIngester(f, template, testConfig())
-	for k := 0; k < 3; k++ {
+	ti := newTestIngester(f, template, testConfig(), withWindow(time.Hour))
+	// Newest first: the later pushes are out of order, in the checkpoint
+	// and in both segments.
+	for k := 3; k >= 0; k-- {
 		require.NoError(f, ti.push(f, "a", series("a", k*10, 10), series("b", k*10, 10)))
-		if k == 0 {
+		if k == 2 {
 			require.NoError(f, ti.checkpoint())
 		}
 		if k == 1 {
