@@ -4,7 +4,10 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,26 +22,52 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
+// otelStrategies are Prometheus's OTLP translation strategies, each a
+// tenant of the same name in TestOTelSDKMatchesPrometheus3's overrides.
+var otelStrategies = []string{"UnderscoreEscapingWithSuffixes", "UnderscoreEscapingWithoutSuffixes", "NoUTF8EscapingWithSuffixes", "NoTranslation"}
+
 // TestOTelSDKMatchesPrometheus3: the OpenTelemetry Go SDK, with its
 // OTLP/HTTP exporter, records counters, an up-down counter, an observable
 // gauge, an explicit-bucket histogram and an exponential histogram for a
 // service with resource attributes, and each collection is exported to
-// Orrery and to a Prometheus 3 with its OTLP receiver on. Every series
-// and the histogram queries answer alike.
+// Orrery and to a Prometheus 3 with its OTLP receiver on, for each of
+// Prometheus's translation strategies (an Orrery tenant and a Prometheus
+// configured with it). Every series and the histogram queries answer
+// alike. (The SDK has no summaries: TestOTLPMatchesPrometheus3 sends
+// those.)
 func TestOTelSDKMatchesPrometheus3(t *testing.T) {
 	t.Parallel()
-	o := startOrrery(t, t.TempDir())
-	prom := startPrometheus3WithConfig(t, func(int) string { return "global: {}\n" }, "--web.enable-otlp-receiver")
+	var overrides strings.Builder
+	overrides.WriteString("overrides:\n")
+	for _, s := range otelStrategies {
+		fmt.Fprintf(&overrides, "  %s:\n    name_validation_scheme: utf8\n    otlp: {translation_strategy: %s}\n", s, s)
+	}
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(overrides.String()), 0o644))
+	o := startOrrery(t, t.TempDir(), "-runtime-config.file="+file)
+	for _, strategy := range otelStrategies {
+		t.Run(strategy, func(t *testing.T) { otelSDKCompare(t, o, strategy) })
+	}
+}
+
+// otelSDKCompare runs the SDK against tenant strategy of o and a
+// Prometheus 3 with that translation strategy, and compares.
+func otelSDKCompare(t *testing.T, o *orrery, strategy string) {
+	prom := startPrometheus3WithConfig(t, func(int) string {
+		return "otlp:\n  translation_strategy: " + strategy + "\n"
+	}, "--web.enable-otlp-receiver")
 	ctx := ctxTimeout(t, time.Minute)
 
-	exporter := func(u string) sdkmetric.Exporter {
+	exporter := func(u string, headers map[string]string) sdkmetric.Exporter {
 		parsed, err := url.Parse(u)
 		require.NoError(t, err)
-		e, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(parsed.Host), otlpmetrichttp.WithURLPath(parsed.Path), otlpmetrichttp.WithInsecure())
+		e, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(parsed.Host), otlpmetrichttp.WithURLPath(parsed.Path), otlpmetrichttp.WithInsecure(),
+			otlpmetrichttp.WithHeaders(headers))
 		require.NoError(t, err)
 		return e
 	}
-	toOrrery, toProm := exporter(o.url("/otlp/v1/metrics")), exporter(prom+"/api/v1/otlp/v1/metrics")
+	toOrrery := exporter(o.url("/otlp/v1/metrics"), map[string]string{"X-Scope-OrgID": strategy})
+	toProm := exporter(prom+"/api/v1/otlp/v1/metrics", nil)
 	reader := sdkmetric.NewManualReader()
 	res := resource.NewWithAttributes("", attribute.String("service.name", "checkout"), attribute.String("service.namespace", "shop"),
 		attribute.String("service.instance.id", "pod-1"), attribute.String("k8s.pod.name", "checkout-7d9f-1"))
@@ -83,26 +112,38 @@ func TestOTelSDKMatchesPrometheus3(t *testing.T) {
 	}
 
 	at := strconv.FormatFloat(float64(last.Add(time.Second).UnixMilli())/1000, 'f', 3, 64)
-	for _, q := range []string{
+	// Queries that name no metric, so that they read every strategy's
+	// names; the default one's names are queried by name too.
+	queries := []string{
 		`{__name__=~".+"}`,
-		`sum by (http_route) (rate(http_server_duration_seconds_bucket[1m]))`,
-		`histogram_quantile(0.9, sum by (le) (rate(http_server_duration_seconds_bucket[1m])))`,
-		`histogram_quantile(0.9, sum(rate(rpc_client_duration_milliseconds[1m])))`,
-		`histogram_count(rpc_client_duration_milliseconds)`,
+		`count by (__name__) ({__name__=~".+"})`,
+		`sum by (__name__, le) (rate({__name__=~".*duration.*_bucket"}[1m]))`,
+		`histogram_count({__name__=~"rpc.client.duration.*"})`,
+		`histogram_quantile(0.9, sum by (__name__) (rate({__name__=~"rpc.client.duration.*"}[1m])))`,
 		`target_info`,
-	} {
+	}
+	if strategy == "UnderscoreEscapingWithSuffixes" {
+		queries = append(queries,
+			`sum by (http_route) (rate(http_server_duration_seconds_bucket[1m]))`,
+			`histogram_quantile(0.9, sum by (le) (rate(http_server_duration_seconds_bucket[1m])))`,
+			`histogram_quantile(0.9, sum(rate(rpc_client_duration_milliseconds[1m])))`,
+			`histogram_count(rpc_client_duration_milliseconds)`)
+	}
+	for _, q := range queries {
 		params := url.Values{"query": {q}, "time": {at}}
 		want, err := get(prom, "/api/v1/query", params)
 		require.NoError(t, err)
 		require.Equal(t, "success", want.Status, "%s: %s", q, want.Error)
-		got, err := get(o.url("/prometheus"), "/api/v1/query", params)
-		require.NoError(t, err)
-		require.Empty(t, diffResponses(want, got), q)
+		require.NotContains(t, string(want.Data), `"result":[]`, "%s: the query must read something", q)
+		_, got := queryAs(t, o, strategy, "/query", params)
+		require.Empty(t, diffResponses(want, &got), q)
 	}
-	all, err := httpGet(o.url("/prometheus/api/v1/query?") + url.Values{"query": {`{__name__=~".+"}`}, "time": {at}}.Encode())
-	require.NoError(t, err)
+	if strategy != "UnderscoreEscapingWithSuffixes" {
+		return
+	}
+	_, all := queryAs(t, o, strategy, "/query", url.Values{"query": {`{__name__=~".+"}`}, "time": {at}})
 	for _, name := range []string{"http_server_requests_total", "db_client_bytes_total", "http_server_active_requests", "http_server_duration_seconds_bucket",
 		"rpc_client_duration_milliseconds", "system_load", "target_info"} {
-		require.True(t, strings.Contains(all, `"__name__":"`+name+`"`), "%s missing: %.2000s", name, all)
+		require.True(t, strings.Contains(string(all.Data), `"__name__":"`+name+`"`), "%s missing: %.2000s", name, all.Data)
 	}
 }

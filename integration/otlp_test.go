@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,57 +234,66 @@ func TestOTLPMatchesPrometheus3(t *testing.T) {
 	}
 }
 
-// TestOTLPUTF8TenantMatchesPrometheus3: a tenant whose overrides choose
-// UTF-8 names and Prometheus's NoUTF8EscapingWithSuffixes translation
-// keeps OTLP's dotted names, as a Prometheus 3 configured the same way
-// does, and PromQL's quoted names read them alike; another tenant keeps
-// legacy names and stores the same export escaped.
+// TestOTLPUTF8TenantMatchesPrometheus3: tenants whose overrides choose
+// UTF-8 names and one of Prometheus's other translation strategies
+// (without suffixes, NoUTF8EscapingWithSuffixes, NoTranslation) store the
+// same export, summaries and exponential histograms included, as a
+// Prometheus 3 configured the same way does; with NoUTF8EscapingWithSuffixes
+// OTLP's dotted names are kept and PromQL's quoted names read them alike.
+// Another tenant keeps legacy names and stores the same export escaped.
 func TestOTLPUTF8TenantMatchesPrometheus3(t *testing.T) {
 	t.Parallel()
 	overrides := filepath.Join(t.TempDir(), "overrides.yaml")
-	require.NoError(t, os.WriteFile(overrides, []byte(`overrides:
-  otel:
-    name_validation_scheme: utf8
-    otlp: {translation_strategy: NoUTF8EscapingWithSuffixes}
-`), 0o644))
+	strategies := otelStrategies[1:]
+	var yaml strings.Builder
+	yaml.WriteString("overrides:\n")
+	for _, s := range strategies {
+		fmt.Fprintf(&yaml, "  %s:\n    name_validation_scheme: utf8\n    otlp: {translation_strategy: %s}\n", s, s)
+	}
+	require.NoError(t, os.WriteFile(overrides, []byte(yaml.String()), 0o644))
 	o := startOrrery(t, t.TempDir(), "-runtime-config.file="+overrides)
-	prom := startPrometheus3WithConfig(t, func(int) string {
-		return "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n"
-	}, "--web.enable-otlp-receiver")
 
 	at := time.Now().Add(-time.Minute).Truncate(time.Second)
 	body, err := pmetricotlp.NewExportRequestFromMetrics(otelExport(at, 0)).MarshalProto()
 	require.NoError(t, err)
-	code, out := postOTLP(t, prom+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", false)
-	require.Equal(t, http.StatusOK, code, "Prometheus 3: %s", out)
-	req, err := http.NewRequest(http.MethodPost, o.url("/otlp/v1/metrics"), bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Scope-OrgID", "otel")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-
 	now := strconv.FormatInt(at.Add(30*time.Second).Unix(), 10)
-	for _, q := range []string{
-		`{__name__=~".+"}`,
-		`{"http.server.request.duration_seconds_bucket", "http.route"="/pay"}`,
-		`sum by ("service.name") ({"process.memory.usage_bytes"})`,
-	} {
-		params := url.Values{"query": {q}, "time": {now}}
-		want, err := get(prom, "/api/v1/query", params)
+	for _, strategy := range strategies {
+		prom := startPrometheus3WithConfig(t, func(int) string {
+			return "otlp:\n  translation_strategy: " + strategy + "\n"
+		}, "--web.enable-otlp-receiver")
+		code, out := postOTLP(t, prom+"/api/v1/otlp/v1/metrics", body, "application/x-protobuf", false)
+		require.Equal(t, http.StatusOK, code, "Prometheus 3: %s", out)
+		req, err := http.NewRequest(http.MethodPost, o.url("/otlp/v1/metrics"), bytes.NewReader(body))
 		require.NoError(t, err)
-		require.Equal(t, "success", want.Status, "%s: %s", q, want.Error)
-		_, got := queryAs(t, o, "otel", "/query", params)
-		require.Empty(t, diffResponses(want, &got), q)
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("X-Scope-OrgID", strategy)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, strategy)
+
+		queries := []string{`{__name__=~".+"}`, `count by (__name__) ({__name__=~".+"})`}
+		if strategy == "NoUTF8EscapingWithSuffixes" {
+			queries = append(queries, `{"http.server.request.duration_seconds_bucket", "http.route"="/pay"}`,
+				`sum by ("service.name") ({"process.memory.usage_bytes"})`)
+		}
+		for _, q := range queries {
+			params := url.Values{"query": {q}, "time": {now}}
+			want, err := get(prom, "/api/v1/query", params)
+			require.NoError(t, err)
+			require.Equal(t, "success", want.Status, "%s: %s", q, want.Error)
+			_, got := queryAs(t, o, strategy, "/query", params)
+			require.Empty(t, diffResponses(want, &got), "%s: %s", strategy, q)
+		}
 	}
-	_, got := queryAs(t, o, "otel", "/query", url.Values{"query": {`{"http.server.request.count_total"}`}, "time": {now}})
+	_, got := queryAs(t, o, "NoUTF8EscapingWithSuffixes", "/query", url.Values{"query": {`{"http.server.request.count_total"}`}, "time": {now}})
 	require.Contains(t, string(got.Data), `"http.route":"/pay"`, "the dotted names are stored, not escaped")
+	_, summary := queryAs(t, o, "NoTranslation", "/query", url.Values{"query": {`{__name__=~"rpc.latency.*"}`}, "time": {now}})
+	require.Contains(t, string(summary.Data), `"quantile"`, "the summary is stored")
 
 	// The default tenant keeps legacy names and the default translation:
 	// the same export is stored with escaped names.
-	code, out = postOTLP(t, o.url("/otlp/v1/metrics"), body, "application/x-protobuf", false)
+	code, out := postOTLP(t, o.url("/otlp/v1/metrics"), body, "application/x-protobuf", false)
 	require.Equal(t, http.StatusOK, code, "%s", out)
 	_, legacy := queryAs(t, o, "anonymous", "/query", url.Values{"query": {`http_server_request_count_total`}, "time": {now}})
 	require.Contains(t, string(legacy.Data), `"http_route":"/pay"`)
