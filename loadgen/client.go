@@ -30,12 +30,23 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("remote write rejected: HTTP %d: %s", e.StatusCode, e.Body)
 }
 
-// Client pushes snappy-compressed remote_write 1.0 requests to one URL over
-// keep-alive connections. It is safe for concurrent use.
+// Client pushes snappy-compressed remote_write 1.0 requests (or, from
+// NewOTLPClient, OTLP/HTTP protobuf exports) to one URL over keep-alive
+// connections. It is safe for concurrent use.
 type Client struct {
 	url    string
 	tenant string
 	hc     *http.Client
+	otlp   bool
+}
+
+// NewOTLPClient is NewClient for OTLP/HTTP: Send posts the bodies
+// OTLPRequest builds, uncompressed, as OpenTelemetry's exporters do by
+// default.
+func NewOTLPClient(url, tenant string, timeout time.Duration) *Client {
+	c := NewClient(url, tenant, timeout)
+	c.otlp = true
+	return c
 }
 
 // NewClient returns a client for url. A non-empty tenant is sent as
@@ -63,17 +74,20 @@ func NewClient(url, tenant string, timeout time.Duration) *Client {
 	return &Client{url: url, tenant: tenant, hc: hc}
 }
 
-// Send posts one snappy-compressed WriteRequest. It returns a *StatusError
-// for a non-2xx answer and a wrapped transport error otherwise.
+// Send posts one snappy-compressed WriteRequest (an OTLP export, for an
+// OTLP client). It returns a *StatusError for a non-2xx answer and a
+// wrapped transport error otherwise.
 func (c *Client) Send(ctx context.Context, snappyBody []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(snappyBody))
 	if err != nil {
 		return fmt.Errorf("building remote write request for %s: %w", c.url, err)
 	}
-	req.Header.Set("Content-Encoding", "snappy")
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", "orrery-loadgen")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if !c.otlp {
+		req.Header.Set("Content-Encoding", "snappy")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
 	if c.tenant != "" {
 		req.Header.Set("X-Scope-OrgID", c.tenant)
 	}

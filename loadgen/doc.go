@@ -1,7 +1,7 @@
 // Package loadgen owns Orrery's synthetic workload: a fixed catalogue of
 // realistic node-exporter, Prometheus-self and API series, their sample
-// values, a zero-allocation marshaller of remote_write 1.0 requests, and an
-// HTTP client that pushes snappy-compressed requests.
+// values, a zero-allocation marshaller of remote_write 1.0 requests, the
+// same samples as OTLP exports, and an HTTP client that pushes either.
 //
 // Every sample is a pure function of (seed, series index, step index), so the
 // load tool, benchmarks and end-to-end tests can write the same data into

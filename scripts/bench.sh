@@ -22,6 +22,10 @@
 #   BENCH_HISTOGRAMS    1 sends every series as a native histogram (20
 #                       buckets) instead of a float [0]; VictoriaMetrics
 #                       does not store native histograms, so leave it out
+#   BENCH_OTLP          1 sends the same samples as OTLP/HTTP protobuf exports
+#                       to each target's OTLP receiver instead of remote write
+#                       [0]; Debian's VictoriaMetrics (1.79) has none, so leave
+#                       it out
 #   BENCH_KEEP          1 keeps the temporary directory with data and logs [0]
 #   ORRERY_BIN          Orrery binary, rebuilt from ./cmd/orrery [./bin/orrery]
 #   ORRERY_ARGS         extra Orrery flags []
@@ -40,6 +44,7 @@ BENCH_PREGEN_MIB=${BENCH_PREGEN_MIB:-2048}
 BENCH_MAX_ROUNDS=${BENCH_MAX_ROUNDS:-0}
 BENCH_TARGETS=${BENCH_TARGETS:-orrery prometheus vm}
 BENCH_HISTOGRAMS=${BENCH_HISTOGRAMS:-0}
+BENCH_OTLP=${BENCH_OTLP:-0}
 BENCH_KEEP=${BENCH_KEEP:-0}
 ORRERY_BIN=${ORRERY_BIN:-./bin/orrery}
 ORRERY_ARGS=${ORRERY_ARGS:-}
@@ -121,6 +126,7 @@ start_orrery() {
 	DATA_DIR=$TMP/orrery
 	READY_URL=http://127.0.0.1:9009/ready
 	PUSH_URL=http://127.0.0.1:9009/api/v1/push
+	[[ $BENCH_OTLP == 1 ]] && PUSH_URL=http://127.0.0.1:9009/otlp/v1/metrics
 	port_busy "$READY_URL" && { log "127.0.0.1:9009 is already in use"; return 1; }
 	# shellcheck disable=SC2086 # ORRERY_ARGS is a list of flags
 	"$ORRERY_BIN" -target=all -data.dir="$DATA_DIR" \
@@ -133,11 +139,12 @@ start_prometheus() {
 	DATA_DIR=$TMP/prom
 	READY_URL=http://127.0.0.1:19090/-/ready
 	PUSH_URL=http://127.0.0.1:19090/api/v1/write
+	[[ $BENCH_OTLP == 1 ]] && PUSH_URL=http://127.0.0.1:19090/api/v1/otlp/v1/metrics
 	port_busy "$READY_URL" && { log "127.0.0.1:19090 is already in use"; return 1; }
 	printf 'global:\n  scrape_interval: 15s\nscrape_configs: []\n' >"$TMP/prometheus.yml"
 	# The admin API is enabled only to snapshot the head as a block, which
 	# gives a compressed on-disk figure comparable with the others.
-	"$PROMETHEUS_BIN" --web.enable-remote-write-receiver --web.enable-admin-api \
+	"$PROMETHEUS_BIN" --web.enable-remote-write-receiver --web.enable-otlp-receiver --web.enable-admin-api \
 		--storage.tsdb.path="$DATA_DIR" --config.file="$TMP/prometheus.yml" \
 		--web.listen-address=127.0.0.1:19090 >"$TMP/prometheus.log" 2>&1 &
 	START_PID=$!
@@ -147,6 +154,7 @@ start_vm() {
 	DATA_DIR=$TMP/vm
 	READY_URL=http://127.0.0.1:18428/health
 	PUSH_URL=http://127.0.0.1:18428/api/v1/write
+	[[ $BENCH_OTLP == 1 ]] && { log "VictoriaMetrics 1.79 has no OTLP receiver"; return 1; }
 	port_busy "$READY_URL" && { log "127.0.0.1:18428 is already in use"; return 1; }
 	"$VM_BIN" -storageDataPath="$DATA_DIR" -httpListenAddr=127.0.0.1:18428 >"$TMP/vm.log" 2>&1 &
 	START_PID=$!
@@ -186,6 +194,7 @@ run_target() {
 		-series "$BENCH_SERIES" -batch "$BENCH_BATCH" -concurrency "$BENCH_CONCURRENCY" \
 		-rate "$BENCH_RATE" -duration "$BENCH_DURATION" -pregen-mib "$BENCH_PREGEN_MIB" -max-rounds "$BENCH_MAX_ROUNDS" \
 		-native-histograms="$([[ $BENCH_HISTOGRAMS == 1 ]] && echo true || echo false)" \
+		-otlp="$([[ $BENCH_OTLP == 1 ]] && echo true || echo false)" \
 		-json >"$json" 2>"$TMP/$name.bench.log" || rc=$?
 	if [[ $name == prometheus ]]; then
 		BLOCK[$name]=$(prometheus_snapshot || true)

@@ -33,6 +33,7 @@ type config struct {
 	maxRounds   int
 	timeout     time.Duration
 	histograms  bool
+	otlp        bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -54,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.pregenMiB, "pregen-mib", 2048, "memory budget for request bodies generated before the timed phase")
 	fs.IntVar(&cfg.maxRounds, "max-rounds", 0, "stop after this many rounds even before -duration (0: no limit)")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "timeout of one request")
+	fs.BoolVar(&cfg.otlp, "otlp", false, "send OTLP/HTTP protobuf exports (the same samples as gauges and cumulative sums, job and instance as the resource) to an OTLP metrics URL instead of remote write")
 	fs.BoolVar(&cfg.histograms, "native-histograms", false, "send each series as a native histogram (20 buckets at schema 3) instead of a float; samples then count histograms")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -76,6 +78,8 @@ func validate(cfg config) error {
 		return errors.New("-duration and -timeout must be positive")
 	case cfg.rate < 0 || cfg.pregenMiB < 0 || cfg.maxRounds < 0:
 		return errors.New("-rate, -pregen-mib and -max-rounds must not be negative")
+	case cfg.otlp && cfg.histograms:
+		return errors.New("-otlp sends floats only: leave out -native-histograms")
 	}
 	return nil
 }
@@ -139,6 +143,9 @@ func bench(ctx context.Context, cfg config, logw io.Writer) (*summary, error) {
 	fmt.Fprintf(logw, "orrery-bench: pregenerated %d rounds (%d requests) in %v\n",
 		p.pregen, len(bodies), time.Since(prepStart).Round(time.Millisecond))
 	client := loadgen.NewClient(cfg.url, cfg.tenant, cfg.timeout)
+	if cfg.otlp {
+		client = loadgen.NewOTLPClient(cfg.url, cfg.tenant, cfg.timeout)
+	}
 	defer client.CloseIdleConnections()
 	r := &runner{
 		gen: gen, plan: p, bodies: bodies, client: client,

@@ -24,6 +24,8 @@ type plan struct {
 	stepMillis  int64
 	// histograms sends each series' native histogram instead of its float.
 	histograms bool
+	// otlp sends OTLP exports instead of remote write requests.
+	otlp bool
 }
 
 // flatOutCeiling is the most samples per second a flat-out run is expected
@@ -51,6 +53,7 @@ func makePlan(cfg config, now time.Time, roundBytes int) (plan, error) {
 		batches:    (cfg.series + cfg.batch - 1) / cfg.batch,
 		stepMillis: cfg.interval.Milliseconds(),
 		histograms: cfg.histograms,
+		otlp:       cfg.otlp,
 	}
 	budget := max(1, int(int64(cfg.pregenMiB)<<20/int64(max(1, roundBytes))))
 	if cfg.pregenMiB <= 0 {
@@ -100,7 +103,8 @@ func (p plan) batchRange(b int) (from, to int) {
 	return from, min(from+p.batchSize, p.series)
 }
 
-// encoder turns (round, batch) into a compressed body, reusing its buffers.
+// encoder turns (round, batch) into a body, compressed for remote write,
+// reusing its buffers.
 type encoder struct {
 	gen  *loadgen.Generator
 	plan plan
@@ -110,6 +114,9 @@ type encoder struct {
 
 func (e *encoder) encode(round, b int) []byte {
 	from, to := e.plan.batchRange(b)
+	if e.plan.otlp {
+		return e.gen.OTLPRequest(from, to, round, e.plan.timestamp(round))
+	}
 	if e.plan.histograms {
 		e.raw = e.gen.AppendHistogramRequest(e.raw[:0], from, to, round, e.plan.timestamp(round))
 	} else {
