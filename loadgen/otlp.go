@@ -25,8 +25,8 @@ func (g *Generator) OTLPRequest(from, to int, step int, tsMillis int64) []byte {
 	}
 	md := pmetric.NewMetrics()
 	var (
-		sm          pmetric.ScopeMetrics
-		job, inst   string
+		sm           pmetric.ScopeMetrics
+		job, inst    string
 		haveResource bool
 	)
 	ts := pcommon.Timestamp(tsMillis * 1e6)
