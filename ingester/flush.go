@@ -43,23 +43,35 @@ type flushed struct {
 func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
+	// Out-of-order chunks stay in memory while samples may still join
+	// them: merged there, they stay apart in time, and the store, which
+	// keeps every chunk it is given, is not filled with chunks that
+	// overlap (each one a decode more for every read of their times).
+	oooBefore := oooMin(h.maxT.Load(), i.limits.For(h.id).OutOfOrderTimeWindow)
 	var batch []chunks.SeriesChunks
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
-		if all || s.lastAppend < idleBefore {
+		idle := all || s.lastAppend < idleBefore
+		if idle {
 			s.completeHead()
-			s.cutOOO()
+			s.cutOOO(&i.cfg)
 		}
-		if n := len(s.chunks) + len(s.oooChunks); n > 0 {
-			// Completed chunks are immutable, so their bytes are shared
-			// with the store's transaction without a copy.
-			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, n)}
-			f := flushed{s: s, chunks: make([]*memChunk, 0, n)}
-			for _, mc := range slices.Concat(s.chunks, s.oooChunks) {
-				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+		f := flushed{chunks: slices.Clone(s.chunks)}
+		for _, mc := range s.oooChunks {
+			if idle || mc.maxT < oooBefore {
 				f.chunks = append(f.chunks, mc)
 			}
+		}
+		if len(f.chunks) > 0 {
+			// Completed chunks are immutable (a merge replaces an
+			// out-of-order chunk), so their bytes are shared with the
+			// store's transaction without a copy.
+			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, len(f.chunks))}
+			for _, mc := range f.chunks {
+				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+			}
+			f.s = s
 			batch = append(batch, sc)
 			owners = append(owners, f)
 		}

@@ -97,19 +97,21 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 			}
 			received += len(sc.Chunks)
 		}
+		// Before the chunks are in the store, so that no push judged
+		// meanwhile takes the store's times for ones it does not hold.
+		i.noteStored(tenantID, batch)
 		if err := i.store.Put(tenantID, batch); err != nil {
 			return apierr.ToGRPC(fmt.Errorf("ingester: store transferred chunks: %w", err))
 		}
-		i.noteStored(tenantID, batch)
 		resp.Series += int64(len(batch))
 		resp.Chunks += int64(received)
 		i.m.chunksReceived.Add(float64(received))
 	}
 }
 
-// noteStored tells the series in memory that batch put chunks of in the
-// store how far their stored samples now reach, so that an old sample is
-// looked for there.
+// noteStored tells the series in memory that batch puts chunks of in the
+// store how far their stored samples may now reach, so that an old sample
+// is looked for there.
 func (i *Ingester) noteStored(tenantID string, batch []chunks.SeriesChunks) {
 	h := i.head(tenantID, false)
 	if h == nil {

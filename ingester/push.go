@@ -495,7 +495,7 @@ func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	for k, smp := range ps.ooo {
 		s := ps.oooSeries[k]
 		s.mu.Lock()
-		s.insertOOO(smp.sample)
+		s.insertOOO(smp.sample, &i.cfg)
 		s.lastAppend = now
 		s.mu.Unlock()
 	}

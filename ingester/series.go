@@ -131,7 +131,7 @@ func (s *memSeries) sampleAt(t int64) (smp sample, found, inStore bool) {
 			return smp, true, inStore
 		}
 	}
-	for _, mc := range s.oooChunks {
+	if mc := s.oooChunkAt(t); mc != nil {
 		if smp, ok := chunkSampleAt(mc, t); ok {
 			return smp, true, inStore
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
 
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
@@ -206,6 +208,12 @@ func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader, name, kind str
 			err = i.replayChunks(st, rec)
 		case recExemplars:
 			err = i.replayExemplars(st, rec)
+		case recTenantNewest:
+			var tenantID string
+			var newest int64
+			if tenantID, newest, err = decodeTenantNewest(rec); err == nil {
+				i.head(tenantID, true).observe(newest)
+			}
 		case recLast, recLastMixed:
 			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
@@ -278,8 +286,11 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 
 // replayOOO stores samples a push accepted out of order. One memory holds
 // already (a checkpoint cut after the push took it) is skipped; one newer
-// than everything replay restored of its series (its in-order samples
-// lost to damage) is appended in order.
+// than the newest sample replay restored of its series (its in-order
+// samples lost to damage) is appended in order. A series replay knows no
+// newest sample of (created again after it was forgotten, and not in the
+// checkpoint) learns it from the store after replay: its out-of-order
+// samples stay out of order.
 func (i *Ingester) replayOOO(st *replayState, samples []refSample) {
 	now := time.Now().UnixNano()
 	dropped := 0
@@ -292,7 +303,7 @@ func (i *Ingester) replayOOO(st *replayState, samples []refSample) {
 			}
 			continue
 		}
-		if check(s.hasLast, s.last, smp.sample) == accept {
+		if s.hasLast && check(true, s.last, smp.sample) == accept {
 			s.mu.Lock()
 			s.append(smp.sample, &i.cfg, now)
 			s.mu.Unlock()
@@ -302,7 +313,7 @@ func (i *Ingester) replayOOO(st *replayState, samples []refSample) {
 			continue
 		}
 		s.mu.Lock()
-		s.insertOOO(smp.sample)
+		s.insertOOO(smp.sample, &i.cfg)
 		s.lastAppend = now
 		s.mu.Unlock()
 	}
@@ -343,7 +354,7 @@ func (i *Ingester) replayLast(st *replayState, last []refSample) {
 }
 
 func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
-	ref, chunks, err := decodeChunks(rec)
+	ref, decoded, err := decodeChunks(rec)
 	if err != nil {
 		return err
 	}
@@ -352,7 +363,7 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 		if ref >= i.nextRef.Load() {
 			i.nextRef.Store(ref)
 		}
-		for _, c := range chunks {
+		for _, c := range decoded {
 			i.m.walDropped.Add(float64(c.c.NumSamples()))
 		}
 		return nil
@@ -361,11 +372,18 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 	defer s.mu.Unlock()
 	s.lastAppend = time.Now().UnixNano()
 	if rec[0] == recOOOChunks {
-		// Completed, never appended to again: kept as they are.
-		s.oooChunks = append(s.oooChunks, chunks...)
+		// Merged, as the unencoded samples a checkpoint encoded overlap
+		// the chunks.
+		for _, c := range decoded {
+			smps, err := chunks.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.c.Encoding(), Data: c.c.Bytes()}.Samples()
+			if err != nil {
+				return fmt.Errorf("series %d: %w", ref, err)
+			}
+			s.mergeOOO(smps, &i.cfg)
+		}
 		return nil
 	}
-	for _, c := range chunks {
+	for _, c := range decoded {
 		if err := s.restoreChunk(c); err != nil {
 			return fmt.Errorf("series %d: %w", ref, err)
 		}
@@ -382,9 +400,7 @@ func (i *Ingester) restoreLastAfterReplay() {
 	for _, h := range i.allHeads() {
 		var batch []*memSeries
 		for _, s := range h.all() {
-			if smp, ok := s.lastSample(); ok {
-				h.observe(smp.T)
-			} else {
+			if _, ok := s.lastSample(); !ok {
 				batch = append(batch, s)
 			}
 			if len(batch) == lastBatchSeries {
@@ -394,6 +410,21 @@ func (i *Ingester) restoreLastAfterReplay() {
 		}
 		if len(batch) > 0 {
 			i.restoreLastFromStore(h, batch)
+		}
+		for _, s := range h.all() {
+			// A series whose in-order samples were all lost to damage,
+			// and none stored, has out-of-order ones at most.
+			s.mu.Lock()
+			if !s.hasLast {
+				if newest, ok := s.newestOOO(); ok {
+					s.hasLast, s.last = true, newest
+				}
+			}
+			last, ok := s.last, s.hasLast
+			s.mu.Unlock()
+			if ok {
+				h.observe(last.T)
+			}
 		}
 	}
 }
@@ -454,6 +485,11 @@ func (i *Ingester) writeCheckpoint(dir string) error {
 	var buf []byte
 	var last []refSample
 	for _, h := range i.allHeads() {
+		if newest := h.maxT.Load(); newest != math.MinInt64 {
+			if err := w.Log(encodeTenantNewest(buf[:0], h.id, newest)); err != nil {
+				return errors.Join(err, w.Close())
+			}
+		}
 		series := h.all()
 		// Series records first, then last samples, then chunks: damage in
 		// the bulky chunks loses only chunks, while every series keeps its

@@ -35,6 +35,10 @@ const (
 	// recOOOChunks is recChunksEnc for a series' out-of-order chunks
 	// (checkpoint only).
 	recOOOChunks byte = 10
+	// recTenantNewest is a tenant's newest sample time, which its
+	// out-of-order window is measured from (checkpoint only): its series
+	// may have left memory since.
+	recTenantNewest byte = 11
 )
 
 // The kinds of a sample in a mixed record.
@@ -108,6 +112,22 @@ func encodeSamples(buf []byte, typ byte, samples []refSample, raw [][]byte, mixe
 		buf = ingesterpb.AppendHistogram(buf, s.T, s.H, s.FH)
 	}
 	return buf
+}
+
+// encodeTenantNewest appends a tenant's newest sample time.
+func encodeTenantNewest(buf []byte, tenantID string, newest int64) []byte {
+	buf = append(buf, recTenantNewest)
+	buf = appendString(buf, tenantID)
+	return binary.AppendVarint(buf, newest)
+}
+
+func decodeTenantNewest(rec []byte) (string, int64, error) {
+	d := decoder{b: rec[1:]}
+	tenantID, newest := string(d.bytes()), d.varint()
+	if d.err == nil && len(d.b) > 0 {
+		return "", 0, fmt.Errorf("tenant newest record: %d bytes left over", len(d.b))
+	}
+	return tenantID, newest, d.err
 }
 
 // encodeExemplars appends an exemplars record.

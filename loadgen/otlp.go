@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -40,7 +41,7 @@ func (g *Generator) OTLPRequest(from, to int, step int, tsMillis int64) []byte {
 			job, inst, haveResource = j, in, true
 		}
 		m := sm.Metrics().AppendEmpty()
-		name := ls.Get(labels.MetricName)
+		name := ls.Get(model.MetricNameLabel)
 		m.SetName(name)
 		var dp pmetric.NumberDataPoint
 		if len(name) > len("_total") && name[len(name)-len("_total"):] == "_total" {
@@ -55,7 +56,7 @@ func (g *Generator) OTLPRequest(from, to int, step int, tsMillis int64) []byte {
 		dp.SetDoubleValue(g.Value(i, step))
 		ls.Range(func(l labels.Label) {
 			switch l.Name {
-			case labels.MetricName, "job", "instance":
+			case model.MetricNameLabel, "job", "instance":
 			default:
 				dp.Attributes().PutStr(l.Name, l.Value)
 			}
