@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
 )
@@ -144,11 +145,23 @@ func TestOutOfOrderMatchesPrometheus3(t *testing.T) {
 	compare("from the store after a clean stop")
 }
 
+// nhProbe is a remote write 1.0 request of one sample of ooo_probe at t.
+func nhProbe(t time.Time) []byte {
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels: []prompb.Label{{Name: "__name__", Value: "ooo_probe"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: t.UnixMilli()}},
+	}}}
+	raw, err := req.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
 // TestOutOfOrderClusterRF3: the shuffled data set through a distributor to
 // three ingesters at RF=3, one of them killed with -9 a third of the way
-// through and started again at two thirds, so that it misses a third of
-// the samples, in order and out of order, and replays the rest from its
-// WAL. Every query through the querier answers as Prometheus 3's.
+// through and started again at two thirds, so that it misses the samples
+// sent while it was down (in order and out of order) and replays the rest
+// from its WAL. Every query through the querier answers as Prometheus 3's.
 func TestOutOfOrderClusterRF3(t *testing.T) {
 	prom := startPrometheus3WithConfig(t, func(int) string {
 		return "global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: " + oooWindow + "\n"
@@ -171,6 +184,16 @@ func TestOutOfOrderClusterRF3(t *testing.T) {
 		case 2 * n / 3:
 			c.startMember("ing2")
 			c.waitRing("dist", "ing1", "ing2", "ing3")
+			// The distributor reconnects to ing2 on its own time: a probe
+			// series, written to both, shows when ing2 takes writes again.
+			probe := 0
+			require.Eventually(t, func() bool {
+				probe++
+				body := nhProbe(end.Add(-time.Duration(probe) * time.Second))
+				oooPost(t, prom+"/api/v1/write", body, false, http.StatusNoContent)
+				oooPost(t, c.members["dist"].url("/api/v1/push"), body, false, http.StatusNoContent)
+				return metricValue(t, c.members["ing2"], "orrery_ingester_samples_appended_total") > 0
+			}, 30*time.Second, 200*time.Millisecond, "ing2 takes writes again")
 		}
 	})
 	require.Greater(t, metricValue(t, c.members["ing2"], "orrery_ingester_out_of_order_samples_appended_total"), 100.0,
