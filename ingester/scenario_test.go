@@ -1,10 +1,7 @@
 package ingester
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,17 +12,16 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/status"
 
+	"github.com/orrery/orrery/internal/scenario"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 )
 
-var update = flag.Bool("update", false, "rewrite the expected output of testdata scenarios")
-
 // TestWALScenarios runs the scripts in testdata/wal: pushes, crashes
 // (kill -9), checkpoints, flushes and restarts of one ingester, each step
-// printing what it answered or what the ingester holds. Commands, one per
-// line, each followed by its expected output after "----" up to a blank
-// line (go test -run TestWALScenarios -update rewrites the outputs):
+// printing what it answered or what the ingester holds. Commands (package
+// internal/scenario has the format; go test -run TestWALScenarios -update
+// rewrites the outputs):
 //
 //	window <tenant> <duration>        the tenant's out_of_order_time_window
 //	push <tenant> <series> <t>=<v>... one series' samples (t in seconds), in the order given
@@ -36,73 +32,50 @@ var update = flag.Bool("update", false, "rewrite the expected output of testdata
 //	query <tenant> <series>           every sample, memory and store merged, as t=v
 //	memory <tenant> <series>          what memory holds: in-order chunks, out-of-order chunks and samples
 func TestWALScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/wal/*.txt")
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			require.NoError(t, err)
-			dir := t.TempDir()
-			o := newTestOverrides()
-			ti := newTestIngester(t, dir, testConfig(), withOverrides(o))
-			var out strings.Builder
-			for _, block := range strings.Split(strings.TrimSpace(string(data)), "\n\n") {
-				cmd, _, _ := strings.Cut(block, "\n----")
-				fields := strings.Fields(lastLine(cmd))
-				var result string
-				switch fields[0] {
-				case "window":
-					d, err := time.ParseDuration(fields[2])
-					require.NoError(t, err)
-					o.set(fields[1], limits.Limits{OutOfOrderTimeWindow: d})
-					result = "ok"
-				case "push":
-					result = answer(ti.push(t, fields[1], scenarioSeries(t, fields[2], fields[3:])))
-				case "crash":
-					ti.crash(t)
-					ti = newTestIngester(t, dir, testConfig(), withOverrides(o))
-					result = "ok"
-				case "restart":
-					ti.stop(t)
-					ti = newTestIngester(t, dir, testConfig(), withOverrides(o))
-					result = "ok"
-				case "checkpoint":
-					result = answer(ti.checkpoint())
-				case "flush":
-					result = fmt.Sprint(ti.flush(true))
-				case "forget":
-					cfg := ti.cfg
-					ti.cfg.SeriesIdleTimeout = 0
-					result = fmt.Sprint(ti.flush(true))
-					ti.cfg = cfg
-				case "query":
-					var parts []string
-					for _, smp := range ti.allSamples(t, fields[1], fields[2]) {
-						parts = append(parts, fmt.Sprintf("%d=%g", smp.T/1000, smp.V))
-					}
-					result = strings.Join(parts, " ")
-				case "memory":
-					result = memoryOf(ti, fields[1], fields[2])
-				default:
-					t.Fatalf("%s: unknown command %q", file, fields[0])
+	scenario.Run(t, "testdata/wal/*.txt", func(t *testing.T) func([]string) string {
+		dir := t.TempDir()
+		o := newTestOverrides()
+		ti := newTestIngester(t, dir, testConfig(), withOverrides(o))
+		t.Cleanup(func() { ti.stop(t) })
+		return func(fields []string) string {
+			switch fields[0] {
+			case "window":
+				d, err := time.ParseDuration(fields[2])
+				require.NoError(t, err)
+				o.set(fields[1], limits.Limits{OutOfOrderTimeWindow: d})
+				return "ok"
+			case "push":
+				return answer(ti.push(t, fields[1], scenarioSeries(t, fields[2], fields[3:])))
+			case "crash":
+				ti.crash(t)
+				ti = newTestIngester(t, dir, testConfig(), withOverrides(o))
+				return "ok"
+			case "restart":
+				ti.stop(t)
+				ti = newTestIngester(t, dir, testConfig(), withOverrides(o))
+				return "ok"
+			case "checkpoint":
+				return answer(ti.checkpoint())
+			case "flush":
+				return fmt.Sprint(ti.flush(true))
+			case "forget":
+				cfg := ti.cfg
+				ti.cfg.SeriesIdleTimeout = 0
+				defer func() { ti.cfg = cfg }()
+				return fmt.Sprint(ti.flush(true))
+			case "query":
+				var parts []string
+				for _, smp := range ti.allSamples(t, fields[1], fields[2]) {
+					parts = append(parts, fmt.Sprintf("%d=%g", smp.T/1000, smp.V))
 				}
-				fmt.Fprintf(&out, "%s\n----\n%s\n\n", strings.TrimSpace(cmd), result)
+				return strings.Join(parts, " ")
+			case "memory":
+				return memoryOf(ti, fields[1], fields[2])
 			}
-			ti.stop(t)
-			got := strings.TrimSpace(out.String()) + "\n"
-			if *update {
-				require.NoError(t, os.WriteFile(file, []byte(got), 0o644))
-				return
-			}
-			require.Equal(t, strings.TrimSpace(string(data))+"\n", got)
-		})
-	}
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+			t.Fatalf("unknown command %q", fields[0])
+			return ""
+		}
+	})
 }
 
 // scenarioSeries encodes samples written t=v, t in seconds.

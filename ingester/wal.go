@@ -197,12 +197,12 @@ func (i *Ingester) replayRecords(st *replayState, r *wlog.Reader, name, kind str
 		case recSamples, recSamplesMixed:
 			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
-				i.replaySamples(st, st.samples)
+				i.replaySamples(st, st.samples, false)
 			}
 		case recOOOSamples:
 			st.samples, err = decodeSamples(rec, st.samples[:0])
 			if err == nil {
-				i.replayOOO(st, st.samples)
+				i.replaySamples(st, st.samples, true)
 			}
 		case recChunks, recChunksEnc, recOOOChunks:
 			err = i.replayChunks(st, rec)
@@ -260,7 +260,15 @@ func (i *Ingester) replaySeries(st *replayState, rec []byte) error {
 // replaySamples appends samples; ones at or before a series' last sample are
 // already in memory (from the checkpoint) and are skipped. Samples of a
 // series whose record was lost are counted and dropped.
-func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
+//
+// With outOfOrder, they are samples a push accepted out of order: one
+// memory holds already (a checkpoint cut after the push took it) is
+// skipped; one newer than the newest sample replay restored of its series
+// (its in-order samples lost to damage) is appended in order. A series
+// replay knows no newest sample of (created again after it was forgotten,
+// and not in the checkpoint) learns it from the store after replay: its
+// out-of-order samples stay out of order.
+func (i *Ingester) replaySamples(st *replayState, samples []refSample, outOfOrder bool) {
 	now := time.Now().UnixNano()
 	dropped := 0
 	for _, smp := range samples {
@@ -274,47 +282,22 @@ func (i *Ingester) replaySamples(st *replayState, samples []refSample) {
 			}
 			continue
 		}
-		if check(s.hasLast, s.last, smp.sample) != accept {
+		inOrder := check(s.hasLast, s.last, smp.sample) == accept && (s.hasLast || !outOfOrder)
+		if !inOrder && !outOfOrder {
 			continue
 		}
-		s.mu.Lock()
-		s.append(smp.sample, &i.cfg, now)
-		s.mu.Unlock()
-	}
-	i.m.walDropped.Add(float64(dropped))
-}
-
-// replayOOO stores samples a push accepted out of order. One memory holds
-// already (a checkpoint cut after the push took it) is skipped; one newer
-// than the newest sample replay restored of its series (its in-order
-// samples lost to damage) is appended in order. A series replay knows no
-// newest sample of (created again after it was forgotten, and not in the
-// checkpoint) learns it from the store after replay: its out-of-order
-// samples stay out of order.
-func (i *Ingester) replayOOO(st *replayState, samples []refSample) {
-	now := time.Now().UnixNano()
-	dropped := 0
-	for _, smp := range samples {
-		s := st.refs[smp.ref]
-		if s == nil {
-			dropped++
-			if smp.ref >= i.nextRef.Load() {
-				i.nextRef.Store(smp.ref)
+		if !inOrder {
+			if _, held, _ := s.sampleAt(smp.T); held {
+				continue
 			}
-			continue
-		}
-		if s.hasLast && check(true, s.last, smp.sample) == accept {
-			s.mu.Lock()
-			s.append(smp.sample, &i.cfg, now)
-			s.mu.Unlock()
-			continue
-		}
-		if _, held, _ := s.sampleAt(smp.T); held {
-			continue
 		}
 		s.mu.Lock()
-		s.insertOOO(smp.sample, &i.cfg)
-		s.lastAppend = now
+		if inOrder {
+			s.append(smp.sample, &i.cfg, now)
+		} else {
+			s.insertOOO(smp.sample, &i.cfg)
+			s.lastAppend = now
+		}
 		s.mu.Unlock()
 	}
 	i.m.walDropped.Add(float64(dropped))

@@ -435,6 +435,18 @@ func nhRequestV2(series []*nhSeries, start time.Time, steps []int) (body []byte,
 // that floats samples and hists histograms were written.
 func nhPost(t *testing.T, u string, body []byte, v2 bool, floats, hists int) {
 	t.Helper()
+	code, msg, header := postRemoteWrite(t, u, body, v2)
+	require.Equal(t, http.StatusNoContent, code, "%s (2.0: %v): %s", u, v2, msg)
+	if v2 {
+		require.Equal(t, strconv.Itoa(hists), header.Get("X-Prometheus-Remote-Write-Histograms-Written"), u)
+		require.Equal(t, strconv.Itoa(floats), header.Get("X-Prometheus-Remote-Write-Samples-Written"), u)
+	}
+}
+
+// postRemoteWrite sends one snappy remote write request, 1.0 or 2.0, and
+// returns the answer's code, body and header.
+func postRemoteWrite(t *testing.T, u string, body []byte, v2 bool) (int, string, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Encoding", "snappy")
@@ -448,11 +460,7 @@ func nhPost(t *testing.T, u string, body []byte, v2 bool, floats, hists int) {
 	require.NoError(t, err)
 	msg, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode, "%s (2.0: %v): %s", u, v2, msg)
-	if v2 {
-		require.Equal(t, strconv.Itoa(hists), resp.Header.Get("X-Prometheus-Remote-Write-Histograms-Written"), u)
-		require.Equal(t, strconv.Itoa(floats), resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"), u)
-	}
+	return resp.StatusCode, string(msg), resp.Header
 }
 
 // nhQuery is one query of the corpus. A range-vector expression is

@@ -3,8 +3,6 @@
 package integration
 
 import (
-	"bytes"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -60,21 +58,9 @@ func oooWrite(t *testing.T, r *rand.Rand, series []*nhSeries, start time.Time, p
 // It returns the answer's body.
 func oooPost(t *testing.T, u string, body []byte, v2 bool, code int) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	if v2 {
-		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
-		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, code, resp.StatusCode, "%s (2.0: %v): %s", u, v2, msg)
-	return string(msg)
+	got, msg, _ := postRemoteWrite(t, u, body, v2)
+	require.Equal(t, code, got, "%s (2.0: %v): %s", u, v2, msg)
+	return msg
 }
 
 // TestOutOfOrderMatchesPrometheus3 sends the native histogram data set
