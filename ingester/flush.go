@@ -44,22 +44,29 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
 	// Out-of-order chunks stay in memory while samples may still join
-	// them: merged there, they stay apart in time, and the store, which
-	// keeps every chunk it is given, is not filled with chunks that
-	// overlap (each one a decode more for every read of their times).
-	oooBefore := oooMin(h.maxT.Load(), i.limits.For(h.id).OutOfOrderTimeWindow)
+	// them (their period reaches into the window): merged there, they stay
+	// apart in time, and the store, which keeps every chunk it is given, is
+	// not filled with chunks that overlap (each one a decode more for every
+	// read of their times). The window only moves on (unless the tenant's
+	// is made longer), so a chunk flushed is not merged into again.
+	oooBefore := oooMin(h.maxT.Load(), now.UnixMilli(), i.limits.For(h.id).OutOfOrderTimeWindow)
+	age := max(i.cfg.MaxChunkAge.Milliseconds(), 1)
 	var batch []chunks.SeriesChunks
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
 		idle := all || s.lastAppend < idleBefore
+		// Unencoded samples whose period left the window are merged, so
+		// that their chunks are flushed too.
+		if idle || (len(s.ooo) > 0 && periodEnd(s.ooo[0].T, age) < oooBefore) {
+			s.cutOOO(&i.cfg)
+		}
 		if idle {
 			s.completeHead()
-			s.cutOOO(&i.cfg)
 		}
 		f := flushed{chunks: slices.Clone(s.chunks)}
 		for _, mc := range s.oooChunks {
-			if idle || mc.maxT < oooBefore {
+			if idle || periodEnd(mc.minT, age) < oooBefore {
 				f.chunks = append(f.chunks, mc)
 			}
 		}

@@ -73,11 +73,14 @@ func (h *tenantHead) observe(t int64) {
 
 // oooMin is the oldest time a sample may have and be stored out of order
 // with window, measured from newest (math.MaxInt64 when none may: no
-// window, or newest is math.MinInt64).
-func oooMin(newest int64, window time.Duration) int64 {
+// window, or newest is math.MinInt64), but never from later than now (Unix
+// milliseconds): one sample from far in the future, which a tenant without
+// a creation grace period can send, must not shut the window for good.
+func oooMin(newest, now int64, window time.Duration) int64 {
 	if window <= 0 || newest == math.MinInt64 {
 		return math.MaxInt64
 	}
+	newest = min(newest, now)
 	w := window.Milliseconds()
 	if newest < math.MinInt64+w {
 		return math.MinInt64

@@ -99,7 +99,7 @@ func (ps *pushState) minOOO(h *tenantHead) int64 {
 				newest = max(newest, smp.T)
 			}
 		}
-		ps.oooMin, ps.oooMinSet = oooMin(newest, ps.window), true
+		ps.oooMin, ps.oooMinSet = oooMin(newest, time.Now().UnixMilli(), ps.window), true
 	}
 	return ps.oooMin
 }

@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -356,14 +357,17 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 	s.lastAppend = time.Now().UnixNano()
 	if rec[0] == recOOOChunks {
 		// Merged, as the unencoded samples a checkpoint encoded overlap
-		// the chunks.
+		// the chunks: all at once, in one pass over the series' chunks.
+		var all []sample
 		for _, c := range decoded {
 			smps, err := chunks.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.c.Encoding(), Data: c.c.Bytes()}.Samples()
 			if err != nil {
 				return fmt.Errorf("series %d: %w", ref, err)
 			}
-			s.mergeOOO(smps, &i.cfg)
+			all = append(all, smps...)
 		}
+		slices.SortStableFunc(all, func(a, b sample) int { return cmp.Compare(a.T, b.T) })
+		s.mergeOOO(slices.CompactFunc(all, func(a, b sample) bool { return a.T == b.T }), &i.cfg)
 		return nil
 	}
 	for _, c := range decoded {
@@ -395,13 +399,11 @@ func (i *Ingester) restoreLastAfterReplay() {
 			i.restoreLastFromStore(h, batch)
 		}
 		for _, s := range h.all() {
-			// A series whose in-order samples were all lost to damage,
-			// and none stored, has out-of-order ones at most.
+			// A series whose newer in-order samples were lost to damage
+			// may hold out-of-order ones newer than what is left.
 			s.mu.Lock()
-			if !s.hasLast {
-				if newest, ok := s.newestOOO(); ok {
-					s.hasLast, s.last = true, newest
-				}
+			if newest, ok := s.newestOOO(); ok && (!s.hasLast || newest.T > s.last.T) {
+				s.hasLast, s.last = true, newest
 			}
 			last, ok := s.last, s.hasLast
 			s.mu.Unlock()
