@@ -14,8 +14,14 @@ import (
 // request: one series per label set with its samples in the order given,
 // and one metadata entry per metric family.
 type appender struct {
-	series   []prompb.TimeSeries
-	byHash   map[uint64][]int
+	series []prompb.TimeSeries
+	// byHash is the last series of each label hash; sameHash[i] the series
+	// before i with i's hash, or -1: a chain rather than a slice per hash,
+	// which would cost an allocation per series.
+	byHash   map[uint64]int
+	sameHash []int
+	// slab is where series' labels are cut from, a few thousand at a time.
+	slab     []prompb.Label
 	metadata []prompb.MetricMetadata
 	families map[string]bool
 	// cost is the bytes the translation holds so far (each new series'
@@ -53,9 +59,17 @@ var (
 	errTooLarge       = errors.New("the request translates to more than its size allows")
 )
 
-// newAppender returns an appender for a request of size bytes.
-func newAppender(size int) *appender {
-	return &appender{byHash: map[uint64][]int{}, families: map[string]bool{}, budget: costPerBodyByte*size + 256<<10, targetInfo: map[uint64]int{}}
+// newAppender returns an appender for a request of size bytes with about
+// points data points (each usually a series of its own).
+func newAppender(size, points int) *appender {
+	// What the request probably holds is allocated at once, within the
+	// budget: a prompb.TimeSeries takes 128 bytes.
+	budget := costPerBodyByte*size + 256<<10
+	n := min(points, budget/128)
+	return &appender{
+		series: make([]prompb.TimeSeries, 0, n), byHash: make(map[uint64]int, n), sameHash: make([]int, 0, n),
+		families: map[string]bool{}, budget: budget, targetInfo: map[uint64]int{},
+	}
 }
 
 func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
@@ -114,21 +128,32 @@ func (a *appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 // copied, since the translator reuses its buffers.
 func (a *appender) seriesOf(ls labels.Labels) (i int, ok bool) {
 	hash := ls.Hash()
-	for _, i := range a.byHash[hash] {
-		if labelsEqual(a.series[i].Labels, ls) {
-			return i, a.charge(sampleCost)
+	last, seen := a.byHash[hash]
+	if seen {
+		for i := last; i >= 0; i = a.sameHash[i] {
+			if labelsEqual(a.series[i].Labels, ls) {
+				return i, a.charge(sampleCost)
+			}
 		}
+	} else {
+		last = -1
 	}
 	size := sampleCost
 	ls.Range(func(l labels.Label) { size += len(l.Name) + len(l.Value) + labelCost })
 	if !a.charge(size) {
 		return 0, false
 	}
-	s := prompb.TimeSeries{Labels: make([]prompb.Label, 0, ls.Len())}
-	ls.Range(func(l labels.Label) { s.Labels = append(s.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
-	a.series = append(a.series, s)
-	a.byHash[hash] = append(a.byHash[hash], len(a.series)-1)
-	return len(a.series) - 1, true
+	n := ls.Len()
+	if cap(a.slab)-len(a.slab) < n {
+		a.slab = make([]prompb.Label, 0, max(n, 4096))
+	}
+	start := len(a.slab)
+	ls.Range(func(l labels.Label) { a.slab = append(a.slab, prompb.Label{Name: l.Name, Value: l.Value}) })
+	a.series = append(a.series, prompb.TimeSeries{Labels: a.slab[start:len(a.slab):len(a.slab)]})
+	i = len(a.series) - 1
+	a.sameHash = append(a.sameHash, last)
+	a.byHash[hash] = i
+	return i, true
 }
 
 // charge adds n to the cost if it stays within the budget.

@@ -161,7 +161,7 @@ func (h *Handler) export(r *http.Request, contentType string) (pmetricotlp.Expor
 	h.points.WithLabelValues(tenantID).Add(float64(md.DataPointCount()))
 
 	notCumulative := notCumulativePoints(md)
-	app := newAppender(len(body))
+	app := newAppender(len(body), md.DataPointCount())
 	conv := otlptranslator.NewPrometheusConverter(app)
 	annots, convErr := conv.FromMetrics(r.Context(), md, settings(h.limits.For(tenantID).OTLP, h.cfg.LookbackDelta))
 	for category, n := range otlptranslator.CountWarningsByCategory(annots) {
