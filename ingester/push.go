@@ -334,7 +334,7 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 		}
 	}
 	if storeErr != nil {
-		i.logger.Error("cannot read stored samples to tell retries from out-of-order samples; judged out of order", "tenant", h.id, "err", storeErr)
+		i.logger.Error("cannot read stored samples to tell retries from new old samples; judged as if the store did not hold them", "tenant", h.id, "err", storeErr)
 	}
 	if rej.n > 0 {
 		for why, n := range rej.byReason {
@@ -445,7 +445,8 @@ func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
 func (i *Ingester) logAndAppend(h *tenantHead, ps *pushState) error {
 	ps.buf = ps.buf[:0]
 	// Records are cut out of ps.buf once it stops growing: series, then
-	// samples, then exemplars, so that replay meets a ref's series first.
+	// samples, out-of-order samples and exemplars, so that replay meets a
+	// ref's series first.
 	var endsArr [4]int
 	ends := endsArr[:0]
 	if len(ps.newSeries) > 0 {
