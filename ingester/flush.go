@@ -47,9 +47,14 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	// them (their period reaches into the window): merged there, they stay
 	// apart in time, and the store, which keeps every chunk it is given, is
 	// not filled with chunks that overlap (each one a decode more for every
-	// read of their times). The window only moves on (unless the tenant's
-	// is made longer), so a chunk flushed is not merged into again.
+	// read of their times). The window start only moves on (unless the
+	// tenant's window is made longer), and it is read here between pushes,
+	// each of which measures it once and appends its late samples before
+	// the next: so no push still to append measures an earlier start, and
+	// a chunk flushed is not merged into again.
+	h.appendMu.Lock()
 	oooBefore := oooMin(h.maxT.Load(), now.UnixMilli(), i.limits.For(h.id).OutOfOrderTimeWindow)
+	h.appendMu.Unlock()
 	age := max(i.cfg.MaxChunkAge.Milliseconds(), 1)
 	var batch []chunks.SeriesChunks
 	var owners []flushed
