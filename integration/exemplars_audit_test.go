@@ -3,9 +3,6 @@
 package integration
 
 import (
-	"bytes"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -24,17 +21,9 @@ func pushV2To(t *testing.T, url string, req *writev2.Request) rw2Answer {
 	t.Helper()
 	raw, err := req.Marshal()
 	require.NoError(t, err)
-	r, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(snappy.Encode(nil, raw)))
-	require.NoError(t, err)
-	r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
-	r.Header.Set("Content-Encoding", "snappy")
-	r.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	t.Logf("%s: %d %s", url, resp.StatusCode, body)
-	return rw2Answer{resp.StatusCode, resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"), resp.Header.Get("X-Prometheus-Remote-Write-Exemplars-Written")}
+	code, body, header := postRemoteWrite(t, url, snappy.Encode(nil, raw), true)
+	t.Logf("%s: %d %s", url, code, body)
+	return rw2Answer{code, header.Get("X-Prometheus-Remote-Write-Samples-Written"), header.Get("X-Prometheus-Remote-Write-Exemplars-Written")}
 }
 
 // Audit: remote write 2.0 with an out-of-order exemplar. Prometheus 3

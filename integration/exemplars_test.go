@@ -3,10 +3,8 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -45,19 +43,11 @@ func TestExemplarsOffAreNotAcknowledged(t *testing.T) {
 	req.Symbols = st.Symbols()
 	raw, err := req.Marshal()
 	require.NoError(t, err)
-	r, err := http.NewRequest(http.MethodPost, o.url("/api/v1/push"), bytes.NewReader(snappy.Encode(nil, raw)))
-	require.NoError(t, err)
-	r.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
-	r.Header.Set("Content-Encoding", "snappy")
-	r.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
-	resp, err := http.DefaultClient.Do(r)
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no 2xx unless everything was written: %s", body)
-	require.Contains(t, string(body), "err-orrery-exemplars-disabled")
-	require.Equal(t, "2", resp.Header.Get("X-Prometheus-Remote-Write-Samples-Written"))
-	require.Equal(t, "0", resp.Header.Get("X-Prometheus-Remote-Write-Exemplars-Written"))
+	code, body, header := postRemoteWrite(t, o.url("/api/v1/push"), snappy.Encode(nil, raw), true)
+	require.Equal(t, http.StatusBadRequest, code, "no 2xx unless everything was written: %s", body)
+	require.Contains(t, body, "err-orrery-exemplars-disabled")
+	require.Equal(t, "2", header.Get("X-Prometheus-Remote-Write-Samples-Written"))
+	require.Equal(t, "0", header.Get("X-Prometheus-Remote-Write-Exemplars-Written"))
 	_, got := getAs(t, o.url("/prometheus/api/v1/query?query=exemplar_v2"), "anonymous")
 	require.Contains(t, got, `"2"]`, "the samples were stored")
 
@@ -134,15 +124,18 @@ remote_write:
 }
 
 type exemplarAnswer struct {
-	Status string `json:"status"`
-	Data   []struct {
-		SeriesLabels map[string]string `json:"seriesLabels"`
-		Exemplars    []struct {
-			Labels    map[string]string `json:"labels"`
-			Value     string            `json:"value"`
-			Timestamp float64           `json:"timestamp"`
-		} `json:"exemplars"`
-	} `json:"data"`
+	Status string                 `json:"status"`
+	Data   []exemplarAnswerSeries `json:"data"`
+}
+
+// exemplarAnswerSeries is one series of a query_exemplars answer.
+type exemplarAnswerSeries struct {
+	SeriesLabels map[string]string `json:"seriesLabels"`
+	Exemplars    []struct {
+		Labels    map[string]string `json:"labels"`
+		Value     string            `json:"value"`
+		Timestamp float64           `json:"timestamp"`
+	} `json:"exemplars"`
 }
 
 // exemplarsOf reads a query_exemplars answer, its series sorted by labels
@@ -154,14 +147,7 @@ func exemplarsOf(t *testing.T, u string) string {
 	var a exemplarAnswer
 	require.NoError(t, json.Unmarshal([]byte(body), &a), body)
 	require.Equal(t, "success", a.Status, body)
-	slices.SortFunc(a.Data, func(x, y struct {
-		SeriesLabels map[string]string `json:"seriesLabels"`
-		Exemplars    []struct {
-			Labels    map[string]string `json:"labels"`
-			Value     string            `json:"value"`
-			Timestamp float64           `json:"timestamp"`
-		} `json:"exemplars"`
-	}) int {
+	slices.SortFunc(a.Data, func(x, y exemplarAnswerSeries) int {
 		return strings.Compare(fmt.Sprint(x.SeriesLabels), fmt.Sprint(y.SeriesLabels))
 	})
 	out, err := json.Marshal(a.Data)
