@@ -24,6 +24,7 @@ import (
 type mergedSeries struct {
 	lset   labels.Labels
 	chunks []chunkenc.Chunk
+	maxT   []int64 // the chunks' declared last timestamps
 	// mint hides older samples. Ingesters send whole chunks, and under
 	// max_query_lookback a chunk can reach back further than the query may
 	// read; PromQL would read all of it. math.MinInt64 hides nothing.
@@ -34,10 +35,7 @@ func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 
 // Iterator merges the chunks by timestamp and keeps one sample per
 // timestamp: different chunks of replicas (cut at other times, one missing
-// samples) and in-memory/stored copies overlap. Upstream's merge reads
-// chunks that follow each other in turn at the cost of one timestamp
-// comparison per sample; identical copies, which newMergedSeries drops,
-// are what would make it slow.
+// samples) and in-memory/stored copies overlap (chunkMerge).
 func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	hide, _ := it.(*tsdb.DeletedIterator)
 	if hide != nil {
@@ -46,11 +44,7 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	if len(s.chunks) == 1 {
 		it = s.chunks[0].Iterator(it)
 	} else {
-		iterables := make([]chunkenc.Iterable, len(s.chunks))
-		for k, c := range s.chunks {
-			iterables[k] = c
-		}
-		it = storage.ChainSampleIteratorFromIterables(it, iterables)
+		it = newChunkMerge(it, s.chunks, s.maxT)
 	}
 	if s.mint == math.MinInt64 {
 		return it
@@ -68,13 +62,14 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 // It reorders chunks.
 func newMergedSeries(lset labels.Labels, chunks []*ingesterpb.Chunk, mint int64) (*mergedSeries, error) {
 	distinct := distinctChunks(chunks)
-	ms := &mergedSeries{lset: lset, mint: mint, chunks: make([]chunkenc.Chunk, 0, len(distinct))}
+	ms := &mergedSeries{lset: lset, mint: mint, chunks: make([]chunkenc.Chunk, 0, len(distinct)), maxT: make([]int64, 0, len(distinct))}
 	for _, wc := range distinct {
 		c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
 		if err != nil {
 			return nil, fmt.Errorf("querier: decode chunk of %s: %w", lset, err)
 		}
 		ms.chunks = append(ms.chunks, c)
+		ms.maxT = append(ms.maxT, wc.MaxTimeMs)
 	}
 	return ms, nil
 }
