@@ -205,8 +205,13 @@ const histogramChunkBytes = 2 * chunkenc.TargetBytesPerHistogramChunk
 func (s *memSeries) append(smp sample, cfg *Config, nowNanos int64) {
 	enc := smp.Type().ChunkEncoding(false, false)
 	var prev chunkenc.Appender
+	// A chunk is cut when a sample leaves the head's max-chunk-age period,
+	// not max-chunk-age after the head's first sample: replicas that
+	// missed different samples cut their chunks at other counts, and the
+	// shared period boundaries bring them back to identical chunks, which
+	// queriers then decode once instead of merging sample by sample.
 	if s.head == nil || s.head.c.Encoding() != enc || s.head.c.NumSamples() >= cfg.MaxChunkSamples ||
-		smp.T-s.head.minT >= cfg.MaxChunkAge.Milliseconds() ||
+		smp.T > periodEnd(s.head.minT, cfg.MaxChunkAge.Milliseconds()) ||
 		(enc != chunkenc.EncXOR && len(s.head.c.Bytes()) >= histogramChunkBytes && s.head.c.NumSamples() >= chunkenc.MinSamplesPerHistogramChunk) {
 		if s.head != nil && s.head.c.Encoding() == enc {
 			// It tells the new chunk's first histogram whether a counter
