@@ -164,12 +164,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	ctx, st := withFetchStats(ctx)
 	r = r.WithContext(ctx)
+	// Parsed here, so the query log reads a POSTed query too: the API's
+	// handler reads the body on a copy of the request, which this one
+	// would not see. The handler finds the form parsed and its errors
+	// are its own to answer.
+	_ = r.ParseForm()
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 	a.handler.ServeHTTP(rec, r)
 	if rec.code == http.StatusServiceUnavailable && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		a.q.rejected.WithLabelValues(tenant.JoinIDs(ids), reasonTimeout).Inc()
 	}
-	_ = r.ParseForm()
 	logQuery(a.logger, r, rec.code, time.Since(start), st)
 }
 
