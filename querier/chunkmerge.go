@@ -179,15 +179,12 @@ func (m *chunkMerge) Seek(t int64) chunkenc.ValueType {
 // makes that timestamp current, preferring the chunk the previous sample
 // came from (prev) where several hold it.
 func (m *chunkMerge) pick(prev int, stepped bool) chunkenc.ValueType {
-	for m.next < len(m.pending) {
-		lo := int64(math.MaxInt64)
-		for _, s := range m.active {
-			lo = min(lo, s.t)
-		}
+	lo := int64(math.MaxInt64)
+	for i := range m.active {
+		lo = min(lo, m.active[i].t)
+	}
+	for m.next < len(m.pending) && m.pending[m.next].t <= lo {
 		s := m.pending[m.next]
-		if s.t > lo {
-			break
-		}
 		m.next++
 		// A chunk reaching back before the last sample returned repeats
 		// or conflicts with what was already returned: skip past it.
@@ -203,20 +200,20 @@ func (m *chunkMerge) pick(prev int, stepped bool) chunkenc.ValueType {
 			continue
 		}
 		m.active = append(m.active, s)
+		lo = min(lo, s.t)
 	}
 	if len(m.active) == 0 {
 		m.done, m.cur = true, -1
 		return chunkenc.ValNone
 	}
-	best := 0
-	for i := 1; i < len(m.active); i++ {
-		a, b := m.active[i], m.active[best]
-		if a.t < b.t || (a.t == b.t && a.id == prev) {
+	best := -1
+	for i := range m.active {
+		if m.active[i].t == lo && (best < 0 || m.active[i].id == prev) {
 			best = i
 		}
 	}
 	m.cur = best
-	m.lastT = m.active[best].t
+	m.lastT = lo
 	m.consecutive = stepped && m.active[best].id == prev
 	return m.active[best].typ
 }
