@@ -12,8 +12,8 @@ type Config struct {
 	// MaxChunkSamples cuts a chunk after this many samples; 120 is where
 	// Gorilla compression stops improving (Prometheus uses the same).
 	MaxChunkSamples int `yaml:"max_chunk_samples"`
-	// MaxChunkAge cuts chunks at the boundaries of periods this long
-	// (aligned to the Unix epoch), so no chunk spans longer.
+	// MaxChunkAge cuts chunks at the boundaries of periods this long, so
+	// no chunk spans longer (chunkPeriodEnd).
 	MaxChunkAge time.Duration `yaml:"max_chunk_age"`
 	// ChunkIdleTimeout cuts and flushes a head chunk that has received no
 	// sample for this long (wall clock), so quiet series reach the store.
@@ -45,7 +45,7 @@ type Config struct {
 // RegisterFlags registers the ingester's flags with their defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxChunkSamples, "ingester.max-chunk-samples", 120, "Cut a chunk after this many samples.")
-	fs.DurationVar(&c.MaxChunkAge, "ingester.max-chunk-age", 2*time.Hour, "Cut chunks at the boundaries of periods this long, aligned to the Unix epoch, so no chunk spans longer and replicas cut at the same times.")
+	fs.DurationVar(&c.MaxChunkAge, "ingester.max-chunk-age", 2*time.Hour, "Cut chunks at the boundaries of periods this long (offset per series, the same on every replica), so no chunk spans longer.")
 	fs.DurationVar(&c.ChunkIdleTimeout, "ingester.chunk-idle-timeout", 5*time.Minute, "Cut and flush a head chunk that received no sample for this long.")
 	fs.DurationVar(&c.SeriesIdleTimeout, "ingester.series-idle-timeout", time.Hour, "Forget an in-memory series with no unflushed chunks after this long without samples.")
 	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", 15*time.Second, "How often completed chunks are flushed to the store; it bounds how long completed chunks wait in memory.")
@@ -61,8 +61,9 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxChunkSamples < 1 || c.MaxChunkSamples > 65535:
 		return errors.New("ingester.max-chunk-samples must be between 1 and 65535")
-	case c.MaxChunkAge <= 0:
-		return errors.New("ingester.max-chunk-age must be positive")
+	case c.MaxChunkAge < time.Millisecond:
+		// Chunk periods are whole milliseconds, as sample timestamps are.
+		return errors.New("ingester.max-chunk-age must be at least 1ms")
 	case c.ChunkIdleTimeout <= 0, c.SeriesIdleTimeout <= 0:
 		return errors.New("ingester idle timeouts must be positive")
 	case c.FlushPeriod <= 0 || c.CheckpointPeriod <= 0:

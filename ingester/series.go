@@ -205,13 +205,8 @@ const histogramChunkBytes = 2 * chunkenc.TargetBytesPerHistogramChunk
 func (s *memSeries) append(smp sample, cfg *Config, nowNanos int64) {
 	enc := smp.Type().ChunkEncoding(false, false)
 	var prev chunkenc.Appender
-	// A chunk is cut when a sample leaves the head's max-chunk-age period,
-	// not max-chunk-age after the head's first sample: replicas that
-	// missed different samples cut their chunks at other counts, and the
-	// shared period boundaries bring them back to identical chunks, which
-	// queriers then decode once instead of merging sample by sample.
 	if s.head == nil || s.head.c.Encoding() != enc || s.head.c.NumSamples() >= cfg.MaxChunkSamples ||
-		smp.T > periodEnd(s.head.minT, cfg.MaxChunkAge.Milliseconds()) ||
+		smp.T > chunkPeriodEnd(s.head.minT, max(cfg.MaxChunkAge.Milliseconds(), 1), s.hash) ||
 		(enc != chunkenc.EncXOR && len(s.head.c.Bytes()) >= histogramChunkBytes && s.head.c.NumSamples() >= chunkenc.MinSamplesPerHistogramChunk) {
 		if s.head != nil && s.head.c.Encoding() == enc {
 			// It tells the new chunk's first histogram whether a counter
@@ -249,6 +244,27 @@ func (s *memSeries) append(smp sample, cfg *Config, nowNanos int64) {
 	s.head.maxT = smp.T
 	s.hasLast, s.last = true, smp
 	s.lastAppend = nowNanos
+}
+
+// chunkPeriodEnd is the last time of the max-chunk-age period holding t
+// for the series whose label hash is hash: a chunk is cut when a sample
+// leaves its head's period, not max-chunk-age after the head's first
+// sample. Replicas that missed different samples cut chunks at other
+// counts, and the shared boundaries bring them back to identical chunks,
+// which queriers decode once instead of merging sample by sample. The
+// periods are offset by the label hash, the same on every replica, so
+// that series do not all complete their chunks in the same flush.
+func chunkPeriodEnd(t, age int64, hash uint64) int64 {
+	off := int64(hash % uint64(age))
+	if t < math.MinInt64+off {
+		// t - off would wrap: the series' first period, unshifted.
+		return periodEnd(t, age)
+	}
+	e := periodEnd(t-off, age)
+	if e > math.MaxInt64-off {
+		return math.MaxInt64
+	}
+	return e + off
 }
 
 // cut completes the head chunk and opens a new one of encoding enc

@@ -19,11 +19,9 @@ import (
 // peers', so no chunk after that is byte-identical to a replica's and each
 // pair is merged sample by sample. Measured on the dashboard benchmark, the
 // heap was 59% of the querier's CPU. Here only the chunks that reach the
-// current time are compared, usually one or two, with a linear scan, and
-// chunks a Seek passes are skipped without decoding them.
+// current time are compared, usually one or two, with a linear scan.
 type chunkMerge struct {
 	chunks []chunkenc.Chunk
-	maxT   []int64 // chunks' declared last timestamps, for Seek to skip
 
 	its     []chunkenc.Iterator // per chunk, reused by later Iterator calls
 	pending []mergeSource       // by first timestamp; pending[next:] not yet reached
@@ -46,13 +44,12 @@ type mergeSource struct {
 }
 
 // newChunkMerge returns a merge over chunks, reusing old's allocations.
-// maxT are the chunks' declared last timestamps.
-func newChunkMerge(old chunkenc.Iterator, chunks []chunkenc.Chunk, maxT []int64) *chunkMerge {
+func newChunkMerge(old chunkenc.Iterator, chunks []chunkenc.Chunk) *chunkMerge {
 	m, _ := old.(*chunkMerge)
 	if m == nil {
 		m = &chunkMerge{}
 	}
-	m.chunks, m.maxT = chunks, maxT
+	m.chunks = chunks
 	m.its = slices.Grow(m.its[:0], len(chunks))[:len(chunks)]
 	m.pending, m.next, m.active = m.pending[:0], 0, m.active[:0]
 	m.cur, m.lastT, m.done, m.consecutive, m.err = -1, math.MinInt64, false, false, nil
@@ -123,8 +120,10 @@ func (m *chunkMerge) Next() chunkenc.ValueType {
 	return m.pick(prev, true)
 }
 
-// Seek moves to the first sample at or after t. Chunks declared to end
-// before t are dropped unread.
+// Seek moves to the first sample at or after t. It reads through the
+// chunks it passes, as upstream's chain does: a chunk's declared end is
+// not trusted to skip one unread, since a wrong one would make Seek and
+// Next disagree.
 func (m *chunkMerge) Seek(t int64) chunkenc.ValueType {
 	if m.done {
 		return chunkenc.ValNone
@@ -135,9 +134,7 @@ func (m *chunkMerge) Seek(t int64) chunkenc.ValueType {
 	for i := 0; i < len(m.active); {
 		s := &m.active[i]
 		if s.t < t {
-			if m.maxT[s.id] < t {
-				s.typ = chunkenc.ValNone
-			} else if s.typ = s.it.Seek(t); s.typ != chunkenc.ValNone {
+			if s.typ = s.it.Seek(t); s.typ != chunkenc.ValNone {
 				s.t = s.it.AtT()
 			}
 		}
@@ -150,14 +147,11 @@ func (m *chunkMerge) Seek(t int64) chunkenc.ValueType {
 		}
 		i++
 	}
-	// Pending chunks starting before t: seek into them, or drop them.
+	// Pending chunks starting before t: seek into them.
 	keep := m.pending[:m.next]
 	for _, s := range m.pending[m.next:] {
 		if s.t >= t {
 			keep = append(keep, s)
-			continue
-		}
-		if m.maxT[s.id] < t {
 			continue
 		}
 		if s.typ = s.it.Seek(t); s.typ == chunkenc.ValNone {

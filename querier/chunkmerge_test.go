@@ -16,17 +16,16 @@ import (
 
 // replicaChunks cuts what one replica holds of truth (a random share of
 // its samples missing) into chunks of random length, as replicas that
-// missed different pushes cut them. Histograms are at every fifth
-// timestamp when hist is set.
-func replicaChunks(t *testing.T, rng *rand.Rand, truth []mergeSample, missing float64) (cs []chunkenc.Chunk, maxT []int64) {
+// missed different pushes cut them; truth's histograms go in histogram
+// chunks.
+func replicaChunks(t *testing.T, rng *rand.Rand, truth []mergeSample, missing float64) (cs []chunkenc.Chunk) {
 	t.Helper()
 	var c chunkenc.Chunk
 	var app chunkenc.Appender
 	n, limit := 0, 1+rng.IntN(40)
-	var last int64
 	flush := func() {
 		if c != nil && n > 0 {
-			cs, maxT = append(cs, c), append(maxT, last)
+			cs = append(cs, c)
 		}
 		c, n = nil, 0
 	}
@@ -54,10 +53,10 @@ func replicaChunks(t *testing.T, rng *rand.Rand, truth []mergeSample, missing fl
 		} else {
 			app.Append(0, s.t, s.f)
 		}
-		n, last = n+1, s.t
+		n++
 	}
 	flush()
-	return cs, maxT
+	return cs
 }
 
 type mergeSample struct {
@@ -134,16 +133,13 @@ func TestChunkMergeMatchesUpstreamChain(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		truth := mergeTruth(rng, 1+rng.IntN(300), seed%3 == 0)
 		var chunks []chunkenc.Chunk
-		var maxT []int64
 		for range 1 + rng.IntN(3) {
-			cs, mt := replicaChunks(t, rng, truth, rng.Float64()*0.3)
-			chunks, maxT = append(chunks, cs...), append(maxT, mt...)
+			chunks = append(chunks, replicaChunks(t, rng, truth, rng.Float64()*0.3)...)
 		}
 		// The querier sorts distinct chunks by start; shuffle instead, so
 		// the merge depends on no order.
 		rng.Shuffle(len(chunks), func(i, j int) {
 			chunks[i], chunks[j] = chunks[j], chunks[i]
-			maxT[i], maxT[j] = maxT[j], maxT[i]
 		})
 		var ops []readOp
 		for range 2 * len(truth) {
@@ -158,10 +154,10 @@ func TestChunkMergeMatchesUpstreamChain(t *testing.T) {
 			iterables[k] = c
 		}
 		want := readAll(storage.ChainSampleIteratorFromIterables(nil, iterables), ops)
-		got := readAll(newChunkMerge(nil, chunks, maxT), ops)
+		got := readAll(newChunkMerge(nil, chunks), ops)
 		require.Equal(t, want, got, "seed %d", seed)
 		// Reused, it starts over.
-		reused := newChunkMerge(newChunkMerge(nil, chunks, maxT), chunks, maxT)
+		reused := newChunkMerge(newChunkMerge(nil, chunks), chunks)
 		require.Equal(t, want, readAll(reused, ops), "seed %d, reused", seed)
 	}
 }
@@ -174,17 +170,16 @@ func TestChunkMergeEverySampleOnce(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		truth := mergeTruth(rng, 1+rng.IntN(400), false)
 		var chunks []chunkenc.Chunk
-		var maxT []int64
 		held := map[int64]bool{}
 		for range 1 + rng.IntN(4) {
-			cs, mt := replicaChunks(t, rng, truth, rng.Float64()*0.5)
+			cs := replicaChunks(t, rng, truth, rng.Float64()*0.5)
 			for _, c := range cs {
 				it := c.Iterator(nil)
 				for it.Next() != chunkenc.ValNone {
 					held[it.AtT()] = true
 				}
 			}
-			chunks, maxT = append(chunks, cs...), append(maxT, mt...)
+			chunks = append(chunks, cs...)
 		}
 		var want []int64
 		for _, s := range truth {
@@ -192,7 +187,7 @@ func TestChunkMergeEverySampleOnce(t *testing.T) {
 				want = append(want, s.t)
 			}
 		}
-		m := newChunkMerge(nil, chunks, maxT)
+		m := newChunkMerge(nil, chunks)
 		var got []int64
 		for m.Next() != chunkenc.ValNone {
 			got = append(got, m.AtT())
@@ -203,7 +198,7 @@ func TestChunkMergeEverySampleOnce(t *testing.T) {
 			continue
 		}
 		target := want[rng.IntN(len(want))] - 1
-		m = newChunkMerge(m, chunks, maxT)
+		m = newChunkMerge(m, chunks)
 		require.NotEqual(t, chunkenc.ValNone, m.Seek(target))
 		require.Equal(t, target+1, m.AtT(), "seed %d", seed)
 	}
@@ -227,7 +222,7 @@ func TestChunkMergeHistogramHints(t *testing.T) {
 	}
 	// Replica a has 10, 20, 30, 40; b has 10, 30 (missed 20 and 40).
 	a, b := mk([]int64{10, 20, 30, 40}, histogram.UnknownCounterReset), mk([]int64{10, 30}, histogram.UnknownCounterReset)
-	m := newChunkMerge(nil, []chunkenc.Chunk{b, a}, []int64{30, 40})
+	m := newChunkMerge(nil, []chunkenc.Chunk{b, a})
 	var hints []histogram.CounterResetHint
 	for m.Next() == chunkenc.ValHistogram {
 		_, h := m.AtHistogram(nil)
@@ -239,7 +234,7 @@ func TestChunkMergeHistogramHints(t *testing.T) {
 	require.Equal(t, []histogram.CounterResetHint{histogram.UnknownCounterReset, histogram.UnknownCounterReset, histogram.NotCounterReset, histogram.NotCounterReset}, hints)
 
 	g := mk([]int64{10, 20}, histogram.GaugeType)
-	m = newChunkMerge(nil, []chunkenc.Chunk{g, mk([]int64{15}, histogram.GaugeType)}, []int64{20, 15})
+	m = newChunkMerge(nil, []chunkenc.Chunk{g, mk([]int64{15}, histogram.GaugeType)})
 	for m.Next() == chunkenc.ValHistogram {
 		_, h := m.AtHistogram(nil)
 		require.Equal(t, histogram.GaugeType, h.CounterResetHint)
@@ -260,7 +255,7 @@ func TestChunkMergeDamagedChunk(t *testing.T) {
 	data := append([]byte(nil), good.Bytes()...)
 	damaged, err := chunkenc.FromData(chunkenc.EncXOR, data[:len(data)/2])
 	require.NoError(t, err)
-	m := newChunkMerge(nil, []chunkenc.Chunk{good, damaged}, []int64{490, 490})
+	m := newChunkMerge(nil, []chunkenc.Chunk{good, damaged})
 	for m.Next() != chunkenc.ValNone {
 	}
 	require.Error(t, m.Err())

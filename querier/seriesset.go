@@ -24,7 +24,6 @@ import (
 type mergedSeries struct {
 	lset   labels.Labels
 	chunks []chunkenc.Chunk
-	maxT   []int64 // the chunks' declared last timestamps
 	// mint hides older samples. Ingesters send whole chunks, and under
 	// max_query_lookback a chunk can reach back further than the query may
 	// read; PromQL would read all of it. math.MinInt64 hides nothing.
@@ -44,7 +43,7 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	if len(s.chunks) == 1 {
 		it = s.chunks[0].Iterator(it)
 	} else {
-		it = newChunkMerge(it, s.chunks, s.maxT)
+		it = newChunkMerge(it, s.chunks)
 	}
 	if s.mint == math.MinInt64 {
 		return it
@@ -62,14 +61,13 @@ func (s *mergedSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 // It reorders chunks.
 func newMergedSeries(lset labels.Labels, chunks []*ingesterpb.Chunk, mint int64) (*mergedSeries, error) {
 	distinct := distinctChunks(chunks)
-	ms := &mergedSeries{lset: lset, mint: mint, chunks: make([]chunkenc.Chunk, 0, len(distinct)), maxT: make([]int64, 0, len(distinct))}
+	ms := &mergedSeries{lset: lset, mint: mint, chunks: make([]chunkenc.Chunk, 0, len(distinct))}
 	for _, wc := range distinct {
 		c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
 		if err != nil {
 			return nil, fmt.Errorf("querier: decode chunk of %s: %w", lset, err)
 		}
 		ms.chunks = append(ms.chunks, c)
-		ms.maxT = append(ms.maxT, wc.MaxTimeMs)
 	}
 	return ms, nil
 }
