@@ -50,7 +50,6 @@ func TestAudit4ChunkMergeFuzzTimestamps(t *testing.T) {
 		n := 1 + rng.IntN(7)
 		hist := seed%4 == 0
 		var chunks []chunkenc.Chunk
-		var maxT []int64
 		for range n {
 			k := rng.IntN(15)
 			start := rng.Int64N(200) - 100
@@ -63,11 +62,6 @@ func TestAudit4ChunkMergeFuzzTimestamps(t *testing.T) {
 				vs = append(vs, float64(x%7))
 			}
 			chunks = append(chunks, auditChunk(t, ts, vs, hist))
-			mt := x
-			if k == 0 {
-				mt = start
-			}
-			maxT = append(maxT, mt)
 		}
 		var ops []readOp
 		for range 40 {
