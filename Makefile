@@ -45,6 +45,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWriteRequest -fuzztime=200000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=100000x ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=100000x ./proto/ingesterpb
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeLabels -fuzztime=20000x ./proto/ingesterpb
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler
@@ -71,6 +72,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=$(FUZZTIME) ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzValidate -fuzztime=$(FUZZTIME) ./tenant
 	$(GO) test -run=^$$ -fuzz=FuzzSeriesReader -fuzztime=$(FUZZTIME) ./proto/ingesterpb
+	$(GO) test -run=^$$ -fuzz=FuzzDecodeLabels -fuzztime=$(FUZZTIME) ./proto/ingesterpb
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=$(FUZZTIME) ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./querier/shard

@@ -47,7 +47,7 @@ func TestAuditOOOTransferRacesPush(t *testing.T) {
 	}}
 	stream, err := ti.client.TransferChunks(ctxFor("a"))
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(chunks.SeriesChunks{Labels: lset, Chunks: cs})}}))
+	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(chunks.SeriesChunks{Labels: lset, Chunks: cs}, false)}}))
 	_, err = stream.CloseAndRecv()
 	require.NoError(t, err)
 	require.ErrorContains(t, pushErr, "duplicate sample with a different value",

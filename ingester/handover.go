@@ -265,7 +265,7 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 			if err != nil {
 				return err
 			}
-			wire, n := toWire(sc), chunkBytes(sc)
+			wire, n := toWire(sc, false), chunkBytes(sc)
 			for _, inst := range rs.Instances {
 				if inst.GetAddr() == self {
 					continue

@@ -153,7 +153,7 @@ func TestHandoverWaitsForTransfersInFlight(t *testing.T) {
 	stored, err := src.st.Select("team", 0, 1<<62)
 	require.NoError(t, err)
 	src.stop(t)
-	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(stored[0])}}))
+	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(stored[0], false)}}))
 
 	r := testRing(1, map[string]member{
 		"mid":  {addr: mid.addr, state: ringpb.State_LEAVING, tokens: []uint32{100}},

@@ -48,7 +48,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil {
 		return i.queryFailed(ctx, err)
 	}
-	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries}
+	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries, packed: req.PackedLabels}
 	for len(entries) > 0 {
 		if ctx.Err() != nil {
 			return i.queryCanceled(ctx)
@@ -179,6 +179,7 @@ const queryBatchBytes = 16 << 20
 type queryBatcher struct {
 	stream ingesterpb.Ingester_QueryStreamServer
 	size   int
+	packed bool // labels in ChunkSeries.packed_labels
 	bytes  int
 	resp   *ingesterpb.QueryStreamResponse
 }
@@ -187,7 +188,7 @@ func (b *queryBatcher) add(sc chunks.SeriesChunks) error {
 	if b.resp == nil {
 		b.resp = &ingesterpb.QueryStreamResponse{Series: make([]*ingesterpb.ChunkSeries, 0, b.size)}
 	}
-	b.resp.Series = append(b.resp.Series, toWire(sc))
+	b.resp.Series = append(b.resp.Series, toWire(sc, b.packed))
 	for _, c := range sc.Chunks {
 		b.bytes += len(c.Data)
 	}
@@ -321,8 +322,15 @@ func toStoreChunks(cs []chunkCopy) []chunks.Chunk {
 	return out
 }
 
-func toWire(sc chunks.SeriesChunks) *ingesterpb.ChunkSeries {
-	cs := &ingesterpb.ChunkSeries{Labels: ingesterpb.FromLabels(sc.Labels), Chunks: make([]*ingesterpb.Chunk, len(sc.Chunks))}
+// toWire is one series of a QueryStream answer or a handover, its labels
+// packed (the push encoding's form) or as label pairs.
+func toWire(sc chunks.SeriesChunks, packed bool) *ingesterpb.ChunkSeries {
+	cs := &ingesterpb.ChunkSeries{Chunks: make([]*ingesterpb.Chunk, len(sc.Chunks))}
+	if packed {
+		cs.PackedLabels = ingesterpb.AppendLabels(nil, sc.Labels)
+	} else {
+		cs.Labels = ingesterpb.FromLabels(sc.Labels)
+	}
 	for k, c := range sc.Chunks {
 		cs.Chunks[k] = &ingesterpb.Chunk{MinTimeMs: c.MinTime, MaxTimeMs: c.MaxTime, Encoding: uint32(c.Encoding), Data: c.Data}
 	}

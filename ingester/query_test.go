@@ -244,3 +244,39 @@ func (s *cancelingStream) Send(resp *ingesterpb.QueryStreamResponse) error {
 	}
 	return s.recordingStream.Send(resp)
 }
+
+// Asked for packed labels, QueryStream sends each series' labels in the
+// push encoding's form, from memory and store alike, and no label pairs;
+// not asked (a querier that predates the field), label pairs as before.
+func TestQueryStreamPackedLabels(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("stored", 0, 20)))
+	ti.flush(false)
+	require.NoError(t, ti.push(t, "a", series("memory", 0, 5)))
+
+	names := func(packed bool) []string {
+		rs := &recordingStream{ctx: ctxFor("a")}
+		require.NoError(t, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64, PackedLabels: packed}, rs))
+		var out []string
+		var b labels.ScratchBuilder
+		for _, m := range rs.msgs {
+			for _, ws := range m.Series {
+				ls := ingesterpb.ToLabels(&b, ws.Labels)
+				if packed {
+					require.Empty(t, ws.Labels)
+					var err error
+					ls, err = ingesterpb.DecodeLabels(&b, ws.PackedLabels)
+					require.NoError(t, err)
+				} else {
+					require.Empty(t, ws.PackedLabels)
+				}
+				out = append(out, ls.String())
+			}
+		}
+		return out
+	}
+	want := names(false)
+	require.Len(t, want, 2)
+	require.Equal(t, want, names(true))
+}

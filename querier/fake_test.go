@@ -53,6 +53,9 @@ type fakeIngester struct {
 	// failAfter, when positive, fails each QueryStream after that many
 	// messages, as an ingester that dies mid-answer does.
 	failAfter int
+	// packs answers packed labels when asked, as ingesters since the
+	// field do; false is an ingester that predates it.
+	packs bool
 
 	streamCtx atomic.Pointer[context.Context] // of the last QueryStream
 	calls     atomic.Int64                    // calls of QueryStream and MetricsMetadata
@@ -121,6 +124,9 @@ func (f *fakeIngester) QueryStream(ctx context.Context, req *ingesterpb.QueryReq
 		ws, err := toWire(s)
 		if err != nil {
 			return nil, err
+		}
+		if f.packs && req.PackedLabels {
+			ws.Labels, ws.PackedLabels = nil, ingesterpb.AppendLabels(nil, s.lset)
 		}
 		msgs = append(msgs, &ingesterpb.QueryStreamResponse{Series: []*ingesterpb.ChunkSeries{ws}})
 	}

@@ -239,7 +239,7 @@ func (g *ingesterFetch) addChunks(batch []*ingesterpb.ChunkSeries) error {
 		return l.err
 	}
 	for _, s := range batch {
-		h := l.hash(f.tenant, s.Labels)
+		h := l.seriesHash(f.tenant, s)
 		if l.maxSeries > 0 {
 			l.series[h] = struct{}{}
 		}
@@ -290,6 +290,26 @@ func (l *fetchLimiter) check() error {
 
 // hash identifies a series of a tenant. 0xff cannot occur in a valid UTF-8
 // name or value, so the separators make the encoding unambiguous.
+// seriesHash is hash of a streamed series' labels, packed or as pairs
+// alike, so one series from an ingester of either kind counts once. Packed
+// labels that do not decode hash as far as they do; reading the series
+// reports the damage.
+func (l *fetchLimiter) seriesHash(tenant string, cs *ingesterpb.ChunkSeries) uint64 {
+	if len(cs.PackedLabels) == 0 {
+		return l.hash(tenant, cs.Labels)
+	}
+	var h maphash.Hash
+	h.SetSeed(l.seed)
+	_, _ = h.WriteString(tenant)
+	ingesterpb.RangeLabels(cs.PackedLabels, func(name, value []byte) {
+		_ = h.WriteByte(0xff)
+		_, _ = h.Write(name)
+		_ = h.WriteByte(0xff)
+		_, _ = h.Write(value)
+	})
+	return h.Sum64()
+}
+
 func (l *fetchLimiter) hash(tenant string, ls []*ingesterpb.LabelPair) uint64 {
 	var h maphash.Hash
 	h.SetSeed(l.seed)

@@ -61,13 +61,30 @@ func (s *ingesterStream) load(ctx context.Context) (bool, error) {
 		recordFetched(ctx, resp.Series)
 		s.msg = resp.Series
 	}
-	ls := ingesterpb.ToLabels(&s.b, s.msg[0].Labels)
+	ls, err := seriesLabels(&s.b, s.msg[0])
+	if err != nil {
+		s.msg = nil
+		return false, err
+	}
 	if !s.lset.IsEmpty() && labels.Compare(ls, s.lset) <= 0 {
 		s.msg = nil
 		return false, fmt.Errorf("series %s after %s: the answer is not sorted by labels", ls, s.lset)
 	}
 	s.lset = ls
 	return true, nil
+}
+
+// seriesLabels are a streamed series' labels, packed or as pairs (an
+// ingester that predates packed labels sends pairs).
+func seriesLabels(b *labels.ScratchBuilder, cs *ingesterpb.ChunkSeries) (labels.Labels, error) {
+	if len(cs.PackedLabels) == 0 {
+		return ingesterpb.ToLabels(b, cs.Labels), nil
+	}
+	ls, err := ingesterpb.DecodeLabels(b, cs.PackedLabels)
+	if err != nil {
+		return labels.EmptyLabels(), fmt.Errorf("series labels: %w", err)
+	}
+	return ls, nil
 }
 
 // next drops the current series and loads the next. Its error, other

@@ -190,22 +190,54 @@ func AppendSample(buf []byte, t int64, v float64) []byte {
 	return binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
 }
 
-// DecodeLabels builds a label set from its encoding.
+// DecodeLabels builds a label set from its encoding. Names and values are
+// views of one string made from enc: one allocation for all of them
+// instead of two per label, safe whichever labels build the binary uses,
+// since enc itself is not kept.
 func DecodeLabels(b *labels.ScratchBuilder, enc []byte) (labels.Labels, error) {
 	b.Reset()
-	for len(enc) > 0 {
-		name, rest, ok := cut(enc)
+	s := string(enc)
+	for off := 0; off < len(enc); {
+		ns, ne, ok := field(enc, off)
 		if !ok {
 			return labels.EmptyLabels(), errCorrupt
 		}
-		value, rest, ok := cut(rest)
+		vs, ve, ok := field(enc, ne)
 		if !ok {
 			return labels.EmptyLabels(), errCorrupt
 		}
-		b.Add(string(name), string(value))
-		enc = rest
+		b.Add(s[ns:ne], s[vs:ve])
+		off = ve
 	}
 	return b.Labels(), nil
+}
+
+// RangeLabels calls f with each name and value of a label set's encoding,
+// aliasing enc, and reports whether the encoding is whole.
+func RangeLabels(enc []byte, f func(name, value []byte)) bool {
+	for off := 0; off < len(enc); {
+		ns, ne, ok := field(enc, off)
+		if !ok {
+			return false
+		}
+		vs, ve, ok := field(enc, ne)
+		if !ok {
+			return false
+		}
+		f(enc[ns:ne], enc[vs:ve])
+		off = ve
+	}
+	return true
+}
+
+// field locates the length-prefixed field at b[off:]: it is b[start:end].
+func field(b []byte, off int) (start, end int, ok bool) {
+	n, k := binary.Uvarint(b[off:])
+	if k <= 0 || uint64(len(b)-off-k) < n {
+		return 0, 0, false
+	}
+	start = off + k
+	return start, start + int(n), true
 }
 
 func cut(b []byte) (field, rest []byte, ok bool) {

@@ -169,3 +169,30 @@ func FuzzSeriesReader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeLabels: any bytes decode or are refused without a panic, and
+// DecodeLabels and RangeLabels agree on what they hold; a label set
+// decodes back from its encoding.
+func FuzzDecodeLabels(f *testing.F) {
+	f.Add(AppendLabels(nil, labels.FromStrings("__name__", "up", "job", "node")))
+	f.Add(AppendLabels(nil, labels.FromStrings("a", "")))
+	f.Add([]byte{0x80})
+	f.Add([]byte{0x05, 'a'})
+	f.Add([]byte{0x01, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b labels.ScratchBuilder
+		ls, err := DecodeLabels(&b, data)
+		var pairs []string
+		whole := RangeLabels(data, func(name, value []byte) { pairs = append(pairs, string(name), string(value)) })
+		require.Equal(t, err == nil, whole)
+		if err != nil {
+			return
+		}
+		var got []string
+		ls.Range(func(l labels.Label) { got = append(got, l.Name, l.Value) })
+		require.Equal(t, pairs, got)
+		again, err := DecodeLabels(&b, AppendLabels(nil, ls))
+		require.NoError(t, err)
+		require.True(t, labels.Equal(ls, again))
+	})
+}

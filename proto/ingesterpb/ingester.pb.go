@@ -460,10 +460,14 @@ func (x *LabelMatcher) GetValue() string {
 }
 
 type QueryRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartMs       int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
-	EndMs         int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
-	Matchers      []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StartMs  int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// Asks for each series' labels in ChunkSeries.packed_labels. An
+	// ingester that predates the field ignores it and sends labels, which
+	// queriers read too, so either side may be upgraded first.
+	PackedLabels  bool `protobuf:"varint,4,opt,name=packed_labels,json=packedLabels,proto3" json:"packed_labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -517,6 +521,13 @@ func (x *QueryRequest) GetMatchers() []*LabelMatcher {
 		return x.Matchers
 	}
 	return nil
+}
+
+func (x *QueryRequest) GetPackedLabels() bool {
+	if x != nil {
+		return x.PackedLabels
+	}
+	return false
 }
 
 type Chunk struct {
@@ -592,7 +603,11 @@ type ChunkSeries struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Labels []*LabelPair           `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty"`
 	// Chunks may overlap (in-memory and stored copies); readers de-duplicate.
-	Chunks        []*Chunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	Chunks []*Chunk `protobuf:"bytes,2,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// The labels in the push encoding's form (sorted name and value pairs,
+	// each string length-prefixed by a uvarint), instead of labels, when
+	// the request asked: one field to decode instead of a message per label.
+	PackedLabels  []byte `protobuf:"bytes,3,opt,name=packed_labels,json=packedLabels,proto3" json:"packed_labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +652,13 @@ func (x *ChunkSeries) GetLabels() []*LabelPair {
 func (x *ChunkSeries) GetChunks() []*Chunk {
 	if x != nil {
 		return x.Chunks
+	}
+	return nil
+}
+
+func (x *ChunkSeries) GetPackedLabels() []byte {
+	if x != nil {
+		return x.PackedLabels
 	}
 	return nil
 }
@@ -1460,19 +1482,21 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x02EQ\x10\x00\x12\a\n" +
 	"\x03NEQ\x10\x01\x12\x06\n" +
 	"\x02RE\x10\x02\x12\a\n" +
-	"\x03NRE\x10\x03\"~\n" +
+	"\x03NRE\x10\x03\"\xa3\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12<\n" +
-	"\bmatchers\x18\x03 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\"w\n" +
+	"\bmatchers\x18\x03 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\x12#\n" +
+	"\rpacked_labels\x18\x04 \x01(\bR\fpackedLabels\"w\n" +
 	"\x05Chunk\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
 	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +
 	"\bencoding\x18\x03 \x01(\rR\bencoding\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"w\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x9c\x01\n" +
 	"\vChunkSeries\x125\n" +
 	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels\x121\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x19.orrery.ingester.v1.ChunkR\x06chunks\"N\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x19.orrery.ingester.v1.ChunkR\x06chunks\x12#\n" +
+	"\rpacked_labels\x18\x03 \x01(\fR\fpackedLabels\"N\n" +
 	"\x13QueryStreamResponse\x127\n" +
 	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.ChunkSeriesR\x06series\"\x99\x01\n" +
 	"\x11LabelNamesRequest\x12\x19\n" +
