@@ -101,23 +101,40 @@ func (m *chunkMerge) Next() chunkenc.ValueType {
 		}
 	}
 	// Pass the current timestamp in every chunk holding it.
+	if err := m.advance(m.lastT, false); err != nil {
+		return m.fail(err)
+	}
+	return m.pick(prev, true)
+}
+
+// advance moves every active chunk past t (seek false: by Next, a sample
+// or two) or to its first sample at or after t (seek true), and drops the
+// chunks that end.
+func (m *chunkMerge) advance(t int64, seek bool) error {
 	for i := 0; i < len(m.active); {
 		s := &m.active[i]
-		for s.typ != chunkenc.ValNone && s.t <= m.lastT {
-			if s.typ = s.it.Next(); s.typ != chunkenc.ValNone {
+		switch {
+		case seek && s.t < t:
+			if s.typ = s.it.Seek(t); s.typ != chunkenc.ValNone {
 				s.t = s.it.AtT()
+			}
+		case !seek:
+			for s.typ != chunkenc.ValNone && s.t <= t {
+				if s.typ = s.it.Next(); s.typ != chunkenc.ValNone {
+					s.t = s.it.AtT()
+				}
 			}
 		}
 		if s.typ == chunkenc.ValNone {
 			if err := s.it.Err(); err != nil {
-				return m.fail(err)
+				return err
 			}
 			m.active = slices.Delete(m.active, i, i+1)
 			continue
 		}
 		i++
 	}
-	return m.pick(prev, true)
+	return nil
 }
 
 // Seek moves to the first sample at or after t. It reads through the
@@ -131,21 +148,8 @@ func (m *chunkMerge) Seek(t int64) chunkenc.ValueType {
 	if m.cur >= 0 && m.lastT >= t {
 		return m.active[m.cur].typ
 	}
-	for i := 0; i < len(m.active); {
-		s := &m.active[i]
-		if s.t < t {
-			if s.typ = s.it.Seek(t); s.typ != chunkenc.ValNone {
-				s.t = s.it.AtT()
-			}
-		}
-		if s.typ == chunkenc.ValNone {
-			if err := s.it.Err(); err != nil {
-				return m.fail(err)
-			}
-			m.active = slices.Delete(m.active, i, i+1)
-			continue
-		}
-		i++
+	if err := m.advance(t, true); err != nil {
+		return m.fail(err)
 	}
 	// Pending chunks starting before t: seek into them.
 	keep := m.pending[:m.next]
