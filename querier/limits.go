@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -288,39 +289,49 @@ func (l *fetchLimiter) check() error {
 	return l.err
 }
 
-// hash identifies a series of a tenant. 0xff cannot occur in a valid UTF-8
-// name or value, so the separators make the encoding unambiguous.
-// seriesHash is hash of a streamed series' labels, packed or as pairs
-// alike, so one series from an ingester of either kind counts once. Packed
-// labels that do not decode hash as far as they do; reading the series
-// reports the damage.
+// seriesHash identifies a streamed series of a tenant, from its labels
+// packed or as pairs alike, so one series from an ingester of either kind
+// counts once. Packed labels that do not decode hash as far as they do;
+// reading the series reports the damage.
 func (l *fetchLimiter) seriesHash(tenant string, cs *ingesterpb.ChunkSeries) uint64 {
 	if len(cs.PackedLabels) == 0 {
 		return l.hash(tenant, cs.Labels)
 	}
 	var h maphash.Hash
 	h.SetSeed(l.seed)
-	_, _ = h.WriteString(tenant)
+	hashString(&h, tenant)
 	ingesterpb.RangeLabels(cs.PackedLabels, func(name, value []byte) {
-		_ = h.WriteByte(0xff)
-		_, _ = h.Write(name)
-		_ = h.WriteByte(0xff)
-		_, _ = h.Write(value)
+		hashBytes(&h, name)
+		hashBytes(&h, value)
 	})
 	return h.Sum64()
 }
 
+// hash identifies a series of a tenant by its label pairs. Every name and
+// value is length-prefixed, so distinct label sets hash apart whatever
+// bytes they hold: packed labels are bytes, not protobuf strings, so not
+// necessarily UTF-8, and a separator byte could occur in them.
 func (l *fetchLimiter) hash(tenant string, ls []*ingesterpb.LabelPair) uint64 {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
-	_, _ = h.WriteString(tenant)
+	hashString(&h, tenant)
 	for _, p := range ls {
-		_ = h.WriteByte(0xff)
-		_, _ = h.WriteString(p.Name)
-		_ = h.WriteByte(0xff)
-		_, _ = h.WriteString(p.Value)
+		hashString(&h, p.Name)
+		hashString(&h, p.Value)
 	}
 	return h.Sum64()
+}
+
+func hashString(h *maphash.Hash, s string) {
+	var n [binary.MaxVarintLen64]byte
+	_, _ = h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+	_, _ = h.WriteString(s)
+}
+
+func hashBytes(h *maphash.Hash, b []byte) {
+	var n [binary.MaxVarintLen64]byte
+	_, _ = h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+	_, _ = h.Write(b)
 }
 
 // chunkSamples counts the samples in chunks from their headers, without

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -75,14 +76,37 @@ func (s *ingesterStream) load(ctx context.Context) (bool, error) {
 }
 
 // seriesLabels are a streamed series' labels, packed or as pairs (an
-// ingester that predates packed labels sends pairs).
+// ingester that predates packed labels sends pairs). They must be what an
+// ingester holds: names sorted, unique and not empty, names and values
+// UTF-8. The merge compares label sets in order, and Prometheus's label
+// sets find a name by that order, so a set out of order would answer its
+// own name wrongly; packed labels are bytes, which protobuf does not check
+// for UTF-8 as it checks the pairs' strings.
 func seriesLabels(b *labels.ScratchBuilder, cs *ingesterpb.ChunkSeries) (labels.Labels, error) {
+	var ls labels.Labels
 	if len(cs.PackedLabels) == 0 {
-		return ingesterpb.ToLabels(b, cs.Labels), nil
+		ls = ingesterpb.ToLabels(b, cs.Labels)
+	} else {
+		var err error
+		if ls, err = ingesterpb.DecodeLabels(b, cs.PackedLabels); err != nil {
+			return labels.EmptyLabels(), fmt.Errorf("series labels: %w", err)
+		}
 	}
-	ls, err := ingesterpb.DecodeLabels(b, cs.PackedLabels)
+	var prev string
+	var err error
+	first := true
+	ls.Range(func(l labels.Label) {
+		switch {
+		case err != nil:
+		case l.Name == "" || (!first && l.Name <= prev):
+			err = fmt.Errorf("series %s: label names not sorted, unique and non-empty", ls)
+		case !utf8.ValidString(l.Name) || !utf8.ValidString(l.Value):
+			err = fmt.Errorf("series %q: labels not UTF-8", ls.String())
+		}
+		prev, first = l.Name, false
+	})
 	if err != nil {
-		return labels.EmptyLabels(), fmt.Errorf("series labels: %w", err)
+		return labels.EmptyLabels(), err
 	}
 	return ls, nil
 }

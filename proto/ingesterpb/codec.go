@@ -192,8 +192,9 @@ func AppendSample(buf []byte, t int64, v float64) []byte {
 
 // DecodeLabels builds a label set from its encoding. Names and values are
 // views of one string made from enc: one allocation for all of them
-// instead of two per label, safe whichever labels build the binary uses,
-// since enc itself is not kept.
+// instead of two per label, safe under the stringlabels and slicelabels
+// builds, since enc itself is not kept. It does not check the set: the
+// write path validated it, and queriers check what they receive.
 func DecodeLabels(b *labels.ScratchBuilder, enc []byte) (labels.Labels, error) {
 	b.Reset()
 	s := string(enc)
