@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/prometheus/prometheus/util/teststorage"
@@ -81,14 +82,17 @@ func TestAuditExplicitCounterResetSurvivesChunkBoundary(t *testing.T) {
 	engine := NewEngine(Config{LookbackDelta: 5 * time.Minute, MaxSamples: 1e6}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	at := time.UnixMilli(45_000)
 	for _, q := range []string{`resets(h[1m])`, `histogram_count(increase(h[1m]))`, `histogram_count(rate(h[1m]))`} {
-		run := func(st storage.Queryable) string {
-			qry, err := engine.NewInstantQuery(context.Background(), st, nil, q, at)
-			require.NoError(t, err)
-			defer qry.Close()
-			res := qry.Exec(context.Background())
-			require.NoError(t, res.Err)
-			return res.Value.String()
-		}
-		require.Equal(t, run(prom), run(auditOneSeries{ms}), q)
+		require.Equal(t, instantAnswer(t, engine, prom, q, at), instantAnswer(t, engine, auditOneSeries{ms}, q, at), q)
 	}
+}
+
+// instantAnswer is the engine's answer to q at at over st, as text.
+func instantAnswer(t *testing.T, engine *promql.Engine, st storage.Queryable, q string, at time.Time) string {
+	t.Helper()
+	qry, err := engine.NewInstantQuery(context.Background(), st, nil, q, at)
+	require.NoError(t, err)
+	defer qry.Close()
+	res := qry.Exec(context.Background())
+	require.NoError(t, res.Err)
+	return res.Value.String()
 }

@@ -1,7 +1,6 @@
 package querier
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -82,14 +81,7 @@ func TestAudit4HistogramResetsAcrossReplicas(t *testing.T) {
 		}}
 		at := time.UnixMilli(201 * 15_000)
 		for _, q := range []string{`resets(h[1h])`, `histogram_count(increase(h[1h]))`} {
-			run := func(st storage.Queryable) string {
-				qry, err := engine.NewInstantQuery(context.Background(), st, nil, q, at)
-				require.NoError(t, err)
-				defer qry.Close()
-				res := qry.Exec(context.Background())
-				require.NoError(t, res.Err)
-				return res.Value.String()
-			}
+			run := func(st storage.Queryable) string { return instantAnswer(t, engine, st, q, at) }
 			want := run(auditOneSeries{fullMS})
 			got := run(auditOneSeries{ms})
 			upstream := run(auditOneSeries{up})
