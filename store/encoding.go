@@ -23,11 +23,16 @@ var (
 	bucketChunks         = []byte("chunks")
 	keyFormatVersion     = []byte("format_version")
 	keyMaxChunkSpan      = []byte("max_chunk_span")
+	bucketDeletions      = []byte("deletions")
+	bucketTombstones     = []byte("tombstones")
+	keyGeneration        = []byte("generation")
 )
 
 // formatVersion is bumped on any incompatible change to FORMAT.md, so that
-// an old binary refuses a newer file instead of misreading it.
-const formatVersion uint32 = 1
+// an old binary refuses a newer file instead of misreading it. Version 2
+// added the deletions bucket: a version 1 binary would ignore it and serve
+// deleted samples again, so it must refuse the file.
+const formatVersion uint32 = 2
 
 const (
 	idLen          = 8

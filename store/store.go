@@ -40,6 +40,7 @@ type (
 	SeriesRef    = chunks.SeriesRef
 	Keep         = chunks.Keep
 	Sample       = chunks.Sample
+	Tombstone    = chunks.Tombstone
 )
 
 var _ chunks.Store = (*Store)(nil)
@@ -85,7 +86,7 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s (is another process using it?): %w", opts.Path, err)
 	}
-	if err := db.Update(initBuckets); err != nil {
+	if err := db.Update(initBuckets(logger)); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Path, err), db.Close())
 	}
 	s := &Store{db: db, opts: opts, reg: reg, logger: logger, m: newMetrics(opts.Path)}
@@ -96,22 +97,33 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	return s, nil
 }
 
-// initBuckets creates the root buckets of a new file and refuses a file
-// written in another format.
-func initBuckets(tx *bbolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
-		return err
-	}
-	if v := meta.Get(keyFormatVersion); v != nil {
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != formatVersion {
-			return fmt.Errorf("unsupported format version %x, want %d", v, formatVersion)
+// initBuckets creates the root buckets of a new file, upgrades a version 1
+// file in place (it lacks only the deletions bucket) and refuses any other
+// format.
+func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
 		}
-	} else if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
+		v := meta.Get(keyFormatVersion)
+		switch {
+		case v == nil:
+		case len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion:
+		case len(v) == 4 && binary.BigEndian.Uint32(v) == 1:
+			logger.Info("store format upgraded in place", "from", 1, "to", formatVersion)
+		default:
+			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
+		}
+		if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucketIfNotExists(bucketDeletions)
 		return err
 	}
-	_, err = tx.CreateBucketIfNotExists(bucketTenants)
-	return err
 }
 
 // Close waits for running transactions and closes the file. The Store must

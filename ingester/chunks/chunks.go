@@ -74,6 +74,42 @@ type Store interface {
 	// of the copy must not stall flushes. The copy, put where the store's
 	// file is, opens as the same store.
 	Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error
+	// AddTombstone records, durably when it returns, that the tenant's
+	// samples in the tombstone's range of the series its matchers select
+	// are deleted. The store keeps the chunks; readers hide the samples.
+	AddTombstone(tenant string, t Tombstone) error
+	// RaiseGeneration sets the tenant's deletion generation to gen if that
+	// is higher, durably, and returns the generation after the call.
+	RaiseGeneration(tenant string, gen int64) (int64, error)
+	// Deletions returns every tenant's tombstones and generation.
+	// ApplyRetention drops the tombstones whose range ended before the
+	// tenant's retention cutoff, since no sample they hide is left.
+	Deletions() (map[string]Deletions, error)
+}
+
+// Tombstone hides the samples in [MinTime, MaxTime] of the series its
+// matchers select, as Prometheus's tombstones do.
+type Tombstone struct {
+	Matchers         []*labels.Matcher
+	MinTime, MaxTime int64
+}
+
+// Matches reports whether the tombstone applies to a series with labels ls.
+func (t Tombstone) Matches(ls labels.Labels) bool {
+	for _, m := range t.Matchers {
+		if !m.Matches(ls.Get(m.Name)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Deletions are a tenant's tombstones and its deletion generation: a
+// number raised after every completed deletion, which results caches
+// put in their keys so that no answer cached before it is served after.
+type Deletions struct {
+	Tombstones []Tombstone
+	Generation int64
 }
 
 // Sample is one sample: a float (H and FH nil), an integer histogram (H)

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Open, restore Restore) {
 		{"RetentionDeletesOldChunks", retentionDeletesOldChunks},
 		{"HistogramsRoundTrip", histogramsRoundTrip},
 		{"PutMergesHistograms", putMergesHistograms},
+		{"TombstonesPersistAndExpire", tombstonesPersistAndExpire},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
@@ -444,4 +445,52 @@ func putMergesHistograms(t *testing.T, open Open) {
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upB, floatsC...)}))
 	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upB, encode(t, mixed[2:])...)}))
 	requireSameSamples(t, mixed, samplesOf(t, selectAll(t, st, "t", 0, 10_000)[1]))
+}
+
+// Tombstones and generations are kept per tenant across a reopen, the
+// generation only rises, and retention drops the tombstones that end
+// before the tenant's cutoff (0 keeps them).
+func tombstonesPersistAndExpire(t *testing.T, open Open) {
+	dir := t.TempDir()
+	st, closeStore := open(t, dir)
+	now := time.UnixMilli(10 * 3_600_000)
+	old := chunks.Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "job", "a|b")},
+		MinTime: 0, MaxTime: now.Add(-2 * time.Hour).UnixMilli()}
+	recent := chunks.Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"),
+		labels.MustNewMatcher(labels.MatchNotEqual, "x", "")}, MinTime: -5, MaxTime: now.UnixMilli()}
+	require.NoError(t, st.AddTombstone("hour", old))
+	require.NoError(t, st.AddTombstone("hour", recent))
+	require.NoError(t, st.AddTombstone("forever", old))
+	require.Error(t, st.AddTombstone("hour", chunks.Tombstone{Matchers: old.Matchers, MinTime: 2, MaxTime: 1}), "an empty range")
+	gen, err := st.RaiseGeneration("hour", 5)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), gen)
+	gen, err = st.RaiseGeneration("hour", 4)
+	require.NoError(t, err)
+	require.Equal(t, int64(5), gen)
+
+	require.NoError(t, closeStore())
+	st, closeStore = open(t, dir)
+	defer func() { require.NoError(t, closeStore()) }()
+	d, err := st.Deletions()
+	require.NoError(t, err)
+	require.Len(t, d, 2)
+	require.Equal(t, int64(5), d["hour"].Generation)
+	require.Len(t, d["hour"].Tombstones, 2)
+	got := d["hour"].Tombstones[1]
+	require.Equal(t, recent.MinTime, got.MinTime)
+	require.Equal(t, recent.MaxTime, got.MaxTime)
+	require.Equal(t, fmt.Sprint(recent.Matchers), fmt.Sprint(got.Matchers))
+	require.True(t, got.Matches(labels.FromStrings("__name__", "up", "x", "1")))
+	require.False(t, got.Matches(labels.FromStrings("__name__", "up")))
+
+	retention := map[string]time.Duration{"hour": time.Hour, "forever": 0}
+	_, err = st.ApplyRetention(now, func(tenant string) time.Duration { return retention[tenant] })
+	require.NoError(t, err)
+	d, err = st.Deletions()
+	require.NoError(t, err)
+	require.Len(t, d["hour"].Tombstones, 1)
+	require.Equal(t, recent.MaxTime, d["hour"].Tombstones[0].MaxTime)
+	require.Equal(t, int64(5), d["hour"].Generation, "retention keeps the generation")
+	require.Len(t, d["forever"].Tombstones, 1)
 }
