@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/internal/promtime"
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/querier/resultcodec"
 	"github.com/orrery/orrery/querier/shard"
@@ -41,6 +42,7 @@ type Frontend struct {
 	limits Limits
 	logger *slog.Logger
 	cache  Cache // nil when results caching is off
+	gens   *generations
 	outer  *outerEngine
 	parser parser.Parser
 	now    func() time.Time
@@ -62,6 +64,7 @@ func New(cfg Config, down http.RoundTripper, limits Limits, reg prometheus.Regis
 		parser: parser.NewParser(parser.Options{}),
 		now:    time.Now,
 	}
+	f.gens = &generations{down: down, now: func() time.Time { return f.now() }}
 	if cfg.CacheResults {
 		if addrs := cfg.ResultsCache.MemcachedAddresses; len(addrs) > 0 {
 			c, err := NewMemcachedCache(addrs, cfg.ResultsCache.MemcachedTimeout, cfg.ResultsCache.MemcachedMaxItemSize, reg, logger)
@@ -111,6 +114,11 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.serveInstant(rec, r, ids, st)
 		}
 		f.logQuery(r, ids, rec.code, time.Since(began), st)
+	case querier.DeleteSeriesPath:
+		// Only the admin route (ServeDeleteSeries) may forward a
+		// deletion: queriers serve the frontend's requests without
+		// credentials.
+		http.NotFound(w, r)
 	default:
 		req := r.Clone(r.Context())
 		req.RequestURI = ""
@@ -228,9 +236,16 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	q := f.newQuery(r, ids, text, st, qs)
 	q.sharded = f.cfg.QueryShards > 1 && newPlan(text, expr) != nil // expr is not used again
 	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
-		q.cacheTTL, q.freshness = ttl, f.cacheFreshness(ids)
-		q.cacheKey = func(start int64) string {
-			return fmt.Sprintf("fe1:%s:%d:%d:%d:%d:%s", tenant.JoinIDs(ids), interval, floorDiv(start, interval), st, floorMod(start, st), text)
+		// Keyed by the tenants' deletion generations: after a deletion
+		// no answer cached before it is read. Without them the query is
+		// answered uncached.
+		if gens, err := f.gens.key(r.Context(), ids); err != nil {
+			f.logger.Warn("results cache skipped: deletion generation unknown", "tenant", tenant.JoinIDs(ids), "err", err)
+		} else {
+			q.cacheTTL, q.freshness = ttl, f.cacheFreshness(ids)
+			q.cacheKey = func(start int64) string {
+				return fmt.Sprintf("fe2:%s:%s:%d:%d:%d:%d:%s", tenant.JoinIDs(ids), gens, interval, floorDiv(start, interval), st, floorMod(start, st), text)
+			}
 		}
 	}
 	if q.cacheKey == nil && len(parts) > 1 && e-s < interval {
@@ -284,7 +299,7 @@ func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []st
 	}
 	ts := f.now()
 	if v := r.Form.Get("time"); v != "" {
-		if ts, err = parseTime(v); err != nil {
+		if ts, err = promtime.Parse(v); err != nil {
 			f.forwardForm(w, r, ids, "/query", qs)
 			return
 		}

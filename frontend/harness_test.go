@@ -56,6 +56,10 @@ type downstream struct {
 	shards   atomic.Int64
 	// onRequest, if set, sees each request before it is served.
 	onRequest func(*http.Request)
+	// generation is every tenant's deletion generation, as the queriers
+	// answer it; its requests are counted in genAsks only, not requests.
+	generation atomic.Int64
+	genAsks    atomic.Int64
 }
 
 func newDownstream(t testing.TB, instances int) *downstream {
@@ -103,6 +107,12 @@ func downstreamOver(st *teststorage.TestStorage) *downstream {
 
 // RoundTrip serves req in process, as the queue would through a querier.
 func (d *downstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == querier.PathPrefix+querier.DeletionGenerationPath {
+		d.genAsks.Add(1)
+		rec := httptest.NewRecorder()
+		fmt.Fprintf(rec, `{"status":"success","data":{"generation":"%d"}}`, d.generation.Load())
+		return rec.Result(), nil
+	}
 	d.requests.Add(1)
 	if d.onRequest != nil {
 		d.onRequest(req)

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/internal/promtime"
 )
 
 // checkLength enforces the tenants' max_query_length before any work, as
@@ -37,10 +38,10 @@ func (f *Frontend) checkLength(ids []string, start, end time.Time) error {
 // with its error messages.
 func parseRangeParams(form url.Values) (start, end time.Time, step time.Duration, err error) {
 	invalid := func(param string, err error) error { return fmt.Errorf("invalid parameter %q: %w", param, err) }
-	if start, err = parseTime(form.Get("start")); err != nil {
+	if start, err = promtime.Parse(form.Get("start")); err != nil {
 		return start, end, step, invalid("start", err)
 	}
-	if end, err = parseTime(form.Get("end")); err != nil {
+	if end, err = promtime.Parse(form.Get("end")); err != nil {
 		return start, end, step, invalid("end", err)
 	}
 	if end.Before(start) {
@@ -56,26 +57,6 @@ func parseRangeParams(form url.Values) (start, end time.Time, step time.Duration
 		return start, end, step, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 	}
 	return start, end, step, nil
-}
-
-// parseTime reads a time as the Prometheus API does: Unix seconds with
-// millisecond precision, or RFC 3339, or its boundary times.
-func parseTime(s string) (time.Time, error) {
-	if t, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(t)
-		frac = math.Round(frac*1000) / 1000
-		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	switch s {
-	case v1.MinTime.Format(time.RFC3339Nano):
-		return v1.MinTime, nil
-	case v1.MaxTime.Format(time.RFC3339Nano):
-		return v1.MaxTime, nil
-	}
-	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp", s)
 }
 
 // parseDuration reads a duration as the Prometheus API does: seconds, or

@@ -257,10 +257,20 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ow
 	defer cancel()
 	streams := map[string]ingesterpb.Ingester_TransferChunksClient{}
 	sent := 0
+	// The receivers may not hold this ingester's tombstones (one joined
+	// after a deletion), so deleted samples are not sent at all.
+	stones := i.deleted.tombstones(tenantID)
 	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, nil, func(batch []chunks.SeriesChunks) error {
 		pending := map[string]*ingesterpb.TransferChunksRequest{}
 		size := map[string]int{}
 		for _, sc := range batch {
+			var err error
+			if sc.Chunks, err = withoutDeleted(sc.Chunks, deletedIntervals(stones, sc.Labels)); err != nil {
+				return err
+			}
+			if len(sc.Chunks) == 0 {
+				continue
+			}
 			rs, err := owners.Get(ring.ShardKey(tenantID, sc.Labels))
 			if err != nil {
 				return err

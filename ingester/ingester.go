@@ -62,6 +62,11 @@ type Ingester struct {
 	mu    sync.RWMutex
 	heads map[string]*tenantHead
 
+	// deleted holds the tenants' tombstones, which every read applies;
+	// deleteMu makes deletions and their reloads take turns.
+	deleted  deletions
+	deleteMu sync.Mutex
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -117,6 +122,9 @@ func (i *Ingester) Start(ctx context.Context) error {
 		return fmt.Errorf("ingester: open wal: %w", err)
 	}
 	i.wal = w
+	if err := i.loadDeletions(); err != nil {
+		return errors.Join(err, w.Close())
+	}
 	start := time.Now()
 	if err := i.replay(); err != nil {
 		return errors.Join(fmt.Errorf("ingester: replay wal: %w", err), w.Close())
@@ -206,5 +214,10 @@ func (i *Ingester) applyRetention() {
 	}
 	if n > 0 {
 		i.logger.Info("retention deleted chunks", "chunks", n)
+	}
+	i.deleteMu.Lock()
+	defer i.deleteMu.Unlock()
+	if err := i.loadDeletions(); err != nil {
+		i.logger.Error("retention: reload deletions", "err", err)
 	}
 }

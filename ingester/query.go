@@ -147,11 +147,15 @@ func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []stream
 	if err != nil {
 		return err
 	}
+	stones := i.deleted.tombstones(tenantID)
 	for k, e := range batch {
 		sc := stored[k]
 		if e.s != nil {
 			sc.Labels = e.s.lset
 			sc.Chunks = append(toStoreChunks(mem[k]), sc.Chunks...)
+		}
+		if sc.Chunks, err = withoutDeleted(sc.Chunks, deletedIntervals(stones, sc.Labels)); err != nil {
+			return err
 		}
 		if len(sc.Chunks) == 0 {
 			continue
@@ -276,7 +280,64 @@ func (i *Ingester) seriesLabels(ctx context.Context, wire []*ingesterpb.LabelMat
 	}
 	out = append(out, stored...)
 	slices.SortFunc(out, labels.Compare)
-	return slices.CompactFunc(out, labels.Equal), nil
+	out = slices.CompactFunc(out, labels.Equal)
+	return i.withoutDeletedSeries(tenantID, start, end, out)
+}
+
+// withoutDeletedSeries leaves out of sets the series a tombstone touches
+// that have no sample left in [start, end]. Only those are read, and only
+// when the tenant has tombstones.
+func (i *Ingester) withoutDeletedSeries(tenantID string, start, end int64, sets []labels.Labels) ([]labels.Labels, error) {
+	stones := i.deleted.tombstones(tenantID)
+	if len(stones) == 0 {
+		return sets, nil
+	}
+	out := sets[:0]
+	for _, ls := range sets {
+		ivs := deletedIntervals(stones, ls)
+		if len(ivs) == 0 {
+			out = append(out, ls)
+			continue
+		}
+		var cs []chunks.Chunk
+		if h := i.head(tenantID, false); h != nil {
+			enc := ingesterpb.AppendLabels(nil, ls)
+			h.mu.RLock()
+			s := h.lookup(seriesHash(enc), enc, new([]byte))
+			h.mu.RUnlock()
+			if s != nil {
+				cs = toStoreChunks(s.copyChunks(start, end))
+			}
+		}
+		stored, err := i.store.ChunksOf(tenantID, start, end, []chunks.SeriesRef{{Labels: ls}})
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, stored[0].Chunks...)
+		if cs, err = withoutDeleted(cs, ivs); err != nil {
+			return nil, err
+		}
+		if hasSampleIn(cs, start, end) {
+			out = append(out, ls)
+		}
+	}
+	return out, nil
+}
+
+// hasSampleIn reports whether any chunk of cs has a sample in [start, end].
+func hasSampleIn(cs []chunks.Chunk, start, end int64) bool {
+	for _, c := range cs {
+		if c.MaxTime < start || c.MinTime > end {
+			continue
+		}
+		smps, _ := c.Samples()
+		for _, s := range smps {
+			if s.T >= start && s.T <= end {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // requestScope returns a read's tenant, its matchers and, when it carries

@@ -113,6 +113,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer release()
 		a.serveMetadata(w, r)
 		return
+	case DeleteSeriesPath:
+		a.serveDeleteSeries(w, r)
+		return
+	case DeletionGenerationPath:
+		a.serveDeletionGeneration(w, r)
+		return
 	case "/status/config":
 		writeJSON(w, http.StatusOK, struct {
 			Status string `json:"status"`

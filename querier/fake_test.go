@@ -246,6 +246,11 @@ func (c *fakeCluster) ForQuery() (ring.ReplicationSet, error) {
 	return rs, nil
 }
 
+func (c *fakeCluster) ForDeletion() ([]*ringpb.Instance, error) {
+	rs, err := c.ForQuery()
+	return rs.Instances, err
+}
+
 func (c *fakeCluster) Client(addr string) (ingesterpb.IngesterClient, error) {
 	var k int
 	_, err := fmt.Sscan(addr, &k)

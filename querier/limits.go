@@ -7,7 +7,6 @@ import (
 	"hash/maphash"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/internal/promtime"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 )
@@ -145,12 +145,7 @@ func formTime(r *http.Request, name string) (time.Time, bool) {
 	if s == "" {
 		return time.Time{}, false
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(f)
-		frac = math.Round(frac*1000) / 1000
-		return time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC(), true
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := promtime.Parse(s)
 	if err != nil || t.Equal(v1.MinTime) || t.Equal(v1.MaxTime) {
 		return time.Time{}, false
 	}

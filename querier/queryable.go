@@ -23,9 +23,11 @@ import (
 	"github.com/orrery/orrery/tenant"
 )
 
-// Ring is what the querier needs of the ring: the ingesters to ask.
+// Ring is what the querier needs of the ring: the ingesters to ask, and
+// for a deletion every ingester, once none is changing.
 type Ring interface {
 	ForQuery() (ring.ReplicationSet, error)
+	ForDeletion() ([]*ringpb.Instance, error)
 }
 
 // Clients hands out an ingester client by address.

@@ -23,6 +23,10 @@ var (
 	// or read must fail (and the client retry) rather than succeed below
 	// quorum.
 	ErrTooFewHealthy = errors.New("too few healthy instances")
+	// ErrChanging means an instance is joining, leaving or unhealthy: an
+	// operation that must reach every copy of the data (a deletion) must
+	// wait for the ring to settle.
+	ErrChanging = errors.New("ring is changing")
 )
 
 // ReplicationSet is where one operation goes. Instances are shared with the
@@ -228,6 +232,33 @@ func (r *Ring) Get(key uint32) (ReplicationSet, error) {
 			ErrTooFewHealthy, key, len(healthy), replicas, r.quorum(), r.replicationFactor)
 	}
 	return ReplicationSet{Instances: healthy, MaxErrors: len(healthy) - r.quorum()}, nil
+}
+
+// ForDeletion returns every instance that may hold data, if every one of
+// them (token owners that have not left) is ACTIVE and healthy. A deletion must reach every
+// copy: an unhealthy instance would keep its copy, and a join or handover
+// in progress moves data between instances as the deletion passes.
+func (r *Ring) ForDeletion() ([]*ringpb.Instance, error) {
+	s, now := r.load(), r.now()
+	var out []*ringpb.Instance
+	for _, in := range s.instances {
+		if !in.GetOwnsTokens() || in.GetState() == ringpb.State_LEFT {
+			continue
+		}
+		if in.GetState() != ringpb.State_ACTIVE {
+			return nil, fmt.Errorf("%w: %s is %s", ErrChanging, in.GetId(), in.GetState())
+		}
+		if !r.IsHealthy(in, now) {
+			return nil, fmt.Errorf("%w: %s is unhealthy (no heartbeat within the timeout)", ErrChanging, in.GetId())
+		}
+		if inRing(in) {
+			out = append(out, in)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrEmptyRing
+	}
+	return out, nil
 }
 
 // ForQuery returns every instance that may hold data: token-owning and

@@ -11,7 +11,7 @@ import (
 // Admins are the operators' credentials: they open the admin endpoints
 // (POST /ingester/shutdown, /debug/pprof) and name no tenant, so a tenant's
 // credential never opens an admin endpoint and an admin's never reads or
-// writes a tenant's data. See docs/tenancy.md for the file format.
+// writes a tenant's data, except to delete it (AdminTenantMiddleware). See docs/tenancy.md for the file format.
 type Admins struct {
 	creds *Credentials
 }
@@ -72,6 +72,25 @@ func AdminMiddleware(required bool, admins *Admins, next http.Handler) http.Hand
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// AdminTenantMiddleware is AdminMiddleware for the admin endpoints that
+// act on one tenant's data (deletion): the admin credential authorizes,
+// and the X-Scope-OrgID header names the tenant, which must be one valid
+// ID (without -auth.enabled an absent header is the anonymous tenant, as
+// for every other request).
+func AdminTenantMiddleware(required bool, admins *Admins, next http.Handler) http.Handler {
+	return AdminMiddleware(required, admins, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderName)
+		if id == "" && !required {
+			id = Anonymous
+		}
+		if err := Validate(id); err != nil {
+			http.Error(w, fmt.Sprintf("admin endpoint: the %s header must name the tenant: %s", HeaderName, err), http.StatusBadRequest)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithID(r.Context(), id)))
+	}))
 }
 
 func (a *Admins) authorize(r *http.Request, required bool) error {

@@ -7,18 +7,19 @@ import (
 	"github.com/orrery/orrery/tenant"
 )
 
-// adminGate returns the wrapper of every admin endpoint: POST
-// /ingester/shutdown, /debug/pprof, and any flush, snapshot or delete
-// endpoint added later, which must be registered through it too.
-func adminGate(cfg *Config) (func(http.Handler) http.Handler, error) {
+// adminGate returns the wrappers of every admin endpoint: admin for POST
+// /ingester/shutdown, /debug/pprof and any flush or snapshot endpoint
+// added later, and adminTenant for those acting on one tenant's data
+// (delete_series), which name it in X-Scope-OrgID.
+func adminGate(cfg *Config) (admin, adminTenant func(http.Handler) http.Handler, err error) {
 	var admins *tenant.Admins
 	if cfg.Security.AdminTokensFile != "" {
-		var err error
 		if admins, err = tenant.LoadAdmins(cfg.Security.AdminTokensFile); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return func(h http.Handler) http.Handler { return tenant.AdminMiddleware(cfg.AuthEnabled, admins, h) }, nil
+	return func(h http.Handler) http.Handler { return tenant.AdminMiddleware(cfg.AuthEnabled, admins, h) },
+		func(h http.Handler) http.Handler { return tenant.AdminTenantMiddleware(cfg.AuthEnabled, admins, h) }, nil
 }
 
 // registerPprof serves /debug/pprof behind admin when enabled; otherwise

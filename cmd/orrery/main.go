@@ -104,7 +104,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	if cfg.TenantFederation.Enabled {
 		authenticateRead = func(h http.Handler) http.Handler { return tenant.FederatedMiddleware(cfg.AuthEnabled, creds, h) }
 	}
-	admin, err := adminGate(cfg)
+	admin, adminTenant, err := adminGate(cfg)
 	if err != nil {
 		return err
 	}
@@ -223,6 +223,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 	}
 	var q *querier.Queryable
 	var engine *promql.Engine
+	var queryAPI *querier.API
 	if cfg.runs("querier") || cfg.runs(ruler.Component) {
 		q = querier.NewQueryable(cfg.Querier, member.Ring(), pool, overrides, reg, logger.With("component", "querier"))
 		engine = querier.NewEngine(cfg.Querier, reg, logger)
@@ -235,6 +236,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			return err
 		}
 		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, configYAML, reg, logger.With("component", "querier"))
+		queryAPI = api
 		if sched != nil {
 			// The frontend in this process serves the API; this querier
 			// answers its queue directly.
@@ -252,12 +254,23 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			member.Ring(), member.Subscribe(), dialOpts, reg, logger.With("component", "frontend-workers")))
 		mux.Handle(querier.FederatePath, authenticateRead(querier.NewFederation(cfg.Querier, q, logger.With("component", "federation"))))
 	}
+	// Deletion is an admin endpoint naming its tenant; more specific than
+	// the API's pattern, so no tenant credential reaches it.
+	var deletion http.Handler
 	if sched != nil {
 		fe, err := frontend.New(cfg.Frontend, sched, overrides, reg, logger.With("component", "query-frontend"))
 		if err != nil {
 			return err
 		}
 		mux.Handle(querier.PathPrefix+"/", authenticateRead(fe))
+		deletion = http.HandlerFunc(fe.ServeDeleteSeries)
+	} else if queryAPI != nil {
+		deletion = queryAPI
+	}
+	if deletion != nil {
+		for _, method := range []string{"POST ", "PUT "} {
+			mux.Handle(method+querier.PathPrefix+querier.DeleteSeriesPath, adminTenant(deletion))
+		}
 	}
 	if cfg.runs(ruler.Component) {
 		if err := addRuler(cfg, mgr, mux, member, pool, overrides, dist, q, engine, reg, logger, creds); err != nil {

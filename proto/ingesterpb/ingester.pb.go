@@ -1451,6 +1451,202 @@ func (x *ExemplarQueryResponse) GetSeries() []*ExemplarSeries {
 	return nil
 }
 
+type DeleteSeriesRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	StartMs  int64                  `protobuf:"varint,2,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,3,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	// The querier's clock at the request: the tombstone ends no later than
+	// the newer of it and the tenant's newest sample here, so that samples
+	// written after the deletion are not hidden (as Prometheus clamps a
+	// deletion to its head's newest sample).
+	NowMs         int64 `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSeriesRequest) Reset() {
+	*x = DeleteSeriesRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSeriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSeriesRequest) ProtoMessage() {}
+
+func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeleteSeriesRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *DeleteSeriesRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *DeleteSeriesRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *DeleteSeriesRequest) GetNowMs() int64 {
+	if x != nil {
+		return x.NowMs
+	}
+	return 0
+}
+
+type DeleteSeriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSeriesResponse) Reset() {
+	*x = DeleteSeriesResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSeriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSeriesResponse) ProtoMessage() {}
+
+func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
+}
+
+type DeletionGenerationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RaiseTo       int64                  `protobuf:"varint,1,opt,name=raise_to,json=raiseTo,proto3" json:"raise_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionGenerationRequest) Reset() {
+	*x = DeletionGenerationRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionGenerationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionGenerationRequest) ProtoMessage() {}
+
+func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionGenerationRequest.ProtoReflect.Descriptor instead.
+func (*DeletionGenerationRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeletionGenerationRequest) GetRaiseTo() int64 {
+	if x != nil {
+		return x.RaiseTo
+	}
+	return 0
+}
+
+type DeletionGenerationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    int64                  `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletionGenerationResponse) Reset() {
+	*x = DeletionGenerationResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletionGenerationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletionGenerationResponse) ProtoMessage() {}
+
+func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletionGenerationResponse.ProtoReflect.Descriptor instead.
+func (*DeletionGenerationResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DeletionGenerationResponse) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 var File_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingesterpb_ingester_proto_rawDesc = "" +
@@ -1543,7 +1739,19 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\rseries_labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\fseriesLabels\x12:\n" +
 	"\texemplars\x18\x02 \x03(\v2\x1c.orrery.ingester.v1.ExemplarR\texemplars\"S\n" +
 	"\x15ExemplarQueryResponse\x12:\n" +
-	"\x06series\x18\x01 \x03(\v2\".orrery.ingester.v1.ExemplarSeriesR\x06series2\xfd\x05\n" +
+	"\x06series\x18\x01 \x03(\v2\".orrery.ingester.v1.ExemplarSeriesR\x06series\"\x9c\x01\n" +
+	"\x13DeleteSeriesRequest\x12<\n" +
+	"\bmatchers\x18\x01 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\x12\x19\n" +
+	"\bstart_ms\x18\x02 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x12\x15\n" +
+	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\"\x16\n" +
+	"\x14DeleteSeriesResponse\"6\n" +
+	"\x19DeletionGenerationRequest\x12\x19\n" +
+	"\braise_to\x18\x01 \x01(\x03R\araiseTo\"<\n" +
+	"\x1aDeletionGenerationResponse\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x03R\n" +
+	"generation2\xd5\a\n" +
 	"\bIngester\x12I\n" +
 	"\x04Push\x12\x1f.orrery.ingester.v1.PushRequest\x1a .orrery.ingester.v1.PushResponse\x12Z\n" +
 	"\vQueryStream\x12 .orrery.ingester.v1.QueryRequest\x1a'.orrery.ingester.v1.QueryStreamResponse0\x01\x12[\n" +
@@ -1553,7 +1761,9 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x06Series\x12!.orrery.ingester.v1.SeriesRequest\x1a\".orrery.ingester.v1.SeriesResponse\x12j\n" +
 	"\x0fMetricsMetadata\x12*.orrery.ingester.v1.MetricsMetadataRequest\x1a+.orrery.ingester.v1.MetricsMetadataResponse\x12i\n" +
 	"\x0eTransferChunks\x12).orrery.ingester.v1.TransferChunksRequest\x1a*.orrery.ingester.v1.TransferChunksResponse(\x01\x12e\n" +
-	"\x0eQueryExemplars\x12(.orrery.ingester.v1.ExemplarQueryRequest\x1a).orrery.ingester.v1.ExemplarQueryResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
+	"\x0eQueryExemplars\x12(.orrery.ingester.v1.ExemplarQueryRequest\x1a).orrery.ingester.v1.ExemplarQueryResponse\x12a\n" +
+	"\fDeleteSeries\x12'.orrery.ingester.v1.DeleteSeriesRequest\x1a(.orrery.ingester.v1.DeleteSeriesResponse\x12s\n" +
+	"\x12DeletionGeneration\x12-.orrery.ingester.v1.DeletionGenerationRequest\x1a..orrery.ingester.v1.DeletionGenerationResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
 
 var (
 	file_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -1568,34 +1778,38 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_ingesterpb_ingester_proto_goTypes = []any{
-	(LabelMatcher_Type)(0),          // 0: orrery.ingester.v1.LabelMatcher.Type
-	(*LabelPair)(nil),               // 1: orrery.ingester.v1.LabelPair
-	(*PushRequest)(nil),             // 2: orrery.ingester.v1.PushRequest
-	(*MetricMetadata)(nil),          // 3: orrery.ingester.v1.MetricMetadata
-	(*MetricsMetadataRequest)(nil),  // 4: orrery.ingester.v1.MetricsMetadataRequest
-	(*MetricsMetadataResponse)(nil), // 5: orrery.ingester.v1.MetricsMetadataResponse
-	(*PushResponse)(nil),            // 6: orrery.ingester.v1.PushResponse
-	(*LabelMatcher)(nil),            // 7: orrery.ingester.v1.LabelMatcher
-	(*QueryRequest)(nil),            // 8: orrery.ingester.v1.QueryRequest
-	(*Chunk)(nil),                   // 9: orrery.ingester.v1.Chunk
-	(*ChunkSeries)(nil),             // 10: orrery.ingester.v1.ChunkSeries
-	(*QueryStreamResponse)(nil),     // 11: orrery.ingester.v1.QueryStreamResponse
-	(*LabelNamesRequest)(nil),       // 12: orrery.ingester.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),      // 13: orrery.ingester.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),      // 14: orrery.ingester.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil),     // 15: orrery.ingester.v1.LabelValuesResponse
-	(*SeriesRequest)(nil),           // 16: orrery.ingester.v1.SeriesRequest
-	(*SeriesResponse)(nil),          // 17: orrery.ingester.v1.SeriesResponse
-	(*Labels)(nil),                  // 18: orrery.ingester.v1.Labels
-	(*TransferChunksRequest)(nil),   // 19: orrery.ingester.v1.TransferChunksRequest
-	(*TransferChunksResponse)(nil),  // 20: orrery.ingester.v1.TransferChunksResponse
-	(*MatcherSet)(nil),              // 21: orrery.ingester.v1.MatcherSet
-	(*ExemplarQueryRequest)(nil),    // 22: orrery.ingester.v1.ExemplarQueryRequest
-	(*Exemplar)(nil),                // 23: orrery.ingester.v1.Exemplar
-	(*ExemplarSeries)(nil),          // 24: orrery.ingester.v1.ExemplarSeries
-	(*ExemplarQueryResponse)(nil),   // 25: orrery.ingester.v1.ExemplarQueryResponse
+	(LabelMatcher_Type)(0),             // 0: orrery.ingester.v1.LabelMatcher.Type
+	(*LabelPair)(nil),                  // 1: orrery.ingester.v1.LabelPair
+	(*PushRequest)(nil),                // 2: orrery.ingester.v1.PushRequest
+	(*MetricMetadata)(nil),             // 3: orrery.ingester.v1.MetricMetadata
+	(*MetricsMetadataRequest)(nil),     // 4: orrery.ingester.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil),    // 5: orrery.ingester.v1.MetricsMetadataResponse
+	(*PushResponse)(nil),               // 6: orrery.ingester.v1.PushResponse
+	(*LabelMatcher)(nil),               // 7: orrery.ingester.v1.LabelMatcher
+	(*QueryRequest)(nil),               // 8: orrery.ingester.v1.QueryRequest
+	(*Chunk)(nil),                      // 9: orrery.ingester.v1.Chunk
+	(*ChunkSeries)(nil),                // 10: orrery.ingester.v1.ChunkSeries
+	(*QueryStreamResponse)(nil),        // 11: orrery.ingester.v1.QueryStreamResponse
+	(*LabelNamesRequest)(nil),          // 12: orrery.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),         // 13: orrery.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),         // 14: orrery.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),        // 15: orrery.ingester.v1.LabelValuesResponse
+	(*SeriesRequest)(nil),              // 16: orrery.ingester.v1.SeriesRequest
+	(*SeriesResponse)(nil),             // 17: orrery.ingester.v1.SeriesResponse
+	(*Labels)(nil),                     // 18: orrery.ingester.v1.Labels
+	(*TransferChunksRequest)(nil),      // 19: orrery.ingester.v1.TransferChunksRequest
+	(*TransferChunksResponse)(nil),     // 20: orrery.ingester.v1.TransferChunksResponse
+	(*MatcherSet)(nil),                 // 21: orrery.ingester.v1.MatcherSet
+	(*ExemplarQueryRequest)(nil),       // 22: orrery.ingester.v1.ExemplarQueryRequest
+	(*Exemplar)(nil),                   // 23: orrery.ingester.v1.Exemplar
+	(*ExemplarSeries)(nil),             // 24: orrery.ingester.v1.ExemplarSeries
+	(*ExemplarQueryResponse)(nil),      // 25: orrery.ingester.v1.ExemplarQueryResponse
+	(*DeleteSeriesRequest)(nil),        // 26: orrery.ingester.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),       // 27: orrery.ingester.v1.DeleteSeriesResponse
+	(*DeletionGenerationRequest)(nil),  // 28: orrery.ingester.v1.DeletionGenerationRequest
+	(*DeletionGenerationResponse)(nil), // 29: orrery.ingester.v1.DeletionGenerationResponse
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	3,  // 0: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
@@ -1617,27 +1831,32 @@ var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	1,  // 16: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
 	23, // 17: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
 	24, // 18: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
-	2,  // 19: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	8,  // 20: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	12, // 21: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	14, // 22: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	16, // 23: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	4,  // 24: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
-	19, // 25: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
-	22, // 26: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
-	6,  // 27: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	11, // 28: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	13, // 29: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	15, // 30: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	17, // 31: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	5,  // 32: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
-	20, // 33: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
-	25, // 34: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	7,  // 19: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	2,  // 20: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	8,  // 21: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	12, // 22: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	14, // 23: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	16, // 24: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	4,  // 25: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	19, // 26: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
+	22, // 27: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
+	26, // 28: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
+	28, // 29: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
+	6,  // 30: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	11, // 31: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	13, // 32: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	15, // 33: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	17, // 34: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	5,  // 35: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	20, // 36: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
+	25, // 37: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
+	27, // 38: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
+	29, // 39: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -1651,7 +1870,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

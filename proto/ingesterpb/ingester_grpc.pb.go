@@ -23,14 +23,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_Push_FullMethodName            = "/orrery.ingester.v1.Ingester/Push"
-	Ingester_QueryStream_FullMethodName     = "/orrery.ingester.v1.Ingester/QueryStream"
-	Ingester_LabelNames_FullMethodName      = "/orrery.ingester.v1.Ingester/LabelNames"
-	Ingester_LabelValues_FullMethodName     = "/orrery.ingester.v1.Ingester/LabelValues"
-	Ingester_Series_FullMethodName          = "/orrery.ingester.v1.Ingester/Series"
-	Ingester_MetricsMetadata_FullMethodName = "/orrery.ingester.v1.Ingester/MetricsMetadata"
-	Ingester_TransferChunks_FullMethodName  = "/orrery.ingester.v1.Ingester/TransferChunks"
-	Ingester_QueryExemplars_FullMethodName  = "/orrery.ingester.v1.Ingester/QueryExemplars"
+	Ingester_Push_FullMethodName               = "/orrery.ingester.v1.Ingester/Push"
+	Ingester_QueryStream_FullMethodName        = "/orrery.ingester.v1.Ingester/QueryStream"
+	Ingester_LabelNames_FullMethodName         = "/orrery.ingester.v1.Ingester/LabelNames"
+	Ingester_LabelValues_FullMethodName        = "/orrery.ingester.v1.Ingester/LabelValues"
+	Ingester_Series_FullMethodName             = "/orrery.ingester.v1.Ingester/Series"
+	Ingester_MetricsMetadata_FullMethodName    = "/orrery.ingester.v1.Ingester/MetricsMetadata"
+	Ingester_TransferChunks_FullMethodName     = "/orrery.ingester.v1.Ingester/TransferChunks"
+	Ingester_QueryExemplars_FullMethodName     = "/orrery.ingester.v1.Ingester/QueryExemplars"
+	Ingester_DeleteSeries_FullMethodName       = "/orrery.ingester.v1.Ingester/DeleteSeries"
+	Ingester_DeletionGeneration_FullMethodName = "/orrery.ingester.v1.Ingester/DeletionGeneration"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -55,6 +57,15 @@ type IngesterClient interface {
 	// QueryExemplars returns the exemplars of the series matching any of the
 	// matcher sets within the time range.
 	QueryExemplars(ctx context.Context, in *ExemplarQueryRequest, opts ...grpc.CallOption) (*ExemplarQueryResponse, error)
+	// DeleteSeries records a tombstone: the tenant's samples in the range of
+	// the matching series are hidden from every read and handover from then
+	// on, also after a restart (docs/deletion.md).
+	DeleteSeries(ctx context.Context, in *DeleteSeriesRequest, opts ...grpc.CallOption) (*DeleteSeriesResponse, error)
+	// DeletionGeneration returns the tenant's deletion generation, first
+	// raising it to raise_to when that is higher. A querier raises it on
+	// every ingester once a deletion reached them all; results caches key
+	// their entries by it.
+	DeletionGeneration(ctx context.Context, in *DeletionGenerationRequest, opts ...grpc.CallOption) (*DeletionGenerationResponse, error)
 }
 
 type ingesterClient struct {
@@ -157,6 +168,26 @@ func (c *ingesterClient) QueryExemplars(ctx context.Context, in *ExemplarQueryRe
 	return out, nil
 }
 
+func (c *ingesterClient) DeleteSeries(ctx context.Context, in *DeleteSeriesRequest, opts ...grpc.CallOption) (*DeleteSeriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSeriesResponse)
+	err := c.cc.Invoke(ctx, Ingester_DeleteSeries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) DeletionGeneration(ctx context.Context, in *DeletionGenerationRequest, opts ...grpc.CallOption) (*DeletionGenerationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletionGenerationResponse)
+	err := c.cc.Invoke(ctx, Ingester_DeletionGeneration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -179,6 +210,15 @@ type IngesterServer interface {
 	// QueryExemplars returns the exemplars of the series matching any of the
 	// matcher sets within the time range.
 	QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error)
+	// DeleteSeries records a tombstone: the tenant's samples in the range of
+	// the matching series are hidden from every read and handover from then
+	// on, also after a restart (docs/deletion.md).
+	DeleteSeries(context.Context, *DeleteSeriesRequest) (*DeleteSeriesResponse, error)
+	// DeletionGeneration returns the tenant's deletion generation, first
+	// raising it to raise_to when that is higher. A querier raises it on
+	// every ingester once a deletion reached them all; results caches key
+	// their entries by it.
+	DeletionGeneration(context.Context, *DeletionGenerationRequest) (*DeletionGenerationResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -212,6 +252,12 @@ func (UnimplementedIngesterServer) TransferChunks(grpc.ClientStreamingServer[Tra
 }
 func (UnimplementedIngesterServer) QueryExemplars(context.Context, *ExemplarQueryRequest) (*ExemplarQueryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method QueryExemplars not implemented")
+}
+func (UnimplementedIngesterServer) DeleteSeries(context.Context, *DeleteSeriesRequest) (*DeleteSeriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSeries not implemented")
+}
+func (UnimplementedIngesterServer) DeletionGeneration(context.Context, *DeletionGenerationRequest) (*DeletionGenerationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletionGeneration not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -360,6 +406,42 @@ func _Ingester_QueryExemplars_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_DeleteSeries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSeriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).DeleteSeries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_DeleteSeries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).DeleteSeries(ctx, req.(*DeleteSeriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_DeletionGeneration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletionGenerationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).DeletionGeneration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_DeletionGeneration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).DeletionGeneration(ctx, req.(*DeletionGenerationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -390,6 +472,14 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "QueryExemplars",
 			Handler:    _Ingester_QueryExemplars_Handler,
+		},
+		{
+			MethodName: "DeleteSeries",
+			Handler:    _Ingester_DeleteSeries_Handler,
+		},
+		{
+			MethodName: "DeletionGeneration",
+			Handler:    _Ingester_DeletionGeneration_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

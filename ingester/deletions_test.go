@@ -1,0 +1,155 @@
+package ingester
+
+import (
+	"math"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/proto/ringpb"
+)
+
+func (ti *testIngester) deleteSeries(t *testing.T, tenantID string, mint, maxt, now int64, ms ...*labels.Matcher) error {
+	t.Helper()
+	_, err := ti.client.DeleteSeries(ctxFor(tenantID), &ingesterpb.DeleteSeriesRequest{
+		Matchers: ingesterpb.FromMatchers(ms), StartMs: mint, EndMs: maxt, NowMs: now,
+	})
+	return err
+}
+
+func (ti *testIngester) seriesNames(t *testing.T, tenantID string, start, end int64) []string {
+	t.Helper()
+	resp, err := ti.client.LabelValues(ctxFor(tenantID), &ingesterpb.LabelValuesRequest{Name: "__name__", StartMs: start, EndMs: end})
+	require.NoError(t, err)
+	return resp.Values
+}
+
+func secondsIn(from, to int) []int64 {
+	var out []int64
+	for k := from; k <= to; k++ {
+		out = append(out, int64(k)*1000)
+	}
+	return out
+}
+
+// A deletion hides its samples from memory and store alike, in the middle
+// of chunks too, only for the matching series and tenant, and keeps doing
+// so after a crash (the WAL replays them into memory) and after a graceful
+// restart (everything flushed).
+func TestDeleteSeriesHidesSamplesAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	ti := newTestIngester(t, dir, testConfig())
+	require.NoError(t, ti.push(t, "a", series("up", 0, 25), series("keep", 0, 25)))
+	ti.flush(false) // two chunks of 10 stored, 5 samples in memory
+	require.NoError(t, ti.push(t, "a", series("up", 25, 10)))
+	require.NoError(t, ti.push(t, "b", series("up", 0, 30)))
+
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+	// 5s..27s: part of the first stored chunk, all of the second, and
+	// part of memory.
+	require.NoError(t, ti.deleteSeries(t, "a", 5000, 27000, 100_000, up))
+	want := append(secondsIn(0, 4), secondsIn(28, 34)...)
+	check := func() {
+		t.Helper()
+		got := ti.samples(t, "a")
+		require.Equal(t, want, got["up"])
+		require.Equal(t, secondsIn(0, 24), got["keep"])
+		require.Equal(t, secondsIn(0, 29), ti.samples(t, "b")["up"], "another tenant's series of the same name")
+	}
+	check()
+	// A series wholly deleted in a range is not in that range's series.
+	require.Equal(t, []string{"keep"}, ti.seriesNames(t, "a", 10_000, 20_000))
+	require.Equal(t, []string{"keep", "up"}, ti.seriesNames(t, "a", 0, 20_000))
+
+	ti.crash(t)
+	ti = newTestIngester(t, dir, testConfig())
+	check()
+	ti.stop(t)
+	ti = newTestIngester(t, dir, testConfig())
+	defer ti.stop(t)
+	check()
+}
+
+// A deletion without an end hides what was written before it, not what
+// comes later: it ends at the newer of the querier's clock and the
+// tenant's newest sample.
+func TestDeleteSeriesEndsAtNow(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("up", 0, 20)))
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+	// The querier's clock says 10s; the newest sample is at 19s.
+	require.NoError(t, ti.deleteSeries(t, "a", math.MinInt64, math.MaxInt64, 10_000, up))
+	require.NoError(t, ti.push(t, "a", series("up", 20, 5)))
+	require.Equal(t, secondsIn(20, 24), ti.samples(t, "a")["up"])
+}
+
+// Bad deletions are refused and change nothing.
+func TestDeleteSeriesRefusesBadRequests(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("up", 0, 5)))
+	require.ErrorContains(t, ti.deleteSeries(t, "a", 0, 10_000, 10_000), "no matchers")
+	_, err := ti.client.DeleteSeries(ctxFor("a"), &ingesterpb.DeleteSeriesRequest{
+		Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_RE, Name: "__name__", Value: "("}}, EndMs: 10_000, NowMs: 10_000,
+	})
+	require.Error(t, err)
+	_, err = ti.client.DeleteSeries(t.Context(), &ingesterpb.DeleteSeriesRequest{})
+	require.Error(t, err, "no tenant")
+	require.Equal(t, secondsIn(0, 4), ti.samples(t, "a")["up"])
+}
+
+// A tenant's tombstones are bounded, each read checks them all.
+func TestDeleteSeriesLimit(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("up", 0, 5)))
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+	for range maxTombstones {
+		require.NoError(t, ti.deleteSeries(t, "a", 0, 0, 10_000, up))
+	}
+	require.ErrorContains(t, ti.deleteSeries(t, "a", 1000, 1000, 10_000, up), "deletions")
+	require.Equal(t, secondsIn(1, 4), ti.samples(t, "a")["up"])
+	require.NoError(t, ti.deleteSeries(t, "b", 0, 0, 10_000, up), "another tenant is not limited by a's")
+}
+
+// The generation only rises, and survives a restart.
+func TestDeletionGenerationRises(t *testing.T) {
+	dir := t.TempDir()
+	ti := newTestIngester(t, dir, testConfig())
+	gen := func(raise int64) int64 {
+		resp, err := ti.client.DeletionGeneration(ctxFor("a"), &ingesterpb.DeletionGenerationRequest{RaiseTo: raise})
+		require.NoError(t, err)
+		return resp.Generation
+	}
+	require.Equal(t, int64(0), gen(0))
+	require.Equal(t, int64(7), gen(7))
+	require.Equal(t, int64(7), gen(3))
+	ti.crash(t)
+	ti = newTestIngester(t, dir, testConfig())
+	defer ti.stop(t)
+	require.Equal(t, int64(7), gen(0))
+}
+
+// A leaving ingester does not hand deleted samples over: its successor may
+// have joined after the deletion and hold no tombstone.
+func TestHandoverLeavesDeletedSamplesBehind(t *testing.T) {
+	from := newTestIngester(t, t.TempDir(), testConfig())
+	defer from.stop(t)
+	to := newTestIngester(t, t.TempDir(), testConfig())
+	defer to.stop(t)
+
+	require.NoError(t, from.push(t, "team", series("m", 1, 25), series("gone", 1, 25)))
+	require.NoError(t, from.deleteSeries(t, "team", 5000, 14_000, 100_000, nameM))
+	require.NoError(t, from.deleteSeries(t, "team", math.MinInt64, math.MaxInt64, 100_000, labels.MustNewMatcher(labels.MatchEqual, "__name__", "gone")))
+	r := testRing(1, map[string]member{
+		"from": {addr: from.addr, state: ringpb.State_LEAVING, tokens: []uint32{1<<31 + 1}},
+		"to":   {addr: to.addr, state: ringpb.State_ACTIVE, tokens: []uint32{1 << 31}},
+	})
+	require.NoError(t, from.Handover(ctxFor("team"), from.addr, r, from.pool))
+	got := to.samples(t, "team")
+	require.Equal(t, append(secondsIn(1, 4), secondsIn(15, 25)...), got["m"])
+	require.NotContains(t, got, "gone")
+}
