@@ -8,6 +8,10 @@
 // opens the bbolt store (package store) and hands it in. The ingester
 // never names an implementation, and never opens or closes the store.
 //
+// It keeps each tenant's deletion tombstones (docs/deletion.md) in the
+// store and filters every sample it hands out by them: selects, series and
+// label calls, and handover.
+//
 // It must never decide which series it owns (that is the ring's job), never
 // talk to other ingesters, and never evaluate PromQL.
 package ingester
