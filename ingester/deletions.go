@@ -38,6 +38,21 @@ func (d *deletions) set(all map[string]chunks.Deletions) {
 	d.mu.Unlock()
 }
 
+// update changes a tenant's deletions in a copy of the map, so that readers
+// holding the old slices never see them change.
+func (d *deletions) update(tenantID string, change func(*chunks.Deletions)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	all := maps.Clone(d.byTenant)
+	if all == nil {
+		all = map[string]chunks.Deletions{}
+	}
+	td := all[tenantID]
+	change(&td)
+	all[tenantID] = td
+	d.byTenant = all
+}
+
 // loadDeletions reads the tombstones from the store: at start, and after
 // retention dropped some.
 func (i *Ingester) loadDeletions() error {
@@ -88,16 +103,9 @@ func (i *Ingester) DeleteSeries(ctx context.Context, req *ingesterpb.DeleteSerie
 	if err := i.store.AddTombstone(tenantID, t); err != nil {
 		return nil, apierr.ToGRPC(err)
 	}
-	i.deleted.mu.Lock()
-	all := maps.Clone(i.deleted.byTenant)
-	if all == nil {
-		all = map[string]chunks.Deletions{}
-	}
-	d := all[tenantID]
-	d.Tombstones = append(d.Tombstones[:len(d.Tombstones):len(d.Tombstones)], t)
-	all[tenantID] = d
-	i.deleted.byTenant = all
-	i.deleted.mu.Unlock()
+	i.deleted.update(tenantID, func(d *chunks.Deletions) {
+		d.Tombstones = append(d.Tombstones[:len(d.Tombstones):len(d.Tombstones)], t)
+	})
 	i.logger.Info("series deleted", "tenant", tenantID, "matchers", fmt.Sprint(ms), "min_time", t.MinTime, "max_time", t.MaxTime)
 	return &ingesterpb.DeleteSeriesResponse{}, nil
 }
@@ -120,16 +128,7 @@ func (i *Ingester) DeletionGeneration(ctx context.Context, req *ingesterpb.Delet
 	if err != nil {
 		return nil, apierr.ToGRPC(err)
 	}
-	i.deleted.mu.Lock()
-	all := maps.Clone(i.deleted.byTenant)
-	if all == nil {
-		all = map[string]chunks.Deletions{}
-	}
-	d := all[tenantID]
-	d.Generation = gen
-	all[tenantID] = d
-	i.deleted.byTenant = all
-	i.deleted.mu.Unlock()
+	i.deleted.update(tenantID, func(d *chunks.Deletions) { d.Generation = gen })
 	return &ingesterpb.DeletionGenerationResponse{Generation: gen}, nil
 }
 
