@@ -106,6 +106,10 @@ func (i *Ingester) DeleteSeries(ctx context.Context, req *ingesterpb.DeleteSerie
 	i.deleted.update(tenantID, func(d *chunks.Deletions) {
 		d.Tombstones = append(d.Tombstones[:len(d.Tombstones):len(d.Tombstones)], t)
 	})
+	select {
+	case i.purge <- struct{}{}:
+	default: // a purge is due already
+	}
 	i.logger.Info("series deleted", "tenant", tenantID, "matchers", fmt.Sprint(ms), "min_time", t.MinTime, "max_time", t.MaxTime)
 	return &ingesterpb.DeleteSeriesResponse{}, nil
 }
@@ -147,6 +151,16 @@ func deletedIntervals(stones []chunks.Tombstone, ls labels.Labels) []interval {
 	return out
 }
 
+// covered reports whether one of ivs holds all of [mint, maxt].
+func covered(ivs []interval, mint, maxt int64) bool {
+	for _, iv := range ivs {
+		if iv.mint <= mint && maxt <= iv.maxt {
+			return true
+		}
+	}
+	return false
+}
+
 func deleted(ivs []interval, t int64) bool {
 	for _, iv := range ivs {
 		if t >= iv.mint && t <= iv.maxt {
@@ -167,17 +181,14 @@ func withoutDeleted(cs []chunks.Chunk, ivs []interval) ([]chunks.Chunk, error) {
 	}
 	out := make([]chunks.Chunk, 0, len(cs))
 	for _, c := range cs {
-		touched, covered := false, false
+		touched := false
 		for _, iv := range ivs {
 			if c.MinTime <= iv.maxt && c.MaxTime >= iv.mint {
 				touched = true
 			}
-			if iv.mint <= c.MinTime && c.MaxTime <= iv.maxt {
-				covered = true
-			}
 		}
 		switch {
-		case covered:
+		case covered(ivs, c.MinTime, c.MaxTime):
 			continue
 		case !touched:
 			out = append(out, c)

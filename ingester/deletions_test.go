@@ -3,10 +3,12 @@ package ingester
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
 )
@@ -70,6 +72,41 @@ func TestDeleteSeriesHidesSamplesAcrossRestarts(t *testing.T) {
 	ti = newTestIngester(t, dir, testConfig())
 	defer ti.stop(t)
 	check()
+}
+
+// storedChunks is how many chunks of each series the tenant's store holds.
+func (ti *testIngester) storedChunks(t *testing.T, tenantID string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	err := ti.st.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, 100, nil, func(scs []chunks.SeriesChunks) error {
+		for _, sc := range scs {
+			out[sc.Labels.Get("__name__")] = len(sc.Chunks)
+		}
+		return nil
+	}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	require.NoError(t, err)
+	return out
+}
+
+// A deletion frees the space of the chunks wholly inside it: those stored
+// are deleted at once (the retention pass it wakes), those in memory are
+// released at their flush without being stored. A chunk it cuts into
+// stays, its other samples visible.
+func TestDeleteSeriesFreesChunks(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("up", 0, 35), series("keep", 0, 35)))
+	ti.flush(false) // chunks [0,9], [10,19], [20,29] stored; 5 samples in memory
+	require.Equal(t, map[string]int{"up": 3, "keep": 3}, ti.storedChunks(t, "a"))
+
+	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
+	require.NoError(t, ti.deleteSeries(t, "a", 5000, 100_000, 100_000, up))
+	require.Eventually(t, func() bool { return ti.storedChunks(t, "a")["up"] == 1 }, 10*time.Second, 10*time.Millisecond,
+		"the deletion wakes the pass that deletes the two chunks it covers")
+	ti.flush(true)
+	require.Equal(t, map[string]int{"up": 1, "keep": 4}, ti.storedChunks(t, "a"), "the head chunk it covers is never stored")
+	require.Equal(t, secondsIn(0, 4), ti.samples(t, "a")["up"])
+	require.Equal(t, secondsIn(0, 34), ti.samples(t, "a")["keep"])
 }
 
 // A deletion without an end hides what was written before it, not what

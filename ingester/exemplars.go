@@ -199,12 +199,20 @@ func (i *Ingester) QueryExemplars(ctx context.Context, req *ingesterpb.ExemplarQ
 	if err != nil {
 		return nil, apierr.ToGRPC(apierr.New(apierr.Internal, "exemplar query: %s", err))
 	}
+	// Deleted series lose their exemplars in the deleted range too, which
+	// Prometheus keeps: what was deleted must not be readable.
+	stones := i.deleted.tombstones(tenantID)
 	for _, r := range results {
 		es := &ingesterpb.ExemplarSeries{SeriesLabels: ingesterpb.FromLabels(r.SeriesLabels)}
+		ivs := deletedIntervals(stones, r.SeriesLabels)
 		for _, e := range r.Exemplars {
-			es.Exemplars = append(es.Exemplars, &ingesterpb.Exemplar{Labels: ingesterpb.FromLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts})
+			if !deleted(ivs, e.Ts) {
+				es.Exemplars = append(es.Exemplars, &ingesterpb.Exemplar{Labels: ingesterpb.FromLabels(e.Labels), Value: e.Value, TimestampMs: e.Ts})
+			}
 		}
-		resp.Series = append(resp.Series, es)
+		if len(es.Exemplars) > 0 {
+			resp.Series = append(resp.Series, es)
+		}
 	}
 	return resp, nil
 }

@@ -116,3 +116,15 @@ func TestExemplarStorageGrowsToTheLimit(t *testing.T) {
 	require.Equal(t, 2500, n)
 	require.EqualValues(t, 3000, ti.head("a", false).exemplars.size, "1024, 2048, then the limit")
 }
+
+// A deletion hides the exemplars of the deleted series in its range too.
+func TestDeleteSeriesHidesExemplars(t *testing.T) {
+	o := newTestOverrides()
+	o.set("a", limits.Limits{MaxGlobalExemplarsPerUser: 10})
+	ti := newTestIngester(t, t.TempDir(), testConfig(), withOverrides(o))
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", exemplarPush("x", testExemplar{"t1", 1000, 1}, testExemplar{"t2", 2000, 2})))
+	require.NoError(t, ti.push(t, "a", exemplarPush("y", testExemplar{"t3", 1500, 3})))
+	require.NoError(t, ti.deleteSeries(t, "a", 0, 1500, 10_000, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")))
+	require.Equal(t, map[string][]testExemplar{"x": {{"t2", 2000, 2}}}, ti.exemplars(t, "a", 0, 10_000))
+}

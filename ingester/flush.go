@@ -56,6 +56,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	oooBefore := oooMin(h.maxT.Load(), now.UnixMilli(), i.limits.For(h.id).OutOfOrderTimeWindow)
 	h.appendMu.Unlock()
 	age := max(i.cfg.MaxChunkAge.Milliseconds(), 1)
+	stones := i.deleted.tombstones(h.id)
 	var batch []chunks.SeriesChunks
 	var owners []flushed
 	for _, s := range h.all() {
@@ -78,22 +79,28 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 		if len(f.chunks) > 0 {
 			// Completed chunks are immutable (a merge replaces an
 			// out-of-order chunk), so their bytes are shared with the
-			// store's transaction without a copy.
+			// store's transaction without a copy. A chunk wholly deleted
+			// is released without being stored.
 			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, len(f.chunks))}
+			ivs := deletedIntervals(stones, s.lset)
 			for _, mc := range f.chunks {
-				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+				if !covered(ivs, mc.minT, mc.maxT) {
+					sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+				}
 			}
 			f.s = s
-			batch = append(batch, sc)
+			if len(sc.Chunks) > 0 {
+				batch = append(batch, sc)
+			}
 			owners = append(owners, f)
 		}
 		s.mu.Unlock()
-		if len(batch) == flushBatchSeries {
+		if len(owners) == flushBatchSeries {
 			ok = i.putAndRelease(h.id, batch, owners) && ok
 			batch, owners = batch[:0], owners[:0]
 		}
 	}
-	if len(batch) > 0 {
+	if len(owners) > 0 {
 		ok = i.putAndRelease(h.id, batch, owners) && ok
 	}
 	return ok
@@ -103,10 +110,13 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 // so a query that reads memory before the store never misses them. It drops
 // exactly the chunks it stored, by identity: never one cut since.
 func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, owners []flushed) bool {
-	if err := i.store.Put(tenantID, batch); err != nil {
-		i.m.flushFailures.Inc()
-		i.logger.Error("flush failed; chunks stay in memory", "tenant", tenantID, "series", len(batch), "err", err)
-		return false
+	// A batch whose every chunk was deleted has nothing to store.
+	if len(batch) > 0 {
+		if err := i.store.Put(tenantID, batch); err != nil {
+			i.m.flushFailures.Inc()
+			i.logger.Error("flush failed; chunks stay in memory", "tenant", tenantID, "series", len(batch), "err", err)
+			return false
+		}
 	}
 	n := 0
 	for _, o := range owners {

@@ -63,6 +63,9 @@ type Ingester struct {
 	heads map[string]*tenantHead
 
 	// deleted holds the tenants' tombstones, which every read applies;
+	// purge wakes the retention loop after a deletion, so that the chunks
+	// it covers are deleted now rather than within the hour.
+	purge chan struct{}
 	// deleteMu makes deletions and their reloads take turns.
 	deleted  deletions
 	deleteMu sync.Mutex
@@ -90,6 +93,7 @@ func New(cfg Config, dir string, st chunks.Store, lim Limits, ring RingCount, re
 		m:      newMetrics(reg),
 		heads:  map[string]*tenantHead{},
 		stop:   make(chan struct{}),
+		purge:  make(chan struct{}, 1),
 	}
 	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "orrery_ingester_memory_series", Help: "Series held in memory.",
@@ -132,9 +136,9 @@ func (i *Ingester) Start(ctx context.Context) error {
 	i.m.replayDuration.Set(time.Since(start).Seconds())
 	i.logger.Info("wal replayed", "series", i.seriesCount(), "duration", time.Since(start))
 	i.applyRetention()
-	i.loop(i.cfg.FlushPeriod, func() { i.flush(false) })
-	i.loop(i.cfg.CheckpointPeriod, func() { i.checkpointAndLog() })
-	i.loop(time.Hour, i.applyRetention)
+	i.loop(i.cfg.FlushPeriod, nil, func() { i.flush(false) })
+	i.loop(i.cfg.CheckpointPeriod, nil, func() { i.checkpointAndLog() })
+	i.loop(time.Hour, i.purge, i.applyRetention)
 	return nil
 }
 
@@ -149,8 +153,8 @@ func (i *Ingester) Stop(context.Context) error {
 	return errors.Join(errs...)
 }
 
-// loop runs f every period until Stop.
-func (i *Ingester) loop(period time.Duration, f func()) {
+// loop runs f every period, and whenever wake fires, until Stop.
+func (i *Ingester) loop(period time.Duration, wake <-chan struct{}, f func()) {
 	i.wg.Add(1)
 	go func() {
 		defer i.wg.Done()
@@ -161,6 +165,8 @@ func (i *Ingester) loop(period time.Duration, f func()) {
 			case <-i.stop:
 				return
 			case <-t.C:
+				f()
+			case <-wake:
 				f()
 			}
 		}

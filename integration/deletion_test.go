@@ -116,7 +116,7 @@ func TestDeleteSeriesMatchesPrometheus3(t *testing.T) {
 // TestDeleteSeriesNeedsAdminCredential: with auth on, delete_series opens
 // only to the admin credential naming one tenant in X-Scope-OrgID; every
 // other caller is refused and deletes nothing; the admin's deletion
-// touches that tenant only.
+// touches that tenant only. So does deleting a whole tenant.
 func TestDeleteSeriesNeedsAdminCredential(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.yaml")
@@ -178,4 +178,24 @@ func TestDeleteSeriesNeedsAdminCredential(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, code, body)
 	require.Contains(t, countLoad("token-a"), `"result":[]`)
 	require.Equal(t, before, countLoad("token-b"), "another tenant's series stay")
+
+	// A whole tenant: every series, every label, gone; the other stays.
+	deleteTenant := func(set func(*http.Request)) (int, string) {
+		t.Helper()
+		return requestWith(t, http.MethodPost, o.url("/purger/delete_tenant"), set)
+	}
+	for _, set := range []func(*http.Request){noHeaders, bearerAuth("token-b"), bearerAuth("op-secret")} {
+		code, body := deleteTenant(set)
+		require.Contains(t, []int{http.StatusUnauthorized, http.StatusBadRequest}, code, body)
+	}
+	require.Equal(t, before, countLoad("token-b"))
+	code, body = deleteTenant(func(r *http.Request) { bearerAuth("op-secret")(r); r.Header.Set("X-Scope-OrgID", "team-b") })
+	require.Equal(t, http.StatusNoContent, code, body)
+	require.Contains(t, countLoad("token-b"), `"result":[]`)
+	code, body = authed(t, http.MethodGet, base+"/api/v1/labels", "token-b", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"data":[]`)
+	code, body = authed(t, http.MethodGet, base+"/api/v1/query?query=count(up)&time="+strconv.FormatInt(end.Unix(), 10), "token-a", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"result":[{`, "the other tenant keeps its series")
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +30,33 @@ const (
 	DeleteSeriesPath       = "/admin/tsdb/delete_series"
 	DeletionGenerationPath = "/status/deletion_generation"
 )
+
+// DeleteTenantPath deletes all of a tenant's series, at the root as in
+// Mimir.
+const DeleteTenantPath = "/purger/delete_tenant"
+
+// allSeries selects every series: each has a metric name (the distributor
+// refuses one without).
+const allSeries = `{__name__=~".+"}`
+
+// DeleteTenant serves DeleteTenantPath through deleteSeries, the handler
+// of PathPrefix+DeleteSeriesPath: a deletion of every series of the tenant
+// named in the request, over all time. Its caller has checked the admin
+// credential.
+func DeleteTenant(deleteSeries http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		form := url.Values{"match[]": {allSeries}}.Encode()
+		req := r.Clone(r.Context())
+		req.Method = http.MethodPost
+		req.URL = &url.URL{Path: PathPrefix + DeleteSeriesPath}
+		req.RequestURI = req.URL.Path
+		req.Body = io.NopCloser(strings.NewReader(form))
+		req.ContentLength = int64(len(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Form, req.PostForm = nil, nil
+		deleteSeries.ServeHTTP(w, req)
+	})
+}
 
 // DeleteSeries hides the tenant's samples in [mint, maxt] of the series
 // each matcher set selects, on every ingester that may hold them, and then

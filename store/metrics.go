@@ -41,7 +41,7 @@ func newMetrics(path string) *metrics {
 		}, []string{"method"}),
 		retentionDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orrery_store_retention_deleted_chunks_total",
-			Help: "Chunks deleted by retention.",
+			Help: "Chunks deleted by retention: older than the tenant's retention, or wholly inside a tombstone.",
 		}),
 		// The file size, not bbolt's page count, because free pages still
 		// occupy disk and the disk is what fills up.

@@ -7,7 +7,10 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/ingester/chunks"
 )
 
 // A retention pass runs in many small write transactions rather than one
@@ -19,22 +22,29 @@ const (
 )
 
 // ApplyRetention deletes each tenant's chunks whose MaxTime is before now
-// minus its retention (in milliseconds), then the series left without
-// chunks and the tenants left without series; a tenant whose retention is
-// 0 is left alone. A failure leaves earlier batches deleted, and the next
-// pass resumes the work.
+// minus its retention (in milliseconds), and the chunks wholly inside one
+// of its tombstones whose matchers select their series, then the series
+// left without chunks and the tenants left without series. A tenant whose
+// retention is 0 keeps its chunks but those a tombstone covers. A failure
+// leaves earlier batches deleted, and the next pass resumes the work.
 func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error) {
 	tenants, err := s.tenants()
 	if err != nil {
 		return 0, fmt.Errorf("store: retention: %w", err)
 	}
+	deletions, err := s.Deletions()
+	if err != nil {
+		return 0, fmt.Errorf("store: retention: %w", err)
+	}
 	for _, tenant := range tenants {
-		keep := retention(tenant)
-		if keep <= 0 {
+		stones := deletions[tenant].Tombstones
+		cutoff := int64(math.MinInt64)
+		if keep := retention(tenant); keep > 0 {
+			cutoff = now.Add(-keep).UnixMilli()
+		} else if len(stones) == 0 {
 			continue
 		}
-		cutoff := now.Add(-keep).UnixMilli()
-		n, err := s.retainTenant(tenant, cutoff)
+		n, err := s.retainTenant(tenant, cutoff, stones)
 		deletedChunks += n
 		s.m.retentionDeleted.Add(float64(n))
 		if err != nil {
@@ -48,13 +58,13 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 	return deletedChunks, nil
 }
 
-func (s *Store) retainTenant(tenant string, cutoff int64) (int, error) {
+func (s *Store) retainTenant(tenant string, cutoff int64, stones []chunks.Tombstone) (int, error) {
 	deleted := 0
 	for from := uint64(0); ; {
 		var res batchResult
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			var err error
-			res, err = retainBatch(tx, tenant, cutoff, from)
+			res, err = retainBatch(tx, tenant, cutoff, stones, from)
 			return err
 		})
 		if err != nil {
@@ -74,9 +84,9 @@ type batchResult struct {
 	done    bool
 }
 
-// retainBatch applies retention to the series of tenant from ID from on,
-// until the batch limits are reached.
-func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, from uint64) (batchResult, error) {
+// retainBatch applies retention and stones to the series of tenant from ID
+// from on, until the batch limits are reached.
+func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tombstone, from uint64) (batchResult, error) {
 	tenants := tx.Bucket(bucketTenants)
 	if tenants.Bucket([]byte(tenant)) == nil {
 		return batchResult{done: true}, nil
@@ -104,6 +114,13 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, from uint64) (batchR
 		n, remaining, err := w.deleteChunksBefore(id, cutoff)
 		if err != nil {
 			return batchResult{}, fmt.Errorf("series %d: %w", id, err)
+		}
+		if remaining && len(stones) > 0 {
+			var m int
+			if m, remaining, err = w.deleteTombstoned(id, v, stones); err != nil {
+				return batchResult{}, fmt.Errorf("series %d: %w", id, err)
+			}
+			n += m
 		}
 		res.deleted += n
 		visited++
@@ -144,6 +161,48 @@ func (w *tenantWriter) deleteChunksBefore(id uint64, cutoff int64) (deleted int,
 		}
 	}
 	return len(old), remaining, nil
+}
+
+// deleteTombstoned deletes the chunks of series id (labels raw) that lie
+// wholly inside a tombstone selecting it, and reports whether the series
+// keeps any chunk. A chunk a tombstone only cuts into is kept: its other
+// samples are alive, and readers hide the deleted ones.
+func (w *tenantWriter) deleteTombstoned(id uint64, raw []byte, stones []chunks.Tombstone) (deleted int, remaining bool, err error) {
+	pairs, err := decodeLabels(nil, string(raw))
+	if err != nil {
+		return 0, false, err
+	}
+	ls := labels.New(pairs...)
+	var old [][]byte
+	for _, t := range stones {
+		if !t.Matches(ls) {
+			continue
+		}
+		// A chunk inside [MinTime, MaxTime] ends in it too: seek to the
+		// first one ending at or after MinTime.
+		c := w.chunks.Cursor()
+		for k, v := c.Seek(chunkKey(id, t.MinTime)); len(k) == chunkKeyLen && binary.BigEndian.Uint64(k) == id && chunkKeyMaxTime(k) <= t.MaxTime; k, v = c.Next() {
+			if len(v) < 8 {
+				return 0, false, fmt.Errorf("chunk value of %d bytes: %w", len(v), errCorrupt)
+			}
+			if unsortableTime(binary.BigEndian.Uint64(v)) >= t.MinTime {
+				old = append(old, bytes.Clone(k))
+			}
+		}
+	}
+	for _, k := range old {
+		// Two tombstones may cover the same chunk; deleting a deleted key
+		// is a no-op in bbolt, and it is counted once.
+		if w.chunks.Get(k) == nil {
+			continue
+		}
+		if err := w.chunks.Delete(k); err != nil {
+			return 0, false, err
+		}
+		deleted++
+	}
+	k, _ := w.chunks.Cursor().Seek(chunkKey(id, math.MinInt64))
+	return deleted, len(k) == chunkKeyLen && binary.BigEndian.Uint64(k) == id, nil
 }
 
 // deleteSeries removes a series and every index entry pointing at it.

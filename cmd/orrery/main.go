@@ -271,6 +271,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		for _, method := range []string{"POST ", "PUT "} {
 			mux.Handle(method+querier.PathPrefix+querier.DeleteSeriesPath, adminTenant(deletion))
 		}
+		mux.Handle("POST "+querier.DeleteTenantPath, adminTenant(querier.DeleteTenant(deletion)))
 	}
 	if cfg.runs(ruler.Component) {
 		if err := addRuler(cfg, mgr, mux, member, pool, overrides, dist, q, engine, reg, logger, creds); err != nil {

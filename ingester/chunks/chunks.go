@@ -65,7 +65,8 @@ type Store interface {
 	// SampleAt returns the stored sample of series ls at t, if there is one.
 	SampleAt(tenant string, ls labels.Labels, t int64) (s Sample, found bool, err error)
 	// ApplyRetention deletes each tenant's chunks that end before now
-	// minus the tenant's retention (0 keeps them forever), then the series
+	// minus the tenant's retention (0 keeps them forever) and the chunks
+	// wholly inside a tombstone selecting their series, then the series
 	// left without chunks.
 	ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error)
 	// Backup calls fn with the size of a consistent copy of the whole
@@ -76,7 +77,8 @@ type Store interface {
 	Backup(fn func(size int64, write func(io.Writer) (int64, error)) error) error
 	// AddTombstone records, durably when it returns, that the tenant's
 	// samples in the tombstone's range of the series its matchers select
-	// are deleted. The store keeps the chunks; readers hide the samples.
+	// are deleted. Readers hide the samples; the store deletes the chunks
+	// wholly inside the range at the next ApplyRetention.
 	AddTombstone(tenant string, t Tombstone) error
 	// RaiseGeneration sets the tenant's deletion generation to gen if that
 	// is higher, durably, and returns the generation after the call.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"testing"
 	"time"
 
@@ -45,6 +46,7 @@ func Run(t *testing.T, open Open, restore Restore) {
 		{"HistogramsRoundTrip", histogramsRoundTrip},
 		{"PutMergesHistograms", putMergesHistograms},
 		{"TombstonesPersistAndExpire", tombstonesPersistAndExpire},
+		{"RetentionDeletesTombstonedChunks", retentionDeletesTombstonedChunks},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
 	}
@@ -493,4 +495,40 @@ func tombstonesPersistAndExpire(t *testing.T, open Open) {
 	require.Equal(t, recent.MaxTime, d["hour"].Tombstones[0].MaxTime)
 	require.Equal(t, int64(5), d["hour"].Generation, "retention keeps the generation")
 	require.Len(t, d["forever"].Tombstones, 1)
+}
+
+// ApplyRetention deletes the chunks wholly inside a tombstone selecting
+// their series, also for a tenant that keeps data forever; a chunk the
+// tombstone only cuts into, other series and other tenants are kept; a
+// series left without chunks is gone.
+func retentionDeletesTombstonedChunks(t *testing.T, open Open) {
+	st := openStore(t, open)
+	a, b := labels.FromStrings("__name__", "up", "job", "a"), labels.FromStrings("__name__", "up", "job", "b")
+	gone := labels.FromStrings("__name__", "gone")
+	for _, tenant := range []string{"t", "other"} {
+		require.NoError(t, st.Put(tenant, []chunks.SeriesChunks{
+			// [0, 9000], [10000, 19000], [20000, 29000]
+			series(a, xor(t, 0, 10, 1000), xor(t, 10_000, 10, 1000), xor(t, 20_000, 10, 1000)),
+			series(b, xor(t, 0, 10, 1000), xor(t, 10_000, 10, 1000)),
+			series(gone, xor(t, 0, 10, 1000)),
+		}))
+	}
+	// Covers a's middle chunk and cuts into its last one.
+	require.NoError(t, st.AddTombstone("t", chunks.Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "job", "a")}, MinTime: 10_000, MaxTime: 25_000}))
+	require.NoError(t, st.AddTombstone("t", chunks.Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "gone")}, MinTime: math.MinInt64, MaxTime: 9_000}))
+	// The same chunk covered twice is deleted once.
+	require.NoError(t, st.AddTombstone("t", chunks.Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "__name__", "go.+")}, MinTime: -1, MaxTime: 9_500}))
+
+	deleted, err := st.ApplyRetention(time.UnixMilli(30_000), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Equal(t, 2, deleted)
+	got := selectAll(t, st, "t", math.MinInt64, math.MaxInt64)
+	require.Equal(t, []string{a.String(), b.String()}, names(got))
+	var spans [][2]int64
+	for _, c := range got[0].Chunks {
+		spans = append(spans, [2]int64{c.MinTime, c.MaxTime})
+	}
+	require.Equal(t, [][2]int64{{0, 9000}, {20_000, 29_000}}, spans)
+	require.Len(t, got[1].Chunks, 2)
+	require.Len(t, selectAll(t, st, "other", math.MinInt64, math.MaxInt64), 3, "another tenant's chunks stay")
 }
