@@ -581,6 +581,10 @@ func newFormRequest(ctx context.Context, path string, form url.Values, header ht
 		switch http.CanonicalHeaderKey(k) {
 		case "Content-Length", "Content-Type", "Accept-Encoding", "Transfer-Encoding":
 			continue
+		case "Authorization":
+			// Checked at the edge; a credential has no business in the
+			// queue, nor in a querier's memory.
+			continue
 		}
 		req.Header[k] = append([]string(nil), vs...)
 	}

@@ -24,8 +24,9 @@ const generationRefresh = 5 * time.Second
 // generations knows each tenant's deletion generation (querier.
 // DeletionGeneration), which the results cache keys are made of: once a
 // deletion completes, answers cached before it are never served again.
-// It never goes down: an ingester that joined after a deletion knows an
-// older generation, and the cache must not take it back.
+// It never goes down while it is kept: an ingester that joined after a
+// deletion may know an older generation (until handover brings it the
+// newer one), and the cache must not take it back.
 type generations struct {
 	down http.RoundTripper
 	now  func() time.Time
@@ -42,10 +43,15 @@ type generation struct {
 	at    time.Time // when gen was asked; zero: ask at the next use
 }
 
+// maxGenerationTenants bounds the tenants whose generation is kept: any
+// name may come without -auth.enabled. Past it they are all forgotten,
+// and asked again at their next query.
+const maxGenerationTenants = 10_000
+
 func (g *generations) entry(id string) *generation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.m == nil {
+	if g.m == nil || (len(g.m) >= maxGenerationTenants && g.m[id] == nil) {
 		g.m = map[string]*generation{}
 	}
 	e := g.m[id]

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,9 @@ func (d *deletingDownstream) RoundTrip(req *http.Request) (*http.Response, error
 	switch req.URL.Path {
 	case querier.PathPrefix + querier.DeleteSeriesPath:
 		d.deletes.Add(1)
+		if d.onRequest != nil {
+			d.onRequest(req)
+		}
 		rec := httptest.NewRecorder()
 		rec.WriteHeader(d.deleteStatus)
 		if d.deleteStatus/100 == 2 {
@@ -153,4 +157,47 @@ func TestDeletionGenerationUnknown(t *testing.T) {
 		rec.take()
 		require.Empty(t, diffResponses(want, got))
 	}
+}
+
+// The generations kept are bounded: a flood of tenant names does not grow
+// the frontend without end, and a forgotten tenant's is asked again.
+func TestDeletionGenerationsBounded(t *testing.T) {
+	g := &generations{}
+	for k := range maxGenerationTenants + 5 {
+		g.entry(strconv.Itoa(k))
+	}
+	g.mu.Lock()
+	n := len(g.m)
+	g.mu.Unlock()
+	require.LessOrEqual(t, n, maxGenerationTenants)
+}
+
+// A caller's credential, checked at the edge, is not passed into the
+// queue: neither a tenant's on a query nor the admin's on a deletion.
+func TestCredentialsStayAtTheEdge(t *testing.T) {
+	f, down, _ := generationFixture(t, t0.Add(10*time.Hour))
+	var seen atomic.Int64
+	down.onRequest = func(r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			seen.Add(1)
+		}
+	}
+	params := rangeParams(`max(node_load1)`, 60*time.Minute, 120*time.Minute, time.Minute)
+	req := httptest.NewRequest(http.MethodPost, querier.PathPrefix+"/query_range", strings.NewReader(params.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer tenant-secret")
+	req = req.WithContext(tenant.WithID(req.Context(), "a"))
+	w := httptest.NewRecorder()
+	f.ServeHTTP(w, req)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+
+	form := url.Values{"match[]": {`node_load1`}}
+	req = httptest.NewRequest(http.MethodPost, querier.PathPrefix+querier.DeleteSeriesPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer admin-secret")
+	req = req.WithContext(tenant.WithID(req.Context(), "a"))
+	w = httptest.NewRecorder()
+	f.ServeDeleteSeries(w, req)
+	require.Equal(t, http.StatusNoContent, w.Code)
+	require.Zero(t, seen.Load())
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -30,6 +32,19 @@ func (d *deletions) tombstones(tenantID string) []chunks.Tombstone {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.byTenant[tenantID].Tombstones
+}
+
+func (d *deletions) generation(tenantID string) int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.byTenant[tenantID].Generation
+}
+
+// tenants are the tenants with deletions.
+func (d *deletions) tenants() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return slices.Collect(maps.Keys(d.byTenant))
 }
 
 func (d *deletions) set(all map[string]chunks.Deletions) {
@@ -66,10 +81,12 @@ func (i *Ingester) loadDeletions() error {
 
 // DeleteSeries implements ingesterpb.IngesterServer: it records a tombstone
 // in the store, durably, and hides its samples from reads from then on.
-// The tombstone ends at the newer of the querier's clock and the tenant's
-// newest sample here, so that a deletion without an end hides what was
-// written before it, not what comes after (Prometheus clamps a deletion
-// to its head's newest sample the same way).
+// The tombstone ends at the newer of the querier's clock and the newest
+// sample here of the series it selects, as Prometheus clamps a deletion to
+// each series' newest sample: a deletion without an end hides everything
+// those series hold, future-dated samples included, and nothing written
+// later with a later time. An ingester handing over refuses deletions
+// (Unavailable): its successors would not get the tombstone.
 func (i *Ingester) DeleteSeries(ctx context.Context, req *ingesterpb.DeleteSeriesRequest) (*ingesterpb.DeleteSeriesResponse, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
@@ -82,39 +99,100 @@ func (i *Ingester) DeleteSeries(ctx context.Context, req *ingesterpb.DeleteSerie
 	if len(ms) == 0 {
 		return nil, apierr.ToGRPC(apierr.New(apierr.BadData, "delete series: no matchers"))
 	}
-	end := req.EndMs
-	if h := i.head(tenantID, false); h != nil {
-		end = min(end, max(req.NowMs, h.maxT.Load()))
-	} else {
-		end = min(end, req.NowMs)
-	}
-	if req.StartMs > end {
-		return &ingesterpb.DeleteSeriesResponse{}, nil
-	}
-	// One deletion at a time, so that the limit holds and a reload after
-	// retention does not drop a tombstone added meanwhile.
+	// One deletion at a time, so that the limit holds, a reload after
+	// retention does not drop a tombstone added meanwhile, and a handover
+	// reads the tombstones either with this one or after refusing it.
 	i.deleteMu.Lock()
 	defer i.deleteMu.Unlock()
-	if n := len(i.deleted.tombstones(tenantID)); n >= maxTombstones {
-		return nil, apierr.ToGRPC(apierr.New(apierr.TooManyRequests,
-			"delete series: tenant %q has %d deletions, the most an ingester keeps; they end when retention passes them", tenantID, n))
+	i.pushGate.RLock()
+	leaving := i.handingOver
+	i.pushGate.RUnlock()
+	if leaving {
+		return nil, apierr.ToGRPC(apierr.New(apierr.Unavailable, "delete series: ingester is leaving and handing its series over; retry when the ring is settled"))
 	}
-	t := chunks.Tombstone{Matchers: ms, MinTime: req.StartMs, MaxTime: end}
-	if err := i.store.AddTombstone(tenantID, t); err != nil {
-		return nil, apierr.ToGRPC(err)
+	newest, err := i.newestSelected(ctx, tenantID, req.NowMs, ms)
+	if err != nil {
+		return nil, apierr.ToGRPC(fmt.Errorf("delete series: %w", err))
 	}
-	i.deleted.update(tenantID, func(d *chunks.Deletions) {
-		d.Tombstones = append(d.Tombstones[:len(d.Tombstones):len(d.Tombstones)], t)
-	})
-	select {
-	case i.purge <- struct{}{}:
-	default: // a purge is due already
+	t := chunks.Tombstone{Matchers: ms, MinTime: req.StartMs, MaxTime: min(req.EndMs, newest)}
+	if t.MinTime > t.MaxTime {
+		return &ingesterpb.DeleteSeriesResponse{}, nil
+	}
+	if err := i.addTombstones(tenantID, []chunks.Tombstone{t}, false); err != nil {
+		return nil, err
 	}
 	i.logger.Info("series deleted", "tenant", tenantID, "matchers", fmt.Sprint(ms), "min_time", t.MinTime, "max_time", t.MaxTime)
 	return &ingesterpb.DeleteSeriesResponse{}, nil
 }
 
-// DeletionGeneration implements ingesterpb.IngesterServer.
+// newestSelected returns the newest sample time of the tenant's series ms
+// selects, in memory or in the store, or now if that is later.
+func (i *Ingester) newestSelected(ctx context.Context, tenantID string, now int64, ms []*labels.Matcher) (int64, error) {
+	newest := now
+	if h := i.head(tenantID, false); h != nil {
+		all, err := h.selectSeries(ctx, ms)
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range all {
+			if last, ok := s.lastSample(); ok {
+				newest = max(newest, last.T)
+			}
+		}
+	}
+	if now == math.MaxInt64 {
+		return newest, nil
+	}
+	err := i.store.SelectBatches(tenantID, now+1, math.MaxInt64, 1024, nil, func(batch []chunks.SeriesChunks) error {
+		for _, sc := range batch {
+			for _, c := range sc.Chunks {
+				newest = max(newest, c.MaxTime)
+			}
+		}
+		return nil
+	}, ms...)
+	return newest, err
+}
+
+// addTombstones stores the tombstones the tenant lacks, makes reads hide
+// them and wakes the pass that deletes the chunks they cover. The caller
+// holds deleteMu. Unless transferred (a leaving ingester's, which were
+// acknowledged already), they are refused beyond maxTombstones.
+func (i *Ingester) addTombstones(tenantID string, ts []chunks.Tombstone, transferred bool) error {
+	have := i.deleted.tombstones(tenantID)
+	var add []chunks.Tombstone
+	for _, t := range ts {
+		if !slices.ContainsFunc(have, t.Equal) && !slices.ContainsFunc(add, t.Equal) {
+			add = append(add, t)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	if n := len(have); !transferred && n >= maxTombstones {
+		return apierr.ToGRPC(apierr.New(apierr.TooManyRequests,
+			"delete series: tenant %q has %d deletions, the most an ingester keeps; they end when retention passes them", tenantID, n))
+	}
+	for _, t := range add {
+		if err := i.store.AddTombstone(tenantID, t); err != nil {
+			return apierr.ToGRPC(err)
+		}
+		i.deleted.update(tenantID, func(d *chunks.Deletions) {
+			d.Tombstones = append(d.Tombstones[:len(d.Tombstones):len(d.Tombstones)], t)
+		})
+	}
+	select {
+	case i.purge <- struct{}{}:
+	default: // a purge is due already
+	}
+	return nil
+}
+
+// DeletionGeneration implements ingesterpb.IngesterServer. A raise moves
+// the generation past the current one even when RaiseTo is not (the
+// raising querier's clock is behind the last one's), so that every
+// completed deletion changes what caches key by. An unknown (damaged)
+// generation is not answered: caches bypass it until a raise replaces it.
 func (i *Ingester) DeletionGeneration(ctx context.Context, req *ingesterpb.DeletionGenerationRequest) (*ingesterpb.DeletionGenerationResponse, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
@@ -122,18 +200,72 @@ func (i *Ingester) DeletionGeneration(ctx context.Context, req *ingesterpb.Delet
 	}
 	i.deleteMu.Lock()
 	defer i.deleteMu.Unlock()
-	i.deleted.mu.RLock()
-	gen := i.deleted.byTenant[tenantID].Generation
-	i.deleted.mu.RUnlock()
-	if req.RaiseTo <= gen {
+	gen := i.deleted.generation(tenantID)
+	if req.RaiseTo <= 0 {
+		if gen < 0 {
+			return nil, apierr.ToGRPC(apierr.New(apierr.Unavailable, "deletion generation of tenant %q is damaged in the store; the next deletion replaces it", tenantID))
+		}
 		return &ingesterpb.DeletionGenerationResponse{Generation: gen}, nil
 	}
-	gen, err = i.store.RaiseGeneration(tenantID, req.RaiseTo)
+	if gen, err = i.raiseGeneration(tenantID, max(req.RaiseTo, gen+1)); err != nil {
+		return nil, err
+	}
+	return &ingesterpb.DeletionGenerationResponse{Generation: gen}, nil
+}
+
+// raiseGeneration raises the tenant's generation to at least gen. The
+// caller holds deleteMu.
+func (i *Ingester) raiseGeneration(tenantID string, gen int64) (int64, error) {
+	if gen <= i.deleted.generation(tenantID) {
+		return i.deleted.generation(tenantID), nil
+	}
+	gen, err := i.store.RaiseGeneration(tenantID, gen)
 	if err != nil {
-		return nil, apierr.ToGRPC(err)
+		return 0, apierr.ToGRPC(err)
 	}
 	i.deleted.update(tenantID, func(d *chunks.Deletions) { d.Generation = gen })
-	return &ingesterpb.DeletionGenerationResponse{Generation: gen}, nil
+	return gen, nil
+}
+
+// receiveDeletions takes a leaving ingester's deletions of a tenant: its
+// tombstones, and its generation, which the cluster's must not fall below
+// once the ingesters that made the deletion have all left.
+func (i *Ingester) receiveDeletions(tenantID string, d *ingesterpb.TenantDeletions) error {
+	ts := make([]chunks.Tombstone, 0, len(d.Tombstones))
+	for _, w := range d.Tombstones {
+		ms, err := ingesterpb.ToMatchers(w.Matchers)
+		if err != nil || len(ms) == 0 || w.StartMs > w.EndMs {
+			return apierr.ToGRPC(apierr.New(apierr.BadData, "transferred tombstone of tenant %q: bad matchers or range", tenantID))
+		}
+		ts = append(ts, chunks.Tombstone{Matchers: ms, MinTime: w.StartMs, MaxTime: w.EndMs})
+	}
+	i.deleteMu.Lock()
+	defer i.deleteMu.Unlock()
+	if err := i.addTombstones(tenantID, ts, true); err != nil {
+		return err
+	}
+	if d.Generation > 0 {
+		if _, err := i.raiseGeneration(tenantID, d.Generation); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wireDeletions are the tenant's deletions as handover sends them; nil
+// when it has none. The caller holds deleteMu.
+func (i *Ingester) wireDeletions(tenantID string) *ingesterpb.TenantDeletions {
+	i.deleted.mu.RLock()
+	d, ok := i.deleted.byTenant[tenantID]
+	i.deleted.mu.RUnlock()
+	if !ok || (len(d.Tombstones) == 0 && d.Generation <= 0) {
+		return nil
+	}
+	out := &ingesterpb.TenantDeletions{Generation: max(d.Generation, 0)}
+	for _, t := range d.Tombstones {
+		out.Tombstones = append(out.Tombstones, &ingesterpb.Tombstone{Matchers: ingesterpb.FromMatchers(t.Matchers), StartMs: t.MinTime, EndMs: t.MaxTime})
+	}
+	return out
 }
 
 // interval is a closed range of milliseconds.

@@ -144,12 +144,14 @@ func TestDeleteSeriesLimit(t *testing.T) {
 	defer ti.stop(t)
 	require.NoError(t, ti.push(t, "a", series("up", 0, 5)))
 	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
-	for range maxTombstones {
-		require.NoError(t, ti.deleteSeries(t, "a", 0, 0, 10_000, up))
+	for k := range int64(maxTombstones) {
+		require.NoError(t, ti.deleteSeries(t, "a", -k, -k, 10_000, up))
 	}
+	require.NoError(t, ti.deleteSeries(t, "a", 0, 0, 10_000, up), "a repeated deletion is stored once, so not refused")
+	require.Len(t, ti.deleted.tombstones("a"), maxTombstones)
 	require.ErrorContains(t, ti.deleteSeries(t, "a", 1000, 1000, 10_000, up), "deletions")
 	require.Equal(t, secondsIn(1, 4), ti.samples(t, "a")["up"])
-	require.NoError(t, ti.deleteSeries(t, "b", 0, 0, 10_000, up), "another tenant is not limited by a's")
+	require.NoError(t, ti.deleteSeries(t, "b", 1000, 1000, 10_000, up), "another tenant is not limited by a's")
 }
 
 // The generation only rises, and survives a restart.
@@ -163,11 +165,14 @@ func TestDeletionGenerationRises(t *testing.T) {
 	}
 	require.Equal(t, int64(0), gen(0))
 	require.Equal(t, int64(7), gen(7))
-	require.Equal(t, int64(7), gen(3))
+	// A raiser whose clock is behind the last one's still moves it on:
+	// every completed deletion must change the caches' keys.
+	require.Equal(t, int64(8), gen(3))
+	require.Equal(t, int64(8), gen(0))
 	ti.crash(t)
 	ti = newTestIngester(t, dir, testConfig())
 	defer ti.stop(t)
-	require.Equal(t, int64(7), gen(0))
+	require.Equal(t, int64(8), gen(0))
 }
 
 // A leaving ingester does not hand deleted samples over: its successor may
@@ -189,4 +194,26 @@ func TestHandoverLeavesDeletedSamplesBehind(t *testing.T) {
 	got := to.samples(t, "team")
 	require.Equal(t, append(secondsIn(1, 4), secondsIn(15, 25)...), got["m"])
 	require.NotContains(t, got, "gone")
+}
+
+func TestTrimDeleted(t *testing.T) {
+	for _, c := range []struct {
+		ivs          []interval
+		start, end   int64
+		wantS, wantE int64
+		wantOK       bool
+	}{
+		{nil, 0, 10, 0, 10, true},
+		{[]interval{{math.MinInt64, 100}}, math.MinInt64, math.MaxInt64, 101, math.MaxInt64, true},
+		{[]interval{{math.MinInt64, 100}}, 0, 50, 0, 0, false},
+		{[]interval{{5, 10}, {0, 4}, {20, 30}}, 0, 25, 11, 19, true},
+		{[]interval{{3, 6}}, 0, 10, 0, 10, true},
+		{[]interval{{0, math.MaxInt64}}, 5, 7, 0, 0, false},
+	} {
+		s, e, ok := trimDeleted(c.ivs, c.start, c.end)
+		require.Equal(t, c.wantOK, ok, "%v [%d, %d]", c.ivs, c.start, c.end)
+		if ok {
+			require.Equal(t, [2]int64{c.wantS, c.wantE}, [2]int64{s, e}, "%v [%d, %d]", c.ivs, c.start, c.end)
+		}
+	}
 }

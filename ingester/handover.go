@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -75,6 +76,11 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 		}
 		if err != nil {
 			return err
+		}
+		if req.Deletions != nil {
+			if err := i.receiveDeletions(tenantID, req.Deletions); err != nil {
+				return err
+			}
 		}
 		batch := make([]chunks.SeriesChunks, 0, len(req.Series))
 		received := 0
@@ -172,9 +178,17 @@ func (i *Ingester) Handover(ctx context.Context, self string, owners Owners, cli
 	if err != nil {
 		return fmt.Errorf("ingester: handover: %w", err)
 	}
+	// A tenant whose data is all deleted still has deletions to hand over.
+	tenants = slices.Compact(slices.Sorted(slices.Values(append(tenants, i.deleted.tenants()...))))
+	var targetAddrs []string
+	for _, inst := range owners.Instances() {
+		if targets[inst.GetId()] {
+			targetAddrs = append(targetAddrs, inst.GetAddr())
+		}
+	}
 	start, sent := time.Now(), 0
 	for _, tenantID := range tenants {
-		n, err := i.handoverTenant(tenant.WithID(ctx, tenantID), tenantID, self, owners, clients)
+		n, err := i.handoverTenant(tenant.WithID(ctx, tenantID), tenantID, self, targetAddrs, owners, clients)
 		sent += n
 		if err != nil {
 			return fmt.Errorf("ingester: handover of tenant %s: %w", tenantID, err)
@@ -247,19 +261,30 @@ func stillHealthy(owners Owners, targets map[string]bool) error {
 	return nil
 }
 
-// handoverTenant streams one tenant's stored series to their owners, one
-// store batch at a time, and returns how many series it sent (counting
-// each owner).
-func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, owners Owners, clients Clients) (int, error) {
+// handoverTenant sends one tenant's deletions to every target, then
+// streams its stored series to their owners, one store batch at a time,
+// and returns how many series it sent (counting each owner).
+func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, targets []string, owners Owners, clients Clients) (int, error) {
 	// Canceling ends the streams a failure leaves open; what their
 	// receivers stored already stays, and a retry sends it as a no-op.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	streams := map[string]ingesterpb.Ingester_TransferChunksClient{}
 	sent := 0
-	// The receivers may not hold this ingester's tombstones (one joined
-	// after a deletion), so deleted samples are not sent at all.
-	stones := i.deleted.tombstones(tenantID)
+	// DeleteSeries refuses once handingOver is set; taking deleteMu waits
+	// for one that passed that check before, so no deletion is missed.
+	i.deleteMu.Lock()
+	stones, wire := i.deleted.tombstones(tenantID), i.wireDeletions(tenantID)
+	i.deleteMu.Unlock()
+	if wire != nil {
+		for _, addr := range targets {
+			if err := sendTransfer(ctx, streams, addr, &ingesterpb.TransferChunksRequest{Deletions: wire}, clients); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// Deleted samples are not sent: the receivers have the tombstones
+	// now, and would only store what they hide.
 	err := i.store.SelectBatches(tenantID, math.MinInt64, math.MaxInt64, transferBatchSeries, nil, func(batch []chunks.SeriesChunks) error {
 		pending := map[string]*ingesterpb.TransferChunksRequest{}
 		size := map[string]int{}

@@ -299,6 +299,12 @@ func (i *Ingester) withoutDeletedSeries(tenantID string, start, end int64, sets 
 			out = append(out, ls)
 			continue
 		}
+		// Only what no tombstone covers at either end is read: after a
+		// tenant's deletion, a call over all time reads the time since.
+		start, end, ok := trimDeleted(ivs, start, end)
+		if !ok {
+			continue
+		}
 		var cs []chunks.Chunk
 		if h := i.head(tenantID, false); h != nil {
 			enc := ingesterpb.AppendLabels(nil, ls)
@@ -322,6 +328,29 @@ func (i *Ingester) withoutDeletedSeries(tenantID string, start, end int64, sets 
 		}
 	}
 	return out, nil
+}
+
+// trimDeleted narrows [start, end] by the intervals of ivs that cover
+// either end; ok is false when nothing is left.
+func trimDeleted(ivs []interval, start, end int64) (int64, int64, bool) {
+	for changed := true; changed && start <= end; {
+		changed = false
+		for _, iv := range ivs {
+			if iv.mint <= start && start <= iv.maxt {
+				if iv.maxt == math.MaxInt64 {
+					return 0, 0, false
+				}
+				start, changed = iv.maxt+1, true
+			}
+			if iv.mint <= end && end <= iv.maxt {
+				if iv.mint == math.MinInt64 {
+					return 0, 0, false
+				}
+				end, changed = iv.mint-1, true
+			}
+		}
+	}
+	return start, end, start <= end
 }
 
 // hasSampleIn reports whether any chunk of cs has a sample in [start, end].

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,11 @@ func (q *Queryable) DeleteSeries(ctx context.Context, tenantID string, mint, max
 	if err != nil {
 		return fmt.Errorf("delete series: %w", err)
 	}
+	// An ingester that started leaving, or joined, since the ring was
+	// read may hold or receive the samples without the tombstone.
+	if again, err := q.ring.ForDeletion(); err != nil || !sameInstances(instances, again) {
+		return apierr.New(apierr.Unavailable, "delete series: the ring changed while deleting; repeat the deletion when every ingester is ACTIVE and healthy")
+	}
 	// Only now, with the tombstone on every ingester, may a cache see the
 	// new generation: an answer computed under it lacks the samples.
 	raise := &ingesterpb.DeletionGenerationRequest{RaiseTo: time.Now().UnixNano()}
@@ -101,6 +107,18 @@ func (q *Queryable) DeleteSeries(ctx context.Context, tenantID string, mint, max
 	}
 	q.logger.Info("series deleted", "tenant", tenantID, "sets", len(sets), "min_time", mint, "max_time", maxt, "ingesters", len(instances))
 	return nil
+}
+
+func sameInstances(a, b []*ringpb.Instance) bool {
+	ids := func(is []*ringpb.Instance) []string {
+		out := make([]string, len(is))
+		for k, in := range is {
+			out[k] = in.GetId() + "@" + in.GetAddr()
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(ids(a), ids(b))
 }
 
 // onEvery calls call on every instance in parallel; any failure fails it,

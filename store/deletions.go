@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -51,6 +50,7 @@ func (s *Store) RaiseGeneration(tenant string, gen int64) (int64, error) {
 		if err != nil {
 			return err
 		}
+		// A damaged value (-1) is replaced by any raise.
 		cur = decodeGeneration(tb.Get(keyGeneration))
 		if gen <= cur {
 			return nil
@@ -64,15 +64,16 @@ func (s *Store) RaiseGeneration(tenant string, gen int64) (int64, error) {
 	return cur, nil
 }
 
-// decodeGeneration reads a stored generation; a damaged one reads as the
-// highest, so that caches stop trusting what they hold rather than keep
-// serving deleted samples.
+// decodeGeneration reads a stored generation; a damaged one reads as -1,
+// unknown: the ingester refuses to answer it, so caches bypass it until
+// the next deletion writes a new one. (Reading it as the highest would pin
+// every cache key there for good: no later deletion could raise it.)
 func decodeGeneration(v []byte) int64 {
 	switch {
 	case v == nil:
 		return 0
-	case len(v) != 8:
-		return math.MaxInt64
+	case len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0:
+		return -1
 	}
 	return int64(binary.BigEndian.Uint64(v))
 }
@@ -109,9 +110,10 @@ func (s *Store) Deletions() (map[string]chunks.Deletions, error) {
 	return out, nil
 }
 
-// retainTombstones drops each tenant's tombstones that end before its
-// retention cutoff: every sample they hide is gone with its chunk, which
-// retention deletes by the same cutoff.
+// retainTombstones drops each tenant's tombstones whose every sample is
+// gone with its chunk: retention deletes a chunk once it ends before the
+// cutoff, and a chunk holding a sample at the tombstone's end ends at most
+// the tenant's max_chunk_span later.
 func (s *Store) retainTombstones(now time.Time, retention func(tenant string) time.Duration) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketDeletions).ForEachBucket(func(tenant []byte) error {
@@ -120,10 +122,18 @@ func (s *Store) retainTombstones(now time.Time, retention func(tenant string) ti
 			if keep <= 0 || stones == nil {
 				return nil
 			}
+			var span int64
+			if tb := tx.Bucket(bucketTenants).Bucket(tenant); tb != nil {
+				span = readMaxSpan(tb)
+			}
 			cutoff := now.Add(-keep).UnixMilli()
+			limit := cutoff - span
+			if limit > cutoff { // overflowed: keep them all
+				return nil
+			}
 			var drop [][]byte
 			err := stones.ForEach(func(k, v []byte) error {
-				if len(v) >= 16 && unsortableTime(binary.BigEndian.Uint64(v[8:16])) < cutoff {
+				if len(v) >= 16 && unsortableTime(binary.BigEndian.Uint64(v[8:16])) < limit {
 					drop = append(drop, k)
 				}
 				return nil

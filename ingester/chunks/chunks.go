@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -85,7 +86,8 @@ type Store interface {
 	RaiseGeneration(tenant string, gen int64) (int64, error)
 	// Deletions returns every tenant's tombstones and generation.
 	// ApplyRetention drops the tombstones whose range ended before the
-	// tenant's retention cutoff, since no sample they hide is left.
+	// tenant's retention cutoff by more than any chunk's span, since no
+	// chunk holding a sample they hide is left.
 	Deletions() (map[string]Deletions, error)
 }
 
@@ -106,11 +108,21 @@ func (t Tombstone) Matches(ls labels.Labels) bool {
 	return true
 }
 
+// Equal reports whether o is the same deletion: the same range and the
+// same matchers in the same order.
+func (t Tombstone) Equal(o Tombstone) bool {
+	return t.MinTime == o.MinTime && t.MaxTime == o.MaxTime && slices.EqualFunc(t.Matchers, o.Matchers, func(a, b *labels.Matcher) bool {
+		return a.Type == b.Type && a.Name == b.Name && a.Value == b.Value
+	})
+}
+
 // Deletions are a tenant's tombstones and its deletion generation: a
 // number raised after every completed deletion, which results caches
 // put in their keys so that no answer cached before it is served after.
 type Deletions struct {
 	Tombstones []Tombstone
+	// Generation is -1 when the stored value is damaged: unknown until
+	// the next raise replaces it.
 	Generation int64
 }
 

@@ -1096,8 +1096,13 @@ func (x *Labels) GetLabels() []*LabelPair {
 }
 
 type TransferChunksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Series        []*ChunkSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Series []*ChunkSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	// deletions, in the first message of a tenant's stream when it has any,
+	// are the leaving ingester's tombstones and deletion generation for the
+	// tenant: the receiver keeps them, so neither is lost when the
+	// ingesters that took a deletion have all left.
+	Deletions     *TenantDeletions `protobuf:"bytes,2,opt,name=deletions,proto3" json:"deletions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1139,6 +1144,125 @@ func (x *TransferChunksRequest) GetSeries() []*ChunkSeries {
 	return nil
 }
 
+func (x *TransferChunksRequest) GetDeletions() *TenantDeletions {
+	if x != nil {
+		return x.Deletions
+	}
+	return nil
+}
+
+type Tombstone struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Matchers      []*LabelMatcher        `protobuf:"bytes,1,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	StartMs       int64                  `protobuf:"varint,2,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs         int64                  `protobuf:"varint,3,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tombstone) Reset() {
+	*x = Tombstone{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tombstone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tombstone) ProtoMessage() {}
+
+func (x *Tombstone) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
+func (*Tombstone) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Tombstone) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *Tombstone) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *Tombstone) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+type TenantDeletions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tombstones    []*Tombstone           `protobuf:"bytes,1,rep,name=tombstones,proto3" json:"tombstones,omitempty"`
+	Generation    int64                  `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TenantDeletions) Reset() {
+	*x = TenantDeletions{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TenantDeletions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TenantDeletions) ProtoMessage() {}
+
+func (x *TenantDeletions) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TenantDeletions.ProtoReflect.Descriptor instead.
+func (*TenantDeletions) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TenantDeletions) GetTombstones() []*Tombstone {
+	if x != nil {
+		return x.Tombstones
+	}
+	return nil
+}
+
+func (x *TenantDeletions) GetGeneration() int64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
 type TransferChunksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Series        int64                  `protobuf:"varint,1,opt,name=series,proto3" json:"series,omitempty"`
@@ -1149,7 +1273,7 @@ type TransferChunksResponse struct {
 
 func (x *TransferChunksResponse) Reset() {
 	*x = TransferChunksResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1285,7 @@ func (x *TransferChunksResponse) String() string {
 func (*TransferChunksResponse) ProtoMessage() {}
 
 func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1298,7 @@ func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferChunksResponse.ProtoReflect.Descriptor instead.
 func (*TransferChunksResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TransferChunksResponse) GetSeries() int64 {
@@ -1200,7 +1324,7 @@ type MatcherSet struct {
 
 func (x *MatcherSet) Reset() {
 	*x = MatcherSet{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1336,7 @@ func (x *MatcherSet) String() string {
 func (*MatcherSet) ProtoMessage() {}
 
 func (x *MatcherSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1349,7 @@ func (x *MatcherSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatcherSet.ProtoReflect.Descriptor instead.
 func (*MatcherSet) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MatcherSet) GetMatchers() []*LabelMatcher {
@@ -1246,7 +1370,7 @@ type ExemplarQueryRequest struct {
 
 func (x *ExemplarQueryRequest) Reset() {
 	*x = ExemplarQueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1382,7 @@ func (x *ExemplarQueryRequest) String() string {
 func (*ExemplarQueryRequest) ProtoMessage() {}
 
 func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1395,7 @@ func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExemplarQueryRequest) GetStartMs() int64 {
@@ -1306,7 +1430,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1318,7 +1442,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1331,7 +1455,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Exemplar) GetLabels() []*LabelPair {
@@ -1365,7 +1489,7 @@ type ExemplarSeries struct {
 
 func (x *ExemplarSeries) Reset() {
 	*x = ExemplarSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1501,7 @@ func (x *ExemplarSeries) String() string {
 func (*ExemplarSeries) ProtoMessage() {}
 
 func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1514,7 @@ func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarSeries.ProtoReflect.Descriptor instead.
 func (*ExemplarSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExemplarSeries) GetSeriesLabels() []*LabelPair {
@@ -1416,7 +1540,7 @@ type ExemplarQueryResponse struct {
 
 func (x *ExemplarQueryResponse) Reset() {
 	*x = ExemplarQueryResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1552,7 @@ func (x *ExemplarQueryResponse) String() string {
 func (*ExemplarQueryResponse) ProtoMessage() {}
 
 func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1565,7 @@ func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExemplarQueryResponse) GetSeries() []*ExemplarSeries {
@@ -1467,7 +1591,7 @@ type DeleteSeriesRequest struct {
 
 func (x *DeleteSeriesRequest) Reset() {
 	*x = DeleteSeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1603,7 @@ func (x *DeleteSeriesRequest) String() string {
 func (*DeleteSeriesRequest) ProtoMessage() {}
 
 func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1616,7 @@ func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteSeriesRequest) GetMatchers() []*LabelMatcher {
@@ -1531,7 +1655,7 @@ type DeleteSeriesResponse struct {
 
 func (x *DeleteSeriesResponse) Reset() {
 	*x = DeleteSeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1667,7 @@ func (x *DeleteSeriesResponse) String() string {
 func (*DeleteSeriesResponse) ProtoMessage() {}
 
 func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1680,7 @@ func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
 }
 
 type DeletionGenerationRequest struct {
@@ -1568,7 +1692,7 @@ type DeletionGenerationRequest struct {
 
 func (x *DeletionGenerationRequest) Reset() {
 	*x = DeletionGenerationRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1704,7 @@ func (x *DeletionGenerationRequest) String() string {
 func (*DeletionGenerationRequest) ProtoMessage() {}
 
 func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1717,7 @@ func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionGenerationRequest.ProtoReflect.Descriptor instead.
 func (*DeletionGenerationRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeletionGenerationRequest) GetRaiseTo() int64 {
@@ -1612,7 +1736,7 @@ type DeletionGenerationResponse struct {
 
 func (x *DeletionGenerationResponse) Reset() {
 	*x = DeletionGenerationResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1748,7 @@ func (x *DeletionGenerationResponse) String() string {
 func (*DeletionGenerationResponse) ProtoMessage() {}
 
 func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1761,7 @@ func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionGenerationResponse.ProtoReflect.Descriptor instead.
 func (*DeletionGenerationResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeletionGenerationResponse) GetGeneration() int64 {
@@ -1718,9 +1842,21 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x0eSeriesResponse\x122\n" +
 	"\x06series\x18\x01 \x03(\v2\x1a.orrery.ingester.v1.LabelsR\x06series\"?\n" +
 	"\x06Labels\x125\n" +
-	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels\"P\n" +
+	"\x06labels\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.LabelPairR\x06labels\"\x93\x01\n" +
 	"\x15TransferChunksRequest\x127\n" +
-	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.ChunkSeriesR\x06series\"H\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.ChunkSeriesR\x06series\x12A\n" +
+	"\tdeletions\x18\x02 \x01(\v2#.orrery.ingester.v1.TenantDeletionsR\tdeletions\"{\n" +
+	"\tTombstone\x12<\n" +
+	"\bmatchers\x18\x01 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\x12\x19\n" +
+	"\bstart_ms\x18\x02 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\"p\n" +
+	"\x0fTenantDeletions\x12=\n" +
+	"\n" +
+	"tombstones\x18\x01 \x03(\v2\x1d.orrery.ingester.v1.TombstoneR\n" +
+	"tombstones\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x03R\n" +
+	"generation\"H\n" +
 	"\x16TransferChunksResponse\x12\x16\n" +
 	"\x06series\x18\x01 \x01(\x03R\x06series\x12\x16\n" +
 	"\x06chunks\x18\x02 \x01(\x03R\x06chunks\"J\n" +
@@ -1778,7 +1914,7 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_ingesterpb_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),             // 0: orrery.ingester.v1.LabelMatcher.Type
 	(*LabelPair)(nil),                  // 1: orrery.ingester.v1.LabelPair
@@ -1800,16 +1936,18 @@ var file_ingesterpb_ingester_proto_goTypes = []any{
 	(*SeriesResponse)(nil),             // 17: orrery.ingester.v1.SeriesResponse
 	(*Labels)(nil),                     // 18: orrery.ingester.v1.Labels
 	(*TransferChunksRequest)(nil),      // 19: orrery.ingester.v1.TransferChunksRequest
-	(*TransferChunksResponse)(nil),     // 20: orrery.ingester.v1.TransferChunksResponse
-	(*MatcherSet)(nil),                 // 21: orrery.ingester.v1.MatcherSet
-	(*ExemplarQueryRequest)(nil),       // 22: orrery.ingester.v1.ExemplarQueryRequest
-	(*Exemplar)(nil),                   // 23: orrery.ingester.v1.Exemplar
-	(*ExemplarSeries)(nil),             // 24: orrery.ingester.v1.ExemplarSeries
-	(*ExemplarQueryResponse)(nil),      // 25: orrery.ingester.v1.ExemplarQueryResponse
-	(*DeleteSeriesRequest)(nil),        // 26: orrery.ingester.v1.DeleteSeriesRequest
-	(*DeleteSeriesResponse)(nil),       // 27: orrery.ingester.v1.DeleteSeriesResponse
-	(*DeletionGenerationRequest)(nil),  // 28: orrery.ingester.v1.DeletionGenerationRequest
-	(*DeletionGenerationResponse)(nil), // 29: orrery.ingester.v1.DeletionGenerationResponse
+	(*Tombstone)(nil),                  // 20: orrery.ingester.v1.Tombstone
+	(*TenantDeletions)(nil),            // 21: orrery.ingester.v1.TenantDeletions
+	(*TransferChunksResponse)(nil),     // 22: orrery.ingester.v1.TransferChunksResponse
+	(*MatcherSet)(nil),                 // 23: orrery.ingester.v1.MatcherSet
+	(*ExemplarQueryRequest)(nil),       // 24: orrery.ingester.v1.ExemplarQueryRequest
+	(*Exemplar)(nil),                   // 25: orrery.ingester.v1.Exemplar
+	(*ExemplarSeries)(nil),             // 26: orrery.ingester.v1.ExemplarSeries
+	(*ExemplarQueryResponse)(nil),      // 27: orrery.ingester.v1.ExemplarQueryResponse
+	(*DeleteSeriesRequest)(nil),        // 28: orrery.ingester.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),       // 29: orrery.ingester.v1.DeleteSeriesResponse
+	(*DeletionGenerationRequest)(nil),  // 30: orrery.ingester.v1.DeletionGenerationRequest
+	(*DeletionGenerationResponse)(nil), // 31: orrery.ingester.v1.DeletionGenerationResponse
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	3,  // 0: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
@@ -1825,38 +1963,41 @@ var file_ingesterpb_ingester_proto_depIdxs = []int32{
 	18, // 10: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
 	1,  // 11: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
 	10, // 12: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
-	7,  // 13: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	21, // 14: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
-	1,  // 15: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
-	1,  // 16: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
-	23, // 17: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
-	24, // 18: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
-	7,  // 19: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	2,  // 20: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	8,  // 21: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	12, // 22: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	14, // 23: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	16, // 24: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	4,  // 25: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
-	19, // 26: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
-	22, // 27: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
-	26, // 28: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
-	28, // 29: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
-	6,  // 30: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	11, // 31: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	13, // 32: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	15, // 33: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	17, // 34: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	5,  // 35: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
-	20, // 36: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
-	25, // 37: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
-	27, // 38: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
-	29, // 39: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	21, // 13: orrery.ingester.v1.TransferChunksRequest.deletions:type_name -> orrery.ingester.v1.TenantDeletions
+	7,  // 14: orrery.ingester.v1.Tombstone.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	20, // 15: orrery.ingester.v1.TenantDeletions.tombstones:type_name -> orrery.ingester.v1.Tombstone
+	7,  // 16: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	23, // 17: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
+	1,  // 18: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
+	1,  // 19: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
+	25, // 20: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
+	26, // 21: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
+	7,  // 22: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	2,  // 23: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	8,  // 24: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	12, // 25: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	14, // 26: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	16, // 27: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	4,  // 28: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	19, // 29: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
+	24, // 30: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
+	28, // 31: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
+	30, // 32: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
+	6,  // 33: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	11, // 34: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	13, // 35: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	15, // 36: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	17, // 37: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	5,  // 38: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	22, // 39: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
+	27, // 40: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
+	29, // 41: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
+	31, // 42: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
+	33, // [33:43] is the sub-list for method output_type
+	23, // [23:33] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -1870,7 +2011,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
