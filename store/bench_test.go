@@ -60,3 +60,46 @@ func BenchmarkSelect(b *testing.B) {
 		require.Len(b, got, 111)
 	}
 }
+
+// BenchmarkChurn is issue 12's churn benchmark: every period (a "day",
+// compressed to 2 hours of 15 s samples) a job's 200 pods are replaced by
+// new ones, as a Kubernetes rollout does. After 1, 10 and 50 periods a
+// query over the last hour selects the job: the series it returns stay
+// 200, while the store visits every series the job ever had (the index
+// has no time dimension, store/DESIGN.md), so its cost grows with
+// history. series_all_time is that count.
+func BenchmarkChurn(b *testing.B) {
+	const (
+		pods   = 200
+		period = 2 * 3600 * 1000
+	)
+	for _, periods := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("periods=%d", periods), func(b *testing.B) {
+			s := openTest(b, testOptions(b))
+			for p := range periods {
+				c := xorChunk(b, int64(p)*period, 480, period/480)
+				batch := make([]SeriesChunks, pods)
+				for k := range batch {
+					batch[k] = seriesOf(labels.FromStrings("__name__", "container_cpu_usage_seconds_total",
+						"job", "kubelet", "namespace", "shop", "pod", fmt.Sprintf("api-%d-%d", p, k)), c)
+				}
+				require.NoError(b, s.Put("t1", batch))
+			}
+			end := int64(periods)*period - 1
+			ms := []*labels.Matcher{
+				labels.MustNewMatcher(labels.MatchEqual, "__name__", "container_cpu_usage_seconds_total"),
+				labels.MustNewMatcher(labels.MatchEqual, "namespace", "shop"),
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				refs, err := s.Refs("t1", end-3600*1000, end, nil, nil, ms...)
+				require.NoError(b, err)
+				require.Len(b, refs, pods)
+				got, err := s.ChunksOf("t1", end-3600*1000, end, refs)
+				require.NoError(b, err)
+				require.Len(b, got, pods)
+			}
+			b.ReportMetric(float64(periods*pods), "series_all_time")
+		})
+	}
+}
