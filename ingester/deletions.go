@@ -125,8 +125,9 @@ func (i *Ingester) DeleteSeries(ctx context.Context, req *ingesterpb.DeleteSerie
 	return &ingesterpb.DeleteSeriesResponse{}, nil
 }
 
-// newestSelected returns the newest sample time of the tenant's series ms
-// selects, in memory or in the store, or now if that is later.
+// newestSelected returns the newest sample or exemplar time of the
+// tenant's series ms selects, in memory or in the store, or now if that is
+// later.
 func (i *Ingester) newestSelected(ctx context.Context, tenantID string, now int64, ms []*labels.Matcher) (int64, error) {
 	newest := now
 	if h := i.head(tenantID, false); h != nil {
@@ -137,6 +138,18 @@ func (i *Ingester) newestSelected(ctx context.Context, tenantID string, now int6
 		for _, s := range all {
 			if last, ok := s.lastSample(); ok {
 				newest = max(newest, last.T)
+			}
+		}
+		// An exemplar may be later than its series' samples.
+		if st := h.exemplars.storage(i.exemplarLimit(tenantID)); st != nil && now < math.MaxInt64 {
+			res, err := st.Select(now+1, math.MaxInt64, ms)
+			if err != nil {
+				return 0, err
+			}
+			for _, r := range res {
+				for _, e := range r.Exemplars {
+					newest = max(newest, e.Ts)
+				}
 			}
 		}
 	}
@@ -207,7 +220,12 @@ func (i *Ingester) DeletionGeneration(ctx context.Context, req *ingesterpb.Delet
 		}
 		return &ingesterpb.DeletionGenerationResponse{Generation: gen}, nil
 	}
-	if gen, err = i.raiseGeneration(tenantID, max(req.RaiseTo, gen+1)); err != nil {
+	if req.RaiseTo >= chunks.MaxGeneration-1 {
+		return nil, apierr.ToGRPC(apierr.New(apierr.BadData, "deletion generation %d is out of range", req.RaiseTo))
+	}
+	// gen+1 cannot overflow: generations stay below MaxGeneration, and
+	// one that reached MaxGeneration-1 stays there.
+	if gen, err = i.raiseGeneration(tenantID, min(max(req.RaiseTo, gen+1), chunks.MaxGeneration-1)); err != nil {
 		return nil, err
 	}
 	return &ingesterpb.DeletionGenerationResponse{Generation: gen}, nil
@@ -244,7 +262,9 @@ func (i *Ingester) receiveDeletions(tenantID string, d *ingesterpb.TenantDeletio
 	if err := i.addTombstones(tenantID, ts, true); err != nil {
 		return err
 	}
-	if d.Generation > 0 {
+	if d.Generation >= chunks.MaxGeneration {
+		i.logger.Warn("transferred deletion generation out of range: ignored", "tenant", tenantID, "generation", d.Generation)
+	} else if d.Generation > 0 {
 		if _, err := i.raiseGeneration(tenantID, d.Generation); err != nil {
 			return err
 		}

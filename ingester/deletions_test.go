@@ -123,6 +123,27 @@ func TestDeleteSeriesEndsAtNow(t *testing.T) {
 	require.Equal(t, secondsIn(20, 24), ti.samples(t, "a")["up"])
 }
 
+// An open deletion ends at the newest sample of all the series it
+// selects: a future-dated sample one of them holds is deleted (the usual
+// reason to delete), and so are samples other selected series get later
+// with times up to it (at most the creation grace period ahead, 10 minutes
+// by default). Clamping to the request's time instead would leave the
+// future-dated sample; clamping each series to its own newest sample, as
+// Prometheus does, would need a tombstone per series (docs/deletion.md).
+func TestDeleteSeriesEndsAtNewestSelectedSample(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	// "now" is 10s; the selected series "skewed" holds a sample at 600s.
+	require.NoError(t, ti.push(t, "a", series("up", 0, 10), onePush("skewed", 600_000, 600), series("other", 0, 10)))
+	sel := labels.MustNewMatcher(labels.MatchRegexp, "__name__", "up|skewed")
+	require.NoError(t, ti.deleteSeries(t, "a", math.MinInt64, math.MaxInt64, 10_000, sel))
+	require.NoError(t, ti.push(t, "a", series("up", 11, 10), series("up", 601, 5), series("other", 11, 10)))
+	got := ti.samples(t, "a")
+	require.Empty(t, got["skewed"], "the future-dated sample is deleted")
+	require.Equal(t, secondsIn(601, 605), got["up"], "later writes up to the newest selected sample are hidden, after it kept")
+	require.Equal(t, append(secondsIn(0, 9), secondsIn(11, 20)...), got["other"], "a series not selected is untouched")
+}
+
 // Bad deletions are refused and change nothing.
 func TestDeleteSeriesRefusesBadRequests(t *testing.T) {
 	ti := newTestIngester(t, t.TempDir(), testConfig())

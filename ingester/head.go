@@ -234,3 +234,15 @@ func matchesAll(lset labels.Labels, ms []*labels.Matcher) bool {
 	}
 	return true
 }
+
+// oldestInMemory returns the oldest sample time of any chunk or unencoded
+// sample the tenant holds in memory.
+func (h *tenantHead) oldestInMemory() (int64, bool) {
+	oldest, found := int64(math.MaxInt64), false
+	for _, s := range h.all() {
+		if t, ok := s.oldest(); ok {
+			oldest, found = min(oldest, t), true
+		}
+	}
+	return oldest, found
+}

@@ -173,6 +173,11 @@ func (i *Ingester) loop(period time.Duration, wake <-chan struct{}, f func()) {
 	}()
 }
 
+// tombstoneGrace is how long past the retention cutoff a tombstone is
+// kept: longer than any WAL kept between checkpoints, whose replay could
+// bring back samples retention deleted from the store.
+const tombstoneGrace = 24 * time.Hour
+
 func (i *Ingester) newRef() uint64 { return i.nextRef.Add(1) }
 
 // head returns the tenant's head, creating it if create is set; nil otherwise.
@@ -213,7 +218,8 @@ func (i *Ingester) seriesCount() float64 {
 }
 
 func (i *Ingester) applyRetention() {
-	n, err := i.store.ApplyRetention(time.Now(), func(tenantID string) time.Duration { return i.limits.For(tenantID).RetentionPeriod })
+	now := time.Now()
+	n, err := i.store.ApplyRetention(now, func(tenantID string) time.Duration { return i.limits.For(tenantID).RetentionPeriod })
 	if err != nil {
 		i.logger.Error("retention failed", "err", err)
 		return
@@ -223,6 +229,25 @@ func (i *Ingester) applyRetention() {
 	}
 	i.deleteMu.Lock()
 	defer i.deleteMu.Unlock()
+	for _, tenantID := range i.deleted.tenants() {
+		keep := i.limits.For(tenantID).RetentionPeriod
+		if keep <= 0 {
+			continue
+		}
+		// Memory may hold samples older than retention (a chunk not yet
+		// flushed, flushes failing), and a crash replays the WAL since
+		// the last checkpoint: a tombstone is kept while either may hold
+		// a sample it hides.
+		cutoff := now.Add(-keep - tombstoneGrace).UnixMilli()
+		if h := i.head(tenantID, false); h != nil {
+			if oldest, ok := h.oldestInMemory(); ok {
+				cutoff = min(cutoff, oldest)
+			}
+		}
+		if _, err := i.store.DropTombstones(tenantID, cutoff); err != nil {
+			i.logger.Error("retention: drop tombstones", "tenant", tenantID, "err", err)
+		}
+	}
 	if err := i.loadDeletions(); err != nil {
 		i.logger.Error("retention: reload deletions", "err", err)
 	}

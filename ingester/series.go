@@ -405,6 +405,26 @@ func (s *memSeries) overlaps(mint, maxt int64) bool {
 
 // empty reports whether the series holds nothing in memory. The caller
 // holds s.mu.
+// oldest returns the oldest sample time the series holds in memory.
+func (s *memSeries) oldest() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, found := int64(math.MaxInt64), false
+	for _, mc := range s.chunks {
+		t, found = min(t, mc.minT), true
+	}
+	for _, mc := range s.oooChunks {
+		t, found = min(t, mc.minT), true
+	}
+	if s.head != nil {
+		t, found = min(t, s.head.minT), true
+	}
+	if len(s.ooo) > 0 {
+		t, found = min(t, s.ooo[0].T), true
+	}
+	return t, found
+}
+
 func (s *memSeries) empty() bool {
 	return s.head == nil && len(s.chunks) == 0 && len(s.oooChunks) == 0 && len(s.ooo) == 0
 }

@@ -32,6 +32,12 @@ const (
 	DeletionGenerationPath = "/status/deletion_generation"
 )
 
+// Bounds of one deletion request.
+const (
+	maxDeleteSelectors     = 100
+	maxDeleteSelectorBytes = 4096
+)
+
 // DeleteTenantPath deletes all of a tenant's series, at the root as in
 // Mimir.
 const DeleteTenantPath = "/purger/delete_tenant"
@@ -180,6 +186,18 @@ func (a *API) serveDeleteSeries(w http.ResponseWriter, r *http.Request) {
 	if len(r.Form["match[]"]) == 0 {
 		writeError(w, http.StatusBadRequest, "bad_data", "no match[] parameter provided")
 		return
+	}
+	// Every ingester stores, keeps and checks each tombstone against every
+	// series it returns, and hands them all over in one message.
+	if n := len(r.Form["match[]"]); n > maxDeleteSelectors {
+		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("delete_series takes at most %d match[] selectors, got %d", maxDeleteSelectors, n))
+		return
+	}
+	for _, s := range r.Form["match[]"] {
+		if len(s) > maxDeleteSelectorBytes {
+			writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("a match[] selector of delete_series is at most %d bytes, got %d", maxDeleteSelectorBytes, len(s)))
+			return
+		}
 	}
 	times := [2]time.Time{v1.MinTime, v1.MaxTime}
 	for k, name := range []string{"start", "end"} {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
@@ -44,6 +43,9 @@ func (s *Store) AddTombstone(tenant string, t chunks.Tombstone) error {
 
 // RaiseGeneration sets the tenant's deletion generation to gen if higher.
 func (s *Store) RaiseGeneration(tenant string, gen int64) (int64, error) {
+	if gen < 0 || gen >= chunks.MaxGeneration {
+		return 0, fmt.Errorf("store: deletion generation of tenant %q: %d is out of range", tenant, gen)
+	}
 	var cur int64
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		tb, err := tx.Bucket(bucketDeletions).CreateBucketIfNotExists([]byte(tenant))
@@ -72,7 +74,7 @@ func decodeGeneration(v []byte) int64 {
 	switch {
 	case v == nil:
 		return 0
-	case len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0:
+	case len(v) != 8 || binary.BigEndian.Uint64(v) >= chunks.MaxGeneration:
 		return -1
 	}
 	return int64(binary.BigEndian.Uint64(v))
@@ -110,45 +112,48 @@ func (s *Store) Deletions() (map[string]chunks.Deletions, error) {
 	return out, nil
 }
 
-// retainTombstones drops each tenant's tombstones whose every sample is
-// gone with its chunk: retention deletes a chunk once it ends before the
-// cutoff, and a chunk holding a sample at the tombstone's end ends at most
-// the tenant's max_chunk_span later.
-func (s *Store) retainTombstones(now time.Time, retention func(tenant string) time.Duration) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketDeletions).ForEachBucket(func(tenant []byte) error {
-			keep := retention(string(tenant))
-			stones := tx.Bucket(bucketDeletions).Bucket(tenant).Bucket(bucketTombstones)
-			if keep <= 0 || stones == nil {
-				return nil
-			}
-			var span int64
-			if tb := tx.Bucket(bucketTenants).Bucket(tenant); tb != nil {
-				span = readMaxSpan(tb)
-			}
-			cutoff := now.Add(-keep).UnixMilli()
-			limit := cutoff - span
-			if limit > cutoff { // overflowed: keep them all
-				return nil
-			}
-			var drop [][]byte
-			err := stones.ForEach(func(k, v []byte) error {
-				if len(v) >= 16 && unsortableTime(binary.BigEndian.Uint64(v[8:16])) < limit {
-					drop = append(drop, k)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			for _, k := range drop {
-				if err := stones.Delete(k); err != nil {
-					return err
-				}
+// DropTombstones deletes the tenant's tombstones that no stored chunk
+// can hold a sample of: those ending before cutoff by more than the
+// tenant's max_chunk_span, since retention deletes every chunk that ends
+// before the cutoff. Whether memory still holds such samples is the
+// caller's to know (it passes an earlier cutoff then).
+func (s *Store) DropTombstones(tenant string, cutoff int64) (dropped int, err error) {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketDeletions).Bucket([]byte(tenant))
+		if tb == nil || tb.Bucket(bucketTombstones) == nil {
+			return nil
+		}
+		stones := tb.Bucket(bucketTombstones)
+		var span int64
+		if data := tx.Bucket(bucketTenants).Bucket([]byte(tenant)); data != nil {
+			span = readMaxSpan(data)
+		}
+		limit := cutoff - span
+		if limit > cutoff { // overflowed: keep them all
+			return nil
+		}
+		var drop [][]byte
+		err := stones.ForEach(func(k, v []byte) error {
+			if len(v) >= 16 && unsortableTime(binary.BigEndian.Uint64(v[8:16])) < limit {
+				drop = append(drop, k)
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := stones.Delete(k); err != nil {
+				return err
+			}
+		}
+		dropped = len(drop)
+		return nil
 	})
+	if err != nil {
+		return 0, fmt.Errorf("store: drop tombstones of tenant %q: %w", tenant, err)
+	}
+	return dropped, nil
 }
 
 // encodeTombstone is st(MinTime) | st(MaxTime) | uvarint count | matchers,

@@ -51,9 +51,6 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 			return deletedChunks, fmt.Errorf("store: retention tenant %q: %w", tenant, err)
 		}
 	}
-	if err := s.retainTombstones(now, retention); err != nil {
-		return deletedChunks, fmt.Errorf("store: retention of tombstones: %w", err)
-	}
 	s.logger.Debug("store retention applied", "deleted_chunks", deletedChunks)
 	return deletedChunks, nil
 }

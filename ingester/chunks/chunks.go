@@ -85,10 +85,12 @@ type Store interface {
 	// is higher, durably, and returns the generation after the call.
 	RaiseGeneration(tenant string, gen int64) (int64, error)
 	// Deletions returns every tenant's tombstones and generation.
-	// ApplyRetention drops the tombstones whose range ended before the
-	// tenant's retention cutoff by more than any chunk's span, since no
-	// chunk holding a sample they hide is left.
 	Deletions() (map[string]Deletions, error)
+	// DropTombstones deletes the tenant's tombstones that end before
+	// cutoff by more than the longest span of a chunk it ever stored:
+	// once retention deleted the chunks ending before cutoff, no stored
+	// chunk holds a sample they hide.
+	DropTombstones(tenant string, cutoff int64) (dropped int, err error)
 }
 
 // Tombstone hides the samples in [MinTime, MaxTime] of the series its
@@ -119,6 +121,11 @@ func (t Tombstone) Equal(o Tombstone) bool {
 // Deletions are a tenant's tombstones and its deletion generation: a
 // number raised after every completed deletion, which results caches
 // put in their keys so that no answer cached before it is served after.
+// MaxGeneration bounds deletion generations (nanoseconds since the epoch:
+// the year 2116), so that one past the highest never overflows; a stored
+// one beyond it is damaged.
+const MaxGeneration = 1 << 62
+
 type Deletions struct {
 	Tombstones []Tombstone
 	// Generation is -1 when the stored value is damaged: unknown until

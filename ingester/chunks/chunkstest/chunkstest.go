@@ -450,8 +450,8 @@ func putMergesHistograms(t *testing.T, open Open) {
 }
 
 // Tombstones and generations are kept per tenant across a reopen, the
-// generation only rises, and retention drops the tombstones that end
-// before the tenant's cutoff (0 keeps them).
+// generation only rises, and DropTombstones drops those no stored chunk
+// can hold a sample of.
 func tombstonesPersistAndExpire(t *testing.T, open Open) {
 	dir := t.TempDir()
 	st, closeStore := open(t, dir)
@@ -486,15 +486,35 @@ func tombstonesPersistAndExpire(t *testing.T, open Open) {
 	require.True(t, got.Matches(labels.FromStrings("__name__", "up", "x", "1")))
 	require.False(t, got.Matches(labels.FromStrings("__name__", "up")))
 
-	retention := map[string]time.Duration{"hour": time.Hour, "forever": 0}
-	_, err = st.ApplyRetention(now, func(tenant string) time.Duration { return retention[tenant] })
+	cutoff := now.Add(-time.Hour).UnixMilli()
+	_, err = st.ApplyRetention(now, func(string) time.Duration { return time.Hour })
 	require.NoError(t, err)
+	d, err = st.Deletions()
+	require.NoError(t, err)
+	require.Len(t, d["hour"].Tombstones, 2, "retention of chunks keeps tombstones")
+	dropped, err := st.DropTombstones("hour", cutoff)
+	require.NoError(t, err)
+	require.Equal(t, 1, dropped)
 	d, err = st.Deletions()
 	require.NoError(t, err)
 	require.Len(t, d["hour"].Tombstones, 1)
 	require.Equal(t, recent.MaxTime, d["hour"].Tombstones[0].MaxTime)
-	require.Equal(t, int64(5), d["hour"].Generation, "retention keeps the generation")
+	require.Equal(t, int64(5), d["hour"].Generation, "dropping tombstones keeps the generation")
 	require.Len(t, d["forever"].Tombstones, 1)
+	dropped, err = st.DropTombstones("nobody", cutoff)
+	require.NoError(t, err)
+	require.Zero(t, dropped)
+
+	// A stored chunk may hold samples up to its span before its end: a
+	// tombstone is kept while such a chunk may be left.
+	require.NoError(t, st.Put("span", []chunks.SeriesChunks{series(labels.FromStrings("__name__", "up"), xor(t, 0, 10, 600_000))}))
+	require.NoError(t, st.AddTombstone("span", chunks.Tombstone{Matchers: recent.Matchers, MinTime: 0, MaxTime: 1_000}))
+	dropped, err = st.DropTombstones("span", 1_000+5_400_000)
+	require.NoError(t, err)
+	require.Zero(t, dropped, "a chunk of 5,400,000 ms span ending after the cutoff may hold its samples")
+	dropped, err = st.DropTombstones("span", 1_000+5_400_000+1)
+	require.NoError(t, err)
+	require.Equal(t, 1, dropped)
 }
 
 // ApplyRetention deletes the chunks wholly inside a tombstone selecting
