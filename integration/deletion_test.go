@@ -199,3 +199,67 @@ func TestDeleteSeriesNeedsAdminCredential(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"result":[{`, "the other tenant keeps its series")
 }
+
+// TestDeletionOutlivesTheIngestersThatTookIt: a deletion is made while a
+// frontend caches in Memcached; then the one ingester that took it hands
+// over to a new one and leaves, and a new frontend, sharing the Memcached
+// but knowing no generation, answers every corpus query as Prometheus 3
+// does: the new ingester got the tombstones and the deletion generation
+// with the handover, so no answer cached before the deletion is read.
+func TestDeletionOutlivesTheIngestersThatTookIt(t *testing.T) {
+	prom := startPrometheus3WithConfig(t, func(int) string { return "global:\n  scrape_interval: 15s\n" }, "--web.enable-admin-api")
+	memcached := dependency(t, "ORRERY_MEMCACHED", "memcached, the frontend's shared results cache")
+	mcPort := freePort(t)
+	mcArgs := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(mcPort), "-U", "0", "-m", "64"}
+	if os.Geteuid() == 0 {
+		mcArgs = append(mcArgs, "-u", "root")
+	}
+	startProcess(t, "memcached", memcached, mcArgs...)
+	c := newCluster(t, 1)
+	cache := []string{"-frontend.split-interval=10m", "-frontend.max-cache-freshness=0s",
+		"-frontend.results-cache.memcached-addresses=127.0.0.1:" + strconv.Itoa(mcPort)}
+	c.extra["qfe1"], c.extra["qfe2"] = cache, cache
+	for _, id := range []string{"ing1", "dist", "quer", "qfe1"} {
+		c.add(id)
+	}
+	c.waitRing("dist", "ing1")
+	c.waitRing("quer", "ing1")
+	w := newDualWriter(prom, c.members["dist"].url(""))
+	for step := 0; step < genSteps; step++ {
+		w.write(t, step)
+	}
+	qfe1 := c.members["qfe1"].url("/prometheus")
+	require.Eventually(t, func() bool { return metricValue(t, c.members["qfe1"], "orrery_frontend_connected_workers") > 0 },
+		30*time.Second, 200*time.Millisecond)
+	compareQueries(t, prom, qfe1, w.start, w.end) // fills Memcached
+
+	sec := func(tm time.Time) string { return strconv.FormatInt(tm.Unix(), 10) }
+	form := url.Values{"match[]": {`{__name__=~"node_.+", instance="host-001:9100"}`}, "start": {sec(w.start)}, "end": {sec(w.start.Add(3 * time.Minute))}}
+	code, body := deleteSeries(t, prom, form, noHeaders)
+	require.Equal(t, http.StatusNoContent, code, body)
+	code, body = deleteSeries(t, qfe1, form, noHeaders)
+	require.Equal(t, http.StatusNoContent, code, body)
+	form = url.Values{"match[]": {`up{job="api"}`}}
+	code, body = deleteSeries(t, prom, form, noHeaders)
+	require.Equal(t, http.StatusNoContent, code, body)
+	code, body = deleteSeries(t, qfe1, form, noHeaders)
+	require.Equal(t, http.StatusNoContent, code, body)
+
+	// ing2 replaces ing1, which hands everything over and leaves.
+	c.add("ing2")
+	c.waitRing("quer", "ing1", "ing2")
+	c.reseed("ing1")
+	waitClosed(t, c.stopAsync("ing1"), "ing1 hands over and stops")
+	c.waitRing("quer", "ing2")
+	require.Eventually(t, func() bool {
+		m, ok := c.ring("quer")["ing1"]
+		return !ok || m.State == "LEFT"
+	}, 30*time.Second, 200*time.Millisecond, "the querier sees ing1 gone")
+	c.members["qfe1"].stop(t)
+	c.reseed("qfe1")
+	c.add("qfe2")
+	require.Eventually(t, func() bool { return metricValue(t, c.members["qfe2"], "orrery_frontend_connected_workers") > 0 },
+		30*time.Second, 200*time.Millisecond)
+	compareQueries(t, prom, c.members["qfe2"].url("/prometheus"), w.start, w.end)
+	require.Positive(t, metricValue(t, c.members["qfe2"], "orrery_frontend_results_cache_requests_total"))
+}
