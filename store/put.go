@@ -112,9 +112,9 @@ const fillPercent = 0.9
 
 // tenantWriter writes into one tenant's buckets within a write transaction.
 type tenantWriter struct {
-	tenant                             *bbolt.Bucket
-	series, byLabels, postings, chunks *bbolt.Bucket
-	maxSpan, storedMaxSpan             int64
+	tenant                                     *bbolt.Bucket
+	series, byLabels, postings, chunks, active *bbolt.Bucket
+	maxSpan, storedMaxSpan                     int64
 }
 
 func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
@@ -126,7 +126,7 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 	for _, sub := range []struct {
 		dst  **bbolt.Bucket
 		name []byte
-	}{{&w.series, bucketSeries}, {&w.byLabels, bucketSeriesByLabels}, {&w.postings, bucketPostings}, {&w.chunks, bucketChunks}} {
+	}{{&w.series, bucketSeries}, {&w.byLabels, bucketSeriesByLabels}, {&w.postings, bucketPostings}, {&w.chunks, bucketChunks}, {&w.active, bucketActive}} {
 		if *sub.dst, err = tb.CreateBucketIfNotExists(sub.name); err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", sub.name, err)
 		}
@@ -182,7 +182,7 @@ func (w *tenantWriter) putChunk(id uint64, c Chunk) error {
 		return err
 	}
 	w.maxSpan = max(w.maxSpan, chunkSpan(c))
-	return nil
+	return w.registerActive(id, c.MinTime, c.MaxTime)
 }
 
 // mergeChunk combines the stored chunk value old with c, which has the same

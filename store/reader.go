@@ -17,6 +17,10 @@ type reader struct {
 	series, postings, chunks *bbolt.Bucket
 	maxSpan                  int64
 	chunkCursor              *bbolt.Cursor
+	// active is the active index (active.go); nil in a tenant stored
+	// before it, and used for partitions from activeFrom on.
+	active     *bbolt.Bucket
+	activeFrom int64
 
 	// Scratch space reused across series, to keep allocations per query
 	// rather than per candidate.
@@ -26,6 +30,9 @@ type reader struct {
 	// place for each candidate.
 	keepBuilder labels.ScratchBuilder
 	keepLabels  labels.Labels
+	// visited counts the series whose labels were read, what a select
+	// costs per series of the tenant.
+	visited int
 }
 
 // openReader returns nil, nil for a tenant without data.
@@ -39,6 +46,8 @@ func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
 		postings:    tb.Bucket(bucketPostings),
 		chunks:      tb.Bucket(bucketChunks),
 		maxSpan:     readMaxSpan(tb),
+		active:      tb.Bucket(bucketActive),
+		activeFrom:  readActiveFrom(tb),
 		builder:     labels.NewScratchBuilder(0),
 		keepBuilder: labels.NewScratchBuilder(0),
 	}
@@ -60,11 +69,28 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, w
 	if mint > maxt {
 		return nil
 	}
-	ids, all, err := r.candidates(matchers)
+	// The active index narrows the candidates to the series with chunks
+	// in the range's partitions, whatever the tenant's history; it may
+	// list a few whose chunks (or the series) retention has deleted since.
+	// When many of the series ever created are active, the postings
+	// alone are cheaper: the index pays where series churn.
+	active, onlyActive, err := r.activeIDs(mint, maxt, int(min(r.series.Sequence()/activeShareMax, math.MaxInt32)))
 	if err != nil {
 		return err
 	}
+	var (
+		ids []uint64
+		all bool
+	)
+	if onlyActive {
+		if ids, err = r.activeCandidates(active, matchers); err != nil {
+			return err
+		}
+	} else if ids, all, err = r.candidates(matchers); err != nil {
+		return err
+	}
 	visit := func(id uint64, raw []byte) error {
+		r.visited++
 		var err error
 		r.matchLabels, err = decodeLabels(r.matchLabels[:0], yoloString(raw))
 		if err != nil {
@@ -90,6 +116,9 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, w
 	for _, id := range ids {
 		raw := r.series.Get(idKey(id))
 		if raw == nil {
+			if onlyActive {
+				continue // listed, since deleted
+			}
 			return fmt.Errorf("postings name missing series %d: %w", id, errCorrupt)
 		}
 		if err := visit(id, raw); err != nil {
@@ -165,6 +194,67 @@ func (r *reader) candidates(matchers []*labels.Matcher) (ids []uint64, all bool,
 		}
 	}
 	return ids, all, nil
+}
+
+// activeCandidates narrows the active series by the matchers that reject
+// series without their label. An equality uses its postings when they are
+// no longer than the candidates, else looks each candidate's posting up,
+// so that the cost follows the active series, not every series that ever
+// had the label. Other matchers scan their label's postings only while
+// many candidates are left; the rest are checked on the labels (each's
+// visit), which every candidate passes through anyway.
+func (r *reader) activeCandidates(ids []uint64, matchers []*labels.Matcher) ([]uint64, error) {
+	for _, m := range matchers {
+		if m.Type != labels.MatchEqual || m.Matches("") || len(ids) == 0 {
+			continue
+		}
+		if p, complete := r.postingsEqualUpTo(m.Name, m.Value, len(ids)); complete {
+			ids = intersect(ids, p)
+			continue
+		}
+		kept := ids[:0]
+		for _, id := range ids {
+			if r.postings.Get(postingKey(m.Name, m.Value, id)) != nil {
+				kept = append(kept, id)
+			}
+		}
+		ids = kept
+	}
+	for _, m := range matchers {
+		if m.Type == labels.MatchEqual || m.Matches("") || len(ids) <= activeVisitMax {
+			continue
+		}
+		p, err := r.postingsFor(m)
+		if err != nil {
+			return nil, err
+		}
+		ids = intersect(ids, p)
+	}
+	return ids, nil
+}
+
+// activeShareMax: the active index is used when the series listed for the
+// range are at most one in activeShareMax of those ever created.
+const activeShareMax = 4
+
+// activeVisitMax is how many active candidates are checked on their labels
+// rather than narrowed first by a scan of a regexp's postings.
+const activeVisitMax = 256
+
+// postingsEqualUpTo returns the IDs of series with name=value, in ID
+// order, unless there are more than limit (complete is false).
+func (r *reader) postingsEqualUpTo(name, value string, limit int) (ids []uint64, complete bool) {
+	prefix := postingValuePrefix(name, value)
+	c := r.postings.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if postingExactValue(k, prefix) {
+			if len(ids) == limit {
+				return nil, false
+			}
+			ids = append(ids, postingID(k))
+		}
+	}
+	return ids, true
 }
 
 // postingsFor returns the sorted IDs of series whose label m.Name has a

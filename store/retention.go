@@ -47,6 +47,14 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 		n, err := s.retainTenant(tenant, cutoff, stones)
 		deletedChunks += n
 		s.m.retentionDeleted.Add(float64(n))
+		if err == nil && cutoff > math.MinInt64 {
+			err = s.db.Update(func(tx *bbolt.Tx) error {
+				if tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant)); tb != nil {
+					return dropActive(tb, cutoff)
+				}
+				return nil
+			})
+		}
 		if err != nil {
 			return deletedChunks, fmt.Errorf("store: retention tenant %q: %w", tenant, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,6 +112,9 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 		case v == nil:
 		case len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion:
 		case len(v) == 4 && binary.BigEndian.Uint32(v) == 1:
+			if err := startActiveIndex(tx); err != nil {
+				return err
+			}
 			logger.Info("store format upgraded in place", "from", 1, "to", formatVersion)
 		default:
 			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
@@ -124,6 +128,39 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 		_, err = tx.CreateBucketIfNotExists(bucketDeletions)
 		return err
 	}
+}
+
+// startActiveIndex marks each tenant of a format 1 file as indexed from
+// the partition after its newest chunk on: the chunks stored before have
+// no active index entries, and selects reaching them use the postings
+// alone.
+func startActiveIndex(tx *bbolt.Tx) error {
+	tenants := tx.Bucket(bucketTenants)
+	if tenants == nil {
+		return nil
+	}
+	return tenants.ForEachBucket(func(name []byte) error {
+		tb := tenants.Bucket(name)
+		cb := tb.Bucket(bucketChunks)
+		if cb == nil {
+			return nil
+		}
+		newest, found := int64(math.MinInt64), false
+		err := cb.ForEach(func(k, _ []byte) error {
+			if len(k) == chunkKeyLen {
+				newest, found = max(newest, chunkKeyMaxTime(k)), true
+			}
+			return nil
+		})
+		if err != nil || !found {
+			return err
+		}
+		from := int64(math.MaxInt64)
+		if newest <= saneTime {
+			from = partitionOf(max(newest, -saneTime)) + activeWidth
+		}
+		return tb.Put(keyActiveFrom, binary.BigEndian.AppendUint64(nil, sortableTime(from)))
+	})
 }
 
 // Close waits for running transactions and closes the file. The Store must

@@ -569,6 +569,10 @@ func TestOpenUpgradesFormatOne(t *testing.T) {
 		if err := tx.DeleteBucket(bucketDeletions); err != nil {
 			return err
 		}
+		// Format 1 had no active index either.
+		if err := tx.Bucket(bucketTenants).Bucket([]byte("t")).DeleteBucket(bucketActive); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(keyFormatVersion, []byte{0, 0, 0, 1})
 	}))
 	require.NoError(t, db.Close())
@@ -577,7 +581,14 @@ func TestOpenUpgradesFormatOne(t *testing.T) {
 	require.NoError(t, err)
 	n := 0
 	require.NoError(t, st.SelectBatches("t", 0, 10_000, 10, nil, func(b []SeriesChunks) error { n += len(b); return nil }))
-	require.Equal(t, 1, n)
+	require.Equal(t, 1, n, "the chunks format 1 stored are found without the active index")
+	// A chunk stored after the upgrade, in a later partition, is listed.
+	later := xorChunk(t, 3*activeWidth, 5, 1000)
+	require.NoError(t, st.Put("t", []SeriesChunks{{Labels: labels.FromStrings("__name__", "new"), Chunks: []Chunk{later}}}))
+	got, err := st.Select("t", later.MinTime, later.MaxTime)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, "new", got[0].Labels.Get("__name__"))
 	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")}, MaxTime: 1}))
 	require.NoError(t, st.Close())
 	db, err = bbolt.Open(opts.Path, 0o600, nil)

@@ -1,0 +1,182 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"go.etcd.io/bbolt"
+)
+
+// The active index lists, per 2-hour partition of time, the series with a
+// chunk overlapping it, so that a select over a recent range visits the
+// series active then instead of every series the tenant ever had (issue
+// 12's churn). It is a first step towards time partitions: chunks and the
+// rest of the index are not partitioned yet.
+const (
+	activeWidth = int64(2 * 3600 * 1000)
+	// maxActivePartitions bounds the partitions a chunk is listed in (a
+	// longer chunk is listed as wide, a candidate of every select) and
+	// the partitions a select reads the index for (a longer range uses
+	// the postings alone): a week.
+	maxActivePartitions = 84
+)
+
+// saneTime bounds the times the index lists (about 146 million years
+// either side of 1970): a chunk or a select reaching past it is wide, so
+// partition arithmetic never overflows.
+const saneTime = int64(1) << 62
+
+// partitionOf returns the start of the partition holding t, for |t| <=
+// saneTime.
+func partitionOf(t int64) int64 {
+	m := t % activeWidth
+	if m < 0 {
+		m += activeWidth
+	}
+	return t - m
+}
+
+// partitions returns the first and last partition [mint, maxt] overlaps,
+// and whether they are within saneTime and at most maxActivePartitions.
+func partitions(mint, maxt int64) (first, last int64, ok bool) {
+	if mint < -saneTime || maxt > saneTime || mint > maxt {
+		return 0, 0, false
+	}
+	first, last = partitionOf(mint), partitionOf(maxt)
+	return first, last, (last-first)/activeWidth < maxActivePartitions
+}
+
+var bucketWide = []byte("wide")
+
+func partitionKey(p int64) []byte { return binary.BigEndian.AppendUint64(nil, sortableTime(p)) }
+
+// registerActive lists series id in the active index of every partition
+// [minT, maxT] overlaps.
+func (w *tenantWriter) registerActive(id uint64, minT, maxT int64) error {
+	first, last, ok := partitions(minT, maxT)
+	if !ok {
+		return w.listActive(bucketWide, id)
+	}
+	for p := first; p <= last; p += activeWidth {
+		if err := w.listActive(partitionKey(p), id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *tenantWriter) listActive(name []byte, id uint64) error {
+	b, err := w.active.CreateBucketIfNotExists(name)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = fillPercent
+	k := idKey(id)
+	if b.Get(k) != nil {
+		return nil
+	}
+	return b.Put(k, []byte{})
+}
+
+// errTooMany ends a walk of the active index that lists too many series
+// to be worth it.
+var errTooMany = errors.New("too many active series")
+
+// activeIDs returns the sorted IDs of the series listed in the partitions
+// [mint, maxt] overlaps, and the wide ones: every series with a chunk
+// overlapping [mint, maxt], and perhaps a few more (their chunks since
+// deleted). ok is false when the index cannot answer (the range is longer
+// than maxActivePartitions, or reaches before activeFrom: data stored
+// before the index existed) or would not pay: more than limit series are
+// listed.
+func (r *reader) activeIDs(mint, maxt int64, limit int) (ids []uint64, ok bool, err error) {
+	first, last, ok := partitions(mint, maxt)
+	if r.active == nil || !ok || first < r.activeFrom {
+		return nil, false, nil
+	}
+	add := func(b *bbolt.Bucket) error {
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			if len(k) != idLen {
+				return fmt.Errorf("active index key of %d bytes: %w", len(k), errCorrupt)
+			}
+			if len(ids) == limit {
+				return errTooMany
+			}
+			ids = append(ids, binary.BigEndian.Uint64(k))
+			return nil
+		})
+	}
+	c := r.active.Cursor()
+	lastKey := partitionKey(last)
+	for k, v := c.Seek(partitionKey(first)); k != nil && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
+		if v != nil || len(k) != 8 {
+			continue // not a partition bucket
+		}
+		if err := add(r.active.Bucket(k)); err != nil {
+			return nil, false, ignoreTooMany(err)
+		}
+	}
+	if err := add(r.active.Bucket(bucketWide)); err != nil {
+		return nil, false, ignoreTooMany(err)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), true, nil
+}
+
+func ignoreTooMany(err error) error {
+	if errors.Is(err, errTooMany) {
+		return nil
+	}
+	return err
+}
+
+// dropActive deletes the active index's partitions that end before
+// cutoff: retention deleted the chunks that end before it, and a select
+// reaching so far back still finds the series that kept chunks, listed in
+// their later partitions, except for those chunks' samples past retention.
+func dropActive(tb *bbolt.Bucket, cutoff int64) error {
+	active := tb.Bucket(bucketActive)
+	if active == nil {
+		return nil
+	}
+	var old [][]byte
+	c := active.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil || len(k) != 8 {
+			continue
+		}
+		// Partitions are within saneTime: start+activeWidth cannot overflow.
+		if start := unsortableTime(binary.BigEndian.Uint64(k)); start+activeWidth > cutoff {
+			break
+		}
+		old = append(old, bytes.Clone(k))
+	}
+	for _, k := range old {
+		if err := active.DeleteBucket(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readActiveFrom returns the first partition the active index is complete
+// from: MinInt64 for a tenant created with it, later for one whose chunks
+// were stored by format 1. A damaged value reads as MaxInt64 (the index
+// is not used).
+func readActiveFrom(tb *bbolt.Bucket) int64 {
+	v := tb.Get(keyActiveFrom)
+	switch {
+	case v == nil:
+		return math.MinInt64
+	case len(v) != 8:
+		return math.MaxInt64
+	}
+	return unsortableTime(binary.BigEndian.Uint64(v))
+}
