@@ -113,15 +113,23 @@ func (r *reader) activeIDs(mint, maxt int64, limit int) (ids []uint64, ok bool, 
 			return nil
 		})
 	}
+	// Anything but a bucket where the index keeps its lists is damage: the
+	// postings answer instead.
 	c := r.active.Cursor()
 	lastKey := partitionKey(last)
 	for k, v := c.Seek(partitionKey(first)); k != nil && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
+		if bytes.Equal(k, bucketWide) {
+			continue
+		}
 		if v != nil || len(k) != 8 {
-			continue // not a partition bucket
+			return nil, false, nil
 		}
 		if err := add(r.active.Bucket(k)); err != nil {
 			return nil, false, ignoreTooMany(err)
 		}
+	}
+	if r.active.Get(bucketWide) != nil {
+		return nil, false, nil
 	}
 	if err := add(r.active.Bucket(bucketWide)); err != nil {
 		return nil, false, ignoreTooMany(err)
@@ -138,13 +146,18 @@ func ignoreTooMany(err error) error {
 }
 
 // dropActive deletes the active index's partitions that end before
-// cutoff: retention deleted the chunks that end before it, and a select
-// reaching so far back still finds the series that kept chunks, listed in
-// their later partitions, except for those chunks' samples past retention.
+// cutoff, and moves active_from past them: a chunk retention kept because
+// it ends after the cutoff may start in one of them, and a select reaching
+// there uses the postings, which still list it.
 func dropActive(tb *bbolt.Bucket, cutoff int64) error {
 	active := tb.Bucket(bucketActive)
-	if active == nil {
+	if active == nil || cutoff < -saneTime || cutoff > saneTime {
 		return nil
+	}
+	if from := partitionOf(cutoff); from > readActiveFrom(tb) {
+		if err := setActiveFrom(tb, from); err != nil {
+			return err
+		}
 	}
 	var old [][]byte
 	c := active.Cursor()
@@ -168,15 +181,16 @@ func dropActive(tb *bbolt.Bucket, cutoff int64) error {
 
 // readActiveFrom returns the first partition the active index is complete
 // from: MinInt64 for a tenant created with it, later for one whose chunks
-// were stored by format 1. A damaged value reads as MaxInt64 (the index
-// is not used).
+// were stored before it, or whose older partitions retention dropped. An
+// absent or damaged value reads as MaxInt64: the index is not used.
 func readActiveFrom(tb *bbolt.Bucket) int64 {
 	v := tb.Get(keyActiveFrom)
-	switch {
-	case v == nil:
-		return math.MinInt64
-	case len(v) != 8:
+	if len(v) != 8 {
 		return math.MaxInt64
 	}
 	return unsortableTime(binary.BigEndian.Uint64(v))
+}
+
+func setActiveFrom(tb *bbolt.Bucket, from int64) error {
+	return tb.Put(keyActiveFrom, binary.BigEndian.AppendUint64(nil, sortableTime(from)))
 }

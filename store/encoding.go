@@ -28,14 +28,15 @@ var (
 	keyGeneration        = []byte("generation")
 	bucketActive         = []byte("active")
 	keyActiveFrom        = []byte("active_from")
+	bucketRetired        = []byte("retired")
 )
 
 // formatVersion is bumped on any incompatible change to FORMAT.md, so that
 // an old binary refuses a newer file instead of misreading it. Version 2
 // added the deletions bucket (a version 1 binary would ignore it and serve
-// deleted samples again) and the active index (one would not list the
-// chunks it stores there, and selects would miss them).
-const formatVersion uint32 = 2
+// deleted samples again); version 3 the active index (an older binary
+// would not list the chunks it stores there, and selects would miss them).
+const formatVersion uint32 = 3
 
 const (
 	idLen          = 8

@@ -118,6 +118,7 @@ type tenantWriter struct {
 }
 
 func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
+	created := tx.Bucket(bucketTenants).Bucket([]byte(tenant)) == nil
 	tb, err := tx.Bucket(bucketTenants).CreateBucketIfNotExists([]byte(tenant))
 	if err != nil {
 		return nil, err
@@ -136,6 +137,19 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 	}
 	w.storedMaxSpan = readMaxSpan(tb)
 	w.maxSpan = w.storedMaxSpan
+	if created {
+		// A new tenant's index lists all its chunks; its series IDs go on
+		// from those of the tenant's bucket retention deleted, so that an
+		// ID a reader holds never names another series.
+		if err := setActiveFrom(tb, math.MinInt64); err != nil {
+			return nil, err
+		}
+		if v := tx.Bucket(bucketRetired).Get([]byte(tenant)); len(v) == 8 {
+			if err := w.series.SetSequence(binary.BigEndian.Uint64(v)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return w, nil
 }
 

@@ -142,6 +142,11 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tomb
 		}
 	}
 	if first, _ := w.series.Cursor().First(); res.done && first == nil {
+		// The tenant's next bucket numbers its series after these.
+		seq := binary.BigEndian.AppendUint64(nil, w.series.Sequence())
+		if err := tx.Bucket(bucketRetired).Put([]byte(tenant), seq); err != nil {
+			return res, err
+		}
 		return res, tenants.DeleteBucket([]byte(tenant))
 	}
 	return res, nil

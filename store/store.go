@@ -99,8 +99,8 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 }
 
 // initBuckets creates the root buckets of a new file, upgrades a version 1
-// file in place (it lacks only the deletions bucket) and refuses any other
-// format.
+// or 2 file in place (they lack the deletions bucket or the active index)
+// and refuses any other format.
 func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -111,11 +111,11 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 		switch {
 		case v == nil:
 		case len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion:
-		case len(v) == 4 && binary.BigEndian.Uint32(v) == 1:
+		case len(v) == 4 && (binary.BigEndian.Uint32(v) == 1 || binary.BigEndian.Uint32(v) == 2):
 			if err := startActiveIndex(tx); err != nil {
 				return err
 			}
-			logger.Info("store format upgraded in place", "from", 1, "to", formatVersion)
+			logger.Info("store format upgraded in place", "from", binary.BigEndian.Uint32(v), "to", formatVersion)
 		default:
 			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
 		}
@@ -125,15 +125,18 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(bucketRetired); err != nil {
+			return err
+		}
 		_, err = tx.CreateBucketIfNotExists(bucketDeletions)
 		return err
 	}
 }
 
-// startActiveIndex marks each tenant of a format 1 file as indexed from
-// the partition after its newest chunk on: the chunks stored before have
-// no active index entries, and selects reaching them use the postings
-// alone.
+// startActiveIndex marks each tenant of a file from before the active
+// index as indexed from the partition after its newest chunk on: the
+// chunks stored before have no entries, and selects reaching them use the
+// postings alone.
 func startActiveIndex(tx *bbolt.Tx) error {
 	tenants := tx.Bucket(bucketTenants)
 	if tenants == nil {
@@ -141,25 +144,27 @@ func startActiveIndex(tx *bbolt.Tx) error {
 	}
 	return tenants.ForEachBucket(func(name []byte) error {
 		tb := tenants.Bucket(name)
-		cb := tb.Bucket(bucketChunks)
-		if cb == nil {
-			return nil
-		}
 		newest, found := int64(math.MinInt64), false
-		err := cb.ForEach(func(k, _ []byte) error {
-			if len(k) == chunkKeyLen {
-				newest, found = max(newest, chunkKeyMaxTime(k)), true
+		if cb := tb.Bucket(bucketChunks); cb != nil {
+			err := cb.ForEach(func(k, _ []byte) error {
+				if len(k) == chunkKeyLen {
+					newest, found = max(newest, chunkKeyMaxTime(k)), true
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
-			return nil
-		})
-		if err != nil || !found {
-			return err
 		}
-		from := int64(math.MaxInt64)
-		if newest <= saneTime {
+		from := int64(math.MinInt64)
+		switch {
+		case !found:
+		case newest > saneTime:
+			from = math.MaxInt64
+		default:
 			from = partitionOf(max(newest, -saneTime)) + activeWidth
 		}
-		return tb.Put(keyActiveFrom, binary.BigEndian.AppendUint64(nil, sortableTime(from)))
+		return setActiveFrom(tb, from)
 	})
 }
 

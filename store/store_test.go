@@ -594,7 +594,7 @@ func TestOpenUpgradesFormatOne(t *testing.T) {
 	db, err = bbolt.Open(opts.Path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.View(func(tx *bbolt.Tx) error {
-		require.Equal(t, []byte{0, 0, 0, 2}, tx.Bucket(bucketMeta).Get(keyFormatVersion))
+		require.Equal(t, []byte{0, 0, 0, 3}, tx.Bucket(bucketMeta).Get(keyFormatVersion))
 		return nil
 	}))
 	require.NoError(t, db.Close())
