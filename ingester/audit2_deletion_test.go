@@ -27,15 +27,8 @@ func TestAudit2RetentionDropsTombstoneWhileMemoryHoldsItsSamples(t *testing.T) {
 	defer ti.stop(t)
 
 	// Ten samples a minute apart, 75 to 66 minutes ago, in memory only.
-	base := time.Now().Add(-75*time.Minute).UnixMilli() / 1000 * 1000
-	var push [][]byte
-	var all []int64
-	for k := range int64(10) {
-		ts := base + k*60_000
-		all = append(all, ts)
-		push = append(push, onePush("up", ts, float64(ts/1000)))
-	}
-	require.NoError(t, ti.push(t, "a", push...))
+	all := ti.pushMinutesAgo(t, "a", 75*time.Minute)
+	base := all[0]
 	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
 	// Delete the first four samples (75..72 minutes ago).
 	require.NoError(t, ti.deleteSeries(t, "a", base, base+3*60_000, time.Now().UnixMilli(), up))

@@ -76,15 +76,8 @@ func TestAuditRetentionDropsTombstoneWhileItsSamplesRemain(t *testing.T) {
 
 	// Ten samples a minute apart, 65 to 56 minutes ago: one chunk that
 	// straddles the retention cutoff (60 minutes ago).
-	base := time.Now().Add(-65*time.Minute).UnixMilli() / 1000 * 1000
-	var push [][]byte
-	var all []int64
-	for k := range int64(10) {
-		ts := base + k*60_000
-		all = append(all, ts)
-		push = append(push, onePush("up", ts, float64(ts/1000)))
-	}
-	require.NoError(t, ti.push(t, "a", push...))
+	all := ti.pushMinutesAgo(t, "a", 65*time.Minute)
+	base := all[0]
 	ti.flush(true)
 	up := labels.MustNewMatcher(labels.MatchEqual, "__name__", "up")
 	// Delete the first four samples (65..62 minutes ago).
@@ -117,4 +110,20 @@ func TestAuditDeleteOnHandoverSuccessorMissesFutureSamples(t *testing.T) {
 	// Delete all of "m", at a querier time of 10s.
 	require.NoError(t, to.deleteSeries(t, "team", math.MinInt64, math.MaxInt64, 10_000, nameM))
 	require.Empty(t, to.samples(t, "team")["m"], "a deletion of all time, made when the ingester held these samples, must hide them all")
+}
+
+// pushMinutesAgo pushes ten samples of "up" a minute apart, from ago
+// back, and returns their times.
+func (ti *testIngester) pushMinutesAgo(t *testing.T, tenantID string, ago time.Duration) []int64 {
+	t.Helper()
+	base := time.Now().Add(-ago).UnixMilli() / 1000 * 1000
+	var push [][]byte
+	var all []int64
+	for k := range int64(10) {
+		ts := base + k*60_000
+		all = append(all, ts)
+		push = append(push, onePush("up", ts, float64(ts/1000)))
+	}
+	require.NoError(t, ti.push(t, tenantID, push...))
+	return all
 }

@@ -208,13 +208,7 @@ func TestDeleteSeriesNeedsAdminCredential(t *testing.T) {
 // with the handover, so no answer cached before the deletion is read.
 func TestDeletionOutlivesTheIngestersThatTookIt(t *testing.T) {
 	prom := startPrometheus3WithConfig(t, func(int) string { return "global:\n  scrape_interval: 15s\n" }, "--web.enable-admin-api")
-	memcached := dependency(t, "ORRERY_MEMCACHED", "memcached, the frontend's shared results cache")
-	mcPort := freePort(t)
-	mcArgs := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(mcPort), "-U", "0", "-m", "64"}
-	if os.Geteuid() == 0 {
-		mcArgs = append(mcArgs, "-u", "root")
-	}
-	startProcess(t, "memcached", memcached, mcArgs...)
+	mcPort := startMemcached(t)
 	c := newCluster(t, 1)
 	cache := []string{"-frontend.split-interval=10m", "-frontend.max-cache-freshness=0s",
 		"-frontend.results-cache.memcached-addresses=127.0.0.1:" + strconv.Itoa(mcPort)}

@@ -28,6 +28,21 @@ func spareCalls(t *testing.T, o *orrery) float64 {
 		metricValue(t, o, `orrery_querier_ingester_spare_calls_total{reason="slow"}`)
 }
 
+// startMemcached runs a Memcached on loopback, the frontend's shared
+// results cache, and returns its port.
+func startMemcached(t *testing.T) int {
+	t.Helper()
+	memcached := dependency(t, "ORRERY_MEMCACHED", "memcached, the frontend's shared results cache")
+	port := freePort(t)
+	args := []string{"-l", "127.0.0.1", "-p", fmt.Sprint(port), "-U", "0", "-m", "64"}
+	if os.Geteuid() == 0 {
+		// memcached refuses to run as root unless told which user to be.
+		args = append(args, "-u", "root")
+	}
+	startProcess(t, "memcached", memcached, args...)
+	return port
+}
+
 // TestReadpathAsksTwoOfThreeAndStaysExact: at RF=3 a settled ring lets
 // the querier ask two of the three ingesters per select, in rotation. One
 // ingester is killed with -9 in the middle of the written window and
@@ -39,14 +54,7 @@ func spareCalls(t *testing.T, o *orrery) float64 {
 // cold and then warm, with the same answers.
 func TestReadpathAsksTwoOfThreeAndStaysExact(t *testing.T) {
 	prom := startPrometheus3(t)
-	memcached := dependency(t, "ORRERY_MEMCACHED", "memcached, the frontend's shared results cache")
-	mcPort := freePort(t)
-	mcArgs := []string{"-l", "127.0.0.1", "-p", fmt.Sprint(mcPort), "-U", "0", "-m", "64"}
-	if os.Geteuid() == 0 {
-		// memcached refuses to run as root unless told which user to be.
-		mcArgs = append(mcArgs, "-u", "root")
-	}
-	startProcess(t, "memcached", memcached, mcArgs...)
+	mcPort := startMemcached(t)
 	c := newCluster(t, 3)
 	// The frontend splits the half hour of data into 10-minute parts,
 	// shards aggregations three ways and caches every part in Memcached
