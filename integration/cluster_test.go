@@ -70,10 +70,11 @@ func targetOf(id string) string {
 }
 
 type ringMember struct {
-	ID      string  `json:"id"`
-	State   string  `json:"state"`
-	Healthy bool    `json:"healthy"`
-	Owned   float64 `json:"owned_percent"`
+	ID         string    `json:"id"`
+	State      string    `json:"state"`
+	Healthy    bool      `json:"healthy"`
+	Owned      float64   `json:"owned_percent"`
+	Registered time.Time `json:"registered"`
 }
 
 // ring is the ring as member id sees it.
@@ -92,7 +93,10 @@ func (c *cluster) ring(id string) map[string]ringMember {
 }
 
 // waitRing waits until member id sees exactly the healthy, ACTIVE token
-// owners listed.
+// owners listed, each by the entry of its running process. An entry from
+// before a restart does not count: a member stopped for a restart may
+// still look ACTIVE to id while its LEAVING entry is on the way, which
+// would let a test read through a ring about to change.
 func (c *cluster) waitRing(id string, owners ...string) {
 	c.t.Helper()
 	require.Eventually(c.t, func() bool {
@@ -104,7 +108,11 @@ func (c *cluster) waitRing(id string, owners ...string) {
 			}
 		}
 		for _, o := range owners {
-			if m := r[o]; m.State != "ACTIVE" || !m.Healthy {
+			m := r[o]
+			if m.State != "ACTIVE" || !m.Healthy {
+				return false
+			}
+			if p := c.members[o]; p != nil && p.process != nil && m.Registered.Before(p.started.Truncate(time.Millisecond)) {
 				return false
 			}
 		}

@@ -79,9 +79,10 @@ var nextPort = func() *atomic.Int64 {
 // process is a child process whose output goes to a log file that is
 // printed when the test fails.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
+	name    string
+	cmd     *exec.Cmd
+	log     string
+	started time.Time // before exec: anything the process stamps is later
 }
 
 func startProcess(t *testing.T, name, bin string, args ...string) *process {
@@ -91,8 +92,9 @@ func startProcess(t *testing.T, name, bin string, args ...string) *process {
 	require.NoError(t, err)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	started := time.Now()
 	require.NoError(t, cmd.Start())
-	p := &process{name: name, cmd: cmd, log: logPath}
+	p := &process{name: name, cmd: cmd, log: logPath, started: started}
 	t.Cleanup(func() {
 		p.signal(syscall.SIGKILL)
 		_ = p.cmd.Wait()
