@@ -40,6 +40,11 @@ type Config struct {
 	// entry. Kubernetes' terminationGracePeriodSeconds must exceed it. Zero
 	// gives no time: a leaving ingester exits at once, keeping its entry.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// CompactAfter is how long after a 2-hour partition of time ends its
+	// stored chunks are compacted (store/DESIGN.md, "Cold partitions");
+	// zero never compacts. A chunk arriving later for it is stored as
+	// usual and compacted at the next pass.
+	CompactAfter time.Duration `yaml:"compact_after"`
 }
 
 // RegisterFlags registers the ingester's flags with their defaults.
@@ -53,6 +58,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "Forget metric metadata not received for this long; senders repeat it every minute.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")
 	fs.DurationVar(&c.ShutdownTimeout, "ingester.shutdown-timeout", 5*time.Minute, "How long shutting down may take: a leaving ingester retries a failed handover until then, then exits keeping its place in the ring (its data stays on its disk). Keep Kubernetes' terminationGracePeriodSeconds above it.")
+	fs.DurationVar(&c.CompactAfter, "ingester.compact-after", time.Hour, "Compact the stored chunks of each 2-hour partition of time this long after it ends (zero never compacts); checked every 10 minutes.")
 	fs.BoolVar(&c.HandoverOnShutdown, "ingester.handover-on-shutdown", true, "On SIGTERM, hand series to their new owners and leave the ring; false keeps them on this ingester's disk and its tokens in the ring, for restarts with a persistent data dir. POST /ingester/shutdown always hands over.")
 }
 
@@ -72,6 +78,8 @@ func (c *Config) Validate() error {
 		return errors.New("ingester.metadata-retain-period must be positive")
 	case c.QueryBatchSeries < 1:
 		return errors.New("ingester.query-batch-series must be positive")
+	case c.CompactAfter < 0:
+		return errors.New("ingester.compact-after must not be negative")
 	}
 	return nil
 }

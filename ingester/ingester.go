@@ -139,6 +139,11 @@ func (i *Ingester) Start(ctx context.Context) error {
 	i.loop(i.cfg.FlushPeriod, nil, func() { i.flush(false) })
 	i.loop(i.cfg.CheckpointPeriod, nil, func() { i.checkpointAndLog() })
 	i.loop(time.Hour, i.purge, i.applyRetention)
+	if i.cfg.CompactAfter > 0 {
+		wake := make(chan struct{}, 1)
+		wake <- struct{}{} // once at start, off the start's path
+		i.loop(compactPeriod, wake, i.compact)
+	}
 	return nil
 }
 
@@ -215,6 +220,22 @@ func (i *Ingester) seriesCount() float64 {
 		h.mu.RUnlock()
 	}
 	return float64(n)
+}
+
+// compactPeriod is how often complete partitions are looked for.
+const compactPeriod = 10 * time.Minute
+
+// compact moves the stored chunks of partitions that ended CompactAfter
+// ago into the store's compacted form; reads do not change.
+func (i *Ingester) compact() {
+	before := time.Now().Add(-i.cfg.CompactAfter).UnixMilli()
+	n, err := i.store.Compact(before)
+	if err != nil {
+		i.logger.Error("compaction failed", "err", err)
+	}
+	if n > 0 {
+		i.logger.Info("compacted stored chunks", "chunks", n)
+	}
 }
 
 func (i *Ingester) applyRetention() {

@@ -35,8 +35,10 @@ var (
 // an old binary refuses a newer file instead of misreading it. Version 2
 // added the deletions bucket (a version 1 binary would ignore it and serve
 // deleted samples again); version 3 the active index (an older binary
-// would not list the chunks it stores there, and selects would miss them).
-const formatVersion uint32 = 3
+// would not list the chunks it stores there, and selects would miss them);
+// version 4 cold partitions (an older binary would not read the chunks
+// compaction moved into them).
+const formatVersion uint32 = 4
 
 const (
 	idLen          = 8

@@ -62,12 +62,13 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, 
 		if t > math.MaxInt64-r.maxSpan {
 			limit = math.MaxInt64
 		}
+		var candidates []Chunk
 		for k, val := r.chunkCursor.Seek(chunkKey(id, t)); k != nil; k, val = r.chunkCursor.Next() {
 			if len(k) != chunkKeyLen {
 				return fmt.Errorf("chunk key of %d bytes: %w", len(k), errCorrupt)
 			}
 			if binary.BigEndian.Uint64(k) != id || chunkKeyMaxTime(k) > limit {
-				return nil
+				break
 			}
 			minTime, err := chunkValueMinTime(val)
 			if err != nil {
@@ -80,6 +81,18 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, 
 			if err != nil {
 				return fmt.Errorf("series %d: %w", id, err)
 			}
+			candidates = append(candidates, c)
+		}
+		if r.cold != nil {
+			r.cold.each(id, t, limit, func(rec coldRecord) bool {
+				if c, err := chunkInTx(chunkKey(id, rec.maxTime), rec.value); err == nil && c.MinTime <= t {
+					candidates = append(candidates, c)
+				}
+				return true
+			})
+		}
+		slices.SortStableFunc(candidates, func(a, b Chunk) int { return cmp.Compare(a.MaxTime, b.MaxTime) })
+		for _, c := range candidates {
 			if smp, found, err = sampleAt(c, t); found || err != nil {
 				return err
 			}
@@ -96,7 +109,7 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, 
 // queries by matchers do not need.
 func (s *Store) viewByLabels(tenant string, fn func(r *reader, byLabels *bbolt.Bucket) error) error {
 	return s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, tenant)
+		r, err := openReader(tx, tenant, s.coldDamagedIn(tenant))
 		if err != nil || r == nil {
 			return err
 		}
@@ -130,7 +143,14 @@ func (r *reader) lastChunk(id uint64) (Chunk, bool, error) {
 	} else {
 		k, v = r.chunkCursor.Prev()
 	}
-	if k == nil || len(k) != chunkKeyLen || binary.BigEndian.Uint64(k) != id {
+	hot := len(k) == chunkKeyLen && binary.BigEndian.Uint64(k) == id
+	if r.cold != nil {
+		if rec, ok := r.cold.newest(id); ok && (!hot || rec.maxTime > chunkKeyMaxTime(k)) {
+			c, err := chunkInTx(chunkKey(id, rec.maxTime), rec.value)
+			return c, err == nil, err
+		}
+	}
+	if !hot {
 		return Chunk{}, false, nil
 	}
 	c, err := chunkInTx(k, v)

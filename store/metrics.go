@@ -12,6 +12,8 @@ type metrics struct {
 	putDuration      prometheus.Histogram
 	selectDuration   *prometheus.HistogramVec
 	retentionDeleted prometheus.Counter
+	compactedChunks  prometheus.Counter
+	damagedBlocks    prometheus.Counter
 	dbSize           prometheus.GaugeFunc
 }
 
@@ -43,6 +45,14 @@ func newMetrics(path string) *metrics {
 			Name: "orrery_store_retention_deleted_chunks_total",
 			Help: "Chunks deleted by retention: older than the tenant's retention, or wholly inside a tombstone.",
 		}),
+		compactedChunks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orrery_store_compacted_chunks_total",
+			Help: "Chunks moved from the chunks bucket into cold blocks by compaction.",
+		}),
+		damagedBlocks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orrery_store_damaged_blocks_total",
+			Help: "Cold blocks found damaged (checksum or decoding) by a read or a compaction; their chunks are skipped, the rest is served.",
+		}),
 		// The file size, not bbolt's page count, because free pages still
 		// occupy disk and the disk is what fills up.
 		dbSize: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -59,7 +69,7 @@ func newMetrics(path string) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.chunksWritten, m.bytesWritten, m.putDuration, m.selectDuration, m.retentionDeleted, m.dbSize}
+	return []prometheus.Collector{m.chunksWritten, m.bytesWritten, m.putDuration, m.selectDuration, m.retentionDeleted, m.compactedChunks, m.damagedBlocks, m.dbSize}
 }
 
 // register registers all collectors or none, so that a failed Open leaves

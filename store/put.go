@@ -112,9 +112,13 @@ const fillPercent = 0.9
 
 // tenantWriter writes into one tenant's buckets within a write transaction.
 type tenantWriter struct {
+	tenantName                                 string
 	tenant                                     *bbolt.Bucket
 	series, byLabels, postings, chunks, active *bbolt.Bucket
 	maxSpan, storedMaxSpan                     int64
+	// cold reads the tenant's cold partitions for Put's check that a
+	// chunk is not there already; opened on first need.
+	cold *coldReader
 }
 
 func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
@@ -123,7 +127,7 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &tenantWriter{tenant: tb}
+	w := &tenantWriter{tenantName: tenant, tenant: tb}
 	for _, sub := range []struct {
 		dst  **bbolt.Bucket
 		name []byte
@@ -172,7 +176,14 @@ func (w *tenantWriter) put(ps preparedSeries) error {
 // a different chunk stored there.
 func (w *tenantWriter) putChunk(id uint64, c Chunk) error {
 	key, value := chunkKey(id, c.MaxTime), encodeChunkValue(c)
-	if old := w.chunks.Get(key); old != nil {
+	old := w.chunks.Get(key)
+	if old == nil {
+		// A compacted chunk under this key merges as a stored one does;
+		// the union goes to the chunks bucket, and the next Compact
+		// merges the two.
+		old = w.coldValue(id, c.MaxTime)
+	}
+	if old != nil {
 		if bytes.Equal(old, value) {
 			return nil
 		}
@@ -196,6 +207,9 @@ func (w *tenantWriter) putChunk(id uint64, c Chunk) error {
 		return err
 	}
 	w.maxSpan = max(w.maxSpan, chunkSpan(c))
+	if err := w.markColdDirty(c.MaxTime); err != nil {
+		return err
+	}
 	return w.registerActive(id, c.MinTime, c.MaxTime)
 }
 

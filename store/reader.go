@@ -21,6 +21,8 @@ type reader struct {
 	// before it, and used for partitions from activeFrom on.
 	active     *bbolt.Bucket
 	activeFrom int64
+	// cold reads the tenant's cold partitions (cold.go); nil without any.
+	cold *coldReader
 
 	// Scratch space reused across series, to keep allocations per query
 	// rather than per candidate.
@@ -35,8 +37,9 @@ type reader struct {
 	visited int
 }
 
-// openReader returns nil, nil for a tenant without data.
-func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
+// openReader returns nil, nil for a tenant without data. damaged is told of
+// each cold block that does not decode.
+func openReader(tx *bbolt.Tx, tenant string, damaged func(partition int64, key []byte, err error)) (*reader, error) {
 	tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
 	if tb == nil {
 		return nil, nil
@@ -50,6 +53,7 @@ func openReader(tx *bbolt.Tx, tenant string) (*reader, error) {
 		activeFrom:  readActiveFrom(tb),
 		builder:     labels.NewScratchBuilder(0),
 		keepBuilder: labels.NewScratchBuilder(0),
+		cold:        openColdReader(tb, damaged),
 	}
 	if r.series == nil || r.postings == nil || r.chunks == nil {
 		return nil, fmt.Errorf("tenant bucket without its sub-buckets: %w", errCorrupt)
@@ -370,6 +374,27 @@ func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk
 			return nil, false, fmt.Errorf("series %d: %w", id, err)
 		}
 		out = append(out, c)
+	}
+	if r.cold != nil { // without collect, nothing was found above
+		var err error
+		r.cold.each(id, mint, limit, func(rec coldRecord) bool {
+			minTime, _ := chunkValueMinTime(rec.value) // checked by decodeColdBlock
+			if minTime > maxt {
+				return true
+			}
+			var c Chunk
+			if c, err = decodeChunk(chunkKey(id, rec.maxTime), rec.value); err != nil {
+				return false
+			}
+			out = append(out, c)
+			return collect
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("series %d: %w", id, err)
+		}
+		if !collect {
+			return nil, len(out) > 0, nil
+		}
 	}
 	// Overlapping chunks, e.g. a head chunk flushed at shutdown and its
 	// completed successor, can make MaxTime order differ from MinTime order.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -50,7 +51,7 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 		if err == nil && cutoff > math.MinInt64 {
 			err = s.db.Update(func(tx *bbolt.Tx) error {
 				if tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant)); tb != nil {
-					return dropActive(tb, cutoff)
+					return errors.Join(dropActive(tb, cutoff), dropCold(tb, cutoff))
 				}
 				return nil
 			})
@@ -127,6 +128,7 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tomb
 			}
 			n += m
 		}
+		remaining = remaining || w.coldRemains(id, cutoff)
 		res.deleted += n
 		visited++
 		if !remaining {
@@ -138,6 +140,9 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tomb
 	// invalidate the cursor, so emptied series go after the walk.
 	for _, e := range emptied {
 		if err := w.deleteSeries(binary.BigEndian.Uint64(e), e[idLen:]); err != nil {
+			return batchResult{}, err
+		}
+		if err := w.forgetCold(binary.BigEndian.Uint64(e)); err != nil {
 			return batchResult{}, err
 		}
 	}

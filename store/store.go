@@ -116,6 +116,9 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 				return err
 			}
 			logger.Info("store format upgraded in place", "from", binary.BigEndian.Uint32(v), "to", formatVersion)
+		case len(v) == 4 && binary.BigEndian.Uint32(v) == 3:
+			// Version 4 only adds buckets, created by the first Compact.
+			logger.Info("store format upgraded in place", "from", 3, "to", formatVersion)
 		default:
 			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -594,7 +595,7 @@ func TestOpenUpgradesFormatOne(t *testing.T) {
 	db, err = bbolt.Open(opts.Path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.View(func(tx *bbolt.Tx) error {
-		require.Equal(t, []byte{0, 0, 0, 3}, tx.Bucket(bucketMeta).Get(keyFormatVersion))
+		require.Equal(t, binary.BigEndian.AppendUint32(nil, formatVersion), tx.Bucket(bucketMeta).Get(keyFormatVersion))
 		return nil
 	}))
 	require.NoError(t, db.Close())
@@ -654,7 +655,7 @@ func TestRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, names, "only_old")
 	err = s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, "t1")
+		r, err := openReader(tx, "t1", nil)
 		require.NoError(t, err)
 		require.Empty(t, r.postingsEqual("only_old", "yes", nil), "postings of emptied series removed")
 		require.Empty(t, r.postingsEqual("kind", "old", nil))
@@ -783,7 +784,7 @@ func TestMetrics(t *testing.T) {
 func TestPostingsEqualIsExact(t *testing.T) {
 	s := matcherFixture(t)
 	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, "t1")
+		r, err := openReader(tx, "t1", nil)
 		require.NoError(t, err)
 		require.Len(t, r.postingsEqual("v", "a", nil), 1)
 		require.Len(t, r.postingsEqual("v", "a\x00b", nil), 1)

@@ -68,7 +68,10 @@ type Store interface {
 	// ApplyRetention deletes each tenant's chunks that end before now
 	// minus the tenant's retention (0 keeps them forever) and the chunks
 	// wholly inside a tombstone selecting their series, then the series
-	// left without chunks.
+	// left without chunks. A store may delete compacted chunks only with
+	// the whole partition holding them, reads no longer returning them
+	// from the call on, and count them then; a compacted chunk inside a
+	// tombstone stays until its partition goes (readers hide it).
 	ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error)
 	// Backup calls fn with the size of a consistent copy of the whole
 	// store, as of the call, and a function that writes that copy. Puts
@@ -91,6 +94,12 @@ type Store interface {
 	// once retention deleted the chunks ending before cutoff, no stored
 	// chunk holds a sample they hide.
 	DropTombstones(tenant string, cutoff int64) (dropped int, err error)
+	// Compact rewrites the chunks ending in complete partitions of time,
+	// those ending at or before before, into the store's compact form, and
+	// returns how many it moved. Every read returns the same chunks after
+	// as before; a chunk put later into such a partition is compacted by
+	// the next call.
+	Compact(before int64) (moved int, err error)
 }
 
 // Tombstone hides the samples in [MinTime, MaxTime] of the series its

@@ -1,0 +1,706 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
+	"go.etcd.io/bbolt"
+)
+
+// Cold partitions (issue 12, compaction). Once a 2-hour partition of time
+// is complete, Compact moves the chunks that end in it out of the chunks
+// bucket into blocks: the chunks of a run of consecutive series, as they
+// were, compressed together with zstd. Similar series compress against
+// each other (the encoding study: 2.36 B/sample as chunks, 1.99 as XOR
+// runs under zstd per partition), blocks are written whole so their pages
+// are full, and the per-chunk keys disappear. Reads find a series' block
+// by its ID and decompress it once per read transaction, so what every
+// read returns is unchanged: the same chunks, bit for bit.
+const (
+	coldBlockVersion = 1
+	coldHeaderLen    = 1 + 4 // version, CRC-32C of the compressed bytes
+	// coldBlockTarget is the uncompressed size at which a block is cut,
+	// at a series boundary: large enough for zstd to find the series'
+	// likeness, small enough that reading one series decompresses little.
+	coldBlockTarget = 256 << 10
+	// coldGroupMax bounds what one block rewrite holds in memory; a
+	// series with more in one partition stays in the chunks bucket.
+	coldGroupMax = 32 << 20
+	// compactBatchSeries bounds the series one compaction transaction
+	// visits, so that Put waits for the writer lock one batch at most.
+	compactBatchSeries = 2000
+)
+
+var (
+	bucketCold       = []byte("cold")
+	bucketColdSeries = []byte("cold_series")
+	bucketColdDirty  = []byte("cold_dirty")
+	keyColdTo        = []byte("cold_to")
+	keyRetainedFrom  = []byte("retained_from")
+)
+
+var (
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	zstdEnc    = mustZstdEncoder()
+	zstdDec    = mustZstdDecoder()
+)
+
+func mustZstdEncoder() *zstd.Encoder {
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	if err != nil {
+		panic(fmt.Sprintf("zstd encoder with constant options: %v", err))
+	}
+	return e
+}
+
+func mustZstdDecoder() *zstd.Decoder {
+	// The memory bound holds against a damaged block claiming a huge
+	// size: no block is written larger than coldGroupMax.
+	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(2*coldGroupMax))
+	if err != nil {
+		panic(fmt.Sprintf("zstd decoder with constant options: %v", err))
+	}
+	return d
+}
+
+// coldRecord is one chunk in a block: its series, MaxTime and the value
+// the chunks bucket would hold (encodeChunkValue).
+type coldRecord struct {
+	id      uint64
+	maxTime int64
+	value   []byte
+}
+
+func compareRecords(a, b coldRecord) int {
+	if c := cmp.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.maxTime, b.maxTime)
+}
+
+// encodeColdBlock compresses records, sorted by series and MaxTime.
+func encodeColdBlock(recs []coldRecord) []byte {
+	var raw []byte
+	prev := uint64(0)
+	for _, r := range recs {
+		raw = binary.AppendUvarint(raw, r.id-prev)
+		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
+		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
+		raw = append(raw, r.value...)
+		prev = r.id
+	}
+	out := make([]byte, coldHeaderLen, coldHeaderLen+len(raw)/2)
+	out[0] = coldBlockVersion
+	out = zstdEnc.EncodeAll(raw, out)
+	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
+	return out
+}
+
+// decodeColdBlock returns the records of a block; their values point into
+// a fresh buffer, not into v. Anything but a block encodeColdBlock wrote
+// is errCorrupt.
+func decodeColdBlock(v []byte) ([]coldRecord, error) {
+	if len(v) < coldHeaderLen || v[0] != coldBlockVersion {
+		return nil, fmt.Errorf("cold block of %d bytes, version %v: %w", len(v), v[:min(len(v), 1)], errCorrupt)
+	}
+	if crc32.Checksum(v[coldHeaderLen:], castagnoli) != binary.BigEndian.Uint32(v[1:]) {
+		return nil, fmt.Errorf("cold block checksum mismatch: %w", errCorrupt)
+	}
+	raw, err := zstdDec.DecodeAll(v[coldHeaderLen:], nil)
+	if err != nil {
+		return nil, fmt.Errorf("cold block: %v: %w", err, errCorrupt)
+	}
+	var recs []coldRecord
+	id := uint64(0)
+	for len(raw) > 0 {
+		d, n := binary.Uvarint(raw)
+		if n <= 0 || len(raw) < n+8 {
+			return nil, fmt.Errorf("cold block record header: %w", errCorrupt)
+		}
+		id += d
+		maxTime := unsortableTime(binary.BigEndian.Uint64(raw[n:]))
+		raw = raw[n+8:]
+		size, n := binary.Uvarint(raw)
+		if n <= 0 || size < chunkHeaderLen || size > uint64(len(raw)-n) {
+			return nil, fmt.Errorf("cold block record of %d bytes: %w", size, errCorrupt)
+		}
+		r := coldRecord{id: id, maxTime: maxTime, value: raw[n : n+int(size) : n+int(size)]}
+		if len(recs) > 0 && compareRecords(recs[len(recs)-1], r) >= 0 {
+			return nil, fmt.Errorf("cold block records out of order: %w", errCorrupt)
+		}
+		if minTime, _ := chunkValueMinTime(r.value); minTime > maxTime {
+			return nil, fmt.Errorf("cold block chunk [%d, %d]: %w", minTime, maxTime, errCorrupt)
+		}
+		recs = append(recs, r)
+		raw = raw[n+int(size):]
+	}
+	return recs, nil
+}
+
+// coldReader reads a tenant's cold partitions within a read transaction,
+// keeping the last block decoded per partition: series are visited in ID
+// order, so a select decompresses each block it needs once.
+type coldReader struct {
+	parts, series *bbolt.Bucket
+	retainedFrom  int64
+	cache         map[int64]*coldBlock
+	damaged       func(partition int64, key []byte, err error)
+}
+
+// coldBlock is a decoded block and the series IDs it covers, [first,
+// next) (next 0: to the end). recs is nil for a damaged block.
+type coldBlock struct {
+	first, next uint64
+	recs        []coldRecord
+}
+
+func (b *coldBlock) covers(id uint64) bool { return id >= b.first && (b.next == 0 || id < b.next) }
+
+func openColdReader(tb *bbolt.Bucket, damaged func(int64, []byte, error)) *coldReader {
+	parts := tb.Bucket(bucketCold)
+	if parts == nil {
+		return nil
+	}
+	return &coldReader{
+		parts: parts, series: tb.Bucket(bucketColdSeries), retainedFrom: readTime(tb, keyRetainedFrom),
+		cache: map[int64]*coldBlock{}, damaged: damaged,
+	}
+}
+
+// readTime reads a sortable time key of the tenant, MinInt64 when absent
+// or damaged: nothing is hidden or skipped on its account.
+func readTime(tb *bbolt.Bucket, key []byte) int64 {
+	v := tb.Get(key)
+	if len(v) != 8 {
+		return math.MinInt64
+	}
+	return unsortableTime(binary.BigEndian.Uint64(v))
+}
+
+// each calls fn with the records of series id whose MaxTime lies in
+// [mint, limit], in partition and then MaxTime order, until fn returns
+// false. Records retention has passed (MaxTime before retainedFrom) are
+// left out, as the chunks bucket no longer holds theirs.
+func (cr *coldReader) each(id uint64, mint, limit int64, fn func(coldRecord) bool) {
+	mint = max(mint, cr.retainedFrom, -saneTime)
+	if mint > limit || mint > saneTime {
+		return
+	}
+	c := cr.parts.Cursor()
+	for k, v := c.Seek(partitionKey(partitionOf(mint))); k != nil; k, v = c.Next() {
+		if v != nil || len(k) != 8 {
+			continue
+		}
+		p := unsortableTime(binary.BigEndian.Uint64(k))
+		if p > limit {
+			return
+		}
+		b := cr.block(p, cr.parts.Bucket(k), id)
+		if b == nil {
+			continue
+		}
+		at, _ := slices.BinarySearchFunc(b.recs, coldRecord{id: id, maxTime: mint}, compareRecords)
+		for _, r := range b.recs[at:] {
+			if r.id != id || r.maxTime > limit {
+				break
+			}
+			if !fn(r) {
+				return
+			}
+		}
+	}
+}
+
+// block returns the decoded block of partition p that covers series id,
+// nil when none does.
+func (cr *coldReader) block(p int64, pb *bbolt.Bucket, id uint64) *coldBlock {
+	if b := cr.cache[p]; b != nil && b.covers(id) {
+		return b
+	}
+	if pb == nil {
+		return nil
+	}
+	key, v, next := coldBlockFor(pb, id)
+	if key == nil {
+		return nil
+	}
+	b := &coldBlock{first: binary.BigEndian.Uint64(key), next: next}
+	recs, err := decodeColdBlock(v)
+	if err != nil {
+		cr.damaged(p, key, err)
+	} else {
+		b.recs = recs
+	}
+	cr.cache[p] = b
+	return b
+}
+
+// coldBlockFor returns the key and value of the block of partition bucket
+// pb covering series id (the one with the greatest key at most id), and
+// the next block's first ID (0 if none).
+func coldBlockFor(pb *bbolt.Bucket, id uint64) (key, value []byte, next uint64) {
+	c := pb.Cursor()
+	k, v := c.Seek(idKey(id))
+	switch {
+	case k != nil && binary.BigEndian.Uint64(k) == id:
+		if nk, _ := c.Next(); len(nk) == idLen {
+			next = binary.BigEndian.Uint64(nk)
+		}
+		return k, v, next
+	case k == nil:
+		k, v = c.Last()
+	default:
+		next = binary.BigEndian.Uint64(k)
+		k, v = c.Prev()
+	}
+	if len(k) != idLen || v == nil {
+		return nil, nil, 0
+	}
+	return k, v, next
+}
+
+// newest returns series id's cold chunk with the greatest MaxTime, within
+// the transaction.
+func (cr *coldReader) newest(id uint64) (coldRecord, bool) {
+	if cr.series == nil {
+		return coldRecord{}, false
+	}
+	t := readSeriesTime(cr.series, id)
+	if t == math.MinInt64 || t < cr.retainedFrom {
+		return coldRecord{}, false
+	}
+	var found coldRecord
+	ok := false
+	cr.each(id, t, t, func(r coldRecord) bool { found, ok = r, true; return false })
+	return found, ok
+}
+
+// timeKey is a time as stored in keys and values: st(t), 8 bytes.
+func timeKey(t int64) []byte { return binary.BigEndian.AppendUint64(nil, sortableTime(t)) }
+
+func readSeriesTime(b *bbolt.Bucket, id uint64) int64 {
+	v := b.Get(idKey(id))
+	if len(v) != 8 {
+		return math.MinInt64
+	}
+	return unsortableTime(binary.BigEndian.Uint64(v))
+}
+
+// Compact moves the stored chunks that end in a complete partition (one
+// ending at or before before, in milliseconds) into cold blocks, tenant by
+// tenant, and returns how many chunks it moved. Reads return the same
+// chunks before and after. A chunk written later into a compacted
+// partition (an out-of-order flush, a handover) is stored as usual and
+// marks the partition for the next pass. Partitions of an upgraded tenant
+// from before its active index stay as they are.
+func (s *Store) Compact(before int64) (moved int, err error) {
+	tenants, err := s.tenants()
+	if err != nil {
+		return 0, fmt.Errorf("store: compact: %w", err)
+	}
+	for _, tenant := range tenants {
+		n, err := s.compactTenant(tenant, before)
+		moved += n
+		s.m.compactedChunks.Add(float64(n))
+		if err != nil {
+			return moved, fmt.Errorf("store: compact tenant %q: %w", tenant, err)
+		}
+	}
+	return moved, nil
+}
+
+func (s *Store) compactTenant(tenant string, before int64) (int, error) {
+	var todo []int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if tb == nil || tb.Bucket(bucketActive) == nil {
+			return nil
+		}
+		from := max(readActiveFrom(tb), readTime(tb, keyColdTo))
+		complete := func(p int64) bool { return p >= -saneTime && p <= saneTime-activeWidth && p+activeWidth <= before }
+		err := tb.Bucket(bucketActive).ForEachBucket(func(k []byte) error {
+			if len(k) == 8 {
+				if p := unsortableTime(binary.BigEndian.Uint64(k)); p >= from && complete(p) {
+					todo = append(todo, p)
+				}
+			}
+			return nil
+		})
+		if dirty := tb.Bucket(bucketColdDirty); dirty != nil && err == nil {
+			err = dirty.ForEach(func(k, _ []byte) error {
+				if len(k) == 8 {
+					if p := unsortableTime(binary.BigEndian.Uint64(k)); complete(p) {
+						todo = append(todo, p)
+					}
+				}
+				return nil
+			})
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	slices.Sort(todo)
+	moved := 0
+	for _, p := range slices.Compact(todo) {
+		n, err := s.compactPartition(tenant, p)
+		moved += n
+		if err != nil {
+			return moved, fmt.Errorf("partition %d: %w", p, err)
+		}
+	}
+	return moved, nil
+}
+
+// compactPartition moves the chunks of tenant ending in partition p into
+// its blocks, compactBatchSeries series per transaction, then records the
+// partition as compacted.
+func (s *Store) compactPartition(tenant string, p int64) (int, error) {
+	var ids []uint64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if tb == nil || tb.Bucket(bucketActive) == nil {
+			return nil
+		}
+		for _, name := range [][]byte{partitionKey(p), bucketWide} {
+			if b := tb.Bucket(bucketActive).Bucket(name); b != nil {
+				if err := b.ForEach(func(k, _ []byte) error {
+					if len(k) == idLen {
+						ids = append(ids, binary.BigEndian.Uint64(k))
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	moved := 0
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), compactBatchSeries)]
+		ids = ids[len(batch):]
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			if tx.Bucket(bucketTenants).Bucket([]byte(tenant)) == nil {
+				return nil
+			}
+			w, err := openTenantWriter(tx, tenant)
+			if err != nil {
+				return err
+			}
+			n, err := s.compactSeries(w, p, batch)
+			moved += n
+			return err
+		})
+		if err != nil {
+			return moved, err
+		}
+	}
+	return moved, s.db.Update(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if tb == nil {
+			return nil
+		}
+		if dirty := tb.Bucket(bucketColdDirty); dirty != nil {
+			if err := dirty.Delete(partitionKey(p)); err != nil {
+				return err
+			}
+		}
+		if readTime(tb, keyColdTo) < p+activeWidth {
+			return tb.Put(keyColdTo, timeKey(p+activeWidth))
+		}
+		return nil
+	})
+}
+
+// coldGroup is the series of one compaction batch whose chunks go into
+// the same block: the block with the greatest first ID at most theirs
+// (key), or, for series before every block, a new one (key nil).
+type coldGroup struct {
+	key []byte
+	hot []coldRecord
+}
+
+// compactSeries moves the chunks of the series ids that end in partition
+// p into p's blocks, within w's transaction.
+func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (int, error) {
+	cold, err := w.tenant.CreateBucketIfNotExists(bucketCold)
+	if err != nil {
+		return 0, err
+	}
+	pb, err := cold.CreateBucketIfNotExists(partitionKey(p))
+	if err != nil {
+		return 0, err
+	}
+	pb.FillPercent = 1 // blocks are written in key order, and whole
+	coldSeries, err := w.tenant.CreateBucketIfNotExists(bucketColdSeries)
+	if err != nil {
+		return 0, err
+	}
+	coldSeries.FillPercent = fillPercent
+	groups := map[string]*coldGroup{}
+	var order []string
+	c := w.chunks.Cursor()
+	for _, id := range ids {
+		var hot []coldRecord
+		for k, v := c.Seek(chunkKey(id, p)); len(k) == chunkKeyLen && binary.BigEndian.Uint64(k) == id && chunkKeyMaxTime(k) < p+activeWidth; k, v = c.Next() {
+			hot = append(hot, coldRecord{id: id, maxTime: chunkKeyMaxTime(k), value: bytes.Clone(v)})
+		}
+		if len(hot) == 0 {
+			continue
+		}
+		key, _, _ := coldBlockFor(pb, id)
+		g := groups[string(key)]
+		if g == nil {
+			g = &coldGroup{key: bytes.Clone(key)}
+			groups[string(key)] = g
+			order = append(order, string(key))
+		}
+		g.hot = append(g.hot, hot...)
+	}
+	moved := 0
+	for _, name := range order {
+		n, err := s.rewriteBlock(w, pb, coldSeries, p, groups[name])
+		if err != nil {
+			return moved, err
+		}
+		moved += n
+	}
+	return moved, nil
+}
+
+// rewriteBlock merges g's chunks into its block and writes the result as
+// one or more blocks covering the same series, then deletes the chunks
+// from the chunks bucket. A damaged block, or a group too large, leaves
+// everything as it was.
+func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p int64, g *coldGroup) (int, error) {
+	var recs []coldRecord
+	if g.key != nil {
+		old, err := decodeColdBlock(pb.Get(g.key))
+		if err != nil {
+			s.coldDamaged(w.tenantName, p, g.key, err)
+			return 0, nil
+		}
+		recs = old
+	}
+	merged, err := mergeRecords(recs, g.hot)
+	if err != nil {
+		return 0, err
+	}
+	size := 0
+	for _, r := range merged {
+		size += len(r.value) + 20
+	}
+	if size > coldGroupMax {
+		s.logger.Warn("cold block group too large; its chunks stay uncompacted", "tenant", w.tenantName, "partition", p, "bytes", size)
+		return 0, nil
+	}
+	if g.key != nil {
+		if err := pb.Delete(g.key); err != nil {
+			return 0, err
+		}
+	}
+	for start, bytesIn := 0, 0; start < len(merged); {
+		end := start
+		for end < len(merged) {
+			// Cut only between series: a series' records share a block.
+			if bytesIn >= coldBlockTarget && merged[end].id != merged[end-1].id {
+				break
+			}
+			bytesIn += len(merged[end].value) + 20
+			end++
+		}
+		if err := pb.Put(idKey(merged[start].id), encodeColdBlock(merged[start:end])); err != nil {
+			return 0, err
+		}
+		start, bytesIn = end, 0
+	}
+	newest := map[uint64]int64{}
+	for _, r := range merged {
+		newest[r.id] = max(r.maxTime, newestOr(newest, r.id))
+	}
+	for id, t := range newest {
+		if t > readSeriesTime(coldSeries, id) {
+			if err := coldSeries.Put(idKey(id), timeKey(t)); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for _, r := range g.hot {
+		if err := w.chunks.Delete(chunkKey(r.id, r.maxTime)); err != nil {
+			return 0, err
+		}
+	}
+	return len(g.hot), nil
+}
+
+func newestOr(m map[uint64]int64, id uint64) int64 {
+	if t, ok := m[id]; ok {
+		return t
+	}
+	return math.MinInt64
+}
+
+// mergeRecords adds the chunks hot to a block's records, merging a chunk
+// with a record of the same series and MaxTime as Put merges two chunks
+// under one key (mergeChunk), and returns them sorted.
+func mergeRecords(recs, hot []coldRecord) ([]coldRecord, error) {
+	byKey := make(map[[2]uint64]int, len(recs)+len(hot))
+	out := slices.Clone(recs)
+	for k, r := range out {
+		byKey[[2]uint64{r.id, uint64(r.maxTime)}] = k
+	}
+	var add func(id uint64, c Chunk) error
+	add = func(id uint64, c Chunk) error {
+		key := [2]uint64{id, uint64(c.MaxTime)}
+		value := encodeChunkValue(c)
+		k, ok := byKey[key]
+		if !ok {
+			byKey[key] = len(out)
+			out = append(out, coldRecord{id: id, maxTime: c.MaxTime, value: value})
+			return nil
+		}
+		if bytes.Equal(out[k].value, value) {
+			return nil
+		}
+		merged, changed, err := mergeChunk(out[k].value, c)
+		if err != nil || !changed {
+			return err
+		}
+		for _, m := range merged[:len(merged)-1] {
+			if err := add(id, m); err != nil {
+				return err
+			}
+		}
+		out[k].value = encodeChunkValue(merged[len(merged)-1])
+		return nil
+	}
+	for _, r := range hot {
+		c, err := decodeChunk(chunkKey(r.id, r.maxTime), r.value)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(r.id, c); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, compareRecords)
+	return out, nil
+}
+
+// markColdDirty records that partition p of the tenant, already
+// compacted, got a chunk in the chunks bucket, for the next Compact.
+func (w *tenantWriter) markColdDirty(maxTime int64) error {
+	if maxTime < -saneTime || maxTime > saneTime {
+		return nil
+	}
+	cold := w.tenant.Bucket(bucketCold)
+	if cold == nil {
+		return nil
+	}
+	p := partitionOf(maxTime)
+	if cold.Bucket(partitionKey(p)) == nil {
+		return nil
+	}
+	dirty, err := w.tenant.CreateBucketIfNotExists(bucketColdDirty)
+	if err != nil {
+		return err
+	}
+	return dirty.Put(partitionKey(p), []byte{})
+}
+
+// coldRemains reports whether series id keeps a cold chunk ending at or
+// after cutoff.
+func (w *tenantWriter) coldRemains(id uint64, cutoff int64) bool {
+	cs := w.tenant.Bucket(bucketColdSeries)
+	return cs != nil && cs.Get(idKey(id)) != nil && readSeriesTime(cs, id) >= cutoff
+}
+
+// forgetCold removes series id from cold_series, once retention deleted
+// the series: its records left in blocks are unreachable (IDs are never
+// reused) and go with their partitions.
+func (w *tenantWriter) forgetCold(id uint64) error {
+	if cs := w.tenant.Bucket(bucketColdSeries); cs != nil {
+		return cs.Delete(idKey(id))
+	}
+	return nil
+}
+
+// dropCold deletes the cold partitions ending at or before cutoff, whole,
+// and hides from reads the cold chunks ending before it, as retention
+// deletes such chunks from the chunks bucket.
+func dropCold(tb *bbolt.Bucket, cutoff int64) error {
+	cold := tb.Bucket(bucketCold)
+	if cold == nil || cutoff == math.MinInt64 {
+		return nil
+	}
+	if cutoff > readTime(tb, keyRetainedFrom) {
+		if err := tb.Put(keyRetainedFrom, timeKey(cutoff)); err != nil {
+			return err
+		}
+	}
+	var old [][]byte
+	c := cold.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil || len(k) != 8 {
+			continue
+		}
+		if p := unsortableTime(binary.BigEndian.Uint64(k)); p > saneTime-activeWidth || p+activeWidth > cutoff {
+			break
+		}
+		old = append(old, bytes.Clone(k))
+	}
+	dirty := tb.Bucket(bucketColdDirty)
+	for _, k := range old {
+		if err := cold.DeleteBucket(k); err != nil {
+			return err
+		}
+		if dirty != nil {
+			if err := dirty.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// coldDamaged counts and logs a block that does not decode; its series'
+// chunks in that partition are lost to reads, nothing else is.
+func (s *Store) coldDamaged(tenant string, p int64, key []byte, err error) {
+	s.m.damagedBlocks.Inc()
+	s.logger.Error("damaged cold block: its chunks are skipped", "tenant", tenant, "partition_start_ms", p, "first_series", binary.BigEndian.Uint64(key), "err", err)
+}
+
+// coldValue returns the value of series id's compacted chunk ending at
+// maxTime, nil if there is none.
+func (w *tenantWriter) coldValue(id uint64, maxTime int64) []byte {
+	if w.tenant.Bucket(bucketCold) == nil {
+		return nil
+	}
+	if w.cold == nil {
+		// A damaged block is counted by the reads that meet it.
+		w.cold = openColdReader(w.tenant, func(int64, []byte, error) {})
+	}
+	var v []byte
+	w.cold.each(id, maxTime, maxTime, func(r coldRecord) bool {
+		v = r.value
+		return false
+	})
+	return v
+}
+
+func (s *Store) coldDamagedIn(tenant string) func(int64, []byte, error) {
+	return func(p int64, key []byte, err error) { s.coldDamaged(tenant, p, key, err) }
+}

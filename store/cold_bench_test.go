@@ -1,0 +1,85 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/loadgen"
+)
+
+// BenchmarkCompaction stores the load tool's series over 6 hours of 15 s
+// samples as the ingester flushes them (120-sample chunks, series by
+// series), then compacts the three partitions. It reports the bytes per
+// sample of the file's pages in use (bbolt's free pages, reused by later
+// writes, left out) before and after, and the time of a select of every
+// series over the 6 hours from each form.
+//
+//	go test ./store -run '^$' -bench BenchmarkCompaction -benchtime 1x
+func BenchmarkCompaction(b *testing.B) {
+	const steps = 6 * 3600 / 15
+	gen := loadgen.New(42, 20)
+	t0 := int64(0)
+	ts := func(s int) int64 { return t0 + int64(s)*15_000 }
+	samples := float64(gen.Len() * steps)
+	fill := func(b *testing.B) *Store {
+		st := openTest(b, testOptions(b))
+		// Flushes come a chunk per series at a time, as the ingester's.
+		for from := 0; from < steps; from += 120 {
+			batch := make([]SeriesChunks, gen.Len())
+			for k := range batch {
+				c := chunkenc.NewXORChunk()
+				app, err := c.Appender()
+				require.NoError(b, err)
+				for s := from; s < min(from+120, steps); s++ {
+					app.Append(0, ts(s), gen.Value(k, s))
+				}
+				batch[k] = SeriesChunks{Labels: gen.Series()[k], Chunks: []Chunk{{MinTime: ts(from), MaxTime: ts(min(from+120, steps) - 1), Encoding: chunkenc.EncXOR, Data: c.Bytes()}}}
+			}
+			require.NoError(b, st.Put("t", batch))
+		}
+		return st
+	}
+	inUse := func(b *testing.B, st *Store) float64 {
+		var used int
+		require.NoError(b, st.db.View(func(tx *bbolt.Tx) error {
+			return tx.ForEach(func(_ []byte, bk *bbolt.Bucket) error {
+				s := bk.Stats()
+				used += s.BranchInuse + s.LeafInuse
+				return nil
+			})
+		}))
+		return float64(used) / samples
+	}
+	sel := func(b *testing.B, st *Store) {
+		got, err := st.Select("t", ts(0), ts(steps-1), labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+		require.NoError(b, err)
+		require.Len(b, got, gen.Len())
+	}
+	b.Run("stored", func(b *testing.B) {
+		st := fill(b)
+		b.ResetTimer()
+		for range b.N {
+			sel(b, st)
+		}
+		b.ReportMetric(inUse(b, st), "B/sample")
+	})
+	b.Run("compacted", func(b *testing.B) {
+		st := fill(b)
+		start := time.Now()
+		_, err := st.Compact(ts(steps) + activeWidth)
+		require.NoError(b, err)
+		took := time.Since(start).Seconds()
+		b.ResetTimer()
+		for range b.N {
+			sel(b, st)
+		}
+		// Reported after the loop: ResetTimer drops reported metrics.
+		b.ReportMetric(took, "compact-s")
+		b.ReportMetric(inUse(b, st), "B/sample")
+	})
+}
