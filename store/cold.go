@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -29,13 +30,19 @@ const (
 	// at a series boundary: large enough for zstd to find the series'
 	// likeness, small enough that reading one series decompresses little.
 	coldBlockTarget = 256 << 10
-	// coldGroupMax bounds what one block rewrite holds in memory; a
-	// series with more in one partition stays in the chunks bucket.
-	coldGroupMax = 32 << 20
 	// compactBatchSeries bounds the series one compaction transaction
 	// visits, so that Put waits for the writer lock one batch at most.
 	compactBatchSeries = 2000
+	// coldCacheMax bounds the decoded blocks a read holds: one per
+	// partition, so a range over 10 days keeps them all.
+	coldCacheMax = 120
 )
+
+// coldGroupMax bounds the chunk bytes one compaction transaction takes in
+// (half of it) and so what a block rewrite holds in memory; a series with
+// more than half in one partition stays in the chunks bucket. A variable
+// so that tests can lower it.
+var coldGroupMax = 32 << 20
 
 var (
 	bucketCold       = []byte("cold")
@@ -61,8 +68,8 @@ func mustZstdEncoder() *zstd.Encoder {
 
 func mustZstdDecoder() *zstd.Decoder {
 	// The memory bound holds against a damaged block claiming a huge
-	// size: no block is written larger than coldGroupMax.
-	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(2*coldGroupMax))
+	// size: no block is written larger than coldGroupMax (32 MiB).
+	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(64<<20))
 	if err != nil {
 		panic(fmt.Sprintf("zstd decoder with constant options: %v", err))
 	}
@@ -230,6 +237,11 @@ func (cr *coldReader) block(p int64, pb *bbolt.Bucket, id uint64) *coldBlock {
 	if key == nil {
 		return nil
 	}
+	if len(cr.cache) >= coldCacheMax {
+		// A range over more partitions than this decodes their blocks
+		// again for later series, rather than hold them all.
+		clear(cr.cache)
+	}
 	b := &coldBlock{first: binary.BigEndian.Uint64(key), next: next}
 	recs, err := decodeColdBlock(v)
 	if err != nil {
@@ -248,7 +260,7 @@ func coldBlockFor(pb *bbolt.Bucket, id uint64) (key, value []byte, next uint64) 
 	c := pb.Cursor()
 	k, v := c.Seek(idKey(id))
 	switch {
-	case k != nil && binary.BigEndian.Uint64(k) == id:
+	case len(k) == idLen && binary.BigEndian.Uint64(k) == id:
 		if nk, _ := c.Next(); len(nk) == idLen {
 			next = binary.BigEndian.Uint64(nk)
 		}
@@ -256,7 +268,10 @@ func coldBlockFor(pb *bbolt.Bucket, id uint64) (key, value []byte, next uint64) 
 	case k == nil:
 		k, v = c.Last()
 	default:
-		next = binary.BigEndian.Uint64(k)
+		// A key of another length is damage: no ID bounds the block.
+		if len(k) == idLen {
+			next = binary.BigEndian.Uint64(k)
+		}
 		k, v = c.Prev()
 	}
 	if len(k) != idLen || v == nil {
@@ -298,21 +313,23 @@ func readSeriesTime(b *bbolt.Bucket, id uint64) int64 {
 // chunks before and after. A chunk written later into a compacted
 // partition (an out-of-order flush, a handover) is stored as usual and
 // marks the partition for the next pass. Partitions of an upgraded tenant
-// from before its active index stay as they are.
+// from before its active index stay as they are. A tenant's failure does
+// not stop the others'; the errors are returned together.
 func (s *Store) Compact(before int64) (moved int, err error) {
 	tenants, err := s.tenants()
 	if err != nil {
 		return 0, fmt.Errorf("store: compact: %w", err)
 	}
+	var errs []error
 	for _, tenant := range tenants {
 		n, err := s.compactTenant(tenant, before)
 		moved += n
 		s.m.compactedChunks.Add(float64(n))
 		if err != nil {
-			return moved, fmt.Errorf("store: compact tenant %q: %w", tenant, err)
+			errs = append(errs, fmt.Errorf("store: compact tenant %q: %w", tenant, err))
 		}
 	}
-	return moved, nil
+	return moved, errors.Join(errs...)
 }
 
 func (s *Store) compactTenant(tenant string, before int64) (int, error) {
@@ -360,16 +377,21 @@ func (s *Store) compactTenant(tenant string, before int64) (int, error) {
 }
 
 // compactPartition moves the chunks of tenant ending in partition p into
-// its blocks, compactBatchSeries series per transaction, then records the
-// partition as compacted.
+// its blocks, a batch of series per transaction. The partition's dirty
+// mark is cleared first, so that a Put during the pass marks it again.
 func (s *Store) compactPartition(tenant string, p int64) (int, error) {
 	var ids []uint64
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
 		if tb == nil || tb.Bucket(bucketActive) == nil {
 			return nil
 		}
-		for _, name := range [][]byte{partitionKey(p), bucketWide} {
+		if dirty := tb.Bucket(bucketColdDirty); dirty != nil {
+			if err := dirty.Delete(timeKey(p)); err != nil {
+				return err
+			}
+		}
+		for _, name := range [][]byte{timeKey(p), bucketWide} {
 			if b := tb.Bucket(bucketActive).Bucket(name); b != nil {
 				if err := b.ForEach(func(k, _ []byte) error {
 					if len(k) == idLen {
@@ -390,38 +412,31 @@ func (s *Store) compactPartition(tenant string, p int64) (int, error) {
 	ids = slices.Compact(ids)
 	moved := 0
 	for len(ids) > 0 {
-		batch := ids[:min(len(ids), compactBatchSeries)]
-		ids = ids[len(batch):]
+		var used int
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			if tx.Bucket(bucketTenants).Bucket([]byte(tenant)) == nil {
+				used = len(ids)
 				return nil
 			}
 			w, err := openTenantWriter(tx, tenant)
 			if err != nil {
 				return err
 			}
-			n, err := s.compactSeries(w, p, batch)
-			moved += n
+			n, k, err := s.compactSeries(w, p, ids[:min(len(ids), compactBatchSeries)])
+			moved, used = moved+n, k
 			return err
 		})
 		if err != nil {
 			return moved, err
 		}
+		ids = ids[used:]
 	}
 	return moved, s.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
-		if tb == nil {
+		if tb == nil || readTime(tb, keyColdTo) >= p+activeWidth {
 			return nil
 		}
-		if dirty := tb.Bucket(bucketColdDirty); dirty != nil {
-			if err := dirty.Delete(partitionKey(p)); err != nil {
-				return err
-			}
-		}
-		if readTime(tb, keyColdTo) < p+activeWidth {
-			return tb.Put(keyColdTo, timeKey(p+activeWidth))
-		}
-		return nil
+		return tb.Put(keyColdTo, timeKey(p+activeWidth))
 	})
 }
 
@@ -430,37 +445,67 @@ func (s *Store) compactPartition(tenant string, p int64) (int, error) {
 // (key), or, for series before every block, a new one (key nil).
 type coldGroup struct {
 	key []byte
+	ids []uint64
 	hot []coldRecord
 }
 
-// compactSeries moves the chunks of the series ids that end in partition
-// p into p's blocks, within w's transaction.
-func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (int, error) {
+// compactSeries moves the chunks of the series ids (from the first, while
+// their bytes stay under coldGroupMax) that end in partition p into p's
+// blocks, within w's transaction, and returns how many chunks it moved and
+// how many of ids it went through. Chunks that end before the retention
+// cutoff the reads apply to blocks (retained_from) stay where they are,
+// so that a late chunk kept by a longer retention is not hidden; so do a
+// damaged chunk and one series' chunks beyond coldGroupMax.
+func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (moved, used int, err error) {
 	cold, err := w.tenant.CreateBucketIfNotExists(bucketCold)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	pb, err := cold.CreateBucketIfNotExists(partitionKey(p))
+	pb, err := cold.CreateBucketIfNotExists(timeKey(p))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	pb.FillPercent = 1 // blocks are written in key order, and whole
 	coldSeries, err := w.tenant.CreateBucketIfNotExists(bucketColdSeries)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	coldSeries.FillPercent = fillPercent
+	if err := raiseFormat(w.tx); err != nil {
+		return 0, 0, err
+	}
+	retainedFrom := readTime(w.tenant, keyRetainedFrom)
 	groups := map[string]*coldGroup{}
 	var order []string
 	c := w.chunks.Cursor()
+	size := 0
 	for _, id := range ids {
+		if size >= coldGroupMax/2 && used > 0 {
+			break
+		}
+		used++
 		var hot []coldRecord
+		bytesIn := 0
 		for k, v := c.Seek(chunkKey(id, p)); len(k) == chunkKeyLen && binary.BigEndian.Uint64(k) == id && chunkKeyMaxTime(k) < p+activeWidth; k, v = c.Next() {
+			if chunkKeyMaxTime(k) < retainedFrom {
+				continue
+			}
+			if _, err := chunkValueMinTime(v); err != nil {
+				s.m.damagedBlocks.Inc()
+				s.logger.Error("damaged stored chunk left uncompacted", "tenant", w.tenantName, "series", id, "err", err)
+				continue
+			}
 			hot = append(hot, coldRecord{id: id, maxTime: chunkKeyMaxTime(k), value: bytes.Clone(v)})
+			bytesIn += len(v) + 20
 		}
 		if len(hot) == 0 {
 			continue
 		}
+		if bytesIn > coldGroupMax/2 {
+			s.logger.Warn("series too large for one cold block; its chunks stay uncompacted", "tenant", w.tenantName, "series", id, "partition_start_ms", p, "bytes", bytesIn)
+			continue
+		}
+		size += bytesIn
 		key, _, _ := coldBlockFor(pb, id)
 		g := groups[string(key)]
 		if g == nil {
@@ -468,23 +513,23 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (int, erro
 			groups[string(key)] = g
 			order = append(order, string(key))
 		}
+		g.ids = append(g.ids, id)
 		g.hot = append(g.hot, hot...)
 	}
-	moved := 0
 	for _, name := range order {
 		n, err := s.rewriteBlock(w, pb, coldSeries, p, groups[name])
 		if err != nil {
-			return moved, err
+			return moved, used, err
 		}
 		moved += n
 	}
-	return moved, nil
+	return moved, used, nil
 }
 
 // rewriteBlock merges g's chunks into its block and writes the result as
 // one or more blocks covering the same series, then deletes the chunks
-// from the chunks bucket. A damaged block, or a group too large, leaves
-// everything as it was.
+// from the chunks bucket. A damaged block, or chunks that do not merge,
+// leave everything as it was, counted.
 func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p int64, g *coldGroup) (int, error) {
 	var recs []coldRecord
 	if g.key != nil {
@@ -495,17 +540,13 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 		}
 		recs = old
 	}
-	merged, err := mergeRecords(recs, g.hot)
+	merged, outside, left, err := mergeRecords(recs, g.hot, p)
 	if err != nil {
 		return 0, err
 	}
-	size := 0
-	for _, r := range merged {
-		size += len(r.value) + 20
-	}
-	if size > coldGroupMax {
-		s.logger.Warn("cold block group too large; its chunks stay uncompacted", "tenant", w.tenantName, "partition", p, "bytes", size)
-		return 0, nil
+	for _, r := range left {
+		s.m.damagedBlocks.Inc()
+		s.logger.Error("stored chunk that does not decode left uncompacted", "tenant", w.tenantName, "series", r.id, "max_time", r.maxTime)
 	}
 	if g.key != nil {
 		if err := pb.Delete(g.key); err != nil {
@@ -527,9 +568,31 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 		}
 		start, bytesIn = end, 0
 	}
+	moved := 0
+	for _, r := range g.hot {
+		if slices.ContainsFunc(left, func(l coldRecord) bool { return compareRecords(l, r) == 0 }) {
+			continue
+		}
+		if err := w.chunks.Delete(chunkKey(r.id, r.maxTime)); err != nil {
+			return 0, err
+		}
+		moved++
+	}
+	// A merge's other chunks ending in another partition go back where
+	// Put would put them, and mark that partition.
+	for _, o := range outside {
+		if err := w.putChunk(o.id, o.c); err != nil {
+			return 0, err
+		}
+	}
 	newest := map[uint64]int64{}
+	for _, id := range g.ids {
+		newest[id] = math.MinInt64
+	}
 	for _, r := range merged {
-		newest[r.id] = max(r.maxTime, newestOr(newest, r.id))
+		if t, ok := newest[r.id]; ok {
+			newest[r.id] = max(t, r.maxTime)
+		}
 	}
 	for id, t := range newest {
 		if t > readSeriesTime(coldSeries, id) {
@@ -538,32 +601,35 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 			}
 		}
 	}
-	for _, r := range g.hot {
-		if err := w.chunks.Delete(chunkKey(r.id, r.maxTime)); err != nil {
-			return 0, err
-		}
-	}
-	return len(g.hot), nil
+	return moved, nil
 }
 
-func newestOr(m map[uint64]int64, id uint64) int64 {
-	if t, ok := m[id]; ok {
-		return t
-	}
-	return math.MinInt64
+// outsideChunk is a chunk a merge produced that ends outside the
+// partition being compacted.
+type outsideChunk struct {
+	id uint64
+	c  Chunk
 }
 
 // mergeRecords adds the chunks hot to a block's records, merging a chunk
 // with a record of the same series and MaxTime as Put merges two chunks
-// under one key (mergeChunk), and returns them sorted.
-func mergeRecords(recs, hot []coldRecord) ([]coldRecord, error) {
+// under one key (mergeChunk), and returns them sorted. A merge's other
+// chunks that end outside partition p are returned apart: a block of p
+// holds only chunks ending in p, where reads look for them. A hot chunk
+// that does not decode where it must merge is left out (left), to stay
+// in the chunks bucket.
+func mergeRecords(recs, hot []coldRecord, p int64) (out []coldRecord, outside []outsideChunk, left []coldRecord, err error) {
 	byKey := make(map[[2]uint64]int, len(recs)+len(hot))
-	out := slices.Clone(recs)
+	out = slices.Clone(recs)
 	for k, r := range out {
 		byKey[[2]uint64{r.id, uint64(r.maxTime)}] = k
 	}
 	var add func(id uint64, c Chunk) error
 	add = func(id uint64, c Chunk) error {
+		if c.MaxTime < p || c.MaxTime >= p+activeWidth {
+			outside = append(outside, outsideChunk{id, c})
+			return nil
+		}
 		key := [2]uint64{id, uint64(c.MaxTime)}
 		value := encodeChunkValue(c)
 		k, ok := byKey[key]
@@ -590,14 +656,20 @@ func mergeRecords(recs, hot []coldRecord) ([]coldRecord, error) {
 	for _, r := range hot {
 		c, err := decodeChunk(chunkKey(r.id, r.maxTime), r.value)
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err // compactSeries checked the header
+		}
+		if _, collides := byKey[[2]uint64{r.id, uint64(r.maxTime)}]; collides {
+			if _, err := c.Samples(); err != nil {
+				left = append(left, r)
+				continue
+			}
 		}
 		if err := add(r.id, c); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 	}
 	slices.SortFunc(out, compareRecords)
-	return out, nil
+	return out, outside, left, nil
 }
 
 // markColdDirty records that partition p of the tenant, already
@@ -640,15 +712,16 @@ func (w *tenantWriter) forgetCold(id uint64) error {
 
 // dropCold deletes the cold partitions ending at or before cutoff, whole,
 // and hides from reads the cold chunks ending before it, as retention
-// deletes such chunks from the chunks bucket.
-func dropCold(tb *bbolt.Bucket, cutoff int64) error {
+// deletes such chunks from the chunks bucket. It returns how many chunks
+// the deleted partitions held (a damaged block counts none).
+func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 	cold := tb.Bucket(bucketCold)
 	if cold == nil || cutoff == math.MinInt64 {
-		return nil
+		return 0, nil
 	}
 	if cutoff > readTime(tb, keyRetainedFrom) {
 		if err := tb.Put(keyRetainedFrom, timeKey(cutoff)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	var old [][]byte
@@ -663,17 +736,35 @@ func dropCold(tb *bbolt.Bucket, cutoff int64) error {
 		old = append(old, bytes.Clone(k))
 	}
 	dirty := tb.Bucket(bucketColdDirty)
+	deleted := 0
 	for _, k := range old {
+		_ = cold.Bucket(k).ForEach(func(_, v []byte) error {
+			if recs, err := decodeColdBlock(v); err == nil {
+				deleted += len(recs)
+			}
+			return nil
+		})
 		if err := cold.DeleteBucket(k); err != nil {
-			return err
+			return deleted, err
 		}
 		if dirty != nil {
 			if err := dirty.Delete(k); err != nil {
-				return err
+				return deleted, err
 			}
 		}
 	}
-	return nil
+	return deleted, nil
+}
+
+// raiseFormat marks the file as holding cold partitions (version 4), which
+// a binary that cannot read them refuses; a store that never compacts
+// stays readable by the version before.
+func raiseFormat(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyFormatVersion); len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion {
+		return nil
+	}
+	return meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatVersion))
 }
 
 // coldDamaged counts and logs a block that does not decode; its series'

@@ -37,8 +37,12 @@ var (
 // deleted samples again); version 3 the active index (an older binary
 // would not list the chunks it stores there, and selects would miss them);
 // version 4 cold partitions (an older binary would not read the chunks
-// compaction moved into them).
-const formatVersion uint32 = 4
+// compaction moved into them). A version 3 file becomes version 4 only
+// when its first partition is compacted (raiseFormat).
+const (
+	formatVersion     uint32 = 4
+	formatBeforeBlock uint32 = 3
+)
 
 const (
 	idLen          = 8

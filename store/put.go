@@ -112,6 +112,7 @@ const fillPercent = 0.9
 
 // tenantWriter writes into one tenant's buckets within a write transaction.
 type tenantWriter struct {
+	tx                                         *bbolt.Tx
 	tenantName                                 string
 	tenant                                     *bbolt.Bucket
 	series, byLabels, postings, chunks, active *bbolt.Bucket
@@ -127,7 +128,7 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &tenantWriter{tenantName: tenant, tenant: tb}
+	w := &tenantWriter{tx: tx, tenantName: tenant, tenant: tb}
 	for _, sub := range []struct {
 		dst  **bbolt.Bucket
 		name []byte

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -45,13 +44,28 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 		} else if len(stones) == 0 {
 			continue
 		}
+		// Cold partitions go first: the series walk may delete the
+		// tenant's bucket, and the chunks in them with it, uncounted.
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+			if tb == nil {
+				return nil
+			}
+			dropped, err := dropCold(tb, cutoff)
+			deletedChunks += dropped
+			s.m.retentionDeleted.Add(float64(dropped))
+			return err
+		})
+		if err != nil {
+			return deletedChunks, fmt.Errorf("store: retention tenant %q: %w", tenant, err)
+		}
 		n, err := s.retainTenant(tenant, cutoff, stones)
 		deletedChunks += n
 		s.m.retentionDeleted.Add(float64(n))
 		if err == nil && cutoff > math.MinInt64 {
 			err = s.db.Update(func(tx *bbolt.Tx) error {
 				if tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant)); tb != nil {
-					return errors.Join(dropActive(tb, cutoff), dropCold(tb, cutoff))
+					return dropActive(tb, cutoff)
 				}
 				return nil
 			})

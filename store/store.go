@@ -98,9 +98,10 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	return s, nil
 }
 
-// initBuckets creates the root buckets of a new file, upgrades a version 1
-// or 2 file in place (they lack the deletions bucket or the active index)
-// and refuses any other format.
+// initBuckets creates the root buckets of a new file (version 3 until its
+// first compaction), upgrades a version 1 or 2 file in place to version 3
+// (they lack the deletions bucket or the active index), reads version 3
+// and 4 as they are, and refuses any other format.
 func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -108,22 +109,27 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 			return err
 		}
 		v := meta.Get(keyFormatVersion)
+		version := uint32(0)
+		if len(v) == 4 {
+			version = binary.BigEndian.Uint32(v)
+		}
 		switch {
 		case v == nil:
-		case len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion:
-		case len(v) == 4 && (binary.BigEndian.Uint32(v) == 1 || binary.BigEndian.Uint32(v) == 2):
+			if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatBeforeBlock)); err != nil {
+				return err
+			}
+		case version == formatVersion || version == formatBeforeBlock:
+			// Version 3 is read as it is; the first compaction raises it.
+		case version == 1 || version == 2:
 			if err := startActiveIndex(tx); err != nil {
 				return err
 			}
-			logger.Info("store format upgraded in place", "from", binary.BigEndian.Uint32(v), "to", formatVersion)
-		case len(v) == 4 && binary.BigEndian.Uint32(v) == 3:
-			// Version 4 only adds buckets, created by the first Compact.
-			logger.Info("store format upgraded in place", "from", 3, "to", formatVersion)
+			if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatBeforeBlock)); err != nil {
+				return err
+			}
+			logger.Info("store format upgraded in place", "from", version, "to", formatBeforeBlock)
 		default:
 			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
-		}
-		if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
-			return err
 		}
 		if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
 			return err

@@ -595,7 +595,7 @@ func TestOpenUpgradesFormatOne(t *testing.T) {
 	db, err = bbolt.Open(opts.Path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.View(func(tx *bbolt.Tx) error {
-		require.Equal(t, binary.BigEndian.AppendUint32(nil, formatVersion), tx.Bucket(bucketMeta).Get(keyFormatVersion))
+		require.Equal(t, binary.BigEndian.AppendUint32(nil, formatBeforeBlock), tx.Bucket(bucketMeta).Get(keyFormatVersion))
 		return nil
 	}))
 	require.NoError(t, db.Close())
