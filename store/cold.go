@@ -157,7 +157,15 @@ type coldReader struct {
 	parts, series *bbolt.Bucket
 	retainedFrom  int64
 	cache         map[int64]*coldBlock
-	damaged       func(partition int64, key []byte, err error)
+	env           coldEnv
+}
+
+// coldEnv is what a cold reader shares with the store: the decoded blocks
+// of earlier reads (nil: none) and where damage is reported.
+type coldEnv struct {
+	tenant  string
+	blocks  *blockCache
+	damaged func(partition int64, key []byte, err error)
 }
 
 // coldBlock is a decoded block and the series IDs it covers, [first,
@@ -169,14 +177,14 @@ type coldBlock struct {
 
 func (b *coldBlock) covers(id uint64) bool { return id >= b.first && (b.next == 0 || id < b.next) }
 
-func openColdReader(tb *bbolt.Bucket, damaged func(int64, []byte, error)) *coldReader {
+func openColdReader(tb *bbolt.Bucket, env coldEnv) *coldReader {
 	parts := tb.Bucket(bucketCold)
 	if parts == nil {
 		return nil
 	}
 	return &coldReader{
 		parts: parts, series: tb.Bucket(bucketColdSeries), retainedFrom: readTime(tb, keyRetainedFrom),
-		cache: map[int64]*coldBlock{}, damaged: damaged,
+		cache: map[int64]*coldBlock{}, env: env,
 	}
 }
 
@@ -243,9 +251,11 @@ func (cr *coldReader) block(p int64, pb *bbolt.Bucket, id uint64) *coldBlock {
 		clear(cr.cache)
 	}
 	b := &coldBlock{first: binary.BigEndian.Uint64(key), next: next}
-	recs, err := decodeColdBlock(v)
+	recs, err := cr.env.blocks.get(cr.env.tenant, p, key, v)
 	if err != nil {
-		cr.damaged(p, key, err)
+		if cr.env.damaged != nil {
+			cr.env.damaged(p, key, err)
+		}
 	} else {
 		b.recs = recs
 	}
@@ -781,8 +791,9 @@ func (w *tenantWriter) coldValue(id uint64, maxTime int64) []byte {
 		return nil
 	}
 	if w.cold == nil {
-		// A damaged block is counted by the reads that meet it.
-		w.cold = openColdReader(w.tenant, func(int64, []byte, error) {})
+		// A damaged block is counted by the reads that meet it; blocks
+		// this transaction may rewrite are not cached.
+		w.cold = openColdReader(w.tenant, coldEnv{})
 	}
 	var v []byte
 	w.cold.each(id, maxTime, maxTime, func(r coldRecord) bool {
@@ -792,6 +803,8 @@ func (w *tenantWriter) coldValue(id uint64, maxTime int64) []byte {
 	return v
 }
 
-func (s *Store) coldDamagedIn(tenant string) func(int64, []byte, error) {
-	return func(p int64, key []byte, err error) { s.coldDamaged(tenant, p, key, err) }
+// coldEnv is what the tenant's readers share: the block cache, and the
+// damage count.
+func (s *Store) coldEnv(tenant string) coldEnv {
+	return coldEnv{tenant: tenant, blocks: s.blocks, damaged: func(p int64, key []byte, err error) { s.coldDamaged(tenant, p, key, err) }}
 }

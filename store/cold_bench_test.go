@@ -17,7 +17,8 @@ import (
 // series), then compacts the three partitions. It reports the bytes per
 // sample of the file's pages in use (bbolt's free pages, reused by later
 // writes, left out) before and after, and the time of a select of every
-// series over the 6 hours from each form.
+// series over the 6 hours from each form, from compacted data with the
+// block cache and without.
 //
 //	go test ./store -run '^$' -bench BenchmarkCompaction -benchtime 1x
 func BenchmarkCompaction(b *testing.B) {
@@ -26,8 +27,10 @@ func BenchmarkCompaction(b *testing.B) {
 	t0 := int64(0)
 	ts := func(s int) int64 { return t0 + int64(s)*15_000 }
 	samples := float64(gen.Len() * steps)
-	fill := func(b *testing.B) *Store {
-		st := openTest(b, testOptions(b))
+	fill := func(b *testing.B, cacheBytes int) *Store {
+		opts := testOptions(b)
+		opts.BlockCacheBytes = cacheBytes
+		st := openTest(b, opts)
 		// Flushes come a chunk per series at a time, as the ingester's.
 		for from := 0; from < steps; from += 120 {
 			batch := make([]SeriesChunks, gen.Len())
@@ -61,25 +64,32 @@ func BenchmarkCompaction(b *testing.B) {
 		require.Len(b, got, gen.Len())
 	}
 	b.Run("stored", func(b *testing.B) {
-		st := fill(b)
+		st := fill(b, DefaultOptions().BlockCacheBytes)
 		b.ResetTimer()
 		for range b.N {
 			sel(b, st)
 		}
 		b.ReportMetric(inUse(b, st), "B/sample")
 	})
-	b.Run("compacted", func(b *testing.B) {
-		st := fill(b)
-		start := time.Now()
-		_, err := st.Compact(ts(steps) + activeWidth)
-		require.NoError(b, err)
-		took := time.Since(start).Seconds()
-		b.ResetTimer()
-		for range b.N {
-			sel(b, st)
-		}
-		// Reported after the loop: ResetTimer drops reported metrics.
-		b.ReportMetric(took, "compact-s")
-		b.ReportMetric(inUse(b, st), "B/sample")
-	})
+	// With the block cache (warm after the first select), and without:
+	// every select decompresses every block.
+	for _, c := range []struct {
+		name  string
+		bytes int
+	}{{"compacted", DefaultOptions().BlockCacheBytes}, {"compacted-nocache", 0}} {
+		b.Run(c.name, func(b *testing.B) {
+			st := fill(b, c.bytes)
+			start := time.Now()
+			_, err := st.Compact(ts(steps) + activeWidth)
+			require.NoError(b, err)
+			took := time.Since(start).Seconds()
+			b.ResetTimer()
+			for range b.N {
+				sel(b, st)
+			}
+			// Reported after the loop: ResetTimer drops reported metrics.
+			b.ReportMetric(took, "compact-s")
+			b.ReportMetric(inUse(b, st), "B/sample")
+		})
+	}
 }

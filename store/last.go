@@ -109,7 +109,7 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, 
 // queries by matchers do not need.
 func (s *Store) viewByLabels(tenant string, fn func(r *reader, byLabels *bbolt.Bucket) error) error {
 	return s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, tenant, s.coldDamagedIn(tenant))
+		r, err := openReader(tx, tenant, s.coldEnv(tenant))
 		if err != nil || r == nil {
 			return err
 		}

@@ -15,6 +15,7 @@ type metrics struct {
 	compactedChunks  prometheus.Counter
 	damagedBlocks    prometheus.Counter
 	dbSize           prometheus.GaugeFunc
+	blockCache       *prometheus.CounterVec
 }
 
 // Query latencies range from sub-millisecond index hits to seconds-long
@@ -69,7 +70,7 @@ func newMetrics(path string) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.chunksWritten, m.bytesWritten, m.putDuration, m.selectDuration, m.retentionDeleted, m.compactedChunks, m.damagedBlocks, m.dbSize}
+	return []prometheus.Collector{m.chunksWritten, m.bytesWritten, m.putDuration, m.selectDuration, m.retentionDeleted, m.compactedChunks, m.damagedBlocks, m.dbSize, m.blockCache}
 }
 
 // register registers all collectors or none, so that a failed Open leaves

@@ -118,7 +118,7 @@ func (s *Store) observeSelect(method string, start time.Time) {
 // runs nothing, so it reads as empty.
 func (s *Store) view(tenant string, fn func(r *reader) error) error {
 	return s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, tenant, s.coldDamagedIn(tenant))
+		r, err := openReader(tx, tenant, s.coldEnv(tenant))
 		if err != nil || r == nil {
 			return err
 		}

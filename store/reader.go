@@ -37,9 +37,9 @@ type reader struct {
 	visited int
 }
 
-// openReader returns nil, nil for a tenant without data. damaged is told of
-// each cold block that does not decode.
-func openReader(tx *bbolt.Tx, tenant string, damaged func(partition int64, key []byte, err error)) (*reader, error) {
+// openReader returns nil, nil for a tenant without data; cold is what its
+// reads of cold partitions share with the store.
+func openReader(tx *bbolt.Tx, tenant string, cold coldEnv) (*reader, error) {
 	tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
 	if tb == nil {
 		return nil, nil
@@ -53,7 +53,7 @@ func openReader(tx *bbolt.Tx, tenant string, damaged func(partition int64, key [
 		activeFrom:  readActiveFrom(tb),
 		builder:     labels.NewScratchBuilder(0),
 		keepBuilder: labels.NewScratchBuilder(0),
-		cold:        openColdReader(tb, damaged),
+		cold:        openColdReader(tb, cold),
 	}
 	if r.series == nil || r.postings == nil || r.chunks == nil {
 		return nil, fmt.Errorf("tenant bucket without its sub-buckets: %w", errCorrupt)

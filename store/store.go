@@ -25,12 +25,14 @@ type Options struct {
 	// NoSync skips fsync on commit. Tests only: a crash loses acknowledged
 	// writes.
 	NoSync bool
+	// BlockCacheBytes bounds the decoded cold blocks kept across reads
+	// (blockcache.go); 0 keeps none.
+	BlockCacheBytes int
 }
 
-// DefaultOptions returns Prometheus's default retention of 15 days and no
-// Path.
+// DefaultOptions returns no Path and a 64 MiB block cache.
 func DefaultOptions() Options {
-	return Options{}
+	return Options{BlockCacheBytes: 64 << 20}
 }
 
 // The chunk types are the ingester's (package chunks), whose Store
@@ -55,6 +57,7 @@ type Store struct {
 	reg    prometheus.Registerer
 	logger *slog.Logger
 	m      *metrics
+	blocks *blockCache
 }
 
 // openTimeout bounds the wait for bbolt's file lock, so that a second
@@ -90,7 +93,8 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	if err := db.Update(initBuckets(logger)); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Path, err), db.Close())
 	}
-	s := &Store{db: db, opts: opts, reg: reg, logger: logger, m: newMetrics(opts.Path)}
+	s := &Store{db: db, opts: opts, reg: reg, logger: logger, m: newMetrics(opts.Path), blocks: newBlockCache(opts.BlockCacheBytes)}
+	s.m.blockCache = s.blocks.requests
 	if err := s.m.register(reg); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: register metrics: %w", opts.Path, err), db.Close())
 	}

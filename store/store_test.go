@@ -655,7 +655,7 @@ func TestRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, names, "only_old")
 	err = s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, "t1", nil)
+		r, err := openReader(tx, "t1", coldEnv{})
 		require.NoError(t, err)
 		require.Empty(t, r.postingsEqual("only_old", "yes", nil), "postings of emptied series removed")
 		require.Empty(t, r.postingsEqual("kind", "old", nil))
@@ -784,7 +784,7 @@ func TestMetrics(t *testing.T) {
 func TestPostingsEqualIsExact(t *testing.T) {
 	s := matcherFixture(t)
 	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
-		r, err := openReader(tx, "t1", nil)
+		r, err := openReader(tx, "t1", coldEnv{})
 		require.NoError(t, err)
 		require.Len(t, r.postingsEqual("v", "a", nil), 1)
 		require.Len(t, r.postingsEqual("v", "a\x00b", nil), 1)

@@ -21,6 +21,7 @@ import (
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/ruler"
+	"github.com/orrery/orrery/store"
 )
 
 // Config is the whole process's configuration: the process-level settings
@@ -30,12 +31,15 @@ type Config struct {
 	HTTPListenAddress string `yaml:"http_listen_address"`
 	GRPCListenAddress string `yaml:"grpc_listen_address"`
 	DataDir           string `yaml:"data_dir"`
-	InstanceID        string `yaml:"instance_id"`
-	InstanceAddr      string `yaml:"instance_addr"`
-	AuthEnabled       bool   `yaml:"auth_enabled"`
-	AuthTokensFile    string `yaml:"auth_tokens_file"`
-	LogLevel          string `yaml:"log_level"`
-	LogFormat         string `yaml:"log_format"`
+	// StoreBlockCacheBytes bounds the ingester store's cache of decoded
+	// compacted blocks.
+	StoreBlockCacheBytes int    `yaml:"store_block_cache_bytes"`
+	InstanceID           string `yaml:"instance_id"`
+	InstanceAddr         string `yaml:"instance_addr"`
+	AuthEnabled          bool   `yaml:"auth_enabled"`
+	AuthTokensFile       string `yaml:"auth_tokens_file"`
+	LogLevel             string `yaml:"log_level"`
+	LogFormat            string `yaml:"log_format"`
 
 	Server      HTTPConfig         `yaml:"server"`
 	Ring        ring.Config        `yaml:"ring"`
@@ -81,6 +85,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPListenAddress, "http.listen-address", ":9009", "Address of the HTTP server (remote write, query API, status pages).")
 	fs.StringVar(&c.GRPCListenAddress, "grpc.listen-address", ":9095", "Address of the gRPC server that ingesters and query frontends serve.")
 	fs.StringVar(&c.DataDir, "data.dir", "./data", "Directory for the WAL, the store and the ring tokens.")
+	fs.IntVar(&c.StoreBlockCacheBytes, "store.block-cache-bytes", store.DefaultOptions().BlockCacheBytes, "Bytes of decoded compacted blocks the ingester's store keeps for later reads (0 keeps none).")
 	fs.StringVar(&c.InstanceID, "instance.id", host, "This process's name in the ring; unique in the cluster.")
 	fs.StringVar(&c.InstanceAddr, "instance.addr", "", "gRPC host:port other processes dial to reach this one (default: the gRPC listen port on the memberlist advertise host, or 127.0.0.1).")
 	fs.BoolVar(&c.AuthEnabled, "auth.enabled", false, "Require the X-Scope-OrgID header; when false a request without it belongs to tenant \"anonymous\".")

@@ -153,6 +153,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		// the ingester stops, which flushes into it.
 		opts := store.DefaultOptions()
 		opts.Path = filepath.Join(cfg.DataDir, "store.db")
+		opts.BlockCacheBytes = cfg.StoreBlockCacheBytes
 		st, err := store.Open(opts, reg, logger.With("component", "store"))
 		if err != nil {
 			return fmt.Errorf("ingester: open store: %w", err)
