@@ -314,3 +314,41 @@ func TestAuditColdMergeRecordsKeepsOnlyItsPartition(t *testing.T) {
 		require.Less(t, o.c.MaxTime, p)
 	}
 }
+
+// A deletion reaches compacted chunks: retention deletes those wholly
+// inside a tombstone from their blocks, counted, the series' newest
+// compacted sample becomes the newest one left, and a series left with
+// nothing is deleted; compaction does not write such chunks again.
+func TestColdDeletionFreesCompactedChunks(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	a, gone := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "gone")
+	require.NoError(t, st.Put("t", []SeriesChunks{
+		seriesOf(a, stepChunk(t, activeWidth+1_000_000, 10, 15000), stepChunk(t, activeWidth+2_000_000, 10, 15000)),
+		seriesOf(gone, stepChunk(t, activeWidth+1_000_000, 10, 15000)),
+	}))
+	_, err := st.Compact(2 * activeWidth)
+	require.NoError(t, err)
+	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, MinTime: activeWidth + 1_500_000, MaxTime: activeWidth + 3_000_000}))
+	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "gone")}, MinTime: math.MinInt64, MaxTime: math.MaxInt64}))
+	deleted, err := st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Equal(t, 2, deleted)
+	var last []Sample
+	require.NoError(t, st.LastSamples("t", []labels.Labels{a, gone}, func(_ int, s Sample) { last = append(last, s) }))
+	require.Len(t, last, 1)
+	require.Equal(t, int64(activeWidth+1_000_000), last[0].T, "a's newest is its first chunk's now")
+	names, err := st.LabelValues("t", "__name__", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, names)
+	again, err := st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Zero(t, again)
+
+	// A chunk put later inside the tombstone is deleted by compaction.
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, activeWidth+2_500_000, 10, 15000))}))
+	_, err = st.Compact(2 * activeWidth)
+	require.NoError(t, err)
+	got, err := st.Select("t", activeWidth+1_500_000, activeWidth+3_000_000)
+	require.NoError(t, err)
+	require.Empty(t, got)
+}

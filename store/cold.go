@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/fnv"
 	"math"
 	"slices"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
 )
 
@@ -330,9 +332,13 @@ func (s *Store) Compact(before int64) (moved int, err error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: compact: %w", err)
 	}
+	deletions, err := s.Deletions()
+	if err != nil {
+		return 0, fmt.Errorf("store: compact: %w", err)
+	}
 	var errs []error
 	for _, tenant := range tenants {
-		n, err := s.compactTenant(tenant, before)
+		n, err := s.compactTenant(tenant, before, deletions[tenant].Tombstones)
 		moved += n
 		s.m.compactedChunks.Add(float64(n))
 		if err != nil {
@@ -342,7 +348,7 @@ func (s *Store) Compact(before int64) (moved int, err error) {
 	return moved, errors.Join(errs...)
 }
 
-func (s *Store) compactTenant(tenant string, before int64) (int, error) {
+func (s *Store) compactTenant(tenant string, before int64, stones []Tombstone) (int, error) {
 	var todo []int64
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
@@ -377,7 +383,7 @@ func (s *Store) compactTenant(tenant string, before int64) (int, error) {
 	slices.Sort(todo)
 	moved := 0
 	for _, p := range slices.Compact(todo) {
-		n, err := s.compactPartition(tenant, p)
+		n, err := s.compactPartition(tenant, p, stones)
 		moved += n
 		if err != nil {
 			return moved, fmt.Errorf("partition %d: %w", p, err)
@@ -389,7 +395,7 @@ func (s *Store) compactTenant(tenant string, before int64) (int, error) {
 // compactPartition moves the chunks of tenant ending in partition p into
 // its blocks, a batch of series per transaction. The partition's dirty
 // mark is cleared first, so that a Put during the pass marks it again.
-func (s *Store) compactPartition(tenant string, p int64) (int, error) {
+func (s *Store) compactPartition(tenant string, p int64, stones []Tombstone) (int, error) {
 	var ids []uint64
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
@@ -432,7 +438,7 @@ func (s *Store) compactPartition(tenant string, p int64) (int, error) {
 			if err != nil {
 				return err
 			}
-			n, k, err := s.compactSeries(w, p, ids[:min(len(ids), compactBatchSeries)])
+			n, k, err := s.compactSeries(w, p, ids[:min(len(ids), compactBatchSeries)], stones)
 			moved, used = moved+n, k
 			return err
 		})
@@ -466,7 +472,7 @@ type coldGroup struct {
 // cutoff the reads apply to blocks (retained_from) stay where they are,
 // so that a late chunk kept by a longer retention is not hidden; so do a
 // damaged chunk and one series' chunks beyond coldGroupMax.
-func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (moved, used int, err error) {
+func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []Tombstone) (moved, used int, err error) {
 	cold, err := w.tenant.CreateBucketIfNotExists(bucketCold)
 	if err != nil {
 		return 0, 0, err
@@ -526,8 +532,9 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (moved, us
 		g.ids = append(g.ids, id)
 		g.hot = append(g.hot, hot...)
 	}
+	filter := newStoneFilter(stones, w.series)
 	for _, name := range order {
-		n, err := s.rewriteBlock(w, pb, coldSeries, p, groups[name])
+		n, err := s.rewriteBlock(w, pb, coldSeries, p, groups[name], filter)
 		if err != nil {
 			return moved, used, err
 		}
@@ -540,7 +547,7 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64) (moved, us
 // one or more blocks covering the same series, then deletes the chunks
 // from the chunks bucket. A damaged block, or chunks that do not merge,
 // leave everything as it was, counted.
-func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p int64, g *coldGroup) (int, error) {
+func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p int64, g *coldGroup, filter *stoneFilter) (int, error) {
 	var recs []coldRecord
 	if g.key != nil {
 		old, err := decodeColdBlock(pb.Get(g.key))
@@ -558,6 +565,16 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 		s.m.damagedBlocks.Inc()
 		s.logger.Error("stored chunk that does not decode left uncompacted", "tenant", w.tenantName, "series", r.id, "max_time", r.maxTime)
 	}
+	// Chunks wholly inside a tombstone are not written again: retention
+	// would delete them from the chunks bucket.
+	touched := map[uint64]bool{}
+	merged = slices.DeleteFunc(merged, func(r coldRecord) bool {
+		if filter.deleted(r) {
+			touched[r.id] = true
+			return true
+		}
+		return false
+	})
 	if g.key != nil {
 		if err := pb.Delete(g.key); err != nil {
 			return 0, err
@@ -611,7 +628,7 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 			}
 		}
 	}
-	return moved, nil
+	return moved, refreshNewest(w.tenant, p, touched)
 }
 
 // outsideChunk is a chunk a merge produced that ends outside the
@@ -807,4 +824,200 @@ func (w *tenantWriter) coldValue(id uint64, maxTime int64) []byte {
 // damage count.
 func (s *Store) coldEnv(tenant string) coldEnv {
 	return coldEnv{tenant: tenant, blocks: s.blocks, damaged: func(p int64, key []byte, err error) { s.coldDamaged(tenant, p, key, err) }}
+}
+
+var bucketColdStones = []byte("cold_stones")
+
+// stonesHash identifies the tombstones that can hide a whole chunk of
+// partition p: those overlapping it.
+func stonesHash(stones []Tombstone, p int64) []byte {
+	var lines []string
+	for _, t := range stones {
+		if t.MaxTime >= p && t.MinTime < p+activeWidth {
+			lines = append(lines, fmt.Sprintf("%d %d %v", t.MinTime, t.MaxTime, t.Matchers))
+		}
+	}
+	slices.Sort(lines)
+	h := fnv.New64a()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{0})
+	}
+	return h.Sum(nil)
+}
+
+// stoneFilter tells whether a record lies wholly inside a tombstone that
+// selects its series, looking each series' labels up once.
+type stoneFilter struct {
+	stones []Tombstone
+	series *bbolt.Bucket
+	labels map[uint64]labels.Labels
+}
+
+func newStoneFilter(stones []Tombstone, series *bbolt.Bucket) *stoneFilter {
+	return &stoneFilter{stones: stones, series: series, labels: map[uint64]labels.Labels{}}
+}
+
+func (f *stoneFilter) deleted(r coldRecord) bool {
+	if len(f.stones) == 0 {
+		return false
+	}
+	minTime, err := chunkValueMinTime(r.value)
+	if err != nil {
+		return false
+	}
+	ls, ok := f.labels[r.id]
+	if !ok {
+		if raw := f.series.Get(idKey(r.id)); raw != nil {
+			if pairs, err := decodeLabels(nil, string(raw)); err == nil {
+				ls = labels.New(pairs...)
+			}
+		}
+		f.labels[r.id] = ls
+	}
+	for _, t := range f.stones {
+		if t.MinTime <= minTime && r.maxTime <= t.MaxTime && t.Matches(ls) {
+			return true
+		}
+	}
+	return false
+}
+
+// applyStonesToCold deletes from the tenant's cold partitions the chunks
+// wholly inside a tombstone selecting their series, as retention deletes
+// such chunks from the chunks bucket, and returns how many. A partition
+// is read only when the tombstones overlapping it changed since it was
+// last cleaned (cold_stones); compaction keeps what it writes clean.
+func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error) {
+	var parts []int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if tb == nil || tb.Bucket(bucketCold) == nil {
+			return nil
+		}
+		done := tb.Bucket(bucketColdStones)
+		return tb.Bucket(bucketCold).ForEachBucket(func(k []byte) error {
+			if len(k) != 8 {
+				return nil
+			}
+			p := unsortableTime(binary.BigEndian.Uint64(k))
+			if done == nil || !bytes.Equal(done.Get(k), stonesHash(stones, p)) {
+				parts = append(parts, p)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, p := range parts {
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+			if tb == nil {
+				return nil
+			}
+			pb := tb.Bucket(bucketCold).Bucket(timeKey(p))
+			if pb == nil {
+				return nil
+			}
+			n, err := s.cleanPartition(tb, pb, p, stones)
+			deleted += n
+			if err != nil {
+				return err
+			}
+			done, err := tb.CreateBucketIfNotExists(bucketColdStones)
+			if err != nil {
+				return err
+			}
+			return done.Put(timeKey(p), stonesHash(stones, p))
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("partition %d: %w", p, err)
+		}
+	}
+	return deleted, nil
+}
+
+// cleanPartition rewrites the blocks of partition p holding chunks wholly
+// inside a tombstone, without them, and refreshes cold_series for their
+// series. A damaged block is left as it is.
+func (s *Store) cleanPartition(tb, pb *bbolt.Bucket, p int64, stones []Tombstone) (int, error) {
+	filter := newStoneFilter(stones, tb.Bucket(bucketSeries))
+	type rewrite struct {
+		key  []byte
+		keep []coldRecord
+	}
+	var rewrites []rewrite
+	touched := map[uint64]bool{}
+	err := pb.ForEach(func(k, v []byte) error {
+		recs, err := decodeColdBlock(v)
+		if err != nil || len(k) != idLen {
+			return nil
+		}
+		keep := recs[:0:0]
+		for _, r := range recs {
+			if filter.deleted(r) {
+				touched[r.id] = true
+				continue
+			}
+			keep = append(keep, r)
+		}
+		if len(keep) < len(recs) {
+			rewrites = append(rewrites, rewrite{bytes.Clone(k), keep})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, rw := range rewrites {
+		before, _ := decodeColdBlock(pb.Get(rw.key))
+		deleted += len(before) - len(rw.keep)
+		if err := pb.Delete(rw.key); err != nil {
+			return deleted, err
+		}
+		// The kept records start at or after the old key and end before
+		// the next block's: one block under the first's ID keeps the
+		// lookup rule.
+		if len(rw.keep) > 0 {
+			if err := pb.Put(idKey(rw.keep[0].id), encodeColdBlock(rw.keep)); err != nil {
+				return deleted, err
+			}
+		}
+	}
+	return deleted, refreshNewest(tb, p, touched)
+}
+
+// refreshNewest corrects cold_series for the series of touched, some of
+// whose chunks in partition p were deleted: where its newest compacted
+// chunk was one of them, the newest left (in p or before) replaces it.
+func refreshNewest(tb *bbolt.Bucket, p int64, touched map[uint64]bool) error {
+	cs := tb.Bucket(bucketColdSeries)
+	if cs == nil || len(touched) == 0 {
+		return nil
+	}
+	cr := openColdReader(tb, coldEnv{})
+	for id := range touched {
+		newest := readSeriesTime(cs, id)
+		if newest == math.MinInt64 || partitionOf(newest) != p {
+			continue // its newest compacted chunk is elsewhere, and stays
+		}
+		found, t := false, int64(math.MinInt64)
+		cr.each(id, math.MinInt64, newest, func(r coldRecord) bool {
+			found, t = true, max(t, r.maxTime)
+			return true
+		})
+		var err error
+		if found {
+			err = cs.Put(idKey(id), timeKey(t))
+		} else {
+			err = cs.Delete(idKey(id))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -56,6 +56,12 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 			s.m.retentionDeleted.Add(float64(dropped))
 			return err
 		})
+		if err == nil && len(stones) > 0 {
+			var cleaned int
+			cleaned, err = s.applyStonesToCold(tenant, stones)
+			deletedChunks += cleaned
+			s.m.retentionDeleted.Add(float64(cleaned))
+		}
 		if err != nil {
 			return deletedChunks, fmt.Errorf("store: retention tenant %q: %w", tenant, err)
 		}

@@ -68,10 +68,9 @@ type Store interface {
 	// ApplyRetention deletes each tenant's chunks that end before now
 	// minus the tenant's retention (0 keeps them forever) and the chunks
 	// wholly inside a tombstone selecting their series, then the series
-	// left without chunks. A store may delete compacted chunks only with
-	// the whole partition holding them, reads no longer returning them
-	// from the call on, and count them then; a compacted chunk inside a
-	// tombstone stays until its partition goes (readers hide it).
+	// left without chunks. A store may delete compacted chunks past the
+	// retention only with the whole partition holding them, reads no
+	// longer returning them from the call on, and count them then.
 	ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error)
 	// Backup calls fn with the size of a consistent copy of the whole
 	// store, as of the call, and a function that writes that copy. Puts

@@ -49,11 +49,7 @@ func Run(t *testing.T, open Open, restore Restore) {
 		{"RetentionDeletesTombstonedChunks", retentionDeletesTombstonedChunks},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open) })
-		// Deleting tombstoned chunks from disk is not done to compacted
-		// chunks until their partition goes (Store.ApplyRetention).
-		if c.name != "RetentionDeletesTombstonedChunks" {
-			t.Run(c.name+"/Compacted", func(t *testing.T) { c.fn(t, compacting(open)) })
-		}
+		t.Run(c.name+"/Compacted", func(t *testing.T) { c.fn(t, compacting(open)) })
 	}
 }
 
