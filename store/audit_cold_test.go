@@ -352,3 +352,115 @@ func TestColdDeletionFreesCompactedChunks(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
+
+// Second audit.
+
+// When a deletion takes a series' newest compacted chunk, the newest
+// left, partitions earlier, takes its place.
+func TestAudit2ColdNewestFromAnEarlierPartition(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	a := labels.FromStrings("__name__", "a")
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, 1_000_000, 5, 15000), stepChunk(t, 2*activeWidth+1_000_000, 5, 15000))}))
+	_, err := st.Compact(3 * activeWidth)
+	require.NoError(t, err)
+	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, MinTime: 2 * activeWidth, MaxTime: 3 * activeWidth}))
+	_, err = st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	var last []Sample
+	require.NoError(t, st.LastSamples("t", []labels.Labels{a}, func(_ int, s Sample) { last = append(last, s) }))
+	require.Len(t, last, 1)
+	require.Equal(t, int64(1_000_000), last[0].T)
+}
+
+// Cleaning a partition goes a bounded batch of blocks per transaction and
+// still deletes every chunk the tombstone covers.
+func TestAudit2ColdCleaningInBatches(t *testing.T) {
+	defer func(old int) { coldGroupMax = old }(coldGroupMax)
+	st := openTest(t, testOptions(t))
+	var batch []SeriesChunks
+	for k := range 300 {
+		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), stepChunk(t, 1_000_000, 120, 15000)))
+	}
+	require.NoError(t, st.Put("t", batch))
+	_, err := st.Compact(activeWidth)
+	require.NoError(t, err)
+	coldGroupMax = 64 << 10 // a few blocks per transaction
+	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "k", ".*0")}, MinTime: -activeWidth, MaxTime: activeWidth}))
+	deleted, err := st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Equal(t, 30, deleted)
+	got, err := st.Series("t", math.MinInt64, math.MaxInt64, nil)
+	require.NoError(t, err)
+	require.Len(t, got, 270)
+	again, err := st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Zero(t, again, "the partition is marked clean")
+}
+
+// Compaction that wrote a chunk with an older view of the tombstones
+// clears the partition's clean mark, so retention looks at it again.
+func TestAudit2ColdCompactionWithStaleTombstonesIsCleanedLater(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	a := labels.FromStrings("__name__", "a")
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, 1_000_000, 5, 15000))}))
+	_, err := st.Compact(activeWidth)
+	require.NoError(t, err)
+	stone := Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, MinTime: 2_000_000, MaxTime: 3_000_000}
+	require.NoError(t, st.AddTombstone("t", stone))
+	_, err = st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	// A late chunk inside the tombstone, compacted by a pass that read
+	// the tombstones before it was added.
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, 2_500_000, 5, 15000))}))
+	_, err = st.compactTenant("t", activeWidth, nil)
+	require.NoError(t, err)
+	deleted, err := st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Equal(t, 1, deleted)
+	got, err := st.Select("t", 2_000_000, 3_000_000)
+	require.NoError(t, err)
+	require.Empty(t, got)
+}
+
+// A chunk put under a compacted chunk's key reads as in a store that
+// never compacted: one chunk, the merge of both.
+func TestAudit2ColdPutUnderCompactedKeyReadsOnce(t *testing.T) {
+	a, b := openTest(t, testOptions(t)), openTest(t, testOptions(t))
+	ls := labels.FromStrings("__name__", "m")
+	first, second := stepChunk(t, 1_000_000, 5, 15000), stepChunk(t, 1_000_000, 9, 15000)
+	for _, st := range []*Store{a, b} {
+		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, first)}))
+	}
+	_, err := a.Compact(activeWidth)
+	require.NoError(t, err)
+	for _, st := range []*Store{a, b} {
+		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, second)}))
+	}
+	want, err := b.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	got, err := a.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
+
+// A series whose chunks in a partition, stored and new together, would
+// not fit a block the decoder accepts keeps its new chunks uncompacted.
+func TestAudit2ColdSeriesGrowingPastTheBlockBound(t *testing.T) {
+	defer func(old int) { coldGroupMax = old }(coldGroupMax)
+	coldGroupMax = 4 << 10
+	st := openTest(t, testOptions(t))
+	ls := labels.FromStrings("__name__", "m")
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, stepChunk(t, 1_000_000, 120, 1000))}))
+	moved, err := st.Compact(activeWidth)
+	require.NoError(t, err)
+	require.Equal(t, 1, moved)
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, stepChunk(t, 2_000_000, 120, 1000))}))
+	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	moved, err = st.Compact(activeWidth)
+	require.NoError(t, err)
+	require.Zero(t, moved, "the series would pass the bound")
+	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}

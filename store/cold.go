@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/fnv"
+	"maps"
 	"math"
 	"slices"
 
@@ -482,6 +483,13 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []T
 		return 0, 0, err
 	}
 	pb.FillPercent = 1 // blocks are written in key order, and whole
+	// What this pass writes was filtered by the tombstones as they were
+	// when it began: retention looks at the partition again.
+	if marks := w.tenant.Bucket(bucketColdStones); marks != nil {
+		if err := marks.Delete(timeKey(p)); err != nil {
+			return 0, 0, err
+		}
+	}
 	coldSeries, err := w.tenant.CreateBucketIfNotExists(bucketColdSeries)
 	if err != nil {
 		return 0, 0, err
@@ -560,6 +568,16 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 	merged, outside, left, err := mergeRecords(recs, g.hot, p)
 	if err != nil {
 		return 0, err
+	}
+	// A block holds a series whole: one series too large for a block
+	// the decoder accepts leaves the group as it is.
+	perSeries := map[uint64]int{}
+	for _, r := range merged {
+		perSeries[r.id] += len(r.value) + 20
+		if perSeries[r.id] > coldGroupMax/2 {
+			s.logger.Warn("series too large for one cold block; its chunks stay uncompacted", "tenant", w.tenantName, "series", r.id, "partition_start_ms", p)
+			return 0, nil
+		}
 	}
 	for _, r := range left {
 		s.m.damagedBlocks.Inc()
@@ -762,9 +780,14 @@ func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 		}
 		old = append(old, bytes.Clone(k))
 	}
-	dirty := tb.Bucket(bucketColdDirty)
+	dirty, marks := tb.Bucket(bucketColdDirty), tb.Bucket(bucketColdStones)
 	deleted := 0
 	for _, k := range old {
+		if marks != nil {
+			if err := marks.Delete(k); err != nil {
+				return deleted, err
+			}
+		}
 		_ = cold.Bucket(k).ForEach(func(_, v []byte) error {
 			if recs, err := decodeColdBlock(v); err == nil {
 				deleted += len(recs)
@@ -829,13 +852,16 @@ func (s *Store) coldEnv(tenant string) coldEnv {
 var bucketColdStones = []byte("cold_stones")
 
 // stonesHash identifies the tombstones that can hide a whole chunk of
-// partition p: those overlapping it.
+// partition p: those overlapping it; nil when none does.
 func stonesHash(stones []Tombstone, p int64) []byte {
 	var lines []string
 	for _, t := range stones {
 		if t.MaxTime >= p && t.MinTime < p+activeWidth {
 			lines = append(lines, fmt.Sprintf("%d %d %v", t.MinTime, t.MaxTime, t.Matchers))
 		}
+	}
+	if len(lines) == 0 {
+		return nil
 	}
 	slices.Sort(lines)
 	h := fnv.New64a()
@@ -886,8 +912,10 @@ func (f *stoneFilter) deleted(r coldRecord) bool {
 // applyStonesToCold deletes from the tenant's cold partitions the chunks
 // wholly inside a tombstone selecting their series, as retention deletes
 // such chunks from the chunks bucket, and returns how many. A partition
-// is read only when the tombstones overlapping it changed since it was
-// last cleaned (cold_stones); compaction keeps what it writes clean.
+// is read only when tombstones overlap it and they changed since it was
+// last cleaned (cold_stones), a batch of blocks per transaction; the mark
+// is written after the last batch, and compaction, which may write chunks
+// with an older view of the tombstones, clears it.
 func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error) {
 	var parts []int64
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -901,7 +929,8 @@ func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error
 				return nil
 			}
 			p := unsortableTime(binary.BigEndian.Uint64(k))
-			if done == nil || !bytes.Equal(done.Get(k), stonesHash(stones, p)) {
+			h := stonesHash(stones, p)
+			if h != nil && (done == nil || !bytes.Equal(done.Get(k), h)) {
 				parts = append(parts, p)
 			}
 			return nil
@@ -912,26 +941,8 @@ func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error
 	}
 	deleted := 0
 	for _, p := range parts {
-		err := s.db.Update(func(tx *bbolt.Tx) error {
-			tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
-			if tb == nil {
-				return nil
-			}
-			pb := tb.Bucket(bucketCold).Bucket(timeKey(p))
-			if pb == nil {
-				return nil
-			}
-			n, err := s.cleanPartition(tb, pb, p, stones)
-			deleted += n
-			if err != nil {
-				return err
-			}
-			done, err := tb.CreateBucketIfNotExists(bucketColdStones)
-			if err != nil {
-				return err
-			}
-			return done.Put(timeKey(p), stonesHash(stones, p))
-		})
+		n, err := s.cleanPartition(tenant, p, stones)
+		deleted += n
 		if err != nil {
 			return deleted, fmt.Errorf("partition %d: %w", p, err)
 		}
@@ -940,75 +951,130 @@ func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error
 }
 
 // cleanPartition rewrites the blocks of partition p holding chunks wholly
-// inside a tombstone, without them, and refreshes cold_series for their
-// series. A damaged block is left as it is.
-func (s *Store) cleanPartition(tb, pb *bbolt.Bucket, p int64, stones []Tombstone) (int, error) {
-	filter := newStoneFilter(stones, tb.Bucket(bucketSeries))
-	type rewrite struct {
-		key  []byte
-		keep []coldRecord
-	}
-	var rewrites []rewrite
-	touched := map[uint64]bool{}
-	err := pb.ForEach(func(k, v []byte) error {
-		recs, err := decodeColdBlock(v)
-		if err != nil || len(k) != idLen {
-			return nil
-		}
-		keep := recs[:0:0]
-		for _, r := range recs {
-			if filter.deleted(r) {
-				touched[r.id] = true
-				continue
-			}
-			keep = append(keep, r)
-		}
-		if len(keep) < len(recs) {
-			rewrites = append(rewrites, rewrite{bytes.Clone(k), keep})
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
+// inside a tombstone, without them, about coldGroupMax/2 of blocks per
+// transaction, refreshes cold_series for their series, and marks the
+// partition clean. A damaged block is left as it is.
+func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int, error) {
 	deleted := 0
-	for _, rw := range rewrites {
-		before, _ := decodeColdBlock(pb.Get(rw.key))
-		deleted += len(before) - len(rw.keep)
-		if err := pb.Delete(rw.key); err != nil {
+	for from, done := []byte(nil), false; !done; {
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			done = true
+			tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+			if tb == nil || tb.Bucket(bucketCold) == nil || tb.Bucket(bucketCold).Bucket(timeKey(p)) == nil {
+				return nil
+			}
+			pb := tb.Bucket(bucketCold).Bucket(timeKey(p))
+			filter := newStoneFilter(stones, tb.Bucket(bucketSeries))
+			type rewrite struct {
+				key  []byte
+				keep []coldRecord
+			}
+			var rewrites []rewrite
+			touched := map[uint64]bool{}
+			c := pb.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			for size := 0; k != nil; k, v = c.Next() {
+				if size >= coldGroupMax/2 {
+					from, done = bytes.Clone(k), false
+					break
+				}
+				size += len(v)
+				recs, err := decodeColdBlock(v)
+				if err != nil || len(k) != idLen {
+					continue
+				}
+				keep := recs[:0:0]
+				for _, r := range recs {
+					if filter.deleted(r) {
+						touched[r.id] = true
+						continue
+					}
+					keep = append(keep, r)
+				}
+				if len(keep) < len(recs) {
+					deleted += len(recs) - len(keep)
+					rewrites = append(rewrites, rewrite{bytes.Clone(k), keep})
+				}
+			}
+			for _, rw := range rewrites {
+				if err := pb.Delete(rw.key); err != nil {
+					return err
+				}
+				// The kept records start at or after the old key and end
+				// before the next block's: one block under the first's
+				// ID keeps the lookup rule.
+				if len(rw.keep) > 0 {
+					if err := pb.Put(idKey(rw.keep[0].id), encodeColdBlock(rw.keep)); err != nil {
+						return err
+					}
+				}
+			}
+			if err := refreshNewest(tb, p, touched); err != nil {
+				return err
+			}
+			if !done {
+				return nil
+			}
+			marks, err := tb.CreateBucketIfNotExists(bucketColdStones)
+			if err != nil {
+				return err
+			}
+			return marks.Put(timeKey(p), stonesHash(stones, p))
+		})
+		if err != nil {
 			return deleted, err
 		}
-		// The kept records start at or after the old key and end before
-		// the next block's: one block under the first's ID keeps the
-		// lookup rule.
-		if len(rw.keep) > 0 {
-			if err := pb.Put(idKey(rw.keep[0].id), encodeColdBlock(rw.keep)); err != nil {
-				return deleted, err
-			}
-		}
 	}
-	return deleted, refreshNewest(tb, p, touched)
+	return deleted, nil
 }
 
 // refreshNewest corrects cold_series for the series of touched, some of
 // whose chunks in partition p were deleted: where its newest compacted
-// chunk was one of them, the newest left (in p or before) replaces it.
+// chunk was one of them, the newest left replaces it, found in p or in
+// the nearest partition before p that has one; none left, the entry goes.
 func refreshNewest(tb *bbolt.Bucket, p int64, touched map[uint64]bool) error {
 	cs := tb.Bucket(bucketColdSeries)
 	if cs == nil || len(touched) == 0 {
 		return nil
 	}
-	cr := openColdReader(tb, coldEnv{})
-	for id := range touched {
+	retainedFrom := readTime(tb, keyRetainedFrom)
+	cold := tb.Bucket(bucketCold)
+	for _, id := range slices.Sorted(maps.Keys(touched)) {
 		newest := readSeriesTime(cs, id)
 		if newest == math.MinInt64 || partitionOf(newest) != p {
 			continue // its newest compacted chunk is elsewhere, and stays
 		}
 		found, t := false, int64(math.MinInt64)
-		cr.each(id, math.MinInt64, newest, func(r coldRecord) bool {
-			found, t = true, max(t, r.maxTime)
-			return true
-		})
+		c := cold.Cursor()
+		k, v := c.Seek(timeKey(p))
+		if k == nil || !bytes.Equal(k, timeKey(p)) {
+			k, v = c.Prev()
+		}
+		for ; k != nil && !found; k, v = c.Prev() {
+			if v != nil || len(k) != 8 {
+				continue
+			}
+			pb := cold.Bucket(k)
+			key, value, _ := coldBlockFor(pb, id)
+			if key == nil {
+				continue
+			}
+			recs, err := decodeColdBlock(value)
+			if err != nil {
+				continue
+			}
+			for _, r := range recs {
+				if r.id == id && r.maxTime <= newest && r.maxTime >= retainedFrom {
+					found, t = true, max(t, r.maxTime)
+				}
+			}
+			if unsortableTime(binary.BigEndian.Uint64(k)) < retainedFrom {
+				break
+			}
+		}
 		var err error
 		if found {
 			err = cs.Put(idKey(id), timeKey(t))

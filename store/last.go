@@ -85,6 +85,9 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, 
 		}
 		if r.cold != nil {
 			r.cold.each(id, t, limit, func(rec coldRecord) bool {
+				if slices.ContainsFunc(candidates, func(c Chunk) bool { return c.MaxTime == rec.maxTime }) {
+					return true // the chunks bucket's merge of both answers
+				}
 				if c, err := chunkInTx(chunkKey(id, rec.maxTime), rec.value); err == nil && c.MinTime <= t {
 					candidates = append(candidates, c)
 				}

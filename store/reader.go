@@ -352,6 +352,7 @@ func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk
 		limit = math.MaxInt64
 	}
 	var out []Chunk
+	var hotEnds []int64 // MaxTimes in the chunks bucket: a block's chunk under one is older
 	for k, v := r.chunkCursor.Seek(chunkKey(id, mint)); k != nil; k, v = r.chunkCursor.Next() {
 		if len(k) != chunkKeyLen {
 			return nil, false, fmt.Errorf("chunk key of %d bytes: %w", len(k), errCorrupt)
@@ -363,6 +364,7 @@ func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk
 		if err != nil {
 			return nil, false, fmt.Errorf("series %d: %w", id, err)
 		}
+		hotEnds = append(hotEnds, chunkKeyMaxTime(k))
 		if minTime > maxt {
 			continue
 		}
@@ -379,7 +381,10 @@ func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk
 		var err error
 		r.cold.each(id, mint, limit, func(rec coldRecord) bool {
 			minTime, _ := chunkValueMinTime(rec.value) // checked by decodeColdBlock
-			if minTime > maxt {
+			// A chunk put under a compacted chunk's key holds the merge
+			// of both (putChunk): it answers alone, as in a store that
+			// never compacted.
+			if minTime > maxt || slices.Contains(hotEnds, rec.maxTime) {
 				return true
 			}
 			var c Chunk
