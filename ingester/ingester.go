@@ -229,8 +229,23 @@ const compactPeriod = 10 * time.Minute
 // ago into the store's compacted form; reads do not change.
 func (i *Ingester) compact() {
 	before := time.Now().Add(-i.cfg.CompactAfter).UnixMilli()
-	n, err := i.store.Compact(before)
-	if err != nil {
+	// A first pass over weeks of stored data takes minutes: Stop must
+	// not wait for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-i.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	n, err := i.store.Compact(ctx, before)
+	switch {
+	case ctx.Err() != nil:
+		i.logger.Info("compaction stopped for shutdown; the next start goes on", "chunks", n)
+		return
+	case err != nil:
 		i.logger.Error("compaction failed", "err", err)
 	}
 	if n > 0 {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -27,7 +28,7 @@ func TestAuditColdLateChunkBeforeRetainedFromStaysVisible(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	ls := labels.FromStrings("__name__", "m")
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, stepChunk(t, activeWidth+3_600_000, 10, 15000))}))
-	_, err := st.Compact(2 * activeWidth)
+	_, err := st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	// Cutoff in the middle of partition 1: the partition stays.
 	now := time.UnixMilli(activeWidth + 1_800_000 + int64(time.Hour/time.Millisecond))
@@ -38,7 +39,7 @@ func TestAuditColdLateChunkBeforeRetainedFromStaysVisible(t *testing.T) {
 	before, err := st.Select("t", late.MinTime, late.MaxTime)
 	require.NoError(t, err)
 	require.Len(t, before, 1, "the late chunk is read")
-	_, err = st.Compact(2 * activeWidth)
+	_, err = st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	after, err := st.Select("t", late.MinTime, late.MaxTime)
 	require.NoError(t, err)
@@ -63,7 +64,7 @@ func TestAuditColdBadChunkDoesNotStopCompaction(t *testing.T) {
 		k, _ := cb.Cursor().First()
 		return cb.Put(chunkKey(binary.BigEndian.Uint64(k), 1_000_000), []byte{1, 2, 3})
 	}))
-	moved, err := st.Compact(2 * activeWidth)
+	moved, err := st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, 5, moved, "every chunk but the damaged one")
 	require.Positive(t, testutil.ToFloat64(st.m.damagedBlocks))
@@ -83,7 +84,7 @@ func TestAuditColdBadChunkDoesNotStopCompaction(t *testing.T) {
 		return dirty.Put(timeKey(0), nil)
 	}))
 	require.NoError(t, st.Put("u", []SeriesChunks{seriesOf(a, stepChunk(t, 1_500_000, 10, 15000))}))
-	moved, err = st.Compact(2 * activeWidth)
+	moved, err = st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, 1, moved, "a's new chunk, not b's undecodable one")
 }
@@ -106,7 +107,7 @@ func TestAuditColdLargeSeriesAndBatchesByBytes(t *testing.T) {
 	require.NoError(t, st.Put("t", batch))
 	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
-	moved, err := st.Compact(activeWidth)
+	moved, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, 30, moved, "the 30 small series, not the big one")
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
@@ -129,7 +130,7 @@ func TestAuditColdLongRangeBeyondTheCache(t *testing.T) {
 	require.NoError(t, st.Put("t", batch))
 	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
-	_, err = st.Compact(math.MaxInt64)
+	_, err = st.Compact(context.Background(), math.MaxInt64)
 	require.NoError(t, err)
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
@@ -157,12 +158,12 @@ func TestAuditColdMergeChunksEndingInAnotherPartition(t *testing.T) {
 	for _, st := range []*Store{a, b} {
 		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, enc(floats)...)}))
 	}
-	_, err := a.Compact(math.MaxInt64)
+	_, err := a.Compact(context.Background(), math.MaxInt64)
 	require.NoError(t, err)
 	for _, st := range []*Store{a, b} {
 		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, hist...)}))
 	}
-	_, err = a.Compact(math.MaxInt64)
+	_, err = a.Compact(context.Background(), math.MaxInt64)
 	require.NoError(t, err)
 	// Again under the key of the float chunk the merge cut at p-1000,
 	// with another value there: the stored one must win.
@@ -170,7 +171,7 @@ func TestAuditColdMergeChunksEndingInAnotherPartition(t *testing.T) {
 	for _, st := range []*Store{a, b} {
 		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, again...)}))
 	}
-	_, err = a.Compact(math.MaxInt64)
+	_, err = a.Compact(context.Background(), math.MaxInt64)
 	require.NoError(t, err)
 	for _, r := range [][2]int64{{p - 500, p - 500}, {p + 1, p + 1000}} {
 		want, err := b.Select("t", r[0], r[1])
@@ -219,7 +220,7 @@ func TestAuditColdDeletedSeriesStaysForgotten(t *testing.T) {
 		seriesOf(old, stepChunk(t, activeWidth+1_000, 5, 15000)),
 		seriesOf(live, stepChunk(t, activeWidth+1_000_000, 5, 15000), stepChunk(t, 3*activeWidth+1_000, 5, 15000)),
 	}))
-	_, err := st.Compact(2 * activeWidth)
+	_, err := st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	// The cutoff passes old's chunk, not the partition.
 	_, err = st.ApplyRetention(time.UnixMilli(activeWidth+100_000+int64(time.Hour/time.Millisecond)), func(string) time.Duration { return time.Hour })
@@ -234,7 +235,7 @@ func TestAuditColdDeletedSeriesStaysForgotten(t *testing.T) {
 	}
 	require.Equal(t, 1, entries(), "old is gone")
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(live, stepChunk(t, activeWidth+2_000_000, 5, 15000))}))
-	_, err = st.Compact(2 * activeWidth)
+	_, err = st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, 1, entries(), "old did not come back")
 }
@@ -245,7 +246,7 @@ func TestAuditColdDamagedKeyDoesNotPanic(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	ls := labels.FromStrings("__name__", "m")
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, stepChunk(t, 1_000_000, 10, 15000))}))
-	_, err := st.Compact(activeWidth)
+	_, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
 		pb := tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketCold).Bucket(timeKey(0))
@@ -277,7 +278,7 @@ func TestAuditColdRetentionCountsAndFormat(t *testing.T) {
 	}
 	require.NoError(t, st.Put("t", batch))
 	require.Equal(t, formatBeforeBlock, version())
-	_, err := st.Compact(activeWidth)
+	_, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, formatVersion, version())
 	deleted, err := st.ApplyRetention(time.UnixMilli(activeWidth+int64(time.Hour/time.Millisecond)), func(string) time.Duration { return time.Hour })
@@ -326,7 +327,7 @@ func TestColdDeletionFreesCompactedChunks(t *testing.T) {
 		seriesOf(a, stepChunk(t, activeWidth+1_000_000, 10, 15000), stepChunk(t, activeWidth+2_000_000, 10, 15000)),
 		seriesOf(gone, stepChunk(t, activeWidth+1_000_000, 10, 15000)),
 	}))
-	_, err := st.Compact(2 * activeWidth)
+	_, err := st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, MinTime: activeWidth + 1_500_000, MaxTime: activeWidth + 3_000_000}))
 	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "gone")}, MinTime: math.MinInt64, MaxTime: math.MaxInt64}))
@@ -346,7 +347,7 @@ func TestColdDeletionFreesCompactedChunks(t *testing.T) {
 
 	// A chunk put later inside the tombstone is deleted by compaction.
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, activeWidth+2_500_000, 10, 15000))}))
-	_, err = st.Compact(2 * activeWidth)
+	_, err = st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	got, err := st.Select("t", activeWidth+1_500_000, activeWidth+3_000_000)
 	require.NoError(t, err)
@@ -361,7 +362,7 @@ func TestAudit2ColdNewestFromAnEarlierPartition(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	a := labels.FromStrings("__name__", "a")
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, 1_000_000, 5, 15000), stepChunk(t, 2*activeWidth+1_000_000, 5, 15000))}))
-	_, err := st.Compact(3 * activeWidth)
+	_, err := st.Compact(context.Background(), 3*activeWidth)
 	require.NoError(t, err)
 	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, MinTime: 2 * activeWidth, MaxTime: 3 * activeWidth}))
 	_, err = st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
@@ -382,7 +383,7 @@ func TestAudit2ColdCleaningInBatches(t *testing.T) {
 		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), stepChunk(t, 1_000_000, 120, 15000)))
 	}
 	require.NoError(t, st.Put("t", batch))
-	_, err := st.Compact(activeWidth)
+	_, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	coldGroupMax = 64 << 10 // a few blocks per transaction
 	require.NoError(t, st.AddTombstone("t", Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "k", ".*0")}, MinTime: -activeWidth, MaxTime: activeWidth}))
@@ -403,7 +404,7 @@ func TestAudit2ColdCompactionWithStaleTombstonesIsCleanedLater(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	a := labels.FromStrings("__name__", "a")
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, 1_000_000, 5, 15000))}))
-	_, err := st.Compact(activeWidth)
+	_, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	stone := Tombstone{Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "a")}, MinTime: 2_000_000, MaxTime: 3_000_000}
 	require.NoError(t, st.AddTombstone("t", stone))
@@ -412,7 +413,7 @@ func TestAudit2ColdCompactionWithStaleTombstonesIsCleanedLater(t *testing.T) {
 	// A late chunk inside the tombstone, compacted by a pass that read
 	// the tombstones before it was added.
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(a, stepChunk(t, 2_500_000, 5, 15000))}))
-	_, err = st.compactTenant("t", activeWidth, nil)
+	_, err = st.compactTenant(context.Background(), "t", activeWidth, nil)
 	require.NoError(t, err)
 	deleted, err := st.ApplyRetention(time.UnixMilli(0), func(string) time.Duration { return 0 })
 	require.NoError(t, err)
@@ -431,7 +432,7 @@ func TestAudit2ColdPutUnderCompactedKeyReadsOnce(t *testing.T) {
 	for _, st := range []*Store{a, b} {
 		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, first)}))
 	}
-	_, err := a.Compact(activeWidth)
+	_, err := a.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	for _, st := range []*Store{a, b} {
 		require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, second)}))
@@ -451,15 +452,43 @@ func TestAudit2ColdSeriesGrowingPastTheBlockBound(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	ls := labels.FromStrings("__name__", "m")
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, stepChunk(t, 1_000_000, 120, 1000))}))
-	moved, err := st.Compact(activeWidth)
+	moved, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, 1, moved)
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(ls, stepChunk(t, 2_000_000, 120, 1000))}))
 	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
-	moved, err = st.Compact(activeWidth)
+	moved, err = st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.Zero(t, moved, "the series would pass the bound")
+	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
+
+// Compaction stops when its context ends, so that an ingester's Stop does
+// not wait for a first pass over weeks of data; the next pass goes on.
+func TestCompactStopsWithItsContext(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	var batch []SeriesChunks
+	for k := range 10 {
+		var cs []Chunk
+		for p := range int64(5) {
+			cs = append(cs, stepChunk(t, p*activeWidth+1_000_000, 5, 15000))
+		}
+		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), cs...))
+	}
+	require.NoError(t, st.Put("t", batch))
+	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	moved, err := st.Compact(ctx, math.MaxInt64)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, moved)
+	moved, err = st.Compact(context.Background(), math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, 50, moved)
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
 	require.Equal(t, want, got)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -327,8 +328,9 @@ func readSeriesTime(b *bbolt.Bucket, id uint64) int64 {
 // partition (an out-of-order flush, a handover) is stored as usual and
 // marks the partition for the next pass. Partitions of an upgraded tenant
 // from before its active index stay as they are. A tenant's failure does
-// not stop the others'; the errors are returned together.
-func (s *Store) Compact(before int64) (moved int, err error) {
+// not stop the others'; the errors are returned together. When ctx ends,
+// it stops after the transaction under way and returns ctx's error.
+func (s *Store) Compact(ctx context.Context, before int64) (moved int, err error) {
 	tenants, err := s.tenants()
 	if err != nil {
 		return 0, fmt.Errorf("store: compact: %w", err)
@@ -339,9 +341,12 @@ func (s *Store) Compact(before int64) (moved int, err error) {
 	}
 	var errs []error
 	for _, tenant := range tenants {
-		n, err := s.compactTenant(tenant, before, deletions[tenant].Tombstones)
+		n, err := s.compactTenant(ctx, tenant, before, deletions[tenant].Tombstones)
 		moved += n
 		s.m.compactedChunks.Add(float64(n))
+		if err := ctx.Err(); err != nil {
+			return moved, fmt.Errorf("store: compact: %w", err)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("store: compact tenant %q: %w", tenant, err))
 		}
@@ -349,7 +354,7 @@ func (s *Store) Compact(before int64) (moved int, err error) {
 	return moved, errors.Join(errs...)
 }
 
-func (s *Store) compactTenant(tenant string, before int64, stones []Tombstone) (int, error) {
+func (s *Store) compactTenant(ctx context.Context, tenant string, before int64, stones []Tombstone) (int, error) {
 	var todo []int64
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
@@ -384,7 +389,7 @@ func (s *Store) compactTenant(tenant string, before int64, stones []Tombstone) (
 	slices.Sort(todo)
 	moved := 0
 	for _, p := range slices.Compact(todo) {
-		n, err := s.compactPartition(tenant, p, stones)
+		n, err := s.compactPartition(ctx, tenant, p, stones)
 		moved += n
 		if err != nil {
 			return moved, fmt.Errorf("partition %d: %w", p, err)
@@ -396,7 +401,7 @@ func (s *Store) compactTenant(tenant string, before int64, stones []Tombstone) (
 // compactPartition moves the chunks of tenant ending in partition p into
 // its blocks, a batch of series per transaction. The partition's dirty
 // mark is cleared first, so that a Put during the pass marks it again.
-func (s *Store) compactPartition(tenant string, p int64, stones []Tombstone) (int, error) {
+func (s *Store) compactPartition(ctx context.Context, tenant string, p int64, stones []Tombstone) (int, error) {
 	var ids []uint64
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
@@ -429,6 +434,10 @@ func (s *Store) compactPartition(tenant string, p int64, stones []Tombstone) (in
 	ids = slices.Compact(ids)
 	moved := 0
 	for len(ids) > 0 {
+		if err := ctx.Err(); err != nil {
+			// cold_to stays: the next pass does this partition again.
+			return moved, err
+		}
 		var used int
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			if tx.Bucket(bucketTenants).Bucket([]byte(tenant)) == nil {

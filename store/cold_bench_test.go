@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func BenchmarkCompaction(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			st := fill(b, c.bytes)
 			start := time.Now()
-			_, err := st.Compact(ts(steps) + activeWidth)
+			_, err := st.Compact(context.Background(), ts(steps)+activeWidth)
 			require.NoError(b, err)
 			took := time.Since(start).Seconds()
 			b.ResetTimer()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -198,7 +199,7 @@ func TestCompactionChangesNoRead(t *testing.T) {
 			for step := range 30 {
 				put()
 				if rng.IntN(3) == 0 {
-					n, err := a.Compact(rng.Int64N(22*activeWidth) + 1_000_000)
+					n, err := a.Compact(context.Background(), rng.Int64N(22*activeWidth)+1_000_000)
 					require.NoError(t, err)
 					moved += n
 				}
@@ -234,7 +235,7 @@ func TestCompactionChangesNoRead(t *testing.T) {
 				}
 				compare(fmt.Sprintf("step %d", step))
 			}
-			n, err := a.Compact(math.MaxInt64)
+			n, err := a.Compact(context.Background(), math.MaxInt64)
 			require.NoError(t, err)
 			for _, st := range []*Store{a, b} {
 				_, err := st.ApplyRetention(now, func(string) time.Duration { return keep })
@@ -262,7 +263,7 @@ func TestCompactionKeepsChunksExact(t *testing.T) {
 	require.NoError(t, st.Put("t", batch))
 	before, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
-	moved, err := st.Compact(3 * activeWidth)
+	moved, err := st.Compact(context.Background(), 3*activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, 200*(3*4-1), moved, "every chunk of the three complete partitions")
 	after, err := st.Select("t", math.MinInt64, math.MaxInt64)
@@ -273,7 +274,7 @@ func TestCompactionKeepsChunksExact(t *testing.T) {
 		require.Zero(t, tb.Bucket(bucketChunks).Stats().KeyN, "no chunk left in the chunks bucket")
 		return nil
 	}))
-	again, err := st.Compact(3 * activeWidth)
+	again, err := st.Compact(context.Background(), 3*activeWidth)
 	require.NoError(t, err)
 	require.Zero(t, again, "a compacted partition is not compacted again")
 }
@@ -288,7 +289,7 @@ func TestDamagedColdBlockIsSkippedAndCounted(t *testing.T) {
 		seriesOf(a, stepChunk(t, 1_000_000, 10, 15000), stepChunk(t, activeWidth+1_000_000, 10, 15000)),
 		seriesOf(b, stepChunk(t, 1_000_000, 10, 15000)),
 	}))
-	_, err := st.Compact(2 * activeWidth)
+	_, err := st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	// Flip a byte of partition 0's block in place, as a bad disk would.
 	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
@@ -307,7 +308,7 @@ func TestDamagedColdBlockIsSkippedAndCounted(t *testing.T) {
 	require.Positive(t, testutil.ToFloat64(st.m.damagedBlocks))
 	// A chunk put later into the damaged partition stays readable.
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(b, stepChunk(t, 2_000_000, 10, 15000))}))
-	_, err = st.Compact(2 * activeWidth)
+	_, err = st.Compact(context.Background(), 2*activeWidth)
 	require.NoError(t, err)
 	got, err = st.Select("t", 0, activeWidth-1, labels.MustNewMatcher(labels.MatchEqual, "__name__", "b"))
 	require.NoError(t, err)

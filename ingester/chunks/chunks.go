@@ -1,6 +1,7 @@
 package chunks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,8 +98,9 @@ type Store interface {
 	// those ending at or before before, into the store's compact form, and
 	// returns how many it moved. Every read returns the same chunks after
 	// as before; a chunk put later into such a partition is compacted by
-	// the next call.
-	Compact(before int64) (moved int, err error)
+	// the next call. When ctx ends it stops soon, returning ctx's error;
+	// what it did stays done.
+	Compact(ctx context.Context, before int64) (moved int, err error)
 }
 
 // Tombstone hides the samples in [MinTime, MaxTime] of the series its

@@ -5,6 +5,7 @@ package chunkstest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -71,7 +72,7 @@ func (c compactingStore) Put(tenant string, batch []chunks.SeriesChunks) error {
 	if err := c.Store.Put(tenant, batch); err != nil {
 		return err
 	}
-	_, err := c.Compact(math.MaxInt64)
+	_, err := c.Compact(context.Background(), math.MaxInt64)
 	require.NoError(c.t, err)
 	return nil
 }
