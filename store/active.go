@@ -52,7 +52,8 @@ func partitions(mint, maxt int64) (first, last int64, ok bool) {
 
 var bucketWide = []byte("wide")
 
-func partitionKey(p int64) []byte { return binary.BigEndian.AppendUint64(nil, sortableTime(p)) }
+// timeKey is a time as stored in keys and values: st(t), 8 bytes.
+func timeKey(t int64) []byte { return binary.BigEndian.AppendUint64(nil, sortableTime(t)) }
 
 // registerActive lists series id in the active index of every partition
 // [minT, maxT] overlaps.
@@ -62,7 +63,7 @@ func (w *tenantWriter) registerActive(id uint64, minT, maxT int64) error {
 		return w.listActive(bucketWide, id)
 	}
 	for p := first; p <= last; p += activeWidth {
-		if err := w.listActive(partitionKey(p), id); err != nil {
+		if err := w.listActive(timeKey(p), id); err != nil {
 			return err
 		}
 	}
@@ -116,8 +117,8 @@ func (r *reader) activeIDs(mint, maxt int64, limit int) (ids []uint64, ok bool, 
 	// Anything but a bucket where the index keeps its lists is damage: the
 	// postings answer instead.
 	c := r.active.Cursor()
-	lastKey := partitionKey(last)
-	for k, v := c.Seek(partitionKey(first)); k != nil && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
+	lastKey := timeKey(last)
+	for k, v := c.Seek(timeKey(first)); k != nil && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
 		if bytes.Equal(k, bucketWide) {
 			continue
 		}

@@ -115,7 +115,7 @@ func TestPartitionOf(t *testing.T) {
 	require.Equal(t, []int64{-activeWidth, activeWidth}, []int64{first, last})
 	_, _, ok = partitions(0, maxActivePartitions*activeWidth)
 	require.False(t, ok)
-	require.True(t, slices.IsSorted([]string{string(partitionKey(-activeWidth)), string(partitionKey(0)), string(partitionKey(activeWidth))}))
+	require.True(t, slices.IsSorted([]string{string(timeKey(-activeWidth)), string(timeKey(0)), string(timeKey(activeWidth))}))
 }
 
 // After churn (a job's pods replaced every period), a select over the

@@ -127,10 +127,10 @@ func TestAuditActiveDamagedPartitionSilentlyMissed(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
 		active := tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketActive)
-		if err := active.DeleteBucket(partitionKey(0)); err != nil {
+		if err := active.DeleteBucket(timeKey(0)); err != nil {
 			return err
 		}
-		return active.Put(partitionKey(0), []byte{1})
+		return active.Put(timeKey(0), []byte{1})
 	}))
 	require.NoError(t, db.Close())
 	st = openTest(t, opts)

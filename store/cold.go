@@ -54,6 +54,7 @@ var (
 	bucketColdDirty  = []byte("cold_dirty")
 	keyColdTo        = []byte("cold_to")
 	keyRetainedFrom  = []byte("retained_from")
+	bucketColdStones = []byte("cold_stones")
 )
 
 var (
@@ -212,7 +213,7 @@ func (cr *coldReader) each(id uint64, mint, limit int64, fn func(coldRecord) boo
 		return
 	}
 	c := cr.parts.Cursor()
-	for k, v := c.Seek(partitionKey(partitionOf(mint))); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(timeKey(partitionOf(mint))); k != nil; k, v = c.Next() {
 		if v != nil || len(k) != 8 {
 			continue
 		}
@@ -300,7 +301,7 @@ func (cr *coldReader) newest(id uint64) (coldRecord, bool) {
 	if cr.series == nil {
 		return coldRecord{}, false
 	}
-	t := readSeriesTime(cr.series, id)
+	t := readTime(cr.series, idKey(id))
 	if t == math.MinInt64 || t < cr.retainedFrom {
 		return coldRecord{}, false
 	}
@@ -308,17 +309,6 @@ func (cr *coldReader) newest(id uint64) (coldRecord, bool) {
 	ok := false
 	cr.each(id, t, t, func(r coldRecord) bool { found, ok = r, true; return false })
 	return found, ok
-}
-
-// timeKey is a time as stored in keys and values: st(t), 8 bytes.
-func timeKey(t int64) []byte { return binary.BigEndian.AppendUint64(nil, sortableTime(t)) }
-
-func readSeriesTime(b *bbolt.Bucket, id uint64) int64 {
-	v := b.Get(idKey(id))
-	if len(v) != 8 {
-		return math.MinInt64
-	}
-	return unsortableTime(binary.BigEndian.Uint64(v))
 }
 
 // Compact moves the stored chunks that end in a complete partition (one
@@ -649,7 +639,7 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 		}
 	}
 	for id, t := range newest {
-		if t > readSeriesTime(coldSeries, id) {
+		if t > readTime(coldSeries, idKey(id)) {
 			if err := coldSeries.Put(idKey(id), timeKey(t)); err != nil {
 				return 0, err
 			}
@@ -737,21 +727,21 @@ func (w *tenantWriter) markColdDirty(maxTime int64) error {
 		return nil
 	}
 	p := partitionOf(maxTime)
-	if cold.Bucket(partitionKey(p)) == nil {
+	if cold.Bucket(timeKey(p)) == nil {
 		return nil
 	}
 	dirty, err := w.tenant.CreateBucketIfNotExists(bucketColdDirty)
 	if err != nil {
 		return err
 	}
-	return dirty.Put(partitionKey(p), []byte{})
+	return dirty.Put(timeKey(p), []byte{})
 }
 
 // coldRemains reports whether series id keeps a cold chunk ending at or
 // after cutoff.
 func (w *tenantWriter) coldRemains(id uint64, cutoff int64) bool {
 	cs := w.tenant.Bucket(bucketColdSeries)
-	return cs != nil && cs.Get(idKey(id)) != nil && readSeriesTime(cs, id) >= cutoff
+	return cs != nil && cs.Get(idKey(id)) != nil && readTime(cs, idKey(id)) >= cutoff
 }
 
 // forgetCold removes series id from cold_series, once retention deleted
@@ -857,8 +847,6 @@ func (w *tenantWriter) coldValue(id uint64, maxTime int64) []byte {
 func (s *Store) coldEnv(tenant string) coldEnv {
 	return coldEnv{tenant: tenant, blocks: s.blocks, damaged: func(p int64, key []byte, err error) { s.coldDamaged(tenant, p, key, err) }}
 }
-
-var bucketColdStones = []byte("cold_stones")
 
 // stonesHash identifies the tombstones that can hide a whole chunk of
 // partition p: those overlapping it; nil when none does.
@@ -1052,7 +1040,7 @@ func refreshNewest(tb *bbolt.Bucket, p int64, touched map[uint64]bool) error {
 	retainedFrom := readTime(tb, keyRetainedFrom)
 	cold := tb.Bucket(bucketCold)
 	for _, id := range slices.Sorted(maps.Keys(touched)) {
-		newest := readSeriesTime(cs, id)
+		newest := readTime(cs, idKey(id))
 		if newest == math.MinInt64 || partitionOf(newest) != p {
 			continue // its newest compacted chunk is elsewhere, and stays
 		}
