@@ -410,10 +410,19 @@ type target struct {
 	idx      []int
 }
 
-// send pushes each series to its replicas and answers as soon as the
-// outcome is decided: every series reached its quorum, or one cannot any
-// more. Slower replicas finish in the background under RemoteTimeout, so a
-// paused ingester does not slow every write down. An ingester's BadData
+// send pushes each series to its replicas and answers once the outcome is
+// decided: every series reached its quorum, or one cannot any more. A
+// write that reached its quorum still waits up to ReplicaWait for the
+// replicas not yet answered. Without that wait a client's next write,
+// sent as soon as this one is answered, often reaches the slowest replica
+// first; that replica then refuses this write's samples as out of order,
+// keeps a gap its peers do not have, and from then on its chunks of those
+// series differ from theirs, so every query merges them sample by sample
+// instead of reading one copy (measured: 5,040-series gaps ten times per
+// ingester in the query benchmark's load, which sends one round after
+// another). Replicas slower than the wait finish in the background under
+// RemoteTimeout, so a paused ingester costs each write the wait, not the
+// timeout. An ingester's BadData
 // answer means it stored the rest, so it counts towards the quorum and the
 // message is passed on. done is called once every replica has answered:
 // until then the targets' buffers are in use.
@@ -436,6 +445,25 @@ func (d *Distributor) send(ctx context.Context, tenantID string, targets []*targ
 		answered++
 		q.add(r)
 	}
+	err := q.err()
+	if answered < len(targets) && d.cfg.ReplicaWait > 0 && (err == nil || apierr.KindOf(err) == apierr.BadData) {
+		// The answer is decided; what the stragglers say no longer
+		// changes it, only when it is given. A write that failed its
+		// quorum is retried by its client anyway, so it does not wait.
+		wait := time.NewTimer(d.cfg.ReplicaWait)
+	straggle:
+		for answered < len(targets) {
+			select {
+			case <-results:
+				answered++
+			case <-wait.C:
+				break straggle
+			case <-ctx.Done():
+				break straggle
+			}
+		}
+		wait.Stop()
+	}
 	go func() {
 		for ; answered < len(targets); answered++ {
 			<-results
@@ -443,7 +471,7 @@ func (d *Distributor) send(ctx context.Context, tenantID string, targets []*targ
 		cancel()
 		done()
 	}()
-	return q.exemplarsRefused, q.err()
+	return q.exemplarsRefused, err
 }
 
 type result struct {

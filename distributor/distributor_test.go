@@ -323,6 +323,66 @@ func TestQuorumDoesNotWaitForSlowReplica(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, w.Code, w.Body.String())
 }
 
+// A write that reached its quorum waits briefly for its last replica, so
+// the client's next write cannot overtake it there; a paused replica costs
+// the wait, not the timeout.
+func TestQuorumWaitsBrieflyForTheLastReplica(t *testing.T) {
+	d, clients := newConfiguredDistributor(t, 3, &fixedLimits{}, func(c *Config) { c.ReplicaWait = 200 * time.Millisecond })
+	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up")}}
+
+	late := make(chan struct{})
+	clients["ing-2"].block = late
+	time.AfterFunc(30*time.Millisecond, func() { close(late) })
+	w := post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	clients["ing-2"].mu.Lock()
+	stored := len(clients["ing-2"].series)
+	clients["ing-2"].mu.Unlock()
+	require.Equal(t, 1, stored, "the write was answered after its slow replica stored it")
+
+	// A partial write (400) waits as well: its client sends the next one
+	// at once, too.
+	clients["ing-0"].err = apierr.ToGRPC(apierr.New(apierr.BadData, "one sample out of order (the rest stored)"))
+	late2 := make(chan struct{})
+	clients["ing-2"].block = late2
+	time.AfterFunc(30*time.Millisecond, func() { close(late2) })
+	w = post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
+	clients["ing-2"].mu.Lock()
+	stored = len(clients["ing-2"].series)
+	clients["ing-2"].mu.Unlock()
+	require.Equal(t, 2, stored, "the partial write was answered after its slow replica stored it")
+	clients["ing-0"].err = nil
+
+	paused := make(chan struct{})
+	defer close(paused)
+	clients["ing-2"].block = paused
+	start := time.Now()
+	w = post(d, encode(t, req), nil)
+	took := time.Since(start)
+	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
+	require.GreaterOrEqual(t, took, d.cfg.ReplicaWait, "waited for the paused replica")
+	require.Less(t, took, d.cfg.RemoteTimeout, "but only as long as the wait")
+
+	// No quorum: answered as soon as that is known, without the wait.
+	clients["ing-1"].err = apierr.ToGRPC(apierr.New(apierr.Unavailable, "down"))
+	clients["ing-0"].err = apierr.ToGRPC(apierr.New(apierr.Unavailable, "down"))
+	start = time.Now()
+	w = post(d, encode(t, req), nil)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code, w.Body.String())
+	require.Less(t, time.Since(start), d.cfg.ReplicaWait, "a failed write does not wait")
+}
+
+func TestReplicaWaitValidation(t *testing.T) {
+	c := Config{MaxRecvMsgSize: 1, RemoteTimeout: time.Second, HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
+	for _, w := range []time.Duration{-time.Millisecond, time.Second, 2 * time.Second} {
+		c.ReplicaWait = w
+		require.ErrorContains(t, c.Validate(), "distributor.replica-wait", "wait %s", w)
+	}
+	c.ReplicaWait = 0
+	require.NoError(t, c.Validate())
+}
+
 func TestMetadata(t *testing.T) {
 	d, clients := newTestDistributor(t, 1)
 	req := &prompb.WriteRequest{Metadata: []prompb.MetricMetadata{
