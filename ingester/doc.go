@@ -12,6 +12,12 @@
 // store and filters every sample it hands out by them: selects, series and
 // label calls, and handover.
 //
-// It must never decide which series it owns (that is the ring's job), never
-// talk to other ingesters, and never evaluate PromQL.
+// It owns leaving (Leaver): marking its ring entry LEAVING, handing its
+// series to their owners (the only time it talks to other ingesters), and
+// deciding whether stopping removes the entry or keeps it. It reaches its
+// entry through Membership and the ring through Owners, both declared
+// here; cmd/orrery hands in the ring member.
+//
+// It must never decide which series it owns (that is the ring's job),
+// never gossip, and never evaluate PromQL.
 package ingester

@@ -188,12 +188,12 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		}
 	}
 	mgr.Add("ring", member)
-	var ho *handover
+	var ho *ingester.Leaver
 	if ing != nil {
-		ho = newHandover(ing, member, pool, addr, cfg.Ingester.HandoverOnShutdown, reg, logger.With("component", "handover"))
+		ho = ingester.NewLeaver(ing, member, member.Ring(), pool, addr, cfg.Ingester.HandoverOnShutdown, reg, logger.With("component", "handover"))
 		mux.Handle("POST /ingester/shutdown", admin(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			logger.Info("shutdown requested over HTTP: leaving the ring with handover")
-			ho.request()
+			ho.Request()
 			fmt.Fprintln(w, "leaving: handing series over, then shutting down")
 			stop()
 		})))
