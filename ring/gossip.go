@@ -301,11 +301,12 @@ func (m *Member) takeOverSelfLocked(remote *ringpb.Instance, now time.Time) {
 	m.setOwnLocked(own)
 }
 
-// announceLeft sends the tombstone over TCP to a few random peers, which
-// gossip it on, then waits for the UDP queue to drain; both bounded by ctx.
+// announceFinal sends this instance's last entry (a LEFT tombstone, or
+// the entry a restart keeps) over TCP to a few random peers, which gossip
+// it on, then waits for the UDP queue to drain; both bounded by ctx.
 // Either alone suffices; together a lost packet does not leave peers
 // waiting for the heartbeat timeout.
-func (m *Member) announceLeft(ctx context.Context, ml *memberlist.Memberlist, msg []byte) {
+func (m *Member) announceFinal(ctx context.Context, ml *memberlist.Memberlist, msg []byte) {
 	if len(msg) == 0 || ml.NumMembers() <= 1 {
 		return
 	}

@@ -498,14 +498,19 @@ func (m *Member) Stop(ctx context.Context) error {
 		return fmt.Errorf("ring member: stop: member is not running")
 	}
 	m.phase = phaseStopping
-	var tomb *ringpb.Instance
+	// final is what peers must know before this process goes: the LEFT
+	// tombstone, or the entry kept for a restart, whose state (LEAVING)
+	// was gossiped moments ago and may still sit in the queue.
+	var final *ringpb.Instance
 	if !m.keepEntry && (!m.self.OwnsTokens || m.leave) {
-		tomb = cloneInstance(m.own)
-		tomb.State = ringpb.State_LEFT
-		tomb.Tokens = nil
-		tomb.Version++
-		tomb.HeartbeatMs = m.opts.now().UnixMilli()
-		m.setOwnLocked(tomb)
+		final = cloneInstance(m.own)
+		final.State = ringpb.State_LEFT
+		final.Tokens = nil
+		final.Version++
+		final.HeartbeatMs = m.opts.now().UnixMilli()
+		m.setOwnLocked(final)
+	} else if m.own != nil {
+		final = cloneInstance(m.own)
 	}
 	m.mu.Unlock()
 
@@ -521,8 +526,8 @@ func (m *Member) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	ml := m.ml.Load()
-	if tomb != nil {
-		m.announceLeft(ctx, ml, encodeUpdate(tomb))
+	if final != nil {
+		m.announceFinal(ctx, ml, encodeUpdate(final))
 	}
 	leaveTimeout := time.Until(deadlineOf(ctx))
 	if err := ml.Leave(max(leaveTimeout, 10*time.Millisecond)); err != nil {

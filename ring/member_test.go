@@ -601,6 +601,26 @@ func TestKeepEntryOnStop(t *testing.T) {
 	require.Equal(t, before, ownEntry(m2again).Tokens)
 }
 
+// A restart's stop keeps the entry in whatever state it was last given:
+// that state must reach the peers before the process exits, or they keep
+// the entry ACTIVE (and queriers count its series as answered by it) until
+// its heartbeat times out.
+func TestKeptEntryReachesPeersBeforeStop(t *testing.T) {
+	t.Parallel()
+	m1 := startMember(t, "ingester-1", "", nil)
+	m2 := startMember(t, "ingester-2", m1.GossipAddr(), nil)
+	m3 := startMember(t, "ingester-3", m1.GossipAddr(), nil)
+	requireConverged(t, []string{"ingester-1", "ingester-2", "ingester-3"}, m1, m2, m3)
+
+	require.NoError(t, m2.SetState(ringpb.State_LEAVING))
+	m2.KeepEntryOnStop()
+	stopMember(t, m2)
+	for _, m := range []*Member{m1, m3} {
+		require.Eventually(t, func() bool { return entry(m, "ingester-2").GetState() == ringpb.State_LEAVING },
+			2*time.Second, 10*time.Millisecond, "%s learns LEAVING from the stopped ingester-2", m.self.ID)
+	}
+}
+
 // A token owner stopped without LeaveOnStop (a start rolled back, a failed
 // handover) keeps its entry and tokens: its data is still only on its disk,
 // and queriers must keep counting it. One without tokens always leaves.
