@@ -133,23 +133,42 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 
 // streamBatch sends the series of batch that have chunks in [start, end]:
 // memory chunks copied first, then the stored ones read (see QueryStream).
+// A series in memory whose stored samples all end before start is not
+// looked up in the store: for a dashboard's newest minutes that is most
+// of them, each a store lookup saved.
 func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []streamEntry, out *queryBatcher) error {
 	mem := make([][]chunkCopy, len(batch))
-	refs := make([]chunks.SeriesRef, len(batch))
+	refs := make([]chunks.SeriesRef, 0, len(batch))
+	inStore := make([]int, len(batch)) // index in refs, or -1
 	for k, e := range batch {
-		refs[k].ID = e.id
 		if e.s != nil {
 			mem[k] = e.s.copyChunks(start, end)
-			refs[k].Labels = e.s.lset
+			if !e.s.storeMayHold(start) {
+				inStore[k] = -1
+				continue
+			}
+		}
+		inStore[k] = len(refs)
+		refs = append(refs, chunks.SeriesRef{ID: e.id})
+		if e.s != nil {
+			refs[len(refs)-1].Labels = e.s.lset
 		}
 	}
-	stored, err := i.store.ChunksOf(tenantID, start, end, refs)
-	if err != nil {
-		return err
+	var (
+		stored []chunks.SeriesChunks
+		err    error
+	)
+	if len(refs) > 0 {
+		if stored, err = i.store.ChunksOf(tenantID, start, end, refs); err != nil {
+			return err
+		}
 	}
 	stones := i.deleted.tombstones(tenantID)
 	for k, e := range batch {
-		sc := stored[k]
+		var sc chunks.SeriesChunks
+		if inStore[k] >= 0 {
+			sc = stored[inStore[k]]
+		}
 		if e.s != nil {
 			sc.Labels = e.s.lset
 			sc.Chunks = append(toStoreChunks(mem[k]), sc.Chunks...)

@@ -43,8 +43,14 @@ func (s *recordingStream) Send(resp *ingesterpb.QueryStreamResponse) error {
 // recordingStream.
 func query(t *testing.T, ti *testIngester, onSend func(n int)) *recordingStream {
 	t.Helper()
+	return queryFrom(t, ti, math.MinInt64, onSend)
+}
+
+// queryFrom is query of the samples at or after start.
+func queryFrom(t *testing.T, ti *testIngester, start int64, onSend func(n int)) *recordingStream {
+	t.Helper()
 	rs := &recordingStream{ctx: ctxFor("a"), onSend: onSend}
-	require.NoError(t, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: math.MinInt64, EndMs: math.MaxInt64}, rs))
+	require.NoError(t, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: start, EndMs: math.MaxInt64}, rs))
 	return rs
 }
 

@@ -159,6 +159,17 @@ func (s *memSeries) stored(t int64) {
 	s.storeMaxT = max(s.storeMaxT, t)
 }
 
+// storeMayHold reports whether the store may hold samples of the series
+// at or after t. A query asks after copying the series' memory chunks: a
+// flush raises storeMaxT in the same critical section that drops the
+// chunks it stored, so a chunk missing from the copy is one the answer
+// here sends the query to the store for.
+func (s *memSeries) storeMayHold(t int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.storeKnown || s.storeMaxT >= t
+}
+
 func chunkSampleAt(mc *memChunk, t int64) (sample, bool) {
 	if t < mc.minT || t > mc.maxT {
 		return sample{}, false

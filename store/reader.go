@@ -68,8 +68,10 @@ func openReader(tx *bbolt.Tx, tenant string, cold coldEnv) (*reader, error) {
 type selectFn func(id uint64, ls []labels.Label, raw []byte, chunks []Chunk) error
 
 // each calls fn for every series that matches all matchers, is kept by
-// keep (nil keeps all) and has a chunk overlapping [mint, maxt].
-func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, withChunks bool, fn selectFn) error {
+// keep (nil keeps all) and has a chunk overlapping [mint, maxt]. skip, when
+// not nil, is asked about each series matched and kept, before its chunks
+// are looked at: one it answers true for is passed over.
+func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, skip func(id uint64) bool, withChunks bool, fn selectFn) error {
 	if mint > maxt {
 		return nil
 	}
@@ -100,7 +102,7 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, w
 		if err != nil {
 			return fmt.Errorf("series %d: %w", id, err)
 		}
-		if !matchesAll(r.matchLabels, matchers) || !r.keeps(keep) {
+		if !matchesAll(r.matchLabels, matchers) || !r.keeps(keep) || skip != nil && skip(id) {
 			return nil
 		}
 		chunks, found, err := r.overlapping(id, mint, maxt, withChunks)

@@ -54,7 +54,9 @@ type Store interface {
 	// batchSeries at a time; fn's error stops it and is returned.
 	SelectBatches(tenant string, mint, maxt int64, batchSeries int, keep Keep, fn func([]SeriesChunks) error, ms ...*labels.Matcher) error
 	// Refs returns the series SelectBatches would, without chunks, sorted
-	// by labels, leaving out those known says the caller has.
+	// by labels, leaving out those known says the caller has. known is
+	// asked about every series matching ms and kept by keep, whether or
+	// not it has chunks in [mint, maxt], before those are looked for.
 	Refs(tenant string, mint, maxt int64, keep Keep, known func(id uint64, ls labels.Labels) bool, ms ...*labels.Matcher) ([]SeriesRef, error)
 	// ChunksOf returns the chunks overlapping [mint, maxt] of each ref, in
 	// the refs' order.

@@ -241,6 +241,19 @@ func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
 	require.NoError(t, err)
 	require.Len(t, known, 1)
 	require.Equal(t, upA.String(), known[0].Labels.String())
+
+	// known is asked about every matching series before its chunks are
+	// sought, so the caller learns the IDs of series it holds whether or
+	// not the store has chunks of them in the range.
+	var asked []string
+	none, err := st.Refs("t", 200_000, 300_000, nil, func(id uint64, ls labels.Labels) bool {
+		require.NotZero(t, id)
+		asked = append(asked, ls.String())
+		return true
+	}, m)
+	require.NoError(t, err)
+	require.Empty(t, none)
+	require.ElementsMatch(t, []string{upA.String(), downA.String()}, asked)
 }
 
 // SelectBatches gives at most batchSeries series a call, and an error of
