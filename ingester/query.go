@@ -108,12 +108,26 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	inMemory := func(id uint64, ls labels.Labels) bool {
-		k, found := slices.BinarySearchFunc(mem, ls, func(e streamEntry, ls labels.Labels) int { return labels.Compare(e.s.lset, ls) })
-		if found {
+	// The store passes over a series memory holds by the ID an earlier
+	// query learned, before reading it; else by its labels, learning the
+	// ID for the next query.
+	byID := make(map[uint64]struct{}, len(mem))
+	for k, e := range mem {
+		if id := e.s.storeID.Load(); id != 0 {
+			byID[id] = struct{}{}
 			mem[k].id = id
 		}
-		return found
+	}
+	inMemory := chunks.Known{
+		ID: func(id uint64) bool { _, ok := byID[id]; return ok },
+		Labels: func(id uint64, ls labels.Labels) bool {
+			k, found := slices.BinarySearchFunc(mem, ls, func(e streamEntry, ls labels.Labels) int { return labels.Compare(e.s.lset, ls) })
+			if found {
+				mem[k].id = id
+				mem[k].s.storeID.Store(id)
+			}
+			return found
+		},
 	}
 	stored, err := i.store.Refs(tenantID, start, end, keep, inMemory, ms...)
 	if err != nil {

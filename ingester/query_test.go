@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
@@ -285,4 +286,22 @@ func TestQueryStreamPackedLabels(t *testing.T) {
 	want := names(false)
 	require.Len(t, want, 2)
 	require.Equal(t, want, names(true))
+}
+
+// A query learns the store ID of each series it holds in memory, and the
+// next query's Refs passes over that ID unread. Retention may delete the
+// stored series and a later flush store it again under a new ID: the query
+// must then read the new one, not trust the old ID.
+func TestQueryAfterTheStoreGaveASeriesANewID(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig())
+	defer ti.stop(t)
+	require.NoError(t, ti.push(t, "a", series("m", 1, 25)))
+	require.True(t, ti.flush(false)) // [1-10] and [11-20] stored, [21-25] in memory
+	require.Equal(t, seconds(1, 26), ti.samples(t, "a", nameM)["m"], "the query learns the stored ID")
+
+	_, err := ti.st.ApplyRetention(time.UnixMilli(30_000), func(string) time.Duration { return 5 * time.Second })
+	require.NoError(t, err)
+	require.NoError(t, ti.push(t, "a", series("m", 26, 10)))
+	require.True(t, ti.flush(false)) // [21-30] stored under a new ID, [31-35] in memory
+	require.Equal(t, seconds(21, 36), ti.samples(t, "a", nameM)["m"])
 }

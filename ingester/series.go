@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -71,6 +72,12 @@ type memSeries struct {
 	// not found in memory. Guarded by mu.
 	storeMaxT  int64
 	storeKnown bool
+	// storeID is the ID the store gave the series in a query's Refs (0:
+	// not learned yet), so the next query's Refs passes over it unread.
+	// It may be stale, the series deleted by retention and stored again
+	// under another ID: store IDs are never reused, so a stale one names
+	// no series, and Refs finds the new one by its labels.
+	storeID atomic.Uint64
 	// lastAppend is the wall-clock unix nanoseconds of the last append.
 	lastAppend int64
 	// logged is set once the series record is in the WAL.

@@ -137,7 +137,7 @@ func TestActiveIndexVisitsOnlyActiveSeries(t *testing.T) {
 	visited := func(mint, maxt int64, ms ...*labels.Matcher) (visited, found int) {
 		t.Helper()
 		require.NoError(t, st.view("t", func(r *reader) error {
-			err := r.each(mint, maxt, ms, nil, nil, false, func(uint64, []labels.Label, []byte, []Chunk) error { found++; return nil })
+			err := r.each(mint, maxt, ms, nil, skips{}, false, func(uint64, []labels.Label, []byte, []Chunk) error { found++; return nil })
 			visited = r.visited
 			return err
 		}))

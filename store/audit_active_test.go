@@ -104,7 +104,7 @@ func TestAuditActiveRetentionSelectDisagreesWithSelectBatches(t *testing.T) {
 	ls, err := st.Series("t", mint, maxt, nil)
 	require.NoError(t, err)
 	require.Equal(t, viaBatches, labelStrings(ls), "Series returns the series SelectBatches would")
-	refs, err := st.Refs("t", mint, maxt, nil, nil)
+	refs, err := st.Refs("t", mint, maxt, nil, Known{})
 	require.NoError(t, err)
 	require.Len(t, refs, 1, "Refs returns the series SelectBatches would")
 }
@@ -148,7 +148,7 @@ func TestAuditActiveDamagedPartitionSilentlyMissed(t *testing.T) {
 func TestAuditSeriesIDReusedAfterTenantDeletion(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(labels.FromStrings("__name__", "gone"), xorChunk(t, 0, 3, 1000))}))
-	refs, err := st.Refs("t", 0, 10_000, nil, nil)
+	refs, err := st.Refs("t", 0, 10_000, nil, Known{})
 	require.NoError(t, err)
 	require.Len(t, refs, 1)
 	_, err = st.ApplyRetention(time.UnixMilli(10*activeWidth), func(string) time.Duration { return time.Hour })

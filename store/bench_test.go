@@ -92,7 +92,7 @@ func BenchmarkChurn(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				refs, err := s.Refs("t1", end-3600*1000, end, nil, nil, ms...)
+				refs, err := s.Refs("t1", end-3600*1000, end, nil, Known{}, ms...)
 				require.NoError(b, err)
 				require.Len(b, refs, pods)
 				got, err := s.ChunksOf("t1", end-3600*1000, end, refs)

@@ -20,7 +20,7 @@ func (s *Store) Select(tenant string, mint, maxt int64, matchers ...*labels.Matc
 	defer s.observeSelect("select", time.Now())
 	var out []SeriesChunks
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, nil, nil, true, func(_ uint64, _ []labels.Label, raw []byte, chunks []Chunk) error {
+		return r.each(mint, maxt, matchers, nil, skips{}, true, func(_ uint64, _ []labels.Label, raw []byte, chunks []Chunk) error {
 			ls, err := r.copyLabels(raw)
 			out = append(out, SeriesChunks{Labels: ls, Chunks: chunks})
 			return err
@@ -39,7 +39,7 @@ func (s *Store) Series(tenant string, mint, maxt int64, keep Keep, matchers ...*
 	defer s.observeSelect("series", time.Now())
 	var out []labels.Labels
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, keep, nil, false, func(_ uint64, _ []labels.Label, raw []byte, _ []Chunk) error {
+		return r.each(mint, maxt, matchers, keep, skips{}, false, func(_ uint64, _ []labels.Label, raw []byte, _ []Chunk) error {
 			ls, err := r.copyLabels(raw)
 			out = append(out, ls)
 			return err
@@ -58,7 +58,7 @@ func (s *Store) LabelNames(tenant string, mint, maxt int64, matchers ...*labels.
 	defer s.observeSelect("label_names", time.Now())
 	set := map[string]struct{}{}
 	err := s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, matchers, nil, nil, false, func(_ uint64, ls []labels.Label, _ []byte, _ []Chunk) error {
+		return r.each(mint, maxt, matchers, nil, skips{}, false, func(_ uint64, ls []labels.Label, _ []byte, _ []Chunk) error {
 			for _, l := range ls {
 				addClone(set, l.Name)
 			}
@@ -84,7 +84,7 @@ func (s *Store) LabelValues(tenant, name string, mint, maxt int64, matchers ...*
 	all := append(slices.Clip(matchers), hasName)
 	set := map[string]struct{}{}
 	err = s.view(tenant, func(r *reader) error {
-		return r.each(mint, maxt, all, nil, nil, false, func(_ uint64, ls []labels.Label, _ []byte, _ []Chunk) error {
+		return r.each(mint, maxt, all, nil, skips{}, false, func(_ uint64, ls []labels.Label, _ []byte, _ []Chunk) error {
 			addClone(set, getLabel(ls, name))
 			return nil
 		})

@@ -67,11 +67,18 @@ func openReader(tx *bbolt.Tx, tenant string, cold coldEnv) (*reader, error) {
 // when asked for, are the caller's.
 type selectFn func(id uint64, ls []labels.Label, raw []byte, chunks []Chunk) error
 
+// skips are the series a caller of each already has (Refs' Known): byID
+// is asked before a candidate series is read, byLabels about each series
+// matched and kept, before its chunks are looked at (r.matchLabels holds
+// it); a series either answers true for is passed over. Either may be nil.
+type skips struct {
+	byID, byLabels func(id uint64) bool
+}
+
 // each calls fn for every series that matches all matchers, is kept by
-// keep (nil keeps all) and has a chunk overlapping [mint, maxt]. skip, when
-// not nil, is asked about each series matched and kept, before its chunks
-// are looked at: one it answers true for is passed over.
-func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, skip func(id uint64) bool, withChunks bool, fn selectFn) error {
+// keep (nil keeps all), is not skipped, and has a chunk overlapping
+// [mint, maxt].
+func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, skip skips, withChunks bool, fn selectFn) error {
 	if mint > maxt {
 		return nil
 	}
@@ -102,7 +109,7 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, s
 		if err != nil {
 			return fmt.Errorf("series %d: %w", id, err)
 		}
-		if !matchesAll(r.matchLabels, matchers) || !r.keeps(keep) || skip != nil && skip(id) {
+		if !matchesAll(r.matchLabels, matchers) || !r.keeps(keep) || skip.byLabels != nil && skip.byLabels(id) {
 			return nil
 		}
 		chunks, found, err := r.overlapping(id, mint, maxt, withChunks)
@@ -116,10 +123,17 @@ func (r *reader) each(mint, maxt int64, matchers []*labels.Matcher, keep Keep, s
 			if len(k) != idLen {
 				return fmt.Errorf("series key of %d bytes: %w", len(k), errCorrupt)
 			}
-			return visit(binary.BigEndian.Uint64(k), v)
+			id := binary.BigEndian.Uint64(k)
+			if skip.byID != nil && skip.byID(id) {
+				return nil
+			}
+			return visit(id, v)
 		})
 	}
 	for _, id := range ids {
+		if skip.byID != nil && skip.byID(id) {
+			continue
+		}
 		raw := r.series.Get(idKey(id))
 		if raw == nil {
 			if onlyActive {

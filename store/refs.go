@@ -14,19 +14,20 @@ import (
 // none of their chunks: what a caller needs to read a large answer in
 // label order a batch at a time (ChunksOf), holding the series' names
 // rather than their data. The store orders series by ID, so label order
-// costs this pass. known, when not nil, is asked about every series that
-// matches and is kept, before its chunks are looked at (ls valid only
-// during the call): a series it knows by its labels already, and so takes
-// the ID of, is left out, its labels not copied and its chunks not sought,
-// whether or not it has any in [mint, maxt]. The ingester knows the series
-// it holds in memory, and tells from them whether the store is needed.
-func (s *Store) Refs(tenant string, mint, maxt int64, keep Keep, known func(id uint64, ls labels.Labels) bool, matchers ...*labels.Matcher) ([]SeriesRef, error) {
+// costs this pass. known names the series the caller holds already
+// (chunks.Known): by an ID taken from an earlier Refs, asked before the
+// series is read, or by its labels, asked about every other series that
+// matches and is kept, before its chunks are sought. Such series are left
+// out, their labels not copied and their chunks not sought, whether or
+// not they have any in [mint, maxt]. The ingester knows the series it
+// holds in memory, and tells from them whether the store is needed.
+func (s *Store) Refs(tenant string, mint, maxt int64, keep Keep, known Known, matchers ...*labels.Matcher) ([]SeriesRef, error) {
 	defer s.observeSelect("refs", time.Now())
 	var out []SeriesRef
 	err := s.view(tenant, func(r *reader) error {
-		var skip func(id uint64) bool
-		if known != nil {
-			skip = func(id uint64) bool { return known(id, r.scratchLabels()) }
+		skip := skips{byID: known.ID}
+		if known.Labels != nil {
+			skip.byLabels = func(id uint64) bool { return known.Labels(id, r.scratchLabels()) }
 		}
 		return r.each(mint, maxt, matchers, keep, skip, false, func(id uint64, _ []labels.Label, raw []byte, _ []Chunk) error {
 			ls, err := r.copyLabels(raw)

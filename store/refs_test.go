@@ -18,7 +18,7 @@ func TestRefsAndChunksOfReadWhatSelectReturns(t *testing.T) {
 	}
 	want, err := s.Select("t1", 0, 10)
 	require.NoError(t, err)
-	refs, err := s.Refs("t1", 0, 10, nil, nil)
+	refs, err := s.Refs("t1", 0, 10, nil, Known{})
 	require.NoError(t, err)
 	require.Len(t, refs, 3)
 	for k, r := range refs {
@@ -41,19 +41,19 @@ func TestRefsAndChunksOfReadWhatSelectReturns(t *testing.T) {
 	for _, r := range refs {
 		ids[r.Labels.Get("__name__")] = r.ID
 	}
-	refs, err = s.Refs("t1", 0, 10, func(ls labels.Labels) bool { return ls.Get("__name__") != "c" }, nil)
+	refs, err = s.Refs("t1", 0, 10, func(ls labels.Labels) bool { return ls.Get("__name__") != "c" }, Known{})
 	require.NoError(t, err)
 	require.Len(t, refs, 2, "keep")
 
 	// A series known is left out; known learns its ID.
 	var knownID uint64
-	refs, err = s.Refs("t1", 0, 10, nil, func(id uint64, ls labels.Labels) bool {
+	refs, err = s.Refs("t1", 0, 10, nil, Known{Labels: func(id uint64, ls labels.Labels) bool {
 		if ls.Get("__name__") == "b" {
 			knownID = id
 			return true
 		}
 		return false
-	})
+	}})
 	require.NoError(t, err)
 	require.Equal(t, []SeriesRef{{ID: ids["a"], Labels: labels.FromStrings("__name__", "a")}, {ID: ids["c"], Labels: labels.FromStrings("__name__", "c")}}, refs)
 	require.Equal(t, ids["b"], knownID)

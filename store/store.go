@@ -42,6 +42,7 @@ type (
 	SeriesChunks = chunks.SeriesChunks
 	SeriesRef    = chunks.SeriesRef
 	Keep         = chunks.Keep
+	Known        = chunks.Known
 	Sample       = chunks.Sample
 	Tombstone    = chunks.Tombstone
 )

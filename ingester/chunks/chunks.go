@@ -38,6 +38,18 @@ type SeriesRef struct {
 // Keep filters series by their labels; nil keeps all.
 type Keep func(ls labels.Labels) bool
 
+// Known names the series a Refs caller holds already, so that Refs leaves
+// them out. Either field may be nil.
+type Known struct {
+	// ID reports whether the caller holds the series stored under id, an
+	// ID an earlier Refs gave it; asked before the series is read.
+	ID func(id uint64) bool
+	// Labels reports whether the caller holds the series ls, stored under
+	// id (ls valid only during the call); asked about every other series
+	// that matches and is kept, before its chunks are sought.
+	Labels func(id uint64, ls labels.Labels) bool
+}
+
 // Store keeps a tenant's completed chunks and their series index, and
 // answers selects by matchers and time. Implementations are safe for
 // concurrent use. Times are inclusive milliseconds.
@@ -54,10 +66,9 @@ type Store interface {
 	// batchSeries at a time; fn's error stops it and is returned.
 	SelectBatches(tenant string, mint, maxt int64, batchSeries int, keep Keep, fn func([]SeriesChunks) error, ms ...*labels.Matcher) error
 	// Refs returns the series SelectBatches would, without chunks, sorted
-	// by labels, leaving out those known says the caller has. known is
-	// asked about every series matching ms and kept by keep, whether or
-	// not it has chunks in [mint, maxt], before those are looked for.
-	Refs(tenant string, mint, maxt int64, keep Keep, known func(id uint64, ls labels.Labels) bool, ms ...*labels.Matcher) ([]SeriesRef, error)
+	// by labels, leaving out those known says the caller has, whether or
+	// not they have chunks in [mint, maxt].
+	Refs(tenant string, mint, maxt int64, keep Keep, known Known, ms ...*labels.Matcher) ([]SeriesRef, error)
 	// ChunksOf returns the chunks overlapping [mint, maxt] of each ref, in
 	// the refs' order.
 	ChunksOf(tenant string, mint, maxt int64, refs []SeriesRef) ([]SeriesChunks, error)

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open, restore Restore) {
 		{"PutAgainChangesNothing", putAgainChangesNothing},
 		{"PutMergesSameEnd", putMergesSameEnd},
 		{"RefsAndChunksOfAgreeWithSelect", refsAndChunksOfAgreeWithSelect},
+		{"RefsIDsAreNeverReused", refsIDsAreNeverReused},
 		{"BatchesAndErrors", batchesAndErrors},
 		{"LastSamplesAndSampleAt", lastSamplesAndSampleAt},
 		{"TenantsAreIsolated", tenantsAreIsolated},
@@ -226,7 +227,7 @@ func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
 		series(upA, xor(t, 0, 10, 1000)), series(upB, xor(t, 0, 10, 1000)), series(downA, xor(t, 0, 10, 1000)),
 	}))
 	m := labels.MustNewMatcher(labels.MatchEqual, "job", "a")
-	refs, err := st.Refs("t", 0, 100_000, nil, nil, m)
+	refs, err := st.Refs("t", 0, 100_000, nil, chunks.Known{}, m)
 	require.NoError(t, err)
 	require.Len(t, refs, 2)
 	require.Equal(t, downA.String(), refs[0].Labels.String(), "sorted by labels")
@@ -237,7 +238,7 @@ func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
 	require.NoError(t, err)
 	require.Len(t, byLabels, 1)
 	require.Len(t, samplesOf(t, byLabels[0]), 10)
-	known, err := st.Refs("t", 0, 100_000, nil, func(_ uint64, ls labels.Labels) bool { return ls.Get("__name__") == "down" }, m)
+	known, err := st.Refs("t", 0, 100_000, nil, chunks.Known{Labels: func(_ uint64, ls labels.Labels) bool { return ls.Get("__name__") == "down" }}, m)
 	require.NoError(t, err)
 	require.Len(t, known, 1)
 	require.Equal(t, upA.String(), known[0].Labels.String())
@@ -246,14 +247,47 @@ func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
 	// sought, so the caller learns the IDs of series it holds whether or
 	// not the store has chunks of them in the range.
 	var asked []string
-	none, err := st.Refs("t", 200_000, 300_000, nil, func(id uint64, ls labels.Labels) bool {
+	none, err := st.Refs("t", 200_000, 300_000, nil, chunks.Known{Labels: func(id uint64, ls labels.Labels) bool {
 		require.NotZero(t, id)
 		asked = append(asked, ls.String())
 		return true
-	}, m)
+	}}, m)
 	require.NoError(t, err)
 	require.Empty(t, none)
 	require.ElementsMatch(t, []string{upA.String(), downA.String()}, asked)
+
+	// A series known by its ID is left out before anything else is asked
+	// about it.
+	asked = nil
+	left, err := st.Refs("t", 0, 100_000, nil, chunks.Known{
+		ID: func(id uint64) bool { return id == refs[0].ID },
+		Labels: func(_ uint64, ls labels.Labels) bool {
+			asked = append(asked, ls.String())
+			return false
+		},
+	}, m)
+	require.NoError(t, err)
+	require.Equal(t, []string{upA.String()}, asked, "%s was known by its ID", refs[0].Labels)
+	require.Len(t, left, 1)
+	require.Equal(t, upA.String(), left[0].Labels.String())
+}
+
+// An ID never names another series: a series retention deleted and that
+// is stored again gets a new ID, so a caller holding the old one still
+// finds it by its labels.
+func refsIDsAreNeverReused(t *testing.T, open Open) {
+	st := openStore(t, open)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 0, 10, 1000))}))
+	old, err := st.Refs("t", 0, 100_000, nil, chunks.Known{})
+	require.NoError(t, err)
+	require.Len(t, old, 1)
+	_, err = st.ApplyRetention(time.UnixMilli(10*3600*1000), func(string) time.Duration { return time.Hour })
+	require.NoError(t, err)
+	require.NoError(t, st.Put("t", []chunks.SeriesChunks{series(upA, xor(t, 9*3600*1000, 10, 1000))}))
+	again, err := st.Refs("t", 0, 100*3600*1000, nil, chunks.Known{ID: func(id uint64) bool { return id == old[0].ID }})
+	require.NoError(t, err)
+	require.Len(t, again, 1, "the series stored again is not hidden by its old ID")
+	require.NotEqual(t, old[0].ID, again[0].ID)
 }
 
 // SelectBatches gives at most batchSeries series a call, and an error of
