@@ -19,8 +19,8 @@ type Config struct {
 	InstanceLimits InstanceLimits `yaml:"instance_limits"`
 	// RemoteTimeout bounds one push to the ingesters.
 	RemoteTimeout time.Duration `yaml:"remote_timeout"`
-	// ReplicaWait is how long a write that reached its quorum still waits
-	// for the replicas not yet answered (distributor.go, send).
+	// ReplicaWait bounds how long a write that reached its quorum still
+	// waits for the replicas not yet answered (distributor.go, send).
 	ReplicaWait time.Duration `yaml:"replica_wait"`
 
 	HATracker hatracker.Config `yaml:"ha_tracker"`
@@ -40,7 +40,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.InstanceLimits.MaxInflightPushRequests, "distributor.instance-limits.max-inflight-push-requests", 2000, "Most remote-write requests this distributor handles at once; past it, 503 with Retry-After. 0 is unlimited.")
 	fs.Int64Var(&c.InstanceLimits.MaxInflightPushRequestsBytes, "distributor.instance-limits.max-inflight-push-requests-bytes", 1<<30, "Most memory all remote-write requests in flight may hold in this distributor (bodies, their decompression and decoded form, until the last replica answers); past it, 503 with Retry-After. 0 is unlimited.")
 	fs.DurationVar(&c.RemoteTimeout, "distributor.remote-timeout", 5*time.Second, "Timeout of one push to the ingesters.")
-	fs.DurationVar(&c.ReplicaWait, "distributor.replica-wait", 100*time.Millisecond, "How long a write that reached its quorum still waits for its other replicas before it is answered, so that the client's next write cannot reach a replica before this one and be refused there as out of order. 0 answers at quorum.")
+	fs.DurationVar(&c.ReplicaWait, "distributor.replica-wait", 100*time.Millisecond, "The longest a write that reached its quorum still waits for its other replicas before it is answered (it waits twice the time the quorum took, at most this), so that the client's next write rarely reaches a replica before this one and is refused there as out of order. 0 answers at quorum.")
 	c.HATracker.RegisterFlags(fs)
 }
 
@@ -60,8 +60,8 @@ func (c *Config) Validate() error {
 	if c.RemoteTimeout <= 0 {
 		return errors.New("distributor.remote-timeout must be positive")
 	}
-	if c.ReplicaWait < 0 || c.ReplicaWait >= c.RemoteTimeout {
-		return errors.New("distributor.replica-wait must be at least 0 and shorter than -distributor.remote-timeout")
+	if c.ReplicaWait < 0 {
+		return errors.New("distributor.replica-wait must not be negative")
 	}
 	return c.HATracker.Validate()
 }

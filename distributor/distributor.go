@@ -420,9 +420,10 @@ type target struct {
 // series differ from theirs, so every query merges them sample by sample
 // instead of reading one copy (measured: 5,040-series gaps ten times per
 // ingester in the query benchmark's load, which sends one round after
-// another). Replicas slower than the wait finish in the background under
-// RemoteTimeout, so a paused ingester costs each write the wait, not the
-// timeout. An ingester's BadData
+// another). The wait is twice the time the write took to reach its
+// quorum, at most ReplicaWait. Replicas slower than that finish in the
+// background under RemoteTimeout, so a paused ingester costs each write
+// the wait, not the timeout. An ingester's BadData
 // answer means it stored the rest, so it counts towards the quorum and the
 // message is passed on. done is called once every replica has answered:
 // until then the targets' buffers are in use.
@@ -430,6 +431,7 @@ type target struct {
 // those of its series, and its copies of a series' exemplars are refused
 // alike.
 func (d *Distributor) send(ctx context.Context, tenantID string, targets []*target, needed []int, done func()) (int, error) {
+	start := time.Now()
 	pushCtx, cancel := context.WithTimeout(tenant.WithID(context.WithoutCancel(ctx), tenantID), d.cfg.RemoteTimeout)
 	results := make(chan result, len(targets))
 	for _, t := range targets {
@@ -450,7 +452,12 @@ func (d *Distributor) send(ctx context.Context, tenantID string, targets []*targ
 		// The answer is decided; what the stragglers say no longer
 		// changes it, only when it is given. A write that failed its
 		// quorum is retried by its client anyway, so it does not wait.
-		wait := time.NewTimer(d.cfg.ReplicaWait)
+		// A client's next write takes about as long to reach a replica
+		// as this one took to reach its quorum, so twice that covers a
+		// replica that is a little behind its peers; one much slower
+		// (alive but overloaded) costs each write that, not the whole
+		// ReplicaWait: the ruler writes once per rule.
+		wait := time.NewTimer(min(d.cfg.ReplicaWait, 2*time.Since(start)))
 	straggle:
 		for answered < len(targets) {
 			select {

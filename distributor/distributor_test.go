@@ -55,12 +55,21 @@ type fakeIngester struct {
 	// block, when set, holds every push until it is closed or the push's
 	// context ends: a paused ingester.
 	block chan struct{}
+	// delay makes every push take this long (unless its context ends).
+	delay time.Duration
 	// entered counts the pushes that arrived, held or not.
 	entered atomic.Int32
 }
 
 func (f *fakeIngester) Push(ctx context.Context, req *ingesterpb.PushRequest, _ ...grpc.CallOption) (*ingesterpb.PushResponse, error) {
 	f.entered.Add(1)
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -324,36 +333,32 @@ func TestQuorumDoesNotWaitForSlowReplica(t *testing.T) {
 }
 
 // A write that reached its quorum waits briefly for its last replica, so
-// the client's next write cannot overtake it there; a paused replica costs
-// the wait, not the timeout.
+// the client's next write does not overtake it there: twice the time the
+// quorum took, at most ReplicaWait. A paused replica costs that wait, not
+// the timeout.
 func TestQuorumWaitsBrieflyForTheLastReplica(t *testing.T) {
-	d, clients := newConfiguredDistributor(t, 3, &fixedLimits{}, func(c *Config) { c.ReplicaWait = 200 * time.Millisecond })
+	d, clients := newConfiguredDistributor(t, 3, &fixedLimits{}, func(c *Config) { c.ReplicaWait = 300 * time.Millisecond })
 	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts(one, "__name__", "up")}}
-
-	late := make(chan struct{})
-	clients["ing-2"].block = late
-	time.AfterFunc(30*time.Millisecond, func() { close(late) })
+	stored := func() int {
+		clients["ing-2"].mu.Lock()
+		defer clients["ing-2"].mu.Unlock()
+		return len(clients["ing-2"].series)
+	}
+	// The quorum takes 40ms; the last replica is 20ms behind it.
+	clients["ing-0"].delay, clients["ing-1"].delay, clients["ing-2"].delay = 40*time.Millisecond, 40*time.Millisecond, 60*time.Millisecond
 	w := post(d, encode(t, req), nil)
 	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
-	clients["ing-2"].mu.Lock()
-	stored := len(clients["ing-2"].series)
-	clients["ing-2"].mu.Unlock()
-	require.Equal(t, 1, stored, "the write was answered after its slow replica stored it")
+	require.Equal(t, 1, stored(), "the write was answered after its slow replica stored it")
 
 	// A partial write (400) waits as well: its client sends the next one
 	// at once, too.
 	clients["ing-0"].err = apierr.ToGRPC(apierr.New(apierr.BadData, "one sample out of order (the rest stored)"))
-	late2 := make(chan struct{})
-	clients["ing-2"].block = late2
-	time.AfterFunc(30*time.Millisecond, func() { close(late2) })
 	w = post(d, encode(t, req), nil)
 	require.Equal(t, http.StatusBadRequest, w.Code, w.Body.String())
-	clients["ing-2"].mu.Lock()
-	stored = len(clients["ing-2"].series)
-	clients["ing-2"].mu.Unlock()
-	require.Equal(t, 2, stored, "the partial write was answered after its slow replica stored it")
+	require.Equal(t, 2, stored(), "the partial write was answered after its slow replica stored it")
 	clients["ing-0"].err = nil
 
+	// A paused replica costs twice the quorum's time, not ReplicaWait.
 	paused := make(chan struct{})
 	defer close(paused)
 	clients["ing-2"].block = paused
@@ -361,8 +366,8 @@ func TestQuorumWaitsBrieflyForTheLastReplica(t *testing.T) {
 	w = post(d, encode(t, req), nil)
 	took := time.Since(start)
 	require.Equal(t, http.StatusNoContent, w.Code, w.Body.String())
-	require.GreaterOrEqual(t, took, d.cfg.ReplicaWait, "waited for the paused replica")
-	require.Less(t, took, d.cfg.RemoteTimeout, "but only as long as the wait")
+	require.GreaterOrEqual(t, took, 100*time.Millisecond, "waited for the paused replica (40ms + 2 × 40ms)")
+	require.Less(t, took, d.cfg.RemoteTimeout, "but not the timeout")
 
 	// No quorum: answered as soon as that is known, without the wait.
 	clients["ing-1"].err = apierr.ToGRPC(apierr.New(apierr.Unavailable, "down"))
@@ -370,16 +375,15 @@ func TestQuorumWaitsBrieflyForTheLastReplica(t *testing.T) {
 	start = time.Now()
 	w = post(d, encode(t, req), nil)
 	require.Equal(t, http.StatusServiceUnavailable, w.Code, w.Body.String())
-	require.Less(t, time.Since(start), d.cfg.ReplicaWait, "a failed write does not wait")
+	require.Less(t, time.Since(start), 2*40*time.Millisecond+40*time.Millisecond, "a failed write does not wait")
 }
 
 func TestReplicaWaitValidation(t *testing.T) {
-	c := Config{MaxRecvMsgSize: 1, RemoteTimeout: time.Second, HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
-	for _, w := range []time.Duration{-time.Millisecond, time.Second, 2 * time.Second} {
-		c.ReplicaWait = w
-		require.ErrorContains(t, c.Validate(), "distributor.replica-wait", "wait %s", w)
-	}
-	c.ReplicaWait = 0
+	c := Config{MaxRecvMsgSize: 1, RemoteTimeout: 50 * time.Millisecond, HATracker: hatracker.Config{UpdateTimeout: time.Second, FailoverTimeout: 2 * time.Second}}
+	c.ReplicaWait = -time.Millisecond
+	require.ErrorContains(t, c.Validate(), "distributor.replica-wait")
+	// Longer than the remote timeout is allowed: the pushes end there.
+	c.ReplicaWait = 100 * time.Millisecond
 	require.NoError(t, c.Validate())
 }
 

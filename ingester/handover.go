@@ -103,16 +103,25 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 			}
 			received += len(sc.Chunks)
 		}
-		// Before the chunks are in the store, so that no push judged
-		// meanwhile takes the store's times for ones it does not hold.
-		i.noteStored(tenantID, batch)
-		if err := i.store.Put(tenantID, batch); err != nil {
+		if err := i.storeTransferred(tenantID, batch); err != nil {
 			return apierr.ToGRPC(fmt.Errorf("ingester: store transferred chunks: %w", err))
 		}
 		resp.Series += int64(len(batch))
 		resp.Chunks += int64(received)
 		i.m.chunksReceived.Add(float64(received))
 	}
+}
+
+// storeTransferred notes a transferred batch in memory, then puts it in
+// the store, with series creation and old-sample lookups held off
+// (transferMu): a series in memory learns how far the store will reach
+// before the chunks are there, and one created meanwhile reads the store
+// once they are.
+func (i *Ingester) storeTransferred(tenantID string, batch []chunks.SeriesChunks) error {
+	i.transferMu.Lock()
+	defer i.transferMu.Unlock()
+	i.noteStored(tenantID, batch)
+	return i.store.Put(tenantID, batch)
 }
 
 // noteStored tells the series in memory that batch puts chunks of in the

@@ -55,6 +55,13 @@ type Ingester struct {
 	handingOver bool
 	pushGate    sync.RWMutex
 	transfers   sync.WaitGroup
+	// transferMu is held for writing while a transfer's chunks are noted
+	// in memory and put in the store, and for reading while a series
+	// learns what the store holds of it or a push looks an old sample up
+	// there: neither may see a transfer half done, or a series created
+	// meanwhile would believe the store holds nothing of it (and queries
+	// skip the store for it, pushes take another value for a stored time).
+	transferMu sync.RWMutex
 
 	// flushMu makes flushes take turns (see flush).
 	flushMu sync.Mutex

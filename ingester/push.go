@@ -392,6 +392,8 @@ func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, smp sample, ps *pushSta
 // not hold. A series that does not know how far its stored samples reach
 // learns it first, so that its next old samples after that need no read.
 func (i *Ingester) storedSampleAt(h *tenantHead, s *memSeries, t int64) (sample, bool, error) {
+	i.transferMu.RLock()
+	defer i.transferMu.RUnlock()
 	s.mu.Lock()
 	known, storeMaxT := s.storeKnown, s.storeMaxT
 	s.mu.Unlock()
@@ -420,6 +422,8 @@ func (i *Ingester) storedSampleAt(h *tenantHead, s *memSeries, t int64) (sample,
 // store that cannot be read is logged and leaves them without: a write is
 // not refused for it.
 func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
+	i.transferMu.RLock()
+	defer i.transferMu.RUnlock()
 	lsets := make([]labels.Labels, len(series))
 	newest := make([]int64, len(series))
 	for k, s := range series {

@@ -44,9 +44,11 @@ func (s *Store) Refs(tenant string, mint, maxt int64, keep Keep, known Known, ma
 
 // ChunksOf reads, in one read transaction, the chunks overlapping
 // [mint, maxt] of each series refs name, and returns them at the same
-// index with a copy of the series' stored labels. A series not stored (or
-// deleted by retention since its ref was taken) or without such a chunk
-// has neither. Everything returned is the caller's.
+// index with a copy of the series' stored labels. A ref whose ID names no
+// series any more (retention deleted it since the ID was learned) is
+// looked up by its labels when it has them: the series may have been
+// stored again, under a new ID. A series not stored, or without such a
+// chunk, has neither. Everything returned is the caller's.
 func (s *Store) ChunksOf(tenant string, mint, maxt int64, refs []SeriesRef) ([]SeriesChunks, error) {
 	defer s.observeSelect("chunks_of", time.Now())
 	out := make([]SeriesChunks, len(refs))
@@ -63,6 +65,17 @@ func (s *Store) ChunksOf(tenant string, mint, maxt int64, refs []SeriesRef) ([]S
 				continue
 			}
 			raw := r.series.Get(idKey(id))
+			if raw == nil && ref.ID != 0 && !ref.Labels.IsEmpty() {
+				// The ID's series was deleted since the caller learned
+				// it, and may be stored again under a new one.
+				var err error
+				if id, ok, err = seriesID(byLabels, ref.Labels); err != nil {
+					return err
+				}
+				if ok {
+					raw = r.series.Get(idKey(id))
+				}
+			}
 			if raw == nil {
 				continue
 			}

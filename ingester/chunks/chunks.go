@@ -70,7 +70,8 @@ type Store interface {
 	// not they have chunks in [mint, maxt].
 	Refs(tenant string, mint, maxt int64, keep Keep, known Known, ms ...*labels.Matcher) ([]SeriesRef, error)
 	// ChunksOf returns the chunks overlapping [mint, maxt] of each ref, in
-	// the refs' order.
+	// the refs' order; a ref whose ID names no series any more is looked
+	// up by its labels, when it has them.
 	ChunksOf(tenant string, mint, maxt int64, refs []SeriesRef) ([]SeriesChunks, error)
 	// Series returns the labels of the series SelectBatches would.
 	Series(tenant string, mint, maxt int64, keep Keep, ms ...*labels.Matcher) ([]labels.Labels, error)

@@ -288,6 +288,12 @@ func refsIDsAreNeverReused(t *testing.T, open Open) {
 	require.NoError(t, err)
 	require.Len(t, again, 1, "the series stored again is not hidden by its old ID")
 	require.NotEqual(t, old[0].ID, again[0].ID)
+	// A caller still holding the old ID, and the labels, reads the series
+	// stored again.
+	got, err := st.ChunksOf("t", 0, 100*3600*1000, []chunks.SeriesRef{{ID: old[0].ID, Labels: upA}, {ID: old[0].ID}})
+	require.NoError(t, err)
+	require.Len(t, samplesOf(t, got[0]), 10, "found by its labels")
+	require.Empty(t, got[1].Chunks, "an ID alone names no series")
 }
 
 // SelectBatches gives at most batchSeries series a call, and an error of
