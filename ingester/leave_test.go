@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ type leaveRing struct {
 	// healAfter makes the peer healthy at that many retry waits from now
 	// (0: never).
 	healAfter int
+	// pushing makes the next stop run beside a distributor that keeps
+	// pushing to "from" until 50ms after it saw it LEAVING.
+	pushing bool
 }
 
 func (r *leaveRing) rebuild() { r.ring = testRing(1, r.members) }
@@ -81,6 +85,7 @@ func (r *leaveRing) IsHealthy(inst *ringpb.Instance, now time.Time) bool {
 //	push <from|to> <tenant> <series> <first> <n>  samples at seconds first.. with value = second
 //	peer <healthy|unhealthy|gone>                 the peer's ring entry: heartbeat fresh, stale, or none
 //	heal-after <n>                                the peer turns healthy at the n-th retry wait
+//	pushing                                       the next stop runs beside a distributor pushing to "from" until 50ms after it sees it LEAVING
 //	stop <handover|restart|requested> [deadline]  run the Leaver's Stop (default deadline 5s); prints what it did
 //	count <from|to> <tenant> <series>             the samples an ingester holds of a series
 func TestLeaveScenarios(t *testing.T) {
@@ -121,6 +126,11 @@ func TestLeaveScenarios(t *testing.T) {
 					})
 				}
 				return "ok"
+			case "pushing":
+				r.mu.Lock()
+				r.pushing = true
+				r.mu.Unlock()
+				return "ok"
 			case "heal-after":
 				n, err := strconv.Atoi(fields[1])
 				require.NoError(t, err)
@@ -156,7 +166,7 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 	}
 	reg := prometheus.NewRegistry()
 	l := NewLeaver(from.Ingester, r, r, from.pool, from.addr, args[0] == "handover", reg, slog.New(slog.DiscardHandler))
-	l.quietPeriod, l.maxWait, l.retryMin, l.retryMax = 20*time.Millisecond, time.Second, 10*time.Millisecond, 40*time.Millisecond
+	l.quietPeriod, l.maxWait, l.retryMin, l.retryMax = 150*time.Millisecond, 5*time.Second, 10*time.Millisecond, 40*time.Millisecond
 	retries := 0
 	l.after = func(d time.Duration) <-chan time.Time {
 		retries++
@@ -175,9 +185,42 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 	if args[0] == "requested" {
 		l.Request()
 	}
+	// A distributor pushing until it has seen "from" LEAVING for 50ms: the
+	// Leaver must wait until it has stopped before handing over, or the
+	// pushes after that are refused.
+	r.mu.Lock()
+	pushing := r.pushing
+	r.pushing = false
+	r.mu.Unlock()
+	var refused atomic.Int32
+	pusherDone := make(chan struct{})
+	if pushing {
+		go func() {
+			defer close(pusherDone)
+			var sawLeaving time.Time
+			for k := 1000; ; k++ {
+				r.mu.Lock()
+				leaving := r.members["from"].state == ringpb.State_LEAVING
+				r.mu.Unlock()
+				if leaving && sawLeaving.IsZero() {
+					sawLeaving = time.Now()
+				}
+				if !sawLeaving.IsZero() && time.Since(sawLeaving) > 50*time.Millisecond {
+					return
+				}
+				if err := from.push(t, "team", series("p", k, 1)); err != nil {
+					refused.Add(1)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	} else {
+		close(pusherDone)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	err := l.Stop(ctx)
+	<-pusherDone
 	r.mu.Lock()
 	events := r.events
 	r.events = nil
@@ -186,11 +229,18 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 	for _, e := range events {
 		fmt.Fprintln(&b, e)
 	}
-	// Retries past the deadline are not counted: how many fit is timing.
+	// Retries and failures past a deadline are not counted: how many fit
+	// is timing.
+	failures := int(testutil.ToFloat64(l.failures))
 	if err == nil {
-		fmt.Fprintf(&b, "retries %d\n", retries)
+		fmt.Fprintf(&b, "retries %d, failures counted %d\n", retries, failures)
+	} else {
+		fmt.Fprintf(&b, "failures counted: %v\n", failures > 0)
 	}
 	fmt.Fprintf(&b, "handover failing %v\n", testutil.ToFloat64(l.failing) == 1)
+	if pushing {
+		fmt.Fprintf(&b, "pushes refused %d\n", refused.Load())
+	}
 	// How many attempts fit before a deadline is timing, not behaviour.
 	// Nor are the test ingesters' ports.
 	b.WriteString(address.ReplaceAllString(attempts.ReplaceAllString(answer(err), "after N attempts"), "ADDR"))
