@@ -134,7 +134,7 @@ func TestAuditStaleStoreIDAfterDeletion(t *testing.T) {
 	require.Equal(t, seconds(1, 26), ti.samples(t, "a", nameM)["m"], "the query learns the stored ID")
 
 	require.NoError(t, ti.deleteSeries(t, "a", 0, 20_000, time.Now().UnixMilli(), nameM))
-	ti.applyRetention() // the stored series goes: a tombstone covers all its chunks
+	ti.applyRetention()                                      // the stored series goes: a tombstone covers all its chunks
 	require.NoError(t, ti.push(t, "a", series("m", 26, 10))) // [21-30] complete, [31-35] head
 	require.Equal(t, seconds(21, 36), ti.samples(t, "a", nameM)["m"])
 
