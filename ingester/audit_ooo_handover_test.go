@@ -40,16 +40,18 @@ func TestAuditOOOTransferRacesPush(t *testing.T) {
 	lset := labels.FromStrings("__name__", "x", "job", "test")
 	cs, err := chunks.Encode([]chunks.Sample{{T: 50000, V: 50}}, 0)
 	require.NoError(t, err)
-	var pushErr error
+	// The store holds x at 50s with 50 from the hook on. The push waits
+	// while the transfer holds the tenant's pushes off (transferLock), so
+	// it runs beside the transfer, not inside it.
+	pushed := make(chan error, 1)
 	ti.store = &afterPutStore{Store: ti.store, hook: func() {
-		// The store holds x at 50s with 50 from here on.
-		pushErr = ti.push(t, "a", onePush("x", 50000, -1))
+		go func() { pushed <- ti.push(t, "a", onePush("x", 50000, -1)) }()
 	}}
 	stream, err := ti.client.TransferChunks(ctxFor("a"))
 	require.NoError(t, err)
 	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(chunks.SeriesChunks{Labels: lset, Chunks: cs}, false)}}))
 	_, err = stream.CloseAndRecv()
 	require.NoError(t, err)
-	require.ErrorContains(t, pushErr, "duplicate sample with a different value",
+	require.ErrorContains(t, <-pushed, "duplicate sample with a different value",
 		"the store already held x at 50s with another value when the push was judged")
 }

@@ -113,13 +113,13 @@ func (i *Ingester) TransferChunks(stream ingesterpb.Ingester_TransferChunksServe
 }
 
 // storeTransferred notes a transferred batch in memory, then puts it in
-// the store, with series creation and old-sample lookups held off
-// (transferMu): a series in memory learns how far the store will reach
-// before the chunks are there, and one created meanwhile reads the store
-// once they are.
+// the store, with the tenant's pushes held off (transferLock): a series in
+// memory learns how far the store will reach before the chunks are there,
+// and one a push creates reads the store once they are.
 func (i *Ingester) storeTransferred(tenantID string, batch []chunks.SeriesChunks) error {
-	i.transferMu.Lock()
-	defer i.transferMu.Unlock()
+	l := i.transferLock(tenantID)
+	l.Lock()
+	defer l.Unlock()
 	i.noteStored(tenantID, batch)
 	return i.store.Put(tenantID, batch)
 }

@@ -55,13 +55,15 @@ type Ingester struct {
 	handingOver bool
 	pushGate    sync.RWMutex
 	transfers   sync.WaitGroup
-	// transferMu is held for writing while a transfer's chunks are noted
-	// in memory and put in the store, and for reading while a series
-	// learns what the store holds of it or a push looks an old sample up
-	// there: neither may see a transfer half done, or a series created
-	// meanwhile would believe the store holds nothing of it (and queries
-	// skip the store for it, pushes take another value for a stored time).
-	transferMu sync.RWMutex
+	// transferLocks holds a tenant's *sync.RWMutex (transferLock): held
+	// for writing while a transfer's chunks are noted in memory and put
+	// in the store, and for reading by a push (which may create series
+	// that learn what the store holds of them, and look old samples up
+	// there) and by replay's store reads. Neither may see a transfer half
+	// done, or a series created meanwhile would believe the store holds
+	// nothing of it (queries then skip the store for it, and pushes take
+	// another value for a stored time).
+	transferLocks sync.Map
 
 	// flushMu makes flushes take turns (see flush).
 	flushMu sync.Mutex
@@ -294,4 +296,14 @@ func (i *Ingester) applyRetention() {
 	if err := i.loadDeletions(); err != nil {
 		i.logger.Error("retention: reload deletions", "err", err)
 	}
+}
+
+// transferLock is tenantID's lock between transfers into the store and
+// the pushes and replay reads that learn from the store (transferLocks).
+func (i *Ingester) transferLock(tenantID string) *sync.RWMutex {
+	if l, ok := i.transferLocks.Load(tenantID); ok {
+		return l.(*sync.RWMutex)
+	}
+	l, _ := i.transferLocks.LoadOrStore(tenantID, &sync.RWMutex{})
+	return l.(*sync.RWMutex)
 }

@@ -166,7 +166,9 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 	}
 	reg := prometheus.NewRegistry()
 	l := NewLeaver(from.Ingester, r, r, from.pool, from.addr, args[0] == "handover", reg, slog.New(slog.DiscardHandler))
-	l.quietPeriod, l.maxWait, l.retryMin, l.retryMax = 150*time.Millisecond, 5*time.Second, 10*time.Millisecond, 40*time.Millisecond
+	// A quiet period far above the pusher's 5ms between pushes, so that a
+	// loaded machine's stall does not end the wait early.
+	l.quietPeriod, l.maxWait, l.retryMin, l.retryMax = 300*time.Millisecond, 5*time.Second, 10*time.Millisecond, 40*time.Millisecond
 	retries := 0
 	l.after = func(d time.Duration) <-chan time.Time {
 		retries++
@@ -193,8 +195,9 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 	r.pushing = false
 	r.mu.Unlock()
 	var refused atomic.Int32
-	pusherDone := make(chan struct{})
+	pusherDone, stopped := make(chan struct{}), make(chan struct{})
 	if pushing {
+		first := make(chan struct{})
 		go func() {
 			defer close(pusherDone)
 			var sawLeaving time.Time
@@ -211,15 +214,25 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 				if err := from.push(t, "team", series("p", k, 1)); err != nil {
 					refused.Add(1)
 				}
-				time.Sleep(5 * time.Millisecond)
+				if k == 1000 {
+					close(first)
+				}
+				select {
+				case <-stopped: // Stop returned without setting LEAVING
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
 			}
 		}()
+		// The Leaver measures quiet from the last push: the pusher's.
+		<-first
 	} else {
 		close(pusherDone)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	err := l.Stop(ctx)
+	close(stopped)
 	<-pusherDone
 	r.mu.Lock()
 	events := r.events

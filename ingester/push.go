@@ -235,6 +235,12 @@ func (i *Ingester) push(h *tenantHead, encoded []byte) (int, rejections, error) 
 
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
+	// Once per push, not per series read from the store: a handover
+	// storing batches into this tenant then costs a push at most one
+	// batch's Put.
+	tl := i.transferLock(h.id)
+	tl.RLock()
+	defer tl.RUnlock()
 	h.pushes++
 	push := h.pushes
 	var rej rejections
@@ -391,9 +397,8 @@ func (i *Ingester) judgeOld(h *tenantHead, s *memSeries, smp sample, ps *pushSta
 // storedSampleAt reads the store for a sample of s at t that memory does
 // not hold. A series that does not know how far its stored samples reach
 // learns it first, so that its next old samples after that need no read.
+// The caller holds the tenant's transferLock for reading.
 func (i *Ingester) storedSampleAt(h *tenantHead, s *memSeries, t int64) (sample, bool, error) {
-	i.transferMu.RLock()
-	defer i.transferMu.RUnlock()
 	s.mu.Lock()
 	known, storeMaxT := s.storeKnown, s.storeMaxT
 	s.mu.Unlock()
@@ -421,9 +426,8 @@ func (i *Ingester) storedSampleAt(h *tenantHead, s *memSeries, t int64) (sample,
 // order and duplicate checks, and tells them how far the store reaches. A
 // store that cannot be read is logged and leaves them without: a write is
 // not refused for it.
+// The caller holds the tenant's transferLock for reading.
 func (i *Ingester) restoreLastFromStore(h *tenantHead, series []*memSeries) {
-	i.transferMu.RLock()
-	defer i.transferMu.RUnlock()
 	lsets := make([]labels.Labels, len(series))
 	newest := make([]int64, len(series))
 	for k, s := range series {

@@ -385,31 +385,38 @@ func (i *Ingester) replayChunks(st *replayState, rec []byte) error {
 // measured from.
 func (i *Ingester) restoreLastAfterReplay() {
 	for _, h := range i.allHeads() {
-		var batch []*memSeries
-		for _, s := range h.all() {
-			if _, ok := s.lastSample(); !ok {
-				batch = append(batch, s)
-			}
-			if len(batch) == lastBatchSeries {
-				i.restoreLastFromStore(h, batch)
-				batch = batch[:0]
-			}
+		i.restoreTenantAfterReplay(h)
+	}
+}
+
+func (i *Ingester) restoreTenantAfterReplay(h *tenantHead) {
+	tl := i.transferLock(h.id)
+	tl.RLock()
+	defer tl.RUnlock()
+	var batch []*memSeries
+	for _, s := range h.all() {
+		if _, ok := s.lastSample(); !ok {
+			batch = append(batch, s)
 		}
-		if len(batch) > 0 {
+		if len(batch) == lastBatchSeries {
 			i.restoreLastFromStore(h, batch)
+			batch = batch[:0]
 		}
-		for _, s := range h.all() {
-			// A series whose newer in-order samples were lost to damage
-			// may hold out-of-order ones newer than what is left.
-			s.mu.Lock()
-			if newest, ok := s.newestOOO(); ok && (!s.hasLast || newest.T > s.last.T) {
-				s.hasLast, s.last = true, newest
-			}
-			last, ok := s.last, s.hasLast
-			s.mu.Unlock()
-			if ok {
-				h.observe(last.T)
-			}
+	}
+	if len(batch) > 0 {
+		i.restoreLastFromStore(h, batch)
+	}
+	for _, s := range h.all() {
+		// A series whose newer in-order samples were lost to damage
+		// may hold out-of-order ones newer than what is left.
+		s.mu.Lock()
+		if newest, ok := s.newestOOO(); ok && (!s.hasLast || newest.T > s.last.T) {
+			s.hasLast, s.last = true, newest
+		}
+		last, ok := s.last, s.hasLast
+		s.mu.Unlock()
+		if ok {
+			h.observe(last.T)
 		}
 	}
 }
