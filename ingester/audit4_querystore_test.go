@@ -103,19 +103,8 @@ func TestAuditSeriesCreatedDuringTransferHidesTransferredChunks(t *testing.T) {
 	require.NoError(t, err)
 
 	// A distributor's push of the series' next sample arrives while the
-	// transfer is being stored: the series is created in memory. (It
-	// waits for the Put now: the transfer holds off series creation.)
-	pushed := make(chan error, 1)
-	ti.store = &auditHookStore{Store: ti.store, beforePut: func() {
-		go func() { pushed <- ti.push(t, "a", onePush("m", 200_000, 200)) }()
-		time.Sleep(50 * time.Millisecond)
-	}}
-	stream, err := ti.client.TransferChunks(ctxFor("a"))
-	require.NoError(t, err)
-	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(chunks.SeriesChunks{Labels: lset, Chunks: cs}, false)}}))
-	_, err = stream.CloseAndRecv()
-	require.NoError(t, err)
-	require.NoError(t, <-pushed)
+	// transfer is being stored: the series is created in memory.
+	transferDuringPush(t, ti, chunks.SeriesChunks{Labels: lset, Chunks: cs}, onePush("m", 200_000, 200))
 
 	require.Equal(t, append(seconds(50, 60), 200_000), auditTimes(t, ti, math.MinInt64, "m"), "all time: the store is read")
 	require.Equal(t, append(seconds(50, 60), 200_000), auditTimes(t, ti, 40_000, "m"),
@@ -154,17 +143,25 @@ func TestAuditSeriesCreatedDuringTransferAcceptsConflictingOOO(t *testing.T) {
 	lset := labels.FromStrings("__name__", "x", "job", "test")
 	cs, err := chunks.Encode([]chunks.Sample{{T: 50000, V: 50}}, 0)
 	require.NoError(t, err)
+	transferDuringPush(t, ti, chunks.SeriesChunks{Labels: lset, Chunks: cs}, onePush("x", 100_000, 100))
+	require.ErrorContains(t, ti.push(t, "a", onePush("x", 50000, -1)), "duplicate sample with a different value",
+		"the store holds x at 50s with 50")
+}
+
+// transferDuringPush transfers sc into tenant "a" of ti while push, sent
+// as the transfer's Put begins, creates the series in memory. The push
+// waits for the Put: the transfer holds the tenant's pushes off.
+func transferDuringPush(t *testing.T, ti *testIngester, sc chunks.SeriesChunks, push []byte) {
+	t.Helper()
 	pushed := make(chan error, 1)
 	ti.store = &auditHookStore{Store: ti.store, beforePut: func() {
-		go func() { pushed <- ti.push(t, "a", onePush("x", 100_000, 100)) }()
+		go func() { pushed <- ti.push(t, "a", push) }()
 		time.Sleep(50 * time.Millisecond)
 	}}
 	stream, err := ti.client.TransferChunks(ctxFor("a"))
 	require.NoError(t, err)
-	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(chunks.SeriesChunks{Labels: lset, Chunks: cs}, false)}}))
+	require.NoError(t, stream.Send(&ingesterpb.TransferChunksRequest{Series: []*ingesterpb.ChunkSeries{toWire(sc, false)}}))
 	_, err = stream.CloseAndRecv()
 	require.NoError(t, err)
 	require.NoError(t, <-pushed)
-	require.ErrorContains(t, ti.push(t, "a", onePush("x", 50000, -1)), "duplicate sample with a different value",
-		"the store holds x at 50s with 50")
 }
