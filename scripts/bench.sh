@@ -26,6 +26,9 @@
 #                       to each target's OTLP receiver instead of remote write
 #                       [0]; Debian's VictoriaMetrics (1.79) has none, so leave
 #                       it out
+#   BENCH_ALIGN         1 places the data so it ends at the last 2-hour
+#                       boundary (with BENCH_MAX_ROUNDS), so that every
+#                       partition is complete and Orrery compacts it all [0]
 #   BENCH_KEEP          1 keeps the temporary directory with data and logs [0]
 #   ORRERY_BIN          Orrery binary, rebuilt from ./cmd/orrery [./bin/orrery]
 #   ORRERY_ARGS         extra Orrery flags []
@@ -46,6 +49,7 @@ BENCH_TARGETS=${BENCH_TARGETS:-orrery prometheus vm}
 BENCH_HISTOGRAMS=${BENCH_HISTOGRAMS:-0}
 BENCH_OTLP=${BENCH_OTLP:-0}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_ALIGN=${BENCH_ALIGN:-0}
 ORRERY_BIN=${ORRERY_BIN:-./bin/orrery}
 ORRERY_ARGS=${ORRERY_ARGS:-}
 PROMETHEUS_BIN=${PROMETHEUS_BIN:-$(go env GOPATH)/bin/prometheus}
@@ -169,6 +173,27 @@ prometheus_snapshot() {
 	[[ -n "$name" ]] && du -sb "$DATA_DIR/snapshots/$name" | cut -f1
 }
 
+# orrery_compacted restarts Orrery on its data with compaction due at once,
+# waits for the pass to end, stops it and prints the bytes its store's
+# data occupies (orrery-bench store-size; empty on failure).
+orrery_compacted() {
+	local pid deadline
+	# shellcheck disable=SC2086 # ORRERY_ARGS is a list of flags
+	"$ORRERY_BIN" -target=all -data.dir="$DATA_DIR" \
+		-http.listen-address=127.0.0.1:9009 -grpc.listen-address=127.0.0.1:9095 \
+		-ingester.compact-after=1s $ORRERY_ARGS >"$TMP/orrery-compact.log" 2>&1 &
+	pid=$!
+	STARTED_PID=$pid
+	wait_ready "$READY_URL" "$pid" || { stop_target "$pid"; return 1; }
+	deadline=$((SECONDS + 900))
+	until grep -q 'compacted stored chunks\|compaction failed' "$TMP/orrery-compact.log"; do
+		((SECONDS < deadline)) || { log "compaction did not finish"; stop_target "$pid"; return 1; }
+		sleep 2
+	done
+	stop_target "$pid"
+	"$TMP/orrery-bench" store-size "$DATA_DIR/store.db"
+}
+
 declare -A SPS CPU RSS RSSPS DISK BLOCK FAILED NOTE
 
 # run_target NAME starts a target, pushes at it, stops it cleanly and records
@@ -190,7 +215,11 @@ run_target() {
 	log "$name ready (pid $START_PID); pushing $BENCH_SERIES series for $BENCH_DURATION"
 	# Pre-generation, the timed phase and the last requests' timeouts.
 	bench_timeout=$(($(duration_seconds "$BENCH_DURATION") + 180))
-	timeout "$bench_timeout" "$TMP/orrery-bench" -url "$PUSH_URL" -pid "$START_PID" \
+	local start=()
+	if [[ $BENCH_ALIGN == 1 ]]; then
+		start=(-start $(((($(date +%s) / 7200) * 7200 - BENCH_MAX_ROUNDS * 15) * 1000)))
+	fi
+	timeout "$bench_timeout" "$TMP/orrery-bench" -url "$PUSH_URL" -pid "$START_PID" "${start[@]}" \
 		-series "$BENCH_SERIES" -batch "$BENCH_BATCH" -concurrency "$BENCH_CONCURRENCY" \
 		-rate "$BENCH_RATE" -duration "$BENCH_DURATION" -pregen-mib "$BENCH_PREGEN_MIB" -max-rounds "$BENCH_MAX_ROUNDS" \
 		-native-histograms="$([[ $BENCH_HISTOGRAMS == 1 ]] && echo true || echo false)" \
@@ -200,6 +229,10 @@ run_target() {
 		BLOCK[$name]=$(prometheus_snapshot || true)
 	fi
 	stop_target "$START_PID"
+	if [[ $name == orrery ]]; then
+		log "orrery: compacting its complete partitions"
+		BLOCK[$name]=$(orrery_compacted || true)
+	fi
 	if [[ ! -s "$json" ]]; then
 		NOTE[$name]="orrery-bench failed (exit $rc): $(tail -n 1 "$TMP/$name.bench.log")"
 		return 0
@@ -254,7 +287,8 @@ print_table() {
 			"${FAILED[$name]:-n/a}" "${NOTE[$name]:-}"
 	done
 	echo
-	echo "disk: du of the data directory after a clean stop. As block: Prometheus' head written as a TSDB block by the snapshot API."
+	echo "disk: du of the data directory after a clean stop. As block: Prometheus' head written as a TSDB block by the snapshot API;" \
+		"Orrery's store after compacting its complete partitions (the pages its data occupies: orrery-bench store-size)."
 }
 
 main() {

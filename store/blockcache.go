@@ -29,7 +29,7 @@ type blockCache struct {
 
 type cacheEntry struct {
 	key  string
-	recs []coldRecord
+	data *blockData
 	size int
 }
 
@@ -53,37 +53,34 @@ func (c *blockCache) key(tenant string, p int64, blockKey, v []byte) string {
 	return string(binary.BigEndian.AppendUint64(k, maphash.Bytes(c.seed, v)))
 }
 
-// get returns the decoded records of block value v, decoding it on a miss.
-func (c *blockCache) get(tenant string, p int64, blockKey, v []byte) ([]coldRecord, error) {
+// get returns the decoded block value v, decoding it on a miss.
+func (c *blockCache) get(tenant string, p int64, blockKey, v []byte) (*blockData, error) {
 	if c == nil || c.budget <= 0 {
-		return decodeColdBlock(v)
+		return parseColdBlock(v)
 	}
 	key := c.key(tenant, p, blockKey, v)
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok {
 		c.lru.MoveToFront(e)
-		recs := e.Value.(*cacheEntry).recs
+		data := e.Value.(*cacheEntry).data
 		c.mu.Unlock()
 		c.requests.WithLabelValues("hit").Inc()
-		return recs, nil
+		return data, nil
 	}
 	c.mu.Unlock()
 	c.requests.WithLabelValues("miss").Inc()
-	recs, err := decodeColdBlock(v)
+	data, err := parseColdBlock(v)
 	if err != nil {
 		return nil, err
 	}
-	size := len(key) + 64
-	for _, r := range recs {
-		size += len(r.value) + 48
-	}
+	size := len(key) + 64 + data.size
 	if size > c.budget/4 {
-		return recs, nil // one block must not empty the cache
+		return data, nil // one block must not empty the cache
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; !ok {
-		c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, recs: recs, size: size})
+		c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, data: data, size: size})
 		c.size += size
 		for c.size > c.budget {
 			last := c.lru.Back()
@@ -93,5 +90,5 @@ func (c *blockCache) get(tenant string, p int64, blockKey, v []byte) ([]coldReco
 			c.size -= e.size
 		}
 	}
-	return recs, nil
+	return data, nil
 }

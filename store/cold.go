@@ -12,6 +12,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
@@ -28,8 +29,12 @@ import (
 // by its ID and decompress it once per read transaction, so what every
 // read returns is unchanged: the same chunks, bit for bit.
 const (
-	coldBlockVersion = 1
-	coldHeaderLen    = 1 + 4 // version, CRC-32C of the compressed bytes
+	// coldBlockVersion is the block encodeColdBlock writes: series as
+	// runs or chunks (coldrun.go). coldBlockChunksOnly, every record a
+	// chunk, is what version 4 files hold; it is still read.
+	coldBlockVersion    = 2
+	coldBlockChunksOnly = 1
+	coldHeaderLen       = 1 + 4 // version, CRC-32C of the compressed bytes
 	// coldBlockTarget is the uncompressed size at which a block is cut,
 	// at a series boundary: large enough for zstd to find the series'
 	// likeness, small enough that reading one series decompresses little.
@@ -96,16 +101,21 @@ func compareRecords(a, b coldRecord) int {
 	return cmp.Compare(a.maxTime, b.maxTime)
 }
 
-// encodeColdBlock compresses records, sorted by series and MaxTime.
+// encodeColdBlock compresses records, sorted by series and MaxTime: each
+// series as a run where that is exact (coldrun.go), else as its chunks.
 func encodeColdBlock(recs []coldRecord) []byte {
 	var raw []byte
-	prev := uint64(0)
-	for _, r := range recs {
-		raw = binary.AppendUvarint(raw, r.id-prev)
-		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
-		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
-		raw = append(raw, r.value...)
-		prev = r.id
+	prev, budget := uint64(0), runBlockSamples
+	for start := 0; start < len(recs); {
+		end := start + 1
+		for end < len(recs) && recs[end].id == recs[start].id {
+			end++
+		}
+		raw = binary.AppendUvarint(raw, recs[start].id-prev)
+		var used int
+		raw, used = appendSeriesEntry(raw, recs[start:end], budget)
+		budget -= used
+		prev, start = recs[start].id, end
 	}
 	out := make([]byte, coldHeaderLen, coldHeaderLen+len(raw)/2)
 	out[0] = coldBlockVersion
@@ -114,11 +124,94 @@ func encodeColdBlock(recs []coldRecord) []byte {
 	return out
 }
 
-// decodeColdBlock returns the records of a block; their values point into
-// a fresh buffer, not into v. Anything but a block encodeColdBlock wrote
-// is errCorrupt.
+// blockData is a decoded block: its series in ID order, each with its
+// records. A run is rebuilt into chunks on first use (records), so that a
+// read of a few series pays for those only; a cached block is shared by
+// concurrent reads, hence the Once.
+type blockData struct {
+	series []*blockSeries
+	// size is what the block cache counts for it: the decompressed bytes
+	// and the rebuilt chunks' share.
+	size int
+}
+
+type blockSeries struct {
+	id      uint64
+	run     []byte // a run to rebuild (lazy); nil for chunks
+	samples int    // the run's samples, checked against the block's budget
+	chunks  int    // the records it holds
+	once    sync.Once
+	recs    []coldRecord
+	err     error
+}
+
+// records returns the series' records, rebuilding a run the first time.
+func (b *blockSeries) records() ([]coldRecord, error) {
+	if b.run == nil {
+		return b.recs, nil
+	}
+	b.once.Do(func() {
+		var rest []byte
+		b.recs, rest, _, b.err = decodeRun(b.run, b.id, make([]coldRecord, 0, b.chunks), b.samples)
+		if b.err == nil && (len(rest) != 0 || len(b.recs) != b.chunks) {
+			b.err = fmt.Errorf("cold block run of series %d: %d bytes left: %w", b.id, len(rest), errCorrupt)
+		}
+	})
+	return b.recs, b.err
+}
+
+// find returns the entry of series id, nil if the block has none.
+func (d *blockData) find(id uint64) *blockSeries {
+	at, ok := slices.BinarySearchFunc(d.series, id, func(b *blockSeries, id uint64) int { return cmp.Compare(b.id, id) })
+	if !ok {
+		return nil
+	}
+	return d.series[at]
+}
+
+// all returns every record of the block in order; a run that does not
+// rebuild makes the whole block errCorrupt.
+func (d *blockData) all() ([]coldRecord, error) {
+	n := 0
+	for _, b := range d.series {
+		n += b.chunks
+	}
+	out := make([]coldRecord, 0, n)
+	for _, b := range d.series {
+		recs, err := b.records()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// chunkCount is the number of records, without rebuilding runs.
+func (d *blockData) chunkCount() int {
+	n := 0
+	for _, b := range d.series {
+		n += b.chunks
+	}
+	return n
+}
+
+// decodeColdBlock returns the records of a block, of either version; their
+// values point into fresh buffers, not into v. Anything but a block
+// encodeColdBlock wrote is errCorrupt.
 func decodeColdBlock(v []byte) ([]coldRecord, error) {
-	if len(v) < coldHeaderLen || v[0] != coldBlockVersion {
+	d, err := parseColdBlock(v)
+	if err != nil {
+		return nil, err
+	}
+	return d.all()
+}
+
+// parseColdBlock checks and decompresses a block, of either version,
+// leaving its runs to be rebuilt when read. Anything but a block
+// encodeColdBlock wrote is errCorrupt, here or when a run is read.
+func parseColdBlock(v []byte) (*blockData, error) {
+	if len(v) < coldHeaderLen || (v[0] != coldBlockVersion && v[0] != coldBlockChunksOnly) {
 		return nil, fmt.Errorf("cold block of %d bytes, version %v: %w", len(v), v[:min(len(v), 1)], errCorrupt)
 	}
 	if crc32.Checksum(v[coldHeaderLen:], castagnoli) != binary.BigEndian.Uint32(v[1:]) {
@@ -128,31 +221,81 @@ func decodeColdBlock(v []byte) ([]coldRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cold block: %v: %w", err, errCorrupt)
 	}
-	var recs []coldRecord
-	id := uint64(0)
+	// A run's rebuilt chunks take about twice its bytes, beside them.
+	d := &blockData{size: 3 * len(raw)}
+	id, budget := uint64(0), runBlockSamples
 	for len(raw) > 0 {
-		d, n := binary.Uvarint(raw)
-		if n <= 0 || len(raw) < n+8 {
+		delta, n := binary.Uvarint(raw)
+		if n <= 0 {
 			return nil, fmt.Errorf("cold block record header: %w", errCorrupt)
 		}
-		id += d
-		maxTime := unsortableTime(binary.BigEndian.Uint64(raw[n:]))
-		raw = raw[n+8:]
-		size, n := binary.Uvarint(raw)
-		if n <= 0 || size < chunkHeaderLen || size > uint64(len(raw)-n) {
-			return nil, fmt.Errorf("cold block record of %d bytes: %w", size, errCorrupt)
+		id += delta
+		raw = raw[n:]
+		var last *blockSeries
+		if len(d.series) > 0 {
+			last = d.series[len(d.series)-1]
 		}
-		r := coldRecord{id: id, maxTime: maxTime, value: raw[n : n+int(size) : n+int(size)]}
-		if len(recs) > 0 && compareRecords(recs[len(recs)-1], r) >= 0 {
-			return nil, fmt.Errorf("cold block records out of order: %w", errCorrupt)
+		if last != nil && (id < last.id || (id == last.id && (v[0] == coldBlockVersion || last.run != nil))) {
+			return nil, fmt.Errorf("cold block series out of order: %w", errCorrupt)
 		}
-		if minTime, _ := chunkValueMinTime(r.value); minTime > maxTime {
-			return nil, fmt.Errorf("cold block chunk [%d, %d]: %w", minTime, maxTime, errCorrupt)
+		if last == nil || id != last.id {
+			last = &blockSeries{id: id}
+			d.series = append(d.series, last)
+			d.size += 64
 		}
-		recs = append(recs, r)
-		raw = raw[n+int(size):]
+		count := uint64(1)
+		if v[0] == coldBlockVersion {
+			if len(raw) == 0 {
+				return nil, fmt.Errorf("cold block series entry: %w", errCorrupt)
+			}
+			kind := raw[0]
+			raw = raw[1:]
+			switch kind {
+			case entryRun:
+				size, n := binary.Uvarint(raw)
+				if n <= 0 || size == 0 || size > uint64(len(raw)-n) {
+					return nil, fmt.Errorf("cold block run of %d bytes: %w", size, errCorrupt)
+				}
+				last.run = raw[n : n+int(size) : n+int(size)]
+				raw = raw[n+int(size):]
+				if last.chunks, last.samples, err = runSize(last.run, budget); err != nil {
+					return nil, fmt.Errorf("cold block series %d: %w", id, err)
+				}
+				budget -= last.samples
+				continue
+			case entryChunks:
+				count, n = binary.Uvarint(raw)
+				if n <= 0 || count == 0 || count > uint64(len(raw)) {
+					return nil, fmt.Errorf("cold block series of %d chunks: %w", count, errCorrupt)
+				}
+				raw = raw[n:]
+			default:
+				return nil, fmt.Errorf("cold block series entry of kind %d: %w", kind, errCorrupt)
+			}
+		}
+		for range count {
+			if len(raw) < 8 {
+				return nil, fmt.Errorf("cold block record header: %w", errCorrupt)
+			}
+			r := coldRecord{id: id, maxTime: unsortableTime(binary.BigEndian.Uint64(raw))}
+			raw = raw[8:]
+			size, n := binary.Uvarint(raw)
+			if n <= 0 || size < chunkHeaderLen || size > uint64(len(raw)-n) {
+				return nil, fmt.Errorf("cold block record of %d bytes: %w", size, errCorrupt)
+			}
+			r.value = raw[n : n+int(size) : n+int(size)]
+			raw = raw[n+int(size):]
+			if len(last.recs) > 0 && last.recs[len(last.recs)-1].maxTime >= r.maxTime {
+				return nil, fmt.Errorf("cold block records out of order: %w", errCorrupt)
+			}
+			if minTime, _ := chunkValueMinTime(r.value); minTime > r.maxTime {
+				return nil, fmt.Errorf("cold block chunk [%d, %d]: %w", minTime, r.maxTime, errCorrupt)
+			}
+			last.recs = append(last.recs, r)
+			last.chunks++
+		}
 	}
-	return recs, nil
+	return d, nil
 }
 
 // coldReader reads a tenant's cold partitions within a read transaction,
@@ -174,10 +317,10 @@ type coldEnv struct {
 }
 
 // coldBlock is a decoded block and the series IDs it covers, [first,
-// next) (next 0: to the end). recs is nil for a damaged block.
+// next) (next 0: to the end). data is nil for a damaged block.
 type coldBlock struct {
 	first, next uint64
-	recs        []coldRecord
+	data        *blockData
 }
 
 func (b *coldBlock) covers(id uint64) bool { return id >= b.first && (b.next == 0 || id < b.next) }
@@ -222,12 +365,23 @@ func (cr *coldReader) each(id uint64, mint, limit int64, fn func(coldRecord) boo
 			return
 		}
 		b := cr.block(p, cr.parts.Bucket(k), id)
-		if b == nil {
+		if b == nil || b.data == nil {
 			continue
 		}
-		at, _ := slices.BinarySearchFunc(b.recs, coldRecord{id: id, maxTime: mint}, compareRecords)
-		for _, r := range b.recs[at:] {
-			if r.id != id || r.maxTime > limit {
+		series := b.data.find(id)
+		if series == nil {
+			continue
+		}
+		recs, err := series.records()
+		if err != nil {
+			if cr.env.damaged != nil {
+				cr.env.damaged(p, idKey(b.first), err)
+			}
+			continue
+		}
+		at, _ := slices.BinarySearchFunc(recs, mint, func(r coldRecord, t int64) int { return cmp.Compare(r.maxTime, t) })
+		for _, r := range recs[at:] {
+			if r.maxTime > limit {
 				break
 			}
 			if !fn(r) {
@@ -256,13 +410,13 @@ func (cr *coldReader) block(p int64, pb *bbolt.Bucket, id uint64) *coldBlock {
 		clear(cr.cache)
 	}
 	b := &coldBlock{first: binary.BigEndian.Uint64(key), next: next}
-	recs, err := cr.env.blocks.get(cr.env.tenant, p, key, v)
+	data, err := cr.env.blocks.get(cr.env.tenant, p, key, v)
 	if err != nil {
 		if cr.env.damaged != nil {
 			cr.env.damaged(p, key, err)
 		}
 	} else {
-		b.recs = recs
+		b.data = data
 	}
 	cr.cache[p] = b
 	return b
@@ -788,8 +942,8 @@ func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 			}
 		}
 		_ = cold.Bucket(k).ForEach(func(_, v []byte) error {
-			if recs, err := decodeColdBlock(v); err == nil {
-				deleted += len(recs)
+			if d, err := parseColdBlock(v); err == nil {
+				deleted += d.chunkCount()
 			}
 			return nil
 		})
@@ -805,9 +959,10 @@ func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 	return deleted, nil
 }
 
-// raiseFormat marks the file as holding cold partitions (version 4), which
-// a binary that cannot read them refuses; a store that never compacts
-// stays readable by the version before.
+// raiseFormat marks the file as holding cold blocks with runs (version
+// 5), which a binary that cannot read them refuses; a store that never
+// compacts stays readable by the versions before. Every transaction that
+// writes a block calls it.
 func raiseFormat(tx *bbolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keyFormatVersion); len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion {
@@ -996,6 +1151,11 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 					rewrites = append(rewrites, rewrite{bytes.Clone(k), keep})
 				}
 			}
+			if len(rewrites) > 0 {
+				if err := raiseFormat(tx); err != nil {
+					return err
+				}
+			}
 			for _, rw := range rewrites {
 				if err := pb.Delete(rw.key); err != nil {
 					return err
@@ -1059,12 +1219,16 @@ func refreshNewest(tb *bbolt.Bucket, p int64, touched map[uint64]bool) error {
 			if key == nil {
 				continue
 			}
-			recs, err := decodeColdBlock(value)
+			d, err := parseColdBlock(value)
+			if err != nil || d.find(id) == nil {
+				continue
+			}
+			recs, err := d.find(id).records()
 			if err != nil {
 				continue
 			}
 			for _, r := range recs {
-				if r.id == id && r.maxTime <= newest && r.maxTime >= retainedFrom {
+				if r.maxTime <= newest && r.maxTime >= retainedFrom {
 					found, t = true, max(t, r.maxTime)
 				}
 			}

@@ -37,11 +37,14 @@ var (
 // deleted samples again); version 3 the active index (an older binary
 // would not list the chunks it stores there, and selects would miss them);
 // version 4 cold partitions (an older binary would not read the chunks
-// compaction moved into them). A version 3 file becomes version 4 only
-// when its first partition is compacted (raiseFormat).
+// compaction moved into them); version 5 cold blocks holding runs (a
+// version 4 binary would count every such block damaged). A version 3 or
+// 4 file becomes version 5 only when compaction next writes a block
+// (raiseFormat).
 const (
-	formatVersion     uint32 = 4
+	formatVersion     uint32 = 5
 	formatBeforeBlock uint32 = 3
+	formatChunkBlocks uint32 = 4
 )
 
 const (

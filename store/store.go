@@ -105,8 +105,8 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 
 // initBuckets creates the root buckets of a new file (version 3 until its
 // first compaction), upgrades a version 1 or 2 file in place to version 3
-// (they lack the deletions bucket or the active index), reads version 3
-// and 4 as they are, and refuses any other format.
+// (they lack the deletions bucket or the active index), reads versions 3
+// to 5 as they are, and refuses any other format.
 func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -123,8 +123,9 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 			if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatBeforeBlock)); err != nil {
 				return err
 			}
-		case version == formatVersion || version == formatBeforeBlock:
-			// Version 3 is read as it is; the first compaction raises it.
+		case version == formatVersion || version == formatBeforeBlock || version == formatChunkBlocks:
+			// Versions 3 and 4 are read as they are; the next compaction
+			// raises them.
 		case version == 1 || version == 2:
 			if err := startActiveIndex(tx); err != nil {
 				return err

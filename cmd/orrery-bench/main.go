@@ -94,6 +94,8 @@ func main() {
 			os.Exit(code)
 		case "query-report":
 			os.Exit(queryReportMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "store-size":
+			os.Exit(storeSizeMain(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)

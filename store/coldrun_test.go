@@ -1,0 +1,340 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
+)
+
+// runCase is a series' samples as a test draws them.
+type runCase struct {
+	name string
+	ts   []int64
+	vs   []float64
+}
+
+// runCases covers the value forms runs choose between and the edges of the
+// XOR format: every timestamp bucket of delta-of-delta, values that are
+// NaN with payloads, stale markers, infinities, -0, subnormals.
+func runCases(rng *rand.Rand) []runCase {
+	times := func(n int, step func(k int) int64) []int64 {
+		ts := make([]int64, n)
+		t := int64(1_700_000_000_000) + rng.Int64N(1000)
+		for k := range ts {
+			ts[k] = t
+			t += step(k)
+		}
+		return ts
+	}
+	regular := func(n int) []int64 { return times(n, func(int) int64 { return 15_000 }) }
+	values := func(n int, f func(k int) float64) []float64 {
+		vs := make([]float64, n)
+		for k := range vs {
+			vs[k] = f(k)
+		}
+		return vs
+	}
+	counter := 0.0
+	var cases []runCase
+	for _, n := range []int{1, 2, 3, 120, 479} {
+		cases = append(cases,
+			runCase{fmt.Sprintf("integer counter/%d", n), regular(n), values(n, func(int) float64 { counter += float64(rng.IntN(100)); return counter })},
+			runCase{fmt.Sprintf("two decimals/%d", n), regular(n), values(n, func(int) float64 { return float64(rng.IntN(100000)) / 100 })},
+			runCase{fmt.Sprintf("noisy floats/%d", n), regular(n), values(n, func(k int) float64 { return 1e6 + float64(k)*1.5 + rng.Float64() })},
+			runCase{fmt.Sprintf("jittered times/%d", n), times(n, func(int) int64 { return 15_000 + rng.Int64N(200) - 100 }), values(n, func(int) float64 { return rng.NormFloat64() })},
+		)
+	}
+	specials := []float64{math.NaN(), math.Float64frombits(value.StaleNaN), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, 5e-324, -1e308, math.MaxFloat64, 0.1, 1e-20}
+	cases = append(cases,
+		runCase{"specials", regular(len(specials)), specials},
+		runCase{"decimals ending stale", regular(200), values(200, func(k int) float64 {
+			if k >= 190 {
+				return math.Float64frombits(value.StaleNaN)
+			}
+			return float64(k) / 10
+		})},
+		runCase{"every dod bucket", times(12, func(k int) int64 {
+			return []int64{1, 15_000, 15_001, 30_000, 1 << 13, 1 << 16, 1 << 19, 1 << 21, 1 << 40, 1, 7, 1 << 50}[k]
+		}), values(12, func(k int) float64 { return float64(k) })},
+		runCase{"negative times", times(50, func(int) int64 { return 1000 }), values(50, func(k int) float64 { return -float64(k) * 0.25 })},
+		runCase{"constant", regular(300), values(300, func(int) float64 { return 42 })},
+	)
+	for k := range cases[len(cases)-2].ts {
+		cases[len(cases)-2].ts[k] -= 1_700_000_100_000
+	}
+	return cases
+}
+
+// chunkencXOR is the chunk chunkenc's own appender writes.
+func chunkencXOR(tb testing.TB, ts []int64, vs []float64) []byte {
+	c := chunkenc.NewXORChunk()
+	app, err := c.Appender()
+	require.NoError(tb, err)
+	for k := range ts {
+		app.Append(0, ts[k], vs[k])
+	}
+	return c.Bytes()
+}
+
+func TestAppendXORWritesChunkencBytes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range runCases(rng) {
+		require.Equal(t, chunkencXOR(t, c.ts, c.vs), appendXOR(nil, c.ts, c.vs), c.name)
+	}
+	// A full chunk: the 16-bit count at its limit.
+	ts := make([]int64, xorMaxSamples)
+	vs := make([]float64, xorMaxSamples)
+	for k := range ts {
+		ts[k], vs[k] = int64(k)*1000+rng.Int64N(3), rng.Float64()
+	}
+	require.Equal(t, chunkencXOR(t, ts, vs), appendXOR(nil, ts, vs))
+}
+
+// recordsOf cuts a case into XOR chunks of at most size samples, as the
+// ingester's memory would.
+func recordsOf(tb testing.TB, id uint64, c runCase, size int) []coldRecord {
+	var recs []coldRecord
+	for from := 0; from < len(c.ts); from += size {
+		to := min(from+size, len(c.ts))
+		recs = append(recs, coldRecord{id: id, maxTime: c.ts[to-1], value: encodeChunkValue(Chunk{
+			MinTime: c.ts[from], MaxTime: c.ts[to-1], Encoding: chunkenc.EncXOR, Data: chunkencXOR(tb, c.ts[from:to], c.vs[from:to]),
+		})})
+	}
+	return recs
+}
+
+func TestRunsRebuildTheirChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, c := range runCases(rng) {
+		recs := recordsOf(t, 7, c, 120)
+		run, n, ok := encodeRun(recs, runBlockSamples)
+		require.True(t, ok, c.name)
+		require.Equal(t, len(c.ts), n)
+		got, rest, used, err := decodeRun(run, 7, nil, runBlockSamples)
+		require.NoError(t, err, c.name)
+		require.Empty(t, rest)
+		require.Equal(t, n, used)
+		require.Equal(t, recs, got, c.name)
+		// Fewer samples than the run holds is not enough budget.
+		if n > 1 {
+			_, _, _, err = decodeRun(run, 7, nil, n-1)
+			require.ErrorIs(t, err, errCorrupt)
+			_, _, ok = encodeRun(recs, n-1)
+			require.False(t, ok)
+		}
+	}
+}
+
+// TestRunsPickTheirForm checks that each kind of series gets the form
+// meant for it: a decimal run keeps stale markers as exceptions, noisy
+// floats their bits.
+func TestRunsPickTheirForm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	forms := map[string]byte{}
+	for _, c := range runCases(rng) {
+		run, _, ok := encodeRun(recordsOf(t, 1, c, 120), runBlockSamples)
+		require.True(t, ok)
+		// The form byte follows the chunk counts and the times.
+		rest := run
+		nChunks, n := binary.Uvarint(rest)
+		rest = rest[n:]
+		for range nChunks {
+			_, n = binary.Uvarint(rest)
+			rest = rest[n:]
+		}
+		_, rest, err := readTimes(rest, len(c.ts))
+		require.NoError(t, err)
+		forms[c.name] = rest[0]
+	}
+	require.Equal(t, valuesDecimal, forms["integer counter/479"])
+	require.Equal(t, valuesDecimal, forms["two decimals/479"])
+	require.Equal(t, valuesDecimal, forms["decimals ending stale"])
+	require.NotEqual(t, valuesDecimal, forms["noisy floats/479"])
+}
+
+// TestSeriesKeepChunksARunCannotRebuild: chunks a run would not give back
+// bit for bit stay chunks, and the block still reads them as they were.
+func TestSeriesKeepChunksARunCannotRebuild(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var c runCase
+	for _, rc := range runCases(rng) {
+		if rc.name == "noisy floats/479" {
+			c = rc
+		}
+	}
+	good := recordsOf(t, 1, c, 60)
+	overlapping := append(recordsOf(t, 2, c, 60), recordsOf(t, 2, runCase{ts: []int64{c.ts[0] + 1}, vs: []float64{1}}, 1)...)
+	slicesSortRecords(overlapping)
+	damaged := recordsOf(t, 3, c, 60)
+	damaged[0].value = append(bytes.Clone(damaged[0].value[:chunkHeaderLen+4]), 0xff, 0xff)
+	histogram := []coldRecord{{id: 4, maxTime: 100, value: encodeChunkValue(Chunk{MinTime: 1, MaxTime: 100, Encoding: chunkenc.EncHistogram, Data: []byte{0, 0}})}}
+	for i, recs := range [][]coldRecord{overlapping, damaged, histogram} {
+		_, _, ok := encodeRun(recs, runBlockSamples)
+		require.False(t, ok, i)
+	}
+	all := append(append(append(append([]coldRecord(nil), good...), overlapping...), damaged...), histogram...)
+	got, err := decodeColdBlock(encodeColdBlock(all))
+	require.NoError(t, err)
+	require.Equal(t, all, got)
+}
+
+func slicesSortRecords(recs []coldRecord) {
+	for i := range recs {
+		for j := i + 1; j < len(recs); j++ {
+			if compareRecords(recs[j], recs[i]) < 0 {
+				recs[i], recs[j] = recs[j], recs[i]
+			}
+		}
+	}
+}
+
+// encodeChunksOnlyBlock writes a block as version 4 files hold them
+// (coldBlockChunksOnly), to check they are still read.
+func encodeChunksOnlyBlock(recs []coldRecord) []byte {
+	var raw []byte
+	prev := uint64(0)
+	for _, r := range recs {
+		raw = binary.AppendUvarint(raw, r.id-prev)
+		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
+		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
+		raw = append(raw, r.value...)
+		prev = r.id
+	}
+	out := make([]byte, coldHeaderLen)
+	out[0] = coldBlockChunksOnly
+	out = zstdEnc.EncodeAll(raw, out)
+	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
+	return out
+}
+
+// TestVersion4FilesAreReadAndRaisedOnWrite: a file compacted by the
+// previous version (blocks of chunks only, format 4) answers as before,
+// and the first block written into it raises the format, so that the
+// previous version then refuses it rather than count runs as damage.
+func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
+	opts := testOptions(t)
+	st := openTest(t, opts)
+	rng := rand.New(rand.NewPCG(9, 10))
+	var batch []SeriesChunks
+	for k := range 20 {
+		var cs []Chunk
+		for s := range 3 {
+			c := runCase{ts: make([]int64, 100), vs: make([]float64, 100)}
+			for i := range c.ts {
+				c.ts[i] = int64(s*100+i)*15_000 + 1
+				c.vs[i] = float64(rng.IntN(1000)) / 10
+			}
+			cs = append(cs, Chunk{MinTime: c.ts[0], MaxTime: c.ts[99], Encoding: chunkenc.EncXOR, Data: chunkencXOR(t, c.ts, c.vs)})
+		}
+		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), cs...))
+	}
+	require.NoError(t, st.Put("t", batch))
+	_, err := st.Compact(context.Background(), activeWidth)
+	require.NoError(t, err)
+	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	// Rewrite every block as the previous version wrote it.
+	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
+		parts := tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketCold)
+		require.NoError(t, parts.ForEach(func(p, _ []byte) error {
+			pb := parts.Bucket(p)
+			var keys, values [][]byte
+			require.NoError(t, pb.ForEach(func(k, v []byte) error {
+				recs, err := decodeColdBlock(v)
+				require.NoError(t, err)
+				require.Equal(t, byte(coldBlockVersion), v[0])
+				keys, values = append(keys, bytes.Clone(k)), append(values, encodeChunksOnlyBlock(recs))
+				return nil
+			}))
+			for i := range keys {
+				require.NoError(t, pb.Put(keys[i], values[i]))
+			}
+			return nil
+		}))
+		return tx.Bucket(bucketMeta).Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatChunkBlocks))
+	}))
+	require.NoError(t, st.Close())
+	st = openTest(t, opts)
+	st.blocks = nil
+	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Zero(t, testutil.ToFloat64(st.m.damagedBlocks))
+	version := func() uint32 {
+		var v uint32
+		require.NoError(t, st.db.View(func(tx *bbolt.Tx) error {
+			v = binary.BigEndian.Uint32(tx.Bucket(bucketMeta).Get(keyFormatVersion))
+			return nil
+		}))
+		return v
+	}
+	require.Equal(t, formatChunkBlocks, version())
+	// A deletion that retention applies rewrites a block.
+	err = st.AddTombstone("t", Tombstone{MinTime: 0, MaxTime: math.MaxInt64, Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "k", "3")}})
+	require.NoError(t, err)
+	_, err = st.ApplyRetention(time.Now(), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Equal(t, formatVersion, version())
+}
+
+// FuzzDecodeRun: any bytes decode into records or errCorrupt, without a
+// panic and within the sample budget.
+func FuzzDecodeRun(f *testing.F) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, c := range runCases(rng)[:8] {
+		run, _, ok := encodeRun(recordsOf(f, 1, c, 50), runBlockSamples)
+		require.True(f, ok)
+		f.Add(run)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const budget = 1 << 14
+		recs, _, used, err := decodeRun(b, 1, nil, budget)
+		if err != nil {
+			require.ErrorIs(t, err, errCorrupt)
+			return
+		}
+		require.LessOrEqual(t, used, budget)
+		for _, r := range recs {
+			minTime, err := chunkValueMinTime(r.value)
+			require.NoError(t, err)
+			require.LessOrEqual(t, minTime, r.maxTime)
+		}
+	})
+}
+
+// FuzzRunsAreExact: samples drawn from the input, cut into chunks, come
+// back from a block bit for bit, whichever form their series took.
+func FuzzRunsAreExact(f *testing.F) {
+	f.Add([]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"), uint8(3))
+	f.Add(bytes.Repeat([]byte{0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x3a, 0x98}, 20), uint8(7))
+	f.Fuzz(func(t *testing.T, b []byte, size uint8) {
+		c := runCase{}
+		at := int64(0)
+		for len(b) >= 10 {
+			at += int64(binary.LittleEndian.Uint16(b)) + 1
+			c.ts = append(c.ts, at)
+			c.vs = append(c.vs, math.Float64frombits(binary.LittleEndian.Uint64(b[2:])))
+			b = b[10:]
+		}
+		if len(c.ts) == 0 {
+			return
+		}
+		recs := recordsOf(t, 1, c, int(size%200)+1)
+		got, err := decodeColdBlock(encodeColdBlock(recs))
+		require.NoError(t, err)
+		require.Equal(t, recs, got)
+	})
+}
