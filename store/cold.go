@@ -21,13 +21,13 @@ import (
 
 // Cold partitions (issue 12, compaction). Once a 2-hour partition of time
 // is complete, Compact moves the chunks that end in it out of the chunks
-// bucket into blocks: the chunks of a run of consecutive series, as they
-// were, compressed together with zstd. Similar series compress against
-// each other (the encoding study: 2.36 B/sample as chunks, 1.99 as XOR
-// runs under zstd per partition), blocks are written whole so their pages
-// are full, and the per-chunk keys disappear. Reads find a series' block
-// by its ID and decompress it once per read transaction, so what every
-// read returns is unchanged: the same chunks, bit for bit.
+// bucket into blocks: a run of consecutive series, each series' float
+// chunks as one run of packed columns (coldrun.go) where that rebuilds
+// them exactly, compressed together with zstd. Blocks are written whole so
+// their pages are full, and the per-chunk keys disappear. Reads find a
+// series' block by its ID, decompress it once per read transaction (or
+// find it in the block cache) and rebuild the series' chunks, so what
+// every read returns is unchanged: the same chunks, bit for bit.
 const (
 	// coldBlockVersion is the block encodeColdBlock writes: series as
 	// runs or chunks (coldrun.go). coldBlockChunksOnly, every record a
@@ -35,8 +35,8 @@ const (
 	coldBlockVersion    = 2
 	coldBlockChunksOnly = 1
 	coldHeaderLen       = 1 + 4 // version, CRC-32C of the compressed bytes
-	// coldBlockTarget is the uncompressed size at which a block is cut,
-	// at a series boundary: large enough for zstd to find the series'
+	// coldBlockTarget is the size of chunks at which a block is cut, at
+	// a series boundary: large enough for zstd to find the series'
 	// likeness, small enough that reading one series decompresses little.
 	coldBlockTarget = 256 << 10
 	// compactBatchSeries bounds the series one compaction transaction
