@@ -80,15 +80,44 @@ func (c *blockCache) get(tenant string, p int64, blockKey, v []byte) (*blockData
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[key]; !ok {
-		c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, data: data, size: size})
+		el := c.lru.PushFront(&cacheEntry{key: key, data: data, size: size})
+		c.entries[key] = el
 		c.size += size
-		for c.size > c.budget {
-			last := c.lru.Back()
-			e := last.Value.(*cacheEntry)
-			c.lru.Remove(last)
-			delete(c.entries, e.key)
-			c.size -= e.size
-		}
+		// Set before any other read can find the block (under mu).
+		data.grew = func(n int) { c.grow(el, n) }
+		c.evict()
 	}
 	return data, nil
+}
+
+// grow charges entry el for n more bytes (a run rebuilt into chunks). An
+// entry no longer cached is not charged; one grown past a quarter of the
+// budget goes, as a block that large is never cached.
+func (c *blockCache) grow(el *list.Element, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := el.Value.(*cacheEntry)
+	if c.entries[e.key] != el {
+		return
+	}
+	e.size += n
+	c.size += n
+	if e.size > c.budget/4 {
+		c.lru.Remove(el)
+		delete(c.entries, e.key)
+		c.size -= e.size
+	}
+	c.evict()
+}
+
+// evict drops the least recently used entries while over budget; c.mu is
+// held.
+func (c *blockCache) evict() {
+	for c.size > c.budget {
+		last := c.lru.Back()
+		e := last.Value.(*cacheEntry)
+		c.lru.Remove(last)
+		delete(c.entries, e.key)
+		c.size -= e.size
+	}
 }

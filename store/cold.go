@@ -39,9 +39,12 @@ const (
 	// a series boundary: large enough for zstd to find the series'
 	// likeness, small enough that reading one series decompresses little.
 	coldBlockTarget = 256 << 10
-	// compactBatchSeries bounds the series one compaction transaction
-	// visits, so that Put waits for the writer lock one batch at most.
+	// compactBatchSeries and compactBatchBytes bound the series and chunk
+	// bytes one compaction transaction (or one retention rewrite of
+	// blocks) takes in, so that Put waits for the writer lock one batch
+	// at most: encoding runs costs about 100 ms per 256 KiB block here.
 	compactBatchSeries = 2000
+	compactBatchBytes  = 4 << 20
 	// coldCacheMax bounds the decoded blocks a read holds: one per
 	// partition, so a range over 10 days keeps them all.
 	coldCacheMax = 120
@@ -92,6 +95,10 @@ type coldRecord struct {
 	id      uint64
 	maxTime int64
 	value   []byte
+	// run, when set, is a series' run that does not rebuild, carried
+	// into a rewritten block byte for byte (readable): the record stands
+	// for the series' whole entry, with maxTime MinInt64 and no value.
+	run []byte
 }
 
 func compareRecords(a, b coldRecord) int {
@@ -106,6 +113,14 @@ func compareRecords(a, b coldRecord) int {
 func encodeColdBlock(recs []coldRecord) []byte {
 	var raw []byte
 	prev, budget := uint64(0), runBlockSamples
+	for _, r := range recs {
+		// A carried run parsed within the budget of the block it came
+		// from, beside the same or fewer runs: it is reserved first.
+		if r.run != nil {
+			chunks, samples, _ := runSize(r.run, math.MaxInt)
+			budget -= runCost(chunks, samples)
+		}
+	}
 	for start := 0; start < len(recs); {
 		end := start + 1
 		for end < len(recs) && recs[end].id == recs[start].id {
@@ -130,12 +145,16 @@ func encodeColdBlock(recs []coldRecord) []byte {
 // concurrent reads, hence the Once.
 type blockData struct {
 	series []*blockSeries
-	// size is what the block cache counts for it: the decompressed bytes
-	// and the rebuilt chunks' share.
+	// size is what the block cache charges for it when it is parsed:
+	// the decompressed bytes and the entries. Each run rebuilt later
+	// reports its chunks' bytes to grew, which the cache sets when it
+	// keeps the block.
 	size int
+	grew func(bytes int)
 }
 
 type blockSeries struct {
+	block   *blockData
 	id      uint64
 	run     []byte // a run to rebuild (lazy); nil for chunks
 	samples int    // the run's samples, checked against the block's budget
@@ -155,6 +174,13 @@ func (b *blockSeries) records() ([]coldRecord, error) {
 		b.recs, rest, _, b.err = decodeRun(b.run, b.id, make([]coldRecord, 0, b.chunks), b.samples)
 		if b.err == nil && (len(rest) != 0 || len(b.recs) != b.chunks) {
 			b.err = fmt.Errorf("cold block run of series %d: %d bytes left: %w", b.id, len(rest), errCorrupt)
+		}
+		if b.err == nil && b.block.grew != nil {
+			size := 0
+			for _, r := range b.recs {
+				size += len(r.value) + 48
+			}
+			b.block.grew(size)
 		}
 	})
 	return b.recs, b.err
@@ -196,6 +222,51 @@ func (d *blockData) chunkCount() int {
 	return n
 }
 
+// encodeChunksOnlyBlock writes a block as format 4 files hold them
+// (coldBlockChunksOnly): retention rewriting such a block keeps its form,
+// so that a file the previous release compacted stays readable by it
+// until this one compacts.
+func encodeChunksOnlyBlock(recs []coldRecord) []byte {
+	var raw []byte
+	prev := uint64(0)
+	for _, r := range recs {
+		raw = binary.AppendUvarint(raw, r.id-prev)
+		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
+		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
+		raw = append(raw, r.value...)
+		prev = r.id
+	}
+	out := make([]byte, coldHeaderLen, coldHeaderLen+len(raw)/2)
+	out[0] = coldBlockChunksOnly
+	out = zstdEnc.EncodeAll(raw, out)
+	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
+	return out
+}
+
+// readable returns the records of block d for a rewrite of the block,
+// rebuilding only the series want selects (nil: all); the others'
+// entries are carried as they are. A run that does not rebuild is
+// counted and logged as damage, as a read of it is, and carried byte for
+// byte (coldRecord.run): it was checked when written, so a failure to
+// rebuild it now is a decoder's fault, which a fixed binary may undo.
+func (s *Store) readable(tenant string, p int64, key []byte, d *blockData, want func(id uint64) bool) []coldRecord {
+	out := make([]coldRecord, 0, d.chunkCount())
+	for _, b := range d.series {
+		if b.run != nil && want != nil && !want(b.id) {
+			out = append(out, coldRecord{id: b.id, maxTime: math.MinInt64, run: b.run})
+			continue
+		}
+		recs, err := b.records()
+		if err != nil {
+			s.coldDamaged(tenant, p, key, err)
+			out = append(out, coldRecord{id: b.id, maxTime: math.MinInt64, run: b.run})
+			continue
+		}
+		out = append(out, recs...)
+	}
+	return out
+}
+
 // decodeColdBlock returns the records of a block, of either version; their
 // values point into fresh buffers, not into v. Anything but a block
 // encodeColdBlock wrote is errCorrupt.
@@ -221,8 +292,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cold block: %v: %w", err, errCorrupt)
 	}
-	// A run's rebuilt chunks take about twice its bytes, beside them.
-	d := &blockData{size: 3 * len(raw)}
+	d := &blockData{size: len(raw)}
 	id, budget := uint64(0), runBlockSamples
 	for len(raw) > 0 {
 		delta, n := binary.Uvarint(raw)
@@ -239,7 +309,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 			return nil, fmt.Errorf("cold block series out of order: %w", errCorrupt)
 		}
 		if last == nil || id != last.id {
-			last = &blockSeries{id: id}
+			last = &blockSeries{block: d, id: id}
 			d.series = append(d.series, last)
 			d.size += 64
 		}
@@ -261,7 +331,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 				if last.chunks, last.samples, err = runSize(last.run, budget); err != nil {
 					return nil, fmt.Errorf("cold block series %d: %w", id, err)
 				}
-				budget -= last.samples
+				budget -= runCost(last.chunks, last.samples)
 				continue
 			case entryChunks:
 				count, n = binary.Uvarint(raw)
@@ -293,6 +363,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 			}
 			last.recs = append(last.recs, r)
 			last.chunks++
+			d.size += 48
 		}
 	}
 	return d, nil
@@ -657,7 +728,7 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []T
 	c := w.chunks.Cursor()
 	size := 0
 	for _, id := range ids {
-		if size >= coldGroupMax/2 && used > 0 {
+		if size >= min(coldGroupMax/2, compactBatchBytes) && used > 0 {
 			break
 		}
 		used++
@@ -711,14 +782,23 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []T
 func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p int64, g *coldGroup, filter *stoneFilter) (int, error) {
 	var recs []coldRecord
 	if g.key != nil {
-		old, err := decodeColdBlock(pb.Get(g.key))
+		d, err := parseColdBlock(pb.Get(g.key))
 		if err != nil {
 			s.coldDamaged(w.tenantName, p, g.key, err)
 			return 0, nil
 		}
-		recs = old
+		recs = s.readable(w.tenantName, p, g.key, d, nil)
 	}
-	merged, outside, left, err := mergeRecords(recs, g.hot, p)
+	// A series whose run is carried as it is keeps its new chunks in the
+	// chunks bucket, where reads see them: they cannot join the run.
+	carried := map[uint64]bool{}
+	for _, r := range recs {
+		if r.run != nil {
+			carried[r.id] = true
+		}
+	}
+	hot := slices.DeleteFunc(slices.Clone(g.hot), func(r coldRecord) bool { return carried[r.id] })
+	merged, outside, left, err := mergeRecords(recs, hot, p)
 	if err != nil {
 		return 0, err
 	}
@@ -726,7 +806,7 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 	// the decoder accepts leaves the group as it is.
 	perSeries := map[uint64]int{}
 	for _, r := range merged {
-		perSeries[r.id] += len(r.value) + 20
+		perSeries[r.id] += len(r.value) + len(r.run) + 20
 		if perSeries[r.id] > coldGroupMax/2 {
 			s.logger.Warn("series too large for one cold block; its chunks stay uncompacted", "tenant", w.tenantName, "series", r.id, "partition_start_ms", p)
 			return 0, nil
@@ -758,7 +838,7 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 			if bytesIn >= coldBlockTarget && merged[end].id != merged[end-1].id {
 				break
 			}
-			bytesIn += len(merged[end].value) + 20
+			bytesIn += len(merged[end].value) + len(merged[end].run) + 20
 			end++
 		}
 		if err := pb.Put(idKey(merged[start].id), encodeColdBlock(merged[start:end])); err != nil {
@@ -768,7 +848,7 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 	}
 	moved := 0
 	for _, r := range g.hot {
-		if slices.ContainsFunc(left, func(l coldRecord) bool { return compareRecords(l, r) == 0 }) {
+		if carried[r.id] || slices.ContainsFunc(left, func(l coldRecord) bool { return compareRecords(l, r) == 0 }) {
 			continue
 		}
 		if err := w.chunks.Delete(chunkKey(r.id, r.maxTime)); err != nil {
@@ -911,7 +991,8 @@ func (w *tenantWriter) forgetCold(id uint64) error {
 // dropCold deletes the cold partitions ending at or before cutoff, whole,
 // and hides from reads the cold chunks ending before it, as retention
 // deletes such chunks from the chunks bucket. It returns how many chunks
-// the deleted partitions held (a damaged block counts none).
+// the deleted partitions held (a block that does not parse counts none; a
+// run that would not rebuild counts its chunks).
 func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 	cold := tb.Bucket(bucketCold)
 	if cold == nil || cutoff == math.MinInt64 {
@@ -959,10 +1040,10 @@ func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 	return deleted, nil
 }
 
-// raiseFormat marks the file as holding cold blocks with runs (version
-// 5), which a binary that cannot read them refuses; a store that never
+// raiseFormat marks the file as holding version 2 cold blocks (format 5),
+// which a binary that cannot read them refuses; a store that never
 // compacts stays readable by the versions before. Every transaction that
-// writes a block calls it.
+// writes a version 2 block calls it.
 func raiseFormat(tx *bbolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keyFormatVersion); len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion {
@@ -1044,21 +1125,38 @@ func (f *stoneFilter) deleted(r coldRecord) bool {
 	if err != nil {
 		return false
 	}
-	ls, ok := f.labels[r.id]
-	if !ok {
-		if raw := f.series.Get(idKey(r.id)); raw != nil {
-			if pairs, err := decodeLabels(nil, string(raw)); err == nil {
-				ls = labels.New(pairs...)
-			}
-		}
-		f.labels[r.id] = ls
-	}
+	ls := f.labelsOf(r.id)
 	for _, t := range f.stones {
 		if t.MinTime <= minTime && r.maxTime <= t.MaxTime && t.Matches(ls) {
 			return true
 		}
 	}
 	return false
+}
+
+// selects tells whether a tombstone selects series id at all, so that a
+// rewrite rebuilds only the runs it may cut.
+func (f *stoneFilter) selects(id uint64) bool {
+	ls := f.labelsOf(id)
+	for _, t := range f.stones {
+		if t.Matches(ls) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *stoneFilter) labelsOf(id uint64) labels.Labels {
+	ls, ok := f.labels[id]
+	if !ok {
+		if raw := f.series.Get(idKey(id)); raw != nil {
+			if pairs, err := decodeLabels(nil, string(raw)); err == nil {
+				ls = labels.New(pairs...)
+			}
+		}
+		f.labels[id] = ls
+	}
+	return ls
 }
 
 // applyStonesToCold deletes from the tenant's cold partitions the chunks
@@ -1103,7 +1201,7 @@ func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error
 }
 
 // cleanPartition rewrites the blocks of partition p holding chunks wholly
-// inside a tombstone, without them, about coldGroupMax/2 of blocks per
+// inside a tombstone, without them, about 1 MiB of (compressed) blocks per
 // transaction, refreshes cold_series for their series, and marks the
 // partition clean. A damaged block is left as it is.
 func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int, error) {
@@ -1118,8 +1216,9 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 			pb := tb.Bucket(bucketCold).Bucket(timeKey(p))
 			filter := newStoneFilter(stones, tb.Bucket(bucketSeries))
 			type rewrite struct {
-				key  []byte
-				keep []coldRecord
+				key        []byte
+				keep       []coldRecord
+				chunksOnly bool // a format 4 block, rewritten as one
 			}
 			var rewrites []rewrite
 			touched := map[uint64]bool{}
@@ -1129,15 +1228,16 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 				k, v = c.Seek(from)
 			}
 			for size := 0; k != nil; k, v = c.Next() {
-				if size >= coldGroupMax/2 {
+				if size >= min(coldGroupMax/2, compactBatchBytes/4) {
 					from, done = bytes.Clone(k), false
 					break
 				}
 				size += len(v)
-				recs, err := decodeColdBlock(v)
+				d, err := parseColdBlock(v)
 				if err != nil || len(k) != idLen {
 					continue
 				}
+				recs := s.readable(tenant, p, k, d, filter.selects)
 				keep := recs[:0:0]
 				for _, r := range recs {
 					if filter.deleted(r) {
@@ -1148,12 +1248,14 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 				}
 				if len(keep) < len(recs) {
 					deleted += len(recs) - len(keep)
-					rewrites = append(rewrites, rewrite{bytes.Clone(k), keep})
+					rewrites = append(rewrites, rewrite{bytes.Clone(k), keep, v[0] == coldBlockChunksOnly})
 				}
 			}
-			if len(rewrites) > 0 {
-				if err := raiseFormat(tx); err != nil {
-					return err
+			for _, rw := range rewrites {
+				if !rw.chunksOnly {
+					if err := raiseFormat(tx); err != nil {
+						return err
+					}
 				}
 			}
 			for _, rw := range rewrites {
@@ -1164,7 +1266,11 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 				// before the next block's: one block under the first's
 				// ID keeps the lookup rule.
 				if len(rw.keep) > 0 {
-					if err := pb.Put(idKey(rw.keep[0].id), encodeColdBlock(rw.keep)); err != nil {
+					v := encodeColdBlock(rw.keep)
+					if rw.chunksOnly {
+						v = encodeChunksOnlyBlock(rw.keep)
+					}
+					if err := pb.Put(idKey(rw.keep[0].id), v); err != nil {
 						return err
 					}
 				}

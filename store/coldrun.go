@@ -31,10 +31,11 @@ import (
 // chunks bucket held.
 const (
 	runGroup = 128
-	// runBlockSamples bounds the samples of a block's runs, so that a
-	// damaged block that claims many samples in few bytes (a zero-width
-	// column costs nothing) cannot make a read rebuild more than this.
-	// The encoder keeps a series whose run would pass it as chunks.
+	// runBlockSamples bounds the cost (runCost: samples and chunks) of a
+	// block's runs, so that a damaged block that claims many samples in
+	// few bytes (a zero-width column costs nothing) cannot make a read
+	// rebuild more than this. The encoder keeps a series whose run would
+	// pass it as chunks.
 	runBlockSamples = 1 << 21
 	// xorMaxSamples is the most an XOR chunk holds (its 16-bit count).
 	xorMaxSamples = math.MaxUint16
@@ -54,6 +55,11 @@ const (
 // in MaxTime order) as a run if that rebuilds them exactly and fits in
 // budget samples, else as its chunks, and returns the samples it used.
 func appendSeriesEntry(raw []byte, recs []coldRecord, budget int) ([]byte, int) {
+	if recs[0].run != nil {
+		// Carried as it was (coldRecord.run); reserved by the caller.
+		raw = binary.AppendUvarint(append(raw, entryRun), uint64(len(recs[0].run)))
+		return append(raw, recs[0].run...), 0
+	}
 	if run, n, ok := encodeRun(recs, budget); ok {
 		raw = binary.AppendUvarint(append(raw, entryRun), uint64(len(run)))
 		return append(raw, run...), n
@@ -109,11 +115,20 @@ func encodeRun(recs []coldRecord, budget int) ([]byte, int, bool) {
 			return nil, 0, false
 		}
 	}
-	return out, len(ts), true
+	if runCost(len(recs), len(ts)) > budget {
+		return nil, 0, false
+	}
+	return out, runCost(len(recs), len(ts)), true
 }
 
+// runCost is what a run takes of its block's budget: its samples, and 64
+// for each chunk, since a rebuilt chunk costs its record beside its bytes
+// (a run of many one-sample chunks must not pass for a few samples).
+func runCost(chunks, samples int) int { return samples + 64*chunks }
+
 // runSize returns the chunks and samples of a run from its header, without
-// decoding it, and errCorrupt for a run of more than budget samples.
+// decoding it, and errCorrupt for a run that costs more than budget
+// (runCost).
 func runSize(run []byte, budget int) (chunks, samples int, err error) {
 	nChunks, n := binary.Uvarint(run)
 	if n <= 0 || nChunks == 0 || nChunks > uint64(len(run)) || nChunks > uint64(budget) {
@@ -127,8 +142,8 @@ func runSize(run []byte, budget int) (chunks, samples int, err error) {
 		}
 		run = run[n:]
 		samples += int(c)
-		if samples > budget {
-			return 0, 0, fmt.Errorf("run of more than %d samples: %w", budget, errCorrupt)
+		if runCost(int(nChunks), samples) > budget {
+			return 0, 0, fmt.Errorf("run over its block's budget of %d: %w", budget, errCorrupt)
 		}
 	}
 	return int(nChunks), samples, nil
@@ -167,13 +182,24 @@ func decodeRun(src []byte, id uint64, out []coldRecord, budget int) ([]coldRecor
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	// The chunks are written one after another, then copied into one
+	// buffer of their exact size: a cached block holds what it is
+	// charged for, not append's spare capacity.
+	var scratch []byte
+	ends := make([]int, len(counts))
 	at := 0
-	for _, n := range counts {
-		data := appendXOR(make([]byte, chunkHeaderLen, chunkHeaderLen+16+n*4), ts[at:at+n], vs[at:at+n])
-		binary.BigEndian.PutUint64(data, sortableTime(ts[at]))
-		data[8] = byte(chunkenc.EncXOR)
-		out = append(out, coldRecord{id: id, maxTime: ts[at+n-1], value: data})
+	for i, n := range counts {
+		scratch = binary.BigEndian.AppendUint64(scratch, sortableTime(ts[at]))
+		scratch = append(scratch, byte(chunkenc.EncXOR))
+		scratch = appendXOR(scratch, ts[at:at+n], vs[at:at+n])
+		ends[i] = len(scratch)
 		at += n
+	}
+	slab := bytes.Clone(scratch)
+	at, from := 0, 0
+	for i, n := range counts {
+		out = append(out, coldRecord{id: id, maxTime: ts[at+n-1], value: slab[from:ends[i]:ends[i]]})
+		at, from = at+n, ends[i]
 	}
 	return out, src, total, nil
 }

@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 
@@ -120,20 +120,25 @@ func TestRunsRebuildTheirChunks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, c := range runCases(rng) {
 		recs := recordsOf(t, 7, c, 120)
-		run, n, ok := encodeRun(recs, runBlockSamples)
+		run, cost, ok := encodeRun(recs, runBlockSamples)
 		require.True(t, ok, c.name)
-		require.Equal(t, len(c.ts), n)
+		require.Equal(t, runCost(len(recs), len(c.ts)), cost)
 		got, rest, used, err := decodeRun(run, 7, nil, runBlockSamples)
 		require.NoError(t, err, c.name)
 		require.Empty(t, rest)
-		require.Equal(t, n, used)
+		require.Equal(t, len(c.ts), used)
 		require.Equal(t, recs, got, c.name)
-		// Fewer samples than the run holds is not enough budget.
-		if n > 1 {
-			_, _, _, err = decodeRun(run, 7, nil, n-1)
+		chunks, samples, err := runSize(run, cost)
+		require.NoError(t, err)
+		require.Equal(t, []int{len(recs), len(c.ts)}, []int{chunks, samples})
+		// Less budget than the run costs is refused, writing and reading.
+		_, _, err = runSize(run, cost-1)
+		require.ErrorIs(t, err, errCorrupt)
+		_, _, ok = encodeRun(recs, cost-1)
+		require.False(t, ok)
+		if len(c.ts) > 1 {
+			_, _, _, err = decodeRun(run, 7, nil, len(c.ts)-1)
 			require.ErrorIs(t, err, errCorrupt)
-			_, _, ok = encodeRun(recs, n-1)
-			require.False(t, ok)
 		}
 	}
 }
@@ -201,29 +206,12 @@ func slicesSortRecords(recs []coldRecord) {
 	}
 }
 
-// encodeChunksOnlyBlock writes a block as version 4 files hold them
-// (coldBlockChunksOnly), to check they are still read.
-func encodeChunksOnlyBlock(recs []coldRecord) []byte {
-	var raw []byte
-	prev := uint64(0)
-	for _, r := range recs {
-		raw = binary.AppendUvarint(raw, r.id-prev)
-		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
-		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
-		raw = append(raw, r.value...)
-		prev = r.id
-	}
-	out := make([]byte, coldHeaderLen)
-	out[0] = coldBlockChunksOnly
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
-}
-
 // TestVersion4FilesAreReadAndRaisedOnWrite: a file compacted by the
-// previous version (blocks of chunks only, format 4) answers as before,
-// and the first block written into it raises the format, so that the
-// previous version then refuses it rather than count runs as damage.
+// previous version (blocks of chunks only, format 4) answers as before;
+// retention rewriting its blocks keeps them as they were and the format
+// at 4 (a rollback stays possible while compaction is off), and the first
+// compaction raises it, so that the previous version then refuses it
+// rather than count runs as damage.
 func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
 	opts := testOptions(t)
 	st := openTest(t, opts)
@@ -285,7 +273,26 @@ func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
 	// A deletion that retention applies rewrites a block.
 	err = st.AddTombstone("t", Tombstone{MinTime: 0, MaxTime: math.MaxInt64, Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "k", "3")}})
 	require.NoError(t, err)
-	_, err = st.ApplyRetention(time.Now(), func(string) time.Duration { return 0 })
+	deleted, err := st.ApplyRetention(time.Now(), func(string) time.Duration { return 0 })
+	require.NoError(t, err)
+	require.Equal(t, 3, deleted, "k=3's three chunks")
+	require.Equal(t, formatChunkBlocks, version())
+	require.NoError(t, st.db.View(func(tx *bbolt.Tx) error {
+		parts := tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketCold)
+		return parts.ForEachBucket(func(p []byte) error {
+			return parts.Bucket(p).ForEach(func(_, v []byte) error {
+				require.Equal(t, byte(coldBlockChunksOnly), v[0])
+				return nil
+			})
+		})
+	}))
+	got, err = st.Select("t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchNotEqual, "k", "3"))
+	require.NoError(t, err)
+	require.Len(t, got, 19)
+	// A chunk put into the compacted partition is compacted into a
+	// version 2 block, and the format raised.
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(labels.FromStrings("__name__", "m", "k", "0"), stepChunk(t, 100*15_000+1, 5, 1))}))
+	_, err = st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, formatVersion, version())
 }
@@ -337,4 +344,89 @@ func FuzzRunsAreExact(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, recs, got)
 	})
+}
+
+// TestBlockCacheChargesRebuiltRuns: a cached block is charged for the
+// chunks its runs are rebuilt into as reads rebuild them, so the budget
+// bounds what the cache holds; the rebuilt chunks hold no spare capacity.
+func TestBlockCacheChargesRebuiltRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var recs []coldRecord
+	for id := uint64(1); id <= 500; id++ {
+		c := runCase{ts: make([]int64, 480), vs: make([]float64, 480)}
+		v := 0.0
+		for k := range c.ts {
+			c.ts[k] = 1_700_000_000_000 + int64(k)*15_000
+			v += float64(rng.IntN(10))
+			c.vs[k] = v
+		}
+		recs = append(recs, recordsOf(t, id, c, 120)...)
+	}
+	v := encodeColdBlock(recs)
+	chunkBytes := 0
+	for _, r := range recs {
+		chunkBytes += len(r.value)
+	}
+
+	c := newBlockCache(64 << 20)
+	d, err := c.get("t", 0, idKey(1), v)
+	require.NoError(t, err)
+	charged := c.size
+	got, err := d.all()
+	require.NoError(t, err)
+	require.Equal(t, recs, got)
+	for _, r := range got {
+		require.Equal(t, len(r.value), cap(r.value))
+	}
+	require.GreaterOrEqual(t, c.size-charged, chunkBytes, "the rebuilt chunks are charged")
+	again, err := d.all()
+	require.NoError(t, err)
+	require.Equal(t, got, again)
+	require.GreaterOrEqual(t, c.size-charged, chunkBytes, "once")
+	require.Less(t, c.size-charged, 2*chunkBytes, "once")
+
+	// Three blocks fit a budget before their runs are rebuilt; rebuilding
+	// one passes it, and the least recently used goes.
+	small := newBlockCache(4 * charged)
+	for p := range int64(3) {
+		d, err = small.get("t", p, idKey(1), v)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 3, small.lru.Len())
+	_, err = d.all()
+	require.NoError(t, err)
+	require.LessOrEqual(t, small.size, small.budget)
+	require.Less(t, small.lru.Len(), 3, "one evicted once the chunks passed the budget")
+}
+
+// TestRunBlockFormatIsFixed reads a version 2 block committed when runs
+// were introduced: compaction checks a run against its chunks only when
+// writing it, so a later change to how runs decode or chunks are rebuilt
+// must still read the blocks already on disk as they were written.
+// Regenerate only with a new block version: ORRERY_WRITE_GOLDEN=1.
+func TestRunBlockFormatIsFixed(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	var recs []coldRecord
+	for k, c := range runCases(rng) {
+		recs = append(recs, recordsOf(t, uint64(k+1), c, 100)...)
+	}
+	path := "testdata/cold-block-v2.bin"
+	if os.Getenv("ORRERY_WRITE_GOLDEN") == "1" {
+		require.NoError(t, os.WriteFile(path, encodeColdBlock(recs), 0o644))
+	}
+	v, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, byte(coldBlockVersion), v[0])
+	d, err := parseColdBlock(v)
+	require.NoError(t, err)
+	runs := 0
+	for _, b := range d.series {
+		if b.run != nil {
+			runs++
+		}
+	}
+	require.Greater(t, runs, len(d.series)*3/4, "most series are runs")
+	got, err := d.all()
+	require.NoError(t, err)
+	require.Equal(t, recs, got)
 }

@@ -37,10 +37,11 @@ var (
 // deleted samples again); version 3 the active index (an older binary
 // would not list the chunks it stores there, and selects would miss them);
 // version 4 cold partitions (an older binary would not read the chunks
-// compaction moved into them); version 5 cold blocks holding runs (a
-// version 4 binary would count every such block damaged). A version 3 or
-// 4 file becomes version 5 only when compaction next writes a block
-// (raiseFormat).
+// compaction moved into them); version 5 cold blocks of version 2, which
+// hold runs (a version 4 binary would count every such block damaged). A
+// version 3 or 4 file becomes version 5 only when compaction next writes
+// a block (raiseFormat); retention rewrites a version 4 file's blocks in
+// their own form.
 const (
 	formatVersion     uint32 = 5
 	formatBeforeBlock uint32 = 3
