@@ -51,6 +51,16 @@ func TestPromQLMatchesPrometheus3(t *testing.T) {
 	end := time.Now().Add(-time.Minute).Truncate(time.Second)
 	start := writeGenerated(t, gen, genSteps, end, prom+"/api/v1/write", o.url("/api/v1/push"))
 
+	require.Zero(t, compareCorpus(t, prom, o.url("/prometheus"), start, end))
+
+}
+
+// compareCorpus evaluates every query of testdata/queries.txt against
+// Prometheus 3 at prom and Orrery at orreryBase, instant at the data's end
+// and middle and as a range, over data written from start to end, and
+// returns how many answers differ (each reported).
+func compareCorpus(t *testing.T, prom, orreryBase string, start, end time.Time) int {
+	t.Helper()
 	queries := readLines(t, "testdata/queries.txt")
 	require.GreaterOrEqual(t, len(queries), 50)
 	sec := func(tm time.Time) string { return strconv.FormatFloat(float64(tm.UnixMilli())/1000, 'f', 3, 64) }
@@ -67,7 +77,7 @@ func TestPromQLMatchesPrometheus3(t *testing.T) {
 		for _, c := range cases {
 			want, err := get(prom, c.path, c.params)
 			require.NoError(t, err, "prometheus: %s", q)
-			got, err := get(o.url("/prometheus"), c.path, c.params)
+			got, err := get(orreryBase, c.path, c.params)
 			require.NoError(t, err, "orrery: %s", q)
 			if d := diffResponses(want, got); d != "" {
 				failures++
@@ -76,6 +86,36 @@ func TestPromQLMatchesPrometheus3(t *testing.T) {
 		}
 	}
 	t.Logf("%d queries × 3 evaluations compared, %d differences", len(queries), failures)
-	require.Zero(t, failures)
+	return failures
+}
 
+// TestPromQLOverCompactedData: data in a complete 2-hour partition,
+// compacted into cold blocks of runs by a restarted Orrery, answers the
+// corpus as Prometheus 3 does: read once rebuilding the runs, once from
+// the block cache, and again after another restart.
+func TestPromQLOverCompactedData(t *testing.T) {
+	prom := startPrometheus3(t)
+	dir := t.TempDir()
+	o := startOrrery(t, dir)
+	gen := loadgen.New(genSeed, genInstances)
+	// An hour of data ending a minute before the last 2-hour boundary:
+	// its partition is complete, so compaction takes all of it.
+	const partition = 2 * time.Hour
+	end := time.Now().Truncate(partition).Add(-time.Minute)
+	start := writeGenerated(t, gen, 4*genSteps/2, end, prom+"/api/v1/write", o.url("/api/v1/push"))
+	o.stop(t) // flushes every chunk, the open ones too, to the store
+
+	o.start(t, "-ingester.compact-after=1s")
+	deadline := time.Now().Add(60 * time.Second)
+	for metricValue(t, o, "orrery_store_compacted_chunks_total") == 0 {
+		require.True(t, time.Now().Before(deadline), "no chunk compacted within 60s")
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.Zero(t, compareCorpus(t, prom, o.url("/prometheus"), start, end), "first read, rebuilding the runs")
+	require.Zero(t, compareCorpus(t, prom, o.url("/prometheus"), start, end), "second read, from the block cache")
+	require.Positive(t, labelledMetric(t, o, "orrery_store_block_cache_requests_total", `result="hit"`))
+	require.Zero(t, metricValue(t, o, "orrery_store_damaged_blocks_total"))
+	o.stop(t)
+	o.start(t)
+	require.Zero(t, compareCorpus(t, prom, o.url("/prometheus"), start, end), "after a restart")
 }

@@ -74,7 +74,7 @@ func (c *blockCache) get(tenant string, p int64, blockKey, v []byte) (*blockData
 		return nil, err
 	}
 	size := len(key) + 64 + data.size
-	if size > c.budget/4 {
+	if size+data.rebuilt > c.budget/4 {
 		return data, nil // one block must not empty the cache
 	}
 	c.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
@@ -41,8 +42,10 @@ const (
 	coldBlockTarget = 256 << 10
 	// compactBatchSeries and compactBatchBytes bound the series and chunk
 	// bytes one compaction transaction (or one retention rewrite of
-	// blocks) takes in, so that Put waits for the writer lock one batch
-	// at most: encoding runs costs about 100 ms per 256 KiB block here.
+	// blocks) encodes, new chunks and the existing blocks they join (each
+	// counted as coldBlockTarget) alike, so that Put waits for the
+	// writer lock one batch at most: encoding runs costs about 100 ms per
+	// 256 KiB block here. A single series may pass it, up to coldGroupMax/2.
 	compactBatchSeries = 2000
 	compactBatchBytes  = 4 << 20
 	// coldCacheMax bounds the decoded blocks a read holds: one per
@@ -95,9 +98,10 @@ type coldRecord struct {
 	id      uint64
 	maxTime int64
 	value   []byte
-	// run, when set, is a series' run that does not rebuild, carried
-	// into a rewritten block byte for byte (readable): the record stands
-	// for the series' whole entry, with maxTime MinInt64 and no value.
+	// run, when set, is a series' run carried into a rewritten block
+	// byte for byte (readable): one that does not rebuild, or one a
+	// rewrite has no need to rebuild. The record stands for the series'
+	// whole entry, with maxTime MinInt64 and no value.
 	run []byte
 }
 
@@ -151,6 +155,10 @@ type blockData struct {
 	// keeps the block.
 	size int
 	grew func(bytes int)
+	// rebuilt estimates what the runs add once rebuilt (2 B a sample and
+	// a record a chunk), so the cache does not admit a block that would
+	// grow past what it takes.
+	rebuilt int
 }
 
 type blockSeries struct {
@@ -163,6 +171,13 @@ type blockSeries struct {
 	recs    []coldRecord
 	err     error
 }
+
+// recordSize and seriesEntrySize are what a decoded block holds beside
+// the bytes, charged by the block cache.
+const (
+	recordSize      = int(unsafe.Sizeof(coldRecord{}))
+	seriesEntrySize = int(unsafe.Sizeof(blockSeries{})) + 8 // and its pointer
+)
 
 // records returns the series' records, rebuilding a run the first time.
 func (b *blockSeries) records() ([]coldRecord, error) {
@@ -178,7 +193,7 @@ func (b *blockSeries) records() ([]coldRecord, error) {
 		if b.err == nil && b.block.grew != nil {
 			size := 0
 			for _, r := range b.recs {
-				size += len(r.value) + 48
+				size += len(r.value) + recordSize
 			}
 			b.block.grew(size)
 		}
@@ -311,7 +326,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 		if last == nil || id != last.id {
 			last = &blockSeries{block: d, id: id}
 			d.series = append(d.series, last)
-			d.size += 64
+			d.size += seriesEntrySize
 		}
 		count := uint64(1)
 		if v[0] == coldBlockVersion {
@@ -332,6 +347,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 					return nil, fmt.Errorf("cold block series %d: %w", id, err)
 				}
 				budget -= runCost(last.chunks, last.samples)
+				d.rebuilt += 2*last.samples + last.chunks*(recordSize+chunkHeaderLen+2)
 				continue
 			case entryChunks:
 				count, n = binary.Uvarint(raw)
@@ -363,7 +379,7 @@ func parseColdBlock(v []byte) (*blockData, error) {
 			}
 			last.recs = append(last.recs, r)
 			last.chunks++
-			d.size += 48
+			d.size += recordSize
 		}
 	}
 	return d, nil
@@ -719,9 +735,6 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []T
 		return 0, 0, err
 	}
 	coldSeries.FillPercent = fillPercent
-	if err := raiseFormat(w.tx); err != nil {
-		return 0, 0, err
-	}
 	retainedFrom := readTime(w.tenant, keyRetainedFrom)
 	groups := map[string]*coldGroup{}
 	var order []string
@@ -756,6 +769,11 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []T
 		size += bytesIn
 		key, _, _ := coldBlockFor(pb, id)
 		g := groups[string(key)]
+		if g == nil && key != nil {
+			// The group's block is rebuilt and written again whole:
+			// the batch bound counts it as chunks taken in.
+			size += coldBlockTarget
+		}
 		if g == nil {
 			g = &coldGroup{key: bytes.Clone(key)}
 			groups[string(key)] = g
@@ -840,6 +858,9 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 			}
 			bytesIn += len(merged[end].value) + len(merged[end].run) + 20
 			end++
+		}
+		if err := raiseFormat(w.tx); err != nil {
+			return 0, err
 		}
 		if err := pb.Put(idKey(merged[start].id), encodeColdBlock(merged[start:end])); err != nil {
 			return 0, err
@@ -1201,7 +1222,7 @@ func (s *Store) applyStonesToCold(tenant string, stones []Tombstone) (int, error
 }
 
 // cleanPartition rewrites the blocks of partition p holding chunks wholly
-// inside a tombstone, without them, about 1 MiB of (compressed) blocks per
+// inside a tombstone, without them, about compactBatchBytes of blocks per
 // transaction, refreshes cold_series for their series, and marks the
 // partition clean. A damaged block is left as it is.
 func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int, error) {
@@ -1228,15 +1249,18 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 				k, v = c.Seek(from)
 			}
 			for size := 0; k != nil; k, v = c.Next() {
-				if size >= min(coldGroupMax/2, compactBatchBytes/4) {
+				if size >= min(coldGroupMax/2, compactBatchBytes) {
 					from, done = bytes.Clone(k), false
 					break
 				}
-				size += len(v)
 				d, err := parseColdBlock(v)
 				if err != nil || len(k) != idLen {
+					size += len(v)
 					continue
 				}
+				// Decompressed, with the chunks its runs rebuild into
+				// counted as coldBlockTarget at most: what is encoded again.
+				size += max(d.size, coldBlockTarget)
 				recs := s.readable(tenant, p, k, d, filter.selects)
 				keep := recs[:0:0]
 				for _, r := range recs {

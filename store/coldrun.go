@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -52,8 +54,10 @@ const (
 )
 
 // appendSeriesEntry appends series recs (one series' records of a block,
-// in MaxTime order) as a run if that rebuilds them exactly and fits in
-// budget samples, else as its chunks, and returns the samples it used.
+// in MaxTime order) as a run if that rebuilds them exactly and its cost
+// (runCost) fits in budget, else as its chunks, and returns the cost it
+// used. A carried run (coldRecord.run) is written as it is, its cost
+// reserved by the caller.
 func appendSeriesEntry(raw []byte, recs []coldRecord, budget int) ([]byte, int) {
 	if recs[0].run != nil {
 		// Carried as it was (coldRecord.run); reserved by the caller.
@@ -74,9 +78,9 @@ func appendSeriesEntry(raw []byte, recs []coldRecord, budget int) ([]byte, int) 
 	return raw, 0
 }
 
-// encodeRun returns recs as a run and its samples, or false when they are
-// not float XOR chunks in strictly rising time, the run would hold more
-// than budget samples, or the run would not rebuild them bit for bit.
+// encodeRun returns recs as a run and its cost (runCost), or false when
+// they are not float XOR chunks in strictly rising time, the run would
+// cost more than budget, or it would not rebuild them bit for bit.
 func encodeRun(recs []coldRecord, budget int) ([]byte, int, bool) {
 	var ts []int64
 	var vs []float64
@@ -174,18 +178,21 @@ func decodeRun(src []byte, id uint64, out []coldRecord, budget int) ([]coldRecor
 			return nil, nil, 0, fmt.Errorf("run of more than %d samples: %w", budget, errCorrupt)
 		}
 	}
-	ts, src, err := readTimes(src, total)
+	sc := runScratchPool.Get().(*runScratch)
+	defer sc.release()
+	ts, src, err := readTimes(src, total, sc)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	vs, src, err := readValues(src, total)
+	vs, src, err := readValues(src, total, sc)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	// The chunks are written one after another, then copied into one
 	// buffer of their exact size: a cached block holds what it is
 	// charged for, not append's spare capacity.
-	var scratch []byte
+	scratch := sc.out[:0]
+	defer func() { sc.out = scratch }()
 	ends := make([]int, len(counts))
 	at := 0
 	for i, n := range counts {
@@ -292,7 +299,7 @@ func (w *bitWriter) write(u uint64, nbits int) {
 		w.write(u>>32, nbits-32)
 		nbits = 32
 	}
-	w.acc = w.acc<<nbits | u&mask(nbits)
+	w.acc = w.acc<<nbits | u&(1<<nbits-1)
 	w.n += nbits
 	if w.n >= 32 {
 		w.n -= 32
@@ -357,9 +364,10 @@ func mask(n int) uint64 {
 	return 1<<n - 1
 }
 
-// readPacked reads n values appendPacked wrote.
-func readPacked(src []byte, n int) ([]uint64, []byte, error) {
-	out := make([]uint64, 0, n)
+// readPacked reads n values appendPacked wrote, into sc's buffer.
+func (sc *runScratch) readPacked(src []byte, n int) ([]uint64, []byte, error) {
+	out := slices.Grow(sc.packed[:0], n)
+	defer func() { sc.packed = out }()
 	for len(out) < n {
 		g := min(n-len(out), runGroup)
 		if len(src) == 0 || src[0] > 64 {
@@ -394,6 +402,27 @@ func readPacked(src []byte, n int) ([]uint64, []byte, error) {
 	return out, src, nil
 }
 
+// runScratch holds a run's decoded columns and rebuilt chunks while
+// decodeRun works; none of it outlives the call (the records get a copy),
+// so it is pooled rather than allocated for every series read.
+type runScratch struct {
+	ts     []int64
+	vs     []float64
+	packed []uint64
+	out    []byte
+}
+
+var runScratchPool = sync.Pool{New: func() any { return new(runScratch) }}
+
+// release returns sc to the pool, unless a large run grew it: a damaged
+// block's claim of millions of samples is not kept.
+func (sc *runScratch) release() {
+	if cap(sc.ts) > 1<<16 || cap(sc.out) > 1<<20 {
+		return
+	}
+	runScratchPool.Put(sc)
+}
+
 // appendTimes writes the first time, the first delta, then the
 // delta-of-deltas packed: regular scrapes pack to nothing.
 func appendTimes(out []byte, ts []int64) []byte {
@@ -409,8 +438,9 @@ func appendTimes(out []byte, ts []int64) []byte {
 	return appendPacked(out, dods)
 }
 
-func readTimes(src []byte, total int) ([]int64, []byte, error) {
-	ts := make([]int64, total)
+func readTimes(src []byte, total int, sc *runScratch) ([]int64, []byte, error) {
+	sc.ts = slices.Grow(sc.ts[:0], total)[:total]
+	ts := sc.ts
 	t0, n := binary.Varint(src)
 	if n <= 0 {
 		return nil, nil, fmt.Errorf("run times: %w", errCorrupt)
@@ -424,7 +454,7 @@ func readTimes(src []byte, total int) ([]int64, []byte, error) {
 		return nil, nil, fmt.Errorf("run times: %w", errCorrupt)
 	}
 	src = src[n:]
-	dods, src, err := readPacked(src, total-2)
+	dods, src, err := sc.readPacked(src, total-2)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -456,15 +486,15 @@ func appendValues(out []byte, vs []float64) []byte {
 	return best
 }
 
-func readValues(src []byte, total int) ([]float64, []byte, error) {
+func readValues(src []byte, total int, sc *runScratch) ([]float64, []byte, error) {
 	if len(src) == 0 {
 		return nil, nil, fmt.Errorf("run values: %w", errCorrupt)
 	}
 	switch mode := src[0]; mode {
 	case valuesDecimal:
-		return readDecimal(src[1:], total)
+		return readDecimal(src[1:], total, sc)
 	case valuesBitsDiff, valuesBitsDoD:
-		return readBits(src[1:], total, mode == valuesBitsDoD)
+		return readBits(src[1:], total, mode == valuesBitsDoD, sc)
 	default:
 		return nil, nil, fmt.Errorf("run values of form %d: %w", mode, errCorrupt)
 	}
@@ -510,11 +540,12 @@ func appendBits(out []byte, vs []float64, dod bool) []byte {
 	return appendPacked(out, res)
 }
 
-func readBits(src []byte, total int, dod bool) ([]float64, []byte, error) {
+func readBits(src []byte, total int, dod bool, sc *runScratch) ([]float64, []byte, error) {
 	if len(src) < 8 {
 		return nil, nil, fmt.Errorf("run values: %w", errCorrupt)
 	}
-	vs := make([]float64, total)
+	sc.vs = slices.Grow(sc.vs[:0], total)[:total]
+	vs := sc.vs
 	o := binary.BigEndian.Uint64(src)
 	src, vs[0] = src[8:], fromOrderedBits(o)
 	if total == 1 {
@@ -530,7 +561,7 @@ func readBits(src []byte, total int, dod bool) ([]float64, []byte, error) {
 		src, d = src[n:], uint64(unzigzag(z))
 		want--
 	}
-	res, src, err := readPacked(src, want)
+	res, src, err := sc.readPacked(src, want)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -617,7 +648,7 @@ func appendDecimal(out []byte, vs []float64) ([]byte, bool) {
 	return out, true
 }
 
-func readDecimal(src []byte, total int) ([]float64, []byte, error) {
+func readDecimal(src []byte, total int, sc *runScratch) ([]float64, []byte, error) {
 	if len(src) == 0 || src[0] > decimalMaxExp {
 		return nil, nil, fmt.Errorf("run decimal values: %w", errCorrupt)
 	}
@@ -626,11 +657,12 @@ func readDecimal(src []byte, total int) ([]float64, []byte, error) {
 	if n <= 0 {
 		return nil, nil, fmt.Errorf("run decimal values: %w", errCorrupt)
 	}
-	res, src, err := readPacked(src[1+n:], total-1)
+	res, src, err := sc.readPacked(src[1+n:], total-1)
 	if err != nil {
 		return nil, nil, err
 	}
-	vs := make([]float64, total)
+	sc.vs = slices.Grow(sc.vs[:0], total)[:total]
+	vs := sc.vs
 	vs[0] = float64(x) / scale
 	for k := 1; k < total; k++ {
 		x += unzigzag(res[k-1])
