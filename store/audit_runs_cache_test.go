@@ -92,12 +92,12 @@ func auditCraftedBlock(samples int) []byte {
 	run = binary.AppendVarint(run, 0) // t0
 	run = binary.AppendVarint(run, 1) // first delta
 	for g := 0; g < samples-2; g += runGroup {
-		run = append(run, 0) // width 0
+		run = append(run, 0, 0) // base 0, width 0
 	}
 	run = append(run, valuesBitsDiff)
 	run = binary.BigEndian.AppendUint64(run, orderedBits(1))
 	for g := 0; g < samples-1; g += runGroup {
-		run = append(run, 0)
+		run = append(run, 0, 0)
 	}
 	raw := binary.AppendUvarint(nil, 1)
 	raw = append(raw, entryRun)
@@ -136,12 +136,12 @@ func auditCraftedManyChunks(n int) []byte {
 	run = binary.AppendVarint(run, 0)
 	run = binary.AppendVarint(run, 1)
 	for g := 0; g < n-2; g += runGroup {
-		run = append(run, 0)
+		run = append(run, 0, 0)
 	}
 	run = append(run, valuesBitsDiff)
 	run = binary.BigEndian.AppendUint64(run, orderedBits(1))
 	for g := 0; g < n-1; g += runGroup {
-		run = append(run, 0)
+		run = append(run, 0, 0)
 	}
 	raw := binary.AppendUvarint(nil, 1)
 	raw = append(raw, entryRun)

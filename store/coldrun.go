@@ -18,7 +18,8 @@ import (
 // value is x / 10^e ("decimal", most counters and gauges that were
 // counted or rounded), else as deltas or delta-of-deltas of the values'
 // bits mapped to ordered integers ("bits", noisy floats). Each column is
-// bit-packed in groups of runGroup with the group's width, and the block's
+// bit-packed in groups of runGroup, less the group's least value, at the
+// group's width, and the block's
 // zstd takes what regularity is left. The encoding study (DESIGN.md) found
 // decimal runs a quarter smaller than XOR under zstd; packed deltas of a
 // noisy float's bits save what XOR spends on its leading-zero and length
@@ -321,20 +322,29 @@ func (w *bitWriter) finish() []byte {
 func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// appendPacked writes vs in groups of runGroup, each as its width in bits
-// (one byte) and the group's values in that width, low bits first.
+// appendPacked writes vs, signed values as uint64, in groups of runGroup:
+// each as its least value (varint), its width in bits (one byte) and the
+// values less the least in that width, low bits first. Taking the least
+// out (frame of reference) packs a counter's increments, which sit around
+// its rate, in the bits of their spread rather than of their size.
 func appendPacked(out []byte, vs []uint64) []byte {
 	for len(vs) > 0 {
 		g := vs[:min(len(vs), runGroup)]
 		vs = vs[len(g):]
+		lo := int64(g[0])
+		for _, v := range g {
+			lo = min(lo, int64(v))
+		}
 		w := 0
 		for _, v := range g {
-			w = max(w, bits.Len64(v))
+			w = max(w, bits.Len64(v-uint64(lo)))
 		}
+		out = binary.AppendVarint(out, lo)
 		out = append(out, byte(w))
 		var acc uint64
 		have := 0
 		for _, v := range g {
+			v -= uint64(lo)
 			// Write v in up to two pieces so acc never holds more than 64 bits.
 			left := w
 			for left > 0 {
@@ -370,33 +380,36 @@ func (sc *runScratch) readPacked(src []byte, n int) ([]uint64, []byte, error) {
 	defer func() { sc.packed = out }()
 	for len(out) < n {
 		g := min(n-len(out), runGroup)
-		if len(src) == 0 || src[0] > 64 {
+		lo, k := binary.Varint(src)
+		if k <= 0 || len(src) == k || src[k] > 64 {
 			return nil, nil, fmt.Errorf("packed group: %w", errCorrupt)
 		}
-		w := int(src[0])
+		w := int(src[k])
+		src = src[k+1:]
 		size := (g*w + 7) / 8
-		if len(src) < 1+size {
-			return nil, nil, fmt.Errorf("packed group of %d bytes, %d left: %w", size, len(src)-1, errCorrupt)
+		if len(src) < size {
+			return nil, nil, fmt.Errorf("packed group of %d bytes, %d left: %w", size, len(src), errCorrupt)
 		}
 		// Each value is read from the 8 bytes at its first bit; the
 		// copy pads the group so the last one's read stays inside.
 		var buf [runGroup*8 + 8]byte
-		copy(buf[:], src[1:1+size])
-		src = src[1+size:]
+		copy(buf[:], src[:size])
+		src = src[size:]
+		base := uint64(lo)
 		if w > 56 {
 			// Too wide for one read at any bit offset: two halves.
 			for i := range g {
 				pos := i * w
-				lo := binary.LittleEndian.Uint64(buf[pos/8:]) >> (pos % 8) & mask(32)
-				hi := binary.LittleEndian.Uint64(buf[(pos+32)/8:]) >> ((pos + 32) % 8) & mask(w-32)
-				out = append(out, hi<<32|lo)
+				low := binary.LittleEndian.Uint64(buf[pos/8:]) >> (pos % 8) & mask(32)
+				high := binary.LittleEndian.Uint64(buf[(pos+32)/8:]) >> ((pos + 32) % 8) & mask(w-32)
+				out = append(out, base+(high<<32|low))
 			}
 			continue
 		}
 		m := mask(w)
 		for i := range g {
 			pos := i * w
-			out = append(out, binary.LittleEndian.Uint64(buf[pos/8:])>>(pos%8)&m)
+			out = append(out, base+binary.LittleEndian.Uint64(buf[pos/8:])>>(pos%8)&m)
 		}
 	}
 	return out, src, nil
@@ -433,7 +446,7 @@ func appendTimes(out []byte, ts []int64) []byte {
 	out = binary.AppendVarint(out, ts[1]-ts[0])
 	dods := make([]uint64, 0, len(ts))
 	for k := 2; k < len(ts); k++ {
-		dods = append(dods, zigzag((ts[k]-ts[k-1])-(ts[k-1]-ts[k-2])))
+		dods = append(dods, uint64((ts[k]-ts[k-1])-(ts[k-1]-ts[k-2])))
 	}
 	return appendPacked(out, dods)
 }
@@ -460,7 +473,7 @@ func readTimes(src []byte, total int, sc *runScratch) ([]int64, []byte, error) {
 	}
 	ts[1] = t0 + d
 	for k := 2; k < total; k++ {
-		d += unzigzag(dods[k-2])
+		d += int64(dods[k-2])
 		ts[k] = ts[k-1] + d
 	}
 	for k := 1; k < total; k++ {
@@ -529,11 +542,11 @@ func appendBits(out []byte, vs []float64, dod bool) []byte {
 		d := orderedBits(vs[k]) - orderedBits(vs[k-1])
 		switch {
 		case !dod:
-			res = append(res, zigzag(int64(d)))
+			res = append(res, d)
 		case k == 1:
 			out = binary.AppendUvarint(out, zigzag(int64(d)))
 		default:
-			res = append(res, zigzag(int64(d-prevD)))
+			res = append(res, d-prevD)
 		}
 		prevD = d
 	}
@@ -568,9 +581,9 @@ func readBits(src []byte, total int, dod bool, sc *runScratch) ([]float64, []byt
 	for k := 1; k < total; k++ {
 		switch {
 		case !dod:
-			d = uint64(unzigzag(res[k-1]))
+			d = res[k-1]
 		case k > 1:
-			d += uint64(unzigzag(res[k-2]))
+			d += res[k-2]
 		}
 		o += d
 		vs[k] = fromOrderedBits(o)
@@ -635,7 +648,7 @@ func appendDecimal(out []byte, vs []float64) ([]byte, bool) {
 	out = binary.AppendVarint(out, xs[0])
 	res := make([]uint64, 0, len(xs))
 	for k := 1; k < len(xs); k++ {
-		res = append(res, zigzag(xs[k]-xs[k-1]))
+		res = append(res, uint64(xs[k]-xs[k-1]))
 	}
 	out = appendPacked(out, res)
 	out = binary.AppendUvarint(out, uint64(len(exceptions)))
@@ -665,7 +678,7 @@ func readDecimal(src []byte, total int, sc *runScratch) ([]float64, []byte, erro
 	vs := sc.vs
 	vs[0] = float64(x) / scale
 	for k := 1; k < total; k++ {
-		x += unzigzag(res[k-1])
+		x += int64(res[k-1])
 		vs[k] = float64(x) / scale
 	}
 	count, n := binary.Uvarint(src)
