@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -77,17 +76,14 @@ func TestAuditRunCacheSizeUnderestimates(t *testing.T) {
 	}
 }
 
-// auditCraftedBlock returns a valid (CRC-correct) version 2 block of one
-// series whose run claims budget samples that all pack to zero bits.
-func auditCraftedBlock(samples int) []byte {
-	var run []byte
-	chunks := (samples + xorMaxSamples - 1) / xorMaxSamples
-	run = binary.AppendUvarint(run, uint64(chunks))
-	left := samples
-	for range chunks {
-		n := min(left, xorMaxSamples)
-		run = binary.AppendUvarint(run, uint64(n))
-		left -= n
+// auditCraftedRun returns a valid (CRC-correct) version 2 block of one
+// series whose run claims samples in chunks of perChunk, all packing to
+// zero bits: a few hundred bytes stored for any claim.
+func auditCraftedRun(samples, perChunk int) []byte {
+	chunks := (samples + perChunk - 1) / perChunk
+	run := binary.AppendUvarint(nil, uint64(chunks))
+	for left := samples; left > 0; left -= perChunk {
+		run = binary.AppendUvarint(run, uint64(min(left, perChunk)))
 	}
 	run = binary.AppendVarint(run, 0) // t0
 	run = binary.AppendVarint(run, 1) // first delta
@@ -103,11 +99,7 @@ func auditCraftedBlock(samples int) []byte {
 	raw = append(raw, entryRun)
 	raw = binary.AppendUvarint(raw, uint64(len(run)))
 	raw = append(raw, run...)
-	out := make([]byte, coldHeaderLen)
-	out[0] = coldBlockVersion
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
+	return sealColdBlock(coldBlockVersion, raw)
 }
 
 // TestAuditCraftedRunAmplification: a block of a few hundred bytes that
@@ -115,54 +107,26 @@ func auditCraftedBlock(samples int) []byte {
 // refused when parsed, its chunks counting against the budget too; one
 // within the budget is charged about what it holds once read.
 func TestAuditCraftedRunAmplification(t *testing.T) {
-	_, err := parseColdBlock(auditCraftedBlock(runBlockSamples))
+	_, err := parseColdBlock(auditCraftedRun(runBlockSamples, xorMaxSamples))
 	if !errors.Is(err, errCorrupt) {
 		t.Fatalf("a run over the budget parsed: %v", err)
 	}
-	charged, held := auditCharged(t, auditCraftedBlock(runBlockSamples/2))
+	charged, held := auditCharged(t, auditCraftedRun(runBlockSamples/2, xorMaxSamples))
 	t.Logf("cache charges %d B, holds %d B (%.1fx)", charged, held, float64(held)/float64(charged))
 	if float64(held) > 1.5*float64(charged) {
 		t.Errorf("a block holds %d B after a read but is charged %d B", held, charged)
 	}
 }
 
-// auditCraftedManyChunks: one run of n one-sample chunks, all packing to
-// zero bits: ~n bytes decompressed, a few hundred stored.
-func auditCraftedManyChunks(n int) []byte {
-	run := binary.AppendUvarint(nil, uint64(n))
-	for range n {
-		run = append(run, 1)
-	}
-	run = binary.AppendVarint(run, 0)
-	run = binary.AppendVarint(run, 1)
-	for g := 0; g < n-2; g += runGroup {
-		run = append(run, 0, 0)
-	}
-	run = append(run, valuesBitsDiff)
-	run = binary.BigEndian.AppendUint64(run, orderedBits(1))
-	for g := 0; g < n-1; g += runGroup {
-		run = append(run, 0, 0)
-	}
-	raw := binary.AppendUvarint(nil, 1)
-	raw = append(raw, entryRun)
-	raw = binary.AppendUvarint(raw, uint64(len(run)))
-	raw = append(raw, run...)
-	out := make([]byte, coldHeaderLen)
-	out[0] = coldBlockVersion
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
-}
-
 // TestAuditCraftedManyChunks: a run of 2^21 one-sample chunks (152 MB of
 // records once rebuilt, from 131 stored bytes) is refused; one within the
 // budget is charged about what it holds.
 func TestAuditCraftedManyChunks(t *testing.T) {
-	_, err := parseColdBlock(auditCraftedManyChunks(runBlockSamples))
+	_, err := parseColdBlock(auditCraftedRun(runBlockSamples, 1))
 	if !errors.Is(err, errCorrupt) {
 		t.Fatalf("a run over the budget parsed: %v", err)
 	}
-	charged, held := auditCharged(t, auditCraftedManyChunks(runBlockSamples/65))
+	charged, held := auditCharged(t, auditCraftedRun(runBlockSamples/65, 1))
 	t.Logf("cache charges %d B, holds %d B (%.1fx)", charged, held, float64(held)/float64(charged))
 	if float64(held) > 1.5*float64(charged) {
 		t.Errorf("a block holds %d B after a read but is charged %d B", held, charged)

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
-	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -10,14 +8,6 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
 )
-
-func auditSeal(version byte, raw []byte) []byte {
-	out := make([]byte, coldHeaderLen)
-	out[0] = version
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
-}
 
 // FuzzAuditParseBlock: any decompressed bytes behind a valid header and
 // CRC parse and rebuild without a panic, and what rebuilds is ordered.
@@ -39,7 +29,7 @@ func FuzzAuditParseBlock(f *testing.F) {
 		if v1 {
 			version = coldBlockChunksOnly
 		}
-		d, err := parseColdBlock(auditSeal(version, raw))
+		d, err := parseColdBlock(sealColdBlock(version, raw))
 		if err != nil {
 			return
 		}

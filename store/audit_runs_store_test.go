@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -127,11 +126,7 @@ func auditBlockWithBadRun(recs []coldRecord, bad uint64) []byte {
 		}
 		prev, start = recs[start].id, end
 	}
-	out := make([]byte, coldHeaderLen)
-	out[0] = coldBlockVersion
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
+	return sealColdBlock(coldBlockVersion, raw)
 }
 
 // auditDamageOneRun replaces the one block of partition 0 by the same

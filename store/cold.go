@@ -136,11 +136,7 @@ func encodeColdBlock(recs []coldRecord) []byte {
 		budget -= used
 		prev, start = recs[start].id, end
 	}
-	out := make([]byte, coldHeaderLen, coldHeaderLen+len(raw)/2)
-	out[0] = coldBlockVersion
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
+	return sealColdBlock(coldBlockVersion, raw)
 }
 
 // blockData is a decoded block: its series in ID order, each with its
@@ -237,6 +233,16 @@ func (d *blockData) chunkCount() int {
 	return n
 }
 
+// sealColdBlock compresses a block's entries and puts the version and
+// checksum before them.
+func sealColdBlock(version byte, raw []byte) []byte {
+	out := make([]byte, coldHeaderLen, coldHeaderLen+len(raw)/2)
+	out[0] = version
+	out = zstdEnc.EncodeAll(raw, out)
+	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
+	return out
+}
+
 // encodeChunksOnlyBlock writes a block as format 4 files hold them
 // (coldBlockChunksOnly): retention rewriting such a block keeps its form,
 // so that a file the previous release compacted stays readable by it
@@ -251,11 +257,7 @@ func encodeChunksOnlyBlock(recs []coldRecord) []byte {
 		raw = append(raw, r.value...)
 		prev = r.id
 	}
-	out := make([]byte, coldHeaderLen, coldHeaderLen+len(raw)/2)
-	out[0] = coldBlockChunksOnly
-	out = zstdEnc.EncodeAll(raw, out)
-	binary.BigEndian.PutUint32(out[1:], crc32.Checksum(out[coldHeaderLen:], castagnoli))
-	return out
+	return sealColdBlock(coldBlockChunksOnly, raw)
 }
 
 // readable returns the records of block d for a rewrite of the block,
