@@ -75,7 +75,7 @@ func (w *tenantWriter) listActive(name []byte, id uint64) error {
 	if err != nil {
 		return err
 	}
-	b.FillPercent = fillPercent
+	b.FillPercent = fillAppend
 	k := idKey(id)
 	if b.Get(k) != nil {
 		return nil

@@ -736,7 +736,7 @@ func (s *Store) compactSeries(w *tenantWriter, p int64, ids []uint64, stones []T
 	if err != nil {
 		return 0, 0, err
 	}
-	coldSeries.FillPercent = fillPercent
+	coldSeries.FillPercent = fillAppend
 	retainedFrom := readTime(w.tenant, keyRetainedFrom)
 	groups := map[string]*coldGroup{}
 	var order []string

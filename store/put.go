@@ -110,6 +110,13 @@ func prepareBatch(batch []SeriesChunks) ([]preparedSeries, error) {
 // The index buckets gain a little too.
 const fillPercent = 0.9
 
+// fillAppend is the fill of buckets keyed by series ID (series, each
+// partition of active, cold_series), whose new keys come in rising order:
+// a page split there never has to leave room in the middle. Measured on
+// the load tool's 6 hours, 0.018 B/sample less than at 0.9; postings and
+// series_by_labels, whose keys come in any order, took more pages at 1.0.
+const fillAppend = 1.0
+
 // tenantWriter writes into one tenant's buckets within a write transaction.
 type tenantWriter struct {
 	tx                                         *bbolt.Tx
@@ -137,9 +144,10 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 			return nil, fmt.Errorf("bucket %s: %w", sub.name, err)
 		}
 	}
-	for _, b := range []*bbolt.Bucket{w.series, w.byLabels, w.postings, w.chunks} {
+	for _, b := range []*bbolt.Bucket{w.byLabels, w.postings, w.chunks} {
 		b.FillPercent = fillPercent
 	}
+	w.series.FillPercent = fillAppend
 	w.storedMaxSpan = readMaxSpan(tb)
 	w.maxSpan = w.storedMaxSpan
 	if created {
