@@ -75,7 +75,10 @@ func (w *tenantWriter) listActive(name []byte, id uint64) error {
 	if err != nil {
 		return err
 	}
-	b.FillPercent = fillAppend
+	// A partition lists its series as their chunks in it are first
+	// flushed, in no order of ID: bbolt's default fill suits random
+	// inserts best (TestAudit3FillActiveStore).
+	b.FillPercent = bbolt.DefaultFillPercent
 	k := idKey(id)
 	if b.Get(k) != nil {
 		return nil

@@ -36,7 +36,7 @@ const (
 	runGroup = 128
 	// runBlockSamples bounds the cost (runCost: samples and chunks) of a
 	// block's runs, so that a damaged block that claims many samples in
-	// few bytes (a zero-width column costs nothing) cannot make a read
+	// few bytes (a zero-width group of 128 costs 2) cannot make a read
 	// rebuild more than this. The encoder keeps a series whose run would
 	// pass it as chunks.
 	runBlockSamples = 1 << 21

@@ -110,11 +110,12 @@ func prepareBatch(batch []SeriesChunks) ([]preparedSeries, error) {
 // The index buckets gain a little too.
 const fillPercent = 0.9
 
-// fillAppend is the fill of buckets keyed by series ID (series, each
-// partition of active, cold_series), whose new keys come in rising order:
-// a page split there never has to leave room in the middle. Measured on
-// the load tool's 6 hours, 0.018 B/sample less than at 0.9; postings and
-// series_by_labels, whose keys come in any order, took more pages at 1.0.
+// fillAppend is the fill of the buckets whose new keys come in rising
+// order (series, keyed by IDs from NextSequence; cold_series, written by
+// compaction in ID order): a page split there never has to leave room in
+// the middle. postings and series_by_labels, whose keys come in any order,
+// took more pages at 1.0; active's partitions, listed in flush order, take
+// bbolt's default (active.go).
 const fillAppend = 1.0
 
 // tenantWriter writes into one tenant's buckets within a write transaction.
