@@ -156,9 +156,9 @@ func runSize(run []byte, budget int) (chunks, samples int, err error) {
 
 // decodeRun rebuilds the records of series id from the run at the start
 // of src, appended to out, and returns them with the rest of src and the
-// run's samples. A run
-// of more than budget samples, or one whose times do not rise, is
-// errCorrupt.
+// run's samples. A run of more than budget samples (callers pass what
+// runSize found, or the samples they expect), or one whose times do not
+// rise, is errCorrupt.
 func decodeRun(src []byte, id uint64, out []coldRecord, budget int) ([]coldRecord, []byte, int, error) {
 	nChunks, n := binary.Uvarint(src)
 	if n <= 0 || nChunks == 0 || nChunks > uint64(len(src)) || nChunks > uint64(budget) {

@@ -396,7 +396,7 @@ func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk
 	if r.cold != nil { // without collect, nothing was found above
 		var err error
 		r.cold.each(id, mint, limit, func(rec coldRecord) bool {
-			minTime, _ := chunkValueMinTime(rec.value) // checked by decodeColdBlock
+			minTime, _ := chunkValueMinTime(rec.value) // checked by parseColdBlock, or rebuilt
 			// A chunk put under a compacted chunk's key holds the merge
 			// of both (putChunk): it answers alone, as in a store that
 			// never compacted.
