@@ -53,17 +53,25 @@ func auditBatch(tb testing.TB, n int) []SeriesChunks {
 	return batch
 }
 
-// TestAuditRunsConcurrentReadsOfSharedBlocks: readers sharing cached
-// blocks (lazy rebuild under a Once) see what a store that never
-// compacted returns. Run with -race.
-func TestAuditRunsConcurrentReadsOfSharedBlocks(t *testing.T) {
+// auditCompacted returns a store holding n series of auditBatch, its
+// partition compacted, with the batch and what a select of everything
+// returned before compaction.
+func auditCompacted(t *testing.T, n int) (*Store, []SeriesChunks, []SeriesChunks) {
 	st := openTest(t, testOptions(t))
-	batch := auditBatch(t, 200)
+	batch := auditBatch(t, n)
 	require.NoError(t, st.Put("t", batch))
 	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
 	_, err = st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
+	return st, batch, want
+}
+
+// TestAuditRunsConcurrentReadsOfSharedBlocks: readers sharing cached
+// blocks (lazy rebuild under a Once) see what a store that never
+// compacted returns. Run with -race.
+func TestAuditRunsConcurrentReadsOfSharedBlocks(t *testing.T) {
+	st, batch, want := auditCompacted(t, 200)
 	var runs int
 	require.NoError(t, st.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketCold).Bucket(timeKey(0)).ForEach(func(_, v []byte) error {
@@ -255,13 +263,7 @@ func TestAuditRunsDamagedRunPartitionMarkedClean(t *testing.T) {
 // The same with a cache so small that blocks are evicted (and, with the
 // rebuilt runs charged, grow past it) while other readers rebuild them.
 func TestAuditRunsConcurrentReadsSmallCache(t *testing.T) {
-	st := openTest(t, testOptions(t))
-	batch := auditBatch(t, 200)
-	require.NoError(t, st.Put("t", batch))
-	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
-	require.NoError(t, err)
-	_, err = st.Compact(context.Background(), activeWidth)
-	require.NoError(t, err)
+	st, batch, want := auditCompacted(t, 200)
 	st.blocks = newBlockCache(256 << 10)
 	var wg sync.WaitGroup
 	for g := range 6 {
