@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 
@@ -79,11 +78,7 @@ func (w *tenantWriter) listActive(name []byte, id uint64) error {
 	// flushed, in no order of ID: bbolt's default fill suits random
 	// inserts best (TestAudit3FillActiveStore).
 	b.FillPercent = bbolt.DefaultFillPercent
-	k := idKey(id)
-	if b.Get(k) != nil {
-		return nil
-	}
-	return b.Put(k, []byte{})
+	return idSet{b, nil}.add(id)
 }
 
 // errTooMany ends a walk of the active index that lists too many series
@@ -106,16 +101,12 @@ func (r *reader) activeIDs(mint, maxt int64, limit int) (ids []uint64, ok bool, 
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, _ []byte) error {
-			if len(k) != idLen {
-				return fmt.Errorf("active index key of %d bytes: %w", len(k), errCorrupt)
-			}
-			if len(ids) == limit {
-				return errTooMany
-			}
-			ids = append(ids, binary.BigEndian.Uint64(k))
-			return nil
-		})
+		var complete bool
+		ids, complete, err = idSet{b, nil}.appendTo(ids, limit)
+		if err == nil && !complete {
+			return errTooMany
+		}
+		return err
 	}
 	// Anything but a bucket where the index keeps its lists is damage: the
 	// postings answer instead.

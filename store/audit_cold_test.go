@@ -73,7 +73,9 @@ func TestAuditColdBadChunkDoesNotStopCompaction(t *testing.T) {
 	// past Put, as a bad disk would) is left in the chunks bucket too.
 	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte("u"))
-		id := binary.BigEndian.Uint64(tb.Bucket(bucketSeriesByLabels).Get(appendLabels(nil, b)))
+		id, ok, err := lookupSeries(tb.Bucket(bucketSeriesByHash), tb.Bucket(bucketSeries), appendLabels(nil, b))
+		require.NoError(t, err)
+		require.True(t, ok)
 		if err := tb.Bucket(bucketChunks).Put(chunkKey(id, 1_000_000), encodeChunkValue(rawChunk(0, 1_000_000, "garbage"))); err != nil {
 			return err
 		}
@@ -259,8 +261,8 @@ func TestAuditColdDamagedKeyDoesNotPanic(t *testing.T) {
 	require.NoError(t, st.LastSamples("t", []labels.Labels{ls}, func(int, Sample) {}))
 }
 
-// Retention counts the chunks of the partitions it deletes whole, and a
-// version 3 file becomes version 4 only when it is first compacted.
+// Retention counts the chunks of the partitions it deletes whole; the file
+// is of the current version from its creation on.
 func TestAuditColdRetentionCountsAndFormat(t *testing.T) {
 	st := openTest(t, testOptions(t))
 	version := func() uint32 {
@@ -271,13 +273,13 @@ func TestAuditColdRetentionCountsAndFormat(t *testing.T) {
 		}))
 		return v
 	}
-	require.Equal(t, formatBeforeBlock, version(), "a new file, not compacted")
+	require.Equal(t, formatVersion, version(), "a new file, not compacted")
 	var batch []SeriesChunks
 	for k := range 5 {
 		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), stepChunk(t, 1_000_000, 10, 15000), stepChunk(t, 2_000_000, 10, 15000)))
 	}
 	require.NoError(t, st.Put("t", batch))
-	require.Equal(t, formatBeforeBlock, version())
+	require.Equal(t, formatVersion, version())
 	_, err := st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
 	require.Equal(t, formatVersion, version())

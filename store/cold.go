@@ -243,23 +243,6 @@ func sealColdBlock(version byte, raw []byte) []byte {
 	return out
 }
 
-// encodeChunksOnlyBlock writes a block as format 4 files hold them
-// (coldBlockChunksOnly): retention rewriting such a block keeps its form,
-// so that a file the previous release compacted stays readable by it
-// until this one compacts.
-func encodeChunksOnlyBlock(recs []coldRecord) []byte {
-	var raw []byte
-	prev := uint64(0)
-	for _, r := range recs {
-		raw = binary.AppendUvarint(raw, r.id-prev)
-		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
-		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
-		raw = append(raw, r.value...)
-		prev = r.id
-	}
-	return sealColdBlock(coldBlockChunksOnly, raw)
-}
-
 // readable returns the records of block d for a rewrite of the block,
 // rebuilding only the series want selects (nil: all); the others'
 // entries are carried as they are. A run that does not rebuild is
@@ -648,12 +631,8 @@ func (s *Store) compactPartition(ctx context.Context, tenant string, p int64, st
 		}
 		for _, name := range [][]byte{timeKey(p), bucketWide} {
 			if b := tb.Bucket(bucketActive).Bucket(name); b != nil {
-				if err := b.ForEach(func(k, _ []byte) error {
-					if len(k) == idLen {
-						ids = append(ids, binary.BigEndian.Uint64(k))
-					}
-					return nil
-				}); err != nil {
+				var err error
+				if ids, _, err = (idSet{b, nil}).appendTo(ids, -1); err != nil {
 					return err
 				}
 			}
@@ -861,9 +840,6 @@ func (s *Store) rewriteBlock(w *tenantWriter, pb, coldSeries *bbolt.Bucket, p in
 			bytesIn += len(merged[end].value) + len(merged[end].run) + 20
 			end++
 		}
-		if err := raiseFormat(w.tx); err != nil {
-			return 0, err
-		}
 		if err := pb.Put(idKey(merged[start].id), encodeColdBlock(merged[start:end])); err != nil {
 			return 0, err
 		}
@@ -1063,18 +1039,6 @@ func dropCold(tb *bbolt.Bucket, cutoff int64) (int, error) {
 	return deleted, nil
 }
 
-// raiseFormat marks the file as holding version 2 cold blocks (format 5),
-// which a binary that cannot read them refuses; a store that never
-// compacts stays readable by the versions before. Every transaction that
-// writes a version 2 block calls it.
-func raiseFormat(tx *bbolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keyFormatVersion); len(v) == 4 && binary.BigEndian.Uint32(v) == formatVersion {
-		return nil
-	}
-	return meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatVersion))
-}
-
 // coldDamaged counts and logs a block that does not decode; its series'
 // chunks in that partition are lost to reads, nothing else is.
 func (s *Store) coldDamaged(tenant string, p int64, key []byte, err error) {
@@ -1239,9 +1203,8 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 			pb := tb.Bucket(bucketCold).Bucket(timeKey(p))
 			filter := newStoneFilter(stones, tb.Bucket(bucketSeries))
 			type rewrite struct {
-				key        []byte
-				keep       []coldRecord
-				chunksOnly bool // a format 4 block, rewritten as one
+				key  []byte
+				keep []coldRecord
 			}
 			var rewrites []rewrite
 			touched := map[uint64]bool{}
@@ -1274,14 +1237,7 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 				}
 				if len(keep) < len(recs) {
 					deleted += len(recs) - len(keep)
-					rewrites = append(rewrites, rewrite{bytes.Clone(k), keep, v[0] == coldBlockChunksOnly})
-				}
-			}
-			for _, rw := range rewrites {
-				if !rw.chunksOnly {
-					if err := raiseFormat(tx); err != nil {
-						return err
-					}
+					rewrites = append(rewrites, rewrite{bytes.Clone(k), keep})
 				}
 			}
 			for _, rw := range rewrites {
@@ -1292,11 +1248,7 @@ func (s *Store) cleanPartition(tenant string, p int64, stones []Tombstone) (int,
 				// before the next block's: one block under the first's
 				// ID keeps the lookup rule.
 				if len(rw.keep) > 0 {
-					v := encodeColdBlock(rw.keep)
-					if rw.chunksOnly {
-						v = encodeChunksOnlyBlock(rw.keep)
-					}
-					if err := pb.Put(idKey(rw.keep[0].id), v); err != nil {
+					if err := pb.Put(idKey(rw.keep[0].id), encodeColdBlock(rw.keep)); err != nil {
 						return err
 					}
 				}

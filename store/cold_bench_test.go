@@ -63,6 +63,15 @@ func BenchmarkCompaction(b *testing.B) {
 		}))
 		b.ReportMetric(float64(used)/samples, "B/sample")
 		b.ReportMetric(float64(pages)/samples, "B/sample-pages")
+		// Where the pages go, by the tenant's buckets.
+		require.NoError(b, st.db.View(func(tx *bbolt.Tx) error {
+			tb := tx.Bucket(bucketTenants).Bucket([]byte("t"))
+			return tb.ForEachBucket(func(name []byte) error {
+				s := tb.Bucket(name).Stats()
+				b.ReportMetric(float64(s.BranchAlloc+s.LeafAlloc)/samples, "B/sample-"+string(name))
+				return nil
+			})
+		}))
 	}
 	sel := func(b *testing.B, st *Store) {
 		got, err := st.Select("t", ts(0), ts(steps-1), labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))

@@ -206,13 +206,10 @@ func slicesSortRecords(recs []coldRecord) {
 	}
 }
 
-// TestVersion4FilesAreReadAndRaisedOnWrite: a file compacted by the
-// previous version (blocks of chunks only, format 4) answers as before;
-// retention rewriting its blocks keeps them as they were and the format
-// at 4 (a rollback stays possible while compaction is off), and the first
-// compaction raises it, so that the previous version then refuses it
-// rather than count runs as damage.
-func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
+// TestVersion4FilesAreReadAndUpgraded: a file compacted by an earlier
+// version (blocks of chunks only, format 4) answers as before once opened
+// and upgraded; retention rewriting its blocks writes them as runs.
+func TestVersion4FilesAreReadAndUpgraded(t *testing.T) {
 	opts := testOptions(t)
 	st := openTest(t, opts)
 	rng := rand.New(rand.NewPCG(9, 10))
@@ -252,7 +249,7 @@ func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
 			}
 			return nil
 		}))
-		return tx.Bucket(bucketMeta).Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatChunkBlocks))
+		return tx.Bucket(bucketMeta).Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, 4))
 	}))
 	require.NoError(t, st.Close())
 	st = openTest(t, opts)
@@ -269,19 +266,18 @@ func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
 		}))
 		return v
 	}
-	require.Equal(t, formatChunkBlocks, version())
-	// A deletion that retention applies rewrites a block.
+	require.Equal(t, formatVersion, version(), "upgraded on open")
+	// A deletion that retention applies rewrites a block, as version 2.
 	err = st.AddTombstone("t", Tombstone{MinTime: 0, MaxTime: math.MaxInt64, Matchers: []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "k", "3")}})
 	require.NoError(t, err)
 	deleted, err := st.ApplyRetention(time.Now(), func(string) time.Duration { return 0 })
 	require.NoError(t, err)
 	require.Equal(t, 3, deleted, "k=3's three chunks")
-	require.Equal(t, formatChunkBlocks, version())
 	require.NoError(t, st.db.View(func(tx *bbolt.Tx) error {
 		parts := tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketCold)
 		return parts.ForEachBucket(func(p []byte) error {
 			return parts.Bucket(p).ForEach(func(_, v []byte) error {
-				require.Equal(t, byte(coldBlockChunksOnly), v[0])
+				require.Equal(t, byte(coldBlockVersion), v[0])
 				return nil
 			})
 		})
@@ -289,12 +285,28 @@ func TestVersion4FilesAreReadAndRaisedOnWrite(t *testing.T) {
 	got, err = st.Select("t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchNotEqual, "k", "3"))
 	require.NoError(t, err)
 	require.Len(t, got, 19)
-	// A chunk put into the compacted partition is compacted into a
-	// version 2 block, and the format raised.
+	// A chunk put into the compacted partition is compacted with the rest.
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(labels.FromStrings("__name__", "m", "k", "0"), stepChunk(t, 100*15_000+1, 5, 1))}))
 	_, err = st.Compact(context.Background(), activeWidth)
 	require.NoError(t, err)
-	require.Equal(t, formatVersion, version())
+	got, err = st.Select("t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "k", "0"))
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+}
+
+// encodeChunksOnlyBlock writes a block as format 4 files hold them
+// (coldBlockChunksOnly), every record a chunk.
+func encodeChunksOnlyBlock(recs []coldRecord) []byte {
+	var raw []byte
+	prev := uint64(0)
+	for _, r := range recs {
+		raw = binary.AppendUvarint(raw, r.id-prev)
+		raw = binary.BigEndian.AppendUint64(raw, sortableTime(r.maxTime))
+		raw = binary.AppendUvarint(raw, uint64(len(r.value)))
+		raw = append(raw, r.value...)
+		prev = r.id
+	}
+	return sealColdBlock(coldBlockChunksOnly, raw)
 }
 
 // FuzzDecodeRun: any bytes decode into records or errCorrupt, without a

@@ -7,8 +7,10 @@ import (
 	"math"
 	"unsafe"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"go.etcd.io/bbolt"
 
 	"github.com/orrery/orrery/ingester/chunks"
 )
@@ -18,7 +20,8 @@ var (
 	bucketMeta           = []byte("meta")
 	bucketTenants        = []byte("tenants")
 	bucketSeries         = []byte("series")
-	bucketSeriesByLabels = []byte("series_by_labels")
+	bucketSeriesByHash   = []byte("series_by_hash")
+	bucketSeriesByLabels = []byte("series_by_labels") // before version 6
 	bucketPostings       = []byte("postings")
 	bucketChunks         = []byte("chunks")
 	keyFormatVersion     = []byte("format_version")
@@ -38,15 +41,11 @@ var (
 // would not list the chunks it stores there, and selects would miss them);
 // version 4 cold partitions (an older binary would not read the chunks
 // compaction moved into them); version 5 cold blocks of version 2, which
-// hold runs (a version 4 binary would count every such block damaged). A
-// version 3 or 4 file becomes version 5 only when compaction next writes
-// a block (raiseFormat); retention rewrites a version 4 file's blocks in
-// their own form.
-const (
-	formatVersion     uint32 = 5
-	formatBeforeBlock uint32 = 3
-	formatChunkBlocks uint32 = 4
-)
+// hold runs (a version 4 binary would count every such block damaged);
+// version 6 postings and active partitions as segments of IDs (an older
+// binary would read a segment as its first ID alone) and series_by_hash.
+// Open upgrades any earlier version in place.
+const formatVersion uint32 = 6
 
 const (
 	idLen          = 8
@@ -115,7 +114,7 @@ func chunkSpan(c Chunk) int64 {
 
 // appendLabels encodes sorted labels as uvarint-length-prefixed name and
 // value pairs. Length prefixes keep the encoding injective whatever bytes the
-// names and values hold, so it can serve as the series_by_labels key.
+// names and values hold, so equal encodings are equal series.
 func appendLabels(buf []byte, ls labels.Labels) []byte {
 	ls.Range(func(l labels.Label) {
 		buf = binary.AppendUvarint(buf, uint64(len(l.Name)))
@@ -188,18 +187,39 @@ func postingNamePrefix(name string) []byte {
 // postingValuePrefix is the part of a postings key shared by all series
 // with name=value. The 0x00 terminator sorts a value before its extensions,
 // keeping equality scans short; a value that itself contains 0x00 is told
-// apart by the key length (see postingExactValue).
+// apart by the key length (idSet.member).
 func postingValuePrefix(name, value string) []byte {
 	buf := append(postingNamePrefix(name), value...)
 	return append(buf, 0)
 }
 
-func postingKey(name, value string, id uint64) []byte {
-	return binary.BigEndian.AppendUint64(postingValuePrefix(name, value), id)
+// seriesHashKey is a series_by_hash key: the xxHash of the series' encoded
+// labels, then its ID.
+func seriesHashKey(encoded []byte, id uint64) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 2*idLen), xxhash.Sum64(encoded))
+	return binary.BigEndian.AppendUint64(k, id)
 }
 
-// postingID returns the series ID of a postings key.
-func postingID(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-idLen:]) }
+// lookupSeries returns the ID of the series whose encoded labels are
+// encoded: series_by_hash lists the IDs under the labels' hash, and the
+// series bucket tells the ones whose hashes collide apart.
+func lookupSeries(byHash, series *bbolt.Bucket, encoded []byte) (uint64, bool, error) {
+	prefix := seriesHashKey(encoded, 0)[:idLen]
+	c := byHash.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != 2*idLen {
+			return 0, false, fmt.Errorf("series_by_hash key of %d bytes: %w", len(k), errCorrupt)
+		}
+		id := keyID(k)
+		if bytes.Equal(series.Get(idKey(id)), encoded) {
+			return id, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// keyID returns the ID a key ends with: a segment's first (idSet).
+func keyID(k []byte) uint64 { return binary.BigEndian.Uint64(k[len(k)-idLen:]) }
 
 // postingValue returns the value of a postings key that starts with
 // namePrefix.
@@ -210,7 +230,3 @@ func postingValue(k, namePrefix []byte) ([]byte, bool) {
 	}
 	return k[len(namePrefix):end], true
 }
-
-// postingExactValue reports whether k, which starts with valuePrefix, holds
-// exactly that value rather than a longer one containing 0x00.
-func postingExactValue(k, valuePrefix []byte) bool { return len(k) == len(valuePrefix)+idLen }

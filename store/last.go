@@ -18,9 +18,9 @@ import (
 // with many series (an ingester restoring what it forgot) pays for one.
 // Empty label values are ignored, as Put ignores them.
 func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int, s Sample)) error {
-	err := s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
+	err := s.viewByLabels(tenant, func(r *reader, byHash *bbolt.Bucket) error {
 		for k, ls := range series {
-			id, ok, err := seriesID(byLabels, ls)
+			id, ok, err := r.seriesID(byHash, ls)
 			if err != nil {
 				return err
 			}
@@ -53,8 +53,8 @@ func (s *Store) LastSamples(tenant string, series []labels.Labels, fn func(k int
 // SampleAt returns the sample series ls has stored at timestamp t. Where
 // overlapping chunks disagree, the chunk with the smallest MaxTime wins.
 func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, found bool, err error) {
-	err = s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
-		id, ok, err := seriesID(byLabels, ls)
+	err = s.viewByLabels(tenant, func(r *reader, byHash *bbolt.Bucket) error {
+		id, ok, err := r.seriesID(byHash, ls)
 		if err != nil || !ok {
 			return err
 		}
@@ -108,32 +108,25 @@ func (s *Store) SampleAt(tenant string, ls labels.Labels, t int64) (smp Sample, 
 	return smp, found, nil
 }
 
-// viewByLabels is view with the tenant's series_by_labels bucket, which
+// viewByLabels is view with the tenant's series_by_hash bucket, which
 // queries by matchers do not need.
-func (s *Store) viewByLabels(tenant string, fn func(r *reader, byLabels *bbolt.Bucket) error) error {
+func (s *Store) viewByLabels(tenant string, fn func(r *reader, byHash *bbolt.Bucket) error) error {
 	return s.db.View(func(tx *bbolt.Tx) error {
 		r, err := openReader(tx, tenant, s.coldEnv(tenant))
 		if err != nil || r == nil {
 			return err
 		}
-		byLabels := tx.Bucket(bucketTenants).Bucket([]byte(tenant)).Bucket(bucketSeriesByLabels)
-		if byLabels == nil {
-			return fmt.Errorf("tenant bucket without %s: %w", bucketSeriesByLabels, errCorrupt)
+		byHash := tx.Bucket(bucketTenants).Bucket([]byte(tenant)).Bucket(bucketSeriesByHash)
+		if byHash == nil {
+			return fmt.Errorf("tenant bucket without %s: %w", bucketSeriesByHash, errCorrupt)
 		}
-		return fn(r, byLabels)
+		return fn(r, byHash)
 	})
 }
 
 // seriesID looks a series up by its labels.
-func seriesID(byLabels *bbolt.Bucket, ls labels.Labels) (uint64, bool, error) {
-	v := byLabels.Get(appendLabels(nil, ls.WithoutEmpty()))
-	if v == nil {
-		return 0, false, nil
-	}
-	if len(v) != idLen {
-		return 0, false, fmt.Errorf("series ID of %d bytes: %w", len(v), errCorrupt)
-	}
-	return binary.BigEndian.Uint64(v), true, nil
+func (r *reader) seriesID(byHash *bbolt.Bucket, ls labels.Labels) (uint64, bool, error) {
+	return lookupSeries(byHash, r.series, appendLabels(nil, ls.WithoutEmpty()))
 }
 
 // lastChunk returns the chunk of series id with the greatest MaxTime, which

@@ -120,11 +120,11 @@ const fillAppend = 1.0
 
 // tenantWriter writes into one tenant's buckets within a write transaction.
 type tenantWriter struct {
-	tx                                         *bbolt.Tx
-	tenantName                                 string
-	tenant                                     *bbolt.Bucket
-	series, byLabels, postings, chunks, active *bbolt.Bucket
-	maxSpan, storedMaxSpan                     int64
+	tx                                       *bbolt.Tx
+	tenantName                               string
+	tenant                                   *bbolt.Bucket
+	series, byHash, postings, chunks, active *bbolt.Bucket
+	maxSpan, storedMaxSpan                   int64
 	// cold reads the tenant's cold partitions for Put's check that a
 	// chunk is not there already; opened on first need.
 	cold *coldReader
@@ -140,12 +140,12 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 	for _, sub := range []struct {
 		dst  **bbolt.Bucket
 		name []byte
-	}{{&w.series, bucketSeries}, {&w.byLabels, bucketSeriesByLabels}, {&w.postings, bucketPostings}, {&w.chunks, bucketChunks}, {&w.active, bucketActive}} {
+	}{{&w.series, bucketSeries}, {&w.byHash, bucketSeriesByHash}, {&w.postings, bucketPostings}, {&w.chunks, bucketChunks}, {&w.active, bucketActive}} {
 		if *sub.dst, err = tb.CreateBucketIfNotExists(sub.name); err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", sub.name, err)
 		}
 	}
-	for _, b := range []*bbolt.Bucket{w.byLabels, w.postings, w.chunks} {
+	for _, b := range []*bbolt.Bucket{w.byHash, w.postings, w.chunks} {
 		b.FillPercent = fillPercent
 	}
 	w.series.FillPercent = fillAppend
@@ -273,11 +273,8 @@ func mergeChunk(old []byte, c Chunk) (merged []Chunk, changed bool, err error) {
 
 // seriesID returns the ID of the series, indexing it if it is new.
 func (w *tenantWriter) seriesID(ps preparedSeries) (uint64, error) {
-	if v := w.byLabels.Get(ps.key); v != nil {
-		if len(v) != idLen {
-			return 0, fmt.Errorf("series ID of %d bytes: %w", len(v), errCorrupt)
-		}
-		return binary.BigEndian.Uint64(v), nil
+	if id, ok, err := lookupSeries(w.byHash, w.series, ps.key); err != nil || ok {
+		return id, err
 	}
 	id, err := w.series.NextSequence()
 	if err != nil {
@@ -287,12 +284,12 @@ func (w *tenantWriter) seriesID(ps preparedSeries) (uint64, error) {
 	if err := w.series.Put(idk, ps.key); err != nil {
 		return 0, err
 	}
-	if err := w.byLabels.Put(ps.key, idk); err != nil {
+	if err := w.byHash.Put(seriesHashKey(ps.key, id), []byte{}); err != nil {
 		return 0, err
 	}
 	ps.lbls.Range(func(l labels.Label) {
 		if err == nil {
-			err = w.postings.Put(postingKey(l.Name, l.Value, id), []byte{})
+			err = idSet{w.postings, postingValuePrefix(l.Name, l.Value)}.add(id)
 		}
 	})
 	return id, err

@@ -228,13 +228,22 @@ func (r *reader) activeCandidates(ids []uint64, matchers []*labels.Matcher) ([]u
 		if m.Type != labels.MatchEqual || m.Matches("") || len(ids) == 0 {
 			continue
 		}
-		if p, complete := r.postingsEqualUpTo(m.Name, m.Value, len(ids)); complete {
+		p, complete, err := r.postingsEqualUpTo(m.Name, m.Value, len(ids))
+		if err != nil {
+			return nil, err
+		}
+		if complete {
 			ids = intersect(ids, p)
 			continue
 		}
+		probe := newIDProbe(idSet{r.postings, postingValuePrefix(m.Name, m.Value)})
 		kept := ids[:0]
 		for _, id := range ids {
-			if r.postings.Get(postingKey(m.Name, m.Value, id)) != nil {
+			has, err := probe.has(id)
+			if err != nil {
+				return nil, err
+			}
+			if has {
 				kept = append(kept, id)
 			}
 		}
@@ -263,32 +272,29 @@ const activeVisitMax = 256
 
 // postingsEqualUpTo returns the IDs of series with name=value, in ID
 // order, unless there are more than limit (complete is false).
-func (r *reader) postingsEqualUpTo(name, value string, limit int) (ids []uint64, complete bool) {
-	prefix := postingValuePrefix(name, value)
-	c := r.postings.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if postingExactValue(k, prefix) {
-			if len(ids) == limit {
-				return nil, false
-			}
-			ids = append(ids, postingID(k))
-		}
+func (r *reader) postingsEqualUpTo(name, value string, limit int) (ids []uint64, complete bool, err error) {
+	ids, complete, err = idSet{r.postings, postingValuePrefix(name, value)}.appendTo(nil, limit)
+	if !complete {
+		ids = nil
 	}
-	return ids, true
+	return ids, complete, err
 }
 
 // postingsFor returns the sorted IDs of series whose label m.Name has a
 // value m matches.
 func (r *reader) postingsFor(m *labels.Matcher) ([]uint64, error) {
 	if m.Type == labels.MatchEqual {
-		return r.postingsEqual(m.Name, m.Value, nil), nil
+		return r.postingsEqual(m.Name, m.Value, nil)
 	}
 	// A regexp that is an alternation of literals is a few equality
 	// lookups rather than a scan of every value of the label.
 	if set := m.SetMatches(); m.Type == labels.MatchRegexp && len(set) > 0 {
 		var ids []uint64
 		for _, v := range set {
-			ids = r.postingsEqual(m.Name, v, ids)
+			var err error
+			if ids, err = r.postingsEqual(m.Name, v, ids); err != nil {
+				return nil, err
+			}
 		}
 		// Compact guards against a set that lists a value twice.
 		slices.Sort(ids)
@@ -299,15 +305,9 @@ func (r *reader) postingsFor(m *labels.Matcher) ([]uint64, error) {
 
 // postingsEqual appends the IDs of series with name=value to dst, in ID
 // order.
-func (r *reader) postingsEqual(name, value string, dst []uint64) []uint64 {
-	prefix := postingValuePrefix(name, value)
-	c := r.postings.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if postingExactValue(k, prefix) {
-			dst = append(dst, postingID(k))
-		}
-	}
-	return dst
+func (r *reader) postingsEqual(name, value string, dst []uint64) ([]uint64, error) {
+	dst, _, err := idSet{r.postings, postingValuePrefix(name, value)}.appendTo(dst, -1)
+	return dst, err
 }
 
 // postingsScan walks all values of m.Name, from the literal prefix a regexp
@@ -324,7 +324,7 @@ func (r *reader) postingsScan(m *labels.Matcher) ([]uint64, error) {
 		haveLast, matched bool
 	)
 	c := r.postings.Cursor()
-	for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, seek); k, _ = c.Next() {
+	for k, v := c.Seek(seek); k != nil && bytes.HasPrefix(k, seek); k, v = c.Next() {
 		value, ok := postingValue(k, namePrefix)
 		if !ok {
 			return nil, fmt.Errorf("postings key %q: %w", k, errCorrupt)
@@ -333,7 +333,10 @@ func (r *reader) postingsScan(m *labels.Matcher) ([]uint64, error) {
 			matched, last, haveLast = m.Matches(yoloString(value)), value, true
 		}
 		if matched {
-			ids = append(ids, postingID(k))
+			var err error
+			if ids, err = decodeSegment(ids, k, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	slices.Sort(ids)

@@ -52,12 +52,12 @@ func (s *Store) Refs(tenant string, mint, maxt int64, keep Keep, known Known, ma
 func (s *Store) ChunksOf(tenant string, mint, maxt int64, refs []SeriesRef) ([]SeriesChunks, error) {
 	defer s.observeSelect("chunks_of", time.Now())
 	out := make([]SeriesChunks, len(refs))
-	err := s.viewByLabels(tenant, func(r *reader, byLabels *bbolt.Bucket) error {
+	err := s.viewByLabels(tenant, func(r *reader, byHash *bbolt.Bucket) error {
 		for k, ref := range refs {
 			id, ok := ref.ID, ref.ID != 0
 			if !ok {
 				var err error
-				if id, ok, err = seriesID(byLabels, ref.Labels); err != nil {
+				if id, ok, err = r.seriesID(byHash, ref.Labels); err != nil {
 					return err
 				}
 			}
@@ -69,7 +69,7 @@ func (s *Store) ChunksOf(tenant string, mint, maxt int64, refs []SeriesRef) ([]S
 				// The ID's series was deleted since the caller learned
 				// it, and may be stored again under a new one.
 				var err error
-				if id, ok, err = seriesID(byLabels, ref.Labels); err != nil {
+				if id, ok, err = r.seriesID(byHash, ref.Labels); err != nil {
 					return err
 				}
 				if ok {

@@ -247,11 +247,11 @@ func (w *tenantWriter) deleteSeries(id uint64, raw []byte) error {
 		return fmt.Errorf("series %d: %w", id, err)
 	}
 	for _, l := range pairs {
-		if err := w.postings.Delete(postingKey(l.Name, l.Value, id)); err != nil {
+		if err := (idSet{w.postings, postingValuePrefix(l.Name, l.Value)}).remove(id); err != nil {
 			return fmt.Errorf("series %d: %w", id, err)
 		}
 	}
-	if err := w.byLabels.Delete(raw); err != nil {
+	if err := w.byHash.Delete(seriesHashKey(raw, id)); err != nil {
 		return fmt.Errorf("series %d: %w", id, err)
 	}
 	if err := w.series.Delete(idKey(id)); err != nil {

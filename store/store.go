@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -94,6 +95,9 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	if err := db.Update(initBuckets(logger)); err != nil {
 		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Path, err), db.Close())
 	}
+	if err := upgradeSeriesIndex(db, logger); err != nil {
+		return nil, errors.Join(fmt.Errorf("store: open %s: %w", opts.Path, err), db.Close())
+	}
 	s := &Store{db: db, opts: opts, reg: reg, logger: logger, m: newMetrics(opts.Path), blocks: newBlockCache(opts.BlockCacheBytes)}
 	s.m.blockCache = s.blocks.requests
 	if err := s.m.register(reg); err != nil {
@@ -103,10 +107,12 @@ func Open(opts Options, reg prometheus.Registerer, logger *slog.Logger) (*Store,
 	return s, nil
 }
 
-// initBuckets creates the root buckets of a new file (version 3 until its
-// first compaction), upgrades a version 1 or 2 file in place to version 3
-// (they lack the deletions bucket or the active index), reads versions 3
-// to 5 as they are, and refuses any other format.
+// initBuckets creates the root buckets of a new file, and upgrades a
+// file of versions 1 to 5 in place to version 6: versions 1 and 2 lack the
+// deletions bucket and the active index; versions 3 to 5 read as they are,
+// but for series_by_labels, which upgradeSeriesIndex replaces tenant by
+// tenant once the version says that this binary's layout is in use. Any
+// other version is refused.
 func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 	return func(tx *bbolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -119,23 +125,19 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 			version = binary.BigEndian.Uint32(v)
 		}
 		switch {
-		case v == nil:
-			if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatBeforeBlock)); err != nil {
-				return err
+		case v == nil || version == formatVersion:
+		case version >= 1 && version <= 5:
+			if version <= 2 {
+				if err := startActiveIndex(tx); err != nil {
+					return err
+				}
 			}
-		case version == formatVersion || version == formatBeforeBlock || version == formatChunkBlocks:
-			// Versions 3 and 4 are read as they are; the next compaction
-			// raises them.
-		case version == 1 || version == 2:
-			if err := startActiveIndex(tx); err != nil {
-				return err
-			}
-			if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatBeforeBlock)); err != nil {
-				return err
-			}
-			logger.Info("store format upgraded in place", "from", version, "to", formatBeforeBlock)
+			logger.Info("store format upgraded in place", "from", version, "to", formatVersion)
 		default:
 			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
+		}
+		if err := meta.Put(keyFormatVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
+			return err
 		}
 		if _, err := tx.CreateBucketIfNotExists(bucketTenants); err != nil {
 			return err
@@ -146,6 +148,56 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 		_, err = tx.CreateBucketIfNotExists(bucketDeletions)
 		return err
 	}
+}
+
+// upgradeSeriesIndex replaces each tenant's series_by_labels, which
+// versions before 6 keyed by the encoded labels, with series_by_hash, in
+// one transaction per tenant: a crash between them leaves the rest for the
+// next start, which the version (already 6) keeps an older binary from.
+func upgradeSeriesIndex(db *bbolt.DB, logger *slog.Logger) error {
+	var pending [][]byte
+	err := db.View(func(tx *bbolt.Tx) error {
+		tenants := tx.Bucket(bucketTenants)
+		return tenants.ForEachBucket(func(name []byte) error {
+			if tenants.Bucket(name).Bucket(bucketSeriesByLabels) != nil {
+				pending = append(pending, bytes.Clone(name))
+			}
+			return nil
+		})
+	})
+	for _, tenant := range pending {
+		if err != nil {
+			break
+		}
+		err = db.Update(func(tx *bbolt.Tx) error {
+			tb := tx.Bucket(bucketTenants).Bucket(tenant)
+			byHash, err := tb.CreateBucketIfNotExists(bucketSeriesByHash)
+			if err != nil {
+				return err
+			}
+			byHash.FillPercent = fillPercent
+			series := tb.Bucket(bucketSeries)
+			if series != nil {
+				err := series.ForEach(func(k, v []byte) error {
+					if len(k) != idLen {
+						return fmt.Errorf("series key of %d bytes: %w", len(k), errCorrupt)
+					}
+					return byHash.Put(seriesHashKey(v, binary.BigEndian.Uint64(k)), []byte{})
+				})
+				if err != nil {
+					return err
+				}
+			}
+			return tb.DeleteBucket(bucketSeriesByLabels)
+		})
+		if err == nil {
+			logger.Info("store series index upgraded", "tenant", string(tenant))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("upgrade series index: %w", err)
+	}
+	return nil
 }
 
 // startActiveIndex marks each tenant of a file from before the active

@@ -595,7 +595,7 @@ func TestOpenUpgradesFormatOne(t *testing.T) {
 	db, err = bbolt.Open(opts.Path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.View(func(tx *bbolt.Tx) error {
-		require.Equal(t, binary.BigEndian.AppendUint32(nil, formatBeforeBlock), tx.Bucket(bucketMeta).Get(keyFormatVersion))
+		require.Equal(t, binary.BigEndian.AppendUint32(nil, formatVersion), tx.Bucket(bucketMeta).Get(keyFormatVersion))
 		return nil
 	}))
 	require.NoError(t, db.Close())
@@ -657,8 +657,8 @@ func TestRetention(t *testing.T) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		r, err := openReader(tx, "t1", coldEnv{})
 		require.NoError(t, err)
-		require.Empty(t, r.postingsEqual("only_old", "yes", nil), "postings of emptied series removed")
-		require.Empty(t, r.postingsEqual("kind", "old", nil))
+		require.Empty(t, postingsOf(t, r, "only_old", "yes"), "postings of emptied series removed")
+		require.Empty(t, postingsOf(t, r, "kind", "old"))
 		return nil
 	})
 	require.NoError(t, err)
@@ -779,6 +779,12 @@ func TestMetrics(t *testing.T) {
 	require.NoError(t, s.Close())
 }
 
+func postingsOf(t *testing.T, r *reader, name, value string) []uint64 {
+	ids, err := r.postingsEqual(name, value, nil)
+	require.NoError(t, err)
+	return ids
+}
+
 // The final label check hides a postings lookup that returns too much, so
 // the lookup itself is checked here.
 func TestPostingsEqualIsExact(t *testing.T) {
@@ -786,9 +792,9 @@ func TestPostingsEqualIsExact(t *testing.T) {
 	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
 		r, err := openReader(tx, "t1", coldEnv{})
 		require.NoError(t, err)
-		require.Len(t, r.postingsEqual("v", "a", nil), 1)
-		require.Len(t, r.postingsEqual("v", "a\x00b", nil), 1)
-		require.Len(t, r.postingsEqual("job", "api", nil), 4)
+		require.Len(t, postingsOf(t, r, "v", "a"), 1)
+		require.Len(t, postingsOf(t, r, "v", "a\x00b"), 1)
+		require.Len(t, postingsOf(t, r, "job", "api"), 4)
 		return nil
 	}))
 }
