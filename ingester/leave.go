@@ -30,7 +30,9 @@ type Membership interface {
 // exits without leaving the ring (its entry stays LEAVING with its tokens,
 // unhealthy once its heartbeat stops), so queriers know data may be
 // missing instead of silently not asking for it, and a restart on the same
-// data dir brings the series back.
+// data dir brings the series back. An ingester that sees no other in the
+// ring looks again for a few seconds before it keeps its series as the
+// only one: its view may not show a peer that joined just before.
 //
 // For a restart (onShutdown false, and no leave requested) it stops after
 // the wait instead: the series stay in the WAL and store, and the ring
@@ -50,6 +52,13 @@ type Leaver struct {
 	// this ingester is LEAVING; maxWait bounds the wait if one never does.
 	// Failed attempts are retried after retryMin, doubling up to retryMax.
 	quietPeriod, maxWait, retryMin, retryMax time.Duration
+	// settle is how long a leaver that sees no other ingester keeps
+	// looking before it concludes it is alone: a peer that joined moments
+	// ago may not be in this ingester's view of the ring yet (gossip
+	// takes rounds, and a full exchange comes every push-pull interval,
+	// 5s), and concluding alone keeps the series here instead of handing
+	// them over.
+	settle time.Duration
 	// after is time.After; scenario tests count the retries through it.
 	after func(time.Duration) <-chan time.Time
 
@@ -65,7 +74,7 @@ func NewLeaver(ing *Ingester, member Membership, owners Owners, clients Clients,
 	f := promauto.With(reg)
 	return &Leaver{
 		ing: ing, member: member, owners: owners, clients: clients, self: self, onShutdown: onShutdown, logger: logger,
-		quietPeriod: 2 * time.Second, maxWait: 30 * time.Second, retryMin: time.Second, retryMax: 30 * time.Second,
+		quietPeriod: 2 * time.Second, maxWait: 30 * time.Second, retryMin: time.Second, retryMax: 30 * time.Second, settle: 5 * time.Second,
 		after: time.After,
 		failures: f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_handover_failures_total",
 			Help: "Failed handover attempts of this leaving ingester; each is retried until the shutdown deadline."}),
@@ -93,7 +102,7 @@ func (l *Leaver) Stop(ctx context.Context) error {
 		l.logger.Info("stopping for a restart: series stay on local disk, tokens stay in the ring (-ingester.handover-on-shutdown=false)")
 		return ctx.Err()
 	}
-	if !l.othersInRing() {
+	if !l.peerAppears(ctx) {
 		l.member.KeepEntryOnStop()
 		l.logger.Info("no other ingester in the ring to hand over to: series stay in the local store, and the ring keeps this ingester's entry until it returns")
 		return nil
@@ -140,6 +149,23 @@ func (l *Leaver) waitQuiet(ctx context.Context) {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// peerAppears reports whether another ingester is in the ring, looking
+// again for up to settle (or until ctx ends) while there is none.
+func (l *Leaver) peerAppears(ctx context.Context) bool {
+	deadline := time.Now().Add(l.settle)
+	for !l.othersInRing() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(min(100*time.Millisecond, l.settle)):
+		}
+	}
+	return true
 }
 
 // othersInRing reports whether another ingester holds tokens: one that

@@ -83,7 +83,7 @@ func (r *leaveRing) IsHealthy(inst *ringpb.Instance, now time.Time) bool {
 // -update rewrites the outputs):
 //
 //	push <from|to> <tenant> <series> <first> <n>  samples at seconds first.. with value = second
-//	peer <healthy|unhealthy|gone>                 the peer's ring entry: heartbeat fresh, stale, or none
+//	peer <healthy|unhealthy|gone|joins-later>     the peer's ring entry: heartbeat fresh, stale, none, or none until 300ms from now
 //	heal-after <n>                                the peer turns healthy at the n-th retry wait
 //	pushing                                       the next stop runs beside a distributor pushing to "from" until 50ms after it sees it LEAVING
 //	stop <handover|restart|requested> [deadline]  run the Leaver's Stop (default deadline 5s); prints what it did
@@ -114,6 +114,18 @@ func TestLeaveScenarios(t *testing.T) {
 				return answer(ings[fields[1]].push(t, fields[2], series(fields[3], first, n)))
 			case "peer":
 				switch fields[1] {
+				case "joins-later":
+					// Gone from this ingester's view now, in it 300ms later:
+					// a peer that joined just before the stop.
+					r.mu.Lock()
+					m := r.members["to"]
+					delete(r.members, "to")
+					r.rebuild()
+					r.mu.Unlock()
+					go func() {
+						time.Sleep(300 * time.Millisecond)
+						r.set("to", func(p *member) { *p = m })
+					}()
 				case "gone":
 					r.mu.Lock()
 					delete(r.members, "to")
@@ -168,7 +180,7 @@ func stopLeaver(t *testing.T, from *testIngester, r *leaveRing, args []string) s
 	l := NewLeaver(from.Ingester, r, r, from.pool, from.addr, args[0] == "handover", reg, slog.New(slog.DiscardHandler))
 	// A quiet period far above the pusher's 5ms between pushes, so that a
 	// loaded machine's stall does not end the wait early.
-	l.quietPeriod, l.maxWait, l.retryMin, l.retryMax = 300*time.Millisecond, 5*time.Second, 10*time.Millisecond, 40*time.Millisecond
+	l.quietPeriod, l.maxWait, l.retryMin, l.retryMax, l.settle = 300*time.Millisecond, 5*time.Second, 10*time.Millisecond, 40*time.Millisecond, time.Second
 	retries := 0
 	l.after = func(d time.Duration) <-chan time.Time {
 		retries++
