@@ -31,6 +31,7 @@ var (
 	keyGeneration        = []byte("generation")
 	bucketActive         = []byte("active")
 	keyActiveFrom        = []byte("active_from")
+	keyUnlistedBefore    = []byte("unlisted_before")
 	bucketRetired        = []byte("retired")
 )
 

@@ -12,6 +12,7 @@ type metrics struct {
 	putDuration      prometheus.Histogram
 	selectDuration   *prometheus.HistogramVec
 	retentionDeleted prometheus.Counter
+	retentionVisited *prometheus.CounterVec
 	compactedChunks  prometheus.Counter
 	damagedBlocks    prometheus.Counter
 	dbSize           prometheus.GaugeFunc
@@ -46,6 +47,10 @@ func newMetrics(path string) *metrics {
 			Name: "orrery_store_retention_deleted_chunks_total",
 			Help: "Chunks deleted by retention: older than the tenant's retention, or wholly inside a tombstone.",
 		}),
+		retentionVisited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orrery_store_retention_series_visited_total",
+			Help: "Series whose chunks retention looked at: listed, those the active index and the postings named; all, by a walk of every series (a file from before the active index, or a tombstone matching every series).",
+		}, []string{"walk"}),
 		compactedChunks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orrery_store_compacted_chunks_total",
 			Help: "Chunks moved from the chunks bucket into cold blocks by compaction.",
@@ -70,7 +75,9 @@ func newMetrics(path string) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.chunksWritten, m.bytesWritten, m.putDuration, m.selectDuration, m.retentionDeleted, m.compactedChunks, m.damagedBlocks, m.dbSize, m.blockCache}
+	m.retentionVisited.WithLabelValues("listed")
+	m.retentionVisited.WithLabelValues("all")
+	return []prometheus.Collector{m.chunksWritten, m.bytesWritten, m.putDuration, m.selectDuration, m.retentionDeleted, m.retentionVisited, m.compactedChunks, m.damagedBlocks, m.dbSize, m.blockCache}
 }
 
 // register registers all collectors or none, so that a failed Open leaves

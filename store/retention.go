@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -84,35 +85,112 @@ func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time
 	return deletedChunks, nil
 }
 
+// retainTenant applies the cutoff and stones to the tenant's series: to
+// those retentionCandidates names, or to every series when only a walk of
+// all can tell. A walk of all that completes with a cutoff past
+// unlisted_before clears it: the chunks the active index does not list
+// are gone.
 func (s *Store) retainTenant(tenant string, cutoff int64, stones []chunks.Tombstone) (int, error) {
+	var (
+		ids []uint64
+		all bool
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if tb == nil {
+			return nil
+		}
+		var err error
+		ids, all, err = retentionCandidates(tb, cutoff, stones)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !all {
+		s.m.retentionVisited.WithLabelValues("listed").Add(float64(len(ids)))
+	}
 	deleted := 0
 	for from := uint64(0); ; {
 		var res batchResult
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			var err error
-			res, err = retainBatch(tx, tenant, cutoff, stones, from)
+			res, err = retainBatch(tx, tenant, cutoff, stones, from, ids, all)
 			return err
 		})
 		if err != nil {
 			return deleted, err
 		}
 		deleted += res.deleted
+		if all {
+			s.m.retentionVisited.WithLabelValues("all").Add(float64(res.visited))
+		}
 		if res.done {
-			return deleted, nil
+			break
 		}
 		from = res.next
 	}
+	if !all {
+		return deleted, nil
+	}
+	return deleted, s.db.Update(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		if tb == nil || tb.Get(keyUnlistedBefore) == nil || readTime(tb, keyUnlistedBefore) > cutoff {
+			return nil
+		}
+		return tb.Delete(keyUnlistedBefore)
+	})
+}
+
+// retentionCandidates returns the sorted IDs of the series a retention
+// pass with cutoff and stones may delete chunks of: those the active
+// index lists in a partition starting before cutoff (a chunk is listed in
+// the partition of its MaxTime) or as wide, and those the postings give
+// for a stone's matchers. all is set when that is not enough: the tenant
+// may hold chunks stored before the active index that it does not list
+// (unlisted_before), or a stone's matchers all match the empty value.
+func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombstone) (ids []uint64, all bool, err error) {
+	active, postings := tb.Bucket(bucketActive), tb.Bucket(bucketPostings)
+	if tb.Get(keyUnlistedBefore) != nil || active == nil || postings == nil {
+		return nil, true, nil
+	}
+	if cutoff > math.MinInt64 {
+		c := active.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v != nil {
+				continue
+			}
+			if len(k) == 8 && unsortableTime(binary.BigEndian.Uint64(k)) >= cutoff && !bytes.Equal(k, bucketWide) {
+				continue
+			}
+			if ids, _, err = (idSet{active.Bucket(k), nil}).appendTo(ids, -1); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	r := &reader{postings: postings}
+	for _, t := range stones {
+		p, everyOne, err := r.candidates(t.Matchers)
+		if err != nil || everyOne {
+			return nil, everyOne, err
+		}
+		ids = append(ids, p...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), false, nil
 }
 
 type batchResult struct {
 	deleted int
+	visited int
 	next    uint64 // first series ID of the next batch
 	done    bool
 }
 
 // retainBatch applies retention and stones to the series of tenant from ID
-// from on, until the batch limits are reached.
-func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tombstone, from uint64) (batchResult, error) {
+// from on (every series with all, else those of ids), until the batch
+// limits are reached.
+func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tombstone, from uint64, ids []uint64, all bool) (batchResult, error) {
 	tenants := tx.Bucket(bucketTenants)
 	if tenants.Bucket([]byte(tenant)) == nil {
 		return batchResult{done: true}, nil
@@ -124,16 +202,15 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tomb
 	var (
 		res     batchResult
 		emptied [][]byte // series keys followed by their encoded labels
-		visited int
 	)
-	c := w.series.Cursor()
-	k, v := c.Seek(idKey(from))
-	for ; k != nil; k, v = c.Next() {
+	next := seriesWalk(w.series, from, ids, all)
+	k, v := next()
+	for ; k != nil; k, v = next() {
 		if len(k) != idLen {
 			return batchResult{}, fmt.Errorf("series key of %d bytes: %w", len(k), errCorrupt)
 		}
 		id := binary.BigEndian.Uint64(k)
-		if res.deleted >= retentionBatchChunks || visited >= retentionBatchSeries {
+		if res.deleted >= retentionBatchChunks || res.visited >= retentionBatchSeries {
 			res.next = id
 			break
 		}
@@ -150,7 +227,7 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tomb
 		}
 		remaining = remaining || w.coldRemains(id, cutoff)
 		res.deleted += n
-		visited++
+		res.visited++
 		if !remaining {
 			emptied = append(emptied, append(bytes.Clone(k), v...))
 		}
@@ -175,6 +252,35 @@ func retainBatch(tx *bbolt.Tx, tenant string, cutoff int64, stones []chunks.Tomb
 		return res, tenants.DeleteBucket([]byte(tenant))
 	}
 	return res, nil
+}
+
+// seriesWalk returns the series from ID from on, one key and value per
+// call (nil after the last): every series with all, else those of ids
+// that still exist. Deleting from the series bucket during the walk would
+// invalidate its cursor, so retainBatch deletes after it.
+func seriesWalk(series *bbolt.Bucket, from uint64, ids []uint64, all bool) func() (k, v []byte) {
+	if all {
+		c := series.Cursor()
+		first := true
+		return func() ([]byte, []byte) {
+			if first {
+				first = false
+				return c.Seek(idKey(from))
+			}
+			return c.Next()
+		}
+	}
+	i, _ := slices.BinarySearch(ids, from)
+	return func() ([]byte, []byte) {
+		for ; i < len(ids); i++ {
+			k := idKey(ids[i])
+			if v := series.Get(k); v != nil {
+				i++
+				return k, v
+			}
+		}
+		return nil, nil
+	}
 }
 
 // deleteChunksBefore deletes the chunks of series id with MaxTime before

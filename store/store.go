@@ -132,6 +132,9 @@ func initBuckets(logger *slog.Logger) func(tx *bbolt.Tx) error {
 					return err
 				}
 			}
+			if err := markUnlisted(tx); err != nil {
+				return err
+			}
 			logger.Info("store format upgraded in place", "from", version, "to", formatVersion)
 		default:
 			return fmt.Errorf("unsupported format version %x, want %d (a newer Orrery wrote it?)", v, formatVersion)
@@ -198,6 +201,27 @@ func upgradeSeriesIndex(db *bbolt.DB, logger *slog.Logger) error {
 		return fmt.Errorf("upgrade series index: %w", err)
 	}
 	return nil
+}
+
+// markUnlisted records, for each tenant of an upgraded file whose active
+// index does not start at the beginning of time, that chunks ending before
+// active_from may be missing from it (unlisted_before): they were stored
+// before the index existed (startActiveIndex), and retention walks every
+// series until a pass has deleted them. active_from only moves forward,
+// and only past chunks retention deleted, so every unlisted chunk ends
+// before it.
+func markUnlisted(tx *bbolt.Tx) error {
+	tenants := tx.Bucket(bucketTenants)
+	if tenants == nil {
+		return nil
+	}
+	return tenants.ForEachBucket(func(name []byte) error {
+		tb := tenants.Bucket(name)
+		if from := readActiveFrom(tb); from != math.MinInt64 {
+			return tb.Put(keyUnlistedBefore, timeKey(from))
+		}
+		return nil
+	})
 }
 
 // startActiveIndex marks each tenant of a file from before the active
