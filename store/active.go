@@ -108,8 +108,8 @@ func (r *reader) activeIDs(mint, maxt int64, limit int) (ids []uint64, ok bool, 
 		}
 		return err
 	}
-	// Anything but a bucket where the index keeps its lists is damage: the
-	// postings answer instead.
+	// Anything but a bucket where the index keeps its lists, or a list
+	// that does not decode, is damage: the postings answer instead.
 	c := r.active.Cursor()
 	lastKey := timeKey(last)
 	for k, v := c.Seek(timeKey(first)); k != nil && bytes.Compare(k, lastKey) <= 0; k, v = c.Next() {
@@ -133,8 +133,10 @@ func (r *reader) activeIDs(mint, maxt int64, limit int) (ids []uint64, ok bool, 
 	return slices.Compact(ids), true, nil
 }
 
+// ignoreTooMany turns the ends of a walk that make the postings answer
+// instead (too many series, a damaged list) into no error.
 func ignoreTooMany(err error) error {
-	if errors.Is(err, errTooMany) {
+	if errors.Is(err, errTooMany) || errors.Is(err, errCorrupt) {
 		return nil
 	}
 	return err

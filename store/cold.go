@@ -632,7 +632,12 @@ func (s *Store) compactPartition(ctx context.Context, tenant string, p int64, st
 		for _, name := range [][]byte{timeKey(p), bucketWide} {
 			if b := tb.Bucket(bucketActive).Bucket(name); b != nil {
 				var err error
-				if ids, _, err = (idSet{b, nil}).appendTo(ids, -1); err != nil {
+				ids, _, err = (idSet{b, nil}).appendTo(ids, -1)
+				if errors.Is(err, errCorrupt) {
+					// The series it lists past the damage keep their
+					// chunks in the chunks bucket, where reads find them.
+					s.logger.Error("damaged active index list: compaction leaves the chunks of the series it lost as they are", "tenant", tenant, "partition_start_ms", p, "err", err)
+				} else if err != nil {
 					return err
 				}
 			}

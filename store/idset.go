@@ -102,52 +102,63 @@ func encodeGaps(ids []uint64) []byte {
 }
 
 // add puts id in the set. New series take IDs above every one before, so
-// the usual case appends a gap to the set's last segment.
+// the usual case appends a gap to the set's last segment. An ID past a
+// full segment goes in front of the next one when that has room, so that
+// IDs arriving in falling order do not each take a key. A segment that
+// does not decode is left as it is (reads report it), and the ID gets a
+// segment of its own: writes go on.
 func (s idSet) add(id uint64) error {
 	c := s.b.Cursor()
 	k, v := s.segmentAt(c, id)
-	if k == nil {
-		return s.insertBeforeAll(c, id)
-	}
-	last, err := lastOfSegment(k, v)
-	if err != nil {
-		return err
-	}
-	if id > last {
-		gap := binary.AppendUvarint(nil, id-last)
-		if len(v)+len(gap) > segmentMaxGaps {
+	if k != nil {
+		last, err := lastOfSegment(k, v)
+		switch {
+		case err != nil && keyID(k) == id:
+			return nil
+		case err != nil:
 			return s.b.Put(s.key(id), []byte{})
+		case id <= last:
+			ids, err := decodeSegment(nil, k, v)
+			if err != nil {
+				return err
+			}
+			i, found := slices.BinarySearch(ids, id)
+			if found {
+				return nil
+			}
+			return s.rewrite(k, slices.Insert(ids, i, id))
 		}
-		return s.b.Put(bytes.Clone(k), append(slices.Clip(bytes.Clone(v)), gap...))
+		if gap := binary.AppendUvarint(nil, id-last); len(v)+len(gap) <= segmentMaxGaps {
+			return s.b.Put(bytes.Clone(k), append(slices.Clip(bytes.Clone(v)), gap...))
+		}
 	}
-	ids, err := decodeSegment(nil, k, v)
-	if err != nil {
-		return err
+	if nk, nv := s.segmentAfter(c, k, id); nk != nil {
+		if ids, err := decodeSegment([]uint64{id}, nk, nv); err == nil {
+			if gaps := encodeGaps(ids); len(gaps) <= segmentMaxGaps {
+				if err := s.b.Delete(nk); err != nil {
+					return err
+				}
+				return s.b.Put(s.key(id), gaps)
+			}
+		}
 	}
-	i, found := slices.BinarySearch(ids, id)
-	if found {
-		return nil
-	}
-	return s.rewrite(k, slices.Insert(ids, i, id))
+	return s.b.Put(s.key(id), []byte{})
 }
 
-// insertBeforeAll adds an id below the set's first, into the first
-// segment when it has room.
-func (s idSet) insertBeforeAll(c *bbolt.Cursor, id uint64) error {
-	k, v := c.Seek(s.key(id))
+// segmentAfter returns the first segment after id, where at (if not nil)
+// is the segment c stands on, the one at or before id.
+func (s idSet) segmentAfter(c *bbolt.Cursor, at []byte, id uint64) (k, v []byte) {
+	if at != nil {
+		k, v = c.Next()
+	} else {
+		k, v = c.Seek(s.key(id))
+	}
 	for ; k != nil && bytes.HasPrefix(k, s.prefix); k, v = c.Next() {
 		if s.member(k) && v != nil {
-			break
+			return bytes.Clone(k), v
 		}
 	}
-	if k == nil || !bytes.HasPrefix(k, s.prefix) {
-		return s.b.Put(s.key(id), []byte{})
-	}
-	ids, err := decodeSegment([]uint64{id}, k, v)
-	if err != nil {
-		return err
-	}
-	return s.rewrite(k, ids)
+	return nil, nil
 }
 
 // rewrite replaces segment k with ids (sorted, not empty), split in two
@@ -175,7 +186,9 @@ func (s idSet) remove(id uint64) error {
 	}
 	ids, err := decodeSegment(nil, k, v)
 	if err != nil {
-		return err
+		// Reads report the segment; what it held is unreadable anyway,
+		// and retention must go on.
+		return nil
 	}
 	i, found := slices.BinarySearch(ids, id)
 	switch {
@@ -188,8 +201,12 @@ func (s idSet) remove(id uint64) error {
 }
 
 // appendTo appends the set's IDs, in order, to dst. With limit >= 0 it
-// stops once dst would exceed limit entries and reports false.
+// stops once dst would exceed limit entries and reports false. A segment
+// that does not decode gives its IDs up to the damage, and the others
+// still come, with errCorrupt at the end: the caller decides whether a
+// partial answer will do.
 func (s idSet) appendTo(dst []uint64, limit int) ([]uint64, bool, error) {
+	var damage error
 	c := s.b.Cursor()
 	for k, v := c.Seek(s.prefix); k != nil && bytes.HasPrefix(k, s.prefix); k, v = c.Next() {
 		if !s.member(k) || v == nil {
@@ -197,13 +214,13 @@ func (s idSet) appendTo(dst []uint64, limit int) ([]uint64, bool, error) {
 		}
 		var err error
 		if dst, err = decodeSegment(dst, k, v); err != nil {
-			return dst, false, err
+			damage = err
 		}
 		if limit >= 0 && len(dst) > limit {
-			return dst, false, nil
+			return dst, false, damage
 		}
 	}
-	return dst, true, nil
+	return dst, true, damage
 }
 
 // idProbe answers membership of IDs asked in rising order, decoding each

@@ -135,6 +135,34 @@ func TestIDSetAppendsInRisingOrder(t *testing.T) {
 	}))
 }
 
+// TestIDSetTakesFallingIDsIntoSegments: IDs that arrive in falling order
+// (an active partition listing series as their chunks flush) go in front
+// of the segment after them while it has room, instead of a key each.
+func TestIDSetTakesFallingIDsIntoSegments(t *testing.T) {
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "set.db"), 0o600, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		require.NoError(t, err)
+		set := idSet{b, nil}
+		// A full segment first, then IDs above it in falling order.
+		for id := uint64(1); id <= 300; id++ {
+			require.NoError(t, set.add(id))
+		}
+		for id := uint64(10_000); id > 300; id-- {
+			require.NoError(t, set.add(id))
+		}
+		keys := 0
+		require.NoError(t, b.ForEach(func(_, _ []byte) error { keys++; return nil }))
+		require.Less(t, keys, 2*10_000/segmentMaxGaps, "segments, not a key per ID")
+		got, _, err := set.appendTo(nil, -1)
+		require.NoError(t, err)
+		require.Len(t, got, 10_000)
+		return nil
+	}))
+}
+
 // FuzzIDSet: any sequence of adds, removes and reads answers as a plain
 // set does.
 func FuzzIDSet(f *testing.F) {

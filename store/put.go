@@ -113,9 +113,11 @@ const fillPercent = 0.9
 // fillAppend is the fill of the buckets whose new keys come in rising
 // order (series, keyed by IDs from NextSequence; cold_series, written by
 // compaction in ID order): a page split there never has to leave room in
-// the middle. postings and series_by_labels, whose keys come in any order,
-// took more pages at 1.0; active's partitions, listed in flush order, take
-// bbolt's default (active.go).
+// the middle. postings, whose segments are rewritten in any order, took
+// more pages at 1.0; active's partitions, listed in flush order, and
+// series_by_hash, whose keys are random, take bbolt's default: a split at
+// 90% leaves the new page nearly empty, and random inserts keep splitting
+// the full one (TestAudit3FillActiveStore, TestSeriesByHashPagesUnderPuts).
 const fillAppend = 1.0
 
 // tenantWriter writes into one tenant's buckets within a write transaction.
@@ -145,9 +147,10 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 			return nil, fmt.Errorf("bucket %s: %w", sub.name, err)
 		}
 	}
-	for _, b := range []*bbolt.Bucket{w.byHash, w.postings, w.chunks} {
+	for _, b := range []*bbolt.Bucket{w.postings, w.chunks} {
 		b.FillPercent = fillPercent
 	}
+	w.byHash.FillPercent = bbolt.DefaultFillPercent
 	w.series.FillPercent = fillAppend
 	w.storedMaxSpan = readMaxSpan(tb)
 	w.maxSpan = w.storedMaxSpan

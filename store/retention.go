@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -164,7 +165,7 @@ func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombsto
 				continue
 			}
 			if ids, _, err = (idSet{active.Bucket(k), nil}).appendTo(ids, -1); err != nil {
-				return nil, false, err
+				return nil, errors.Is(err, errCorrupt), ignoreTooMany(err)
 			}
 		}
 	}
@@ -172,7 +173,8 @@ func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombsto
 	for _, t := range stones {
 		p, everyOne, err := r.candidates(t.Matchers)
 		if err != nil || everyOne {
-			return nil, everyOne, err
+			// A damaged posting list leaves the walk of every series.
+			return nil, everyOne || errors.Is(err, errCorrupt), ignoreTooMany(err)
 		}
 		ids = append(ids, p...)
 	}
