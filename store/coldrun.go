@@ -215,49 +215,48 @@ func decodeRun(src []byte, id uint64, out []coldRecord, budget int) ([]coldRecor
 // appendXOR appends the XOR chunk (chunkenc's format, the bytes its
 // appender writes for these samples) of ts and vs, at most 65535 samples
 // in rising time. chunkenc's appender writes a bit at a time, which made
-// rebuilding chunks cost more than reading them; this writes whole bytes.
+// rebuilding chunks cost more than reading them; this writes whole words.
 // The compaction check compares its output with the stored chunks, so a
 // difference from chunkenc's bytes would keep a series as chunks, never
 // change a read.
 func appendXOR(out []byte, ts []int64, vs []float64) []byte {
 	out = binary.BigEndian.AppendUint16(out, uint16(len(ts)))
+	// The header is whole bytes: the first time as a varint, then the
+	// first value's 64 bits.
+	out = binary.AppendVarint(out, ts[0])
+	out = binary.BigEndian.AppendUint64(out, math.Float64bits(vs[0]))
+	if len(ts) == 1 {
+		return out
+	}
 	w := bitWriter{out: out}
-	var tDelta uint64
+	tDelta := uint64(ts[1] - ts[0])
+	for _, b := range binary.AppendUvarint(nil, tDelta) {
+		w.write(uint64(b), 8)
+	}
 	leading, trailing := uint8(0xff), uint8(0)
-	for k, t := range ts {
-		switch k {
-		case 0:
-			// The header leaves the writer at a byte boundary.
-			w.out = binary.AppendVarint(w.out, t)
-			w.write(math.Float64bits(vs[0]), 64)
-			continue
-		case 1:
-			tDelta = uint64(t - ts[0])
-			for _, b := range binary.AppendUvarint(nil, tDelta) {
-				w.write(uint64(b), 8)
-			}
-		default:
-			d := uint64(t - ts[k-1])
+	prev := math.Float64bits(vs[0])
+	for k := 1; k < len(ts); k++ {
+		if k > 1 {
+			d := uint64(ts[k] - ts[k-1])
 			dod := int64(d - tDelta)
 			tDelta = d
 			switch {
 			case dod == 0:
 				w.write(0, 1)
 			case xorBitRange(dod, 14):
-				w.write(0b10, 2)
-				w.write(uint64(dod), 14)
+				w.write(0b10<<14|uint64(dod)&(1<<14-1), 16)
 			case xorBitRange(dod, 17):
-				w.write(0b110, 3)
-				w.write(uint64(dod), 17)
+				w.write(0b110<<17|uint64(dod)&(1<<17-1), 20)
 			case xorBitRange(dod, 20):
-				w.write(0b1110, 4)
-				w.write(uint64(dod), 20)
+				w.write(0b1110<<20|uint64(dod)&(1<<20-1), 24)
 			default:
 				w.write(0b1111, 4)
 				w.write(uint64(dod), 64)
 			}
 		}
-		delta := math.Float64bits(vs[k]) ^ math.Float64bits(vs[k-1])
+		cur := math.Float64bits(vs[k])
+		delta := cur ^ prev
+		prev = cur
 		if delta == 0 {
 			w.write(0, 1)
 			continue
@@ -265,7 +264,7 @@ func appendXOR(out []byte, ts []int64, vs []float64) []byte {
 		lead := min(uint8(bits.LeadingZeros64(delta)), 31)
 		trail := uint8(bits.TrailingZeros64(delta))
 		if leading != 0xff && lead >= leading && trail >= trailing {
-			if sig := 64 - int(leading) - int(trailing); sig <= 30 {
+			if sig := 64 - int(leading) - int(trailing); sig <= 62 {
 				w.write(0b10<<sig|delta>>trailing, sig+2)
 			} else {
 				w.write(0b10, 2)
@@ -275,10 +274,13 @@ func appendXOR(out []byte, ts []int64, vs []float64) []byte {
 		}
 		leading, trailing = lead, trail
 		sig := 64 - lead - trail
-		w.write(0b11, 2)
-		w.write(uint64(lead), 5)
-		w.write(uint64(sig), 6) // 64 wraps to 0 in six bits, as chunkenc writes it
-		w.write(delta>>trail, int(sig))
+		// 64 significant bits wrap to 0 in six bits, as chunkenc writes it.
+		if sig <= 51 {
+			w.write(0b11<<(11+sig)|uint64(lead)<<(6+sig)|uint64(sig&63)<<sig|delta>>trail, int(sig)+13)
+		} else {
+			w.write(0b11<<11|uint64(lead)<<6|uint64(sig&63), 13)
+			w.write(delta>>trail, int(sig))
+		}
 	}
 	return w.finish()
 }
@@ -287,34 +289,35 @@ func xorBitRange(x int64, nbits uint8) bool {
 	return -((1<<(nbits-1))-1) <= x && x <= 1<<(nbits-1)
 }
 
-// bitWriter writes bits most significant first, as chunkenc's bstream.
-// acc's low n < 32 bits are not yet written out between calls.
+// bitWriter writes bits most significant first, as chunkenc's bstream,
+// a 64-bit word at a time: acc holds the n < 64 bits not yet written,
+// from its top bit down.
 type bitWriter struct {
 	out []byte
 	acc uint64
 	n   int
 }
 
+// write appends the low nbits (1 to 64) of u; higher bits are ignored.
 func (w *bitWriter) write(u uint64, nbits int) {
-	if nbits > 32 {
-		w.write(u>>32, nbits-32)
-		nbits = 32
+	u <<= 64 - nbits
+	w.acc |= u >> w.n
+	if w.n+nbits < 64 {
+		w.n += nbits
+		return
 	}
-	w.acc = w.acc<<nbits | u&(1<<nbits-1)
-	w.n += nbits
-	if w.n >= 32 {
-		w.n -= 32
-		w.out = binary.BigEndian.AppendUint32(w.out, uint32(w.acc>>w.n))
-	}
+	w.out = binary.BigEndian.AppendUint64(w.out, w.acc)
+	spill := w.n + nbits - 64
+	// The bits of u the word had no room for; none leaves 0 (a shift by
+	// 64 or more is 0 in Go).
+	w.acc, w.n = u<<(nbits-spill), spill
 }
 
 // finish writes what is left, the last byte padded with zeros.
 func (w *bitWriter) finish() []byte {
-	for ; w.n >= 8; w.n -= 8 {
-		w.out = append(w.out, byte(w.acc>>(w.n-8)))
-	}
-	if w.n > 0 {
-		w.out = append(w.out, byte(w.acc<<(8-w.n)))
+	for ; w.n > 0; w.n -= min(w.n, 8) {
+		w.out = append(w.out, byte(w.acc>>56))
+		w.acc <<= 8
 	}
 	return w.out
 }

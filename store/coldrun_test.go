@@ -103,6 +103,33 @@ func TestAppendXORWritesChunkencBytes(t *testing.T) {
 	require.Equal(t, chunkencXOR(t, ts, vs), appendXOR(nil, ts, vs))
 }
 
+// FuzzAppendXORIsChunkenc: for any rising times (every delta-of-delta
+// bucket, with 32-bit jumps) and any value bits, appendXOR writes the bytes
+// chunkenc's appender writes.
+func FuzzAppendXORIsChunkenc(f *testing.F) {
+	f.Add([]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"))
+	f.Add(bytes.Repeat([]byte{0xff, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x3a, 0x98}, 30))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ts []int64
+		var vs []float64
+		at := int64(-1 << 40)
+		for len(b) >= 13 && len(ts) < xorMaxSamples {
+			step := int64(binary.LittleEndian.Uint32(b[1:]))
+			if b[0]&1 == 0 {
+				step &= 0xffff // small steps: the short delta-of-delta buckets
+			}
+			at += step + 1
+			ts = append(ts, at)
+			vs = append(vs, math.Float64frombits(binary.LittleEndian.Uint64(b[5:])))
+			b = b[13:]
+		}
+		if len(ts) == 0 {
+			return
+		}
+		require.Equal(t, chunkencXOR(t, ts, vs), appendXOR(nil, ts, vs))
+	})
+}
+
 // recordsOf cuts a case into XOR chunks of at most size samples, as the
 // ingester's memory would.
 func recordsOf(tb testing.TB, id uint64, c runCase, size int) []coldRecord {
