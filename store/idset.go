@@ -77,18 +77,21 @@ func decodeSegment(dst []uint64, k, v []byte) ([]uint64, error) {
 	return dst, nil
 }
 
-// lastOfSegment returns the greatest ID of segment (k, v).
-func lastOfSegment(k, v []byte) (uint64, error) {
+// scanSegment returns the greatest ID of segment (k, v), and whether it
+// holds want.
+func scanSegment(k, v []byte, want uint64) (last uint64, has bool, err error) {
 	id := keyID(k)
+	has = id == want
 	for len(v) > 0 {
 		gap, n := binary.Uvarint(v)
 		if n <= 0 || gap == 0 || id+gap < id {
-			return 0, fmt.Errorf("id set segment %x: bad gap: %w", k, errCorrupt)
+			return 0, false, fmt.Errorf("id set segment %x: bad gap: %w", k, errCorrupt)
 		}
 		id += gap
+		has = has || id == want
 		v = v[n:]
 	}
-	return id, nil
+	return id, has, nil
 }
 
 // encodeGaps returns the value of a segment of ids. Never nil: a cursor
@@ -111,13 +114,17 @@ func (s idSet) add(id uint64) error {
 	c := s.b.Cursor()
 	k, v := s.segmentAt(c, id)
 	if k != nil {
-		last, err := lastOfSegment(k, v)
+		last, has, err := scanSegment(k, v, id)
 		switch {
 		case err != nil && keyID(k) == id:
 			return nil
 		case err != nil:
 			return s.b.Put(s.key(id), []byte{})
-		case id <= last:
+		case has:
+			// Every flush lists a series again in its partition: found
+			// without decoding the segment into memory.
+			return nil
+		case id < last:
 			ids, err := decodeSegment(nil, k, v)
 			if err != nil {
 				return err

@@ -180,10 +180,12 @@ func FuzzIDSet(f *testing.F) {
 func FuzzDecodeSegment(f *testing.F) {
 	f.Add(uint64(1), []byte{1, 2, 0x80})
 	f.Add(^uint64(0)-1, []byte{1, 1})
+	f.Add(uint64(5), []byte{3, 4})
 	f.Fuzz(func(t *testing.T, first uint64, v []byte) {
 		k := binary.BigEndian.AppendUint64(nil, first)
 		ids, err := decodeSegment(nil, k, v)
-		last, lerr := lastOfSegment(k, v)
+		want := first + uint64(len(v))%5
+		last, has, lerr := scanSegment(k, v, want)
 		require.Equal(t, err == nil, lerr == nil)
 		if err == nil {
 			require.True(t, slices.IsSorted(ids))
@@ -191,6 +193,8 @@ func FuzzDecodeSegment(f *testing.F) {
 			for i := 1; i < len(ids); i++ {
 				require.NotEqual(t, ids[i-1], ids[i])
 			}
+			_, found := slices.BinarySearch(ids, want)
+			require.Equal(t, found, has)
 		}
 	})
 }
