@@ -147,6 +147,19 @@ func ignoreTooMany(err error) error {
 // it ends after the cutoff may start in one of them, and a select reaching
 // there uses the postings, which still list it.
 func dropActive(tb *bbolt.Bucket, cutoff int64) error {
+	// A chunk a Put wrote during the pass, ending before the cutoff, may
+	// belong to a series the pass had already visited: its partition
+	// stays listed for the next pass to visit.
+	if v := tb.Get(keyRetentionLate); v != nil {
+		if len(v) != 8 {
+			cutoff = math.MinInt64
+		} else if late := unsortableTime(binary.BigEndian.Uint64(v)); late < cutoff {
+			cutoff = partitionOf(max(late, -saneTime))
+		}
+		if err := tb.Delete(keyRetentionLate); err != nil {
+			return err
+		}
+	}
 	active := tb.Bucket(bucketActive)
 	if active == nil || cutoff < -saneTime || cutoff > saneTime {
 		return nil

@@ -32,6 +32,7 @@ var (
 	bucketActive         = []byte("active")
 	keyActiveFrom        = []byte("active_from")
 	keyUnlistedBefore    = []byte("unlisted_before")
+	keyRetentionLate     = []byte("retention_late")
 	bucketRetired        = []byte("retired")
 )
 

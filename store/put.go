@@ -127,6 +127,10 @@ type tenantWriter struct {
 	tenant                                   *bbolt.Bucket
 	series, byHash, postings, chunks, active *bbolt.Bucket
 	maxSpan, storedMaxSpan                   int64
+	// late is retention_late while a retention pass runs (lateArmed):
+	// the least MaxTime Put wrote since the pass read its candidates.
+	late                 int64
+	lateArmed, lateMoved bool
 	// cold reads the tenant's cold partitions for Put's check that a
 	// chunk is not there already; opened on first need.
 	cold *coldReader
@@ -153,6 +157,9 @@ func openTenantWriter(tx *bbolt.Tx, tenant string) (*tenantWriter, error) {
 	w.byHash.FillPercent = bbolt.DefaultFillPercent
 	w.series.FillPercent = fillAppend
 	w.storedMaxSpan = readMaxSpan(tb)
+	if v := tb.Get(keyRetentionLate); len(v) == 8 {
+		w.late, w.lateArmed = unsortableTime(binary.BigEndian.Uint64(v)), true
+	}
 	w.maxSpan = w.storedMaxSpan
 	if created {
 		// A new tenant's index lists all its chunks; its series IDs go on
@@ -220,6 +227,9 @@ func (w *tenantWriter) putChunk(id uint64, c Chunk) error {
 		return err
 	}
 	w.maxSpan = max(w.maxSpan, chunkSpan(c))
+	if w.lateArmed && c.MaxTime < w.late {
+		w.late, w.lateMoved = c.MaxTime, true
+	}
 	if err := w.markColdDirty(c.MaxTime); err != nil {
 		return err
 	}
@@ -301,6 +311,11 @@ func (w *tenantWriter) seriesID(ps preparedSeries) (uint64, error) {
 // finish records a grown maximum chunk span; it never shrinks, which only
 // costs queries a little extra scanning.
 func (w *tenantWriter) finish() error {
+	if w.lateMoved {
+		if err := w.tenant.Put(keyRetentionLate, timeKey(w.late)); err != nil {
+			return err
+		}
+	}
 	if w.maxSpan == w.storedMaxSpan {
 		return nil
 	}

@@ -96,10 +96,16 @@ func (s *Store) retainTenant(tenant string, cutoff int64, stones []chunks.Tombst
 		ids []uint64
 		all bool
 	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
 		if tb == nil {
 			return nil
+		}
+		// From here on, Puts note the oldest chunk they write: one ending
+		// before the cutoff after its series was visited keeps its
+		// partition from dropActive (retention_late).
+		if err := tb.Put(keyRetentionLate, timeKey(math.MaxInt64)); err != nil {
+			return err
 		}
 		var err error
 		ids, all, err = retentionCandidates(tb, cutoff, stones)
@@ -136,7 +142,11 @@ func (s *Store) retainTenant(tenant string, cutoff int64, stones []chunks.Tombst
 	}
 	return deleted, s.db.Update(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
-		if tb == nil || tb.Get(keyUnlistedBefore) == nil || readTime(tb, keyUnlistedBefore) > cutoff {
+		if tb == nil {
+			return nil
+		}
+		// A damaged value is never passed: the walk of every series goes on.
+		if v := tb.Get(keyUnlistedBefore); len(v) != 8 || unsortableTime(binary.BigEndian.Uint64(v)) > cutoff {
 			return nil
 		}
 		return tb.Delete(keyUnlistedBefore)
@@ -147,25 +157,43 @@ func (s *Store) retainTenant(tenant string, cutoff int64, stones []chunks.Tombst
 // pass with cutoff and stones may delete chunks of: those the active
 // index lists in a partition starting before cutoff (a chunk is listed in
 // the partition of its MaxTime) or as wide, and those the postings give
-// for a stone's matchers. all is set when that is not enough: the tenant
-// may hold chunks stored before the active index that it does not list
-// (unlisted_before), or a stone's matchers all match the empty value.
+// for a stone's matchers. all is set when that is not enough or not
+// cheaper: the tenant may hold chunks stored before the active index that
+// it does not list (unlisted_before; stones alone use the postings, which
+// list every series), a list is damaged, a stone's matchers all match the
+// empty value, or there are more than retentionCandidatesMax of them (the
+// first pass after retention is enabled or shortened reads the whole
+// history: walking every series costs no memory).
 func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombstone) (ids []uint64, all bool, err error) {
 	active, postings := tb.Bucket(bucketActive), tb.Bucket(bucketPostings)
-	if tb.Get(keyUnlistedBefore) != nil || active == nil || postings == nil {
+	if active == nil || postings == nil || cutoff > math.MinInt64 && tb.Get(keyUnlistedBefore) != nil {
 		return nil, true, nil
+	}
+	// add merges a sorted list into ids; false: more than the bound, walk
+	// every series instead.
+	var part []uint64
+	add := func(set idSet) (bool, error) {
+		var complete bool
+		var err error
+		part, complete, err = set.appendTo(part[:0], retentionCandidatesMax)
+		if err != nil || !complete {
+			return false, err
+		}
+		ids = mergeUnique(ids, part)
+		return len(ids) <= retentionCandidatesMax, nil
 	}
 	if cutoff > math.MinInt64 {
 		c := active.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if v != nil {
-				continue
+				return nil, true, nil // damage where a list should be
 			}
 			if len(k) == 8 && unsortableTime(binary.BigEndian.Uint64(k)) >= cutoff && !bytes.Equal(k, bucketWide) {
 				continue
 			}
-			if ids, _, err = (idSet{active.Bucket(k), nil}).appendTo(ids, -1); err != nil {
-				return nil, errors.Is(err, errCorrupt), ignoreTooMany(err)
+			if ok, err := add(idSet{active.Bucket(k), nil}); err != nil || !ok {
+				// A damaged list leaves the walk of every series too.
+				return nil, err == nil || errors.Is(err, errCorrupt), ignoreTooMany(err)
 			}
 		}
 	}
@@ -176,11 +204,35 @@ func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombsto
 			// A damaged posting list leaves the walk of every series.
 			return nil, everyOne || errors.Is(err, errCorrupt), ignoreTooMany(err)
 		}
-		ids = append(ids, p...)
+		if ids = mergeUnique(ids, p); len(ids) > retentionCandidatesMax {
+			return nil, true, nil
+		}
 	}
-	slices.Sort(ids)
-	return slices.Compact(ids), false, nil
+	return ids, false, nil
 }
+
+// mergeUnique returns the sorted union of two sorted lists.
+func mergeUnique(a, b []uint64) []uint64 {
+	out := make([]uint64, 0, len(a)+len(b))
+	for i, j := 0, 0; i < len(a) || j < len(b); {
+		switch {
+		case j == len(b) || i < len(a) && a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// retentionCandidatesMax bounds the IDs a retention pass collects (8 MiB
+// of them, about four times that while merging).
+const retentionCandidatesMax = 1 << 20
 
 type batchResult struct {
 	deleted int
@@ -361,6 +413,13 @@ func (w *tenantWriter) deleteSeries(id uint64, raw []byte) error {
 	}
 	if err := w.byHash.Delete(seriesHashKey(raw, id)); err != nil {
 		return fmt.Errorf("series %d: %w", id, err)
+	}
+	// Partitions' lists go with their partitions; the wide list would
+	// only grow.
+	if wide := w.active.Bucket(bucketWide); wide != nil {
+		if err := (idSet{wide, nil}).remove(id); err != nil {
+			return fmt.Errorf("series %d: %w", id, err)
+		}
 	}
 	if err := w.series.Delete(idKey(id)); err != nil {
 		return fmt.Errorf("series %d: %w", id, err)

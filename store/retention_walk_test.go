@@ -145,3 +145,43 @@ func TestRetentionWalksAllUntilUnlistedChunksAreGone(t *testing.T) {
 	}))
 	require.Equal(t, at, walked(), "tenant a walks only listed series")
 }
+
+// A series retention deletes leaves the wide list too, which no partition
+// drop would ever shorten.
+func TestRetentionRemovesDeletedSeriesFromTheWideList(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	require.NoError(t, st.Put("t", []SeriesChunks{
+		seriesOf(labels.FromStrings("__name__", "long"), stepChunk(t, 3*activeWidth, 2, 100*activeWidth)),
+		seriesOf(labels.FromStrings("__name__", "recent"), stepChunk(t, 20*activeWidth, 2, 1000)),
+	}))
+	wide := func() []uint64 {
+		var ids []uint64
+		require.NoError(t, st.db.View(func(tx *bbolt.Tx) error {
+			var err error
+			ids, _, err = idSet{tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketActive).Bucket(bucketWide), nil}.appendTo(nil, -1)
+			return err
+		}))
+		return ids
+	}
+	require.Len(t, wide(), 1)
+	_, err := st.ApplyRetention(time.UnixMilli(10*activeWidth), func(string) time.Duration { return time.Hour })
+	require.NoError(t, err)
+	require.Empty(t, wide())
+}
+
+// A damaged unlisted_before is never taken as passed: the walk of every
+// series goes on.
+func TestDamagedUnlistedBeforeKeepsTheFullWalk(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(labels.FromStrings("__name__", "m"), stepChunk(t, 20*activeWidth, 2, 1000))}))
+	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketTenants).Bucket([]byte("t")).Put(keyUnlistedBefore, []byte{1, 2})
+	}))
+	_, err := st.ApplyRetention(time.UnixMilli(10*activeWidth), func(string) time.Duration { return time.Hour })
+	require.NoError(t, err)
+	require.NoError(t, st.db.View(func(tx *bbolt.Tx) error {
+		require.NotNil(t, tx.Bucket(bucketTenants).Bucket([]byte("t")).Get(keyUnlistedBefore))
+		return nil
+	}))
+	require.Positive(t, testutil.ToFloat64(st.m.retentionVisited.WithLabelValues("all")))
+}
