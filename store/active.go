@@ -147,15 +147,20 @@ func ignoreTooMany(err error) error {
 // it ends after the cutoff may start in one of them, and a select reaching
 // there uses the postings, which still list it.
 func dropActive(tb *bbolt.Bucket, cutoff int64) error {
-	// A chunk a Put wrote during the pass, ending before the cutoff, may
-	// belong to a series the pass had already visited: its partition
-	// stays listed for the next pass to visit.
-	if v := tb.Get(keyRetentionLate); v != nil {
-		if len(v) != 8 {
-			cutoff = math.MinInt64
-		} else if late := unsortableTime(binary.BigEndian.Uint64(v)); late < cutoff {
-			cutoff = partitionOf(max(late, -saneTime))
-		}
+	// A chunk a Put or compaction wrote during the pass, ending before
+	// the cutoff, may belong to a series the pass had already visited:
+	// its partition stays listed for the next pass to visit. Without the
+	// key, armed when the pass began, nothing is known (the tenant's bucket
+	// was deleted and created again meanwhile, or the value is damaged),
+	// and nothing is dropped.
+	v := tb.Get(keyRetentionLate)
+	switch {
+	case len(v) != 8:
+		cutoff = math.MinInt64
+	case unsortableTime(binary.BigEndian.Uint64(v)) < cutoff:
+		cutoff = partitionOf(max(unsortableTime(binary.BigEndian.Uint64(v)), -saneTime))
+	}
+	if v != nil {
 		if err := tb.Delete(keyRetentionLate); err != nil {
 			return err
 		}

@@ -667,7 +667,12 @@ func (s *Store) compactPartition(ctx context.Context, tenant string, p int64, st
 			}
 			n, k, err := s.compactSeries(w, p, ids[:min(len(ids), compactBatchSeries)], stones)
 			moved, used = moved+n, k
-			return err
+			if err != nil {
+				return err
+			}
+			// Chunks it puts back into the chunks bucket count for a
+			// retention pass running beside it, as a Put's do.
+			return w.saveLate()
 		})
 		if err != nil {
 			return moved, err

@@ -311,15 +311,23 @@ func (w *tenantWriter) seriesID(ps preparedSeries) (uint64, error) {
 // finish records a grown maximum chunk span; it never shrinks, which only
 // costs queries a little extra scanning.
 func (w *tenantWriter) finish() error {
-	if w.lateMoved {
-		if err := w.tenant.Put(keyRetentionLate, timeKey(w.late)); err != nil {
-			return err
-		}
+	if err := w.saveLate(); err != nil {
+		return err
 	}
 	if w.maxSpan == w.storedMaxSpan {
 		return nil
 	}
 	return w.tenant.Put(keyMaxChunkSpan, binary.BigEndian.AppendUint64(nil, uint64(w.maxSpan)))
+}
+
+// saveLate records the least MaxTime written while a retention pass runs
+// (retention_late), if it moved.
+func (w *tenantWriter) saveLate() error {
+	if !w.lateMoved {
+		return nil
+	}
+	w.lateMoved = false
+	return w.tenant.Put(keyRetentionLate, timeKey(w.late))
 }
 
 // readMaxSpan returns the largest MaxTime-MinTime of any chunk the tenant

@@ -30,6 +30,9 @@ const (
 // retention is 0 keeps its chunks but those a tombstone covers. A failure
 // leaves earlier batches deleted, and the next pass resumes the work.
 func (s *Store) ApplyRetention(now time.Time, retention func(tenant string) time.Duration) (deletedChunks int, err error) {
+	// One pass at a time: a pass's retention_late is the tenant's one key.
+	s.retentionMu.Lock()
+	defer s.retentionMu.Unlock()
 	tenants, err := s.tenants()
 	if err != nil {
 		return 0, fmt.Errorf("store: retention: %w", err)
@@ -96,16 +99,25 @@ func (s *Store) retainTenant(tenant string, cutoff int64, stones []chunks.Tombst
 		ids []uint64
 		all bool
 	)
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	if cutoff > math.MinInt64 {
+		// From here on, Puts note the oldest chunk they write: one ending
+		// before the cutoff after its series was visited keeps its
+		// partition from dropActive (retention_late). A Put between this
+		// and the read of the candidates is both noted and listed.
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			if tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant)); tb != nil {
+				return tb.Put(keyRetentionLate, timeKey(math.MaxInt64))
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
 		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
 		if tb == nil {
 			return nil
-		}
-		// From here on, Puts note the oldest chunk they write: one ending
-		// before the cutoff after its series was visited keeps its
-		// partition from dropActive (retention_late).
-		if err := tb.Put(keyRetentionLate, timeKey(math.MaxInt64)); err != nil {
-			return err
 		}
 		var err error
 		ids, all, err = retentionCandidates(tb, cutoff, stones)
@@ -169,9 +181,11 @@ func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombsto
 	if active == nil || postings == nil || cutoff > math.MinInt64 && tb.Get(keyUnlistedBefore) != nil {
 		return nil, true, nil
 	}
-	// add merges a sorted list into ids; false: more than the bound, walk
-	// every series instead.
-	var part []uint64
+	// add merges a sorted list into ids; false: more than the bound (or
+	// more listings read than a walk of every series would visit several
+	// times over), walk every series instead.
+	var part, spare []uint64
+	read := 0
 	add := func(set idSet) (bool, error) {
 		var complete bool
 		var err error
@@ -179,8 +193,9 @@ func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombsto
 		if err != nil || !complete {
 			return false, err
 		}
-		ids = mergeUnique(ids, part)
-		return len(ids) <= retentionCandidatesMax, nil
+		read += len(part)
+		ids, spare = mergeUnique(spare[:0], ids, part), ids
+		return len(ids) <= retentionCandidatesMax && read <= 8*retentionCandidatesMax, nil
 	}
 	if cutoff > math.MinInt64 {
 		c := active.Cursor()
@@ -204,16 +219,17 @@ func retentionCandidates(tb *bbolt.Bucket, cutoff int64, stones []chunks.Tombsto
 			// A damaged posting list leaves the walk of every series.
 			return nil, everyOne || errors.Is(err, errCorrupt), ignoreTooMany(err)
 		}
-		if ids = mergeUnique(ids, p); len(ids) > retentionCandidatesMax {
+		if ids = mergeUnique(nil, ids, p); len(ids) > retentionCandidatesMax {
 			return nil, true, nil
 		}
 	}
 	return ids, false, nil
 }
 
-// mergeUnique returns the sorted union of two sorted lists.
-func mergeUnique(a, b []uint64) []uint64 {
-	out := make([]uint64, 0, len(a)+len(b))
+// mergeUnique appends the sorted union of two sorted lists to out, which
+// must not share memory with them.
+func mergeUnique(out, a, b []uint64) []uint64 {
+	out = slices.Grow(out, len(a)+len(b))
 	for i, j := 0, 0; i < len(a) || j < len(b); {
 		switch {
 		case j == len(b) || i < len(a) && a[i] < b[j]:

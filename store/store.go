@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,8 @@ type Store struct {
 	logger *slog.Logger
 	m      *metrics
 	blocks *blockCache
+	// retentionMu keeps ApplyRetention passes apart.
+	retentionMu sync.Mutex
 }
 
 // openTimeout bounds the wait for bbolt's file lock, so that a second
