@@ -45,6 +45,7 @@ func (m *Member) memberlistConfig(a gossipAddrs) (*memberlist.Config, error) {
 	c.PushPullInterval = m.opts.pushPullInterval
 	c.GossipInterval = m.opts.gossipInterval
 	c.ProbeInterval = m.opts.probeInterval
+	c.GossipToTheDeadTime = m.opts.gossipToTheDead
 	c.Delegate = (*delegate)(m)
 	c.Events = eventLogger{m.logger}
 	c.Logger = log.New(memberlistLogWriter{m.logger}, "", 0)
@@ -105,7 +106,12 @@ func (m *Member) initialJoin(ctx context.Context, ml *memberlist.Memberlist, pee
 }
 
 // joinLoop rejoins the peers whenever this member is alone: the peers may
-// not have been up at start, or the whole cluster may have restarted.
+// not have been up at start, or the whole cluster may have restarted. It
+// also rejoins them every rejoinInterval when it is not alone: a seed
+// that restarts finds no one to join (its join list names itself), the
+// members that join it form an island with it, and the others, not
+// alone, would never look for it again, since memberlist's push-pull
+// reaches only the members it believes alive.
 func (m *Member) joinLoop(ctx context.Context, peers []string) {
 	defer m.wg.Done()
 	backoff := m.opts.joinBackoffMin
@@ -117,7 +123,12 @@ func (m *Member) joinLoop(ctx context.Context, peers []string) {
 		}
 		ml := m.ml.Load()
 		if ml.NumMembers() > 1 {
-			backoff = m.opts.joinBackoffMax
+			if backoff >= m.opts.rejoinInterval {
+				if _, err := ml.Join(peers); err != nil {
+					m.logger.Debug("rejoin failed", "peers", peers, "err", err)
+				}
+			}
+			backoff = m.opts.rejoinInterval
 			continue
 		}
 		n, err := ml.Join(peers)

@@ -61,6 +61,13 @@ type options struct {
 	initialJoinWait time.Duration
 	joinBackoffMin  time.Duration
 	joinBackoffMax  time.Duration
+	// rejoinInterval is how often a member that is not alone joins its
+	// peers again, which heals an island a restarted seed formed.
+	rejoinInterval time.Duration
+	// gossipToTheDead is how long memberlist keeps gossiping to a member
+	// it marked dead (its LAN default), which lets one that restarted
+	// quickly refute its death.
+	gossipToTheDead time.Duration
 	now             func() time.Time
 	rand            func() uint32
 }
@@ -76,6 +83,8 @@ func defaultOptions() options {
 		initialJoinWait:  10 * time.Second,
 		joinBackoffMin:   time.Second,
 		joinBackoffMax:   30 * time.Second,
+		rejoinInterval:   15 * time.Second,
+		gossipToTheDead:  30 * time.Second,
 		now:              time.Now,
 		rand:             rand.Uint32,
 	}

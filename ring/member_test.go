@@ -46,6 +46,7 @@ func testOptions(o *options) {
 	o.initialJoinWait = 2 * time.Second
 	o.joinBackoffMin = 100 * time.Millisecond
 	o.joinBackoffMax = 500 * time.Millisecond
+	o.rejoinInterval = 300 * time.Millisecond
 }
 
 // testLogger sends warnings and errors to t.Log until the test ends;
@@ -641,4 +642,46 @@ func TestStopKeepsATokenOwnersEntryUnlessItLeaves(t *testing.T) {
 	e := entry(m1, "ingester-2")
 	require.Equal(t, ringpb.State_ACTIVE, e.GetState())
 	require.Equal(t, tokens, e.GetTokens())
+}
+
+// crashMember stops m as kill -9 would: no leave, no last gossip.
+func crashMember(t *testing.T, m *Member) {
+	t.Helper()
+	m.mu.Lock()
+	m.phase = phaseStopped
+	m.mu.Unlock()
+	m.cancel()
+	require.NoError(t, m.ml.Load().Shutdown())
+	m.wg.Wait()
+}
+
+// TestRestartedSeedIsFoundAgain: the seed every member joins crashes and
+// restarts on its address. Its join list names only itself, so it joins
+// no one; the members, not alone, mark it dead. Their periodic rejoin of
+// the seed brings it back into one cluster.
+//
+// memberlist alone heals it when the seed is back within its gossip to
+// the dead (30 s); past that, as in a slow restart, only the rejoin does.
+func TestRestartedSeedIsFoundAgain(t *testing.T) {
+	t.Parallel()
+	seed := startMember(t, "seed", "", nil)
+	addr := seed.GossipAddr()
+	start := func(id string) *Member {
+		m := newTestMember(t, id, addr, nil)
+		m.opts.gossipToTheDead = 50 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, m.Start(ctx))
+		t.Cleanup(func() { stopMember(t, m) })
+		return m
+	}
+	a, b := start("member-a"), start("member-b")
+	requireConverged(t, []string{"member-a", "member-b", "seed"}, seed, a, b)
+	crashMember(t, seed)
+	require.Eventually(t, func() bool { return a.ml.Load().NumMembers() == 2 }, 10*time.Second, 20*time.Millisecond, "the seed marked dead")
+	time.Sleep(200 * time.Millisecond) // past the gossip to the dead
+	again := startMember(t, "seed", "", func(c *Config, _ *Self) { c.BindAddr = addr })
+	require.Eventually(t, func() bool {
+		return again.ml.Load().NumMembers() == 3 && a.ml.Load().NumMembers() == 3 && b.ml.Load().NumMembers() == 3
+	}, 10*time.Second, 20*time.Millisecond, "one cluster again")
 }
