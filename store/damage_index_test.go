@@ -121,18 +121,10 @@ func TestUpgradePassesOverDamagedSeriesEntries(t *testing.T) {
 	require.NoError(t, st.Close())
 	// Back to version 5, with tenant b not yet upgraded and a damaged key
 	// in its series bucket.
-	db, err := bbolt.Open(opts.Path, 0o600, nil)
-	require.NoError(t, err)
-	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
-		tb := tx.Bucket(bucketTenants).Bucket([]byte("b"))
-		require.NoError(t, tb.DeleteBucket(bucketSeriesByHash))
-		byLabels, err := tb.CreateBucket(bucketSeriesByLabels)
-		require.NoError(t, err)
-		require.NoError(t, tb.Bucket(bucketSeries).ForEach(func(k, v []byte) error { return byLabels.Put(v, k) }))
-		require.NoError(t, tb.Bucket(bucketSeries).Put([]byte{0, 0, 0, 0, 0, 0, 9}, []byte("junk")))
-		return tx.Bucket(bucketMeta).Put(keyFormatVersion, []byte{0, 0, 0, 5})
-	}))
-	require.NoError(t, db.Close())
+	downgradeTenant(t, opts.Path, "b", func(tx *bbolt.Tx) {
+		require.NoError(t, tx.Bucket(bucketTenants).Bucket([]byte("b")).Bucket(bucketSeries).Put([]byte{0, 0, 0, 0, 0, 0, 9}, []byte("junk")))
+		require.NoError(t, tx.Bucket(bucketMeta).Put(keyFormatVersion, []byte{0, 0, 0, 5}))
+	})
 	st = openTest(t, opts)
 	require.NoError(t, checkVersionOpen(st, formatVersion))
 	ls := labels.FromStrings("__name__", "m1", "instance", "i0", "job", "j", "k", "1")

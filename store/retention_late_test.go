@@ -38,17 +38,8 @@ func TestLateChunkInATenantCreatedAgainDuringAPass(t *testing.T) {
 		seriesOf(labels.FromStrings("__name__", "recent"), stepChunk(t, 20*activeWidth, 3, 1000)),
 	}))
 	// The rest of ApplyRetention's work for the tenant.
-	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
-		return dropActive(tx.Bucket(bucketTenants).Bucket([]byte(tenant)), cutoff)
-	}))
-	for _, c := range []int64{6 * activeWidth, 10 * activeWidth, 15 * activeWidth} {
-		_, err := st.ApplyRetention(time.UnixMilli(c+int64(time.Hour/time.Millisecond)), func(string) time.Duration { return time.Hour })
-		require.NoError(t, err)
-	}
-	got, err := st.Series(tenant, math.MinInt64, math.MaxInt64, nil)
-	require.NoError(t, err)
-	require.Equal(t, []string{`{__name__="recent"}`}, labelStrings(got),
-		"the late series' only chunk ends 14 partitions before the last cutoff: retention must have deleted it")
+	dropActiveOf(t, st, tenant, cutoff)
+	requireLateDeleted(t, st, tenant)
 }
 
 // TestOverlappingPassesKeepALateChunksPartition: two ApplyRetention
@@ -69,11 +60,51 @@ func TestOverlappingPassesKeepALateChunksPartition(t *testing.T) {
 	_, err = st.retainTenant(tenant, cutoff, nil) // pass B's walk
 	require.NoError(t, err)
 	require.NoError(t, st.Put(tenant, []SeriesChunks{seriesOf(labels.FromStrings("__name__", "late"), stepChunk(t, activeWidth+10, 3, 1000))}))
-	for range 2 { // A's dropActive, then B's
-		require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
-			return dropActive(tx.Bucket(bucketTenants).Bucket([]byte(tenant)), cutoff)
-		}))
-	}
+	dropActiveOf(t, st, tenant, cutoff) // A's
+	dropActiveOf(t, st, tenant, cutoff) // B's
+	requireLateDeleted(t, st, tenant)
+}
+
+// TestLateChunkDuringRetentionIsDeletedLater: a Put that commits between
+// a pass's read of its candidates and dropActive, of a chunk already past
+// the cutoff (a late flush, a handover, a re-flush after an outage), lists
+// its series in a partition the pass would drop: nothing would list that
+// chunk any more, and no later pass would visit its series. Puts note the
+// oldest chunk they write while a pass runs (retention_late), and
+// dropActive keeps that partition for the next pass. The interleaving is
+// reproduced by running ApplyRetention's steps for the tenant in order.
+func TestLateChunkDuringRetentionIsDeletedLater(t *testing.T) {
+	st := openTest(t, testOptions(t))
+	const tenant = "t"
+	// A recent series keeps the tenant alive.
+	require.NoError(t, st.Put(tenant, []SeriesChunks{seriesOf(labels.FromStrings("__name__", "recent"), stepChunk(t, 20*activeWidth, 5, 1000))}))
+
+	cutoff := 5 * activeWidth
+	_, err := st.retainTenant(tenant, cutoff, nil)
+	require.NoError(t, err)
+	// Concurrent Put: a chunk ending in partition [2h, 4h), before the
+	// cutoff, of a series with no other chunk.
+	require.NoError(t, st.Put(tenant, []SeriesChunks{seriesOf(labels.FromStrings("__name__", "late"), stepChunk(t, activeWidth+10, 3, 1000))}))
+	dropActiveOf(t, st, tenant, cutoff)
+
+	// Later passes, each with a cutoff well past the late chunk.
+	requireLateDeleted(t, st, tenant)
+}
+
+// dropActiveOf runs the end of a retention pass for tenant: the drop of
+// the active partitions before cutoff.
+func dropActiveOf(t *testing.T, st *Store, tenant string, cutoff int64) {
+	t.Helper()
+	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
+		return dropActive(tx.Bucket(bucketTenants).Bucket([]byte(tenant)), cutoff)
+	}))
+}
+
+// requireLateDeleted runs three later passes, each with a cutoff well
+// past the "late" series' only chunk, and checks that only "recent" is
+// left.
+func requireLateDeleted(t *testing.T, st *Store, tenant string) {
+	t.Helper()
 	for _, c := range []int64{6 * activeWidth, 10 * activeWidth, 15 * activeWidth} {
 		_, err := st.ApplyRetention(time.UnixMilli(c+int64(time.Hour/time.Millisecond)), func(string) time.Duration { return time.Hour })
 		require.NoError(t, err)

@@ -138,22 +138,33 @@ func TestOpenUpgradesVersion5File(t *testing.T) {
 	sameAnswers(t, fresh, old)
 }
 
+// downgradeTenant puts tenant's series_by_labels back as version 5 had
+// it, in place of series_by_hash, then runs more on the file in the same
+// transaction (nil: nothing).
+func downgradeTenant(t *testing.T, path, tenant string, more func(tx *bbolt.Tx)) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		tb := tx.Bucket(bucketTenants).Bucket([]byte(tenant))
+		require.NoError(t, tb.DeleteBucket(bucketSeriesByHash))
+		byLabels, err := tb.CreateBucket(bucketSeriesByLabels)
+		require.NoError(t, err)
+		require.NoError(t, tb.Bucket(bucketSeries).ForEach(func(k, v []byte) error { return byLabels.Put(v, k) }))
+		if more != nil {
+			more(tx)
+		}
+		return nil
+	}))
+	require.NoError(t, db.Close())
+}
+
 // A crash between tenants' upgrades leaves a version 6 file with a tenant
 // still keyed by labels: the next open finishes it.
 func TestOpenFinishesAnInterruptedUpgrade(t *testing.T) {
 	old, opts := openVersion5Fixture(t)
 	require.NoError(t, old.Close())
-	// Put tenant b's series_by_labels back as version 5 had it.
-	db, err := bbolt.Open(opts.Path, 0o600, nil)
-	require.NoError(t, err)
-	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
-		tb := tx.Bucket(bucketTenants).Bucket([]byte("b"))
-		require.NoError(t, tb.DeleteBucket(bucketSeriesByHash))
-		byLabels, err := tb.CreateBucket(bucketSeriesByLabels)
-		require.NoError(t, err)
-		return tb.Bucket(bucketSeries).ForEach(func(k, v []byte) error { return byLabels.Put(v, k) })
-	}))
-	require.NoError(t, db.Close())
+	downgradeTenant(t, opts.Path, "b", nil)
 	st := openTest(t, opts)
 	fresh := openTest(t, testOptions(t))
 	fillUpgradeFixture(t, fresh)
