@@ -21,8 +21,8 @@ import (
 func TestAudit2RetentionDropsTombstoneWhileMemoryHoldsItsSamples(t *testing.T) {
 	o := newTestOverrides()
 	o.set("a", limits.Limits{RetentionPeriod: time.Hour})
-	cfg := testConfig()
-	cfg.MaxChunkAge, cfg.MaxChunkSamples = 2*time.Hour, 120
+	cfg := unperiodicConfig()
+	cfg.MaxChunkSamples = 120
 	ti := newTestIngester(t, t.TempDir(), cfg, withOverrides(o))
 	defer ti.stop(t)
 

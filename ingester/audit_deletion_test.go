@@ -71,7 +71,7 @@ func TestAuditHandoverDropsDeletionGeneration(t *testing.T) {
 func TestAuditRetentionDropsTombstoneWhileItsSamplesRemain(t *testing.T) {
 	o := newTestOverrides()
 	o.set("a", limits.Limits{RetentionPeriod: time.Hour})
-	ti := newTestIngester(t, t.TempDir(), testConfig(), withOverrides(o))
+	ti := newTestIngester(t, t.TempDir(), unperiodicConfig(), withOverrides(o))
 	defer ti.stop(t)
 
 	// Ten samples a minute apart, 65 to 56 minutes ago: one chunk that
@@ -110,6 +110,16 @@ func TestAuditDeleteOnHandoverSuccessorMissesFutureSamples(t *testing.T) {
 	// Delete all of "m", at a querier time of 10s.
 	require.NoError(t, to.deleteSeries(t, "team", math.MinInt64, math.MaxInt64, 10_000, nameM))
 	require.Empty(t, to.samples(t, "team")["m"], "a deletion of all time, made when the ingester held these samples, must hide them all")
+}
+
+// unperiodicConfig is testConfig with periods of max_chunk_age so long
+// that no period boundary cuts the ten samples pushMinutesAgo writes: with
+// testConfig's hour, one fell among them in about one run in six,
+// depending on the clock, and split the chunk these tests need whole.
+func unperiodicConfig() Config {
+	cfg := testConfig()
+	cfg.MaxChunkAge = 100_000 * time.Hour
+	return cfg
 }
 
 // pushMinutesAgo pushes ten samples of "up" a minute apart, from ago
