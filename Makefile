@@ -51,10 +51,11 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeRun -fuzztime=50000x ./store
 	$(GO) test -run=^$$ -fuzz=FuzzRunsAreExact -fuzztime=20000x ./store
 	$(GO) test -run=^$$ -fuzz=FuzzAuditParseBlock -fuzztime=20000x ./store
-	$(GO) test -run=^$$ -fuzz=FuzzAudit3ReadPackedCrafted -fuzztime=20000x ./store
+	$(GO) test -run=^$$ -fuzz=FuzzAudit3ReadPackedCrafted -fuzztime=20000x ./runchunk
 	$(GO) test -run=^$$ -fuzz=FuzzIDSet -fuzztime=3000x ./store
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeSegment -fuzztime=20000x ./store
-	$(GO) test -run=^$$ -fuzz=FuzzAppendXORIsChunkenc -fuzztime=20000x ./store
+	$(GO) test -run=^$$ -fuzz=FuzzAppendXORIsChunkenc -fuzztime=20000x ./runchunk
+	$(GO) test -run=^$$ -fuzz=FuzzFromData -fuzztime=50000x ./runchunk
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/runchunk/runchunktest"
 )
 
 // TestAudit2CarriedBudgetRoundTrip: a block whose runs use almost all of
@@ -18,12 +20,12 @@ func TestAudit2CarriedBudgetRoundTrip(t *testing.T) {
 	var recs []coldRecord
 	const per = 50_000
 	for id := uint64(1); id <= 30; id++ {
-		c := runCase{ts: make([]int64, per+600), vs: make([]float64, per+600)}
+		c := runchunktest.Case{T: make([]int64, per+600), V: make([]float64, per+600)}
 		v := 0.0
-		for i := range c.ts {
-			c.ts[i] = int64(i)*1000 + 1
+		for i := range c.T {
+			c.T[i] = int64(i)*1000 + 1
 			v += float64(rng.IntN(5))
-			c.vs[i] = v
+			c.V[i] = v
 		}
 		recs = append(recs, recordsOf(t, id, c, 120)...)
 	}

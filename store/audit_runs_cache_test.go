@@ -3,9 +3,12 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/orrery/orrery/runchunk/runchunktest"
 )
 
 // auditRealisticBlock is one block as compaction writes it for typical
@@ -15,16 +18,16 @@ func auditRealisticBlock(tb testing.TB, series int) ([]byte, []coldRecord) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	var recs []coldRecord
 	for id := 1; id <= series; id++ {
-		c := runCase{ts: make([]int64, 480), vs: make([]float64, 480)}
+		c := runchunktest.Case{T: make([]int64, 480), V: make([]float64, 480)}
 		v := 0.0
-		for k := range c.ts {
-			c.ts[k] = 1_700_000_000_000 + int64(k)*15_000
+		for k := range c.T {
+			c.T[k] = 1_700_000_000_000 + int64(k)*15_000
 			if id%2 == 0 {
 				v += float64(rng.IntN(10))
 			} else {
 				v = 1
 			}
-			c.vs[k] = v
+			c.V[k] = v
 		}
 		recs = append(recs, recordsOf(tb, uint64(id), c, 120)...)
 	}
@@ -87,12 +90,12 @@ func auditCraftedRun(samples, perChunk int) []byte {
 	}
 	run = binary.AppendVarint(run, 0) // t0
 	run = binary.AppendVarint(run, 1) // first delta
-	for g := 0; g < samples-2; g += runGroup {
+	for g := 0; g < samples-2; g += 128 {
 		run = append(run, 0, 0) // base 0, width 0
 	}
-	run = append(run, valuesBitsDiff)
-	run = binary.BigEndian.AppendUint64(run, orderedBits(1))
-	for g := 0; g < samples-1; g += runGroup {
+	run = append(run, 1) // values as bit deltas
+	run = binary.BigEndian.AppendUint64(run, math.Float64bits(1)|1<<63)
+	for g := 0; g < samples-1; g += 128 {
 		run = append(run, 0, 0)
 	}
 	raw := binary.AppendUvarint(nil, 1)
@@ -107,11 +110,11 @@ func auditCraftedRun(samples, perChunk int) []byte {
 // refused when parsed, its chunks counting against the budget too; one
 // within the budget is charged about what it holds once read.
 func TestAuditCraftedRunAmplification(t *testing.T) {
-	_, err := parseColdBlock(auditCraftedRun(runBlockSamples, xorMaxSamples))
+	_, err := parseColdBlock(auditCraftedRun(runBlockSamples, math.MaxUint16))
 	if !errors.Is(err, errCorrupt) {
 		t.Fatalf("a run over the budget parsed: %v", err)
 	}
-	charged, held := auditCharged(t, auditCraftedRun(runBlockSamples/2, xorMaxSamples))
+	charged, held := auditCharged(t, auditCraftedRun(runBlockSamples/2, math.MaxUint16))
 	t.Logf("cache charges %d B, holds %d B (%.1fx)", charged, held, float64(held)/float64(charged))
 	if float64(held) > 1.5*float64(charged) {
 		t.Errorf("a block holds %d B after a read but is charged %d B", held, charged)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orrery/orrery/runchunk/runchunktest"
 )
 
 // FuzzAuditParseBlock: any decompressed bytes behind a valid header and
@@ -14,7 +16,7 @@ import (
 func FuzzAuditParseBlock(f *testing.F) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	var recs []coldRecord
-	for k, c := range runCases(rng)[:10] {
+	for k, c := range runchunktest.Cases(rng)[:10] {
 		recs = append(recs, recordsOf(f, uint64(k+1), c, 50)...)
 	}
 	v := encodeColdBlock(recs)
@@ -62,27 +64,27 @@ func FuzzAuditParseBlock(f *testing.F) {
 // odd floats come back from a block bit for bit (run or chunks).
 func TestAuditRunEdgeCases(t *testing.T) {
 	nan := func(payload uint64) float64 { return math.Float64frombits(0x7ff0000000000000 | payload) }
-	cases := []runCase{
-		{name: "overflowing first delta", ts: []int64{math.MinInt64 + 1, math.MaxInt64 - 1}, vs: []float64{1, 2}},
-		{name: "overflowing later delta", ts: []int64{math.MinInt64, math.MinInt64 + 1, math.MaxInt64}, vs: []float64{1, 2, 3}},
-		{name: "dod overflow", ts: []int64{-5, 0, math.MaxInt64 / 2, math.MaxInt64 - 3, math.MaxInt64}, vs: []float64{0, 0, 0, 0, 0}},
-		{name: "nan payloads", ts: []int64{1, 2, 3, 4, 5, 6}, vs: []float64{nan(1), nan(1 << 51), nan(0xfffffffffffff), math.Copysign(nan(7), -1), math.Float64frombits(value.StaleNaN), math.NaN()}},
-		{name: "zeros and subnormals", ts: []int64{1, 2, 3, 4, 5, 6, 7}, vs: []float64{0, math.Copysign(0, -1), 5e-324, -5e-324, math.SmallestNonzeroFloat64 * 3, 0, math.Copysign(0, -1)}},
+	cases := []runchunktest.Case{
+		{Name: "overflowing first delta", T: []int64{math.MinInt64 + 1, math.MaxInt64 - 1}, V: []float64{1, 2}},
+		{Name: "overflowing later delta", T: []int64{math.MinInt64, math.MinInt64 + 1, math.MaxInt64}, V: []float64{1, 2, 3}},
+		{Name: "dod overflow", T: []int64{-5, 0, math.MaxInt64 / 2, math.MaxInt64 - 3, math.MaxInt64}, V: []float64{0, 0, 0, 0, 0}},
+		{Name: "nan payloads", T: []int64{1, 2, 3, 4, 5, 6}, V: []float64{nan(1), nan(1 << 51), nan(0xfffffffffffff), math.Copysign(nan(7), -1), math.Float64frombits(value.StaleNaN), math.NaN()}},
+		{Name: "zeros and subnormals", T: []int64{1, 2, 3, 4, 5, 6, 7}, V: []float64{0, math.Copysign(0, -1), 5e-324, -5e-324, math.SmallestNonzeroFloat64 * 3, 0, math.Copysign(0, -1)}},
 	}
-	full := runCase{name: "65535 then 1"}
-	for k := range xorMaxSamples + 1 {
-		full.ts = append(full.ts, int64(k)*15_000)
-		full.vs = append(full.vs, float64(k%1000)/10)
+	full := runchunktest.Case{Name: "65535 then 1"}
+	for k := range math.MaxUint16 + 1 {
+		full.T = append(full.T, int64(k)*15_000)
+		full.V = append(full.V, float64(k%1000)/10)
 	}
 	for _, c := range cases {
 		for _, size := range []int{1, 2, 3, 200} {
 			recs := recordsOf(t, 3, c, size)
 			got, err := decodeColdBlock(encodeColdBlock(recs))
-			require.NoError(t, err, c.name)
-			require.Equal(t, recs, got, c.name)
+			require.NoError(t, err, c.Name)
+			require.Equal(t, recs, got, c.Name)
 		}
 	}
-	recs := recordsOf(t, 3, full, xorMaxSamples)
+	recs := recordsOf(t, 3, full, math.MaxUint16)
 	run, _, ok := encodeRun(recs, runBlockSamples)
 	require.True(t, ok)
 	require.NotEmpty(t, run)

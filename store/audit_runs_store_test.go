@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/runchunk/runchunktest"
 )
 
 // auditBatch: series of several shapes in partition 0, each in chunks
@@ -24,10 +26,10 @@ func auditBatch(tb testing.TB, n int) []SeriesChunks {
 	rng := rand.New(rand.NewPCG(21, 22))
 	var batch []SeriesChunks
 	for k := range n {
-		c := runCase{ts: make([]int64, 400), vs: make([]float64, 400)}
+		c := runchunktest.Case{T: make([]int64, 400), V: make([]float64, 400)}
 		v := 0.0
-		for i := range c.ts {
-			c.ts[i] = 1 + int64(i)*15_000
+		for i := range c.T {
+			c.T[i] = 1 + int64(i)*15_000
 			switch k % 4 {
 			case 0:
 				v += float64(rng.IntN(7))
@@ -41,12 +43,12 @@ func auditBatch(tb testing.TB, n int) []SeriesChunks {
 					v = float64(i)
 				}
 			}
-			c.vs[i] = v
+			c.V[i] = v
 		}
 		var cs []Chunk
-		for from := 0; from < len(c.ts); from += 120 {
-			to := min(from+120, len(c.ts))
-			cs = append(cs, Chunk{MinTime: c.ts[from], MaxTime: c.ts[to-1], Encoding: chunkenc.EncXOR, Data: chunkencXOR(tb, c.ts[from:to], c.vs[from:to])})
+		for from := 0; from < len(c.T); from += 120 {
+			to := min(from+120, len(c.T))
+			cs = append(cs, Chunk{MinTime: c.T[from], MaxTime: c.T[to-1], Encoding: chunkenc.EncXOR, Data: runchunktest.XOR(tb, c.T[from:to], c.V[from:to])})
 		}
 		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), cs...))
 	}

@@ -77,6 +77,21 @@ func BenchmarkCompaction(b *testing.B) {
 		got, err := st.Select("t", ts(0), ts(steps-1), labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 		require.NoError(b, err)
 		require.Len(b, got, gen.Len())
+		// A query reads the samples too: the chunks bucket's chunks are
+		// decoded by the reader, as a run's samples are.
+		n := 0
+		var it chunkenc.Iterator
+		for _, sc := range got {
+			for _, c := range sc.Chunks {
+				chk, err := chunkenc.FromData(c.Encoding, c.Data)
+				require.NoError(b, err)
+				it = chk.Iterator(it)
+				for it.Next() != chunkenc.ValNone {
+					n++
+				}
+			}
+		}
+		require.Equal(b, gen.Len()*steps, n)
 	}
 	b.Run("stored", func(b *testing.B) {
 		st := fill(b, DefaultOptions().BlockCacheBytes)

@@ -13,131 +13,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/runchunk/runchunktest"
 )
-
-// runCase is a series' samples as a test draws them.
-type runCase struct {
-	name string
-	ts   []int64
-	vs   []float64
-}
-
-// runCases covers the value forms runs choose between and the edges of the
-// XOR format: every timestamp bucket of delta-of-delta, values that are
-// NaN with payloads, stale markers, infinities, -0, subnormals.
-func runCases(rng *rand.Rand) []runCase {
-	times := func(n int, step func(k int) int64) []int64 {
-		ts := make([]int64, n)
-		t := int64(1_700_000_000_000) + rng.Int64N(1000)
-		for k := range ts {
-			ts[k] = t
-			t += step(k)
-		}
-		return ts
-	}
-	regular := func(n int) []int64 { return times(n, func(int) int64 { return 15_000 }) }
-	values := func(n int, f func(k int) float64) []float64 {
-		vs := make([]float64, n)
-		for k := range vs {
-			vs[k] = f(k)
-		}
-		return vs
-	}
-	counter := 0.0
-	var cases []runCase
-	for _, n := range []int{1, 2, 3, 120, 479} {
-		cases = append(cases,
-			runCase{fmt.Sprintf("integer counter/%d", n), regular(n), values(n, func(int) float64 { counter += float64(rng.IntN(100)); return counter })},
-			runCase{fmt.Sprintf("two decimals/%d", n), regular(n), values(n, func(int) float64 { return float64(rng.IntN(100000)) / 100 })},
-			runCase{fmt.Sprintf("noisy floats/%d", n), regular(n), values(n, func(k int) float64 { return 1e6 + float64(k)*1.5 + rng.Float64() })},
-			runCase{fmt.Sprintf("jittered times/%d", n), times(n, func(int) int64 { return 15_000 + rng.Int64N(200) - 100 }), values(n, func(int) float64 { return rng.NormFloat64() })},
-		)
-	}
-	specials := []float64{math.NaN(), math.Float64frombits(value.StaleNaN), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, 5e-324, -1e308, math.MaxFloat64, 0.1, 1e-20}
-	cases = append(cases,
-		runCase{"specials", regular(len(specials)), specials},
-		runCase{"decimals ending stale", regular(200), values(200, func(k int) float64 {
-			if k >= 190 {
-				return math.Float64frombits(value.StaleNaN)
-			}
-			return float64(k) / 10
-		})},
-		runCase{"every dod bucket", times(12, func(k int) int64 {
-			return []int64{1, 15_000, 15_001, 30_000, 1 << 13, 1 << 16, 1 << 19, 1 << 21, 1 << 40, 1, 7, 1 << 50}[k]
-		}), values(12, func(k int) float64 { return float64(k) })},
-		runCase{"negative times", times(50, func(int) int64 { return 1000 }), values(50, func(k int) float64 { return -float64(k) * 0.25 })},
-		runCase{"constant", regular(300), values(300, func(int) float64 { return 42 })},
-	)
-	for k := range cases[len(cases)-2].ts {
-		cases[len(cases)-2].ts[k] -= 1_700_000_100_000
-	}
-	return cases
-}
-
-// chunkencXOR is the chunk chunkenc's own appender writes.
-func chunkencXOR(tb testing.TB, ts []int64, vs []float64) []byte {
-	c := chunkenc.NewXORChunk()
-	app, err := c.Appender()
-	require.NoError(tb, err)
-	for k := range ts {
-		app.Append(0, ts[k], vs[k])
-	}
-	return c.Bytes()
-}
-
-func TestAppendXORWritesChunkencBytes(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, c := range runCases(rng) {
-		require.Equal(t, chunkencXOR(t, c.ts, c.vs), appendXOR(nil, c.ts, c.vs), c.name)
-	}
-	// A full chunk: the 16-bit count at its limit.
-	ts := make([]int64, xorMaxSamples)
-	vs := make([]float64, xorMaxSamples)
-	for k := range ts {
-		ts[k], vs[k] = int64(k)*1000+rng.Int64N(3), rng.Float64()
-	}
-	require.Equal(t, chunkencXOR(t, ts, vs), appendXOR(nil, ts, vs))
-}
-
-// FuzzAppendXORIsChunkenc: for any rising times (every delta-of-delta
-// bucket, with 32-bit jumps) and any value bits, appendXOR writes the bytes
-// chunkenc's appender writes.
-func FuzzAppendXORIsChunkenc(f *testing.F) {
-	f.Add([]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10"))
-	f.Add(bytes.Repeat([]byte{0xff, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x3a, 0x98}, 30))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var ts []int64
-		var vs []float64
-		at := int64(-1 << 40)
-		for len(b) >= 13 && len(ts) < xorMaxSamples {
-			step := int64(binary.LittleEndian.Uint32(b[1:]))
-			if b[0]&1 == 0 {
-				step &= 0xffff // small steps: the short delta-of-delta buckets
-			}
-			at += step + 1
-			ts = append(ts, at)
-			vs = append(vs, math.Float64frombits(binary.LittleEndian.Uint64(b[5:])))
-			b = b[13:]
-		}
-		if len(ts) == 0 {
-			return
-		}
-		require.Equal(t, chunkencXOR(t, ts, vs), appendXOR(nil, ts, vs))
-	})
-}
 
 // recordsOf cuts a case into XOR chunks of at most size samples, as the
 // ingester's memory would.
-func recordsOf(tb testing.TB, id uint64, c runCase, size int) []coldRecord {
+func recordsOf(tb testing.TB, id uint64, c runchunktest.Case, size int) []coldRecord {
 	var recs []coldRecord
-	for from := 0; from < len(c.ts); from += size {
-		to := min(from+size, len(c.ts))
-		recs = append(recs, coldRecord{id: id, maxTime: c.ts[to-1], value: encodeChunkValue(Chunk{
-			MinTime: c.ts[from], MaxTime: c.ts[to-1], Encoding: chunkenc.EncXOR, Data: chunkencXOR(tb, c.ts[from:to], c.vs[from:to]),
+	for from := 0; from < len(c.T); from += size {
+		to := min(from+size, len(c.T))
+		recs = append(recs, coldRecord{id: id, maxTime: c.T[to-1], value: encodeChunkValue(Chunk{
+			MinTime: c.T[from], MaxTime: c.T[to-1], Encoding: chunkenc.EncXOR, Data: runchunktest.XOR(tb, c.T[from:to], c.V[from:to]),
 		})})
 	}
 	return recs
@@ -145,70 +35,43 @@ func recordsOf(tb testing.TB, id uint64, c runCase, size int) []coldRecord {
 
 func TestRunsRebuildTheirChunks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, c := range runCases(rng) {
+	for _, c := range runchunktest.Cases(rng) {
 		recs := recordsOf(t, 7, c, 120)
 		run, cost, ok := encodeRun(recs, runBlockSamples)
-		require.True(t, ok, c.name)
-		require.Equal(t, runCost(len(recs), len(c.ts)), cost)
+		require.True(t, ok, c.Name)
+		require.Equal(t, runCost(len(recs), len(c.T)), cost)
 		got, rest, used, err := decodeRun(run, 7, nil, runBlockSamples)
-		require.NoError(t, err, c.name)
+		require.NoError(t, err, c.Name)
 		require.Empty(t, rest)
-		require.Equal(t, len(c.ts), used)
-		require.Equal(t, recs, got, c.name)
+		require.Equal(t, len(c.T), used)
+		require.Equal(t, recs, got, c.Name)
 		chunks, samples, err := runSize(run, cost)
 		require.NoError(t, err)
-		require.Equal(t, []int{len(recs), len(c.ts)}, []int{chunks, samples})
+		require.Equal(t, []int{len(recs), len(c.T)}, []int{chunks, samples})
 		// Less budget than the run costs is refused, writing and reading.
 		_, _, err = runSize(run, cost-1)
 		require.ErrorIs(t, err, errCorrupt)
 		_, _, ok = encodeRun(recs, cost-1)
 		require.False(t, ok)
-		if len(c.ts) > 1 {
-			_, _, _, err = decodeRun(run, 7, nil, len(c.ts)-1)
+		if len(c.T) > 1 {
+			_, _, _, err = decodeRun(run, 7, nil, len(c.T)-1)
 			require.ErrorIs(t, err, errCorrupt)
 		}
 	}
-}
-
-// TestRunsPickTheirForm checks that each kind of series gets the form
-// meant for it: a decimal run keeps stale markers as exceptions, noisy
-// floats their bits.
-func TestRunsPickTheirForm(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	forms := map[string]byte{}
-	for _, c := range runCases(rng) {
-		run, _, ok := encodeRun(recordsOf(t, 1, c, 120), runBlockSamples)
-		require.True(t, ok)
-		// The form byte follows the chunk counts and the times.
-		rest := run
-		nChunks, n := binary.Uvarint(rest)
-		rest = rest[n:]
-		for range nChunks {
-			_, n = binary.Uvarint(rest)
-			rest = rest[n:]
-		}
-		_, rest, err := readTimes(rest, len(c.ts), new(runScratch))
-		require.NoError(t, err)
-		forms[c.name] = rest[0]
-	}
-	require.Equal(t, valuesDecimal, forms["integer counter/479"])
-	require.Equal(t, valuesDecimal, forms["two decimals/479"])
-	require.Equal(t, valuesDecimal, forms["decimals ending stale"])
-	require.NotEqual(t, valuesDecimal, forms["noisy floats/479"])
 }
 
 // TestSeriesKeepChunksARunCannotRebuild: chunks a run would not give back
 // bit for bit stay chunks, and the block still reads them as they were.
 func TestSeriesKeepChunksARunCannotRebuild(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	var c runCase
-	for _, rc := range runCases(rng) {
-		if rc.name == "noisy floats/479" {
+	var c runchunktest.Case
+	for _, rc := range runchunktest.Cases(rng) {
+		if rc.Name == "noisy floats/479" {
 			c = rc
 		}
 	}
 	good := recordsOf(t, 1, c, 60)
-	overlapping := append(recordsOf(t, 2, c, 60), recordsOf(t, 2, runCase{ts: []int64{c.ts[0] + 1}, vs: []float64{1}}, 1)...)
+	overlapping := append(recordsOf(t, 2, c, 60), recordsOf(t, 2, runchunktest.Case{T: []int64{c.T[0] + 1}, V: []float64{1}}, 1)...)
 	slicesSortRecords(overlapping)
 	damaged := recordsOf(t, 3, c, 60)
 	damaged[0].value = append(bytes.Clone(damaged[0].value[:chunkHeaderLen+4]), 0xff, 0xff)
@@ -244,12 +107,12 @@ func TestVersion4FilesAreReadAndUpgraded(t *testing.T) {
 	for k := range 20 {
 		var cs []Chunk
 		for s := range 3 {
-			c := runCase{ts: make([]int64, 100), vs: make([]float64, 100)}
-			for i := range c.ts {
-				c.ts[i] = int64(s*100+i)*15_000 + 1
-				c.vs[i] = float64(rng.IntN(1000)) / 10
+			c := runchunktest.Case{T: make([]int64, 100), V: make([]float64, 100)}
+			for i := range c.T {
+				c.T[i] = int64(s*100+i)*15_000 + 1
+				c.V[i] = float64(rng.IntN(1000)) / 10
 			}
-			cs = append(cs, Chunk{MinTime: c.ts[0], MaxTime: c.ts[99], Encoding: chunkenc.EncXOR, Data: chunkencXOR(t, c.ts, c.vs)})
+			cs = append(cs, Chunk{MinTime: c.T[0], MaxTime: c.T[99], Encoding: chunkenc.EncXOR, Data: runchunktest.XOR(t, c.T, c.V)})
 		}
 		batch = append(batch, seriesOf(labels.FromStrings("__name__", "m", "k", fmt.Sprint(k)), cs...))
 	}
@@ -340,7 +203,7 @@ func encodeChunksOnlyBlock(recs []coldRecord) []byte {
 // panic and within the sample budget.
 func FuzzDecodeRun(f *testing.F) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	for _, c := range runCases(rng)[:8] {
+	for _, c := range runchunktest.Cases(rng)[:8] {
 		run, _, ok := encodeRun(recordsOf(f, 1, c, 50), runBlockSamples)
 		require.True(f, ok)
 		f.Add(run)
@@ -367,15 +230,15 @@ func FuzzRunsAreExact(f *testing.F) {
 	f.Add([]byte("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"), uint8(3))
 	f.Add(bytes.Repeat([]byte{0x7f, 0xf8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x3a, 0x98}, 20), uint8(7))
 	f.Fuzz(func(t *testing.T, b []byte, size uint8) {
-		c := runCase{}
+		c := runchunktest.Case{}
 		at := int64(0)
 		for len(b) >= 10 {
 			at += int64(binary.LittleEndian.Uint16(b)) + 1
-			c.ts = append(c.ts, at)
-			c.vs = append(c.vs, math.Float64frombits(binary.LittleEndian.Uint64(b[2:])))
+			c.T = append(c.T, at)
+			c.V = append(c.V, math.Float64frombits(binary.LittleEndian.Uint64(b[2:])))
 			b = b[10:]
 		}
-		if len(c.ts) == 0 {
+		if len(c.T) == 0 {
 			return
 		}
 		recs := recordsOf(t, 1, c, int(size%200)+1)
@@ -392,12 +255,12 @@ func TestBlockCacheChargesRebuiltRuns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	var recs []coldRecord
 	for id := uint64(1); id <= 500; id++ {
-		c := runCase{ts: make([]int64, 480), vs: make([]float64, 480)}
+		c := runchunktest.Case{T: make([]int64, 480), V: make([]float64, 480)}
 		v := 0.0
-		for k := range c.ts {
-			c.ts[k] = 1_700_000_000_000 + int64(k)*15_000
+		for k := range c.T {
+			c.T[k] = 1_700_000_000_000 + int64(k)*15_000
 			v += float64(rng.IntN(10))
-			c.vs[k] = v
+			c.V[k] = v
 		}
 		recs = append(recs, recordsOf(t, id, c, 120)...)
 	}
@@ -453,7 +316,7 @@ func TestBlockCacheChargesRebuiltRuns(t *testing.T) {
 func TestRunBlockFormatIsFixed(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	var recs []coldRecord
-	for k, c := range runCases(rng) {
+	for k, c := range runchunktest.Cases(rng) {
 		recs = append(recs, recordsOf(t, uint64(k+1), c, 100)...)
 	}
 	path := "testdata/cold-block-v2.bin"

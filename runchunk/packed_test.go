@@ -1,4 +1,4 @@
-package store
+package runchunk
 
 import (
 	"encoding/binary"
@@ -14,7 +14,7 @@ func auditPackedRoundTrip(t *testing.T, vs []uint64) {
 	t.Helper()
 	enc := appendPacked([]byte{0xAA}, vs)[1:]
 	enc = append(enc, 0xEE, 0xFF) // trailer
-	sc := new(runScratch)
+	sc := new(Decoded)
 	got, rest, err := sc.readPacked(enc, len(vs))
 	if err != nil {
 		t.Fatalf("readPacked(%d values): %v", len(vs), err)
@@ -79,17 +79,17 @@ func FuzzAudit3Packed(f *testing.F) {
 }
 
 // FuzzAudit3ReadPackedCrafted: readPacked on any bytes and any count
-// does not panic, consumes no more than it has, and errors with errCorrupt.
+// does not panic, consumes no more than it has, and errors with ErrCorrupt.
 func FuzzAudit3ReadPackedCrafted(f *testing.F) {
 	f.Add([]byte{0, 0}, uint16(1))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 64}, uint16(128))
 	f.Add(appendPacked(nil, []uint64{1, 2, math.MaxUint64}), uint16(3))
 	f.Fuzz(func(t *testing.T, src []byte, n uint16) {
-		sc := new(runScratch)
+		sc := new(Decoded)
 		got, rest, err := sc.readPacked(src, int(n))
 		if err != nil {
-			if !errors.Is(err, errCorrupt) {
-				t.Fatalf("error not errCorrupt: %v", err)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error not ErrCorrupt: %v", err)
 			}
 			return
 		}
