@@ -298,7 +298,12 @@ func (i *Ingester) handoverTenant(ctx context.Context, tenantID, self string, ta
 		pending := map[string]*ingesterpb.TransferChunksRequest{}
 		size := map[string]int{}
 		for _, sc := range batch {
+			// Runs go as the chunks they were made from: a receiver of
+			// an earlier version stores what it can read.
 			var err error
+			if sc.Chunks, err = chunks.ExpandRuns(sc.Chunks, math.MinInt64, math.MaxInt64); err != nil {
+				return err
+			}
 			if sc.Chunks, err = withoutDeleted(sc.Chunks, deletedIntervals(stones, sc.Labels)); err != nil {
 				return err
 			}

@@ -48,7 +48,7 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil {
 		return i.queryFailed(ctx, err)
 	}
-	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries, packed: req.PackedLabels}
+	out := &queryBatcher{stream: stream, size: i.cfg.QueryBatchSeries, packed: req.PackedLabels, runs: req.RunChunks}
 	for len(entries) > 0 {
 		if ctx.Err() != nil {
 			return i.queryCanceled(ctx)
@@ -182,6 +182,13 @@ func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []stream
 		var sc chunks.SeriesChunks
 		if inStore[k] >= 0 {
 			sc = stored[inStore[k]]
+			// A querier that did not ask for runs reads the chunks they
+			// were made from.
+			if !out.runs {
+				if sc.Chunks, err = chunks.ExpandRuns(sc.Chunks, start, end); err != nil {
+					return err
+				}
+			}
 		}
 		if e.s != nil {
 			sc.Labels = e.s.lset
@@ -217,6 +224,7 @@ type queryBatcher struct {
 	stream ingesterpb.Ingester_QueryStreamServer
 	size   int
 	packed bool // labels in ChunkSeries.packed_labels
+	runs   bool // compacted data as runs (QueryRequest.run_chunks)
 	bytes  int
 	resp   *ingesterpb.QueryStreamResponse
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/orrery/orrery/internal/promtime"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/runchunk"
 )
 
 // Limits gives a tenant's limits. The querier asks on every query, so a
@@ -335,7 +336,7 @@ func hashBytes(h *maphash.Hash, b []byte) {
 func chunkSamples(chunks []*ingesterpb.Chunk) int64 {
 	var n int64
 	for _, c := range chunks {
-		if chk, err := chunkenc.FromData(chunkenc.Encoding(c.Encoding), c.Data); err == nil {
+		if chk, err := runchunk.FromData(chunkenc.Encoding(c.Encoding), c.Data); err == nil {
 			n += int64(chk.NumSamples())
 		}
 	}

@@ -192,7 +192,7 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 	if hints != nil && hints.Func == "series" {
 		return qr.selectLabelsOnly(ctx, tenantID, fetch, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: matchers, Limit: int64(hints.Limit)})
 	}
-	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers, PackedLabels: true}
+	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers, PackedLabels: true, RunChunks: true}
 	open := func(ctx context.Context, c ingesterpb.IngesterClient, inst *ringpb.Instance) (*ingesterStream, error) {
 		return openStream(ctx, c, inst.Id, req, fetch.fromIngester())
 	}

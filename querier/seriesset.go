@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/runchunk"
 )
 
 // mergedSeries is one series with the distinct chunks every ingester
@@ -63,7 +64,7 @@ func newMergedSeries(lset labels.Labels, chunks []*ingesterpb.Chunk, mint int64)
 	distinct := distinctChunks(chunks)
 	ms := &mergedSeries{lset: lset, mint: mint, chunks: make([]chunkenc.Chunk, 0, len(distinct))}
 	for _, wc := range distinct {
-		c, err := chunkenc.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
+		c, err := runchunk.FromData(chunkenc.Encoding(wc.Encoding), wc.Data)
 		if err != nil {
 			return nil, fmt.Errorf("querier: decode chunk of %s: %w", lset, err)
 		}

@@ -214,6 +214,24 @@ func (sc *Decoded) readPacked(src []byte, n int) ([]uint64, []byte, error) {
 	return out, src, nil
 }
 
+// skipPacked returns src past n values appendPacked wrote, with the
+// checks readPacked makes of each group's header and size.
+func skipPacked(src []byte, n int) ([]byte, error) {
+	for ; n > 0; n -= min(n, runGroup) {
+		_, k := binary.Varint(src)
+		if k <= 0 || len(src) == k || src[k] > 64 {
+			return nil, fmt.Errorf("packed group: %w", ErrCorrupt)
+		}
+		size := (min(n, runGroup)*int(src[k]) + 7) / 8
+		src = src[k+1:]
+		if len(src) < size {
+			return nil, fmt.Errorf("packed group of %d bytes, %d left: %w", size, len(src), ErrCorrupt)
+		}
+		src = src[size:]
+	}
+	return src, nil
+}
+
 // appendTimes writes the first time, the first delta, then the
 // delta-of-deltas packed: regular scrapes pack to nothing.
 func appendTimes(out []byte, ts []int64) []byte {
@@ -288,6 +306,63 @@ func readValues(src []byte, total int, sc *Decoded) ([]float64, []byte, error) {
 		return readBits(src[1:], total, mode == valuesBitsDoD, sc)
 	default:
 		return nil, nil, fmt.Errorf("run values of form %d: %w", mode, ErrCorrupt)
+	}
+}
+
+// skipValues returns src past the values column of total samples, with
+// every check readValues makes: what it passes, readValues decodes.
+func skipValues(src []byte, total int) ([]byte, error) {
+	if len(src) == 0 {
+		return nil, fmt.Errorf("run values: %w", ErrCorrupt)
+	}
+	mode, src := src[0], src[1:]
+	switch mode {
+	case valuesDecimal:
+		if len(src) == 0 || src[0] > decimalMaxExp {
+			return nil, fmt.Errorf("run decimal values: %w", ErrCorrupt)
+		}
+		_, n := binary.Varint(src[1:])
+		if n <= 0 {
+			return nil, fmt.Errorf("run decimal values: %w", ErrCorrupt)
+		}
+		src, err := skipPacked(src[1+n:], total-1)
+		if err != nil {
+			return nil, err
+		}
+		count, n := binary.Uvarint(src)
+		if n <= 0 || count > uint64(total) {
+			return nil, fmt.Errorf("run decimal exceptions: %w", ErrCorrupt)
+		}
+		src = src[n:]
+		at := uint64(0)
+		for range count {
+			d, n := binary.Uvarint(src)
+			if n <= 0 || len(src) < n+8 || d > uint64(total) || at+d >= uint64(total) {
+				return nil, fmt.Errorf("run decimal exception: %w", ErrCorrupt)
+			}
+			at += d
+			src = src[n+8:]
+		}
+		return src, nil
+	case valuesBitsDiff, valuesBitsDoD:
+		if len(src) < 8 {
+			return nil, fmt.Errorf("run values: %w", ErrCorrupt)
+		}
+		src = src[8:]
+		if total == 1 {
+			return src, nil
+		}
+		want := total - 1
+		if mode == valuesBitsDoD {
+			_, n := binary.Uvarint(src)
+			if n <= 0 {
+				return nil, fmt.Errorf("run values: %w", ErrCorrupt)
+			}
+			src, want = src[n:], want-1
+		}
+		return skipPacked(src, want)
+	default:
+		return nil, fmt.Errorf("run values of form %d: %w", mode, ErrCorrupt)
 	}
 }
 

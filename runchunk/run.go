@@ -130,16 +130,26 @@ func Decode(src []byte, budget int, d *Decoded) ([]byte, error) {
 	return src, nil
 }
 
-// DecodeTimes reads only the run's counts and timestamps into d (d.V is
-// left as it was): enough to know where its chunks start and end.
+// DecodeTimes reads the run's counts and timestamps into d (d.V is left
+// as it was), enough to know where its chunks start and end, and checks
+// the rest of it as Decode would without decoding the values: a run it
+// passes, Decode decodes. Bytes after the run are ErrCorrupt.
 func DecodeTimes(src []byte, budget int, d *Decoded) error {
 	d.Counts = d.Counts[:0]
 	_, src, total, err := header(src, budget, false, &d.Counts)
 	if err != nil {
 		return err
 	}
-	_, _, err = readTimes(src, total, d)
-	return err
+	if _, src, err = readTimes(src, total, d); err != nil {
+		return err
+	}
+	if src, err = skipValues(src, total); err != nil {
+		return err
+	}
+	if len(src) != 0 {
+		return fmt.Errorf("run with %d bytes after it: %w", len(src), ErrCorrupt)
+	}
+	return nil
 }
 
 // XORChunk is one chunk a run was made from.

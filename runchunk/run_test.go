@@ -170,7 +170,8 @@ func TestIteratorSeeks(t *testing.T) {
 	require.Error(t, err)
 }
 
-// FuzzFromData: any bytes either fail FromData with ErrCorrupt or iterate
+// FuzzFromData: DecodeTimes passes exactly the bytes Decode reads whole;
+// any bytes either fail FromData with ErrCorrupt or iterate
 // without a panic, within MaxSamples, in strictly rising time, failing at
 // most with ErrCorrupt; whatever reads rebuilds as XOR chunks of the same
 // samples.
@@ -180,6 +181,15 @@ func FuzzFromData(f *testing.F) {
 		f.Add(Append(nil, counts(len(c.T), 50), c.T, c.V))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// DecodeTimes checks what Decode would find, values unread.
+		var d, times Decoded
+		rest, decodeErr := Decode(b, MaxSamples, &d)
+		timesErr := DecodeTimes(b, MaxSamples, &times)
+		require.Equal(t, decodeErr == nil && len(rest) == 0, timesErr == nil, "Decode: %v, %d bytes left; DecodeTimes: %v", decodeErr, len(rest), timesErr)
+		if timesErr == nil {
+			require.Equal(t, d.T, times.T)
+			require.Equal(t, d.Counts, times.Counts)
+		}
 		c, err := FromData(Encoding, b)
 		if err != nil {
 			require.ErrorIs(t, err, ErrCorrupt)

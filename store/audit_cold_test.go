@@ -114,6 +114,7 @@ func TestAuditColdLargeSeriesAndBatchesByBytes(t *testing.T) {
 	require.Equal(t, 30, moved, "the 30 small series, not the big one")
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Equal(t, want, got)
 }
 
@@ -136,6 +137,7 @@ func TestAuditColdLongRangeBeyondTheCache(t *testing.T) {
 	require.NoError(t, err)
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Equal(t, want, got)
 }
 
@@ -493,5 +495,6 @@ func TestCompactStopsWithItsContext(t *testing.T) {
 	require.Equal(t, 50, moved)
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Equal(t, want, got)
 }

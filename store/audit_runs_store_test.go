@@ -96,6 +96,7 @@ func TestAuditRunsConcurrentReadsOfSharedBlocks(t *testing.T) {
 			for i := range 5 {
 				got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 				require.NoError(t, err)
+				got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 				require.Equal(t, want, got)
 				ls := batch[(g*7+i)%len(batch)].Labels
 				_, _, err = st.SampleAt("t", ls, 1+15_000*10)
@@ -226,6 +227,7 @@ func TestAuditRunsDamagedRunStopsCompactionOfItsBlock(t *testing.T) {
 	t.Logf("moved %d; damaged %v", moved, testutil.ToFloat64(st.m.damagedBlocks))
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Equal(t, 5, auditSeriesNames(got)["3"])
 	require.Equal(t, 1, moved, "the late chunk of an undamaged series is compacted")
 }
@@ -276,6 +278,7 @@ func TestAuditRunsConcurrentReadsSmallCache(t *testing.T) {
 				ls := batch[(g*31+i*7)%len(batch)].Labels
 				got, err := st.Select("t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "k", ls.Get("k")))
 				require.NoError(t, err)
+				got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 				require.Len(t, got, 1)
 				for _, w := range want {
 					if labels.Equal(w.Labels, ls) {
@@ -284,7 +287,7 @@ func TestAuditRunsConcurrentReadsSmallCache(t *testing.T) {
 				}
 				all, err := st.Select("t", math.MinInt64, math.MaxInt64)
 				require.NoError(t, err)
-				require.Equal(t, want, all)
+				require.Equal(t, want, expandRuns(t, all, math.MinInt64, math.MaxInt64))
 			}
 		}()
 	}

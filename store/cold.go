@@ -18,6 +18,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.etcd.io/bbolt"
+
+	"github.com/orrery/orrery/runchunk"
 )
 
 // Cold partitions (issue 12, compaction). Once a 2-hour partition of time
@@ -166,6 +168,11 @@ type blockSeries struct {
 	once    sync.Once
 	recs    []coldRecord
 	err     error
+	// The run's chunks' MinTimes and MaxTimes, read from its times alone
+	// (runBounds), for a read that hands the run on whole.
+	boundsOnce   sync.Once
+	starts, ends []int64
+	boundsErr    error
 }
 
 // recordSize and seriesEntrySize are what a decoded block holds beside
@@ -195,6 +202,29 @@ func (b *blockSeries) records() ([]coldRecord, error) {
 		}
 	})
 	return b.recs, b.err
+}
+
+// runBounds returns the MinTimes and MaxTimes of the run's chunks, in
+// rising order, decoding its times only, once (cached blocks are shared).
+func (b *blockSeries) runBounds() (starts, ends []int64, err error) {
+	b.boundsOnce.Do(func() {
+		d := runDecodedPool.Get().(*runchunk.Decoded)
+		defer releaseDecoded(d)
+		if b.boundsErr = corrupt(runchunk.DecodeTimes(b.run, b.samples, d)); b.boundsErr != nil {
+			return
+		}
+		b.starts, b.ends = make([]int64, 0, len(d.Counts)), make([]int64, 0, len(d.Counts))
+		at := 0
+		for _, n := range d.Counts {
+			b.starts = append(b.starts, d.T[at])
+			at += n
+			b.ends = append(b.ends, d.T[at-1])
+		}
+		if b.block.grew != nil {
+			b.block.grew(16 * len(b.ends))
+		}
+	})
+	return b.starts, b.ends, b.boundsErr
 }
 
 // find returns the entry of series id, nil if the block has none.
@@ -423,6 +453,15 @@ func readTime(tb *bbolt.Bucket, key []byte) int64 {
 // false. Records retention has passed (MaxTime before retainedFrom) are
 // left out, as the chunks bucket no longer holds theirs.
 func (cr *coldReader) each(id uint64, mint, limit int64, fn func(coldRecord) bool) {
+	cr.entries(id, mint, limit, func(p int64, first uint64, series *blockSeries) bool {
+		return cr.eachRecord(p, first, series, mint, limit, fn)
+	})
+}
+
+// entries calls fn with series id's entry in each partition from that of
+// mint (or of retention's start, if later) to that of limit, with the
+// partition and its block's first ID, until fn returns false.
+func (cr *coldReader) entries(id uint64, mint, limit int64, fn func(p int64, first uint64, series *blockSeries) bool) {
 	mint = max(mint, cr.retainedFrom, -saneTime)
 	if mint > limit || mint > saneTime {
 		return
@@ -444,23 +483,63 @@ func (cr *coldReader) each(id uint64, mint, limit int64, fn func(coldRecord) boo
 		if series == nil {
 			continue
 		}
-		recs, err := series.records()
-		if err != nil {
-			if cr.env.damaged != nil {
-				cr.env.damaged(p, idKey(b.first), err)
-			}
-			continue
-		}
-		at, _ := slices.BinarySearchFunc(recs, mint, func(r coldRecord, t int64) int { return cmp.Compare(r.maxTime, t) })
-		for _, r := range recs[at:] {
-			if r.maxTime > limit {
-				break
-			}
-			if !fn(r) {
-				return
-			}
+		if !fn(p, b.first, series) {
+			return
 		}
 	}
+}
+
+// eachRecord calls fn with the entry's records whose MaxTime lies in
+// [mint, limit] and not before retention's start, and returns false when
+// fn did. A run that does not rebuild is reported and passed over.
+func (cr *coldReader) eachRecord(p int64, first uint64, series *blockSeries, mint, limit int64, fn func(coldRecord) bool) bool {
+	recs, err := series.records()
+	if err != nil {
+		if cr.env.damaged != nil {
+			cr.env.damaged(p, idKey(first), err)
+		}
+		return true
+	}
+	mint = max(mint, cr.retainedFrom)
+	at, _ := slices.BinarySearchFunc(recs, mint, func(r coldRecord, t int64) int { return cmp.Compare(r.maxTime, t) })
+	for _, r := range recs[at:] {
+		if r.maxTime > limit {
+			break
+		}
+		if !fn(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// wholeRun returns the entry's run as one chunk of runchunk.Encoding (a
+// copy: blocks are shared and cached) when it can stand for every record
+// a read of [mint, maxt] would take from it: one of its chunks overlaps
+// the range, and none is passed by retention or superseded by a chunk in
+// the chunks bucket that ends at the same time (hotEnds). Otherwise the
+// records answer, as for a store that held chunks. The run brings the
+// samples of its other chunks along, as a chunk brings its samples
+// outside a range.
+func (cr *coldReader) wholeRun(series *blockSeries, mint, maxt int64, hotEnds []int64) (Chunk, bool) {
+	if series.run == nil {
+		return Chunk{}, false
+	}
+	starts, ends, err := series.runBounds()
+	if err != nil || ends[0] < cr.retainedFrom {
+		return Chunk{}, false
+	}
+	for _, t := range hotEnds {
+		if _, found := slices.BinarySearch(ends, t); found {
+			return Chunk{}, false
+		}
+	}
+	// The first chunk ending at or after mint is the one that can overlap.
+	at, _ := slices.BinarySearch(ends, mint)
+	if at == len(ends) || starts[at] > maxt {
+		return Chunk{}, false
+	}
+	return Chunk{MinTime: starts[0], MaxTime: ends[len(ends)-1], Encoding: runchunk.Encoding, Data: bytes.Clone(series.run)}, true
 }
 
 // block returns the decoded block of partition p that covers series id,

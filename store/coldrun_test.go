@@ -121,6 +121,7 @@ func TestVersion4FilesAreReadAndUpgraded(t *testing.T) {
 	require.NoError(t, err)
 	want, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
+	want = expandRuns(t, want, math.MinInt64, math.MaxInt64)
 	// Rewrite every block as the previous version wrote it.
 	require.NoError(t, st.db.Update(func(tx *bbolt.Tx) error {
 		parts := tx.Bucket(bucketTenants).Bucket([]byte("t")).Bucket(bucketCold)
@@ -146,6 +147,7 @@ func TestVersion4FilesAreReadAndUpgraded(t *testing.T) {
 	st.blocks = nil
 	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Equal(t, want, got)
 	require.Zero(t, testutil.ToFloat64(st.m.damagedBlocks))
 	version := func() uint32 {
@@ -174,6 +176,7 @@ func TestVersion4FilesAreReadAndUpgraded(t *testing.T) {
 	}))
 	got, err = st.Select("t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchNotEqual, "k", "3"))
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Len(t, got, 19)
 	// A chunk put into the compacted partition is compacted with the rest.
 	require.NoError(t, st.Put("t", []SeriesChunks{seriesOf(labels.FromStrings("__name__", "m", "k", "0"), stepChunk(t, 100*15_000+1, 5, 1))}))
@@ -181,6 +184,7 @@ func TestVersion4FilesAreReadAndUpgraded(t *testing.T) {
 	require.NoError(t, err)
 	got, err = st.Select("t", math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "k", "0"))
 	require.NoError(t, err)
+	got = expandRuns(t, got, math.MinInt64, math.MaxInt64)
 	require.Len(t, got, 1)
 }
 

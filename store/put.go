@@ -89,7 +89,13 @@ func prepareBatch(batch []SeriesChunks) ([]preparedSeries, error) {
 		if len(key)+idLen > bbolt.MaxKeySize {
 			return nil, fmt.Errorf("series %.200s...: labels take %d bytes encoded, limit is %d", ls, len(key), bbolt.MaxKeySize-idLen)
 		}
-		for _, c := range sc.Chunks {
+		// A run (a peer's compacted data) is stored as the chunks it was
+		// made from: the chunks bucket merges and compacts XOR chunks.
+		cs, err := chunks.ExpandRuns(sc.Chunks, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			return nil, fmt.Errorf("series %s: %w", ls, err)
+		}
+		for _, c := range cs {
 			if c.MinTime > c.MaxTime {
 				return nil, fmt.Errorf("series %s: chunk MinTime %d after MaxTime %d", ls, c.MinTime, c.MaxTime)
 			}
@@ -97,7 +103,7 @@ func prepareBatch(batch []SeriesChunks) ([]preparedSeries, error) {
 				return nil, fmt.Errorf("series %s: chunk [%d, %d] without data", ls, c.MinTime, c.MaxTime)
 			}
 		}
-		out = append(out, preparedSeries{key: key, lbls: ls, chunks: sc.Chunks})
+		out = append(out, preparedSeries{key: key, lbls: ls, chunks: cs})
 	}
 	return out, nil
 }

@@ -398,20 +398,29 @@ func (r *reader) overlapping(id uint64, mint, maxt int64, collect bool) ([]Chunk
 	}
 	if r.cold != nil { // without collect, nothing was found above
 		var err error
-		r.cold.each(id, mint, limit, func(rec coldRecord) bool {
-			minTime, _ := chunkValueMinTime(rec.value) // checked by parseColdBlock, or rebuilt
-			// A chunk put under a compacted chunk's key holds the merge
-			// of both (putChunk): it answers alone, as in a store that
-			// never compacted.
-			if minTime > maxt || slices.Contains(hotEnds, rec.maxTime) {
-				return true
+		r.cold.entries(id, mint, limit, func(p int64, first uint64, series *blockSeries) bool {
+			// A run is handed on whole where it can be: its reader
+			// decodes each sample once (runchunk), where rebuilding its
+			// XOR chunks would encode them to be decoded again.
+			if c, ok := r.cold.wholeRun(series, mint, maxt, hotEnds); ok {
+				out = append(out, c)
+				return collect
 			}
-			var c Chunk
-			if c, err = decodeChunk(chunkKey(id, rec.maxTime), rec.value); err != nil {
-				return false
-			}
-			out = append(out, c)
-			return collect
+			return r.cold.eachRecord(p, first, series, mint, limit, func(rec coldRecord) bool {
+				minTime, _ := chunkValueMinTime(rec.value) // checked by parseColdBlock, or rebuilt
+				// A chunk put under a compacted chunk's key holds the merge
+				// of both (putChunk): it answers alone, as in a store that
+				// never compacted.
+				if minTime > maxt || slices.Contains(hotEnds, rec.maxTime) {
+					return true
+				}
+				var c Chunk
+				if c, err = decodeChunk(chunkKey(id, rec.maxTime), rec.value); err != nil {
+					return false
+				}
+				out = append(out, c)
+				return collect
+			})
 		})
 		if err != nil {
 			return nil, false, fmt.Errorf("series %d: %w", id, err)

@@ -1,6 +1,7 @@
 package chunks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/runchunk"
 )
 
 // Chunk is one encoded chunk of samples with timestamps in milliseconds
@@ -63,7 +66,10 @@ type Store interface {
 	Tenants() ([]string, error)
 	// SelectBatches calls fn with the series matching ms that have chunks
 	// overlapping [mint, maxt], with those chunks, sorted by labels, at most
-	// batchSeries at a time; fn's error stops it and is returned.
+	// batchSeries at a time; fn's error stops it and is returned. A chunk
+	// may be a run (runchunk.Encoding) standing for several chunks, one of
+	// which overlaps the range: read it with runchunk.FromData, or turn it
+	// back into those chunks with ExpandRuns. The same holds for ChunksOf.
 	SelectBatches(tenant string, mint, maxt int64, batchSeries int, keep Keep, fn func([]SeriesChunks) error, ms ...*labels.Matcher) error
 	// Refs returns the series SelectBatches would, without chunks, sorted
 	// by labels, leaving out those known says the caller has, whether or
@@ -202,7 +208,7 @@ var ErrCorrupt = errors.New("corrupt record")
 // into nonsense: samples must rise strictly in time within [MinTime,
 // MaxTime]. On an error it returns the samples before it.
 func (c Chunk) Samples() (out []Sample, err error) {
-	chk, err := chunkenc.FromData(c.Encoding, c.Data)
+	chk, err := runchunk.FromData(c.Encoding, c.Data)
 	if err != nil {
 		return nil, err
 	}
@@ -333,4 +339,34 @@ func (e *encoder) add(s Sample) error {
 	}
 	e.maxT = s.T
 	return nil
+}
+
+// ExpandRuns replaces each chunk of runchunk.Encoding in cs by those of
+// the XOR chunks it was made from (byte for byte) that overlap [mint,
+// maxt], keeping cs in MinTime order; cs is returned as it is when it
+// holds no run. A reader that cannot decode runs (an older querier, a
+// peer's store) gets what a store that never compacted would have sent.
+func ExpandRuns(cs []Chunk, mint, maxt int64) ([]Chunk, error) {
+	if !slices.ContainsFunc(cs, func(c Chunk) bool { return c.Encoding == runchunk.Encoding }) {
+		return cs, nil
+	}
+	out := make([]Chunk, 0, len(cs)+8)
+	for _, c := range cs {
+		if c.Encoding != runchunk.Encoding {
+			out = append(out, c)
+			continue
+		}
+		xs, err := runchunk.XORChunks(c.Data, runchunk.MaxSamples)
+		if err != nil {
+			return nil, fmt.Errorf("run of [%d, %d]: %w", c.MinTime, c.MaxTime, err)
+		}
+		for _, x := range xs {
+			if x.MaxTime < mint || x.MinTime > maxt {
+				continue
+			}
+			out = append(out, Chunk{MinTime: x.MinTime, MaxTime: x.MaxTime, Encoding: chunkenc.EncXOR, Data: x.Data})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Chunk) int { return cmp.Compare(a.MinTime, b.MinTime) })
+	return out, nil
 }

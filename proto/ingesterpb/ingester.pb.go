@@ -467,7 +467,13 @@ type QueryRequest struct {
 	// Asks for each series' labels in ChunkSeries.packed_labels. An
 	// ingester that predates the field ignores it and sends labels, which
 	// queriers read too, so either side may be upgraded first.
-	PackedLabels  bool `protobuf:"varint,4,opt,name=packed_labels,json=packedLabels,proto3" json:"packed_labels,omitempty"`
+	PackedLabels bool `protobuf:"varint,4,opt,name=packed_labels,json=packedLabels,proto3" json:"packed_labels,omitempty"`
+	// Asks for compacted data as runs (encoding 0x80, package runchunk): a
+	// series' samples of a partition in one chunk, decoded once by the
+	// querier. An ingester that predates the field ignores it, and one that
+	// is not asked sends the XOR chunks a run was made from instead, so
+	// either side may be upgraded first.
+	RunChunks     bool `protobuf:"varint,5,opt,name=run_chunks,json=runChunks,proto3" json:"run_chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -530,11 +536,19 @@ func (x *QueryRequest) GetPackedLabels() bool {
 	return false
 }
 
+func (x *QueryRequest) GetRunChunks() bool {
+	if x != nil {
+		return x.RunChunks
+	}
+	return false
+}
+
 type Chunk struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MinTimeMs int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
 	MaxTimeMs int64                  `protobuf:"varint,2,opt,name=max_time_ms,json=maxTimeMs,proto3" json:"max_time_ms,omitempty"`
-	// A tsdb/chunkenc.Encoding value.
+	// A tsdb/chunkenc.Encoding value, or 0x80 for a run (package runchunk)
+	// when the request asked for runs.
 	Encoding      uint32 `protobuf:"varint,3,opt,name=encoding,proto3" json:"encoding,omitempty"`
 	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1802,12 +1816,14 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x02EQ\x10\x00\x12\a\n" +
 	"\x03NEQ\x10\x01\x12\x06\n" +
 	"\x02RE\x10\x02\x12\a\n" +
-	"\x03NRE\x10\x03\"\xa3\x01\n" +
+	"\x03NRE\x10\x03\"\xc2\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12<\n" +
 	"\bmatchers\x18\x03 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\x12#\n" +
-	"\rpacked_labels\x18\x04 \x01(\bR\fpackedLabels\"w\n" +
+	"\rpacked_labels\x18\x04 \x01(\bR\fpackedLabels\x12\x1d\n" +
+	"\n" +
+	"run_chunks\x18\x05 \x01(\bR\trunChunks\"w\n" +
 	"\x05Chunk\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
 	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +

@@ -102,7 +102,8 @@ func series(ls labels.Labels, cs ...chunks.Chunk) chunks.SeriesChunks {
 	return chunks.SeriesChunks{Labels: ls, Chunks: cs}
 }
 
-// selectAll returns what SelectBatches gives, as one slice.
+// selectAll returns what SelectBatches gives, as one slice, runs expanded
+// into the chunks they were made from (expand).
 func selectAll(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, ms ...*labels.Matcher) []chunks.SeriesChunks {
 	t.Helper()
 	var out []chunks.SeriesChunks
@@ -110,7 +111,27 @@ func selectAll(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, m
 		out = append(out, b...)
 		return nil
 	}, ms...))
-	return out
+	return expand(t, out, mint, maxt)
+}
+
+// chunksOf is ChunksOf with runs expanded (expand).
+func chunksOf(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, refs []chunks.SeriesRef) ([]chunks.SeriesChunks, error) {
+	t.Helper()
+	got, err := st.ChunksOf(tenant, mint, maxt, refs)
+	return expand(t, got, mint, maxt), err
+}
+
+// expand replaces the runs a store may read (runchunk.Encoding) by the
+// chunks they were made from that overlap [mint, maxt]: the suite holds
+// every store to the chunks it was given, however it keeps them.
+func expand(t *testing.T, scs []chunks.SeriesChunks, mint, maxt int64) []chunks.SeriesChunks {
+	t.Helper()
+	for k := range scs {
+		cs, err := chunks.ExpandRuns(scs[k].Chunks, mint, maxt)
+		require.NoError(t, err)
+		scs[k].Chunks = cs
+	}
+	return scs
 }
 
 func names(scs []chunks.SeriesChunks) []string {
@@ -231,10 +252,10 @@ func refsAndChunksOfAgreeWithSelect(t *testing.T, open Open) {
 	require.NoError(t, err)
 	require.Len(t, refs, 2)
 	require.Equal(t, downA.String(), refs[0].Labels.String(), "sorted by labels")
-	byID, err := st.ChunksOf("t", 0, 100_000, refs)
+	byID, err := chunksOf(t, st, "t", 0, 100_000, refs)
 	require.NoError(t, err)
 	require.Equal(t, names(selectAll(t, st, "t", 0, 100_000, m)), names(byID))
-	byLabels, err := st.ChunksOf("t", 0, 100_000, []chunks.SeriesRef{{Labels: upA}})
+	byLabels, err := chunksOf(t, st, "t", 0, 100_000, []chunks.SeriesRef{{Labels: upA}})
 	require.NoError(t, err)
 	require.Len(t, byLabels, 1)
 	require.Len(t, samplesOf(t, byLabels[0]), 10)
@@ -290,7 +311,7 @@ func refsIDsAreNeverReused(t *testing.T, open Open) {
 	require.NotEqual(t, old[0].ID, again[0].ID)
 	// A caller still holding the old ID, and the labels, reads the series
 	// stored again.
-	got, err := st.ChunksOf("t", 0, 100*3600*1000, []chunks.SeriesRef{{ID: old[0].ID, Labels: upA}, {ID: old[0].ID}})
+	got, err := chunksOf(t, st, "t", 0, 100*3600*1000, []chunks.SeriesRef{{ID: old[0].ID, Labels: upA}, {ID: old[0].ID}})
 	require.NoError(t, err)
 	require.Len(t, samplesOf(t, got[0]), 10, "found by its labels")
 	require.Empty(t, got[1].Chunks, "an ID alone names no series")
