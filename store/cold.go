@@ -514,13 +514,13 @@ func (cr *coldReader) eachRecord(p int64, first uint64, series *blockSeries, min
 }
 
 // wholeRun returns the entry's run as one chunk of runchunk.Encoding (a
-// copy: blocks are shared and cached) when it can stand for every record
-// a read of [mint, maxt] would take from it: one of its chunks overlaps
-// the range, and none is passed by retention or superseded by a chunk in
-// the chunks bucket that ends at the same time (hotEnds). Otherwise the
-// records answer, as for a store that held chunks. The run brings the
-// samples of its other chunks along, as a chunk brings its samples
-// outside a range.
+// copy: blocks are shared and cached) when it stands for exactly the
+// records a read of [mint, maxt] would take from it: every chunk it was
+// made from overlaps the range, none is passed by retention, and none is
+// superseded by a chunk in the chunks bucket that ends at the same time
+// (hotEnds). Otherwise the records answer, as for a store that held
+// chunks: a read of part of a partition then gets and is charged for the
+// chunks it overlaps, not the partition's every sample.
 func (cr *coldReader) wholeRun(series *blockSeries, mint, maxt int64, hotEnds []int64) (Chunk, bool) {
 	if series.run == nil {
 		return Chunk{}, false
@@ -534,9 +534,9 @@ func (cr *coldReader) wholeRun(series *blockSeries, mint, maxt int64, hotEnds []
 			return Chunk{}, false
 		}
 	}
-	// The first chunk ending at or after mint is the one that can overlap.
-	at, _ := slices.BinarySearch(ends, mint)
-	if at == len(ends) || starts[at] > maxt {
+	// Chunks are in time order: if the first and the last overlap the
+	// range, so do those between.
+	if ends[0] < mint || starts[len(starts)-1] > maxt {
 		return Chunk{}, false
 	}
 	return Chunk{MinTime: starts[0], MaxTime: ends[len(ends)-1], Encoding: runchunk.Encoding, Data: bytes.Clone(series.run)}, true

@@ -35,24 +35,31 @@ func fourChunkSeries(t *testing.T, n int) (*Store, []SeriesChunks) {
 }
 
 // A select of compacted data hands each series' run on as one chunk
-// where it can, and only when one of the chunks it stands for overlaps
-// the range; expanded, it is exactly what the chunks bucket read.
+// where every chunk it stands for overlaps the range; expanded, it is
+// exactly what the chunks bucket read. A range over part of a run gets
+// the chunks it overlaps, as before compaction: a limit on the samples a
+// query fetches, or a remote read, sees the same chunks either way.
 func TestSelectHandsRunsOnWhole(t *testing.T) {
 	st, before := fourChunkSeries(t, 3)
-	got, err := st.Select("t", math.MinInt64, math.MaxInt64)
-	require.NoError(t, err)
-	for _, sc := range got {
-		require.Len(t, sc.Chunks, 1)
-		require.Equal(t, runchunk.Encoding, sc.Chunks[0].Encoding)
-		require.Equal(t, [2]int64{before[0].Chunks[0].MinTime, before[0].Chunks[3].MaxTime}, [2]int64{sc.Chunks[0].MinTime, sc.Chunks[0].MaxTime})
+	first, last := before[0].Chunks[0], before[0].Chunks[3]
+	for _, r := range [][2]int64{{math.MinInt64, math.MaxInt64}, {first.MaxTime, last.MinTime}} {
+		got, err := st.Select("t", r[0], r[1])
+		require.NoError(t, err)
+		for _, sc := range got {
+			require.Len(t, sc.Chunks, 1)
+			require.Equal(t, runchunk.Encoding, sc.Chunks[0].Encoding)
+			require.Equal(t, [2]int64{first.MinTime, last.MaxTime}, [2]int64{sc.Chunks[0].MinTime, sc.Chunks[0].MaxTime})
+		}
+		require.Equal(t, before, expandRuns(t, got, r[0], r[1]))
 	}
-	require.Equal(t, before, expandRuns(t, got, math.MinInt64, math.MaxInt64))
-	// The second chunk's range only: the run comes, standing for it.
-	mint, maxt := before[0].Chunks[1].MinTime, before[0].Chunks[1].MaxTime
-	got, err = st.Select("t", mint, maxt)
+	// The middle two chunks' range only: those two, rebuilt.
+	mint, maxt := before[0].Chunks[1].MinTime, before[0].Chunks[2].MaxTime
+	got, err := st.Select("t", mint, maxt)
 	require.NoError(t, err)
 	require.Len(t, got, 3)
-	require.Equal(t, before[0].Chunks[1:2], expandRuns(t, got, mint, maxt)[0].Chunks)
+	for _, sc := range got {
+		require.Equal(t, before[0].Chunks[1:3], sc.Chunks)
+	}
 	// Between two chunks (a gap of one step): no chunk overlaps, no series.
 	got, err = st.Select("t", before[0].Chunks[1].MaxTime+1, before[0].Chunks[2].MinTime-1)
 	require.NoError(t, err)
