@@ -2,7 +2,6 @@ package runchunk
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -10,7 +9,7 @@ import (
 )
 
 // Chunk is a run read as a chunkenc.Chunk: read-only, its samples decoded
-// all at once by its iterator's first step.
+// as its iterator reaches them.
 type Chunk struct {
 	data    []byte
 	samples int
@@ -64,44 +63,62 @@ func (c *Chunk) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	return r
 }
 
+// iterator reads a run as it goes (stream), runGroup samples at a time.
 type iterator struct {
-	data    []byte
-	decoded bool
-	d       Decoded
-	at      int
-	err     error
+	data   []byte
+	opened bool
+	s      stream
+	ts     [runGroup]int64
+	vs     [runGroup]float64
+	n, at  int  // samples in ts and vs, and the current one's index (-1 before the first)
+	done   bool // past the last sample, or failed
+	err    error
 }
 
 func (it *iterator) reset(data []byte) {
-	it.data, it.decoded, it.at, it.err = data, false, -1, nil
-	it.d.T, it.d.V = it.d.T[:0], it.d.V[:0]
+	it.data, it.opened, it.n, it.at, it.done, it.err = data, false, 0, -1, false, nil
 }
 
-// decode reads the whole run on the first step: the columns are packed in
-// groups, so reading them at once costs no more than piece by piece.
-func (it *iterator) decode() bool {
-	if it.decoded {
-		return it.err == nil
-	}
-	it.decoded = true
-	rest, err := Decode(it.data, MaxSamples, &it.d)
-	if err == nil && len(rest) != 0 {
-		err = fmt.Errorf("run with %d bytes after it: %w", len(rest), ErrCorrupt)
-	}
-	if err != nil {
-		it.err = err
-		it.d.T, it.d.V = it.d.T[:0], it.d.V[:0]
+// load decodes the next samples, opening the run first; at the end or on
+// an error it marks the iterator done, leaving the last sample current.
+func (it *iterator) load() bool {
+	if it.done || !it.fill() {
+		it.done = true
 		return false
 	}
 	return true
 }
 
+func (it *iterator) fill() bool {
+	if !it.opened {
+		it.opened = true
+		if it.err = it.s.open(it.data, MaxSamples, nil); it.err != nil {
+			return false
+		}
+	}
+	m := min(runGroup, it.s.left())
+	if m == 0 {
+		return false
+	}
+	if it.err = it.s.fillTimes(it.ts[:m]); it.err == nil {
+		it.err = it.s.fillValues(it.vs[:m])
+	}
+	if it.err != nil {
+		return false
+	}
+	it.n, it.at = m, 0
+	return true
+}
+
 func (it *iterator) Next() chunkenc.ValueType {
-	if !it.decode() || it.at >= len(it.d.T) {
+	if it.done {
 		return chunkenc.ValNone
 	}
-	it.at++
-	if it.at >= len(it.d.T) {
+	if it.at+1 < it.n {
+		it.at++
+		return chunkenc.ValFloat
+	}
+	if !it.load() {
 		return chunkenc.ValNone
 	}
 	return chunkenc.ValFloat
@@ -110,24 +127,26 @@ func (it *iterator) Next() chunkenc.ValueType {
 // Seek moves to the first sample at or after t, staying put when the
 // current one is (chunkenc.Iterator's contract).
 func (it *iterator) Seek(t int64) chunkenc.ValueType {
-	if !it.decode() || it.at >= len(it.d.T) {
+	if it.done || (it.at < 0 && it.Next() == chunkenc.ValNone) {
 		return chunkenc.ValNone
 	}
-	it.at = max(it.at, 0)
-	if it.d.T[it.at] < t {
-		k, _ := slices.BinarySearch(it.d.T[it.at:], t)
+	for it.ts[it.n-1] < t {
+		if !it.load() {
+			return chunkenc.ValNone
+		}
+	}
+	if it.ts[it.at] < t {
+		k, _ := slices.BinarySearch(it.ts[it.at:it.n], t)
 		it.at += k
-	}
-	if it.at >= len(it.d.T) {
-		return chunkenc.ValNone
 	}
 	return chunkenc.ValFloat
 }
 
-func (it *iterator) At() (int64, float64) { return it.d.T[it.at], it.d.V[it.at] }
-func (it *iterator) AtT() int64           { return it.d.T[it.at] }
+// At and AtT read the current sample; before the first they read zeros
+// rather than panic (chunkenc leaves that case open).
+func (it *iterator) At() (int64, float64) { k := max(it.at, 0); return it.ts[k], it.vs[k] }
+func (it *iterator) AtT() int64           { return it.ts[max(it.at, 0)] }
 
-// AtST returns 0: runs keep no start timestamps.
 func (it *iterator) AtST() int64 { return 0 }
 
 func (it *iterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {

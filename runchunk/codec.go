@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"slices"
 )
 
 // AppendXOR appends the XOR chunk (chunkenc's format, the bytes its
@@ -173,45 +172,67 @@ func mask(n int) uint64 {
 	return 1<<n - 1
 }
 
-// readPacked reads n values appendPacked wrote, into d's scratch.
-func (sc *Decoded) readPacked(src []byte, n int) ([]uint64, []byte, error) {
-	out := slices.Grow(sc.packed[:0], n)
-	defer func() { sc.packed = out }()
-	for len(out) < n {
-		g := min(n-len(out), runGroup)
-		lo, k := binary.Varint(src)
-		if k <= 0 || len(src) == k || src[k] > 64 {
-			return nil, nil, fmt.Errorf("packed group: %w", ErrCorrupt)
-		}
-		w := int(src[k])
-		src = src[k+1:]
-		size := (g*w + 7) / 8
-		if len(src) < size {
-			return nil, nil, fmt.Errorf("packed group of %d bytes, %d left: %w", size, len(src), ErrCorrupt)
-		}
-		// Each value is read from the 8 bytes at its first bit; the
-		// copy pads the group so the last one's read stays inside.
-		var buf [runGroup*8 + 8]byte
-		copy(buf[:], src[:size])
-		src = src[size:]
-		base := uint64(lo)
-		if w > 56 {
-			// Too wide for one read at any bit offset: two halves.
-			for i := range g {
-				pos := i * w
-				low := binary.LittleEndian.Uint64(buf[pos/8:]) >> (pos % 8) & mask(32)
-				high := binary.LittleEndian.Uint64(buf[(pos+32)/8:]) >> ((pos + 32) % 8) & mask(w-32)
-				out = append(out, base+(high<<32|low))
-			}
-			continue
-		}
-		m := mask(w)
+// unpackGroup reads a group appendPacked wrote, of len(dst) (1 to
+// runGroup) values, into dst, and returns the rest of src.
+func unpackGroup(dst []uint64, src []byte) ([]byte, error) {
+	g := len(dst)
+	lo, k := binary.Varint(src)
+	if k <= 0 || len(src) == k || src[k] > 64 {
+		return nil, fmt.Errorf("packed group: %w", ErrCorrupt)
+	}
+	w := int(src[k])
+	src = src[k+1:]
+	size := (g*w + 7) / 8
+	if len(src) < size {
+		return nil, fmt.Errorf("packed group of %d bytes, %d left: %w", size, len(src), ErrCorrupt)
+	}
+	// Each value is read from the 8 bytes at its first bit; the copy pads
+	// the group so the last one's read stays inside.
+	var buf [runGroup*8 + 8]byte
+	copy(buf[:], src[:size])
+	src = src[size:]
+	base := uint64(lo)
+	if w > 56 {
+		// Too wide for one read at any bit offset: two halves.
 		for i := range g {
 			pos := i * w
-			out = append(out, base+binary.LittleEndian.Uint64(buf[pos/8:])>>(pos%8)&m)
+			low := binary.LittleEndian.Uint64(buf[pos/8:]) >> (pos % 8) & mask(32)
+			high := binary.LittleEndian.Uint64(buf[(pos+32)/8:]) >> ((pos + 32) % 8) & mask(w-32)
+			dst[i] = base + (high<<32 | low)
 		}
+		return src, nil
 	}
-	return out, src, nil
+	m := mask(w)
+	for i := range g {
+		pos := i * w
+		dst[i] = base + binary.LittleEndian.Uint64(buf[pos/8:])>>(pos%8)&m
+	}
+	return src, nil
+}
+
+// packedStream reads the values appendPacked wrote a group at a time: a
+// reader of a run holds one group of each column, not the column.
+type packedStream struct {
+	src   []byte
+	left  int // values not yet unpacked
+	buf   [runGroup]uint64
+	n, at int // values in buf, and the next one's index
+}
+
+func (p *packedStream) init(src []byte, n int) { p.src, p.left, p.n, p.at = src, n, 0, 0 }
+
+// load unpacks the next group into buf.
+func (p *packedStream) load() error {
+	if p.left == 0 {
+		return fmt.Errorf("packed column ended: %w", ErrCorrupt)
+	}
+	g := min(p.left, runGroup)
+	rest, err := unpackGroup(p.buf[:g], p.src)
+	if err != nil {
+		return err
+	}
+	p.src, p.left, p.n, p.at = rest, p.left-g, g, 0
+	return nil
 }
 
 // skipPacked returns src past n values appendPacked wrote, with the
@@ -247,41 +268,6 @@ func appendTimes(out []byte, ts []int64) []byte {
 	return appendPacked(out, dods)
 }
 
-func readTimes(src []byte, total int, sc *Decoded) ([]int64, []byte, error) {
-	sc.T = slices.Grow(sc.T[:0], total)[:total]
-	ts := sc.T
-	t0, n := binary.Varint(src)
-	if n <= 0 {
-		return nil, nil, fmt.Errorf("run times: %w", ErrCorrupt)
-	}
-	src, ts[0] = src[n:], t0
-	if total == 1 {
-		return ts, src, nil
-	}
-	d, n := binary.Varint(src)
-	if n <= 0 || d <= 0 {
-		return nil, nil, fmt.Errorf("run times: %w", ErrCorrupt)
-	}
-	src = src[n:]
-	dods, src, err := sc.readPacked(src, total-2)
-	if err != nil {
-		return nil, nil, err
-	}
-	ts[1] = t0 + d
-	for k := 2; k < total; k++ {
-		d += int64(dods[k-2])
-		ts[k] = ts[k-1] + d
-	}
-	for k := 1; k < total; k++ {
-		// Wrapping arithmetic on damaged bytes must not yield a chunk
-		// whose times fall.
-		if ts[k] <= ts[k-1] {
-			return nil, nil, fmt.Errorf("run times do not rise: %w", ErrCorrupt)
-		}
-	}
-	return ts, src, nil
-}
-
 // appendValues writes the values in whichever of the decimal and bits
 // forms packs smallest.
 func appendValues(out []byte, vs []float64) []byte {
@@ -293,20 +279,6 @@ func appendValues(out []byte, vs []float64) []byte {
 		best = dec
 	}
 	return best
-}
-
-func readValues(src []byte, total int, sc *Decoded) ([]float64, []byte, error) {
-	if len(src) == 0 {
-		return nil, nil, fmt.Errorf("run values: %w", ErrCorrupt)
-	}
-	switch mode := src[0]; mode {
-	case valuesDecimal:
-		return readDecimal(src[1:], total, sc)
-	case valuesBitsDiff, valuesBitsDoD:
-		return readBits(src[1:], total, mode == valuesBitsDoD, sc)
-	default:
-		return nil, nil, fmt.Errorf("run values of form %d: %w", mode, ErrCorrupt)
-	}
 }
 
 // skipValues returns src past the values column of total samples, with
@@ -406,44 +378,6 @@ func appendBits(out []byte, vs []float64, dod bool) []byte {
 	return appendPacked(out, res)
 }
 
-func readBits(src []byte, total int, dod bool, sc *Decoded) ([]float64, []byte, error) {
-	if len(src) < 8 {
-		return nil, nil, fmt.Errorf("run values: %w", ErrCorrupt)
-	}
-	sc.V = slices.Grow(sc.V[:0], total)[:total]
-	vs := sc.V
-	o := binary.BigEndian.Uint64(src)
-	src, vs[0] = src[8:], fromOrderedBits(o)
-	if total == 1 {
-		return vs, src, nil
-	}
-	var d uint64
-	want := total - 1
-	if dod {
-		z, n := binary.Uvarint(src)
-		if n <= 0 {
-			return nil, nil, fmt.Errorf("run values: %w", ErrCorrupt)
-		}
-		src, d = src[n:], uint64(unzigzag(z))
-		want--
-	}
-	res, src, err := sc.readPacked(src, want)
-	if err != nil {
-		return nil, nil, err
-	}
-	for k := 1; k < total; k++ {
-		switch {
-		case !dod:
-			d = res[k-1]
-		case k > 1:
-			d += res[k-2]
-		}
-		o += d
-		vs[k] = fromOrderedBits(o)
-	}
-	return vs, src, nil
-}
-
 var pow10s = func() (p [decimalMaxExp + 1]float64) {
 	p[0] = 1
 	for e := 1; e < len(p); e++ {
@@ -512,42 +446,4 @@ func appendDecimal(out []byte, vs []float64) ([]byte, bool) {
 		prev = k
 	}
 	return out, true
-}
-
-func readDecimal(src []byte, total int, sc *Decoded) ([]float64, []byte, error) {
-	if len(src) == 0 || src[0] > decimalMaxExp {
-		return nil, nil, fmt.Errorf("run decimal values: %w", ErrCorrupt)
-	}
-	scale := pow10s[src[0]]
-	x, n := binary.Varint(src[1:])
-	if n <= 0 {
-		return nil, nil, fmt.Errorf("run decimal values: %w", ErrCorrupt)
-	}
-	res, src, err := sc.readPacked(src[1+n:], total-1)
-	if err != nil {
-		return nil, nil, err
-	}
-	sc.V = slices.Grow(sc.V[:0], total)[:total]
-	vs := sc.V
-	vs[0] = float64(x) / scale
-	for k := 1; k < total; k++ {
-		x += int64(res[k-1])
-		vs[k] = float64(x) / scale
-	}
-	count, n := binary.Uvarint(src)
-	if n <= 0 || count > uint64(total) {
-		return nil, nil, fmt.Errorf("run decimal exceptions: %w", ErrCorrupt)
-	}
-	src = src[n:]
-	at := uint64(0)
-	for range count {
-		d, n := binary.Uvarint(src)
-		if n <= 0 || len(src) < n+8 || d > uint64(total) || at+d >= uint64(total) {
-			return nil, nil, fmt.Errorf("run decimal exception: %w", ErrCorrupt)
-		}
-		at += d
-		vs[at] = math.Float64frombits(binary.BigEndian.Uint64(src[n:]))
-		src = src[n+8:]
-	}
-	return vs, src, nil
 }

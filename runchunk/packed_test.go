@@ -14,7 +14,7 @@ func auditPackedRoundTrip(t *testing.T, vs []uint64) {
 	t.Helper()
 	enc := appendPacked([]byte{0xAA}, vs)[1:]
 	enc = append(enc, 0xEE, 0xFF) // trailer
-	sc := new(Decoded)
+	sc := new(oracle)
 	got, rest, err := sc.readPacked(enc, len(vs))
 	if err != nil {
 		t.Fatalf("readPacked(%d values): %v", len(vs), err)
@@ -85,7 +85,7 @@ func FuzzAudit3ReadPackedCrafted(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 64}, uint16(128))
 	f.Add(appendPacked(nil, []uint64{1, 2, math.MaxUint64}), uint16(3))
 	f.Fuzz(func(t *testing.T, src []byte, n uint16) {
-		sc := new(Decoded)
+		sc := new(oracle)
 		got, rest, err := sc.readPacked(src, int(n))
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -59,7 +60,6 @@ type Decoded struct {
 	Counts []int     // samples of each chunk the run was made from
 	T      []int64   // timestamps, strictly rising
 	V      []float64 // values
-	packed []uint64
 }
 
 // Append appends the run of ts and vs, cut into chunks of counts samples
@@ -112,44 +112,35 @@ func Size(run []byte, budget int) (chunks, samples int, err error) {
 	return chunks, samples, err
 }
 
-// Decode reads the run at the start of src into d and returns the rest of
-// src. A run of more than budget samples, or one whose times do not rise,
-// is ErrCorrupt.
-func Decode(src []byte, budget int, d *Decoded) ([]byte, error) {
+// Decode reads the run in src, which must hold exactly one run, into d.
+// A run of more than budget samples, one whose times do not rise, or
+// bytes after it are ErrCorrupt.
+func Decode(src []byte, budget int, d *Decoded) error {
+	var s stream
 	d.Counts = d.Counts[:0]
-	_, src, total, err := header(src, budget, false, &d.Counts)
-	if err != nil {
-		return nil, err
+	if err := s.open(src, budget, &d.Counts); err != nil {
+		return err
 	}
-	if _, src, err = readTimes(src, total, d); err != nil {
-		return nil, err
+	d.T = slices.Grow(d.T[:0], s.total)[:s.total]
+	d.V = slices.Grow(d.V[:0], s.total)[:s.total]
+	if err := s.fillTimes(d.T); err != nil {
+		return err
 	}
-	if _, src, err = readValues(src, total, d); err != nil {
-		return nil, err
-	}
-	return src, nil
+	return s.fillValues(d.V)
 }
 
 // DecodeTimes reads the run's counts and timestamps into d (d.V is left
 // as it was), enough to know where its chunks start and end, and checks
 // the rest of it as Decode would without decoding the values: a run it
-// passes, Decode decodes. Bytes after the run are ErrCorrupt.
+// passes, Decode decodes.
 func DecodeTimes(src []byte, budget int, d *Decoded) error {
+	var s stream
 	d.Counts = d.Counts[:0]
-	_, src, total, err := header(src, budget, false, &d.Counts)
-	if err != nil {
+	if err := s.open(src, budget, &d.Counts); err != nil {
 		return err
 	}
-	if _, src, err = readTimes(src, total, d); err != nil {
-		return err
-	}
-	if src, err = skipValues(src, total); err != nil {
-		return err
-	}
-	if len(src) != 0 {
-		return fmt.Errorf("run with %d bytes after it: %w", len(src), ErrCorrupt)
-	}
-	return nil
+	d.T = slices.Grow(d.T[:0], s.total)[:s.total]
+	return s.fillTimes(d.T)
 }
 
 // XORChunk is one chunk a run was made from.
@@ -163,12 +154,8 @@ type XORChunk struct {
 // ErrCorrupt.
 func XORChunks(run []byte, budget int) ([]XORChunk, error) {
 	var d Decoded
-	rest, err := Decode(run, budget, &d)
-	if err != nil {
+	if err := Decode(run, budget, &d); err != nil {
 		return nil, err
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("run with %d bytes after it: %w", len(rest), ErrCorrupt)
 	}
 	var buf []byte
 	ends := make([]int, len(d.Counts))

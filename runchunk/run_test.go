@@ -86,7 +86,7 @@ func TestRunsPickTheirForm(t *testing.T) {
 			_, n = binary.Uvarint(rest)
 			rest = rest[n:]
 		}
-		_, rest, err := readTimes(rest, len(c.T), new(Decoded))
+		_, rest, err := readTimes(rest, len(c.T), new(oracle))
 		require.NoError(t, err)
 		forms[c.Name] = rest[0]
 	}
@@ -170,7 +170,8 @@ func TestIteratorSeeks(t *testing.T) {
 	require.Error(t, err)
 }
 
-// FuzzFromData: DecodeTimes passes exactly the bytes Decode reads whole;
+// FuzzFromData: Decode (streaming) reads exactly what the eager decoder
+// did, and DecodeTimes passes exactly the bytes Decode reads;
 // any bytes either fail FromData with ErrCorrupt or iterate
 // without a panic, within MaxSamples, in strictly rising time, failing at
 // most with ErrCorrupt; whatever reads rebuilds as XOR chunks of the same
@@ -181,14 +182,19 @@ func FuzzFromData(f *testing.F) {
 		f.Add(Append(nil, counts(len(c.T), 50), c.T, c.V))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		// DecodeTimes checks what Decode would find, values unread.
+		// Decode, DecodeTimes and the eager decoder runs had before reads
+		// streamed them agree on every input: which fail, and on what.
 		var d, times Decoded
-		rest, decodeErr := Decode(b, MaxSamples, &d)
+		decodeErr := Decode(b, MaxSamples, &d)
 		timesErr := DecodeTimes(b, MaxSamples, &times)
-		require.Equal(t, decodeErr == nil && len(rest) == 0, timesErr == nil, "Decode: %v, %d bytes left; DecodeTimes: %v", decodeErr, len(rest), timesErr)
-		if timesErr == nil {
-			require.Equal(t, d.T, times.T)
-			require.Equal(t, d.Counts, times.Counts)
+		counts, ts, vs, oracleErr := oracleDecode(b, MaxSamples)
+		require.Equal(t, oracleErr == nil, decodeErr == nil, "oracle: %v; Decode: %v", oracleErr, decodeErr)
+		require.Equal(t, decodeErr == nil, timesErr == nil, "Decode: %v; DecodeTimes: %v", decodeErr, timesErr)
+		if decodeErr == nil {
+			require.Equal(t, counts, d.Counts)
+			require.Equal(t, ts, d.T)
+			require.Equal(t, ts, times.T)
+			require.Equal(t, bitsOf(vs), bitsOf(d.V))
 		}
 		c, err := FromData(Encoding, b)
 		if err != nil {
@@ -197,19 +203,24 @@ func FuzzFromData(f *testing.F) {
 		}
 		require.LessOrEqual(t, c.NumSamples(), MaxSamples)
 		it := c.Iterator(nil)
-		var ts []int64
+		var got []int64
+		var gotV []float64
 		for it.Next() == chunkenc.ValFloat {
-			tt, _ := it.At()
-			if len(ts) > 0 {
-				require.Greater(t, tt, ts[len(ts)-1])
+			tt, v := it.At()
+			if len(got) > 0 {
+				require.Greater(t, tt, got[len(got)-1])
 			}
-			ts = append(ts, tt)
+			got, gotV = append(got, tt), append(gotV, v)
 		}
 		if it.Err() != nil {
 			require.ErrorIs(t, it.Err(), ErrCorrupt)
+			require.Error(t, decodeErr, "the iterator fails where Decode does")
 			return
 		}
-		require.Len(t, ts, c.NumSamples())
+		require.NoError(t, decodeErr)
+		require.Equal(t, ts, got)
+		require.Equal(t, bitsOf(vs), bitsOf(gotV))
+		require.Len(t, got, c.NumSamples())
 		xs, err := XORChunks(b, MaxSamples)
 		require.NoError(t, err)
 		n := 0
@@ -218,6 +229,14 @@ func FuzzFromData(f *testing.F) {
 			require.NoError(t, err)
 			n += xc.NumSamples()
 		}
-		require.Equal(t, len(ts), n)
+		require.Equal(t, len(got), n)
 	})
+}
+
+func bitsOf(vs []float64) []uint64 {
+	out := make([]uint64, len(vs))
+	for k, v := range vs {
+		out[k] = math.Float64bits(v)
+	}
+	return out
 }

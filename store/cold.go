@@ -188,10 +188,9 @@ func (b *blockSeries) records() ([]coldRecord, error) {
 		return b.recs, nil
 	}
 	b.once.Do(func() {
-		var rest []byte
-		b.recs, rest, _, b.err = decodeRun(b.run, b.id, make([]coldRecord, 0, b.chunks), b.samples)
-		if b.err == nil && (len(rest) != 0 || len(b.recs) != b.chunks) {
-			b.err = fmt.Errorf("cold block run of series %d: %d bytes left: %w", b.id, len(rest), errCorrupt)
+		b.recs, _, b.err = decodeRun(b.run, b.id, make([]coldRecord, 0, b.chunks), b.samples)
+		if b.err == nil && len(b.recs) != b.chunks {
+			b.err = fmt.Errorf("cold block run of series %d: %d chunks, not %d: %w", b.id, len(b.recs), b.chunks, errCorrupt)
 		}
 		if b.err == nil && b.block.grew != nil {
 			size := 0

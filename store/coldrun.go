@@ -90,8 +90,8 @@ func encodeRun(recs []coldRecord, budget int) ([]byte, int, bool) {
 		counts[i] = len(samples)
 	}
 	out := runchunk.Append(nil, counts, ts, vs)
-	got, rest, _, err := decodeRun(out, recs[0].id, nil, len(ts))
-	if err != nil || len(rest) != 0 || len(got) != len(recs) {
+	got, _, err := decodeRun(out, recs[0].id, nil, len(ts))
+	if err != nil || len(got) != len(recs) {
 		return nil, 0, false
 	}
 	for i, r := range recs {
@@ -124,17 +124,16 @@ func corrupt(err error) error {
 	return fmt.Errorf("%w: %w", err, errCorrupt)
 }
 
-// decodeRun rebuilds the records of series id from the run at the start
-// of src, appended to out, and returns them with the rest of src and the
-// run's samples. A run of more than budget samples (callers pass what
-// runSize found, or the samples they expect), or one whose times do not
-// rise, is errCorrupt.
-func decodeRun(src []byte, id uint64, out []coldRecord, budget int) ([]coldRecord, []byte, int, error) {
+// decodeRun rebuilds the records of series id from run (exactly one run),
+// appended to out, and returns them and the run's samples. A run of more
+// than budget samples (callers pass what runSize found, or the samples
+// they expect), one whose times do not rise, or bytes after it are
+// errCorrupt.
+func decodeRun(run []byte, id uint64, out []coldRecord, budget int) ([]coldRecord, int, error) {
 	d := runDecodedPool.Get().(*runchunk.Decoded)
 	defer releaseDecoded(d)
-	src, err := runchunk.Decode(src, budget, d)
-	if err != nil {
-		return nil, nil, 0, corrupt(err)
+	if err := runchunk.Decode(run, budget, d); err != nil {
+		return nil, 0, corrupt(err)
 	}
 	// The chunks are written one after another, then copied into one
 	// buffer of their exact size: a cached block holds what it is
@@ -158,7 +157,7 @@ func decodeRun(src []byte, id uint64, out []coldRecord, budget int) ([]coldRecor
 		out = append(out, coldRecord{id: id, maxTime: d.T[at+n-1], value: slab[from:ends[i]:ends[i]]})
 		at, from = at+n, ends[i]
 	}
-	return out, src, len(d.T), nil
+	return out, len(d.T), nil
 }
 
 // A run's decoded columns and rebuilt chunks do not outlive decodeRun
