@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -143,6 +144,10 @@ func DecodeTimes(src []byte, budget int, d *Decoded) error {
 	return s.fillTimes(d.T)
 }
 
+// decodedPool keeps XORChunks' columns between calls: an ingester expands
+// every run it sends to a querier that did not ask for runs.
+var decodedPool = sync.Pool{New: func() any { return new(Decoded) }}
+
 // XORChunk is one chunk a run was made from.
 type XORChunk struct {
 	MinTime, MaxTime int64
@@ -153,8 +158,14 @@ type XORChunk struct {
 // in one allocation; a run that is not exactly one whole run is
 // ErrCorrupt.
 func XORChunks(run []byte, budget int) ([]XORChunk, error) {
-	var d Decoded
-	if err := Decode(run, budget, &d); err != nil {
+	d := decodedPool.Get().(*Decoded)
+	defer func() {
+		// A large run's columns (a crafted one's, up to MaxSamples) are not kept.
+		if cap(d.T) <= 1<<16 {
+			decodedPool.Put(d)
+		}
+	}()
+	if err := Decode(run, budget, d); err != nil {
 		return nil, err
 	}
 	var buf []byte
