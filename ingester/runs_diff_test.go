@@ -40,7 +40,7 @@ func (c replicaSet) Client(addr string) (ingesterpb.IngesterClient, error) {
 	return c[k].client, err
 }
 
-func querierOfReplicas(t *testing.T, tis ...*testIngester) http.Handler {
+func querierOfReplicas(t testing.TB, tis ...*testIngester) http.Handler {
 	t.Helper()
 	cfg := querier.Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e7, LookbackDelta: 5 * time.Minute,
 		IngesterTimeout: 10 * time.Second, MinimizeIngesterRequests: false, HedgeDelay: time.Minute}
