@@ -56,6 +56,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeSegment -fuzztime=20000x ./store
 	$(GO) test -run=^$$ -fuzz=FuzzAppendXORIsChunkenc -fuzztime=20000x ./runchunk
 	$(GO) test -run=^$$ -fuzz=FuzzFromData -fuzztime=50000x ./runchunk
+	$(GO) test -run=^$$ -fuzz=FuzzStream -fuzztime=20000x ./runchunk
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler

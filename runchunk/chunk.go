@@ -77,6 +77,7 @@ type iterator struct {
 
 func (it *iterator) reset(data []byte) {
 	it.data, it.opened, it.n, it.at, it.done, it.err = data, false, 0, -1, false, nil
+	it.ts[0], it.vs[0] = 0, 0
 }
 
 // load decodes the next samples, opening the run first; at the end or on
@@ -100,10 +101,14 @@ func (it *iterator) fill() bool {
 	if m == 0 {
 		return false
 	}
+	// A failure partway overwrites part of the arrays: the current sample
+	// is kept in front of them.
+	t, v := it.ts[max(it.at, 0)], it.vs[max(it.at, 0)]
 	if it.err = it.s.fillTimes(it.ts[:m]); it.err == nil {
 		it.err = it.s.fillValues(it.vs[:m])
 	}
 	if it.err != nil {
+		it.ts[0], it.vs[0], it.at, it.n = t, v, min(it.at, 0), min(it.n, 1)
 		return false
 	}
 	it.n, it.at = m, 0
@@ -127,7 +132,15 @@ func (it *iterator) Next() chunkenc.ValueType {
 // Seek moves to the first sample at or after t, staying put when the
 // current one is (chunkenc.Iterator's contract).
 func (it *iterator) Seek(t int64) chunkenc.ValueType {
-	if it.done || (it.at < 0 && it.Next() == chunkenc.ValNone) {
+	if it.done {
+		// As chunkenc's XOR iterator: past the end, the last sample still
+		// answers a seek to or before it.
+		if it.err == nil && it.at >= 0 && it.ts[it.at] >= t {
+			return chunkenc.ValFloat
+		}
+		return chunkenc.ValNone
+	}
+	if it.at < 0 && it.Next() == chunkenc.ValNone {
 		return chunkenc.ValNone
 	}
 	for it.ts[it.n-1] < t {
