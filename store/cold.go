@@ -212,6 +212,10 @@ func (b *blockSeries) runBounds() (starts, ends []int64, err error) {
 		if b.boundsErr = corrupt(runchunk.DecodeTimes(b.run, b.samples, d)); b.boundsErr != nil {
 			return
 		}
+		if len(d.Counts) != b.chunks {
+			b.boundsErr = fmt.Errorf("cold block run of series %d: %d chunks, not %d: %w", b.id, len(d.Counts), b.chunks, errCorrupt)
+			return
+		}
 		b.starts, b.ends = make([]int64, 0, len(d.Counts)), make([]int64, 0, len(d.Counts))
 		at := 0
 		for _, n := range d.Counts {
