@@ -61,10 +61,12 @@ func BenchmarkRangeQueryOverCompactedData(b *testing.B) {
 		}
 		return ti
 	}
+	// Both ingesters are filled first and live through both timings, so
+	// that neither runs with the other's garbage or a smaller heap.
+	tis := map[string]*testIngester{"stored": fill(b, false), "compacted": fill(b, true)}
 	answers := map[string][]string{}
 	for _, name := range []string{"stored", "compacted"} {
-		ti := fill(b, name == "compacted")
-		h := querierOfReplicas(b, ti)
+		h := querierOfReplicas(b, tis[name])
 		ask := func(q string) string {
 			params := url.Values{"query": {q}, "start": {"0"}, "end": {strconv.Itoa((steps - 1) * 15)}, "step": {"60"}}
 			r := httptest.NewRequest(http.MethodGet, querier.PathPrefix+"/query_range?"+params.Encode(), nil)
@@ -84,6 +86,8 @@ func BenchmarkRangeQueryOverCompactedData(b *testing.B) {
 				}
 			}
 		})
+	}
+	for _, ti := range tis {
 		ti.stop(b)
 	}
 	require.Equal(b, answers["stored"], answers["compacted"], "compacted data answers as stored data")
