@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/bbolt"
 
-	"github.com/orrery/orrery/ingester/chunks"
+	"github.com/orrery/orrery/ingester/chunks/chunkstest"
 )
 
 // valueAt is the value every test chunk holds at t, whatever chunk it is
@@ -54,12 +54,7 @@ func stepChunk(tb testing.TB, maxt int64, n int, step int64) Chunk {
 // compacted reads.
 func expandRuns(tb testing.TB, scs []SeriesChunks, mint, maxt int64) []SeriesChunks {
 	tb.Helper()
-	for k := range scs {
-		cs, err := chunks.ExpandRuns(scs[k].Chunks, mint, maxt)
-		require.NoError(tb, err)
-		scs[k].Chunks = cs
-	}
-	return scs
+	return chunkstest.Expand(tb, scs, mint, maxt)
 }
 
 // seriesSamples reads the union of every selected series' samples in

@@ -103,7 +103,7 @@ func series(ls labels.Labels, cs ...chunks.Chunk) chunks.SeriesChunks {
 }
 
 // selectAll returns what SelectBatches gives, as one slice, runs expanded
-// into the chunks they were made from (expand).
+// into the chunks they were made from (Expand).
 func selectAll(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, ms ...*labels.Matcher) []chunks.SeriesChunks {
 	t.Helper()
 	var out []chunks.SeriesChunks
@@ -111,20 +111,20 @@ func selectAll(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, m
 		out = append(out, b...)
 		return nil
 	}, ms...))
-	return expand(t, out, mint, maxt)
+	return Expand(t, out, mint, maxt)
 }
 
-// chunksOf is ChunksOf with runs expanded (expand).
+// chunksOf is ChunksOf with runs expanded (Expand).
 func chunksOf(t *testing.T, st chunks.Store, tenant string, mint, maxt int64, refs []chunks.SeriesRef) ([]chunks.SeriesChunks, error) {
 	t.Helper()
 	got, err := st.ChunksOf(tenant, mint, maxt, refs)
-	return expand(t, got, mint, maxt), err
+	return Expand(t, got, mint, maxt), err
 }
 
-// expand replaces the runs a store may read (runchunk.Encoding) by the
+// Expand replaces the runs a store may read (runchunk.Encoding) by the
 // chunks they were made from that overlap [mint, maxt]: the suite holds
 // every store to the chunks it was given, however it keeps them.
-func expand(t *testing.T, scs []chunks.SeriesChunks, mint, maxt int64) []chunks.SeriesChunks {
+func Expand(t testing.TB, scs []chunks.SeriesChunks, mint, maxt int64) []chunks.SeriesChunks {
 	t.Helper()
 	for k := range scs {
 		cs, err := chunks.ExpandRuns(scs[k].Chunks, mint, maxt)
