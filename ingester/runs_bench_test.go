@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/loadgen"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier"
@@ -66,7 +67,7 @@ func BenchmarkRangeQueryOverCompactedData(b *testing.B) {
 	tis := map[string]*testIngester{"stored": fill(b, false), "compacted": fill(b, true)}
 	answers := map[string][]string{}
 	for _, name := range []string{"stored", "compacted"} {
-		h := querierOfReplicas(b, tis[name])
+		h := querierOver(b, limits.Limits{}, tis[name])
 		ask := func(q string) string {
 			params := url.Values{"query": {q}, "start": {"0"}, "end": {strconv.Itoa((steps - 1) * 15)}, "step": {"60"}}
 			r := httptest.NewRequest(http.MethodGet, querier.PathPrefix+"/query_range?"+params.Encode(), nil)

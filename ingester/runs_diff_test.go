@@ -40,14 +40,16 @@ func (c replicaSet) Client(addr string) (ingesterpb.IngesterClient, error) {
 	return c[k].client, err
 }
 
-func querierOfReplicas(t testing.TB, tis ...*testIngester) http.Handler {
+// querierOver is the querier's HTTP API over the real ingesters tis, as
+// replicas of every series, with the tenant limits lim.
+func querierOver(t testing.TB, lim limits.Limits, tis ...*testIngester) http.Handler {
 	t.Helper()
 	cfg := querier.Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e7, LookbackDelta: 5 * time.Minute,
 		IngesterTimeout: 10 * time.Second, MinimizeIngesterRequests: false, HedgeDelay: time.Minute}
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.DiscardHandler)
 	c := replicaSet(tis)
-	q := querier.NewQueryable(cfg, c, c, fixedLimits{limits.Limits{}}, reg, logger)
+	q := querier.NewQueryable(cfg, c, c, fixedLimits{lim}, reg, logger)
 	api := querier.NewAPI(cfg, querier.NewEngine(cfg, reg, logger), q, querier.BuildInfo{}, nil, "", reg, logger)
 	mux := http.NewServeMux()
 	mux.Handle(querier.PathPrefix+"/", tenant.Middleware(true, nil, api))
@@ -126,7 +128,7 @@ func TestCompactedIngesterAnswersAsOneThatNeverCompacted(t *testing.T) {
 	}
 	both(func(ti *testIngester) { ti.flush(true) })
 	cmp.compact()
-	hRef, hCmp, hBoth := querierOfReplicas(t, ref), querierOfReplicas(t, cmp), querierOfReplicas(t, ref, cmp)
+	hRef, hCmp, hBoth := querierOver(t, limits.Limits{}, ref), querierOver(t, limits.Limits{}, cmp), querierOver(t, limits.Limits{}, ref, cmp)
 	check := func(step string) {
 		want := apiAnswers(t, hRef)
 		requireSameAnswers(t, step+" (compacted alone)", want, apiAnswers(t, hCmp))

@@ -3,7 +3,6 @@ package ingester
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,50 +10,17 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orrery/orrery/limits"
-	"github.com/orrery/orrery/proto/ingesterpb"
-	"github.com/orrery/orrery/proto/ringpb"
 	"github.com/orrery/orrery/querier"
-	"github.com/orrery/orrery/ring"
 	"github.com/orrery/orrery/tenant"
 )
-
-// oneIngesterCluster is one real ingester behind a querier.
-type oneIngesterCluster struct{ ti *testIngester }
-
-func (c oneIngesterCluster) ForQuery() (ring.ReplicationSet, error) {
-	return ring.ReplicationSet{Instances: []*ringpb.Instance{{Id: "ingester-0", Addr: c.ti.addr}}}, nil
-}
-func (c oneIngesterCluster) ForDeletion() ([]*ringpb.Instance, error) {
-	rs, err := c.ForQuery()
-	return rs.Instances, err
-}
-func (c oneIngesterCluster) Client(string) (ingesterpb.IngesterClient, error) {
-	return c.ti.client, nil
-}
 
 type fixedLimits struct{ l limits.Limits }
 
 func (l fixedLimits) For(string) *limits.Limits { v := l.l; return &v }
-
-// querierOver is the querier's HTTP API over the real ingester ti, with
-// the tenant limits lim.
-func querierOver(t *testing.T, ti *testIngester, lim limits.Limits) http.Handler {
-	t.Helper()
-	cfg := querier.Config{Timeout: 10 * time.Second, MaxConcurrent: 4, MaxSamples: 1e7, LookbackDelta: 5 * time.Minute,
-		IngesterTimeout: 10 * time.Second, MinimizeIngesterRequests: true, HedgeDelay: 50 * time.Millisecond}
-	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.DiscardHandler)
-	q := querier.NewQueryable(cfg, oneIngesterCluster{ti}, oneIngesterCluster{ti}, fixedLimits{lim}, reg, logger)
-	api := querier.NewAPI(cfg, querier.NewEngine(cfg, reg, logger), q, querier.BuildInfo{}, nil, "", reg, logger)
-	mux := http.NewServeMux()
-	mux.Handle(querier.PathPrefix+"/", tenant.Middleware(true, nil, api))
-	return mux
-}
 
 func apiGet(t *testing.T, h http.Handler, path string, params url.Values) (int, string) {
 	t.Helper()
@@ -116,7 +82,7 @@ func compactedIngester(t *testing.T) *testIngester {
 func TestFetchedSamplesLimitIsTheSameAfterCompaction(t *testing.T) {
 	ti := compactedIngester(t)
 	defer ti.stop(t)
-	h := querierOver(t, ti, limits.Limits{MaxFetchedSamplesPerQuery: 100})
+	h := querierOver(t, limits.Limits{MaxFetchedSamplesPerQuery: 100}, ti)
 	params := url.Values{"query": {"count_over_time(up[10s])"}, "time": {"1000"}}
 	code, before := apiGet(t, h, "/query", params)
 	require.Equal(t, http.StatusOK, code, before)
@@ -133,7 +99,7 @@ func TestFetchedSamplesLimitIsTheSameAfterCompaction(t *testing.T) {
 func TestRemoteReadAnswersTheSameAfterCompaction(t *testing.T) {
 	ti := compactedIngester(t)
 	defer ti.stop(t)
-	h := querierOver(t, ti, limits.Limits{})
+	h := querierOver(t, limits.Limits{}, ti)
 	before := remoteReadTimes(t, h, 990_000, 1_000_000)
 	ti.compact()
 	after := remoteReadTimes(t, h, 990_000, 1_000_000)
@@ -147,7 +113,7 @@ func TestRemoteReadAnswersTheSameAfterCompaction(t *testing.T) {
 func TestPromQLAnswersTheSameAfterCompaction(t *testing.T) {
 	ti := compactedIngester(t)
 	defer ti.stop(t)
-	h := querierOver(t, ti, limits.Limits{})
+	h := querierOver(t, limits.Limits{}, ti)
 	var queries []url.Values
 	for _, at := range []int{0, 9, 10, 11, 999, 1000, 7199, 7200, 7201, 7500} {
 		queries = append(queries,
