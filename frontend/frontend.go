@@ -25,6 +25,7 @@ import (
 	"github.com/orrery/orrery/querier"
 	"github.com/orrery/orrery/querier/resultcodec"
 	"github.com/orrery/orrery/querier/shard"
+	"github.com/orrery/orrery/queryplan"
 	"github.com/orrery/orrery/tenant"
 )
 
@@ -43,7 +44,7 @@ type Frontend struct {
 	logger *slog.Logger
 	cache  Cache // nil when results caching is off
 	gens   *generations
-	outer  *outerEngine
+	outer  *queryplan.Outer
 	parser parser.Parser
 	now    func() time.Time
 
@@ -60,7 +61,7 @@ func New(cfg Config, down http.RoundTripper, limits Limits, reg prometheus.Regis
 	}
 	f := &Frontend{
 		cfg: cfg, down: down, limits: limits, logger: logger,
-		outer:  newOuterEngine(outerMaxSamples),
+		outer:  queryplan.NewOuter(outerMaxSamples),
 		parser: parser.NewParser(parser.Options{}),
 		now:    time.Now,
 	}
@@ -234,7 +235,7 @@ func (f *Frontend) serveRange(w http.ResponseWriter, r *http.Request, ids []stri
 	}
 	parts := splitRange(s, e, st, interval)
 	q := f.newQuery(r, ids, text, st, qs)
-	q.sharded = f.cfg.QueryShards > 1 && newPlan(text, expr) != nil // expr is not used again
+	q.sharded = f.cfg.QueryShards > 1 && queryplan.New(text, expr) != nil // expr is not used again
 	if ttl := f.cacheTTL(ids); f.cache != nil && interval > 0 && !td.at && !td.negativeOffset && ttl > 0 && !noStore(r) {
 		// Keyed by the tenants' deletion generations: after a deletion
 		// no answer cached before it is read. Without them the query is
@@ -293,7 +294,7 @@ func (f *Frontend) serveInstant(w http.ResponseWriter, r *http.Request, ids []st
 	}
 	text := r.Form.Get("query")
 	expr, err := f.parser.ParseExpr(text)
-	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || newPlan(text, expr) == nil {
+	if err != nil || f.cfg.QueryShards <= 1 || !onlyKnown("/query", r.Form) || queryplan.New(text, expr) == nil {
 		f.forwardForm(w, r, ids, "/query", qs)
 		return
 	}
@@ -417,15 +418,15 @@ func (q *query) evalSharded(ctx context.Context, start, end int64) (*result, err
 	if err != nil {
 		return nil, fmt.Errorf("frontend: parse: %w", err)
 	}
-	pl := newPlan(q.text, expr)
+	pl := queryplan.New(q.text, expr)
 	if pl == nil {
 		return nil, errors.New("frontend: a sharded query without a plan")
 	}
 	f.shardedQueries.Inc()
 	type call struct{ leaf, shard, of int }
 	var calls []call
-	for k, l := range pl.leaves {
-		if !l.sharded {
+	for k, l := range pl.Leaves {
+		if !l.Sharded {
 			calls = append(calls, call{k, 0, 0})
 			continue
 		}
@@ -439,7 +440,7 @@ func (q *query) evalSharded(ctx context.Context, start, end int64) (*result, err
 		if c.of > 0 {
 			f.shardRequests.Inc()
 		}
-		res, err := q.call(ctx, pl.leaves[c.leaf].text, start, end, c.shard, c.of)
+		res, err := q.call(ctx, pl.Leaves[c.leaf].Text, start, end, c.shard, c.of)
 		if err == nil && res.typ != parser.ValueTypeMatrix && res.typ != parser.ValueTypeVector {
 			err = fmt.Errorf("frontend: a partial query answered %s", res.typ)
 		}
@@ -449,22 +450,22 @@ func (q *query) evalSharded(ctx context.Context, start, end int64) (*result, err
 	if err != nil {
 		return nil, err
 	}
-	embeds := make([]promql.Matrix, len(pl.leaves))
+	embeds := make([]promql.Matrix, len(pl.Leaves))
 	var warnings, infos []string
 	for k, c := range calls {
-		l, res := pl.leaves[c.leaf], results[k]
+		l, res := pl.Leaves[c.leaf], results[k]
 		m := res.matrix
-		if l.sharded {
-			m = withShard(m, c.shard)
+		if l.Sharded {
+			m = queryplan.WithShard(m, c.shard)
 		}
 		embeds[c.leaf] = append(embeds[c.leaf], m...)
 		warnings = addUnique(warnings, res.warnings...)
 		infos = addUnique(infos, res.infos...)
 	}
 	for _, m := range embeds {
-		sortByLabels(m)
+		queryplan.SortByLabels(m)
 	}
-	out, err := f.outer.eval(ctx, q.text, pl.expr, embeds, start, end, q.step)
+	out, err := evalOuter(ctx, f.outer, q.text, pl.Expr, embeds, start, end, q.step)
 	if err != nil {
 		return nil, err
 	}

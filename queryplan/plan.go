@@ -1,4 +1,4 @@
-package frontend
+package queryplan
 
 import (
 	"strconv"
@@ -11,7 +11,8 @@ import (
 	"github.com/orrery/orrery/querier/shard"
 )
 
-// How a query is sharded (docs/architecture.md, "Query frontend"):
+// How a query is sharded (docs/architecture.md, "Query frontend" and
+// "Pushdown"):
 //
 // A shardable aggregation is sum, min, max, count or group over a
 // series-local argument: one selector, wrapped only in per-series
@@ -52,34 +53,34 @@ const (
 	shardLabel = "__frontend_shard__"
 )
 
-// leaf is one partial query of a sharded query.
-type leaf struct {
-	// text is the original query with everything outside the partial's
+// Leaf is one partial query of a sharded query.
+type Leaf struct {
+	// Text is the original query with everything outside the partial's
 	// subtree blanked, so the downstream's annotation positions are those
 	// of the whole query.
-	text string
-	// sharded leaves run once per shard, each result series labelled
-	// with shardLabel.
-	sharded bool
+	Text string
+	// Sharded leaves run once per share of the series, each share's
+	// result labelled apart (WithShard).
+	Sharded bool
 }
 
-// plan is a query rewritten for sharding: expr reads leaf k's result
+// Plan is a query rewritten for sharding: Expr reads leaf k's result
 // through the placeholder selector {__frontend_embedded__="k"}.
-type plan struct {
-	expr   parser.Expr
-	leaves []leaf
+type Plan struct {
+	Expr   parser.Expr
+	Leaves []Leaf
 }
 
 // planner rewrites one parsed query.
 type planner struct {
 	query  string
-	leaves []leaf
+	leaves []Leaf
 }
 
-// newPlan rewrites expr (parsed from query) for sharding, or returns nil
+// New rewrites expr (parsed from query) for sharding, or returns nil
 // when it has no shardable aggregation. expr is modified: the caller
 // parses a fresh one for each evaluation.
-func newPlan(query string, expr parser.Expr) *plan {
+func New(query string, expr parser.Expr) *Plan {
 	if !containsShardable(expr) {
 		return nil
 	}
@@ -92,7 +93,7 @@ func newPlan(query string, expr parser.Expr) *plan {
 		// find nothing: the query is sent whole instead.
 		return nil
 	}
-	return &plan{expr: out, leaves: p.leaves}
+	return &Plan{Expr: out, Leaves: p.leaves}
 }
 
 // readsOutsidePlaceholders reports whether a rewritten query still has a
@@ -116,7 +117,7 @@ func (p *planner) rewrite(e parser.Expr) parser.Expr {
 	}
 	if !containsShardable(e) {
 		if e.Type() == parser.ValueTypeVector && readsData(e) {
-			return p.embed(leaf{text: p.blank(e.PositionRange())}, e.PositionRange())
+			return p.embed(Leaf{Text: p.blank(e.PositionRange())}, e.PositionRange())
 		}
 		return e
 	}
@@ -154,13 +155,13 @@ func (p *planner) rewriteAggregation(agg *parser.AggregateExpr) parser.Expr {
 	if op == parser.COUNT {
 		op = parser.SUM
 	}
-	ph := p.embed(leaf{text: p.blank(pr), sharded: true}, pr)
+	ph := p.embed(Leaf{Text: p.blank(pr), Sharded: true}, pr)
 	return &parser.AggregateExpr{Op: op, Expr: ph, Param: agg.Param, Grouping: grouping, Without: agg.Without, PosRange: pr}
 }
 
 // embed adds a leaf and returns its placeholder, positioned where the
 // subtree it replaces was, so the outer engine's annotations point there.
-func (p *planner) embed(l leaf, pr posrange.PositionRange) parser.Expr {
+func (p *planner) embed(l Leaf, pr posrange.PositionRange) parser.Expr {
 	id := len(p.leaves)
 	p.leaves = append(p.leaves, l)
 	return &parser.VectorSelector{
