@@ -52,6 +52,7 @@ func testConfig() Config {
 type testDeps struct {
 	overrides *testOverrides
 	ring      RingCount
+	pushdown  bool
 }
 
 type testOption func(*testDeps)
@@ -82,6 +83,9 @@ func newTestIngester(t testing.TB, dir string, cfg Config, opts ...testOption) *
 	ingesterpb.RegisterIngesterServer(srv, ing)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	if deps.pushdown {
+		servePushdown(t, srv, ing, ln.Addr().String(), deps.overrides)
+	}
 	go func() { _ = srv.Serve(ln) }()
 	pool := client.NewPool()
 	c, err := pool.Client(ln.Addr().String())

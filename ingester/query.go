@@ -44,6 +44,9 @@ func (i *Ingester) QueryStream(req *ingesterpb.QueryRequest, stream ingesterpb.I
 	if err != nil {
 		return apierr.ToGRPC(err)
 	}
+	if keep, err = keepHashes(keep, req.SeriesHashes); err != nil {
+		return apierr.ToGRPC(err)
+	}
 	entries, err := i.streamEntries(ctx, tenantID, req.StartMs, req.EndMs, ms, keep)
 	if err != nil {
 		return i.queryFailed(ctx, err)
@@ -431,6 +434,25 @@ func requestScope(ctx context.Context, wire []*ingesterpb.LabelMatcher) (string,
 		return tenantID, ms, nil, nil
 	}
 	return tenantID, ms, func(ls labels.Labels) bool { return shard.Owns(ls, si, sn) }, nil
+}
+
+// keepHashes narrows keep to the series whose labels.StableHash is in
+// hashes (QueryRequest.series_hashes), which must be sorted; none narrows
+// nothing.
+func keepHashes(keep chunks.Keep, hashes []uint64) (chunks.Keep, error) {
+	if len(hashes) == 0 {
+		return keep, nil
+	}
+	if !slices.IsSorted(hashes) {
+		return nil, apierr.New(apierr.BadData, "ingester: series_hashes must be sorted ascending")
+	}
+	return func(ls labels.Labels) bool {
+		if keep != nil && !keep(ls) {
+			return false
+		}
+		_, found := slices.BinarySearch(hashes, labels.StableHash(ls))
+		return found
+	}, nil
 }
 
 func sortedLimited(set map[string]struct{}, limit int64) []string {

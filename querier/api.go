@@ -69,7 +69,7 @@ func NewEngine(cfg Config, reg prometheus.Registerer, logger *slog.Logger) *prom
 
 // NewAPI returns the Prometheus HTTP API under PathPrefix.
 // configYAML is Orrery's effective configuration, served by status/config.
-func NewAPI(cfg Config, engine *promql.Engine, q *Queryable, build BuildInfo, flags map[string]string, configYAML string, reg *prometheus.Registry, logger *slog.Logger) *API {
+func NewAPI(cfg Config, engine promql.QueryEngine, q *Queryable, build BuildInfo, flags map[string]string, configYAML string, reg *prometheus.Registry, logger *slog.Logger) *API {
 	start := time.Now()
 	runtimeInfo := func() (v1.RuntimeInfo, error) {
 		cwd, _ := os.Getwd()

@@ -23,6 +23,9 @@ type Config struct {
 	// for the other ingesters it asked before asking a spare in the place
 	// of each one still out. 0 asks the spares as soon as one answer came.
 	HedgeDelay time.Duration `yaml:"minimize_ingester_requests_hedging_delay"`
+	// Pushdown evaluates shardable aggregations in the ingesters when a
+	// read asks two or more (docs/architecture.md, "Pushdown").
+	Pushdown bool `yaml:"pushdown"`
 }
 
 // RegisterFlags registers the querier's flags; defaults are Prometheus's.
@@ -33,6 +36,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LookbackDelta, "querier.lookback-delta", 5*time.Minute, "How far back an instant selector looks for a sample.")
 	fs.DurationVar(&c.IngesterTimeout, "querier.ingester-timeout", time.Minute, "Timeout of one select on one ingester.")
 	fs.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "While the ring is settled, ask only as many ingesters as a complete answer needs (all but the replication tolerance), rotating which are left out; a failed or late one is replaced by a spare.")
+	fs.BoolVar(&c.Pushdown, "querier.pushdown", true, "Evaluate shardable aggregations (sum, min, max, count, group of one selector) in the ingesters when a read asks two or more, each series by one replica whose chunks its peers' match, and aggregate their partial results.")
 	fs.DurationVar(&c.HedgeDelay, "querier.minimize-ingester-requests-hedging-delay", 500*time.Millisecond, "With -querier.minimize-ingester-requests, how long after the first ingester answered to wait for the others before asking a spare ingester in the place of each one still out.")
 }
 

@@ -172,6 +172,7 @@ type fetchLimiter struct {
 	series  map[uint64]struct{}
 	samples int64
 	err     error
+	pushed  int64 // series read by pushed-down selects (addPushed)
 }
 
 // newFetchLimiter returns nil when neither limit is set: the common case
@@ -270,10 +271,28 @@ func (f *selectFetch) addLabels(batch []*ingesterpb.Labels) error {
 	return l.check()
 }
 
+// addPushed accounts the series a pushed-down select reads, known by
+// their digests only: series distinct series and samples the most any
+// replica holds of each, summed. Series the pushdown then merges here are
+// counted once more by their select.
+func (l *fetchLimiter) addPushed(tenant string, series int, samples int64) error {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	l.pushed += int64(series)
+	l.samples += samples
+	return l.check()
+}
+
 // check records the first limit the query went over. Called with l.mu held.
 func (l *fetchLimiter) check() error {
 	switch {
-	case l.maxSeries > 0 && int64(len(l.series)) > l.maxSeries:
+	case l.maxSeries > 0 && int64(len(l.series))+l.pushed > l.maxSeries:
 		l.err = &limitError{fmt.Sprintf("the query exceeded the maximum number of series fetched (limit: %d) (err-orrery-%s: raise the tenant's max_fetched_series_per_query, or -querier.max-fetched-series-per-query)",
 			l.maxSeries, reasonMaxSeries)}
 		l.rejected(reasonMaxSeries)

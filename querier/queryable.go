@@ -192,7 +192,7 @@ func (qr *querier) selectTenant(ctx context.Context, sc queryScope, tenantID str
 	if hints != nil && hints.Func == "series" {
 		return qr.selectLabelsOnly(ctx, tenantID, fetch, &ingesterpb.SeriesRequest{StartMs: start, EndMs: end, Matchers: matchers, Limit: int64(hints.Limit)})
 	}
-	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers, PackedLabels: true, RunChunks: true}
+	req := &ingesterpb.QueryRequest{StartMs: start, EndMs: end, Matchers: matchers, PackedLabels: true, RunChunks: true, SeriesHashes: seriesHashesFrom(ctx)}
 	open := func(ctx context.Context, c ingesterpb.IngesterClient, inst *ringpb.Instance) (*ingesterStream, error) {
 		return openStream(ctx, c, inst.Id, req, fetch.fromIngester())
 	}
@@ -532,6 +532,37 @@ func limitOf(h *storage.LabelHints) int64 {
 		return 0
 	}
 	return int64(h.Limit)
+}
+
+type seriesHashesKey struct{}
+
+// WithSeriesHashes returns ctx with the selects of a query made in it
+// reading only the series whose labels.StableHash is in hashes, which must
+// be sorted: the ingesters leave out the rest (QueryRequest.series_hashes).
+// Pushdown reads so the series one replica evaluates, or the ones whose
+// replicas differ.
+func WithSeriesHashes(ctx context.Context, hashes []uint64) context.Context {
+	return context.WithValue(ctx, seriesHashesKey{}, hashes)
+}
+
+func seriesHashesFrom(ctx context.Context) []uint64 {
+	h, _ := ctx.Value(seriesHashesKey{}).([]uint64)
+	return h
+}
+
+// InstanceRing is a ring of one instance, never changing: a querier over
+// it reads that one ingester, as pushdown's evaluation inside an ingester
+// process reads its own.
+type InstanceRing struct{ Instance *ringpb.Instance }
+
+// ForQuery implements Ring.
+func (r InstanceRing) ForQuery() (ring.ReplicationSet, error) {
+	return ring.ReplicationSet{Instances: []*ringpb.Instance{r.Instance}}, nil
+}
+
+// ForDeletion implements Ring.
+func (r InstanceRing) ForDeletion() ([]*ringpb.Instance, error) {
+	return []*ringpb.Instance{r.Instance}, nil
 }
 
 type chunkQuerier struct{ querier }

@@ -40,6 +40,17 @@ func recordFetched(ctx context.Context, series []*ingesterpb.ChunkSeries) {
 	st.samples.Add(samples)
 }
 
+// recordPushed adds the series a pushed-down select read to the request's
+// stats: series and their samples, from the replicas' digests.
+func recordPushed(ctx context.Context, series int, samples int64) {
+	st, ok := ctx.Value(fetchStatsKey{}).(*fetchStats)
+	if !ok {
+		return
+	}
+	st.series.Add(int64(series))
+	st.samples.Add(samples)
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	code int

@@ -179,6 +179,9 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 			// A querier or ruler in this process reads this ingester
 			// without gRPC (client.localClient says why).
 			pool.ServeLocally(addr, ing)
+			if err := servePushdown(srv, cfg, addr, pool, overrides, logger); err != nil {
+				return err
+			}
 		}
 		mgr.Add("grpc-server", &grpcServer{srv: srv, addr: cfg.GRPCListenAddress, logger: logger})
 		if sched != nil {
@@ -236,7 +239,7 @@ func run(cfg *Config, flags map[string]string, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		api := querier.NewAPI(cfg.Querier, engine, q, build, flags, configYAML, reg, logger.With("component", "querier"))
+		api := querier.NewAPI(cfg.Querier, querier.NewPushdownEngine(cfg.Querier, engine, q, pool, reg), q, build, flags, configYAML, reg, logger.With("component", "querier"))
 		queryAPI = api
 		if sched != nil {
 			// The frontend in this process serves the API; this querier

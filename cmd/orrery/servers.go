@@ -11,6 +11,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/orrery/orrery/ingester/client"
+	"github.com/orrery/orrery/limits"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/proto/ringpb"
+	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/querier/evaluator"
 )
 
 // HTTPConfig bounds how long a client may hold a connection without
@@ -117,5 +124,20 @@ func (s *grpcServer) Stop(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		s.srv.Stop()
 	}
+	return nil
+}
+
+// servePushdown registers the Pushdown service of the ingester at addr in
+// this process: it evaluates with an engine of its own over a querier
+// whose one ingester is this one, read in process (docs/architecture.md,
+// "Pushdown").
+func servePushdown(srv *grpc.Server, cfg *Config, addr string, pool *client.Pool, overrides *limits.Overrides, logger *slog.Logger) error {
+	logger = logger.With("component", "evaluator")
+	local := querier.NewQueryable(cfg.Querier, querier.InstanceRing{Instance: &ringpb.Instance{Id: cfg.InstanceID, Addr: addr}}, pool, overrides, nil, logger)
+	c, err := pool.Client(addr)
+	if err != nil {
+		return err
+	}
+	ingesterpb.RegisterPushdownServer(srv, evaluator.New(querier.NewEngine(cfg.Querier, nil, logger), local, c))
 	return nil
 }

@@ -45,8 +45,29 @@ func NewPool(opts ...grpc.DialOption) *Pool {
 func (p *Pool) Client(addr string) (ingesterpb.IngesterClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	c, err := p.connLocked(addr)
+	if err != nil {
+		return nil, err
+	}
+	return p.wrapLocked(addr, ingesterpb.NewIngesterClient(c)), nil
+}
+
+// PushdownClient returns a client for the Pushdown service of the
+// ingester at addr, over the same connection as Client's; always gRPC,
+// also for this process's own ingester.
+func (p *Pool) PushdownClient(addr string) (ingesterpb.PushdownClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.connLocked(addr)
+	if err != nil {
+		return nil, err
+	}
+	return ingesterpb.NewPushdownClient(c), nil
+}
+
+func (p *Pool) connLocked(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.conns[addr]; ok {
-		return p.wrapLocked(addr, ingesterpb.NewIngesterClient(c)), nil
+		return c, nil
 	}
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -59,7 +80,7 @@ func (p *Pool) Client(addr string) (ingesterpb.IngesterClient, error) {
 		return nil, fmt.Errorf("ingester client %s: %w", addr, err)
 	}
 	p.conns[addr] = c
-	return p.wrapLocked(addr, ingesterpb.NewIngesterClient(c)), nil
+	return c, nil
 }
 
 func (p *Pool) wrapLocked(addr string, c ingesterpb.IngesterClient) ingesterpb.IngesterClient {

@@ -74,7 +74,360 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6, 0}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11, 0}
+}
+
+type DigestRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StartMs  int64                  `protobuf:"varint,1,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs    int64                  `protobuf:"varint,2,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	Matchers []*LabelMatcher        `protobuf:"bytes,3,rep,name=matchers,proto3" json:"matchers,omitempty"`
+	// More matching series than this fails the call (ResourceExhausted), so
+	// a digest's size stays bounded; 0 is no bound.
+	Limit         int64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestRequest) Reset() {
+	*x = DigestRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestRequest) ProtoMessage() {}
+
+func (x *DigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
+func (*DigestRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DigestRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *DigestRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *DigestRequest) GetMatchers() []*LabelMatcher {
+	if x != nil {
+		return x.Matchers
+	}
+	return nil
+}
+
+func (x *DigestRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// DigestResponse holds one entry per series in three parallel lists,
+// sorted by hash: the series' labels.StableHash, a hash of its chunks in
+// the range (equal on two replicas only when they hold the same chunks),
+// and their number of samples.
+type DigestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hashes        []uint64               `protobuf:"fixed64,1,rep,packed,name=hashes,proto3" json:"hashes,omitempty"`
+	Digests       []uint64               `protobuf:"fixed64,2,rep,packed,name=digests,proto3" json:"digests,omitempty"`
+	Samples       []int64                `protobuf:"varint,3,rep,packed,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestResponse) Reset() {
+	*x = DigestResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestResponse) ProtoMessage() {}
+
+func (x *DigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
+func (*DigestResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DigestResponse) GetHashes() []uint64 {
+	if x != nil {
+		return x.Hashes
+	}
+	return nil
+}
+
+func (x *DigestResponse) GetDigests() []uint64 {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+func (x *DigestResponse) GetSamples() []int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+type EvaluateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The query, whose result must be vectors of floats.
+	Query   string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	StartMs int64  `protobuf:"varint,2,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	EndMs   int64  `protobuf:"varint,3,opt,name=end_ms,json=endMs,proto3" json:"end_ms,omitempty"`
+	// 0 evaluates an instant query at start_ms.
+	StepMs int64 `protobuf:"varint,4,opt,name=step_ms,json=stepMs,proto3" json:"step_ms,omitempty"`
+	// 0 is the evaluator's default lookback delta.
+	LookbackDeltaMs int64 `protobuf:"varint,5,opt,name=lookback_delta_ms,json=lookbackDeltaMs,proto3" json:"lookback_delta_ms,omitempty"`
+	// Sorted ascending; only these series are read (QueryRequest.series_hashes).
+	SeriesHashes  []uint64 `protobuf:"fixed64,6,rep,packed,name=series_hashes,json=seriesHashes,proto3" json:"series_hashes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluateRequest) Reset() {
+	*x = EvaluateRequest{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluateRequest) ProtoMessage() {}
+
+func (x *EvaluateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluateRequest.ProtoReflect.Descriptor instead.
+func (*EvaluateRequest) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EvaluateRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *EvaluateRequest) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *EvaluateRequest) GetEndMs() int64 {
+	if x != nil {
+		return x.EndMs
+	}
+	return 0
+}
+
+func (x *EvaluateRequest) GetStepMs() int64 {
+	if x != nil {
+		return x.StepMs
+	}
+	return 0
+}
+
+func (x *EvaluateRequest) GetLookbackDeltaMs() int64 {
+	if x != nil {
+		return x.LookbackDeltaMs
+	}
+	return 0
+}
+
+func (x *EvaluateRequest) GetSeriesHashes() []uint64 {
+	if x != nil {
+		return x.SeriesHashes
+	}
+	return nil
+}
+
+type EvaluateResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Series []*FloatSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	// The query's annotations, formatted against its text.
+	Warnings []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Infos    []string `protobuf:"bytes,3,rep,name=infos,proto3" json:"infos,omitempty"`
+	// Samples the evaluation read, as the engine's stats count them.
+	TotalSamples  int64 `protobuf:"varint,4,opt,name=total_samples,json=totalSamples,proto3" json:"total_samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluateResponse) Reset() {
+	*x = EvaluateResponse{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluateResponse) ProtoMessage() {}
+
+func (x *EvaluateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluateResponse.ProtoReflect.Descriptor instead.
+func (*EvaluateResponse) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EvaluateResponse) GetSeries() []*FloatSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *EvaluateResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *EvaluateResponse) GetInfos() []string {
+	if x != nil {
+		return x.Infos
+	}
+	return nil
+}
+
+func (x *EvaluateResponse) GetTotalSamples() int64 {
+	if x != nil {
+		return x.TotalSamples
+	}
+	return 0
+}
+
+type FloatSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In the push encoding's form (ChunkSeries.packed_labels).
+	PackedLabels  []byte    `protobuf:"bytes,1,opt,name=packed_labels,json=packedLabels,proto3" json:"packed_labels,omitempty"`
+	TimestampsMs  []int64   `protobuf:"varint,2,rep,packed,name=timestamps_ms,json=timestampsMs,proto3" json:"timestamps_ms,omitempty"`
+	Values        []float64 `protobuf:"fixed64,3,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FloatSeries) Reset() {
+	*x = FloatSeries{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FloatSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FloatSeries) ProtoMessage() {}
+
+func (x *FloatSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FloatSeries.ProtoReflect.Descriptor instead.
+func (*FloatSeries) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FloatSeries) GetPackedLabels() []byte {
+	if x != nil {
+		return x.PackedLabels
+	}
+	return nil
+}
+
+func (x *FloatSeries) GetTimestampsMs() []int64 {
+	if x != nil {
+		return x.TimestampsMs
+	}
+	return nil
+}
+
+func (x *FloatSeries) GetValues() []float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
 }
 
 type LabelPair struct {
@@ -87,7 +440,7 @@ type LabelPair struct {
 
 func (x *LabelPair) Reset() {
 	*x = LabelPair{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[0]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +452,7 @@ func (x *LabelPair) String() string {
 func (*LabelPair) ProtoMessage() {}
 
 func (x *LabelPair) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[0]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +465,7 @@ func (x *LabelPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelPair.ProtoReflect.Descriptor instead.
 func (*LabelPair) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{0}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LabelPair) GetName() string {
@@ -144,7 +497,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -156,7 +509,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[1]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -169,7 +522,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{1}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PushRequest) GetSeries() []byte {
@@ -200,7 +553,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -212,7 +565,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[2]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -225,7 +578,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{2}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -266,7 +619,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +631,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[3]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +644,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{3}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -310,7 +663,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +675,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +688,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -357,7 +710,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +722,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +735,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PushResponse) GetSamplesAppended() int64 {
@@ -410,7 +763,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +775,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +788,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -473,14 +826,19 @@ type QueryRequest struct {
 	// querier. An ingester that predates the field ignores it, and one that
 	// is not asked sends the XOR chunks a run was made from instead, so
 	// either side may be upgraded first.
-	RunChunks     bool `protobuf:"varint,5,opt,name=run_chunks,json=runChunks,proto3" json:"run_chunks,omitempty"`
+	RunChunks bool `protobuf:"varint,5,opt,name=run_chunks,json=runChunks,proto3" json:"run_chunks,omitempty"`
+	// Reads only the series whose labels.StableHash is in this list, which
+	// must be sorted ascending; empty reads every matching series. A
+	// querier's pushdown (service Pushdown) names with it the series one
+	// replica evaluates, or the ones it merges from every replica itself.
+	SeriesHashes  []uint64 `protobuf:"fixed64,6,rep,packed,name=series_hashes,json=seriesHashes,proto3" json:"series_hashes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +850,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +863,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -543,6 +901,13 @@ func (x *QueryRequest) GetRunChunks() bool {
 	return false
 }
 
+func (x *QueryRequest) GetSeriesHashes() []uint64 {
+	if x != nil {
+		return x.SeriesHashes
+	}
+	return nil
+}
+
 type Chunk struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	MinTimeMs int64                  `protobuf:"varint,1,opt,name=min_time_ms,json=minTimeMs,proto3" json:"min_time_ms,omitempty"`
@@ -557,7 +922,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +934,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +947,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -628,7 +993,7 @@ type ChunkSeries struct {
 
 func (x *ChunkSeries) Reset() {
 	*x = ChunkSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +1005,7 @@ func (x *ChunkSeries) String() string {
 func (*ChunkSeries) ProtoMessage() {}
 
 func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +1018,7 @@ func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSeries.ProtoReflect.Descriptor instead.
 func (*ChunkSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChunkSeries) GetLabels() []*LabelPair {
@@ -686,7 +1051,7 @@ type QueryStreamResponse struct {
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +1063,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +1076,7 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *QueryStreamResponse) GetSeries() []*ChunkSeries {
@@ -733,7 +1098,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +1110,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +1123,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -798,7 +1163,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1175,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1188,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -846,7 +1211,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -858,7 +1223,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -871,7 +1236,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -918,7 +1283,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1295,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1308,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -965,7 +1330,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1342,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1355,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -1030,7 +1395,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1407,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1420,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SeriesResponse) GetSeries() []*Labels {
@@ -1074,7 +1439,7 @@ type Labels struct {
 
 func (x *Labels) Reset() {
 	*x = Labels{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1451,7 @@ func (x *Labels) String() string {
 func (*Labels) ProtoMessage() {}
 
 func (x *Labels) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1464,7 @@ func (x *Labels) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Labels.ProtoReflect.Descriptor instead.
 func (*Labels) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Labels) GetLabels() []*LabelPair {
@@ -1123,7 +1488,7 @@ type TransferChunksRequest struct {
 
 func (x *TransferChunksRequest) Reset() {
 	*x = TransferChunksRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1500,7 @@ func (x *TransferChunksRequest) String() string {
 func (*TransferChunksRequest) ProtoMessage() {}
 
 func (x *TransferChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1513,7 @@ func (x *TransferChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferChunksRequest.ProtoReflect.Descriptor instead.
 func (*TransferChunksRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TransferChunksRequest) GetSeries() []*ChunkSeries {
@@ -1176,7 +1541,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1553,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1566,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Tombstone) GetMatchers() []*LabelMatcher {
@@ -1235,7 +1600,7 @@ type TenantDeletions struct {
 
 func (x *TenantDeletions) Reset() {
 	*x = TenantDeletions{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1612,7 @@ func (x *TenantDeletions) String() string {
 func (*TenantDeletions) ProtoMessage() {}
 
 func (x *TenantDeletions) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1625,7 @@ func (x *TenantDeletions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantDeletions.ProtoReflect.Descriptor instead.
 func (*TenantDeletions) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TenantDeletions) GetTombstones() []*Tombstone {
@@ -1287,7 +1652,7 @@ type TransferChunksResponse struct {
 
 func (x *TransferChunksResponse) Reset() {
 	*x = TransferChunksResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1664,7 @@ func (x *TransferChunksResponse) String() string {
 func (*TransferChunksResponse) ProtoMessage() {}
 
 func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1677,7 @@ func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferChunksResponse.ProtoReflect.Descriptor instead.
 func (*TransferChunksResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TransferChunksResponse) GetSeries() int64 {
@@ -1338,7 +1703,7 @@ type MatcherSet struct {
 
 func (x *MatcherSet) Reset() {
 	*x = MatcherSet{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1715,7 @@ func (x *MatcherSet) String() string {
 func (*MatcherSet) ProtoMessage() {}
 
 func (x *MatcherSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1728,7 @@ func (x *MatcherSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatcherSet.ProtoReflect.Descriptor instead.
 func (*MatcherSet) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MatcherSet) GetMatchers() []*LabelMatcher {
@@ -1384,7 +1749,7 @@ type ExemplarQueryRequest struct {
 
 func (x *ExemplarQueryRequest) Reset() {
 	*x = ExemplarQueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1761,7 @@ func (x *ExemplarQueryRequest) String() string {
 func (*ExemplarQueryRequest) ProtoMessage() {}
 
 func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1774,7 @@ func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExemplarQueryRequest) GetStartMs() int64 {
@@ -1444,7 +1809,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1821,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1834,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Exemplar) GetLabels() []*LabelPair {
@@ -1503,7 +1868,7 @@ type ExemplarSeries struct {
 
 func (x *ExemplarSeries) Reset() {
 	*x = ExemplarSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1880,7 @@ func (x *ExemplarSeries) String() string {
 func (*ExemplarSeries) ProtoMessage() {}
 
 func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1893,7 @@ func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarSeries.ProtoReflect.Descriptor instead.
 func (*ExemplarSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExemplarSeries) GetSeriesLabels() []*LabelPair {
@@ -1554,7 +1919,7 @@ type ExemplarQueryResponse struct {
 
 func (x *ExemplarQueryResponse) Reset() {
 	*x = ExemplarQueryResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1931,7 @@ func (x *ExemplarQueryResponse) String() string {
 func (*ExemplarQueryResponse) ProtoMessage() {}
 
 func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1944,7 @@ func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExemplarQueryResponse) GetSeries() []*ExemplarSeries {
@@ -1605,7 +1970,7 @@ type DeleteSeriesRequest struct {
 
 func (x *DeleteSeriesRequest) Reset() {
 	*x = DeleteSeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1982,7 @@ func (x *DeleteSeriesRequest) String() string {
 func (*DeleteSeriesRequest) ProtoMessage() {}
 
 func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1995,7 @@ func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteSeriesRequest) GetMatchers() []*LabelMatcher {
@@ -1669,7 +2034,7 @@ type DeleteSeriesResponse struct {
 
 func (x *DeleteSeriesResponse) Reset() {
 	*x = DeleteSeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +2046,7 @@ func (x *DeleteSeriesResponse) String() string {
 func (*DeleteSeriesResponse) ProtoMessage() {}
 
 func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +2059,7 @@ func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{33}
 }
 
 type DeletionGenerationRequest struct {
@@ -1706,7 +2071,7 @@ type DeletionGenerationRequest struct {
 
 func (x *DeletionGenerationRequest) Reset() {
 	*x = DeletionGenerationRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +2083,7 @@ func (x *DeletionGenerationRequest) String() string {
 func (*DeletionGenerationRequest) ProtoMessage() {}
 
 func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +2096,7 @@ func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionGenerationRequest.ProtoReflect.Descriptor instead.
 func (*DeletionGenerationRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeletionGenerationRequest) GetRaiseTo() int64 {
@@ -1750,7 +2115,7 @@ type DeletionGenerationResponse struct {
 
 func (x *DeletionGenerationResponse) Reset() {
 	*x = DeletionGenerationResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +2127,7 @@ func (x *DeletionGenerationResponse) String() string {
 func (*DeletionGenerationResponse) ProtoMessage() {}
 
 func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +2140,7 @@ func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionGenerationResponse.ProtoReflect.Descriptor instead.
 func (*DeletionGenerationResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeletionGenerationResponse) GetGeneration() int64 {
@@ -1789,7 +2154,32 @@ var File_ingesterpb_ingester_proto protoreflect.FileDescriptor
 
 const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\n" +
-	"\x19ingesterpb/ingester.proto\x12\x12orrery.ingester.v1\"5\n" +
+	"\x19ingesterpb/ingester.proto\x12\x12orrery.ingester.v1\"\x95\x01\n" +
+	"\rDigestRequest\x12\x19\n" +
+	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12<\n" +
+	"\bmatchers\x18\x03 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x03R\x05limit\"\\\n" +
+	"\x0eDigestResponse\x12\x16\n" +
+	"\x06hashes\x18\x01 \x03(\x06R\x06hashes\x12\x18\n" +
+	"\adigests\x18\x02 \x03(\x06R\adigests\x12\x18\n" +
+	"\asamples\x18\x03 \x03(\x03R\asamples\"\xc3\x01\n" +
+	"\x0fEvaluateRequest\x12\x14\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\x12\x19\n" +
+	"\bstart_ms\x18\x02 \x01(\x03R\astartMs\x12\x15\n" +
+	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x12\x17\n" +
+	"\astep_ms\x18\x04 \x01(\x03R\x06stepMs\x12*\n" +
+	"\x11lookback_delta_ms\x18\x05 \x01(\x03R\x0flookbackDeltaMs\x12#\n" +
+	"\rseries_hashes\x18\x06 \x03(\x06R\fseriesHashes\"\xa2\x01\n" +
+	"\x10EvaluateResponse\x127\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.FloatSeriesR\x06series\x12\x1a\n" +
+	"\bwarnings\x18\x02 \x03(\tR\bwarnings\x12\x14\n" +
+	"\x05infos\x18\x03 \x03(\tR\x05infos\x12#\n" +
+	"\rtotal_samples\x18\x04 \x01(\x03R\ftotalSamples\"o\n" +
+	"\vFloatSeries\x12#\n" +
+	"\rpacked_labels\x18\x01 \x01(\fR\fpackedLabels\x12#\n" +
+	"\rtimestamps_ms\x18\x02 \x03(\x03R\ftimestampsMs\x12\x16\n" +
+	"\x06values\x18\x03 \x03(\x01R\x06values\"5\n" +
 	"\tLabelPair\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"e\n" +
@@ -1816,14 +2206,15 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x02EQ\x10\x00\x12\a\n" +
 	"\x03NEQ\x10\x01\x12\x06\n" +
 	"\x02RE\x10\x02\x12\a\n" +
-	"\x03NRE\x10\x03\"\xc2\x01\n" +
+	"\x03NRE\x10\x03\"\xe7\x01\n" +
 	"\fQueryRequest\x12\x19\n" +
 	"\bstart_ms\x18\x01 \x01(\x03R\astartMs\x12\x15\n" +
 	"\x06end_ms\x18\x02 \x01(\x03R\x05endMs\x12<\n" +
 	"\bmatchers\x18\x03 \x03(\v2 .orrery.ingester.v1.LabelMatcherR\bmatchers\x12#\n" +
 	"\rpacked_labels\x18\x04 \x01(\bR\fpackedLabels\x12\x1d\n" +
 	"\n" +
-	"run_chunks\x18\x05 \x01(\bR\trunChunks\"w\n" +
+	"run_chunks\x18\x05 \x01(\bR\trunChunks\x12#\n" +
+	"\rseries_hashes\x18\x06 \x03(\x06R\fseriesHashes\"w\n" +
 	"\x05Chunk\x12\x1e\n" +
 	"\vmin_time_ms\x18\x01 \x01(\x03R\tminTimeMs\x12\x1e\n" +
 	"\vmax_time_ms\x18\x02 \x01(\x03R\tmaxTimeMs\x12\x1a\n" +
@@ -1915,7 +2306,10 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x0eTransferChunks\x12).orrery.ingester.v1.TransferChunksRequest\x1a*.orrery.ingester.v1.TransferChunksResponse(\x01\x12e\n" +
 	"\x0eQueryExemplars\x12(.orrery.ingester.v1.ExemplarQueryRequest\x1a).orrery.ingester.v1.ExemplarQueryResponse\x12a\n" +
 	"\fDeleteSeries\x12'.orrery.ingester.v1.DeleteSeriesRequest\x1a(.orrery.ingester.v1.DeleteSeriesResponse\x12s\n" +
-	"\x12DeletionGeneration\x12-.orrery.ingester.v1.DeletionGenerationRequest\x1a..orrery.ingester.v1.DeletionGenerationResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
+	"\x12DeletionGeneration\x12-.orrery.ingester.v1.DeletionGenerationRequest\x1a..orrery.ingester.v1.DeletionGenerationResponse2\xb9\x01\n" +
+	"\bPushdown\x12V\n" +
+	"\rSeriesDigests\x12!.orrery.ingester.v1.DigestRequest\x1a\".orrery.ingester.v1.DigestResponse\x12U\n" +
+	"\bEvaluate\x12#.orrery.ingester.v1.EvaluateRequest\x1a$.orrery.ingester.v1.EvaluateResponseB+Z)github.com/orrery/orrery/proto/ingesterpbb\x06proto3"
 
 var (
 	file_ingesterpb_ingester_proto_rawDescOnce sync.Once
@@ -1930,90 +2324,101 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_ingesterpb_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),             // 0: orrery.ingester.v1.LabelMatcher.Type
-	(*LabelPair)(nil),                  // 1: orrery.ingester.v1.LabelPair
-	(*PushRequest)(nil),                // 2: orrery.ingester.v1.PushRequest
-	(*MetricMetadata)(nil),             // 3: orrery.ingester.v1.MetricMetadata
-	(*MetricsMetadataRequest)(nil),     // 4: orrery.ingester.v1.MetricsMetadataRequest
-	(*MetricsMetadataResponse)(nil),    // 5: orrery.ingester.v1.MetricsMetadataResponse
-	(*PushResponse)(nil),               // 6: orrery.ingester.v1.PushResponse
-	(*LabelMatcher)(nil),               // 7: orrery.ingester.v1.LabelMatcher
-	(*QueryRequest)(nil),               // 8: orrery.ingester.v1.QueryRequest
-	(*Chunk)(nil),                      // 9: orrery.ingester.v1.Chunk
-	(*ChunkSeries)(nil),                // 10: orrery.ingester.v1.ChunkSeries
-	(*QueryStreamResponse)(nil),        // 11: orrery.ingester.v1.QueryStreamResponse
-	(*LabelNamesRequest)(nil),          // 12: orrery.ingester.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),         // 13: orrery.ingester.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),         // 14: orrery.ingester.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil),        // 15: orrery.ingester.v1.LabelValuesResponse
-	(*SeriesRequest)(nil),              // 16: orrery.ingester.v1.SeriesRequest
-	(*SeriesResponse)(nil),             // 17: orrery.ingester.v1.SeriesResponse
-	(*Labels)(nil),                     // 18: orrery.ingester.v1.Labels
-	(*TransferChunksRequest)(nil),      // 19: orrery.ingester.v1.TransferChunksRequest
-	(*Tombstone)(nil),                  // 20: orrery.ingester.v1.Tombstone
-	(*TenantDeletions)(nil),            // 21: orrery.ingester.v1.TenantDeletions
-	(*TransferChunksResponse)(nil),     // 22: orrery.ingester.v1.TransferChunksResponse
-	(*MatcherSet)(nil),                 // 23: orrery.ingester.v1.MatcherSet
-	(*ExemplarQueryRequest)(nil),       // 24: orrery.ingester.v1.ExemplarQueryRequest
-	(*Exemplar)(nil),                   // 25: orrery.ingester.v1.Exemplar
-	(*ExemplarSeries)(nil),             // 26: orrery.ingester.v1.ExemplarSeries
-	(*ExemplarQueryResponse)(nil),      // 27: orrery.ingester.v1.ExemplarQueryResponse
-	(*DeleteSeriesRequest)(nil),        // 28: orrery.ingester.v1.DeleteSeriesRequest
-	(*DeleteSeriesResponse)(nil),       // 29: orrery.ingester.v1.DeleteSeriesResponse
-	(*DeletionGenerationRequest)(nil),  // 30: orrery.ingester.v1.DeletionGenerationRequest
-	(*DeletionGenerationResponse)(nil), // 31: orrery.ingester.v1.DeletionGenerationResponse
+	(*DigestRequest)(nil),              // 1: orrery.ingester.v1.DigestRequest
+	(*DigestResponse)(nil),             // 2: orrery.ingester.v1.DigestResponse
+	(*EvaluateRequest)(nil),            // 3: orrery.ingester.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),           // 4: orrery.ingester.v1.EvaluateResponse
+	(*FloatSeries)(nil),                // 5: orrery.ingester.v1.FloatSeries
+	(*LabelPair)(nil),                  // 6: orrery.ingester.v1.LabelPair
+	(*PushRequest)(nil),                // 7: orrery.ingester.v1.PushRequest
+	(*MetricMetadata)(nil),             // 8: orrery.ingester.v1.MetricMetadata
+	(*MetricsMetadataRequest)(nil),     // 9: orrery.ingester.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil),    // 10: orrery.ingester.v1.MetricsMetadataResponse
+	(*PushResponse)(nil),               // 11: orrery.ingester.v1.PushResponse
+	(*LabelMatcher)(nil),               // 12: orrery.ingester.v1.LabelMatcher
+	(*QueryRequest)(nil),               // 13: orrery.ingester.v1.QueryRequest
+	(*Chunk)(nil),                      // 14: orrery.ingester.v1.Chunk
+	(*ChunkSeries)(nil),                // 15: orrery.ingester.v1.ChunkSeries
+	(*QueryStreamResponse)(nil),        // 16: orrery.ingester.v1.QueryStreamResponse
+	(*LabelNamesRequest)(nil),          // 17: orrery.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),         // 18: orrery.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),         // 19: orrery.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),        // 20: orrery.ingester.v1.LabelValuesResponse
+	(*SeriesRequest)(nil),              // 21: orrery.ingester.v1.SeriesRequest
+	(*SeriesResponse)(nil),             // 22: orrery.ingester.v1.SeriesResponse
+	(*Labels)(nil),                     // 23: orrery.ingester.v1.Labels
+	(*TransferChunksRequest)(nil),      // 24: orrery.ingester.v1.TransferChunksRequest
+	(*Tombstone)(nil),                  // 25: orrery.ingester.v1.Tombstone
+	(*TenantDeletions)(nil),            // 26: orrery.ingester.v1.TenantDeletions
+	(*TransferChunksResponse)(nil),     // 27: orrery.ingester.v1.TransferChunksResponse
+	(*MatcherSet)(nil),                 // 28: orrery.ingester.v1.MatcherSet
+	(*ExemplarQueryRequest)(nil),       // 29: orrery.ingester.v1.ExemplarQueryRequest
+	(*Exemplar)(nil),                   // 30: orrery.ingester.v1.Exemplar
+	(*ExemplarSeries)(nil),             // 31: orrery.ingester.v1.ExemplarSeries
+	(*ExemplarQueryResponse)(nil),      // 32: orrery.ingester.v1.ExemplarQueryResponse
+	(*DeleteSeriesRequest)(nil),        // 33: orrery.ingester.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),       // 34: orrery.ingester.v1.DeleteSeriesResponse
+	(*DeletionGenerationRequest)(nil),  // 35: orrery.ingester.v1.DeletionGenerationRequest
+	(*DeletionGenerationResponse)(nil), // 36: orrery.ingester.v1.DeletionGenerationResponse
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
-	3,  // 0: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
-	3,  // 1: orrery.ingester.v1.MetricsMetadataResponse.metadata:type_name -> orrery.ingester.v1.MetricMetadata
-	0,  // 2: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
-	7,  // 3: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	1,  // 4: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
-	9,  // 5: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
-	10, // 6: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
-	7,  // 7: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	7,  // 8: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	7,  // 9: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	18, // 10: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
-	1,  // 11: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
-	10, // 12: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
-	21, // 13: orrery.ingester.v1.TransferChunksRequest.deletions:type_name -> orrery.ingester.v1.TenantDeletions
-	7,  // 14: orrery.ingester.v1.Tombstone.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	20, // 15: orrery.ingester.v1.TenantDeletions.tombstones:type_name -> orrery.ingester.v1.Tombstone
-	7,  // 16: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	23, // 17: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
-	1,  // 18: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
-	1,  // 19: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
-	25, // 20: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
-	26, // 21: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
-	7,  // 22: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	2,  // 23: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	8,  // 24: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	12, // 25: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	14, // 26: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	16, // 27: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	4,  // 28: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
-	19, // 29: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
-	24, // 30: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
-	28, // 31: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
-	30, // 32: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
-	6,  // 33: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	11, // 34: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	13, // 35: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	15, // 36: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	17, // 37: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	5,  // 38: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
-	22, // 39: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
-	27, // 40: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
-	29, // 41: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
-	31, // 42: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
-	33, // [33:43] is the sub-list for method output_type
-	23, // [23:33] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	12, // 0: orrery.ingester.v1.DigestRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	5,  // 1: orrery.ingester.v1.EvaluateResponse.series:type_name -> orrery.ingester.v1.FloatSeries
+	8,  // 2: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
+	8,  // 3: orrery.ingester.v1.MetricsMetadataResponse.metadata:type_name -> orrery.ingester.v1.MetricMetadata
+	0,  // 4: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
+	12, // 5: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	6,  // 6: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
+	14, // 7: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
+	15, // 8: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
+	12, // 9: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	12, // 10: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	12, // 11: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	23, // 12: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
+	6,  // 13: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
+	15, // 14: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
+	26, // 15: orrery.ingester.v1.TransferChunksRequest.deletions:type_name -> orrery.ingester.v1.TenantDeletions
+	12, // 16: orrery.ingester.v1.Tombstone.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	25, // 17: orrery.ingester.v1.TenantDeletions.tombstones:type_name -> orrery.ingester.v1.Tombstone
+	12, // 18: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	28, // 19: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
+	6,  // 20: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
+	6,  // 21: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
+	30, // 22: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
+	31, // 23: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
+	12, // 24: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	7,  // 25: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	13, // 26: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	17, // 27: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	19, // 28: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	21, // 29: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	9,  // 30: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	24, // 31: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
+	29, // 32: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
+	33, // 33: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
+	35, // 34: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
+	1,  // 35: orrery.ingester.v1.Pushdown.SeriesDigests:input_type -> orrery.ingester.v1.DigestRequest
+	3,  // 36: orrery.ingester.v1.Pushdown.Evaluate:input_type -> orrery.ingester.v1.EvaluateRequest
+	11, // 37: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	16, // 38: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	18, // 39: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	20, // 40: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	22, // 41: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	10, // 42: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	27, // 43: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
+	32, // 44: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
+	34, // 45: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
+	36, // 46: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
+	2,  // 47: orrery.ingester.v1.Pushdown.SeriesDigests:output_type -> orrery.ingester.v1.DigestResponse
+	4,  // 48: orrery.ingester.v1.Pushdown.Evaluate:output_type -> orrery.ingester.v1.EvaluateResponse
+	37, // [37:49] is the sub-list for method output_type
+	25, // [25:37] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -2027,9 +2432,9 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   36,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_ingesterpb_ingester_proto_goTypes,
 		DependencyIndexes: file_ingesterpb_ingester_proto_depIdxs,

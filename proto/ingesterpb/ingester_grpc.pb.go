@@ -496,3 +496,161 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "ingesterpb/ingester.proto",
 }
+
+const (
+	Pushdown_SeriesDigests_FullMethodName = "/orrery.ingester.v1.Pushdown/SeriesDigests"
+	Pushdown_Evaluate_FullMethodName      = "/orrery.ingester.v1.Pushdown/Evaluate"
+)
+
+// PushdownClient is the client API for Pushdown service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Pushdown evaluates queries next to the data (docs/architecture.md,
+// "Pushdown"). A querier first asks each replica it reads for a digest of
+// every series a selector reads; then one replica of each series whose
+// replicas agree evaluates a partial aggregation over it, and sends the
+// aggregated series instead of chunks.
+type PushdownClient interface {
+	// SeriesDigests returns, per matching series with chunks in the range,
+	// its labels.StableHash and a digest of those chunks.
+	SeriesDigests(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error)
+	// Evaluate evaluates a PromQL query over the named series only.
+	Evaluate(ctx context.Context, in *EvaluateRequest, opts ...grpc.CallOption) (*EvaluateResponse, error)
+}
+
+type pushdownClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewPushdownClient(cc grpc.ClientConnInterface) PushdownClient {
+	return &pushdownClient{cc}
+}
+
+func (c *pushdownClient) SeriesDigests(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DigestResponse)
+	err := c.cc.Invoke(ctx, Pushdown_SeriesDigests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pushdownClient) Evaluate(ctx context.Context, in *EvaluateRequest, opts ...grpc.CallOption) (*EvaluateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EvaluateResponse)
+	err := c.cc.Invoke(ctx, Pushdown_Evaluate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// PushdownServer is the server API for Pushdown service.
+// All implementations must embed UnimplementedPushdownServer
+// for forward compatibility.
+//
+// Pushdown evaluates queries next to the data (docs/architecture.md,
+// "Pushdown"). A querier first asks each replica it reads for a digest of
+// every series a selector reads; then one replica of each series whose
+// replicas agree evaluates a partial aggregation over it, and sends the
+// aggregated series instead of chunks.
+type PushdownServer interface {
+	// SeriesDigests returns, per matching series with chunks in the range,
+	// its labels.StableHash and a digest of those chunks.
+	SeriesDigests(context.Context, *DigestRequest) (*DigestResponse, error)
+	// Evaluate evaluates a PromQL query over the named series only.
+	Evaluate(context.Context, *EvaluateRequest) (*EvaluateResponse, error)
+	mustEmbedUnimplementedPushdownServer()
+}
+
+// UnimplementedPushdownServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedPushdownServer struct{}
+
+func (UnimplementedPushdownServer) SeriesDigests(context.Context, *DigestRequest) (*DigestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SeriesDigests not implemented")
+}
+func (UnimplementedPushdownServer) Evaluate(context.Context, *EvaluateRequest) (*EvaluateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Evaluate not implemented")
+}
+func (UnimplementedPushdownServer) mustEmbedUnimplementedPushdownServer() {}
+func (UnimplementedPushdownServer) testEmbeddedByValue()                  {}
+
+// UnsafePushdownServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to PushdownServer will
+// result in compilation errors.
+type UnsafePushdownServer interface {
+	mustEmbedUnimplementedPushdownServer()
+}
+
+func RegisterPushdownServer(s grpc.ServiceRegistrar, srv PushdownServer) {
+	// If the following call panics, it indicates UnimplementedPushdownServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Pushdown_ServiceDesc, srv)
+}
+
+func _Pushdown_SeriesDigests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DigestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PushdownServer).SeriesDigests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Pushdown_SeriesDigests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PushdownServer).SeriesDigests(ctx, req.(*DigestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Pushdown_Evaluate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EvaluateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PushdownServer).Evaluate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Pushdown_Evaluate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PushdownServer).Evaluate(ctx, req.(*EvaluateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Pushdown_ServiceDesc is the grpc.ServiceDesc for Pushdown service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Pushdown_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "orrery.ingester.v1.Pushdown",
+	HandlerType: (*PushdownServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "SeriesDigests",
+			Handler:    _Pushdown_SeriesDigests_Handler,
+		},
+		{
+			MethodName: "Evaluate",
+			Handler:    _Pushdown_Evaluate_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "ingesterpb/ingester.proto",
+}

@@ -1,0 +1,252 @@
+package evaluator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/orrery/orrery/apierr"
+	"github.com/orrery/orrery/proto/ingesterpb"
+	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/runchunk"
+)
+
+// maxSteps bounds a range evaluation's steps, as Prometheus's API does.
+const maxSteps = 11000
+
+// Server serves ingesterpb.PushdownServer.
+type Server struct {
+	ingesterpb.UnimplementedPushdownServer
+	engine    promql.QueryEngine
+	queryable storage.Queryable
+	ingester  ingesterpb.IngesterClient
+}
+
+// New returns a server that evaluates with engine over queryable (a
+// querier.Queryable whose ring is this process's ingester alone) and
+// digests the series of ingester (this process's, read in process).
+func New(engine promql.QueryEngine, queryable storage.Queryable, ingester ingesterpb.IngesterClient) *Server {
+	return &Server{engine: engine, queryable: queryable, ingester: ingester}
+}
+
+// SeriesDigests implements ingesterpb.PushdownServer. A series' digest
+// hashes its chunks in the range, each once, in order of time and bytes:
+// the order the ingester sends them in depends on which it has flushed,
+// and a chunk flushed while being read comes twice (QueryStream). So two
+// replicas that hold the same chunks digest alike, and ones that hold
+// different chunks almost surely not.
+func (s *Server) SeriesDigests(ctx context.Context, req *ingesterpb.DigestRequest) (*ingesterpb.DigestResponse, error) {
+	stream, err := s.ingester.QueryStream(ctx, &ingesterpb.QueryRequest{StartMs: req.StartMs, EndMs: req.EndMs, Matchers: req.Matchers, PackedLabels: true, RunChunks: true})
+	if err != nil {
+		return nil, err
+	}
+	var (
+		entries []entry
+		b       labels.ScratchBuilder
+		d       digester
+	)
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, cs := range msg.Series {
+			ls, err := seriesLabels(&b, cs)
+			if err != nil {
+				return nil, apierr.ToGRPC(apierr.New(apierr.Internal, "evaluator: a series' labels: %s", err))
+			}
+			if req.Limit > 0 && int64(len(entries)) >= req.Limit {
+				return nil, apierr.ToGRPC(apierr.New(apierr.TooLarge, "evaluator: more than %d series to digest", req.Limit))
+			}
+			sum, n := d.digest(cs.Chunks)
+			entries = append(entries, entry{hash: labels.StableHash(ls), digest: sum, samples: n})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return compareUint64(a.hash, b.hash) })
+	resp := &ingesterpb.DigestResponse{
+		Hashes:  make([]uint64, len(entries)),
+		Digests: make([]uint64, len(entries)),
+		Samples: make([]int64, len(entries)),
+	}
+	for k, e := range entries {
+		resp.Hashes[k], resp.Digests[k], resp.Samples[k] = e.hash, e.digest, e.samples
+	}
+	return resp, nil
+}
+
+type entry struct {
+	hash, digest uint64
+	samples      int64
+}
+
+func compareUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func seriesLabels(b *labels.ScratchBuilder, cs *ingesterpb.ChunkSeries) (labels.Labels, error) {
+	if len(cs.PackedLabels) > 0 {
+		return ingesterpb.DecodeLabels(b, cs.PackedLabels)
+	}
+	return ingesterpb.ToLabels(b, cs.Labels), nil
+}
+
+// digester hashes series' chunks, reusing its buffers.
+type digester struct {
+	order []*ingesterpb.Chunk
+	buf   []byte
+}
+
+// digest returns the hash of chunks, each distinct chunk once in a fixed
+// order, and their samples (from the chunk headers; a chunk that does not
+// parse counts none, and hashes all the same).
+func (d *digester) digest(chunks []*ingesterpb.Chunk) (uint64, int64) {
+	d.order = append(d.order[:0], chunks...)
+	slices.SortFunc(d.order, compareChunks)
+	d.order = slices.CompactFunc(d.order, func(a, b *ingesterpb.Chunk) bool { return compareChunks(a, b) == 0 })
+	h := xxhash.New()
+	var n int64
+	for _, c := range d.order {
+		d.buf = binary.BigEndian.AppendUint64(d.buf[:0], uint64(c.MinTimeMs))
+		d.buf = binary.BigEndian.AppendUint64(d.buf, uint64(c.MaxTimeMs))
+		d.buf = binary.BigEndian.AppendUint32(d.buf, c.Encoding)
+		d.buf = binary.BigEndian.AppendUint64(d.buf, uint64(len(c.Data)))
+		_, _ = h.Write(d.buf)
+		_, _ = h.Write(c.Data)
+		if chk, err := runchunk.FromData(chunkenc.Encoding(c.Encoding), c.Data); err == nil {
+			n += int64(chk.NumSamples())
+		}
+	}
+	return h.Sum64(), n
+}
+
+func compareChunks(a, b *ingesterpb.Chunk) int {
+	if c := compareInt64(a.MinTimeMs, b.MinTimeMs); c != 0 {
+		return c
+	}
+	if c := compareInt64(a.MaxTimeMs, b.MaxTimeMs); c != 0 {
+		return c
+	}
+	if a.Encoding != b.Encoding {
+		return compareUint64(uint64(a.Encoding), uint64(b.Encoding))
+	}
+	return slices.Compare(a.Data, b.Data)
+}
+
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Evaluate implements ingesterpb.PushdownServer.
+func (s *Server) Evaluate(ctx context.Context, req *ingesterpb.EvaluateRequest) (*ingesterpb.EvaluateResponse, error) {
+	if err := validate(req); err != nil {
+		return nil, apierr.ToGRPC(err)
+	}
+	ctx = querier.WithSeriesHashes(ctx, req.SeriesHashes)
+	opts := promql.NewPrometheusQueryOpts(false, time.Duration(req.LookbackDeltaMs)*time.Millisecond, nil)
+	var (
+		qry promql.Query
+		err error
+	)
+	if req.StepMs == 0 {
+		qry, err = s.engine.NewInstantQuery(ctx, s.queryable, opts, req.Query, time.UnixMilli(req.StartMs))
+	} else {
+		qry, err = s.engine.NewRangeQuery(ctx, s.queryable, opts, req.Query, time.UnixMilli(req.StartMs), time.UnixMilli(req.EndMs), time.Duration(req.StepMs)*time.Millisecond)
+	}
+	if err != nil {
+		return nil, apierr.ToGRPC(apierr.New(apierr.BadData, "evaluator: %s", err))
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		if ctx.Err() != nil {
+			return nil, apierr.ToGRPC(ctx.Err())
+		}
+		return nil, apierr.ToGRPC(fmt.Errorf("evaluator: %w", res.Err))
+	}
+	resp := &ingesterpb.EvaluateResponse{}
+	resp.Warnings, resp.Infos = res.Warnings.AsStrings(req.Query, 0, 0)
+	if st := qry.Stats(); st != nil && st.Samples != nil {
+		resp.TotalSamples = st.Samples.TotalSamples
+	}
+	if resp.Series, err = floatSeries(res.Value); err != nil {
+		return nil, apierr.ToGRPC(err)
+	}
+	return resp, nil
+}
+
+// ErrHistograms is the message of an evaluation whose result holds native
+// histograms, which pushdown does not carry: the querier then evaluates
+// the query itself.
+const ErrHistograms = "evaluator: the result has native histograms"
+
+func floatSeries(v any) ([]*ingesterpb.FloatSeries, error) {
+	var out []*ingesterpb.FloatSeries
+	switch v := v.(type) {
+	case promql.Matrix:
+		out = make([]*ingesterpb.FloatSeries, 0, len(v))
+		for _, s := range v {
+			if len(s.Histograms) > 0 {
+				return nil, apierr.New(apierr.BadData, ErrHistograms)
+			}
+			fs := &ingesterpb.FloatSeries{PackedLabels: ingesterpb.AppendLabels(nil, s.Metric), TimestampsMs: make([]int64, len(s.Floats)), Values: make([]float64, len(s.Floats))}
+			for k, p := range s.Floats {
+				fs.TimestampsMs[k], fs.Values[k] = p.T, p.F
+			}
+			out = append(out, fs)
+		}
+	case promql.Vector:
+		out = make([]*ingesterpb.FloatSeries, 0, len(v))
+		for _, s := range v {
+			if s.H != nil {
+				return nil, apierr.New(apierr.BadData, ErrHistograms)
+			}
+			out = append(out, &ingesterpb.FloatSeries{PackedLabels: ingesterpb.AppendLabels(nil, s.Metric), TimestampsMs: []int64{s.T}, Values: []float64{s.F}})
+		}
+	default:
+		return nil, apierr.New(apierr.BadData, "evaluator: the query must give vectors, not %T", v)
+	}
+	return out, nil
+}
+
+func validate(req *ingesterpb.EvaluateRequest) error {
+	switch {
+	case req.Query == "":
+		return apierr.New(apierr.BadData, "evaluator: no query")
+	case len(req.SeriesHashes) == 0:
+		return apierr.New(apierr.BadData, "evaluator: series_hashes must name the series to evaluate")
+	case !slices.IsSorted(req.SeriesHashes):
+		return apierr.New(apierr.BadData, "evaluator: series_hashes must be sorted ascending")
+	case req.StepMs < 0 || req.LookbackDeltaMs < 0:
+		return apierr.New(apierr.BadData, "evaluator: negative step or lookback delta")
+	case req.StepMs > 0 && req.EndMs < req.StartMs:
+		return apierr.New(apierr.BadData, "evaluator: end before start")
+	case req.StepMs > 0 && (req.EndMs-req.StartMs)/req.StepMs >= maxSteps:
+		return apierr.New(apierr.BadData, "evaluator: more than %d steps", maxSteps)
+	}
+	return nil
+}
