@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,9 +16,13 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/orrery/orrery/ingester/client"
 	"github.com/orrery/orrery/internal/apicompare"
+	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/proto/ringpb"
 	"github.com/orrery/orrery/querier"
@@ -275,4 +280,159 @@ func TestPushdownAnswersAsTheMergeOfReplicas(t *testing.T) {
 	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "pushed"))
 	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_series_total", "ingester"), "series whose replicas agree are evaluated by one")
 	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_series_total", "querier"), "series whose replicas differ are merged here")
+}
+
+// An ingester killed in the middle of the queried window, then back with
+// its WAL but without what was written while it was down: with it down,
+// and with it up again, each read of two of the three (in rotation, as
+// at RF=3) answers pushed down as the merge of every replica does.
+func TestPushdownWithAnIngesterKilledMidWindow(t *testing.T) {
+	o := newTestOverrides()
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	tis := make([]*testIngester, 3)
+	for k := range tis {
+		tis[k] = newTestIngester(t, dirs[k], testConfig(), withOverrides(o), withPushdown())
+	}
+	t.Cleanup(func() {
+		for _, ti := range tis {
+			ti.stop(t)
+		}
+	})
+	const until = 2 * 3600
+	upTo := func(limit int) func(int, labels.Labels, int) bool {
+		return func(r int, _ labels.Labels, ts int) bool { return r != 2 || ts < limit }
+	}
+	writePushdownData(t, tis, 3600, upTo(until))
+	tis[2].crash(t)
+	writePushdownData(t, tis[:2], 5400, func(_ int, _ labels.Labels, ts int) bool { return ts >= 3600 })
+
+	r := replicaRing{tis: tis, maxErrors: 1}
+	check := func(step string) {
+		merged, _ := pushdownQuerier(t, replicaRing{tis: r.tis[:2]}, fixedLimits{}, false)
+		want := pushdownAnswers(t, merged, 5400)
+		pushed, reg := pushdownQuerier(t, r, fixedLimits{}, true)
+		for range 3 { // the rotation leaves each ingester out in turn
+			requireSameValues(t, want, pushdownAnswers(t, pushed, 5400))
+		}
+		require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "pushed"), step)
+	}
+	// Down: its calls fail, a spare answers in its place.
+	tis[2].srv.Stop()
+	check("down")
+	// Back with what its WAL held: it misses [3600, 5400).
+	tis[2] = newTestIngester(t, dirs[2], testConfig(), withOverrides(o), withPushdown())
+	check("back")
+}
+
+// Ingesters that predate pushdown answer its calls Unimplemented: the
+// querier then evaluates the query itself, with the same answers.
+func TestPushdownFallsBackForIngestersWithoutIt(t *testing.T) {
+	var tis []*testIngester
+	for range 2 {
+		ti := newTestIngester(t, t.TempDir(), testConfig())
+		t.Cleanup(func() { ti.stop(t) })
+		tis = append(tis, ti)
+	}
+	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
+	r := replicaRing{tis: tis}
+	merged, _ := pushdownQuerier(t, r, fixedLimits{}, false)
+	pushed, reg := pushdownQuerier(t, r, fixedLimits{}, true)
+	requireSameValues(t, pushdownAnswers(t, merged, 1800), pushdownAnswers(t, pushed, 1800))
+	require.Zero(t, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "pushed"))
+	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "digests"))
+}
+
+// A tenant's query limits stop a pushed-down query as they stop the
+// same query read whole, with the same error.
+func TestPushdownKeepsQueryLimits(t *testing.T) {
+	var tis []*testIngester
+	for range 2 {
+		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
+		t.Cleanup(func() { ti.stop(t) })
+		tis = append(tis, ti)
+	}
+	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
+	r := replicaRing{tis: tis}
+	for _, lim := range []limits.Limits{{MaxFetchedSeriesPerQuery: 5}, {MaxFetchedSamplesPerQuery: 1000}} {
+		merged, _ := pushdownQuerier(t, r, fixedLimits{lim}, false)
+		pushed, _ := pushdownQuerier(t, r, fixedLimits{lim}, true)
+		for _, q := range []string{`sum(rate(req_total[5m]))`, `count(load)`} {
+			params := url.Values{"query": {q}, "start": {"0"}, "end": {"1800"}, "step": {"60"}}
+			wantCode, want := apiGet(t, merged, "/query_range", params)
+			require.Equal(t, http.StatusUnprocessableEntity, wantCode, want)
+			code, got := apiGet(t, pushed, "/query_range", params)
+			require.Equal(t, wantCode, code, got)
+			require.JSONEq(t, want, got)
+		}
+	}
+}
+
+// stats=all answers what a pushed-down query read: the samples its
+// ingesters' evaluations read, as Prometheus counts them.
+func TestPushdownStats(t *testing.T) {
+	var tis []*testIngester
+	for range 2 {
+		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
+		t.Cleanup(func() { ti.stop(t) })
+		tis = append(tis, ti)
+	}
+	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
+	pushed, reg := pushdownQuerier(t, replicaRing{tis: tis}, fixedLimits{}, true)
+	code, body := apiGet(t, pushed, "/query_range", url.Values{"query": {`sum(rate(req_total[5m]))`}, "start": {"0"}, "end": {"1800"}, "step": {"60"}, "stats": {"all"}})
+	require.Equal(t, http.StatusOK, code, body)
+	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "pushed"))
+	var resp struct {
+		Data struct {
+			Stats struct {
+				Timings struct {
+					ExecTotalTime float64 `json:"execTotalTime"`
+				} `json:"timings"`
+				Samples struct {
+					TotalQueryableSamples int64 `json:"totalQueryableSamples"`
+				} `json:"samples"`
+			} `json:"stats"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &resp))
+	require.Positive(t, resp.Data.Stats.Samples.TotalQueryableSamples, body)
+	require.Positive(t, resp.Data.Stats.Timings.ExecTotalTime, body)
+}
+
+// The Pushdown service refuses what would count series twice or run
+// unbounded, with InvalidArgument naming the problem, and keeps serving.
+func TestPushdownRefusesCraftedCalls(t *testing.T) {
+	ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
+	t.Cleanup(func() { ti.stop(t) })
+	writePushdownData(t, []*testIngester{ti}, 600, func(int, labels.Labels, int) bool { return true })
+	c, err := ti.pool.PushdownClient(ti.addr)
+	require.NoError(t, err)
+	ctx := ctxFor("t")
+	ok := &ingesterpb.EvaluateRequest{Query: `sum(load)`, StartMs: 0, EndMs: 600_000, StepMs: 60_000, SeriesHashes: []uint64{1, 2}}
+	for name, mutate := range map[string]func(*ingesterpb.EvaluateRequest){
+		"no series":     func(r *ingesterpb.EvaluateRequest) { r.SeriesHashes = nil },
+		"unsorted":      func(r *ingesterpb.EvaluateRequest) { r.SeriesHashes = []uint64{2, 1} },
+		"no query":      func(r *ingesterpb.EvaluateRequest) { r.Query = "" },
+		"bad query":     func(r *ingesterpb.EvaluateRequest) { r.Query = "sum(" },
+		"steps":         func(r *ingesterpb.EvaluateRequest) { r.StepMs, r.EndMs = 1, 1<<40 },
+		"negative step": func(r *ingesterpb.EvaluateRequest) { r.StepMs = -1 },
+		"end first":     func(r *ingesterpb.EvaluateRequest) { r.EndMs = -1 },
+		"string":        func(r *ingesterpb.EvaluateRequest) { r.Query, r.StepMs = `"text"`, 0 },
+	} {
+		req := proto.Clone(ok).(*ingesterpb.EvaluateRequest)
+		mutate(req)
+		_, err := c.Evaluate(ctx, req)
+		require.Equal(t, codes.InvalidArgument, status.Code(err), "%s: %v", name, err)
+	}
+	resp, err := c.Evaluate(ctx, ok)
+	require.NoError(t, err)
+	require.Empty(t, resp.Series, "hashes of no series evaluate nothing")
+
+	_, err = c.SeriesDigests(ctx, &ingesterpb.DigestRequest{StartMs: 0, EndMs: 600_000, Matchers: ingesterpb.FromMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "load")}), Limit: 3})
+	require.Equal(t, codes.OutOfRange, status.Code(err), "%v", err)
+	stream, err := ti.client.QueryStream(ctx, &ingesterpb.QueryRequest{StartMs: 0, EndMs: 600_000, SeriesHashes: []uint64{2, 1}})
+	require.NoError(t, err)
+	_, err = stream.Recv()
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	_, err = c.SeriesDigests(context.Background(), &ingesterpb.DigestRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
 }

@@ -350,6 +350,7 @@ func TestClusterRestartKeepsDataInPlace(t *testing.T) {
 		require.Zero(t, metricValue(t, c.members[id], "orrery_ingester_handover_chunks_received_total"), "nothing was handed to %s", id)
 	}
 	compareQueries(t, prom, c.members["quer"].url("/prometheus"), w.start, w.end)
+	require.Positive(t, metricValue(t, c.members["quer"], `orrery_querier_pushdown_queries_total{outcome="pushed"}`), "RF=1: aggregations pushed down to the three ingesters")
 	counts := url.Values{"query": {`count_over_time({__name__=~".+"}[2h])`}, "time": {strconv.FormatInt(w.end.Unix(), 10)}}
 	want, err := get(prom, "/api/v1/query", counts)
 	require.NoError(t, err)

@@ -34,7 +34,7 @@ type PushdownClients interface {
 // maxDigestSeries bounds the series one pushed-down selector reads on one
 // ingester when the tenant has no series limit: past it the query is
 // evaluated here, streaming, instead.
-const maxDigestSeries = 1 << 20
+const maxDigestSeries = 1 << 18
 
 // pushdownEngine is the querier's promql.QueryEngine: the upstream engine,
 // with the shardable aggregations of a query (queryplan) evaluated next to
@@ -94,7 +94,9 @@ func (e *pushdownEngine) NewRangeQuery(ctx context.Context, qa storage.Queryable
 // newQuery returns up itself unless the query may be pushed down; up,
 // which the upstream engine has checked, is then the fallback.
 func (e *pushdownEngine) newQuery(up promql.Query, qa storage.Queryable, opts promql.QueryOpts, qs string, start, end, step int64) promql.Query {
-	if qa != storage.Queryable(e.q) || (opts != nil && opts.EnablePerStepStats()) {
+	// Per-step stats are not asked of: the upstream engine here has them
+	// off (NewEngine), so it ignores them too.
+	if qa != storage.Queryable(e.q) {
 		return up
 	}
 	expr, err := e.parser.ParseExpr(qs)
@@ -427,7 +429,8 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		return leafResult{}, notPushed("digests")
 	}
 	if err := sc.fetched.addPushed(tenantID, d.series, d.samples); err != nil {
-		return leafResult{}, err
+		// As the upstream engine reports a select's error.
+		return leafResult{}, fmt.Errorf("expanding series: %w", err)
 	}
 	recordPushed(ctx, d.series, d.samples)
 	e.series.WithLabelValues("ingester").Add(float64(d.series - len(d.merge)))
@@ -506,16 +509,10 @@ type designation struct {
 // one hash), is merged here. Correct because a read of these ingesters
 // holds every acknowledged sample on at least one of them (openFanout): a
 // replica that agrees with every other one that has the series holds all
-// of them.
+// of them. It walks the answers' sorted lists side by side, so it holds
+// nothing per series beyond the lists it returns.
 func designate(answers []digested) (designation, error) {
-	type agreement struct {
-		digest  uint64
-		holders []int
-		differ  bool
-		samples int64
-	}
-	series := map[uint64]*agreement{}
-	for k, a := range answers {
+	for _, a := range answers {
 		r := a.resp
 		if len(r.Digests) != len(r.Hashes) || len(r.Samples) != len(r.Hashes) {
 			return designation{}, fmt.Errorf("ingester %s: digests of unequal lengths", a.inst.Id)
@@ -523,36 +520,57 @@ func designate(answers []digested) (designation, error) {
 		if !slices.IsSorted(r.Hashes) {
 			return designation{}, fmt.Errorf("ingester %s: digests not sorted", a.inst.Id)
 		}
-		for j, h := range r.Hashes {
-			s, ok := series[h]
-			if !ok {
-				series[h] = &agreement{digest: r.Digests[j], holders: []int{k}, samples: r.Samples[j]}
-				continue
-			}
-			s.differ = s.differ || s.digest != r.Digests[j] || s.holders[len(s.holders)-1] == k
-			s.holders = append(s.holders, k)
-			s.samples = max(s.samples, r.Samples[j])
-		}
 	}
-	d := designation{evaluate: make([][]uint64, len(answers)), series: len(series)}
-	for h, s := range series {
-		d.samples += s.samples
-		if s.differ {
+	d := designation{evaluate: make([][]uint64, len(answers))}
+	next := make([]int, len(answers)) // per answer, its first entry not walked
+	holders := make([]int, 0, len(answers))
+	for {
+		var (
+			h     uint64
+			found bool
+		)
+		for k, a := range answers {
+			if next[k] < len(a.resp.Hashes) && (!found || a.resp.Hashes[next[k]] < h) {
+				h, found = a.resp.Hashes[next[k]], true
+			}
+		}
+		if !found {
+			break
+		}
+		d.series++
+		holders = holders[:0]
+		var (
+			digest  uint64
+			differ  bool
+			samples int64
+		)
+		for k, a := range answers {
+			r := a.resp
+			for j := next[k]; j < len(r.Hashes) && r.Hashes[j] == h; j++ {
+				if len(holders) == 0 {
+					digest = r.Digests[j]
+				}
+				differ = differ || r.Digests[j] != digest || j > next[k]
+				holders = append(holders, k)
+				samples = max(samples, r.Samples[j])
+			}
+			for next[k] < len(r.Hashes) && r.Hashes[next[k]] == h {
+				next[k]++
+			}
+		}
+		d.samples += samples
+		if differ {
 			d.merge = append(d.merge, h)
 			continue
 		}
-		pick := s.holders[0]
-		for _, k := range s.holders[1:] {
+		pick := holders[0]
+		for _, k := range holders[1:] {
 			if len(d.evaluate[k]) < len(d.evaluate[pick]) {
 				pick = k
 			}
 		}
 		d.evaluate[pick] = append(d.evaluate[pick], h)
 	}
-	for _, hs := range d.evaluate {
-		slices.Sort(hs)
-	}
-	slices.Sort(d.merge)
 	return d, nil
 }
 
