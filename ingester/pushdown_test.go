@@ -45,7 +45,7 @@ func servePushdown(t testing.TB, srv *grpc.Server, ing *Ingester, addr string, l
 	local := querier.NewQueryable(cfg, querier.InstanceRing{Instance: &ringpb.Instance{Id: addr, Addr: addr}}, pool, lim, nil, logger)
 	c, err := pool.Client(addr)
 	require.NoError(t, err)
-	ingesterpb.RegisterPushdownServer(srv, evaluator.New(querier.NewEngine(cfg, nil, logger), local, c))
+	ingesterpb.RegisterPushdownServer(srv, evaluator.New(querier.NewEngine(cfg, nil, logger), local, c, cfg.MaxConcurrent, cfg.Timeout))
 }
 
 func pushdownQuerierConfig(pushdown bool) querier.Config {

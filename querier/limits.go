@@ -271,10 +271,10 @@ func (f *selectFetch) addLabels(batch []*ingesterpb.Labels) error {
 	return l.check()
 }
 
-// addPushed accounts the series a pushed-down select reads, known by
-// their digests only: series distinct series and samples the most any
-// replica holds of each, summed. Series the pushdown then merges here are
-// counted once more by their select.
+// addPushed accounts the series a pushed-down select has the ingesters
+// evaluate, known by their digests only: series distinct series and
+// samples the most any replica holds of each, summed. The series it
+// merges here are counted by their select.
 func (l *fetchLimiter) addPushed(tenant string, series int, samples int64) error {
 	if l == nil {
 		return nil

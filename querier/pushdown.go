@@ -31,6 +31,11 @@ type PushdownClients interface {
 	PushdownClient(addr string) (ingesterpb.PushdownClient, error)
 }
 
+// ErrHistograms is the message of an evaluation whose result holds native
+// histograms, which pushdown does not carry: the querier then evaluates
+// the query itself.
+const ErrHistograms = "evaluator: the result has native histograms"
+
 // maxDigestSeries bounds the series one pushed-down selector reads on one
 // ingester when the tenant has no series limit: past it the query is
 // evaluated here, streaming, instead.
@@ -137,7 +142,7 @@ func (p *pushdownQuery) Exec(ctx context.Context) *promql.Result {
 	p.mu.Unlock()
 	timers := stats.NewQueryTimers()
 	total := timers.GetTimer(stats.ExecTotalTime).Start()
-	res, samples, err := p.e.pushdown(ctx, p)
+	res, samples, err := p.e.pushdown(ctx, p, p.e.q.newSharedScope())
 	total.Stop()
 	var why notPushed
 	if errors.As(err, &why) {
@@ -202,7 +207,7 @@ type leafResult struct {
 
 // pushdown evaluates the query's plan: sharded leaves next to the data,
 // the others here, then the outer query over their results.
-func (e *pushdownEngine) pushdown(ctx context.Context, p *pushdownQuery) (*promql.Result, int64, error) {
+func (e *pushdownEngine) pushdown(ctx context.Context, p *pushdownQuery, shared *sharedScope) (*promql.Result, int64, error) {
 	ids, err := tenant.IDsFromContext(ctx)
 	if err != nil || len(ids) != 1 {
 		return nil, 0, notPushed("tenants")
@@ -230,9 +235,9 @@ func (e *pushdownEngine) pushdown(ctx context.Context, p *pushdownQuery) (*promq
 			err error
 		)
 		if l.Sharded {
-			lr, err = e.pushLeaf(ctx, ids[0], p, l.Text)
+			lr, err = e.pushLeaf(ctx, ids[0], p, shared, l.Text)
 		} else {
-			lr, err = e.evalHere(ctx, p, l.Text, nil)
+			lr, err = e.evalHere(ctx, p, shared, l.Text, nil)
 		}
 		if err != nil {
 			return nil, 0, err
@@ -273,12 +278,13 @@ func mentionsHistograms(lr leafResult) bool {
 }
 
 // evalHere evaluates text (a leaf of the query's plan) here with the
-// upstream engine, over the series of hashes only when not nil.
-func (e *pushdownEngine) evalHere(ctx context.Context, p *pushdownQuery, text string, hashes []uint64) (leafResult, error) {
+// upstream engine, over the series of hashes only when not nil, its
+// selects counted against the query's limits with the rest of it.
+func (e *pushdownEngine) evalHere(ctx context.Context, p *pushdownQuery, shared *sharedScope, text string, hashes []uint64) (leafResult, error) {
 	if hashes != nil {
 		ctx = WithSeriesHashes(ctx, hashes)
 	}
-	qry, err := e.newUpstream(ctx, e.q, p, text)
+	qry, err := e.newUpstream(ctx, shared, p, text)
 	if err != nil {
 		return leafResult{}, err
 	}
@@ -385,7 +391,7 @@ type digested struct {
 // pushLeaf evaluates a shardable aggregation next to the data: digests
 // from the ingesters a read needs, each series whose replicas agree
 // evaluated by one of them, the others here.
-func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushdownQuery, text string) (leafResult, error) {
+func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushdownQuery, shared *sharedScope, text string) (leafResult, error) {
 	hints, ms, err := e.selectOf(ctx, p, text)
 	if err != nil {
 		return leafResult{}, err
@@ -393,14 +399,14 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 	if i, n, ok := shard.FromContext(ctx); ok {
 		ms = append(ms, shard.Matcher(i, n))
 	}
-	qr := &querier{q: e.q, mint: hints.Start, maxt: hints.End, created: time.Now()}
+	qr := shared.querier(hints.Start, hints.End)
 	sc, err := qr.scopeOf(ctx)
 	if err != nil {
 		return leafResult{}, err
 	}
 	start, end, ok := sc.window(hints.Start, hints.End)
 	if !ok {
-		return e.evalHere(ctx, p, text, nil)
+		return e.evalHere(ctx, p, shared, text, nil)
 	}
 	lim := qr.q.limitsOf(sc.ids)
 	req := &ingesterpb.DigestRequest{StartMs: start, EndMs: end, Matchers: ingesterpb.FromMatchers(ms), Limit: maxDigestSeries}
@@ -428,12 +434,13 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		e.q.logger.Warn("pushdown: digests unusable, evaluating here", "err", err)
 		return leafResult{}, notPushed("digests")
 	}
-	if err := sc.fetched.addPushed(tenantID, d.series, d.samples); err != nil {
+	evaluated := d.series - len(d.merge)
+	if err := sc.fetched.addPushed(tenantID, evaluated, d.samples); err != nil {
 		// As the upstream engine reports a select's error.
 		return leafResult{}, fmt.Errorf("expanding series: %w", err)
 	}
-	recordPushed(ctx, d.series, d.samples)
-	e.series.WithLabelValues("ingester").Add(float64(d.series - len(d.merge)))
+	recordPushed(ctx, evaluated, d.samples)
+	e.series.WithLabelValues("ingester").Add(float64(evaluated))
 	e.series.WithLabelValues("querier").Add(float64(len(d.merge)))
 
 	results := make([]leafResult, len(o.vals)+1)
@@ -450,7 +457,7 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		}()
 	}
 	if len(d.merge) > 0 {
-		results[len(o.vals)], errs[len(o.vals)] = e.evalHere(ctx, p, text, d.merge)
+		results[len(o.vals)], errs[len(o.vals)] = e.evalHere(ctx, p, shared, text, d.merge)
 	}
 	wg.Wait()
 	if err := errs[len(o.vals)]; err != nil {
@@ -460,6 +467,9 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		if err != nil {
 			if ctx.Err() != nil {
 				return leafResult{}, ctx.Err()
+			}
+			if strings.Contains(err.Error(), ErrHistograms) {
+				return leafResult{}, notPushed("histograms")
 			}
 			e.q.logger.Warn("pushdown: an ingester's evaluation failed, evaluating here", "err", err)
 			return leafResult{}, notPushed("evaluate")
@@ -500,7 +510,9 @@ type designation struct {
 	evaluate [][]uint64 // per ingester answer, sorted
 	merge    []uint64   // sorted
 	series   int
-	samples  int64 // per series, the most any replica holds
+	// samples of the series the ingesters evaluate, per series the most
+	// any replica holds; the merged ones are counted by their select.
+	samples int64
 }
 
 // designate picks, for each series whose every digest agrees, the replica
@@ -558,11 +570,11 @@ func designate(answers []digested) (designation, error) {
 				next[k]++
 			}
 		}
-		d.samples += samples
 		if differ {
 			d.merge = append(d.merge, h)
 			continue
 		}
+		d.samples += samples
 		pick := holders[0]
 		for _, k := range holders[1:] {
 			if len(d.evaluate[k]) < len(d.evaluate[pick]) {
@@ -574,23 +586,42 @@ func designate(answers []digested) (designation, error) {
 	return d, nil
 }
 
-// infoText is an info annotation as an evaluator formatted it: the querier
-// keeps its text and its kind.
-type infoText string
+// remoteAnnotation is an annotation an ingester's evaluation raised. Like
+// the engine's own, it is keyed by its raw text until the API formats it
+// with the query (SetQuery), so the same one raised in several shares is
+// answered once, as the upstream engine answers it.
+type remoteAnnotation struct {
+	a         *ingesterpb.Annotation
+	formatted bool
+}
 
-func (e infoText) Error() string { return string(e) }
-func (infoText) Unwrap() error   { return annotations.PromQLInfo }
+func (r *remoteAnnotation) Error() string {
+	if r.formatted {
+		return r.a.Formatted
+	}
+	return r.a.Raw
+}
 
-// evaluatedAnnotations returns an evaluation's formatted warnings and infos as
-// annotations that print as they came and sort into warnings and infos
-// as the originals did.
+func (r *remoteAnnotation) Unwrap() error {
+	if r.a.Info {
+		return annotations.PromQLInfo
+	}
+	return annotations.PromQLWarning
+}
+
+// SetQuery formats the annotation: its position was formatted by the
+// ingester against the query's partial text, whose positions are the
+// query's.
+func (r *remoteAnnotation) SetQuery(string) { r.formatted = true }
+
+// Merge keeps the later annotation, as the engine's generic ones do.
+func (r *remoteAnnotation) Merge(error) error { return r }
+
+// evaluatedAnnotations returns an evaluation's annotations.
 func evaluatedAnnotations(resp *ingesterpb.EvaluateResponse) annotations.Annotations {
 	var out annotations.Annotations
-	for _, w := range resp.Warnings {
-		out.Add(errors.New(w))
-	}
-	for _, i := range resp.Infos {
-		out.Add(infoText(i))
+	for _, a := range resp.Annotations {
+		out.Add(&remoteAnnotation{a: a})
 	}
 	return out
 }

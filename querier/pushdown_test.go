@@ -41,7 +41,7 @@ func TestDesignate(t *testing.T) {
 	require.Contains(t, d.evaluate[0], uint64(5), "only a holds 5")
 	require.Contains(t, d.evaluate[2], uint64(6), "only c holds 6")
 	require.Equal(t, 7, d.series)
-	require.Equal(t, int64(5+6+5+9+5+2+1), d.samples, "per series the most any replica holds")
+	require.Equal(t, int64(5+5+9+5+2), d.samples, "of the series evaluated, per series the most any replica holds")
 }
 
 func TestDesignateRefusesMalformedDigests(t *testing.T) {

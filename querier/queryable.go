@@ -80,12 +80,12 @@ func (q *Queryable) admit(ctx context.Context) (func(), bool) {
 
 // Querier implements storage.Queryable.
 func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	return &querier{q: q, mint: mint, maxt: maxt, created: time.Now()}, nil
+	return &querier{q: q, mint: mint, maxt: maxt, created: time.Now(), sc: &scopeOnce{}}, nil
 }
 
 // ChunkQuerier implements storage.ChunkQueryable, for remote read.
 func (q *Queryable) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return &chunkQuerier{querier{q: q, mint: mint, maxt: maxt, created: time.Now()}}, nil
+	return &chunkQuerier{querier{q: q, mint: mint, maxt: maxt, created: time.Now(), sc: &scopeOnce{}}}, nil
 }
 
 // querier serves one query: the engine, the series API, federation and
@@ -96,9 +96,9 @@ type querier struct {
 	mint, maxt int64
 	created    time.Time
 
-	once     sync.Once
-	scope    queryScope
-	scopeErr error
+	// sc is resolved once per query: shared by the queriers of one
+	// pushed-down query (sharedScope), one querier's own otherwise.
+	sc *scopeOnce
 
 	// closers end what the query's selects left open (their ingester
 	// streams) when the query closes it, however far they were read.
@@ -122,19 +122,50 @@ type queryScope struct {
 }
 
 func (qr *querier) scopeOf(ctx context.Context) (queryScope, error) {
-	qr.once.Do(func() {
+	sc := qr.sc
+	sc.once.Do(func() {
 		ids, err := tenant.IDsFromContext(ctx)
 		if err != nil {
-			qr.scopeErr = apierr.New(apierr.Unauthorized, "%s", err)
+			sc.err = apierr.New(apierr.Unauthorized, "%s", err)
 			return
 		}
 		lim := qr.q.limitsOf(ids)
 		org := tenant.JoinIDs(ids)
-		qr.scope = queryScope{ids: ids, minT: lim.minTime(qr.created), fetched: newFetchLimiter(lim, func(reason string) {
+		sc.scope = queryScope{ids: ids, minT: lim.minTime(qr.created), fetched: newFetchLimiter(lim, func(reason string) {
 			qr.q.rejected.WithLabelValues(org, reason).Inc()
 		})}
 	})
-	return qr.scope, qr.scopeErr
+	return sc.scope, sc.err
+}
+
+// scopeOnce is a query's scope, resolved at its first call.
+type scopeOnce struct {
+	once  sync.Once
+	scope queryScope
+	err   error
+}
+
+// sharedScope is a storage.Queryable whose queriers all belong to one
+// query: its limits count what every one of them fetches, as they count
+// an upstream query's selects. Pushdown evaluates a query as several
+// (its plan's leaves, the series merged here) that are one to the user.
+type sharedScope struct {
+	q       *Queryable
+	created time.Time
+	sc      *scopeOnce
+}
+
+func (q *Queryable) newSharedScope() *sharedScope {
+	return &sharedScope{q: q, created: time.Now(), sc: &scopeOnce{}}
+}
+
+// Querier implements storage.Queryable.
+func (s *sharedScope) Querier(mint, maxt int64) (storage.Querier, error) {
+	return s.querier(mint, maxt), nil
+}
+
+func (s *sharedScope) querier(mint, maxt int64) *querier {
+	return &querier{q: s.q, mint: mint, maxt: maxt, created: s.created, sc: s.sc}
 }
 
 // window is the time range a call may read: [mint, maxt] with mint

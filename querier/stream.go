@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -28,6 +29,9 @@ type ingesterStream struct {
 	msg  []*ingesterpb.ChunkSeries
 	lset labels.Labels
 	b    labels.ScratchBuilder
+	// only is the request's series_hashes: the series an ingester that
+	// predates the field sends beyond them are dropped here.
+	only []uint64
 }
 
 // openStream starts reading an ingester's answer: its first series is
@@ -37,7 +41,7 @@ func openStream(ctx context.Context, c ingesterpb.IngesterClient, id string, req
 	if err != nil {
 		return nil, err
 	}
-	st = &ingesterStream{id: id, stream: stream, account: account}
+	st = &ingesterStream{id: id, stream: stream, account: account, only: req.SeriesHashes}
 	_, err = st.load(ctx)
 	return st, err
 }
@@ -51,21 +55,29 @@ func (s *ingesterStream) done() bool { return len(s.msg) == 0 }
 // them stops here. A series not after the previous one is an error: the
 // merge would return it twice or out of order.
 func (s *ingesterStream) load(ctx context.Context) (bool, error) {
-	for len(s.msg) == 0 {
-		resp, err := s.stream.Recv()
-		if err != nil {
-			return false, ignoreEOF(err)
+	var ls labels.Labels
+	for {
+		for len(s.msg) == 0 {
+			resp, err := s.stream.Recv()
+			if err != nil {
+				return false, ignoreEOF(err)
+			}
+			if err := s.account.addChunks(resp.Series); err != nil {
+				return false, err
+			}
+			recordFetched(ctx, resp.Series)
+			s.msg = resp.Series
 		}
-		if err := s.account.addChunks(resp.Series); err != nil {
+		var err error
+		if ls, err = seriesLabels(&s.b, s.msg[0]); err != nil {
+			s.msg = nil
 			return false, err
 		}
-		recordFetched(ctx, resp.Series)
-		s.msg = resp.Series
-	}
-	ls, err := seriesLabels(&s.b, s.msg[0])
-	if err != nil {
-		s.msg = nil
-		return false, err
+		if s.wanted(ls) {
+			break
+		}
+		s.msg[0] = nil
+		s.msg = s.msg[1:]
 	}
 	if !s.lset.IsEmpty() && labels.Compare(ls, s.lset) <= 0 {
 		s.msg = nil
@@ -73,6 +85,18 @@ func (s *ingesterStream) load(ctx context.Context) (bool, error) {
 	}
 	s.lset = ls
 	return true, nil
+}
+
+// wanted reports whether ls is among the series the request named, if it
+// named any. Pushdown merges by hash the series whose replicas differ,
+// and one that an ingester sent without being asked would be counted a
+// second time, beside the replica that evaluated it.
+func (s *ingesterStream) wanted(ls labels.Labels) bool {
+	if len(s.only) == 0 {
+		return true
+	}
+	_, found := slices.BinarySearch(s.only, labels.StableHash(ls))
+	return found
 }
 
 // seriesLabels are a streamed series' labels, packed or as pairs (an

@@ -138,6 +138,6 @@ func servePushdown(srv *grpc.Server, cfg *Config, addr string, pool *client.Pool
 	if err != nil {
 		return err
 	}
-	ingesterpb.RegisterPushdownServer(srv, evaluator.New(querier.NewEngine(cfg.Querier, nil, logger), local, c))
+	ingesterpb.RegisterPushdownServer(srv, evaluator.New(querier.NewEngine(cfg.Querier, nil, logger), local, c, cfg.Querier.MaxConcurrent, cfg.Querier.Timeout))
 	return nil
 }

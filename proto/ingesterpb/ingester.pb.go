@@ -74,7 +74,7 @@ func (x LabelMatcher_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LabelMatcher_Type.Descriptor instead.
 func (LabelMatcher_Type) EnumDescriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11, 0}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type DigestRequest struct {
@@ -302,11 +302,10 @@ func (x *EvaluateRequest) GetSeriesHashes() []uint64 {
 type EvaluateResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Series []*FloatSeries         `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
-	// The query's annotations, formatted against its text.
-	Warnings []string `protobuf:"bytes,2,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	Infos    []string `protobuf:"bytes,3,rep,name=infos,proto3" json:"infos,omitempty"`
+	// The query's warnings and infos.
+	Annotations []*Annotation `protobuf:"bytes,2,rep,name=annotations,proto3" json:"annotations,omitempty"`
 	// Samples the evaluation read, as the engine's stats count them.
-	TotalSamples  int64 `protobuf:"varint,4,opt,name=total_samples,json=totalSamples,proto3" json:"total_samples,omitempty"`
+	TotalSamples  int64 `protobuf:"varint,3,opt,name=total_samples,json=totalSamples,proto3" json:"total_samples,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -348,16 +347,9 @@ func (x *EvaluateResponse) GetSeries() []*FloatSeries {
 	return nil
 }
 
-func (x *EvaluateResponse) GetWarnings() []string {
+func (x *EvaluateResponse) GetAnnotations() []*Annotation {
 	if x != nil {
-		return x.Warnings
-	}
-	return nil
-}
-
-func (x *EvaluateResponse) GetInfos() []string {
-	if x != nil {
-		return x.Infos
+		return x.Annotations
 	}
 	return nil
 }
@@ -367,6 +359,69 @@ func (x *EvaluateResponse) GetTotalSamples() int64 {
 		return x.TotalSamples
 	}
 	return 0
+}
+
+// Annotation is a PromQL warning or info as the engine raised it: raw is
+// its text without a position, which the engine de-duplicates by, and
+// formatted its text with the position in the query, as answered.
+type Annotation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Raw           string                 `protobuf:"bytes,1,opt,name=raw,proto3" json:"raw,omitempty"`
+	Formatted     string                 `protobuf:"bytes,2,opt,name=formatted,proto3" json:"formatted,omitempty"`
+	Info          bool                   `protobuf:"varint,3,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Annotation) Reset() {
+	*x = Annotation{}
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Annotation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Annotation) ProtoMessage() {}
+
+func (x *Annotation) ProtoReflect() protoreflect.Message {
+	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Annotation.ProtoReflect.Descriptor instead.
+func (*Annotation) Descriptor() ([]byte, []int) {
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Annotation) GetRaw() string {
+	if x != nil {
+		return x.Raw
+	}
+	return ""
+}
+
+func (x *Annotation) GetFormatted() string {
+	if x != nil {
+		return x.Formatted
+	}
+	return ""
+}
+
+func (x *Annotation) GetInfo() bool {
+	if x != nil {
+		return x.Info
+	}
+	return false
 }
 
 type FloatSeries struct {
@@ -381,7 +436,7 @@ type FloatSeries struct {
 
 func (x *FloatSeries) Reset() {
 	*x = FloatSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +448,7 @@ func (x *FloatSeries) String() string {
 func (*FloatSeries) ProtoMessage() {}
 
 func (x *FloatSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[4]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +461,7 @@ func (x *FloatSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FloatSeries.ProtoReflect.Descriptor instead.
 func (*FloatSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{4}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FloatSeries) GetPackedLabels() []byte {
@@ -440,7 +495,7 @@ type LabelPair struct {
 
 func (x *LabelPair) Reset() {
 	*x = LabelPair{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +507,7 @@ func (x *LabelPair) String() string {
 func (*LabelPair) ProtoMessage() {}
 
 func (x *LabelPair) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[5]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +520,7 @@ func (x *LabelPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelPair.ProtoReflect.Descriptor instead.
 func (*LabelPair) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{5}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LabelPair) GetName() string {
@@ -497,7 +552,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +564,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[6]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +577,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{6}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PushRequest) GetSeries() []byte {
@@ -553,7 +608,7 @@ type MetricMetadata struct {
 
 func (x *MetricMetadata) Reset() {
 	*x = MetricMetadata{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +620,7 @@ func (x *MetricMetadata) String() string {
 func (*MetricMetadata) ProtoMessage() {}
 
 func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[7]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +633,7 @@ func (x *MetricMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricMetadata.ProtoReflect.Descriptor instead.
 func (*MetricMetadata) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{7}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MetricMetadata) GetMetricFamilyName() string {
@@ -619,7 +674,7 @@ type MetricsMetadataRequest struct {
 
 func (x *MetricsMetadataRequest) Reset() {
 	*x = MetricsMetadataRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +686,7 @@ func (x *MetricsMetadataRequest) String() string {
 func (*MetricsMetadataRequest) ProtoMessage() {}
 
 func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[8]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +699,7 @@ func (x *MetricsMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{8}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MetricsMetadataRequest) GetMetric() string {
@@ -663,7 +718,7 @@ type MetricsMetadataResponse struct {
 
 func (x *MetricsMetadataResponse) Reset() {
 	*x = MetricsMetadataResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +730,7 @@ func (x *MetricsMetadataResponse) String() string {
 func (*MetricsMetadataResponse) ProtoMessage() {}
 
 func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[9]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +743,7 @@ func (x *MetricsMetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsMetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetricsMetadataResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{9}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MetricsMetadataResponse) GetMetadata() []*MetricMetadata {
@@ -710,7 +765,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +777,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[10]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +790,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{10}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PushResponse) GetSamplesAppended() int64 {
@@ -763,7 +818,7 @@ type LabelMatcher struct {
 
 func (x *LabelMatcher) Reset() {
 	*x = LabelMatcher{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +830,7 @@ func (x *LabelMatcher) String() string {
 func (*LabelMatcher) ProtoMessage() {}
 
 func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[11]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +843,7 @@ func (x *LabelMatcher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelMatcher.ProtoReflect.Descriptor instead.
 func (*LabelMatcher) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{11}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LabelMatcher) GetType() LabelMatcher_Type {
@@ -838,7 +893,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +905,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[12]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +918,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{12}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *QueryRequest) GetStartMs() int64 {
@@ -922,7 +977,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +989,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[13]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1002,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{13}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Chunk) GetMinTimeMs() int64 {
@@ -993,7 +1048,7 @@ type ChunkSeries struct {
 
 func (x *ChunkSeries) Reset() {
 	*x = ChunkSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1060,7 @@ func (x *ChunkSeries) String() string {
 func (*ChunkSeries) ProtoMessage() {}
 
 func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[14]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1073,7 @@ func (x *ChunkSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkSeries.ProtoReflect.Descriptor instead.
 func (*ChunkSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{14}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChunkSeries) GetLabels() []*LabelPair {
@@ -1051,7 +1106,7 @@ type QueryStreamResponse struct {
 
 func (x *QueryStreamResponse) Reset() {
 	*x = QueryStreamResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1118,7 @@ func (x *QueryStreamResponse) String() string {
 func (*QueryStreamResponse) ProtoMessage() {}
 
 func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[15]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1131,7 @@ func (x *QueryStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryStreamResponse.ProtoReflect.Descriptor instead.
 func (*QueryStreamResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{15}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *QueryStreamResponse) GetSeries() []*ChunkSeries {
@@ -1098,7 +1153,7 @@ type LabelNamesRequest struct {
 
 func (x *LabelNamesRequest) Reset() {
 	*x = LabelNamesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1165,7 @@ func (x *LabelNamesRequest) String() string {
 func (*LabelNamesRequest) ProtoMessage() {}
 
 func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[16]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1178,7 @@ func (x *LabelNamesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesRequest.ProtoReflect.Descriptor instead.
 func (*LabelNamesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{16}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LabelNamesRequest) GetStartMs() int64 {
@@ -1163,7 +1218,7 @@ type LabelNamesResponse struct {
 
 func (x *LabelNamesResponse) Reset() {
 	*x = LabelNamesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1230,7 @@ func (x *LabelNamesResponse) String() string {
 func (*LabelNamesResponse) ProtoMessage() {}
 
 func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[17]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1243,7 @@ func (x *LabelNamesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelNamesResponse.ProtoReflect.Descriptor instead.
 func (*LabelNamesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{17}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LabelNamesResponse) GetNames() []string {
@@ -1211,7 +1266,7 @@ type LabelValuesRequest struct {
 
 func (x *LabelValuesRequest) Reset() {
 	*x = LabelValuesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1278,7 @@ func (x *LabelValuesRequest) String() string {
 func (*LabelValuesRequest) ProtoMessage() {}
 
 func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[18]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1291,7 @@ func (x *LabelValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesRequest.ProtoReflect.Descriptor instead.
 func (*LabelValuesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{18}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LabelValuesRequest) GetName() string {
@@ -1283,7 +1338,7 @@ type LabelValuesResponse struct {
 
 func (x *LabelValuesResponse) Reset() {
 	*x = LabelValuesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1350,7 @@ func (x *LabelValuesResponse) String() string {
 func (*LabelValuesResponse) ProtoMessage() {}
 
 func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[19]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1363,7 @@ func (x *LabelValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelValuesResponse.ProtoReflect.Descriptor instead.
 func (*LabelValuesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{19}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LabelValuesResponse) GetValues() []string {
@@ -1330,7 +1385,7 @@ type SeriesRequest struct {
 
 func (x *SeriesRequest) Reset() {
 	*x = SeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1397,7 @@ func (x *SeriesRequest) String() string {
 func (*SeriesRequest) ProtoMessage() {}
 
 func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[20]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1410,7 @@ func (x *SeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesRequest.ProtoReflect.Descriptor instead.
 func (*SeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{20}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SeriesRequest) GetStartMs() int64 {
@@ -1395,7 +1450,7 @@ type SeriesResponse struct {
 
 func (x *SeriesResponse) Reset() {
 	*x = SeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1462,7 @@ func (x *SeriesResponse) String() string {
 func (*SeriesResponse) ProtoMessage() {}
 
 func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[21]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1475,7 @@ func (x *SeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeriesResponse.ProtoReflect.Descriptor instead.
 func (*SeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{21}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SeriesResponse) GetSeries() []*Labels {
@@ -1439,7 +1494,7 @@ type Labels struct {
 
 func (x *Labels) Reset() {
 	*x = Labels{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1506,7 @@ func (x *Labels) String() string {
 func (*Labels) ProtoMessage() {}
 
 func (x *Labels) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[22]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1519,7 @@ func (x *Labels) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Labels.ProtoReflect.Descriptor instead.
 func (*Labels) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{22}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Labels) GetLabels() []*LabelPair {
@@ -1488,7 +1543,7 @@ type TransferChunksRequest struct {
 
 func (x *TransferChunksRequest) Reset() {
 	*x = TransferChunksRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1500,7 +1555,7 @@ func (x *TransferChunksRequest) String() string {
 func (*TransferChunksRequest) ProtoMessage() {}
 
 func (x *TransferChunksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[23]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1513,7 +1568,7 @@ func (x *TransferChunksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferChunksRequest.ProtoReflect.Descriptor instead.
 func (*TransferChunksRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{23}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TransferChunksRequest) GetSeries() []*ChunkSeries {
@@ -1541,7 +1596,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1608,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[24]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1621,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{24}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Tombstone) GetMatchers() []*LabelMatcher {
@@ -1600,7 +1655,7 @@ type TenantDeletions struct {
 
 func (x *TenantDeletions) Reset() {
 	*x = TenantDeletions{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1667,7 @@ func (x *TenantDeletions) String() string {
 func (*TenantDeletions) ProtoMessage() {}
 
 func (x *TenantDeletions) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[25]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1680,7 @@ func (x *TenantDeletions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TenantDeletions.ProtoReflect.Descriptor instead.
 func (*TenantDeletions) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{25}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TenantDeletions) GetTombstones() []*Tombstone {
@@ -1652,7 +1707,7 @@ type TransferChunksResponse struct {
 
 func (x *TransferChunksResponse) Reset() {
 	*x = TransferChunksResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1719,7 @@ func (x *TransferChunksResponse) String() string {
 func (*TransferChunksResponse) ProtoMessage() {}
 
 func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[26]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1732,7 @@ func (x *TransferChunksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferChunksResponse.ProtoReflect.Descriptor instead.
 func (*TransferChunksResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{26}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TransferChunksResponse) GetSeries() int64 {
@@ -1703,7 +1758,7 @@ type MatcherSet struct {
 
 func (x *MatcherSet) Reset() {
 	*x = MatcherSet{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +1770,7 @@ func (x *MatcherSet) String() string {
 func (*MatcherSet) ProtoMessage() {}
 
 func (x *MatcherSet) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[27]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +1783,7 @@ func (x *MatcherSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MatcherSet.ProtoReflect.Descriptor instead.
 func (*MatcherSet) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{27}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MatcherSet) GetMatchers() []*LabelMatcher {
@@ -1749,7 +1804,7 @@ type ExemplarQueryRequest struct {
 
 func (x *ExemplarQueryRequest) Reset() {
 	*x = ExemplarQueryRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1816,7 @@ func (x *ExemplarQueryRequest) String() string {
 func (*ExemplarQueryRequest) ProtoMessage() {}
 
 func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[28]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1829,7 @@ func (x *ExemplarQueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryRequest.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{28}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExemplarQueryRequest) GetStartMs() int64 {
@@ -1809,7 +1864,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1876,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[29]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1889,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{29}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Exemplar) GetLabels() []*LabelPair {
@@ -1868,7 +1923,7 @@ type ExemplarSeries struct {
 
 func (x *ExemplarSeries) Reset() {
 	*x = ExemplarSeries{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +1935,7 @@ func (x *ExemplarSeries) String() string {
 func (*ExemplarSeries) ProtoMessage() {}
 
 func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[30]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +1948,7 @@ func (x *ExemplarSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarSeries.ProtoReflect.Descriptor instead.
 func (*ExemplarSeries) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{30}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExemplarSeries) GetSeriesLabels() []*LabelPair {
@@ -1919,7 +1974,7 @@ type ExemplarQueryResponse struct {
 
 func (x *ExemplarQueryResponse) Reset() {
 	*x = ExemplarQueryResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[31]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +1986,7 @@ func (x *ExemplarQueryResponse) String() string {
 func (*ExemplarQueryResponse) ProtoMessage() {}
 
 func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[31]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +1999,7 @@ func (x *ExemplarQueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExemplarQueryResponse.ProtoReflect.Descriptor instead.
 func (*ExemplarQueryResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{31}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExemplarQueryResponse) GetSeries() []*ExemplarSeries {
@@ -1970,7 +2025,7 @@ type DeleteSeriesRequest struct {
 
 func (x *DeleteSeriesRequest) Reset() {
 	*x = DeleteSeriesRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[32]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2037,7 @@ func (x *DeleteSeriesRequest) String() string {
 func (*DeleteSeriesRequest) ProtoMessage() {}
 
 func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[32]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2050,7 @@ func (x *DeleteSeriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{32}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteSeriesRequest) GetMatchers() []*LabelMatcher {
@@ -2034,7 +2089,7 @@ type DeleteSeriesResponse struct {
 
 func (x *DeleteSeriesResponse) Reset() {
 	*x = DeleteSeriesResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[33]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2101,7 @@ func (x *DeleteSeriesResponse) String() string {
 func (*DeleteSeriesResponse) ProtoMessage() {}
 
 func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[33]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2114,7 @@ func (x *DeleteSeriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSeriesResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSeriesResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{33}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{34}
 }
 
 type DeletionGenerationRequest struct {
@@ -2071,7 +2126,7 @@ type DeletionGenerationRequest struct {
 
 func (x *DeletionGenerationRequest) Reset() {
 	*x = DeletionGenerationRequest{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[34]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2138,7 @@ func (x *DeletionGenerationRequest) String() string {
 func (*DeletionGenerationRequest) ProtoMessage() {}
 
 func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[34]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2151,7 @@ func (x *DeletionGenerationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionGenerationRequest.ProtoReflect.Descriptor instead.
 func (*DeletionGenerationRequest) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{34}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeletionGenerationRequest) GetRaiseTo() int64 {
@@ -2115,7 +2170,7 @@ type DeletionGenerationResponse struct {
 
 func (x *DeletionGenerationResponse) Reset() {
 	*x = DeletionGenerationResponse{}
-	mi := &file_ingesterpb_ingester_proto_msgTypes[35]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2182,7 @@ func (x *DeletionGenerationResponse) String() string {
 func (*DeletionGenerationResponse) ProtoMessage() {}
 
 func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ingesterpb_ingester_proto_msgTypes[35]
+	mi := &file_ingesterpb_ingester_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2195,7 @@ func (x *DeletionGenerationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionGenerationResponse.ProtoReflect.Descriptor instead.
 func (*DeletionGenerationResponse) Descriptor() ([]byte, []int) {
-	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{35}
+	return file_ingesterpb_ingester_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeletionGenerationResponse) GetGeneration() int64 {
@@ -2170,12 +2225,16 @@ const file_ingesterpb_ingester_proto_rawDesc = "" +
 	"\x06end_ms\x18\x03 \x01(\x03R\x05endMs\x12\x17\n" +
 	"\astep_ms\x18\x04 \x01(\x03R\x06stepMs\x12*\n" +
 	"\x11lookback_delta_ms\x18\x05 \x01(\x03R\x0flookbackDeltaMs\x12#\n" +
-	"\rseries_hashes\x18\x06 \x03(\x06R\fseriesHashes\"\xa2\x01\n" +
+	"\rseries_hashes\x18\x06 \x03(\x06R\fseriesHashes\"\xb2\x01\n" +
 	"\x10EvaluateResponse\x127\n" +
-	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.FloatSeriesR\x06series\x12\x1a\n" +
-	"\bwarnings\x18\x02 \x03(\tR\bwarnings\x12\x14\n" +
-	"\x05infos\x18\x03 \x03(\tR\x05infos\x12#\n" +
-	"\rtotal_samples\x18\x04 \x01(\x03R\ftotalSamples\"o\n" +
+	"\x06series\x18\x01 \x03(\v2\x1f.orrery.ingester.v1.FloatSeriesR\x06series\x12@\n" +
+	"\vannotations\x18\x02 \x03(\v2\x1e.orrery.ingester.v1.AnnotationR\vannotations\x12#\n" +
+	"\rtotal_samples\x18\x03 \x01(\x03R\ftotalSamples\"P\n" +
+	"\n" +
+	"Annotation\x12\x10\n" +
+	"\x03raw\x18\x01 \x01(\tR\x03raw\x12\x1c\n" +
+	"\tformatted\x18\x02 \x01(\tR\tformatted\x12\x12\n" +
+	"\x04info\x18\x03 \x01(\bR\x04info\"o\n" +
 	"\vFloatSeries\x12#\n" +
 	"\rpacked_labels\x18\x01 \x01(\fR\fpackedLabels\x12#\n" +
 	"\rtimestamps_ms\x18\x02 \x03(\x03R\ftimestampsMs\x12\x16\n" +
@@ -2324,101 +2383,103 @@ func file_ingesterpb_ingester_proto_rawDescGZIP() []byte {
 }
 
 var file_ingesterpb_ingester_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_ingesterpb_ingester_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_ingesterpb_ingester_proto_goTypes = []any{
 	(LabelMatcher_Type)(0),             // 0: orrery.ingester.v1.LabelMatcher.Type
 	(*DigestRequest)(nil),              // 1: orrery.ingester.v1.DigestRequest
 	(*DigestResponse)(nil),             // 2: orrery.ingester.v1.DigestResponse
 	(*EvaluateRequest)(nil),            // 3: orrery.ingester.v1.EvaluateRequest
 	(*EvaluateResponse)(nil),           // 4: orrery.ingester.v1.EvaluateResponse
-	(*FloatSeries)(nil),                // 5: orrery.ingester.v1.FloatSeries
-	(*LabelPair)(nil),                  // 6: orrery.ingester.v1.LabelPair
-	(*PushRequest)(nil),                // 7: orrery.ingester.v1.PushRequest
-	(*MetricMetadata)(nil),             // 8: orrery.ingester.v1.MetricMetadata
-	(*MetricsMetadataRequest)(nil),     // 9: orrery.ingester.v1.MetricsMetadataRequest
-	(*MetricsMetadataResponse)(nil),    // 10: orrery.ingester.v1.MetricsMetadataResponse
-	(*PushResponse)(nil),               // 11: orrery.ingester.v1.PushResponse
-	(*LabelMatcher)(nil),               // 12: orrery.ingester.v1.LabelMatcher
-	(*QueryRequest)(nil),               // 13: orrery.ingester.v1.QueryRequest
-	(*Chunk)(nil),                      // 14: orrery.ingester.v1.Chunk
-	(*ChunkSeries)(nil),                // 15: orrery.ingester.v1.ChunkSeries
-	(*QueryStreamResponse)(nil),        // 16: orrery.ingester.v1.QueryStreamResponse
-	(*LabelNamesRequest)(nil),          // 17: orrery.ingester.v1.LabelNamesRequest
-	(*LabelNamesResponse)(nil),         // 18: orrery.ingester.v1.LabelNamesResponse
-	(*LabelValuesRequest)(nil),         // 19: orrery.ingester.v1.LabelValuesRequest
-	(*LabelValuesResponse)(nil),        // 20: orrery.ingester.v1.LabelValuesResponse
-	(*SeriesRequest)(nil),              // 21: orrery.ingester.v1.SeriesRequest
-	(*SeriesResponse)(nil),             // 22: orrery.ingester.v1.SeriesResponse
-	(*Labels)(nil),                     // 23: orrery.ingester.v1.Labels
-	(*TransferChunksRequest)(nil),      // 24: orrery.ingester.v1.TransferChunksRequest
-	(*Tombstone)(nil),                  // 25: orrery.ingester.v1.Tombstone
-	(*TenantDeletions)(nil),            // 26: orrery.ingester.v1.TenantDeletions
-	(*TransferChunksResponse)(nil),     // 27: orrery.ingester.v1.TransferChunksResponse
-	(*MatcherSet)(nil),                 // 28: orrery.ingester.v1.MatcherSet
-	(*ExemplarQueryRequest)(nil),       // 29: orrery.ingester.v1.ExemplarQueryRequest
-	(*Exemplar)(nil),                   // 30: orrery.ingester.v1.Exemplar
-	(*ExemplarSeries)(nil),             // 31: orrery.ingester.v1.ExemplarSeries
-	(*ExemplarQueryResponse)(nil),      // 32: orrery.ingester.v1.ExemplarQueryResponse
-	(*DeleteSeriesRequest)(nil),        // 33: orrery.ingester.v1.DeleteSeriesRequest
-	(*DeleteSeriesResponse)(nil),       // 34: orrery.ingester.v1.DeleteSeriesResponse
-	(*DeletionGenerationRequest)(nil),  // 35: orrery.ingester.v1.DeletionGenerationRequest
-	(*DeletionGenerationResponse)(nil), // 36: orrery.ingester.v1.DeletionGenerationResponse
+	(*Annotation)(nil),                 // 5: orrery.ingester.v1.Annotation
+	(*FloatSeries)(nil),                // 6: orrery.ingester.v1.FloatSeries
+	(*LabelPair)(nil),                  // 7: orrery.ingester.v1.LabelPair
+	(*PushRequest)(nil),                // 8: orrery.ingester.v1.PushRequest
+	(*MetricMetadata)(nil),             // 9: orrery.ingester.v1.MetricMetadata
+	(*MetricsMetadataRequest)(nil),     // 10: orrery.ingester.v1.MetricsMetadataRequest
+	(*MetricsMetadataResponse)(nil),    // 11: orrery.ingester.v1.MetricsMetadataResponse
+	(*PushResponse)(nil),               // 12: orrery.ingester.v1.PushResponse
+	(*LabelMatcher)(nil),               // 13: orrery.ingester.v1.LabelMatcher
+	(*QueryRequest)(nil),               // 14: orrery.ingester.v1.QueryRequest
+	(*Chunk)(nil),                      // 15: orrery.ingester.v1.Chunk
+	(*ChunkSeries)(nil),                // 16: orrery.ingester.v1.ChunkSeries
+	(*QueryStreamResponse)(nil),        // 17: orrery.ingester.v1.QueryStreamResponse
+	(*LabelNamesRequest)(nil),          // 18: orrery.ingester.v1.LabelNamesRequest
+	(*LabelNamesResponse)(nil),         // 19: orrery.ingester.v1.LabelNamesResponse
+	(*LabelValuesRequest)(nil),         // 20: orrery.ingester.v1.LabelValuesRequest
+	(*LabelValuesResponse)(nil),        // 21: orrery.ingester.v1.LabelValuesResponse
+	(*SeriesRequest)(nil),              // 22: orrery.ingester.v1.SeriesRequest
+	(*SeriesResponse)(nil),             // 23: orrery.ingester.v1.SeriesResponse
+	(*Labels)(nil),                     // 24: orrery.ingester.v1.Labels
+	(*TransferChunksRequest)(nil),      // 25: orrery.ingester.v1.TransferChunksRequest
+	(*Tombstone)(nil),                  // 26: orrery.ingester.v1.Tombstone
+	(*TenantDeletions)(nil),            // 27: orrery.ingester.v1.TenantDeletions
+	(*TransferChunksResponse)(nil),     // 28: orrery.ingester.v1.TransferChunksResponse
+	(*MatcherSet)(nil),                 // 29: orrery.ingester.v1.MatcherSet
+	(*ExemplarQueryRequest)(nil),       // 30: orrery.ingester.v1.ExemplarQueryRequest
+	(*Exemplar)(nil),                   // 31: orrery.ingester.v1.Exemplar
+	(*ExemplarSeries)(nil),             // 32: orrery.ingester.v1.ExemplarSeries
+	(*ExemplarQueryResponse)(nil),      // 33: orrery.ingester.v1.ExemplarQueryResponse
+	(*DeleteSeriesRequest)(nil),        // 34: orrery.ingester.v1.DeleteSeriesRequest
+	(*DeleteSeriesResponse)(nil),       // 35: orrery.ingester.v1.DeleteSeriesResponse
+	(*DeletionGenerationRequest)(nil),  // 36: orrery.ingester.v1.DeletionGenerationRequest
+	(*DeletionGenerationResponse)(nil), // 37: orrery.ingester.v1.DeletionGenerationResponse
 }
 var file_ingesterpb_ingester_proto_depIdxs = []int32{
-	12, // 0: orrery.ingester.v1.DigestRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	5,  // 1: orrery.ingester.v1.EvaluateResponse.series:type_name -> orrery.ingester.v1.FloatSeries
-	8,  // 2: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
-	8,  // 3: orrery.ingester.v1.MetricsMetadataResponse.metadata:type_name -> orrery.ingester.v1.MetricMetadata
-	0,  // 4: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
-	12, // 5: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	6,  // 6: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
-	14, // 7: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
-	15, // 8: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
-	12, // 9: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	12, // 10: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	12, // 11: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	23, // 12: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
-	6,  // 13: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
-	15, // 14: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
-	26, // 15: orrery.ingester.v1.TransferChunksRequest.deletions:type_name -> orrery.ingester.v1.TenantDeletions
-	12, // 16: orrery.ingester.v1.Tombstone.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	25, // 17: orrery.ingester.v1.TenantDeletions.tombstones:type_name -> orrery.ingester.v1.Tombstone
-	12, // 18: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	28, // 19: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
-	6,  // 20: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
-	6,  // 21: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
-	30, // 22: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
-	31, // 23: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
-	12, // 24: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
-	7,  // 25: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
-	13, // 26: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
-	17, // 27: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
-	19, // 28: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
-	21, // 29: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
-	9,  // 30: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
-	24, // 31: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
-	29, // 32: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
-	33, // 33: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
-	35, // 34: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
-	1,  // 35: orrery.ingester.v1.Pushdown.SeriesDigests:input_type -> orrery.ingester.v1.DigestRequest
-	3,  // 36: orrery.ingester.v1.Pushdown.Evaluate:input_type -> orrery.ingester.v1.EvaluateRequest
-	11, // 37: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
-	16, // 38: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
-	18, // 39: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
-	20, // 40: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
-	22, // 41: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
-	10, // 42: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
-	27, // 43: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
-	32, // 44: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
-	34, // 45: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
-	36, // 46: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
-	2,  // 47: orrery.ingester.v1.Pushdown.SeriesDigests:output_type -> orrery.ingester.v1.DigestResponse
-	4,  // 48: orrery.ingester.v1.Pushdown.Evaluate:output_type -> orrery.ingester.v1.EvaluateResponse
-	37, // [37:49] is the sub-list for method output_type
-	25, // [25:37] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	13, // 0: orrery.ingester.v1.DigestRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	6,  // 1: orrery.ingester.v1.EvaluateResponse.series:type_name -> orrery.ingester.v1.FloatSeries
+	5,  // 2: orrery.ingester.v1.EvaluateResponse.annotations:type_name -> orrery.ingester.v1.Annotation
+	9,  // 3: orrery.ingester.v1.PushRequest.metadata:type_name -> orrery.ingester.v1.MetricMetadata
+	9,  // 4: orrery.ingester.v1.MetricsMetadataResponse.metadata:type_name -> orrery.ingester.v1.MetricMetadata
+	0,  // 5: orrery.ingester.v1.LabelMatcher.type:type_name -> orrery.ingester.v1.LabelMatcher.Type
+	13, // 6: orrery.ingester.v1.QueryRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	7,  // 7: orrery.ingester.v1.ChunkSeries.labels:type_name -> orrery.ingester.v1.LabelPair
+	15, // 8: orrery.ingester.v1.ChunkSeries.chunks:type_name -> orrery.ingester.v1.Chunk
+	16, // 9: orrery.ingester.v1.QueryStreamResponse.series:type_name -> orrery.ingester.v1.ChunkSeries
+	13, // 10: orrery.ingester.v1.LabelNamesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	13, // 11: orrery.ingester.v1.LabelValuesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	13, // 12: orrery.ingester.v1.SeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	24, // 13: orrery.ingester.v1.SeriesResponse.series:type_name -> orrery.ingester.v1.Labels
+	7,  // 14: orrery.ingester.v1.Labels.labels:type_name -> orrery.ingester.v1.LabelPair
+	16, // 15: orrery.ingester.v1.TransferChunksRequest.series:type_name -> orrery.ingester.v1.ChunkSeries
+	27, // 16: orrery.ingester.v1.TransferChunksRequest.deletions:type_name -> orrery.ingester.v1.TenantDeletions
+	13, // 17: orrery.ingester.v1.Tombstone.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	26, // 18: orrery.ingester.v1.TenantDeletions.tombstones:type_name -> orrery.ingester.v1.Tombstone
+	13, // 19: orrery.ingester.v1.MatcherSet.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	29, // 20: orrery.ingester.v1.ExemplarQueryRequest.matcher_sets:type_name -> orrery.ingester.v1.MatcherSet
+	7,  // 21: orrery.ingester.v1.Exemplar.labels:type_name -> orrery.ingester.v1.LabelPair
+	7,  // 22: orrery.ingester.v1.ExemplarSeries.series_labels:type_name -> orrery.ingester.v1.LabelPair
+	31, // 23: orrery.ingester.v1.ExemplarSeries.exemplars:type_name -> orrery.ingester.v1.Exemplar
+	32, // 24: orrery.ingester.v1.ExemplarQueryResponse.series:type_name -> orrery.ingester.v1.ExemplarSeries
+	13, // 25: orrery.ingester.v1.DeleteSeriesRequest.matchers:type_name -> orrery.ingester.v1.LabelMatcher
+	8,  // 26: orrery.ingester.v1.Ingester.Push:input_type -> orrery.ingester.v1.PushRequest
+	14, // 27: orrery.ingester.v1.Ingester.QueryStream:input_type -> orrery.ingester.v1.QueryRequest
+	18, // 28: orrery.ingester.v1.Ingester.LabelNames:input_type -> orrery.ingester.v1.LabelNamesRequest
+	20, // 29: orrery.ingester.v1.Ingester.LabelValues:input_type -> orrery.ingester.v1.LabelValuesRequest
+	22, // 30: orrery.ingester.v1.Ingester.Series:input_type -> orrery.ingester.v1.SeriesRequest
+	10, // 31: orrery.ingester.v1.Ingester.MetricsMetadata:input_type -> orrery.ingester.v1.MetricsMetadataRequest
+	25, // 32: orrery.ingester.v1.Ingester.TransferChunks:input_type -> orrery.ingester.v1.TransferChunksRequest
+	30, // 33: orrery.ingester.v1.Ingester.QueryExemplars:input_type -> orrery.ingester.v1.ExemplarQueryRequest
+	34, // 34: orrery.ingester.v1.Ingester.DeleteSeries:input_type -> orrery.ingester.v1.DeleteSeriesRequest
+	36, // 35: orrery.ingester.v1.Ingester.DeletionGeneration:input_type -> orrery.ingester.v1.DeletionGenerationRequest
+	1,  // 36: orrery.ingester.v1.Pushdown.SeriesDigests:input_type -> orrery.ingester.v1.DigestRequest
+	3,  // 37: orrery.ingester.v1.Pushdown.Evaluate:input_type -> orrery.ingester.v1.EvaluateRequest
+	12, // 38: orrery.ingester.v1.Ingester.Push:output_type -> orrery.ingester.v1.PushResponse
+	17, // 39: orrery.ingester.v1.Ingester.QueryStream:output_type -> orrery.ingester.v1.QueryStreamResponse
+	19, // 40: orrery.ingester.v1.Ingester.LabelNames:output_type -> orrery.ingester.v1.LabelNamesResponse
+	21, // 41: orrery.ingester.v1.Ingester.LabelValues:output_type -> orrery.ingester.v1.LabelValuesResponse
+	23, // 42: orrery.ingester.v1.Ingester.Series:output_type -> orrery.ingester.v1.SeriesResponse
+	11, // 43: orrery.ingester.v1.Ingester.MetricsMetadata:output_type -> orrery.ingester.v1.MetricsMetadataResponse
+	28, // 44: orrery.ingester.v1.Ingester.TransferChunks:output_type -> orrery.ingester.v1.TransferChunksResponse
+	33, // 45: orrery.ingester.v1.Ingester.QueryExemplars:output_type -> orrery.ingester.v1.ExemplarQueryResponse
+	35, // 46: orrery.ingester.v1.Ingester.DeleteSeries:output_type -> orrery.ingester.v1.DeleteSeriesResponse
+	37, // 47: orrery.ingester.v1.Ingester.DeletionGeneration:output_type -> orrery.ingester.v1.DeletionGenerationResponse
+	2,  // 48: orrery.ingester.v1.Pushdown.SeriesDigests:output_type -> orrery.ingester.v1.DigestResponse
+	4,  // 49: orrery.ingester.v1.Pushdown.Evaluate:output_type -> orrery.ingester.v1.EvaluateResponse
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_ingesterpb_ingester_proto_init() }
@@ -2432,7 +2493,7 @@ func file_ingesterpb_ingester_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ingesterpb_ingester_proto_rawDesc), len(file_ingesterpb_ingester_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

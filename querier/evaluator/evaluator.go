@@ -6,18 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/orrery/orrery/apierr"
 	"github.com/orrery/orrery/proto/ingesterpb"
 	"github.com/orrery/orrery/querier"
+	"github.com/orrery/orrery/queryplan"
 	"github.com/orrery/orrery/runchunk"
 )
 
@@ -30,13 +34,21 @@ type Server struct {
 	engine    promql.QueryEngine
 	queryable storage.Queryable
 	ingester  ingesterpb.IngesterClient
+	timeout   time.Duration
+	running   chan struct{}
+	parser    parser.Parser
 }
 
 // New returns a server that evaluates with engine over queryable (a
 // querier.Queryable whose ring is this process's ingester alone) and
-// digests the series of ingester (this process's, read in process).
-func New(engine promql.QueryEngine, queryable storage.Queryable, ingester ingesterpb.IngesterClient) *Server {
-	return &Server{engine: engine, queryable: queryable, ingester: ingester}
+// digests the series of ingester (this process's, read in process). At
+// most maxConcurrent evaluations run at once, the rest wait, so the
+// memory they hold is bounded as a querier's is (-querier.max-concurrent
+// times -querier.max-samples). An evaluation whose caller set no deadline
+// ends after timeout.
+func New(engine promql.QueryEngine, queryable storage.Queryable, ingester ingesterpb.IngesterClient, maxConcurrent int, timeout time.Duration) *Server {
+	return &Server{engine: engine, queryable: queryable, ingester: ingester, timeout: timeout,
+		running: make(chan struct{}, maxConcurrent), parser: parser.NewParser(parser.Options{})}
 }
 
 // SeriesDigests implements ingesterpb.PushdownServer. A series' digest
@@ -163,8 +175,19 @@ func compareInt64(a, b int64) int {
 
 // Evaluate implements ingesterpb.PushdownServer.
 func (s *Server) Evaluate(ctx context.Context, req *ingesterpb.EvaluateRequest) (*ingesterpb.EvaluateResponse, error) {
-	if err := validate(req); err != nil {
+	if err := s.validate(req); err != nil {
 		return nil, apierr.ToGRPC(err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+	}
+	select {
+	case s.running <- struct{}{}:
+		defer func() { <-s.running }()
+	case <-ctx.Done():
+		return nil, apierr.ToGRPC(ctx.Err())
 	}
 	ctx = querier.WithSeriesHashes(ctx, req.SeriesHashes)
 	opts := promql.NewPrometheusQueryOpts(false, time.Duration(req.LookbackDeltaMs)*time.Millisecond, nil)
@@ -183,13 +206,9 @@ func (s *Server) Evaluate(ctx context.Context, req *ingesterpb.EvaluateRequest) 
 	defer qry.Close()
 	res := qry.Exec(ctx)
 	if res.Err != nil {
-		if ctx.Err() != nil {
-			return nil, apierr.ToGRPC(ctx.Err())
-		}
-		return nil, apierr.ToGRPC(fmt.Errorf("evaluator: %w", res.Err))
+		return nil, apierr.ToGRPC(engineError(ctx, res.Err))
 	}
-	resp := &ingesterpb.EvaluateResponse{}
-	resp.Warnings, resp.Infos = res.Warnings.AsStrings(req.Query, 0, 0)
+	resp := &ingesterpb.EvaluateResponse{Annotations: wireAnnotations(res.Warnings, req.Query)}
 	if st := qry.Stats(); st != nil && st.Samples != nil {
 		resp.TotalSamples = st.Samples.TotalSamples
 	}
@@ -199,10 +218,36 @@ func (s *Server) Evaluate(ctx context.Context, req *ingesterpb.EvaluateRequest) 
 	return resp, nil
 }
 
-// ErrHistograms is the message of an evaluation whose result holds native
-// histograms, which pushdown does not carry: the querier then evaluates
-// the query itself.
-const ErrHistograms = "evaluator: the result has native histograms"
+// engineError is an evaluation's error with its kind: the query's end, a
+// failed read (the ingester's fault), or else the query itself (bad
+// matching, too many samples, …), which is the caller's.
+func engineError(ctx context.Context, err error) error {
+	var storageErr promql.ErrStorage
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &storageErr):
+		return fmt.Errorf("evaluator: %w", err)
+	}
+	return apierr.New(apierr.BadData, "evaluator: %s", err)
+}
+
+// wireAnnotations returns annos for the querier: each with its raw text,
+// which the querier de-duplicates by as the engine does, and as formatted
+// against query, whose positions are the querier's query's.
+func wireAnnotations(annos annotations.Annotations, query string) []*ingesterpb.Annotation {
+	out := make([]*ingesterpb.Annotation, 0, len(annos))
+	for _, err := range annos {
+		a := &ingesterpb.Annotation{Raw: err.Error(), Info: errors.Is(err, annotations.PromQLInfo)}
+		var q interface{ SetQuery(string) }
+		if errors.As(err, &q) {
+			q.SetQuery(query)
+		}
+		a.Formatted = err.Error()
+		out = append(out, a)
+	}
+	return out
+}
 
 func floatSeries(v any) ([]*ingesterpb.FloatSeries, error) {
 	var out []*ingesterpb.FloatSeries
@@ -211,7 +256,7 @@ func floatSeries(v any) ([]*ingesterpb.FloatSeries, error) {
 		out = make([]*ingesterpb.FloatSeries, 0, len(v))
 		for _, s := range v {
 			if len(s.Histograms) > 0 {
-				return nil, apierr.New(apierr.BadData, ErrHistograms)
+				return nil, apierr.New(apierr.BadData, querier.ErrHistograms)
 			}
 			fs := &ingesterpb.FloatSeries{PackedLabels: ingesterpb.AppendLabels(nil, s.Metric), TimestampsMs: make([]int64, len(s.Floats)), Values: make([]float64, len(s.Floats))}
 			for k, p := range s.Floats {
@@ -223,7 +268,7 @@ func floatSeries(v any) ([]*ingesterpb.FloatSeries, error) {
 		out = make([]*ingesterpb.FloatSeries, 0, len(v))
 		for _, s := range v {
 			if s.H != nil {
-				return nil, apierr.New(apierr.BadData, ErrHistograms)
+				return nil, apierr.New(apierr.BadData, querier.ErrHistograms)
 			}
 			out = append(out, &ingesterpb.FloatSeries{PackedLabels: ingesterpb.AppendLabels(nil, s.Metric), TimestampsMs: []int64{s.T}, Values: []float64{s.F}})
 		}
@@ -233,8 +278,30 @@ func floatSeries(v any) ([]*ingesterpb.FloatSeries, error) {
 	return out, nil
 }
 
-func validate(req *ingesterpb.EvaluateRequest) error {
+// maxAbsMs bounds the times of an evaluation to those time.Time's
+// UnixNano holds, which the engine computes with.
+const maxAbsMs = math.MaxInt64 / int64(time.Millisecond)
+
+func (s *Server) validate(req *ingesterpb.EvaluateRequest) error {
+	if err := validateRequest(req); err != nil {
+		return err
+	}
+	// Only what a querier pushes down: one shardable aggregation, so that
+	// this door runs no other query.
+	expr, err := s.parser.ParseExpr(req.Query)
+	if err != nil {
+		return apierr.New(apierr.BadData, "evaluator: %s", err)
+	}
+	if pl := queryplan.New(req.Query, expr); pl == nil || len(pl.Leaves) != 1 || !pl.Leaves[0].Sharded {
+		return apierr.New(apierr.BadData, "evaluator: the query is not one shardable aggregation")
+	}
+	return nil
+}
+
+func validateRequest(req *ingesterpb.EvaluateRequest) error {
 	switch {
+	case req.StartMs < -maxAbsMs || req.StartMs > maxAbsMs || req.EndMs < -maxAbsMs || req.EndMs > maxAbsMs:
+		return apierr.New(apierr.BadData, "evaluator: times out of range")
 	case req.Query == "":
 		return apierr.New(apierr.BadData, "evaluator: no query")
 	case len(req.SeriesHashes) == 0:
@@ -245,7 +312,8 @@ func validate(req *ingesterpb.EvaluateRequest) error {
 		return apierr.New(apierr.BadData, "evaluator: negative step or lookback delta")
 	case req.StepMs > 0 && req.EndMs < req.StartMs:
 		return apierr.New(apierr.BadData, "evaluator: end before start")
-	case req.StepMs > 0 && (req.EndMs-req.StartMs)/req.StepMs >= maxSteps:
+	case req.StepMs > 0 && uint64(req.EndMs-req.StartMs)/uint64(req.StepMs) >= maxSteps:
+		// Unsigned: end minus start overflows int64 for the widest range.
 		return apierr.New(apierr.BadData, "evaluator: more than %d steps", maxSteps)
 	}
 	return nil
