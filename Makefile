@@ -58,6 +58,7 @@ test: build lint
 	$(GO) test -run=^$$ -fuzz=FuzzFromData -fuzztime=50000x ./runchunk
 	$(GO) test -run=^$$ -fuzz=FuzzStream -fuzztime=20000x ./runchunk
 	$(GO) test -run=^$$ -fuzz=FuzzTenantFiles -fuzztime=5000x ./ingester
+	$(GO) test -run=^$$ -fuzz=FuzzDesignate -fuzztime=20000x ./querier
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=5000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzConfigPost -fuzztime=2000x ./ruler
 	$(GO) test -run=^$$ -fuzz=FuzzPrometheusRuleGroups -fuzztime=5000x ./ruler
@@ -87,6 +88,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeWithLimit -fuzztime=$(FUZZTIME) ./distributor
 	$(GO) test -run=^$$ -fuzz=FuzzWALDamage -fuzztime=$(FUZZTIME) ./ingester
 	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./querier/shard
+	$(GO) test -run=^$$ -fuzz=FuzzDesignate -fuzztime=$(FUZZTIME) ./querier
 	$(GO) test -run=^$$ -fuzz=FuzzDecodeExtents -fuzztime=$(FUZZTIME) ./frontend
 	$(GO) test -run=^$$ -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./querier/resultcodec
 	$(GO) test -run=^$$ -fuzz=FuzzStoreMerge -fuzztime=$(FUZZTIME) ./ruler
