@@ -436,3 +436,35 @@ func TestPushdownRefusesCraftedCalls(t *testing.T) {
 	_, err = c.SeriesDigests(context.Background(), &ingesterpb.DigestRequest{})
 	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
 }
+
+// With -querier.pushdown-min-range, a select over a shorter range is
+// evaluated in the querier (outcome "short"), a longer one pushed down;
+// both answer as the merge does.
+func TestPushdownMinRange(t *testing.T) {
+	var tis []*testIngester
+	for range 2 {
+		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
+		t.Cleanup(func() { ti.stop(t) })
+		tis = append(tis, ti)
+	}
+	writePushdownData(t, tis, 2*3600, func(int, labels.Labels, int) bool { return true })
+	r := replicaRing{tis: tis}
+	merged, _ := pushdownQuerier(t, r, fixedLimits{}, false)
+	cfg := pushdownQuerierConfig(true)
+	cfg.PushdownMinRange = time.Hour
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.DiscardHandler)
+	q := querier.NewQueryable(cfg, r, r, fixedLimits{}, reg, logger)
+	api := querier.NewAPI(cfg, querier.NewPushdownEngine(cfg, querier.NewEngine(cfg, reg, logger), q, r, reg), q, querier.BuildInfo{}, nil, "", reg, logger)
+	pushed := tenant.Middleware(true, nil, api)
+	ask := func(h http.Handler, start int) []string {
+		code, body := apiGet(t, h, "/query_range", url.Values{"query": {`sum(rate(req_total[5m]))`}, "start": {fmt.Sprint(start)}, "end": {"7199"}, "step": {"60"}})
+		require.Equal(t, http.StatusOK, code, body)
+		return []string{"range\n" + body}
+	}
+	requireSameValues(t, ask(merged, 7199-1800), ask(pushed, 7199-1800))
+	require.Equal(t, 1.0, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "short"))
+	require.Zero(t, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "pushed"))
+	requireSameValues(t, ask(merged, 0), ask(pushed, 0))
+	require.Equal(t, 1.0, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "pushed"))
+}

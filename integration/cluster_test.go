@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -29,6 +30,11 @@ type cluster struct {
 // fastRing makes the ring notice a dead member in seconds, not a minute.
 var fastRing = []string{"-ring.heartbeat-period=500ms", "-ring.heartbeat-timeout=4s"}
 
+// pushEveryAggregation has the queriers push down aggregations over the
+// corpus's minutes-long windows too, so that every cluster test checks
+// pushdown against Prometheus 3.
+var pushEveryAggregation = []string{"-querier.pushdown-min-range=0s"}
+
 func newCluster(t *testing.T, rf int) *cluster {
 	return &cluster{t: t, rf: rf, members: map[string]*orrery{}, extra: map[string][]string{}}
 }
@@ -51,7 +57,7 @@ func (c *cluster) startMember(id string) {
 		"-target=" + targetOf(id), "-instance.id=" + id,
 		fmt.Sprintf("-replication-factor=%d", c.rf),
 		fmt.Sprintf("-memberlist.join=127.0.0.1:%d", c.seed.gossip),
-	}, append(fastRing, c.extra[id]...)...)...)
+	}, slices.Concat(fastRing, pushEveryAggregation, c.extra[id])...)...)
 }
 
 func targetOf(id string) string {

@@ -26,6 +26,9 @@ type Config struct {
 	// Pushdown evaluates shardable aggregations in the ingesters when a
 	// read asks two or more (docs/architecture.md, "Pushdown").
 	Pushdown bool `yaml:"pushdown"`
+	// PushdownMinRange is the shortest time range a select must read to
+	// be pushed down.
+	PushdownMinRange time.Duration `yaml:"pushdown_min_range"`
 }
 
 // RegisterFlags registers the querier's flags; defaults are Prometheus's.
@@ -37,6 +40,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IngesterTimeout, "querier.ingester-timeout", time.Minute, "Timeout of one select on one ingester.")
 	fs.BoolVar(&c.MinimizeIngesterRequests, "querier.minimize-ingester-requests", true, "While the ring is settled, ask only as many ingesters as a complete answer needs (all but the replication tolerance), rotating which are left out; a failed or late one is replaced by a spare.")
 	fs.BoolVar(&c.Pushdown, "querier.pushdown", true, "Evaluate shardable aggregations (sum, min, max, count, group of one selector) in the ingesters when a read asks two or more, each series by one replica whose chunks its peers' match, and aggregate their partial results.")
+	fs.DurationVar(&c.PushdownMinRange, "querier.pushdown-min-range", time.Hour, "With -querier.pushdown, push down only aggregations whose selector reads at least this long a time range (its range and lookback included); shorter ones evaluate in the querier, which is faster than pushdown's two round trips.")
 	fs.DurationVar(&c.HedgeDelay, "querier.minimize-ingester-requests-hedging-delay", 500*time.Millisecond, "With -querier.minimize-ingester-requests, how long after the first ingester answered to wait for the others before asking a spare ingester in the place of each one still out.")
 }
 

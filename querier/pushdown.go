@@ -57,6 +57,7 @@ type pushdownEngine struct {
 	outer    *queryplan.Outer
 	parser   parser.Parser
 	lookback time.Duration
+	minRange time.Duration
 
 	queries *prometheus.CounterVec
 	series  *prometheus.CounterVec
@@ -70,7 +71,7 @@ func NewPushdownEngine(cfg Config, upstream *promql.Engine, q *Queryable, client
 	}
 	return &pushdownEngine{
 		upstream: upstream, q: q, clients: clients, outer: queryplan.NewOuter(cfg.MaxSamples),
-		parser: parser.NewParser(parser.Options{}), lookback: cfg.LookbackDelta,
+		parser: parser.NewParser(parser.Options{}), lookback: cfg.LookbackDelta, minRange: cfg.PushdownMinRange,
 		queries: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_pushdown_queries_total",
 			Help: "Queries with a shardable aggregation, by outcome: pushed down, or evaluated here whole and why."}, []string{"outcome"}),
 		series: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{Name: "orrery_querier_pushdown_series_total",
@@ -407,6 +408,11 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 	start, end, ok := sc.window(hints.Start, hints.End)
 	if !ok {
 		return e.evalHere(ctx, p, shared, text, nil)
+	}
+	if end-start < e.minRange.Milliseconds() {
+		// A few minutes of samples evaluate here in less time than the
+		// digests' and evaluations' round trips take.
+		return leafResult{}, notPushed("short")
 	}
 	lim := qr.q.limitsOf(sc.ids)
 	req := &ingesterpb.DigestRequest{StartMs: start, EndMs: end, Matchers: ingesterpb.FromMatchers(ms), Limit: maxDigestSeries}
