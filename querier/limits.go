@@ -271,11 +271,18 @@ func (f *selectFetch) addLabels(batch []*ingesterpb.Labels) error {
 	return l.check()
 }
 
+// errPushedOverLimit says that the series or samples a pushed-down select
+// has the ingesters evaluate would take the query over a limit.
+var errPushedOverLimit = errors.New("querier: pushed-down series over the query's limit")
+
 // addPushed accounts the series a pushed-down select has the ingesters
 // evaluate, known by their digests only: series distinct series and
 // samples the most any replica holds of each, summed. The series it
-// merges here are counted by their select.
-func (l *fetchLimiter) addPushed(tenant string, series int, samples int64) error {
+// merges here are counted by their select. Past a limit it adds nothing
+// and returns errPushedOverLimit, without rejecting the query: by count,
+// not by identity, a series that two selects read counts twice, so the
+// query read whole decides.
+func (l *fetchLimiter) addPushed(series int, samples int64) error {
 	if l == nil {
 		return nil
 	}
@@ -284,9 +291,13 @@ func (l *fetchLimiter) addPushed(tenant string, series int, samples int64) error
 	if l.err != nil {
 		return l.err
 	}
+	if (l.maxSeries > 0 && int64(len(l.series))+l.pushed+int64(series) > l.maxSeries) ||
+		(l.maxSamples > 0 && l.samples+samples > l.maxSamples) {
+		return errPushedOverLimit
+	}
 	l.pushed += int64(series)
 	l.samples += samples
-	return l.check()
+	return nil
 }
 
 // check records the first limit the query went over. Called with l.mu held.

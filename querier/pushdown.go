@@ -36,10 +36,9 @@ type PushdownClients interface {
 // the query itself.
 const ErrHistograms = "evaluator: the result has native histograms"
 
-// maxDigestSeries bounds the series one pushed-down selector reads on one
-// ingester when the tenant has no series limit: past it the query is
-// evaluated here, streaming, instead.
-const maxDigestSeries = 1 << 18
+// MaxDigestSeries bounds the series one pushed-down selector reads on one
+// ingester: past it the query is evaluated here, streaming, instead.
+const MaxDigestSeries = 1 << 18
 
 // pushdownEngine is the querier's promql.QueryEngine: the upstream engine,
 // with the shardable aggregations of a query (queryplan) evaluated next to
@@ -143,7 +142,10 @@ func (p *pushdownQuery) Exec(ctx context.Context) *promql.Result {
 	p.mu.Unlock()
 	timers := stats.NewQueryTimers()
 	total := timers.GetTimer(stats.ExecTotalTime).Start()
-	res, samples, err := p.e.pushdown(ctx, p, p.e.q.newSharedScope())
+	// What the attempt fetched reaches the query log only if it answers:
+	// a query evaluated whole after all fetches again.
+	attemptCtx, fetched := withFetchStats(ctx)
+	res, samples, err := p.e.pushdown(attemptCtx, p, p.e.q.newSharedScope())
 	total.Stop()
 	var why notPushed
 	if errors.As(err, &why) {
@@ -156,6 +158,7 @@ func (p *pushdownQuery) Exec(ctx context.Context) *promql.Result {
 	if err != nil {
 		return &promql.Result{Err: queryError(ctx, err)}
 	}
+	addFetchStats(ctx, fetched)
 	p.e.queries.WithLabelValues("pushed").Inc()
 	qs := stats.NewQuerySamples(false)
 	qs.TotalSamples = samples
@@ -415,9 +418,9 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		return leafResult{}, notPushed("short")
 	}
 	lim := qr.q.limitsOf(sc.ids)
-	req := &ingesterpb.DigestRequest{StartMs: start, EndMs: end, Matchers: ingesterpb.FromMatchers(ms), Limit: maxDigestSeries}
+	req := &ingesterpb.DigestRequest{StartMs: start, EndMs: end, Matchers: ingesterpb.FromMatchers(ms), Limit: MaxDigestSeries}
 	if lim.maxSeries > 0 {
-		req.Limit = lim.maxSeries + 1
+		req.Limit = min(lim.maxSeries+1, MaxDigestSeries)
 	}
 	o, err := openFanout(ctx, e.q, tenantID, func(ctx context.Context, _ ingesterpb.IngesterClient, inst *ringpb.Instance) (digested, error) {
 		c, err := e.clients.PushdownClient(inst.Addr)
@@ -441,8 +444,12 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		return leafResult{}, notPushed("digests")
 	}
 	evaluated := d.series - len(d.merge)
-	if err := sc.fetched.addPushed(tenantID, evaluated, d.samples); err != nil {
-		// As the upstream engine reports a select's error.
+	if err := sc.fetched.addPushed(evaluated, d.samples); err != nil {
+		if errors.Is(err, errPushedOverLimit) {
+			// Counted per aggregation, a series two of them read counts
+			// twice: the query read whole gives the exact verdict.
+			return leafResult{}, notPushed("limits")
+		}
 		return leafResult{}, fmt.Errorf("expanding series: %w", err)
 	}
 	recordPushed(ctx, evaluated, d.samples)
@@ -451,6 +458,10 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 
 	results := make([]leafResult, len(o.vals)+1)
 	errs := make([]error, len(o.vals)+1)
+	// The first evaluation that fails ends the others: the query is then
+	// evaluated here whole. The merge runs on ctx, its error the query's.
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	for k, hashes := range d.evaluate {
 		if len(hashes) == 0 {
@@ -459,27 +470,35 @@ func (e *pushdownEngine) pushLeaf(ctx context.Context, tenantID string, p *pushd
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[k], errs[k] = e.evaluate(ctx, tenantID, o.vals[k].inst, p, text, hashes)
+			if results[k], errs[k] = e.evaluate(ectx, tenantID, o.vals[k].inst, p, text, hashes); errs[k] != nil {
+				cancel()
+			}
 		}()
 	}
 	if len(d.merge) > 0 {
-		results[len(o.vals)], errs[len(o.vals)] = e.evalHere(ctx, p, shared, text, d.merge)
+		if results[len(o.vals)], errs[len(o.vals)] = e.evalHere(ctx, p, shared, text, d.merge); errs[len(o.vals)] != nil {
+			cancel()
+		}
 	}
 	wg.Wait()
 	if err := errs[len(o.vals)]; err != nil {
 		return leafResult{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return leafResult{}, err
+	}
+	var first error
 	for _, err := range errs {
-		if err != nil {
-			if ctx.Err() != nil {
-				return leafResult{}, ctx.Err()
-			}
-			if strings.Contains(err.Error(), ErrHistograms) {
-				return leafResult{}, notPushed("histograms")
-			}
-			e.q.logger.Warn("pushdown: an ingester's evaluation failed, evaluating here", "err", err)
-			return leafResult{}, notPushed("evaluate")
+		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
 		}
+	}
+	if first != nil {
+		if strings.Contains(first.Error(), ErrHistograms) {
+			return leafResult{}, notPushed("histograms")
+		}
+		e.q.logger.Warn("pushdown: an ingester's evaluation failed, evaluating here", "err", first)
+		return leafResult{}, notPushed("evaluate")
 	}
 	out := leafResult{annos: o.warns}
 	for k, r := range results {
@@ -496,6 +515,10 @@ func (e *pushdownEngine) evaluate(ctx context.Context, tenantID string, inst *ri
 	if err != nil {
 		return leafResult{}, err
 	}
+	// As a select on one ingester: a replica paused or too busy to answer
+	// in time makes the query fall back, not time out.
+	ctx, cancel := context.WithTimeout(ctx, e.q.cfg.IngesterTimeout)
+	defer cancel()
 	resp, err := c.Evaluate(tenant.WithID(ctx, tenantID), &ingesterpb.EvaluateRequest{
 		Query: text, StartMs: p.start, EndMs: p.end, StepMs: p.step,
 		LookbackDeltaMs: p.lookback.Milliseconds(), SeriesHashes: hashes,

@@ -51,6 +51,18 @@ func recordPushed(ctx context.Context, series int, samples int64) {
 	st.samples.Add(samples)
 }
 
+// addFetchStats adds what st counted to the request's stats, if it has
+// any.
+func addFetchStats(ctx context.Context, st *fetchStats) {
+	to, ok := ctx.Value(fetchStatsKey{}).(*fetchStats)
+	if !ok {
+		return
+	}
+	to.series.Add(st.series.Load())
+	to.chunks.Add(st.chunks.Load())
+	to.samples.Add(st.samples.Load())
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	code int

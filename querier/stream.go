@@ -55,29 +55,22 @@ func (s *ingesterStream) done() bool { return len(s.msg) == 0 }
 // them stops here. A series not after the previous one is an error: the
 // merge would return it twice or out of order.
 func (s *ingesterStream) load(ctx context.Context) (bool, error) {
-	var ls labels.Labels
-	for {
-		for len(s.msg) == 0 {
-			resp, err := s.stream.Recv()
-			if err != nil {
-				return false, ignoreEOF(err)
-			}
-			if err := s.account.addChunks(resp.Series); err != nil {
-				return false, err
-			}
-			recordFetched(ctx, resp.Series)
-			s.msg = resp.Series
+	for len(s.msg) == 0 {
+		resp, err := s.stream.Recv()
+		if err != nil {
+			return false, ignoreEOF(err)
 		}
-		var err error
-		if ls, err = seriesLabels(&s.b, s.msg[0]); err != nil {
-			s.msg = nil
+		series := s.dropUnasked(resp.Series)
+		if err := s.account.addChunks(series); err != nil {
 			return false, err
 		}
-		if s.wanted(ls) {
-			break
-		}
-		s.msg[0] = nil
-		s.msg = s.msg[1:]
+		recordFetched(ctx, series)
+		s.msg = series
+	}
+	ls, err := seriesLabels(&s.b, s.msg[0])
+	if err != nil {
+		s.msg = nil
+		return false, err
 	}
 	if !s.lset.IsEmpty() && labels.Compare(ls, s.lset) <= 0 {
 		s.msg = nil
@@ -87,16 +80,24 @@ func (s *ingesterStream) load(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// wanted reports whether ls is among the series the request named, if it
-// named any. Pushdown merges by hash the series whose replicas differ,
-// and one that an ingester sent without being asked would be counted a
-// second time, beside the replica that evaluated it.
-func (s *ingesterStream) wanted(ls labels.Labels) bool {
+// dropUnasked removes from series those the request did not name, if it
+// named any (an ingester that predates series_hashes sends every series),
+// before they count against limits or are merged. Pushdown merges by hash
+// the series whose replicas differ, and one sent unasked would be counted
+// a second time, beside the replica that evaluated it. A series whose
+// labels do not decode is kept, for reading it to report.
+func (s *ingesterStream) dropUnasked(series []*ingesterpb.ChunkSeries) []*ingesterpb.ChunkSeries {
 	if len(s.only) == 0 {
-		return true
+		return series
 	}
-	_, found := slices.BinarySearch(s.only, labels.StableHash(ls))
-	return found
+	return slices.DeleteFunc(series, func(cs *ingesterpb.ChunkSeries) bool {
+		ls, err := seriesLabels(&s.b, cs)
+		if err != nil {
+			return false
+		}
+		_, found := slices.BinarySearch(s.only, labels.StableHash(ls))
+		return !found
+	})
 }
 
 // seriesLabels are a streamed series' labels, packed or as pairs (an

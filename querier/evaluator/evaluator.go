@@ -42,10 +42,10 @@ type Server struct {
 // New returns a server that evaluates with engine over queryable (a
 // querier.Queryable whose ring is this process's ingester alone) and
 // digests the series of ingester (this process's, read in process). At
-// most maxConcurrent evaluations run at once, the rest wait, so the
-// memory they hold is bounded as a querier's is (-querier.max-concurrent
-// times -querier.max-samples). An evaluation whose caller set no deadline
-// ends after timeout.
+// most maxConcurrent calls run at once, the rest wait, so the memory they
+// hold is bounded as a querier's is (-querier.max-concurrent times
+// -querier.max-samples, or MaxDigestSeries digests). A call ends after
+// timeout, or at its caller's deadline if sooner.
 func New(engine promql.QueryEngine, queryable storage.Queryable, ingester ingesterpb.IngesterClient, maxConcurrent int, timeout time.Duration) *Server {
 	return &Server{engine: engine, queryable: queryable, ingester: ingester, timeout: timeout,
 		running: make(chan struct{}, maxConcurrent), parser: parser.NewParser(parser.Options{})}
@@ -58,6 +58,17 @@ func New(engine promql.QueryEngine, queryable storage.Queryable, ingester ingest
 // replicas that hold the same chunks digest alike, and ones that hold
 // different chunks almost surely not.
 func (s *Server) SeriesDigests(ctx context.Context, req *ingesterpb.DigestRequest) (*ingesterpb.DigestResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	release, err := s.admit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	limit := req.Limit
+	if limit <= 0 || limit > querier.MaxDigestSeries {
+		limit = querier.MaxDigestSeries
+	}
 	stream, err := s.ingester.QueryStream(ctx, &ingesterpb.QueryRequest{StartMs: req.StartMs, EndMs: req.EndMs, Matchers: req.Matchers, PackedLabels: true, RunChunks: true})
 	if err != nil {
 		return nil, err
@@ -80,8 +91,8 @@ func (s *Server) SeriesDigests(ctx context.Context, req *ingesterpb.DigestReques
 			if err != nil {
 				return nil, apierr.ToGRPC(apierr.New(apierr.Internal, "evaluator: a series' labels: %s", err))
 			}
-			if req.Limit > 0 && int64(len(entries)) >= req.Limit {
-				return nil, apierr.ToGRPC(apierr.New(apierr.TooLarge, "evaluator: more than %d series to digest", req.Limit))
+			if int64(len(entries)) >= limit {
+				return nil, apierr.ToGRPC(apierr.New(apierr.TooLarge, "evaluator: more than %d series to digest", limit))
 			}
 			sum, n := d.digest(cs.Chunks)
 			entries = append(entries, entry{hash: labels.StableHash(ls), digest: sum, samples: n})
@@ -173,28 +184,32 @@ func compareInt64(a, b int64) int {
 	return 0
 }
 
+// admit waits for one of the places of the calls that run at once, until
+// ctx ends, and returns its release.
+func (s *Server) admit(ctx context.Context) (func(), error) {
+	select {
+	case s.running <- struct{}{}:
+		return func() { <-s.running }, nil
+	case <-ctx.Done():
+		return nil, apierr.ToGRPC(ctx.Err())
+	}
+}
+
 // Evaluate implements ingesterpb.PushdownServer.
 func (s *Server) Evaluate(ctx context.Context, req *ingesterpb.EvaluateRequest) (*ingesterpb.EvaluateResponse, error) {
 	if err := s.validate(req); err != nil {
 		return nil, apierr.ToGRPC(err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.timeout)
-		defer cancel()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	release, err := s.admit(ctx)
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case s.running <- struct{}{}:
-		defer func() { <-s.running }()
-	case <-ctx.Done():
-		return nil, apierr.ToGRPC(ctx.Err())
-	}
+	defer release()
 	ctx = querier.WithSeriesHashes(ctx, req.SeriesHashes)
 	opts := promql.NewPrometheusQueryOpts(false, time.Duration(req.LookbackDeltaMs)*time.Millisecond, nil)
-	var (
-		qry promql.Query
-		err error
-	)
+	var qry promql.Query
 	if req.StepMs == 0 {
 		qry, err = s.engine.NewInstantQuery(ctx, s.queryable, opts, req.Query, time.UnixMilli(req.StartMs))
 	} else {
