@@ -187,6 +187,13 @@ func TestGRPCMutualTLS(t *testing.T) {
 			}
 			require.Error(t, err, "handover refused")
 			t.Logf("transfer: %v", err)
+			// Pushdown's door, which evaluates queries, is the same server.
+			pd := dialPushdownWith(t, ing, creds)
+			_, err = pd.SeriesDigests(grpcAsTenant(t, "victim"), &ingesterpb.DigestRequest{StartMs: 0, EndMs: end.UnixMilli(),
+				Matchers: []*ingesterpb.LabelMatcher{{Type: ingesterpb.LabelMatcher_RE, Name: "__name__", Value: ".+"}}})
+			require.Error(t, err, "digests refused")
+			_, err = pd.Evaluate(grpcAsTenant(t, "victim"), &ingesterpb.EvaluateRequest{Query: `count({__name__=~".+"})`, StartMs: end.UnixMilli(), SeriesHashes: []uint64{1}})
+			require.Error(t, err, "evaluation refused")
 		})
 	}
 	// The same call with the cluster's certificate goes through: the
@@ -331,6 +338,14 @@ func dialIngesterWith(t *testing.T, addr string, creds credentials.TransportCred
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return ingesterpb.NewIngesterClient(conn)
+}
+
+func dialPushdownWith(t *testing.T, addr string, creds credentials.TransportCredentials) ingesterpb.PushdownClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return ingesterpb.NewPushdownClient(conn)
 }
 
 func grpcAsTenant(t *testing.T, tenant string) context.Context {

@@ -2,7 +2,10 @@
 // storage.Queryable that fans each select out to the ingesters the ring
 // names and merges their label-sorted streams as the engine iterates:
 // replicas' identical chunks are kept once, and only chunks that differ
-// are merged sample by sample. It serves the
+// are merged sample by sample. Shardable aggregations it pushes down to
+// the ingesters (pushdown.go): one replica of each series whose replicas'
+// chunk digests agree evaluates it, through the Pushdown gRPC contract,
+// and the querier aggregates the partial results. It serves the
 // Prometheus HTTP API with Prometheus's own handler, so that response
 // shapes and error types are Prometheus's to the byte.
 //
