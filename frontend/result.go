@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -234,7 +235,7 @@ func mergeMatrices(ms ...promql.Matrix) promql.Matrix {
 	}
 	for k := range out {
 		ps := out[k].Floats
-		slices.SortStableFunc(ps, func(a, b promql.FPoint) int { return cmpInt(a.T, b.T) })
+		slices.SortStableFunc(ps, func(a, b promql.FPoint) int { return cmp.Compare(a.T, b.T) })
 		out[k].Floats = slices.CompactFunc(ps, func(a, b promql.FPoint) bool { return a.T == b.T })
 	}
 	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
@@ -246,23 +247,13 @@ func mergeMatrices(ms ...promql.Matrix) promql.Matrix {
 func clip(m promql.Matrix, start, end int64) promql.Matrix {
 	var out promql.Matrix
 	for _, s := range m {
-		lo, _ := slices.BinarySearchFunc(s.Floats, start, func(p promql.FPoint, t int64) int { return cmpInt(p.T, t) })
-		hi, _ := slices.BinarySearchFunc(s.Floats, end+1, func(p promql.FPoint, t int64) int { return cmpInt(p.T, t) })
+		lo, _ := slices.BinarySearchFunc(s.Floats, start, func(p promql.FPoint, t int64) int { return cmp.Compare(p.T, t) })
+		hi, _ := slices.BinarySearchFunc(s.Floats, end+1, func(p promql.FPoint, t int64) int { return cmp.Compare(p.T, t) })
 		if lo < hi {
 			out = append(out, promql.Series{Metric: s.Metric, Floats: s.Floats[lo:hi:hi]})
 		}
 	}
 	return out
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // addUnique appends the strings of add not already in dst, keeping order.

@@ -15,14 +15,7 @@ import (
 // pushed down as not: a query of two aggregations, each under the limit
 // and together over it, is refused both ways.
 func TestPushdownSeriesLimitIsPerQueryNotPerAggregation(t *testing.T) {
-	var tis []*testIngester
-	for range 2 {
-		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
-		t.Cleanup(func() { ti.stop(t) })
-		tis = append(tis, ti)
-	}
-	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
-	r := replicaRing{tis: tis}
+	r := pushdownReplicas(t, 2, 1800)
 	lim := fixedLimits{limits.Limits{MaxFetchedSeriesPerQuery: 6}}
 	plain, _ := pushdownQuerier(t, r, lim, false)
 	pushed, _ := pushdownQuerier(t, r, lim, true)
@@ -40,14 +33,7 @@ func TestPushdownSeriesLimitIsPerQueryNotPerAggregation(t *testing.T) {
 // down, the digests count them per aggregation, so at the limit the query
 // is evaluated whole instead and answers as read whole.
 func TestPushdownSeriesLimitWithSeriesReadTwice(t *testing.T) {
-	var tis []*testIngester
-	for range 2 {
-		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
-		t.Cleanup(func() { ti.stop(t) })
-		tis = append(tis, ti)
-	}
-	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
-	r := replicaRing{tis: tis}
+	r := pushdownReplicas(t, 2, 1800)
 	lim := fixedLimits{limits.Limits{MaxFetchedSeriesPerQuery: 12}} // the load series
 	plain, _ := pushdownQuerier(t, r, lim, false)
 	pushed, reg := pushdownQuerier(t, r, lim, true)
@@ -58,4 +44,31 @@ func TestPushdownSeriesLimitWithSeriesReadTwice(t *testing.T) {
 	require.Equal(t, wantCode, code, got)
 	requireSameValues(t, []string{"\n" + want}, []string{"\n" + got})
 	require.Equal(t, 1.0, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "limits"))
+}
+
+// A query that reads exactly max_fetched_series_per_query series (or
+// samples) passes pushed down as unpushed: the series merged here because
+// a replica differs count once, by their select, not also by the digests.
+func TestPushdownCountsMergedSeriesOnceAgainstLimits(t *testing.T) {
+	var tis []*testIngester
+	for range 2 {
+		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
+		t.Cleanup(func() { ti.stop(t) })
+		tis = append(tis, ti)
+	}
+	writePushdownData(t, tis, 1800, func(r int, ls labels.Labels, ts int) bool {
+		// One load series differs between the replicas: merged here.
+		return !(r == 0 && ls.Get("job") == "api" && ls.Get("instance") == "i0" && ts >= 600 && ts < 900)
+	})
+	r := replicaRing{tis: tis}
+	params := url.Values{"query": {`sum(load)`}, "start": {"0"}, "end": {"1800"}, "step": {"60"}}
+	// 12 load series: exactly the limit.
+	lim := fixedLimits{limits.Limits{MaxFetchedSeriesPerQuery: 12}}
+	plain, _ := pushdownQuerier(t, r, lim, false)
+	pushed, reg := pushdownQuerier(t, r, lim, true)
+	wantCode, want := apiGet(t, plain, "/query_range", params)
+	require.Equal(t, http.StatusOK, wantCode, want)
+	code, got := apiGet(t, pushed, "/query_range", params)
+	require.Equal(t, wantCode, code, got)
+	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_series_total", "querier"), "a series was merged")
 }

@@ -167,6 +167,20 @@ func writePushdownData(t *testing.T, tis []*testIngester, until int, keep func(r
 	}
 }
 
+// pushdownReplicas starts n ingesters that serve pushdown, each holding
+// every series for seconds [0, until).
+func pushdownReplicas(t *testing.T, n, until int) replicaRing {
+	t.Helper()
+	var tis []*testIngester
+	for range n {
+		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
+		t.Cleanup(func() { ti.stop(t) })
+		tis = append(tis, ti)
+	}
+	writePushdownData(t, tis, until, func(int, labels.Labels, int) bool { return true })
+	return replicaRing{tis: tis}
+}
+
 // pushdownQueries are aggregations pushdown takes and queries around them.
 var pushdownQueries = []string{
 	`sum(rate(req_total[5m]))`,
@@ -345,14 +359,7 @@ func TestPushdownFallsBackForIngestersWithoutIt(t *testing.T) {
 // A tenant's query limits stop a pushed-down query as they stop the
 // same query read whole, with the same error.
 func TestPushdownKeepsQueryLimits(t *testing.T) {
-	var tis []*testIngester
-	for range 2 {
-		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
-		t.Cleanup(func() { ti.stop(t) })
-		tis = append(tis, ti)
-	}
-	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
-	r := replicaRing{tis: tis}
+	r := pushdownReplicas(t, 2, 1800)
 	for _, lim := range []limits.Limits{{MaxFetchedSeriesPerQuery: 5}, {MaxFetchedSamplesPerQuery: 1000}} {
 		merged, _ := pushdownQuerier(t, r, fixedLimits{lim}, false)
 		pushed, _ := pushdownQuerier(t, r, fixedLimits{lim}, true)
@@ -370,13 +377,8 @@ func TestPushdownKeepsQueryLimits(t *testing.T) {
 // stats=all answers what a pushed-down query read: the samples its
 // ingesters' evaluations read, as Prometheus counts them.
 func TestPushdownStats(t *testing.T) {
-	var tis []*testIngester
-	for range 2 {
-		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
-		t.Cleanup(func() { ti.stop(t) })
-		tis = append(tis, ti)
-	}
-	writePushdownData(t, tis, 1800, func(int, labels.Labels, int) bool { return true })
+	r := pushdownReplicas(t, 2, 1800)
+	tis := r.tis
 	pushed, reg := pushdownQuerier(t, replicaRing{tis: tis}, fixedLimits{}, true)
 	code, body := apiGet(t, pushed, "/query_range", url.Values{"query": {`sum(rate(req_total[5m]))`}, "start": {"0"}, "end": {"1800"}, "step": {"60"}, "stats": {"all"}})
 	require.Equal(t, http.StatusOK, code, body)
@@ -441,14 +443,7 @@ func TestPushdownRefusesCraftedCalls(t *testing.T) {
 // evaluated in the querier (outcome "short"), a longer one pushed down;
 // both answer as the merge does.
 func TestPushdownMinRange(t *testing.T) {
-	var tis []*testIngester
-	for range 2 {
-		ti := newTestIngester(t, t.TempDir(), testConfig(), withPushdown())
-		t.Cleanup(func() { ti.stop(t) })
-		tis = append(tis, ti)
-	}
-	writePushdownData(t, tis, 2*3600, func(int, labels.Labels, int) bool { return true })
-	r := replicaRing{tis: tis}
+	r := pushdownReplicas(t, 2, 2*3600)
 	merged, _ := pushdownQuerier(t, r, fixedLimits{}, false)
 	cfg := pushdownQuerierConfig(true)
 	cfg.PushdownMinRange = time.Hour

@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -98,7 +99,7 @@ func (s *Server) SeriesDigests(ctx context.Context, req *ingesterpb.DigestReques
 			entries = append(entries, entry{hash: labels.StableHash(ls), digest: sum, samples: n})
 		}
 	}
-	slices.SortFunc(entries, func(a, b entry) int { return compareUint64(a.hash, b.hash) })
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.hash, b.hash) })
 	resp := &ingesterpb.DigestResponse{
 		Hashes:  make([]uint64, len(entries)),
 		Digests: make([]uint64, len(entries)),
@@ -113,16 +114,6 @@ func (s *Server) SeriesDigests(ctx context.Context, req *ingesterpb.DigestReques
 type entry struct {
 	hash, digest uint64
 	samples      int64
-}
-
-func compareUint64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func seriesLabels(b *labels.ScratchBuilder, cs *ingesterpb.ChunkSeries) (labels.Labels, error) {
@@ -162,26 +153,16 @@ func (d *digester) digest(chunks []*ingesterpb.Chunk) (uint64, int64) {
 }
 
 func compareChunks(a, b *ingesterpb.Chunk) int {
-	if c := compareInt64(a.MinTimeMs, b.MinTimeMs); c != 0 {
+	if c := cmp.Compare(a.MinTimeMs, b.MinTimeMs); c != 0 {
 		return c
 	}
-	if c := compareInt64(a.MaxTimeMs, b.MaxTimeMs); c != 0 {
+	if c := cmp.Compare(a.MaxTimeMs, b.MaxTimeMs); c != 0 {
 		return c
 	}
 	if a.Encoding != b.Encoding {
-		return compareUint64(uint64(a.Encoding), uint64(b.Encoding))
+		return cmp.Compare(a.Encoding, b.Encoding)
 	}
 	return slices.Compare(a.Data, b.Data)
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // admit waits for one of the places of the calls that run at once, until
