@@ -88,6 +88,19 @@ func pushdownQuerier(t testing.TB, r replicaRing, lim querier.Limits, pushdown b
 	t.Helper()
 	cfg := pushdownQuerierConfig(pushdown)
 	cfg.MinimizeIngesterRequests = r.maxErrors > 0
+	return pushdownQuerierWith(cfg, r, lim)
+}
+
+// pushdownRing is what a querier needs of a test's ingesters.
+type pushdownRing interface {
+	querier.Ring
+	querier.Clients
+	querier.PushdownClients
+}
+
+// pushdownQuerierWith is the querier's API configured as cfg over the
+// ingesters of r, and the registry of its metrics.
+func pushdownQuerierWith(cfg querier.Config, r pushdownRing, lim querier.Limits) (http.Handler, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.DiscardHandler)
 	q := querier.NewQueryable(cfg, r, r, lim, reg, logger)
@@ -447,11 +460,7 @@ func TestPushdownMinRange(t *testing.T) {
 	merged, _ := pushdownQuerier(t, r, fixedLimits{}, false)
 	cfg := pushdownQuerierConfig(true)
 	cfg.PushdownMinRange = time.Hour
-	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.DiscardHandler)
-	q := querier.NewQueryable(cfg, r, r, fixedLimits{}, reg, logger)
-	api := querier.NewAPI(cfg, querier.NewPushdownEngine(cfg, querier.NewEngine(cfg, reg, logger), q, r, reg), q, querier.BuildInfo{}, nil, "", reg, logger)
-	pushed := tenant.Middleware(true, nil, api)
+	pushed, reg := pushdownQuerierWith(cfg, r, fixedLimits{})
 	ask := func(h http.Handler, start int) []string {
 		code, body := apiGet(t, h, "/query_range", url.Values{"query": {`sum(rate(req_total[5m]))`}, "start": {fmt.Sprint(start)}, "end": {"7199"}, "step": {"60"}})
 		require.Equal(t, http.StatusOK, code, body)

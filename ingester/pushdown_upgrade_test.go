@@ -3,7 +3,6 @@ package ingester
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"testing"
@@ -15,8 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/orrery/orrery/proto/ingesterpb"
-	"github.com/orrery/orrery/querier"
-	"github.com/orrery/orrery/tenant"
 )
 
 // previousReleaseRing is replicaRing where ingester old runs the release before
@@ -51,17 +48,10 @@ func (c previousReleaseClient) QueryStream(ctx context.Context, in *ingesterpb.Q
 	return c.IngesterClient.QueryStream(ctx, req, opts...)
 }
 
-func previousReleaseQuerier(t *testing.T, r previousReleaseRing, pushdown bool) (http.Handler, *prometheus.Registry) {
+func previousReleaseQuerier(r previousReleaseRing, pushdown bool) (http.Handler, *prometheus.Registry) {
 	cfg := pushdownQuerierConfig(pushdown)
 	cfg.MinimizeIngesterRequests = true
-	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.DiscardHandler)
-	q := querier.NewQueryable(cfg, r, r, fixedLimits{}, reg, logger)
-	engine := querier.NewPushdownEngine(cfg, querier.NewEngine(cfg, reg, logger), q, r, reg)
-	api := querier.NewAPI(cfg, engine, q, querier.BuildInfo{}, nil, "", reg, logger)
-	mux := http.NewServeMux()
-	mux.Handle(querier.PathPrefix+"/", tenant.Middleware(true, nil, api))
-	return mux, reg
+	return pushdownQuerierWith(cfg, r, fixedLimits{})
 }
 
 // RF=3 during a rolling upgrade (docs/operations: queriers and ingesters
@@ -86,8 +76,8 @@ func TestPushdownCountsOnceWithAnIngesterOfThePreviousRelease(t *testing.T) {
 		return !(r == 0 && ls.Get("job") == "api" && ls.Get("instance") == "i0" && ts >= 600 && ts < 900)
 	})
 	r := previousReleaseRing{replicaRing: replicaRing{tis: tis, maxErrors: 1}, old: 2}
-	plain, _ := previousReleaseQuerier(t, r, false)
-	pushed, _ := previousReleaseQuerier(t, r, true)
+	plain, _ := previousReleaseQuerier(r, false)
+	pushed, _ := previousReleaseQuerier(r, true)
 	params := url.Values{"query": {`count(load)`}, "start": {"0"}, "end": {"1800"}, "step": {"60"}}
 	code, want := apiGet(t, plain, "/query_range", params)
 	require.Equal(t, http.StatusOK, code, want)
