@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -34,10 +35,12 @@ func (i *Ingester) flush(all bool) bool {
 	return ok
 }
 
-// flushed are the chunks of one series in a batch being stored.
+// flushed are the chunks of one series in a batch being stored, and those
+// of them kept in memory once stored (memSeries.recent).
 type flushed struct {
 	s      *memSeries
 	chunks []*memChunk
+	recent []*memChunk
 }
 
 func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
@@ -57,10 +60,15 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	h.appendMu.Unlock()
 	age := max(i.cfg.MaxChunkAge.Milliseconds(), 1)
 	stones := i.deleted.tombstones(h.id)
+	retainFrom := int64(math.MaxInt64)
+	if i.cfg.RetainPeriod > 0 && !all {
+		retainFrom = now.Add(-i.cfg.RetainPeriod).UnixMilli()
+	}
 	var batch []chunks.SeriesChunks
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
+		s.releaseRecent(retainFrom)
 		idle := all || s.lastAppend < idleBefore
 		// Unencoded samples whose period left the window are merged, so
 		// that their chunks are flushed too.
@@ -83,9 +91,13 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 			// is released without being stored.
 			sc := chunks.SeriesChunks{Labels: s.lset, Chunks: make([]chunks.Chunk, 0, len(f.chunks))}
 			ivs := deletedIntervals(stones, s.lset)
-			for _, mc := range f.chunks {
-				if !covered(ivs, mc.minT, mc.maxT) {
-					sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+			for k, mc := range f.chunks {
+				if covered(ivs, mc.minT, mc.maxT) {
+					continue
+				}
+				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
+				if k < len(s.chunks) && mc.maxT >= retainFrom {
+					f.recent = append(f.recent, mc)
 				}
 			}
 			f.s = s
@@ -125,7 +137,11 @@ func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, o
 		o.s.chunks = slices.DeleteFunc(o.s.chunks, flushed)
 		o.s.oooChunks = slices.DeleteFunc(o.s.oooChunks, flushed)
 		for _, mc := range o.chunks {
-			o.s.stored(mc.maxT)
+			if slices.Contains(o.recent, mc) {
+				o.s.keepRecent(mc)
+			} else {
+				o.s.stored(mc.maxT)
+			}
 		}
 		o.s.mu.Unlock()
 		n += len(o.chunks)

@@ -272,7 +272,8 @@ func TestFlushServesFromStoreAfterRestart(t *testing.T) {
 	ti = newTestIngester(t, dir, testConfig())
 	defer ti.stop(t)
 	for _, s := range ti.head("a", true).all() {
-		require.Empty(t, s.copyChunks(minTime, maxTime))
+		cs, _ := s.copyChunks(minTime, maxTime)
+		require.Empty(t, cs)
 	}
 	require.Len(t, ti.samples(t, "a")["up"], 35)
 }

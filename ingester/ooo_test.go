@@ -238,7 +238,8 @@ func TestReplayedOutOfOrderSamplesAreNotDoubled(t *testing.T) {
 	held := func() int {
 		n := 0
 		for _, s := range ti.head("a", false).all() {
-			for _, c := range s.copyChunks(math.MinInt64, math.MaxInt64) {
+			cs, _ := s.copyChunks(math.MinInt64, math.MaxInt64)
+			for _, c := range cs {
 				smps, err := chunks.Chunk{MinTime: c.minT, MaxTime: c.maxT, Encoding: c.enc, Data: c.data}.Samples()
 				require.NoError(t, err)
 				n += len(smps)

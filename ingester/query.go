@@ -94,27 +94,40 @@ type streamEntry struct {
 // series that are not in memory.
 func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, end int64, ms []*labels.Matcher, keep chunks.Keep) ([]streamEntry, error) {
 	var mem []streamEntry
+	// The store passes over a series memory holds by the ID an earlier
+	// query learned, before reading it; else by its labels, learning the
+	// ID for the next query. So does it over one whose labels keep
+	// refuses: a shard's or a pushed-down share's query would otherwise
+	// read and decode every other share's stored series to refuse them.
+	var byID map[uint64]struct{}
 	if h := i.head(tenantID, false); h != nil {
 		all, err := h.selectSeries(ctx, ms)
 		if err != nil {
 			return nil, err
 		}
+		byID = make(map[uint64]struct{}, len(all))
 		for k, s := range all {
 			if k%1024 == 0 && ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if (keep == nil || keep(s.lset)) && s.overlaps(start, end) {
+			if keep != nil && !keep(s.lset) {
+				if id := s.storeID.Load(); id != 0 {
+					byID[id] = struct{}{}
+				}
+				continue
+			}
+			if s.overlaps(start, end) {
 				mem = append(mem, streamEntry{s: s})
 			}
 		}
+		slices.SortFunc(mem, func(a, b streamEntry) int { return labels.Compare(a.s.lset, b.s.lset) })
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	// The store passes over a series memory holds by the ID an earlier
-	// query learned, before reading it; else by its labels, learning the
-	// ID for the next query.
-	byID := make(map[uint64]struct{}, len(mem))
+	if byID == nil {
+		byID = make(map[uint64]struct{})
+	}
 	for k, e := range mem {
 		if id := e.s.storeID.Load(); id != 0 {
 			byID[id] = struct{}{}
@@ -150,17 +163,19 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 
 // streamBatch sends the series of batch that have chunks in [start, end]:
 // memory chunks copied first, then the stored ones read (see QueryStream).
-// A series in memory whose stored samples all end before start is not
-// looked up in the store: for a dashboard's newest minutes that is most
-// of them, each a store lookup saved.
+// A series whose memory holds every sample it has from start on (stored
+// samples all end before start, or the chunks holding them are kept in
+// memory: Config.RetainPeriod) is not looked up in the store: for a
+// dashboard's newest minutes that is most of them, each a store lookup
+// saved.
 func (i *Ingester) streamBatch(tenantID string, start, end int64, batch []streamEntry, out *queryBatcher) error {
 	mem := make([][]chunkCopy, len(batch))
 	refs := make([]chunks.SeriesRef, 0, len(batch))
 	inStore := make([]int, len(batch)) // index in refs, or -1
 	for k, e := range batch {
 		if e.s != nil {
-			mem[k] = e.s.copyChunks(start, end)
-			if !e.s.storeMayHold(start) {
+			var storeMayHold bool
+			if mem[k], storeMayHold = e.s.copyChunks(start, end); !storeMayHold {
 				inStore[k] = -1
 				continue
 			}
@@ -356,7 +371,8 @@ func (i *Ingester) withoutDeletedSeries(tenantID string, start, end int64, sets 
 			s := h.lookup(seriesHash(enc), enc, new([]byte))
 			h.mu.RUnlock()
 			if s != nil {
-				cs = toStoreChunks(s.copyChunks(start, end))
+				mem, _ := s.copyChunks(start, end)
+				cs = toStoreChunks(mem)
 			}
 		}
 		stored, err := i.store.ChunksOf(tenantID, start, end, []chunks.SeriesRef{{Labels: ls}})

@@ -72,6 +72,14 @@ type memSeries struct {
 	// not found in memory. Guarded by mu.
 	storeMaxT  int64
 	storeKnown bool
+	// recent are in-order chunks stored already and kept for queries
+	// (Config.RetainPeriod), oldest first, all older than chunks'.
+	// storeOnlyMaxT bounds, once storeKnown, the timestamps of the samples
+	// the store may hold and memory not: those of the chunks released, and
+	// whatever the store held when storeMaxT was learned. A query starting
+	// after it reads memory alone. Both guarded by mu.
+	recent        []*memChunk
+	storeOnlyMaxT int64
 	// storeID is the ID the store gave the series in a query's Refs (0:
 	// not learned yet), so the next query's Refs passes over it unread.
 	// It may be stale, the series deleted by retention and stored again
@@ -158,23 +166,38 @@ func (s *memSeries) learnStoreMaxT(t int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.storeMaxT, s.storeKnown = max(s.storeMaxT, t), true
+	s.storeOnlyMaxT = max(s.storeOnlyMaxT, t)
 }
 
-// stored records that chunks up to t were just written to the store.
-// The caller holds s.mu.
+// stored records that chunks up to t were just written to the store and
+// are not in memory. The caller holds s.mu.
 func (s *memSeries) stored(t int64) {
 	s.storeMaxT = max(s.storeMaxT, t)
+	s.storeOnlyMaxT = max(s.storeOnlyMaxT, t)
 }
 
-// storeMayHold reports whether the store may hold samples of the series
-// at or after t. A query asks after copying the series' memory chunks: a
-// flush raises storeMaxT in the same critical section that drops the
-// chunks it stored, so a chunk missing from the copy is one the answer
-// here sends the query to the store for.
-func (s *memSeries) storeMayHold(t int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return !s.storeKnown || s.storeMaxT >= t
+// keepRecent moves mc, just stored, to the recent chunks. The caller
+// holds s.mu and has removed mc from chunks.
+func (s *memSeries) keepRecent(mc *memChunk) {
+	s.storeMaxT = max(s.storeMaxT, mc.maxT)
+	k, _ := slices.BinarySearchFunc(s.recent, mc.minT, func(r *memChunk, t int64) int { return cmp.Compare(r.minT, t) })
+	s.recent = slices.Insert(s.recent, k, mc)
+}
+
+// releaseRecent drops the recent chunks whose newest sample is before t.
+// The caller holds s.mu.
+func (s *memSeries) releaseRecent(t int64) {
+	n := 0
+	for _, mc := range s.recent {
+		if mc.maxT >= t {
+			s.recent[n] = mc
+			n++
+			continue
+		}
+		s.storeOnlyMaxT = max(s.storeOnlyMaxT, mc.maxT)
+	}
+	clear(s.recent[n:])
+	s.recent = s.recent[:n]
 }
 
 func chunkSampleAt(mc *memChunk, t int64) (sample, bool) {
@@ -370,19 +393,29 @@ type chunkCopy struct {
 }
 
 // copyChunks returns copies of the chunks overlapping [mint, maxt], in
-// order and out of order, the latter's unencoded samples encoded. The head
-// chunk's bytes change as samples are appended, hence the copy.
-func (s *memSeries) copyChunks(mint, maxt int64) []chunkCopy {
+// order and out of order, the latter's unencoded samples encoded, and
+// whether the store may hold samples of the series at or after mint that
+// the copies lack. The recent chunks, which the store holds, are copied
+// only when it does not: a query then reads memory alone. A flush raises
+// storeOnlyMaxT in the critical section that releases the chunks it
+// stored, and this reads it in the one that copies, so a chunk missing
+// from the copy is one the answer sends the query to the store for. The
+// head chunk's bytes change as samples are appended, hence the copy.
+func (s *memSeries) copyChunks(mint, maxt int64) (out []chunkCopy, storeMayHold bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := copyOverlapping(nil, s.chunks, s.head, mint, maxt)
+	storeMayHold = !s.storeKnown || s.storeOnlyMaxT >= mint
+	if !storeMayHold {
+		out = copyOverlapping(out, s.recent, nil, mint, maxt)
+	}
+	out = copyOverlapping(out, s.chunks, s.head, mint, maxt)
 	out = copyOverlapping(out, s.oooChunks, nil, mint, maxt)
 	if len(s.ooo) > 0 && s.ooo[0].T <= maxt && s.ooo[len(s.ooo)-1].T >= mint {
 		for _, mc := range encodeOOO(s.ooo) {
 			out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, enc: mc.c.Encoding(), data: mc.c.Bytes()})
 		}
 	}
-	return out
+	return out, storeMayHold
 }
 
 // checkpointChunks returns copies of every chunk in memory: the in-order
@@ -396,17 +429,22 @@ func (s *memSeries) checkpointChunks() (inOrder, outOfOrder []chunkCopy) {
 	return inOrder, copyOverlapping(outOfOrder, encodeOOO(s.ooo), nil, math.MinInt64, math.MaxInt64)
 }
 
+// copyOverlapping appends to out the chunks of cs and head overlapping
+// [mint, maxt]. Only the head's bytes are copied: a completed chunk is
+// immutable (a merge replaces an out-of-order one), so its bytes are
+// shared, as a flush shares them with the store.
 func copyOverlapping(out []chunkCopy, cs []*memChunk, head *memChunk, mint, maxt int64) []chunkCopy {
-	add := func(mc *memChunk) {
-		if mc == nil || mc.maxT < mint || mc.minT > maxt {
-			return
-		}
-		out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, enc: mc.c.Encoding(), data: append([]byte(nil), mc.c.Bytes()...)})
+	add := func(mc *memChunk, data []byte) {
+		out = append(out, chunkCopy{minT: mc.minT, maxT: mc.maxT, enc: mc.c.Encoding(), data: data})
 	}
 	for _, mc := range cs {
-		add(mc)
+		if mc.maxT >= mint && mc.minT <= maxt {
+			add(mc, mc.c.Bytes())
+		}
 	}
-	add(head)
+	if head != nil && head.maxT >= mint && head.minT <= maxt {
+		add(head, append([]byte(nil), head.c.Bytes()...))
+	}
 	return out
 }
 
@@ -415,19 +453,20 @@ func (s *memSeries) overlaps(mint, maxt int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := func(mc *memChunk) bool { return mc.maxT >= mint && mc.minT <= maxt }
-	if slices.ContainsFunc(s.chunks, in) || slices.ContainsFunc(s.oooChunks, in) || (s.head != nil && in(s.head)) {
+	if slices.ContainsFunc(s.recent, in) || slices.ContainsFunc(s.chunks, in) || slices.ContainsFunc(s.oooChunks, in) || (s.head != nil && in(s.head)) {
 		return true
 	}
 	return len(s.ooo) > 0 && s.ooo[0].T <= maxt && s.ooo[len(s.ooo)-1].T >= mint
 }
 
-// empty reports whether the series holds nothing in memory. The caller
-// holds s.mu.
 // oldest returns the oldest sample time the series holds in memory.
 func (s *memSeries) oldest() (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, found := int64(math.MaxInt64), false
+	if len(s.recent) > 0 {
+		t, found = s.recent[0].minT, true
+	}
 	for _, mc := range s.chunks {
 		t, found = min(t, mc.minT), true
 	}
@@ -443,6 +482,8 @@ func (s *memSeries) oldest() (int64, bool) {
 	return t, found
 }
 
+// empty reports whether the series holds nothing in memory that the store
+// lacks: its recent chunks, stored, go with it. The caller holds s.mu.
 func (s *memSeries) empty() bool {
 	return s.head == nil && len(s.chunks) == 0 && len(s.oooChunks) == 0 && len(s.ooo) == 0
 }

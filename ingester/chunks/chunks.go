@@ -44,8 +44,9 @@ type Keep func(ls labels.Labels) bool
 // Known names the series a Refs caller holds already, so that Refs leaves
 // them out. Either field may be nil.
 type Known struct {
-	// ID reports whether the caller holds the series stored under id, an
-	// ID an earlier Refs gave it; asked before the series is read.
+	// ID reports whether Refs may leave out the series stored under id,
+	// an ID an earlier Refs gave the caller, which holds the series or
+	// knows it does not want it; asked before the series is read.
 	ID func(id uint64) bool
 	// Labels reports whether the caller holds the series ls, stored under
 	// id (ls valid only during the call); asked about every other series
