@@ -18,9 +18,14 @@ const flushBatchSeries = 4096
 // same chunks twice. It returns whether every batch reached the store; a
 // failed one is logged and counted, and its chunks stay in memory.
 func (i *Ingester) flush(all bool) bool {
+	return i.flushAt(time.Now(), all)
+}
+
+// flushAt is flush as of the wall-clock time now, which decides what is
+// idle and which stored chunks stay in memory.
+func (i *Ingester) flushAt(now time.Time, all bool) bool {
 	i.flushMu.Lock()
 	defer i.flushMu.Unlock()
-	now := time.Now()
 	ok := true
 	for _, h := range i.allHeads() {
 		start := time.Now()

@@ -2,6 +2,8 @@ package ingester
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,9 +11,11 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/status"
 
+	"github.com/orrery/orrery/ingester/chunks"
 	"github.com/orrery/orrery/internal/scenario"
 	"github.com/orrery/orrery/limits"
 	"github.com/orrery/orrery/proto/ingesterpb"
@@ -28,17 +32,42 @@ import (
 //	crash                             kill -9 and start again: the WAL and checkpoint replayed
 //	restart                           a clean stop (flushing everything) and a start
 //	checkpoint | flush                a checkpoint; a flush of every chunk to the store
+//	retain <duration>                 the ingester's retain period (-ingester.retain-period)
+//	flush-at <t>                      the periodic flush at wall-clock time t (seconds): completed chunks only
 //	forget                            flush everything and forget idle series
 //	query <tenant> <series>           every sample, memory and store merged, as t=v
-//	memory <tenant> <series>          what memory holds: in-order chunks, out-of-order chunks and samples
+//	query-from <tenant> <series> <t>  the samples from t on, as a query from t gets them, and whether it read the store
+//	memory <tenant> <series>          what memory holds: in-order chunks, out-of-order chunks and samples, recent (stored) chunks
 func TestWALScenarios(t *testing.T) {
 	scenario.Run(t, "testdata/wal/*.txt", func(t *testing.T) func([]string) string {
 		dir := t.TempDir()
 		o := newTestOverrides()
-		ti := newTestIngester(t, dir, testConfig(), withOverrides(o))
+		cfg := testConfig()
+		var reads *readCountingStore
+		start := func() *testIngester {
+			ti := newTestIngester(t, dir, cfg, withOverrides(o))
+			reads = &readCountingStore{Store: ti.store}
+			ti.store = reads
+			return ti
+		}
+		ti := start()
 		t.Cleanup(func() { ti.stop(t) })
 		return func(fields []string) string {
 			switch fields[0] {
+			case "retain":
+				d, err := time.ParseDuration(fields[1])
+				require.NoError(t, err)
+				cfg.RetainPeriod, ti.cfg.RetainPeriod = d, d
+				return "ok"
+			case "flush-at":
+				sec, err := strconv.ParseInt(fields[1], 10, 64)
+				require.NoError(t, err)
+				return fmt.Sprint(ti.flushAt(time.Unix(sec, 0), false))
+			case "query-from":
+				sec, err := strconv.ParseInt(fields[3], 10, 64)
+				require.NoError(t, err)
+				before := reads.chunksOf.Load()
+				return queryFromOf(t, ti, fields[1], fields[2], sec*1000) + "\nstore read: " + fmt.Sprint(reads.chunksOf.Load() > before)
 			case "window":
 				d, err := time.ParseDuration(fields[2])
 				require.NoError(t, err)
@@ -48,11 +77,11 @@ func TestWALScenarios(t *testing.T) {
 				return answer(ti.push(t, fields[1], scenarioSeries(t, fields[2], fields[3:])))
 			case "crash":
 				ti.crash(t)
-				ti = newTestIngester(t, dir, testConfig(), withOverrides(o))
+				ti = start()
 				return "ok"
 			case "restart":
 				ti.stop(t)
-				ti = newTestIngester(t, dir, testConfig(), withOverrides(o))
+				ti = start()
 				return "ok"
 			case "checkpoint":
 				return answer(ti.checkpoint())
@@ -135,5 +164,44 @@ func memoryOf(ti *testIngester, tenantID, name string) string {
 	for _, smp := range s.ooo {
 		ooo = append(ooo, strconv.FormatInt(smp.T/1000, 10))
 	}
-	return fmt.Sprintf("in order: %s\nout-of-order chunks: %s\nout-of-order samples: %s", spans(inOrder), spans(s.oooChunks), strings.Join(ooo, " "))
+	out := fmt.Sprintf("in order: %s\nout-of-order chunks: %s\nout-of-order samples: %s", spans(inOrder), spans(s.oooChunks), strings.Join(ooo, " "))
+	if len(s.recent) > 0 {
+		out += "\nrecent: " + spans(s.recent)
+	}
+	return out
+}
+
+// queryFromOf is what a QueryStream of series name from start (ms) sends
+// of it from start on, as t=v with t in seconds, a sample sent twice
+// marked ×2.
+func queryFromOf(t *testing.T, ti *testIngester, tenantID, name string, start int64) string {
+	t.Helper()
+	rs := &recordingStream{ctx: ctxFor(tenantID)}
+	require.NoError(t, ti.QueryStream(&ingesterpb.QueryRequest{StartMs: start, EndMs: math.MaxInt64,
+		Matchers: ingesterpb.FromMatchers([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", name)})}, rs))
+	seen := map[int64]int{}
+	values := map[int64]float64{}
+	for _, m := range rs.msgs {
+		for _, ws := range m.Series {
+			for _, c := range ws.Chunks {
+				smps, err := chunks.Chunk{MinTime: c.MinTimeMs, MaxTime: c.MaxTimeMs, Encoding: chunkenc.Encoding(c.Encoding), Data: c.Data}.Samples()
+				require.NoError(t, err)
+				for _, smp := range smps {
+					if smp.T >= start {
+						seen[smp.T]++
+						values[smp.T] = smp.V
+					}
+				}
+			}
+		}
+	}
+	ts := slices.Sorted(maps.Keys(seen))
+	parts := make([]string, len(ts))
+	for k, at := range ts {
+		parts[k] = fmt.Sprintf("%d=%g", at/1000, values[at])
+		if seen[at] > 1 {
+			parts[k] += fmt.Sprintf("×%d", seen[at])
+		}
+	}
+	return strings.Join(parts, " ")
 }
