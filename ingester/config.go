@@ -24,9 +24,9 @@ type Config struct {
 	// FlushPeriod is how often completed chunks are written to the store.
 	FlushPeriod time.Duration `yaml:"flush_period"`
 	// RetainPeriod keeps in-order chunks in memory once they are stored
-	// while their newest sample is at most this old (wall clock), so that a
-	// query of the newest minutes, a dashboard's refresh, reads memory
-	// alone; zero releases chunks as soon as they are stored.
+	// while their newest sample is within this of the wall clock (either
+	// side), so that a query of the newest minutes, a dashboard's refresh,
+	// reads memory alone; zero releases chunks as soon as they are stored.
 	RetainPeriod time.Duration `yaml:"retain_period"`
 	// CheckpointPeriod is how often the in-memory state is checkpointed so
 	// that older WAL segments can be deleted; it bounds replay time.
@@ -59,7 +59,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ChunkIdleTimeout, "ingester.chunk-idle-timeout", 5*time.Minute, "Cut and flush a head chunk that received no sample for this long.")
 	fs.DurationVar(&c.SeriesIdleTimeout, "ingester.series-idle-timeout", time.Hour, "Forget an in-memory series with no unflushed chunks after this long without samples.")
 	fs.DurationVar(&c.FlushPeriod, "ingester.flush-period", 15*time.Second, "How often completed chunks are flushed to the store; it bounds how long completed chunks wait in memory.")
-	fs.DurationVar(&c.RetainPeriod, "ingester.retain-period", 15*time.Minute, "Keep flushed chunks in memory while their newest sample is at most this old, so queries of the newest minutes do not read the store; 0 releases them once stored.")
+	fs.DurationVar(&c.RetainPeriod, "ingester.retain-period", 15*time.Minute, "Keep flushed chunks in memory while their newest sample is within this of the clock, so queries of the newest minutes do not read the store; 0 releases them once stored.")
 	fs.DurationVar(&c.CheckpointPeriod, "ingester.checkpoint-period", 5*time.Minute, "How often memory is checkpointed and older WAL segments deleted.")
 	fs.DurationVar(&c.MetadataRetainPeriod, "ingester.metadata-retain-period", 10*time.Minute, "Forget metric metadata not received for this long; senders repeat it every minute.")
 	fs.IntVar(&c.QueryBatchSeries, "ingester.query-batch-series", 128, "Series per QueryStream message.")

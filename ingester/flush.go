@@ -1,7 +1,6 @@
 package ingester
 
 import (
-	"math"
 	"slices"
 	"time"
 
@@ -65,15 +64,17 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	h.appendMu.Unlock()
 	age := max(i.cfg.MaxChunkAge.Milliseconds(), 1)
 	stones := i.deleted.tombstones(h.id)
-	retainFrom := int64(math.MaxInt64)
-	if i.cfg.RetainPeriod > 0 && !all {
-		retainFrom = now.Add(-i.cfg.RetainPeriod).UnixMilli()
-	}
+	// Stored chunks stay in memory while their newest sample is within
+	// the retain period of now, on either side: one ahead of the clock by
+	// more (a sender's clock, a tenant without a creation grace period)
+	// would otherwise stay until the clock passed it, which may be never.
+	retain := i.cfg.RetainPeriod > 0 && !all
+	retainFrom, retainTo := now.Add(-i.cfg.RetainPeriod).UnixMilli(), now.Add(i.cfg.RetainPeriod).UnixMilli()
 	var batch []chunks.SeriesChunks
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
-		s.releaseRecent(retainFrom)
+		s.releaseRecent(retainFrom, !retain)
 		idle := all || s.lastAppend < idleBefore
 		// Unencoded samples whose period left the window are merged, so
 		// that their chunks are flushed too.
@@ -101,7 +102,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 					continue
 				}
 				sc.Chunks = append(sc.Chunks, chunks.Chunk{MinTime: mc.minT, MaxTime: mc.maxT, Encoding: mc.c.Encoding(), Data: mc.c.Bytes()})
-				if k < len(s.chunks) && mc.maxT >= retainFrom {
+				if retain && k < len(s.chunks) && mc.maxT >= retainFrom && mc.maxT <= retainTo {
 					f.recent = append(f.recent, mc)
 				}
 			}

@@ -105,13 +105,15 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 		if err != nil {
 			return nil, err
 		}
-		byID = make(map[uint64]struct{}, len(all))
 		for k, s := range all {
 			if k%1024 == 0 && ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			if keep != nil && !keep(s.lset) {
 				if id := s.storeID.Load(); id != 0 {
+					if byID == nil {
+						byID = make(map[uint64]struct{})
+					}
 					byID[id] = struct{}{}
 				}
 				continue
@@ -126,7 +128,7 @@ func (i *Ingester) streamEntries(ctx context.Context, tenantID string, start, en
 		return nil, err
 	}
 	if byID == nil {
-		byID = make(map[uint64]struct{})
+		byID = make(map[uint64]struct{}, len(mem))
 	}
 	for k, e := range mem {
 		if id := e.s.storeID.Load(); id != 0 {

@@ -59,6 +59,29 @@ func streamTimesWithRepeats(t *testing.T, ti *testIngester, start int64) []int64
 	return timesFrom(out, start)
 }
 
+// recentState is what a series keeps of its stored chunks.
+type recentState struct {
+	maxTs         []int64 // of each kept chunk
+	minT          int64   // of the oldest kept chunk
+	storeOnlyMaxT int64
+}
+
+// recentOf reads s's recent chunks under its lock and returns them for
+// assertions made without it: a failed require holding the lock would
+// deadlock the shutdown flush.
+func recentOf(s *memSeries) recentState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := recentState{storeOnlyMaxT: s.storeOnlyMaxT}
+	for k, mc := range s.recent {
+		if k == 0 {
+			st.minT = mc.minT
+		}
+		st.maxTs = append(st.maxTs, mc.maxT)
+	}
+	return st
+}
+
 func timesFrom(all []int64, start int64) []int64 {
 	k, _ := slices.BinarySearch(all, start)
 	return all[k:]
@@ -86,14 +109,18 @@ func TestRecentChunksAnswerTheNewestMinutesFromMemory(t *testing.T) {
 	for k := range int64(n) {
 		all = append(all, from+k*step)
 	}
-	require.True(t, ti.flush(false))
+	flushed := time.Now()
+	require.True(t, ti.flushAt(flushed, false))
 
+	// Where chunks end depends on the clock (chunk periods are offset per
+	// series), so what stays is checked against the rule, not counted.
 	s := ti.head("a", false).all()[0]
-	s.mu.Lock()
-	recent, oldestRecent, storeOnly := len(s.recent), s.recent[0].minT, s.storeOnlyMaxT
-	s.mu.Unlock()
-	require.Equal(t, 4, recent, "the chunks ending in the last 10 minutes stay in memory")
-	require.Less(t, storeOnly, oldestRecent)
+	kept := recentOf(s)
+	require.NotEmpty(t, kept.maxTs, "the chunks ending in the last 10 minutes stay in memory")
+	cutoff := flushed.Add(-cfg.RetainPeriod).UnixMilli()
+	require.GreaterOrEqual(t, slices.Min(kept.maxTs), cutoff, "only chunks ending in the period stay")
+	require.Less(t, kept.storeOnlyMaxT, cutoff, "every older chunk was released")
+	oldestRecent, storeOnly := kept.minT, kept.storeOnlyMaxT
 
 	for _, c := range []struct {
 		name      string
@@ -117,10 +144,15 @@ func TestRecentChunksAnswerTheNewestMinutesFromMemory(t *testing.T) {
 	// A later flush releases what aged past the period: the store answers
 	// for it, and the newest minutes still come from memory.
 	ti.cfg.RetainPeriod = 3 * time.Minute
-	require.True(t, ti.flush(false))
-	s.mu.Lock()
-	require.Len(t, s.recent, 1)
-	s.mu.Unlock()
+	flushed = time.Now()
+	require.True(t, ti.flushAt(flushed, false))
+	later := recentOf(s)
+	require.Less(t, len(later.maxTs), len(kept.maxTs))
+	cutoff = flushed.Add(-ti.cfg.RetainPeriod).UnixMilli()
+	if len(later.maxTs) > 0 {
+		require.GreaterOrEqual(t, slices.Min(later.maxTs), cutoff)
+	}
+	require.Less(t, later.storeOnlyMaxT, cutoff)
 	for _, start := range []int64{now - 2*60_000, now - 5*60_000, math.MinInt64} {
 		require.Equal(t, timesFrom(all, start), streamTimes(t, ti, start))
 	}
@@ -209,4 +241,55 @@ func TestRecentChunksRacingFlushesAnswerEverySampleOnce(t *testing.T) {
 		default:
 		}
 	}
+}
+
+// A series whose samples run ahead of the ingester's clock (a sender's
+// clock, a tenant without a creation grace period) keeps in memory only the
+// stored chunks within the retain period of the clock on either side, not
+// every chunk until the clock passes it.
+func TestRecentChunksAheadOfTheClockAreReleased(t *testing.T) {
+	cfg := testConfig()
+	cfg.RetainPeriod = 15 * time.Minute
+	ti := newTestIngester(t, t.TempDir(), cfg)
+	defer ti.stop(t)
+
+	const step = 15_000
+	from := time.Now().Add(2 * time.Hour).UnixMilli()
+	all := make([]int64, 481)
+	for k := range all {
+		all[k] = from + int64(k)*step
+	}
+	require.NoError(t, ti.push(t, "a", livePush("m", from, step, len(all)))) // 2h of samples, 2h ahead
+	require.True(t, ti.flush(false))
+	require.True(t, ti.flushAt(time.Now().Add(30*time.Minute), false))
+
+	require.Empty(t, recentOf(ti.head("a", false).all()[0]).maxTs, "no chunk 1.5h ahead stays in memory")
+	require.Equal(t, all, streamTimes(t, ti, math.MinInt64))
+}
+
+// A retain period of 0, and the flush of everything at shutdown or before a
+// handover, keep no stored chunk in memory, the one ending at the largest
+// time there is included.
+func TestRecentChunksNoneKeptWithoutARetainPeriod(t *testing.T) {
+	cfg := testConfig()
+	require.Zero(t, cfg.RetainPeriod)
+	ti := newTestIngester(t, t.TempDir(), cfg)
+	defer ti.stop(t)
+
+	require.NoError(t, ti.push(t, "a", onePush("m", math.MaxInt64-1, 1), onePush("m", math.MaxInt64, 2)))
+	require.True(t, ti.flush(true))
+	require.Empty(t, recentOf(ti.head("a", false).all()[0]).maxTs)
+
+	ti.cfg.RetainPeriod = time.Hour
+	require.NoError(t, ti.push(t, "a", livePush("n", time.Now().UnixMilli(), 1000, 25)))
+	require.True(t, ti.flush(false))
+	var n *memSeries
+	for _, s := range ti.head("a", false).all() {
+		if s.lset.Get("__name__") == "n" {
+			n = s
+		}
+	}
+	require.NotEmpty(t, recentOf(n).maxTs)
+	require.True(t, ti.flush(true), "a shutdown flush")
+	require.Empty(t, recentOf(n).maxTs, "releases every kept chunk")
 }

@@ -184,12 +184,12 @@ func (s *memSeries) keepRecent(mc *memChunk) {
 	s.recent = slices.Insert(s.recent, k, mc)
 }
 
-// releaseRecent drops the recent chunks whose newest sample is before t.
-// The caller holds s.mu.
-func (s *memSeries) releaseRecent(t int64) {
+// releaseRecent drops the recent chunks whose newest sample is before t,
+// or all of them. The caller holds s.mu.
+func (s *memSeries) releaseRecent(t int64, all bool) {
 	n := 0
 	for _, mc := range s.recent {
-		if mc.maxT >= t {
+		if !all && mc.maxT >= t {
 			s.recent[n] = mc
 			n++
 			continue
