@@ -26,9 +26,14 @@ func (i *Ingester) flushAt(now time.Time, all bool) bool {
 	i.flushMu.Lock()
 	defer i.flushMu.Unlock()
 	ok := true
+	var kept keptChunks
+	defer func() {
+		i.m.recentChunks.Set(float64(kept.chunks))
+		i.m.recentBytes.Set(float64(kept.bytes))
+	}()
 	for _, h := range i.allHeads() {
 		start := time.Now()
-		ok = i.flushTenant(h, now, all) && ok
+		ok = i.flushTenant(h, now, all, &kept) && ok
 		i.m.flushDuration.Observe(time.Since(start).Seconds())
 		i.forgetIdle(h, now)
 		h.metadata.expire(now.Add(-i.cfg.MetadataRetainPeriod))
@@ -47,7 +52,18 @@ type flushed struct {
 	recent []*memChunk
 }
 
-func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
+// keptChunks counts the stored chunks memory keeps (memSeries.recent) as a
+// flush leaves them.
+type keptChunks struct{ chunks, bytes int }
+
+func (k *keptChunks) add(cs ...*memChunk) {
+	for _, mc := range cs {
+		k.chunks++
+		k.bytes += len(mc.c.Bytes())
+	}
+}
+
+func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool, kept *keptChunks) bool {
 	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
 	// Out-of-order chunks stay in memory while samples may still join
@@ -75,6 +91,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	for _, s := range h.all() {
 		s.mu.Lock()
 		s.releaseRecent(retainFrom, !retain)
+		kept.add(s.recent...)
 		idle := all || s.lastAppend < idleBefore
 		// Unencoded samples whose period left the window are merged, so
 		// that their chunks are flushed too.
@@ -114,12 +131,12 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 		}
 		s.mu.Unlock()
 		if len(owners) == flushBatchSeries {
-			ok = i.putAndRelease(h.id, batch, owners) && ok
+			ok = i.putAndRelease(h.id, batch, owners, kept) && ok
 			batch, owners = batch[:0], owners[:0]
 		}
 	}
 	if len(owners) > 0 {
-		ok = i.putAndRelease(h.id, batch, owners) && ok
+		ok = i.putAndRelease(h.id, batch, owners, kept) && ok
 	}
 	return ok
 }
@@ -127,7 +144,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 // putAndRelease stores a batch and only then drops its chunks from memory,
 // so a query that reads memory before the store never misses them. It drops
 // exactly the chunks it stored, by identity: never one cut since.
-func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, owners []flushed) bool {
+func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, owners []flushed, kept *keptChunks) bool {
 	// A batch whose every chunk was deleted has nothing to store.
 	if len(batch) > 0 {
 		if err := i.store.Put(tenantID, batch); err != nil {
@@ -145,6 +162,7 @@ func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, o
 		for _, mc := range o.chunks {
 			if slices.Contains(o.recent, mc) {
 				o.s.keepRecent(mc)
+				kept.add(mc)
 			} else {
 				o.s.stored(mc.maxT)
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
@@ -289,7 +290,12 @@ func TestRecentChunksNoneKeptWithoutARetainPeriod(t *testing.T) {
 			n = s
 		}
 	}
-	require.NotEmpty(t, recentOf(n).maxTs)
+	kept := recentOf(n).maxTs
+	require.NotEmpty(t, kept)
+	require.Equal(t, float64(len(kept)), testutil.ToFloat64(ti.m.recentChunks), "orrery_ingester_retained_chunks")
+	require.Positive(t, testutil.ToFloat64(ti.m.recentBytes))
 	require.True(t, ti.flush(true), "a shutdown flush")
 	require.Empty(t, recentOf(n).maxTs, "releases every kept chunk")
+	require.Zero(t, testutil.ToFloat64(ti.m.recentChunks))
+	require.Zero(t, testutil.ToFloat64(ti.m.recentBytes))
 }
