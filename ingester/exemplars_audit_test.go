@@ -137,7 +137,7 @@ func TestAuditExemplarsUnderConcurrency(t *testing.T) {
 	run(func(int) { ti.exemplars(t, "a", 0, 1<<62) })
 	run(func(int) {
 		if h := ti.head("a", false); h != nil {
-			ti.forgetIdle(h, time.Now().Add(time.Hour))
+			ti.forgetIdle(h, time.Now().Add(time.Hour), &keptChunks{})
 		}
 		time.Sleep(time.Millisecond)
 	})

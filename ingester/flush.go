@@ -27,20 +27,18 @@ func (i *Ingester) flushAt(now time.Time, all bool) bool {
 	defer i.flushMu.Unlock()
 	ok := true
 	var kept keptChunks
-	defer func() {
-		i.m.recentChunks.Set(float64(kept.chunks))
-		i.m.recentBytes.Set(float64(kept.bytes))
-	}()
 	for _, h := range i.allHeads() {
 		start := time.Now()
-		ok = i.flushTenant(h, now, all, &kept) && ok
+		ok = i.flushTenant(h, now, all) && ok
 		i.m.flushDuration.Observe(time.Since(start).Seconds())
-		i.forgetIdle(h, now)
+		i.forgetIdle(h, now, &kept)
 		h.metadata.expire(now.Add(-i.cfg.MetadataRetainPeriod))
 		// A lowered exemplar limit frees memory now, not at the tenant's
 		// next exemplar, which a limit of 0 never sends.
 		h.exemplars.storage(i.exemplarLimit(h.id))
 	}
+	i.m.recentChunks.Set(float64(kept.chunks))
+	i.m.recentBytes.Set(float64(kept.bytes))
 	return ok
 }
 
@@ -52,18 +50,18 @@ type flushed struct {
 	recent []*memChunk
 }
 
-// keptChunks counts the stored chunks memory keeps (memSeries.recent) as a
-// flush leaves them.
+// keptChunks counts the stored chunks memory keeps (memSeries.recent) and
+// their encoded bytes, as a flush leaves them.
 type keptChunks struct{ chunks, bytes int }
 
-func (k *keptChunks) add(cs ...*memChunk) {
+func (k *keptChunks) add(cs []*memChunk) {
 	for _, mc := range cs {
 		k.chunks++
 		k.bytes += len(mc.c.Bytes())
 	}
 }
 
-func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool, kept *keptChunks) bool {
+func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool) bool {
 	ok := true
 	idleBefore := now.Add(-i.cfg.ChunkIdleTimeout).UnixNano()
 	// Out-of-order chunks stay in memory while samples may still join
@@ -90,8 +88,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool, kept *kep
 	var owners []flushed
 	for _, s := range h.all() {
 		s.mu.Lock()
-		s.releaseRecent(retainFrom, !retain)
-		kept.add(s.recent...)
+		s.releaseRecent(retainFrom, retainTo, !retain)
 		idle := all || s.lastAppend < idleBefore
 		// Unencoded samples whose period left the window are merged, so
 		// that their chunks are flushed too.
@@ -131,12 +128,12 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool, kept *kep
 		}
 		s.mu.Unlock()
 		if len(owners) == flushBatchSeries {
-			ok = i.putAndRelease(h.id, batch, owners, kept) && ok
+			ok = i.putAndRelease(h.id, batch, owners) && ok
 			batch, owners = batch[:0], owners[:0]
 		}
 	}
 	if len(owners) > 0 {
-		ok = i.putAndRelease(h.id, batch, owners, kept) && ok
+		ok = i.putAndRelease(h.id, batch, owners) && ok
 	}
 	return ok
 }
@@ -144,7 +141,7 @@ func (i *Ingester) flushTenant(h *tenantHead, now time.Time, all bool, kept *kep
 // putAndRelease stores a batch and only then drops its chunks from memory,
 // so a query that reads memory before the store never misses them. It drops
 // exactly the chunks it stored, by identity: never one cut since.
-func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, owners []flushed, kept *keptChunks) bool {
+func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, owners []flushed) bool {
 	// A batch whose every chunk was deleted has nothing to store.
 	if len(batch) > 0 {
 		if err := i.store.Put(tenantID, batch); err != nil {
@@ -162,11 +159,11 @@ func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, o
 		for _, mc := range o.chunks {
 			if slices.Contains(o.recent, mc) {
 				o.s.keepRecent(mc)
-				kept.add(mc)
 			} else {
 				o.s.stored(mc.maxT)
 			}
 		}
+		o.s.pruneRecent()
 		o.s.mu.Unlock()
 		n += len(o.chunks)
 	}
@@ -175,8 +172,9 @@ func (i *Ingester) putAndRelease(tenantID string, batch []chunks.SeriesChunks, o
 }
 
 // forgetIdle removes series with nothing left in memory and no sample for
-// SeriesIdleTimeout. It takes appendMu so no push holds a removed series.
-func (i *Ingester) forgetIdle(h *tenantHead, now time.Time) {
+// SeriesIdleTimeout, and counts the stored chunks the others keep. It takes
+// appendMu so no push holds a removed series.
+func (i *Ingester) forgetIdle(h *tenantHead, now time.Time, kept *keptChunks) {
 	idleBefore := now.Add(-i.cfg.SeriesIdleTimeout).UnixNano()
 	h.appendMu.Lock()
 	defer h.appendMu.Unlock()
@@ -185,6 +183,8 @@ func (i *Ingester) forgetIdle(h *tenantHead, now time.Time) {
 		s.mu.Lock()
 		if s.empty() && s.lastAppend < idleBefore {
 			idle = append(idle, s)
+		} else {
+			kept.add(s.recent)
 		}
 		s.mu.Unlock()
 	}

@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
 		chunksFlushed:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_chunks_flushed_total", Help: "Chunks written to the store."}),
 		recentChunks:      f.NewGauge(prometheus.GaugeOpts{Name: "orrery_ingester_retained_chunks", Help: "Stored chunks kept in memory for queries (-ingester.retain-period), as the last flush left them."}),
-		recentBytes:       f.NewGauge(prometheus.GaugeOpts{Name: "orrery_ingester_retained_chunk_bytes", Help: "Bytes of the stored chunks kept in memory for queries (-ingester.retain-period), as the last flush left them."}),
+		recentBytes:       f.NewGauge(prometheus.GaugeOpts{Name: "orrery_ingester_retained_chunk_bytes", Help: "Encoded bytes of the stored chunks kept in memory for queries (-ingester.retain-period), as the last flush left them."}),
 		flushFailures:     f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_flush_failures_total", Help: "Failed flushes; the chunks stay in memory and are retried."}),
 		checkpointTime:    f.NewHistogram(prometheus.HistogramOpts{Name: "orrery_ingester_checkpoint_duration_seconds", Help: "Time to write a checkpoint.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 7)}),
 		checkpointFailed:  f.NewCounter(prometheus.CounterOpts{Name: "orrery_ingester_checkpoint_failures_total", Help: "Failed checkpoints."}),

@@ -64,6 +64,7 @@ func streamTimesWithRepeats(t *testing.T, ti *testIngester, start int64) []int64
 type recentState struct {
 	maxTs         []int64 // of each kept chunk
 	minT          int64   // of the oldest kept chunk
+	bytes         int     // encoded, of every kept chunk
 	storeOnlyMaxT int64
 }
 
@@ -79,6 +80,7 @@ func recentOf(s *memSeries) recentState {
 			st.minT = mc.minT
 		}
 		st.maxTs = append(st.maxTs, mc.maxT)
+		st.bytes += len(mc.c.Bytes())
 	}
 	return st
 }
@@ -290,12 +292,39 @@ func TestRecentChunksNoneKeptWithoutARetainPeriod(t *testing.T) {
 			n = s
 		}
 	}
-	kept := recentOf(n).maxTs
-	require.NotEmpty(t, kept)
-	require.Equal(t, float64(len(kept)), testutil.ToFloat64(ti.m.recentChunks), "orrery_ingester_retained_chunks")
-	require.Positive(t, testutil.ToFloat64(ti.m.recentBytes))
+	kept := recentOf(n)
+	require.NotEmpty(t, kept.maxTs)
+	require.Equal(t, float64(len(kept.maxTs)), testutil.ToFloat64(ti.m.recentChunks), "orrery_ingester_retained_chunks")
+	require.Equal(t, float64(kept.bytes), testutil.ToFloat64(ti.m.recentBytes), "orrery_ingester_retained_chunk_bytes")
+	require.True(t, ti.flush(false), "a flush with nothing new")
+	require.Equal(t, float64(len(kept.maxTs)), testutil.ToFloat64(ti.m.recentChunks), "counts the chunks kept before")
+	require.Equal(t, float64(kept.bytes), testutil.ToFloat64(ti.m.recentBytes))
 	require.True(t, ti.flush(true), "a shutdown flush")
 	require.Empty(t, recentOf(n).maxTs, "releases every kept chunk")
+	require.Zero(t, testutil.ToFloat64(ti.m.recentChunks))
+	require.Zero(t, testutil.ToFloat64(ti.m.recentBytes))
+}
+
+// A series forgotten for being idle takes its kept chunks with it: the
+// gauges count only what memory still holds.
+func TestRecentChunksOfForgottenSeriesAreNotCounted(t *testing.T) {
+	cfg := testConfig()
+	cfg.RetainPeriod = time.Hour
+	ti := newTestIngester(t, t.TempDir(), cfg)
+	defer ti.stop(t)
+
+	now := time.Now()
+	require.NoError(t, ti.push(t, "a", livePush("m", now.UnixMilli(), 1000, 25)))
+	require.True(t, ti.flushAt(now, false))
+	require.Positive(t, testutil.ToFloat64(ti.m.recentChunks))
+
+	// Ten minutes on, the series is idle: its head is cut and stored, and
+	// the series forgotten, its kept chunks with it.
+	ti.flushMu.Lock()
+	ti.cfg.ChunkIdleTimeout, ti.cfg.SeriesIdleTimeout = time.Minute, time.Minute
+	ti.flushMu.Unlock()
+	require.True(t, ti.flushAt(now.Add(10*time.Minute), false))
+	require.Empty(t, ti.head("a", false).all())
 	require.Zero(t, testutil.ToFloat64(ti.m.recentChunks))
 	require.Zero(t, testutil.ToFloat64(ti.m.recentBytes))
 }

@@ -29,7 +29,7 @@ func TestDuplicateRulesHoldWhereverTheSamplesAre(t *testing.T) {
 		}},
 		{"series forgotten after its flush", func(t *testing.T, ti *testIngester, dir string) *testIngester {
 			ti.flush(true)
-			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour))
+			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour), &keptChunks{})
 			require.Empty(t, ti.head("a", false).all())
 			return ti
 		}},
@@ -45,7 +45,7 @@ func TestDuplicateRulesHoldWhereverTheSamplesAre(t *testing.T) {
 		}},
 		{"after a crash, the series forgotten before the checkpoint", func(t *testing.T, ti *testIngester, dir string) *testIngester {
 			ti.flush(true)
-			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour))
+			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour), &keptChunks{})
 			require.NoError(t, ti.checkpoint())
 			ti.crash(t)
 			return newTestIngester(t, dir, testConfig())
@@ -101,7 +101,7 @@ func TestRetriesRacingFlushes(t *testing.T) {
 			default:
 			}
 			ti.flush(true)
-			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour))
+			ti.forgetIdle(ti.head("a", false), time.Now().Add(2*time.Hour), &keptChunks{})
 		}
 	}()
 	for k := 0; k < 200; k++ {

@@ -177,24 +177,42 @@ func (s *memSeries) stored(t int64) {
 }
 
 // keepRecent moves mc, just stored, to the recent chunks. The caller
-// holds s.mu and has removed mc from chunks.
+// holds s.mu, has removed mc from chunks, and prunes once it has stored or
+// kept every chunk of its batch.
 func (s *memSeries) keepRecent(mc *memChunk) {
 	s.storeMaxT = max(s.storeMaxT, mc.maxT)
 	k, _ := slices.BinarySearchFunc(s.recent, mc.minT, func(r *memChunk, t int64) int { return cmp.Compare(r.minT, t) })
 	s.recent = slices.Insert(s.recent, k, mc)
 }
 
-// releaseRecent drops the recent chunks whose newest sample is before t,
-// or all of them. The caller holds s.mu.
-func (s *memSeries) releaseRecent(t int64, all bool) {
+// releaseRecent drops the recent chunks whose newest sample is outside
+// [from, to], or all of them. The caller holds s.mu.
+func (s *memSeries) releaseRecent(from, to int64, all bool) {
 	n := 0
 	for _, mc := range s.recent {
-		if !all && mc.maxT >= t {
+		if !all && mc.maxT >= from && mc.maxT <= to {
 			s.recent[n] = mc
 			n++
 			continue
 		}
 		s.storeOnlyMaxT = max(s.storeOnlyMaxT, mc.maxT)
+	}
+	clear(s.recent[n:])
+	s.recent = s.recent[:n]
+	s.pruneRecent()
+}
+
+// pruneRecent drops the recent chunks that end at or before storeOnlyMaxT,
+// such as those older than a chunk released meanwhile: a query from their
+// times reads the store, which holds them, so memory would keep them for
+// nothing. The caller holds s.mu.
+func (s *memSeries) pruneRecent() {
+	n := 0
+	for _, mc := range s.recent {
+		if mc.maxT > s.storeOnlyMaxT {
+			s.recent[n] = mc
+			n++
+		}
 	}
 	clear(s.recent[n:])
 	s.recent = s.recent[:n]
