@@ -21,10 +21,7 @@ func TestPushdownSeriesLimitIsPerQueryNotPerAggregation(t *testing.T) {
 	pushed, _ := pushdownQuerier(t, r, lim, true)
 	// 4 + 4 series: over the limit of 6.
 	params := url.Values{"query": {`sum(load{job="api"}) + sum(load{job="db"})`}, "start": {"0"}, "end": {"1800"}, "step": {"60"}}
-	wantCode, want := apiGet(t, plain, "/query_range", params)
-	require.Equal(t, http.StatusUnprocessableEntity, wantCode, want)
-	code, got := apiGet(t, pushed, "/query_range", params)
-	require.Equal(t, wantCode, code, got)
+	want, got := answersWithStatus(t, plain, pushed, params, http.StatusUnprocessableEntity)
 	require.JSONEq(t, want, got)
 }
 
@@ -38,10 +35,7 @@ func TestPushdownSeriesLimitWithSeriesReadTwice(t *testing.T) {
 	plain, _ := pushdownQuerier(t, r, lim, false)
 	pushed, reg := pushdownQuerier(t, r, lim, true)
 	params := url.Values{"query": {`sum(load) / count(load)`}, "start": {"0"}, "end": {"1800"}, "step": {"60"}}
-	wantCode, want := apiGet(t, plain, "/query_range", params)
-	require.Equal(t, http.StatusOK, wantCode, want)
-	code, got := apiGet(t, pushed, "/query_range", params)
-	require.Equal(t, wantCode, code, got)
+	want, got := answersWithStatus(t, plain, pushed, params, http.StatusOK)
 	requireSameValues(t, []string{"\n" + want}, []string{"\n" + got})
 	require.Equal(t, 1.0, pushdownCounter(reg, "orrery_querier_pushdown_queries_total", "limits"))
 }
@@ -66,9 +60,17 @@ func TestPushdownCountsMergedSeriesOnceAgainstLimits(t *testing.T) {
 	lim := fixedLimits{limits.Limits{MaxFetchedSeriesPerQuery: 12}}
 	plain, _ := pushdownQuerier(t, r, lim, false)
 	pushed, reg := pushdownQuerier(t, r, lim, true)
-	wantCode, want := apiGet(t, plain, "/query_range", params)
-	require.Equal(t, http.StatusOK, wantCode, want)
-	code, got := apiGet(t, pushed, "/query_range", params)
-	require.Equal(t, wantCode, code, got)
+	answersWithStatus(t, plain, pushed, params, http.StatusOK)
 	require.Positive(t, pushdownCounter(reg, "orrery_querier_pushdown_series_total", "querier"), "a series was merged")
+}
+
+// answersWithStatus asks plain and pushed the range query params, requires
+// code of both, and returns their bodies.
+func answersWithStatus(t *testing.T, plain, pushed http.Handler, params url.Values, code int) (want, got string) {
+	t.Helper()
+	wantCode, want := apiGet(t, plain, "/query_range", params)
+	require.Equal(t, code, wantCode, want)
+	gotCode, got := apiGet(t, pushed, "/query_range", params)
+	require.Equal(t, code, gotCode, got)
+	return want, got
 }

@@ -27,6 +27,13 @@ func (s *readCountingStore) ChunksOf(tenant string, mint, maxt int64, refs []chu
 	return s.Store.ChunksOf(tenant, mint, maxt, refs)
 }
 
+// retainingIngester is a test ingester keeping stored chunks for period.
+func retainingIngester(t *testing.T, period time.Duration) *testIngester {
+	cfg := testConfig()
+	cfg.RetainPeriod = period
+	return newTestIngester(t, t.TempDir(), cfg)
+}
+
 // livePush encodes n samples of series name every step ms from fromMs.
 func livePush(name string, fromMs, step int64, n int) []byte {
 	buf := ingesterpb.AppendSeriesHeader(nil, ingesterpb.AppendLabels(nil, labels.FromStrings("__name__", name, "job", "test")), n)
@@ -175,9 +182,7 @@ func TestRecentChunksAnswerTheNewestMinutesFromMemory(t *testing.T) {
 // them again miss no sample between memory and the store; once the flushes
 // stop, every sample comes once.
 func TestRecentChunksRacingFlushesAnswerEverySampleOnce(t *testing.T) {
-	cfg := testConfig()
-	cfg.RetainPeriod = 2 * time.Minute
-	ti := newTestIngester(t, t.TempDir(), cfg)
+	ti := retainingIngester(t, 2*time.Minute)
 	defer ti.stop(t)
 
 	const step = 100
@@ -251,9 +256,7 @@ func TestRecentChunksRacingFlushesAnswerEverySampleOnce(t *testing.T) {
 // stored chunks within the retain period of the clock on either side, not
 // every chunk until the clock passes it.
 func TestRecentChunksAheadOfTheClockAreReleased(t *testing.T) {
-	cfg := testConfig()
-	cfg.RetainPeriod = 15 * time.Minute
-	ti := newTestIngester(t, t.TempDir(), cfg)
+	ti := retainingIngester(t, 15*time.Minute)
 	defer ti.stop(t)
 
 	const step = 15_000
@@ -308,9 +311,7 @@ func TestRecentChunksNoneKeptWithoutARetainPeriod(t *testing.T) {
 // A series forgotten for being idle takes its kept chunks with it: the
 // gauges count only what memory still holds.
 func TestRecentChunksOfForgottenSeriesAreNotCounted(t *testing.T) {
-	cfg := testConfig()
-	cfg.RetainPeriod = time.Hour
-	ti := newTestIngester(t, t.TempDir(), cfg)
+	ti := retainingIngester(t, time.Hour)
 	defer ti.stop(t)
 
 	now := time.Now()

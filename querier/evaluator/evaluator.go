@@ -59,13 +59,11 @@ func New(engine promql.QueryEngine, queryable storage.Queryable, ingester ingest
 // replicas that hold the same chunks digest alike, and ones that hold
 // different chunks almost surely not.
 func (s *Server) SeriesDigests(ctx context.Context, req *ingesterpb.DigestRequest) (*ingesterpb.DigestResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	release, err := s.admit(ctx)
+	ctx, done, err := s.admit(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer done()
 	limit := req.Limit
 	if limit <= 0 || limit > querier.MaxDigestSeries {
 		limit = querier.MaxDigestSeries
@@ -165,14 +163,17 @@ func compareChunks(a, b *ingesterpb.Chunk) int {
 	return slices.Compare(a.Data, b.Data)
 }
 
-// admit waits for one of the places of the calls that run at once, until
-// ctx ends, and returns its release.
-func (s *Server) admit(ctx context.Context) (func(), error) {
+// admit bounds a call to the server's timeout and waits for one of the
+// places of the calls that run at once, until then. It returns the call's
+// context and what ends it: the place's release and the timeout's cancel.
+func (s *Server) admit(ctx context.Context) (context.Context, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	select {
 	case s.running <- struct{}{}:
-		return func() { <-s.running }, nil
+		return ctx, func() { <-s.running; cancel() }, nil
 	case <-ctx.Done():
-		return nil, apierr.ToGRPC(ctx.Err())
+		cancel()
+		return nil, nil, apierr.ToGRPC(ctx.Err())
 	}
 }
 
@@ -181,13 +182,11 @@ func (s *Server) Evaluate(ctx context.Context, req *ingesterpb.EvaluateRequest) 
 	if err := s.validate(req); err != nil {
 		return nil, apierr.ToGRPC(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	release, err := s.admit(ctx)
+	ctx, done, err := s.admit(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer done()
 	ctx = querier.WithSeriesHashes(ctx, req.SeriesHashes)
 	opts := promql.NewPrometheusQueryOpts(false, time.Duration(req.LookbackDeltaMs)*time.Millisecond, nil)
 	var qry promql.Query
